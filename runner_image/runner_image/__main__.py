@@ -1,0 +1,3 @@
+from runner_image.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,139 @@
+"""Command line: `serve` a bundle, `pack` a model into a bundle.
+
+    python -m runner_image serve <bundle dir> [--host 127.0.0.1] [--port 3330] [--workers N]
+    python -m runner_image pack --model F --flavour sklearn --name Iris --method classify \
+        --input "a:double,b:double" --output "label:int64" [--sample s.json] --out bundle/
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from runner_image import __version__
+from runner_image.errors import RunnerError
+from runner_image.package import FLAVOURS, POSTPROCESSORS, ExtractLimits
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s")
+    try:
+        return args.func(args)
+    except RunnerError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m runner_image", description="Acumos-style model runner")
+    parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument("--log-level", default=os.environ.get("RUNNER_LOG_LEVEL", "info"))
+    commands = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(commands.add_parser("serve", help="serve a model bundle over REST"))
+    _pack_parser(commands.add_parser("pack", help="write a model bundle from a model file"))
+    return parser
+
+
+def _serve_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bundle", type=Path, help="directory with metadata.json, model.proto, modelpackage.zip")
+    p.add_argument("--host", default=os.environ.get("RUNNER_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("RUNNER_PORT", "3330")))
+    p.add_argument("--workers", type=int, default=int(os.environ.get("RUNNER_WORKERS", "1")))
+    p.add_argument("--state-dir", type=Path, default=os.environ.get("RUNNER_STATE_DIR") or None,
+                   help="where swapped models are kept; reuse it to keep swaps across restarts "
+                        "(default: a fresh temporary directory)")
+    p.set_defaults(func=serve)
+
+
+def _pack_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="model file, or directory for mlflow")
+    p.add_argument("--flavour", required=True, choices=FLAVOURS)
+    p.add_argument("--name", required=True)
+    p.add_argument("--method", required=True)
+    p.add_argument("--input", required=True, help='fields, e.g. "a:double,b:repeated int64"')
+    p.add_argument("--output", required=True, help='fields, e.g. "label:int64"')
+    p.add_argument("--sample", type=Path, help="JSON file: a request the model must answer")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--call", help="the model's function to call (default: predict, or the method name)")
+    p.add_argument("--postprocess", choices=POSTPROCESSORS)
+    p.add_argument("--requirement", action="append", default=[], help="extra pip requirement name==version")
+    p.add_argument("--model-version", help="becomes the revision's version when onboarded")
+    p.add_argument("--description", default="")
+    p.add_argument("--no-check", action="store_true", help="do not load the model to check the bundle")
+    p.set_defaults(func=pack)
+
+
+def serve(args) -> int:
+    from runner_image.runtime import record_seed, seed
+    from runner_image.slot import load_slot
+    from runner_image.state import StateDir
+
+    state_dir = _state_dir(args.state_dir)
+    state = StateDir(state_dir)
+    active = state.control().get("active")
+    if active is None:
+        active = seed(state, args.bundle.resolve(), ExtractLimits())
+        fresh = True
+    else:
+        logging.getLogger("runner_image").info("resuming generation %s from %s", active, state_dir)
+        fresh = False
+    slot = load_slot(state.generation_dir(active), active)  # fail here, clearly, not in every worker
+    if fresh:
+        record_seed(state, slot)
+    os.environ["RUNNER_STATE_DIR"] = str(state_dir)
+    return _run_uvicorn(args, state_dir, slot)
+
+
+def _state_dir(given: Path | None) -> Path:
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        return Path(given).resolve()
+    path = Path(tempfile.mkdtemp(prefix="acumos-runner-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def _run_uvicorn(args, state_dir: Path, slot) -> int:
+    import uvicorn
+
+    if not os.environ.get("RUNNER_ADMIN_TOKEN"):
+        logging.getLogger("runner_image").warning("RUNNER_ADMIN_TOKEN is not set: swaps are refused")
+    common = {"host": args.host, "port": args.port, "access_log": False, "log_level": args.log_level.lower(),
+              "timeout_graceful_shutdown": 10}
+    if args.workers <= 1:
+        from runner_image.server import create_app
+
+        uvicorn.run(create_app(preloaded=slot), **common)
+        return 0
+    metrics_dir = state_dir / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    uvicorn.run("runner_image.server:create_app", factory=True, workers=args.workers, **common)
+    return 0
+
+
+def pack(args) -> int:
+    from runner_image.pack import SignatureError, pack_bundle
+
+    sample = json.loads(args.sample.read_text()) if args.sample else None
+    try:
+        out = pack_bundle(model=args.model, flavour=args.flavour, name=args.name, method=args.method,
+                          inputs=args.input, outputs=args.output, out=args.out, sample=sample, call=args.call,
+                          postprocess=args.postprocess, requirements=args.requirement,
+                          version=args.model_version, description=args.description, check=not args.no_check)
+    except SignatureError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}/metadata.json, model.proto, modelpackage.zip")
+    return 0

@@ -1,0 +1,94 @@
+"""Errors that carry their HTTP status, so every layer can raise and the server maps once.
+
+The JSON shape matches the portal's: {"error": {"code", "message", "details"}}.
+"""
+
+from __future__ import annotations
+
+
+class RunnerError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, details: dict | None = None, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+        if status is not None:
+            self.status = status
+
+    def to_dict(self) -> dict:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class BadRequest(RunnerError):
+    """The request body cannot be read as the message or file it claims to be."""
+
+    status = 400
+    code = "bad_request"
+
+
+class ProtoError(BadRequest):
+    """A .proto that does not compile or lacks what the runner needs."""
+
+    code = "invalid_proto"
+
+
+class PackageError(BadRequest):
+    """A model package (zip or manifest) that is unsafe or malformed."""
+
+    code = "invalid_package"
+
+
+class NotFound(RunnerError):
+    status = 404
+    code = "not_found"
+
+
+class Unauthorized(RunnerError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(RunnerError):
+    status = 403
+    code = "forbidden"
+
+
+class UnsupportedMediaType(RunnerError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class NotAcceptable(RunnerError):
+    status = 406
+    code = "not_acceptable"
+
+
+class PayloadTooLarge(RunnerError):
+    status = 413
+    code = "payload_too_large"
+
+
+class Conflict(RunnerError):
+    status = 409
+    code = "conflict"
+
+
+class ModelRejected(RunnerError):
+    """A candidate model that failed to load or to answer its sample: the old one keeps serving."""
+
+    status = 422
+    code = "model_rejected"
+
+
+class PredictionFailed(RunnerError):
+    """The model raised while answering; the id lets an operator find the traceback in the log."""
+
+    status = 500
+    code = "prediction_failed"
+
+
+class NotReady(RunnerError):
+    status = 503
+    code = "not_ready"

@@ -1,0 +1,25 @@
+"""What every flavour returns: an object that answers a method call."""
+
+from __future__ import annotations
+
+
+class LoadedModel:
+    """A loaded model. Tabular models take a Table; function models take the message as kwargs."""
+
+    tabular = True
+
+    def call(self, method: str, spec: dict, data, params: dict):
+        """Answer one method call. `spec` is the method's configuration ({"call", "output", ...})."""
+        raise NotImplementedError
+
+    def check_method(self, method: str, spec: dict) -> None:
+        """Raise ModelRejected when the model cannot serve `method` as configured."""
+
+
+def callable_attr(obj, name: str, flavour: str):
+    from runner_image.errors import ModelRejected
+
+    fn = getattr(obj, name, None)
+    if not callable(fn):
+        raise ModelRejected(f"the {flavour} model has no method {name!r} (set config.methods.<method>.call)")
+    return fn

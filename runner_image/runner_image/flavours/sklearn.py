@@ -1,0 +1,30 @@
+"""scikit-learn estimators saved with joblib or pickle."""
+
+from __future__ import annotations
+
+import pickle
+
+from runner_image.flavours.base import LoadedModel, callable_attr
+
+
+class SklearnModel(LoadedModel):
+    def __init__(self, estimator):
+        self.estimator = estimator
+        # Estimators fitted on a DataFrame warn (and may reorder) when given a bare array.
+        self.wants_frame = hasattr(estimator, "feature_names_in_")
+
+    def check_method(self, method, spec):
+        callable_attr(self.estimator, spec.get("call", "predict"), "sklearn")
+
+    def call(self, method, spec, table, params):
+        fn = callable_attr(self.estimator, spec.get("call", "predict"), "sklearn")
+        return fn(table.as_frame() if self.wants_frame else table.as_array())
+
+
+def load(path, manifest):
+    if manifest.serialization == "pickle":
+        with open(path, "rb") as handle:
+            return SklearnModel(pickle.load(handle))
+    import joblib
+
+    return SklearnModel(joblib.load(path))

@@ -1,0 +1,52 @@
+"""Prometheus metrics. With several workers, prometheus-client's multiprocess mode aggregates them
+(the serve command sets PROMETHEUS_MULTIPROC_DIR before the workers start)."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+REQUESTS = Counter("runner_requests_total", "Requests answered, by route and status", ["route", "status"])
+LATENCY = Histogram("runner_request_seconds", "Time to answer a request, by route", ["route"],
+                    buckets=_LATENCY_BUCKETS)
+PREDICTIONS = Counter("runner_predictions_total", "Method calls answered by the model", ["method"])
+SWAPS = Counter("runner_swaps_total", "Swaps attempted, by action and result", ["action", "result"])
+SWAP_SECONDS = Histogram("runner_swap_seconds", "Time from swap request to every worker serving the new model",
+                         buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+GENERATION = Gauge("runner_model_generation", "Generation of the model this worker serves",
+                   multiprocess_mode="liveall")
+
+
+def observe(route: str, status: int, seconds: float) -> None:
+    REQUESTS.labels(route, str(status)).inc()
+    LATENCY.labels(route).observe(seconds)
+
+
+def prediction(method: str) -> None:
+    PREDICTIONS.labels(method).inc()
+
+
+def swap_done(action: str, seconds: float) -> None:
+    SWAPS.labels(action, "ok").inc()
+    SWAP_SECONDS.observe(seconds)
+
+
+def swap_failed(action: str) -> None:
+    SWAPS.labels(action, "rejected").inc()
+
+
+def model_active(slot) -> None:
+    GENERATION.set(slot.generation)
+
+
+def render() -> tuple[bytes, str]:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,0 +1,274 @@
+"""What one worker process serves, and how every worker moves to a new model together.
+
+A swap, led by the worker that received the request:
+  1. stage: write the new generation directory (new parts, the rest linked from the active one)
+  2. load it and check it (its sample, a sample sent with the request, or the data to transform)
+  3. with other workers: mark it staged; each loads it beside the old one and says "prepared";
+     any failure aborts the swap everywhere and the old model keeps serving
+  4. mark it active; every worker switches its slot reference (one assignment) and says so
+  5. record the swap in the history and answer
+Each request reads the slot reference once, so it is served wholly by the old or the new model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from runner_image import metrics
+from runner_image.errors import Conflict, ModelRejected, NotFound, NotReady, RunnerError
+from runner_image.package import ExtractLimits, read_manifest_from_zip, safe_extract
+from runner_image.settings import Settings
+from runner_image.slot import (
+    CONFIG_FILE,
+    MANIFEST_COPY,
+    METADATA_FILE,
+    MODEL_DIR,
+    PACKAGE_FILE,
+    PROTO_FILE,
+    ModelSlot,
+    check_samples,
+    load_slot,
+)
+from runner_image.state import StateDir, write_json
+
+log = logging.getLogger("runner_image")
+Check = Callable[[ModelSlot], object]
+
+
+class Runtime:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.state = StateDir(settings.state_dir)
+        self.pid = os.getpid()
+        self.slot: ModelSlot | None = None
+        self._prepared: ModelSlot | None = None
+        self._leading = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    # lifecycle -----------------------------------------------------------
+    def start(self, preloaded: ModelSlot | None = None) -> None:
+        active = self.state.control().get("active")
+        if active is None:
+            raise NotReady("the state directory has no active model (the serve command seeds it)")
+        if preloaded is None or preloaded.generation != active:
+            preloaded = load_slot(self.state.generation_dir(active), active)
+        self._switch(preloaded)
+        self._watcher = threading.Thread(target=self._watch, name="runner-swap-watcher", daemon=True)
+        self._watcher.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watcher:
+            self._watcher.join(timeout=2)
+        self.state.remove_worker(self.pid)
+
+    def active(self) -> ModelSlot:
+        slot = self.slot
+        if slot is None:
+            raise NotReady("no model is loaded yet")
+        return slot
+
+    # swaps ---------------------------------------------------------------
+    def swap(self, action: str, build: Callable[[Path, ModelSlot], None], check: Check | None = None) -> dict:
+        """Stage a new generation with `build`, check it, and make every worker serve it."""
+        with self._leading, self.state.swap_lock():
+            started = time.monotonic()
+            current = self.active()
+            generation, directory = self.state.new_generation()
+            try:
+                build(directory, current)
+                candidate, answers, checked = self._load_and_check(directory, generation, current, check)
+                self._activate_everywhere(candidate)
+            except BaseException:
+                shutil.rmtree(directory, ignore_errors=True)
+                metrics.swap_failed(action)
+                raise
+            return self._record(action, candidate, current, started, checked, answers)
+
+    def rollback(self, target: int | None = None) -> dict:
+        with self._leading, self.state.swap_lock():
+            started = time.monotonic()
+            current = self.active()
+            target = target or self._previous_of(current.generation)
+            directory = self.state.generation_dir(target)
+            if target == current.generation:
+                raise Conflict(f"generation {target} is already serving")
+            if not directory.exists():
+                raise NotFound(f"generation {target} is not kept any more (the runner keeps the last "
+                               f"{self.settings.keep_generations})", {"generation": target})
+            candidate, answers, checked = self._load_and_check(directory, target, current, None)
+            self._activate_everywhere(candidate)
+            return self._record("rollback", candidate, current, started, checked, answers)
+
+    def _previous_of(self, generation: int) -> int:
+        for entry in reversed(self.state.history()):
+            if entry["generation"] == generation and entry.get("previous_generation"):
+                return entry["previous_generation"]
+        raise Conflict("there is no earlier model to roll back to")
+
+    def _load_and_check(self, directory: Path, generation: int, current: ModelSlot, check: Check | None):
+        candidate = load_slot(directory, generation, reuse=current)
+        if check is not None:
+            return candidate, check(candidate), "request"
+        samples = candidate.manifest.samples
+        answers = check_samples(candidate, samples)
+        return candidate, answers, "package sample" if samples else "load only"
+
+    def _activate_everywhere(self, candidate: ModelSlot) -> None:
+        peers = self.state.live_workers(exclude=self.pid)
+        old = self.active().generation
+        if peers:
+            self.state.set_control(active=old, staged=candidate.generation)
+            try:
+                self._wait_for_peers("prepared", candidate.generation, fixed=set(peers))
+            except BaseException:
+                self.state.set_control(active=old, staged=None)
+                raise
+        self.state.set_control(active=candidate.generation, staged=None)
+        self._switch(candidate)
+        if peers:
+            self._wait_for_peers("active", candidate.generation, fixed=None)
+
+    def _wait_for_peers(self, key: str, generation: int, fixed: set[int] | None) -> None:
+        deadline = time.monotonic() + self.settings.swap_timeout
+        while True:
+            peers = self.state.live_workers(exclude=self.pid)
+            if fixed is not None:
+                peers = {pid: info for pid, info in peers.items() if pid in fixed}
+            failed = {pid: i for pid, i in peers.items() if i.get("failed") == generation}
+            if failed:
+                pid, info = next(iter(failed.items()))
+                raise ModelRejected(f"worker {pid} could not load the candidate: {info.get('error')}")
+            if all(info.get(key) == generation for info in peers.values()):
+                return
+            if time.monotonic() > deadline:
+                late = [pid for pid, info in peers.items() if info.get(key) != generation]
+                raise RunnerError(f"workers {late} did not reach '{key}' for generation {generation} "
+                                  f"within {self.settings.swap_timeout:.0f}s", status=504)
+            time.sleep(self.settings.poll_interval / 2)
+
+    def _switch(self, slot: ModelSlot) -> None:
+        self.slot = slot  # the one atomic step: later requests see the new model
+        self._prepared = None
+        self._report(active=slot.generation)
+        metrics.model_active(slot)
+
+    def _record(self, action, candidate, previous, started, checked, answers) -> dict:
+        entry = {
+            "generation": candidate.generation, "action": action, "previous_generation": previous.generation,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "name": candidate.name,
+            "flavour": candidate.manifest.flavour, "sha256": candidate.sha256, "checked_with": checked,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1),
+            "workers": 1 + len(self.state.live_workers(exclude=self.pid)),
+        }
+        self.state.append_history(entry)
+        self.state.prune(self.settings.keep_generations, {candidate.generation, previous.generation})
+        metrics.swap_done(action, entry["duration_ms"] / 1000)
+        log.info("swapped to generation %s (%s) in %.1f ms", candidate.generation, action, entry["duration_ms"])
+        return {**entry, "answers": answers}
+
+    # following a swap led by another worker ------------------------------
+    def _watch(self) -> None:
+        while not self._stop.wait(self.settings.poll_interval):
+            if self._leading.locked():
+                continue
+            try:
+                self._follow(self.state.control())
+            except Exception:  # the watcher must survive anything and keep serving
+                log.exception("following the control file failed")
+
+    def _follow(self, control: dict) -> None:
+        staged, active = control.get("staged"), control.get("active")
+        current = self.slot
+        if staged and (self._prepared is None or self._prepared.generation != staged):
+            self._prepare(staged)
+        if active and current is not None and active != current.generation:
+            prepared = self._prepared
+            if prepared is None or prepared.generation != active:
+                prepared = load_slot(self.state.generation_dir(active), active, reuse=current)
+            self._switch(prepared)
+
+    def _prepare(self, generation: int) -> None:
+        try:
+            self._prepared = load_slot(self.state.generation_dir(generation), generation, reuse=self.slot)
+            self._report(prepared=generation)
+        except Exception as exc:
+            message = exc.message if isinstance(exc, RunnerError) else f"{type(exc).__name__}: {exc}"
+            self._report(failed=generation, error=message)
+
+    def _report(self, **info) -> None:
+        slot = self.slot
+        self.state.write_worker(self.pid, {"active": slot.generation if slot else None, **info})
+
+
+# ---------------------------------------------------------------- staging helpers
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """Hard links make proto and configuration swaps cheap; copy where links are not possible."""
+    if source.is_dir():
+        shutil.copytree(source, target, copy_function=_link_file)
+    else:
+        _link_file(source, target)
+
+
+def _link_file(source, target) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def stage_package(directory: Path, package: Path, limits: ExtractLimits) -> None:
+    """Put a model package in place: check its manifest, extract it safely, keep the zip."""
+    manifest = read_manifest_from_zip(package)
+    safe_extract(package, directory / MODEL_DIR, limits)
+    if not (directory / MODEL_DIR / manifest.model).exists():
+        raise ModelRejected(f"runner.json names model {manifest.model!r}, which is not in the zip")
+    write_json(directory / MANIFEST_COPY, manifest.to_dict())
+    if package != directory / PACKAGE_FILE:
+        shutil.move(str(package), directory / PACKAGE_FILE)
+
+
+def inherit(directory: Path, current: ModelSlot, names: tuple[str, ...]) -> None:
+    """Link the parts a swap does not replace from the generation serving now."""
+    for name in names:
+        source = current.directory / name
+        if source.exists() and not (directory / name).exists():
+            link_or_copy(source, directory / name)
+
+
+def seed(state: StateDir, bundle_dir: Path, limits: ExtractLimits) -> int:
+    """Make generation 1 (or the next one) from a bundle directory and mark it active."""
+    missing = [n for n in (METADATA_FILE, PROTO_FILE, PACKAGE_FILE) if not (bundle_dir / n).is_file()]
+    if missing:
+        raise SystemExit(f"{bundle_dir} is not a model bundle: missing {', '.join(missing)}")
+    generation, directory = state.new_generation()
+    try:
+        for name in (METADATA_FILE, PROTO_FILE):
+            shutil.copy2(bundle_dir / name, directory / name)
+        shutil.copy2(bundle_dir / PACKAGE_FILE, directory / ".incoming.zip")
+        stage_package(directory, directory / ".incoming.zip", limits)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    state.set_control(active=generation, staged=None)
+    return generation
+
+
+def record_seed(state: StateDir, slot: ModelSlot) -> None:
+    state.append_history({
+        "generation": slot.generation, "action": "start", "previous_generation": None,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "name": slot.name,
+        "flavour": slot.manifest.flavour, "sha256": slot.sha256, "checked_with": "load only",
+        "duration_ms": 0.0, "workers": 0,
+    })
+
+
+__all__ = ["Runtime", "stage_package", "inherit", "seed", "record_seed", "CONFIG_FILE"]
