@@ -1,0 +1,140 @@
+"""Fixtures: bundles, an in-process client, and real runner processes on free ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from runner_image.package import ExtractLimits
+from runner_image.runtime import record_seed, seed
+from runner_image.server import create_app
+from runner_image.settings import Settings
+from runner_image.slot import load_slot
+from runner_image.state import StateDir
+
+from . import builders
+
+TOKEN = "test-admin-token"
+
+
+@pytest.fixture(scope="session")
+def iris(tmp_path_factory) -> Path:
+    return builders.iris_bundle(tmp_path_factory.mktemp("iris"))
+
+
+@pytest.fixture(scope="session")
+def scale_a(tmp_path_factory) -> Path:
+    return builders.scale_bundle(tmp_path_factory.mktemp("scale-a"), 2.0, "A")
+
+
+@pytest.fixture(scope="session")
+def scale_b(tmp_path_factory) -> Path:
+    return builders.scale_bundle(tmp_path_factory.mktemp("scale-b"), 3.0, "B")
+
+
+@pytest.fixture(scope="session")
+def text(tmp_path_factory) -> Path:
+    return builders.text_bundle(tmp_path_factory.mktemp("text"))
+
+
+def auth(token: str = TOKEN) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@contextmanager
+def runner_client(bundle: Path, state_dir: Path, token: str = TOKEN, **overrides):
+    """The real app in-process (lifespan included), seeded from `bundle` like `serve` does."""
+    state = StateDir(state_dir)
+    generation = seed(state, bundle, ExtractLimits())
+    record_seed(state, load_slot(state.generation_dir(generation), generation))
+    settings = Settings(state_dir=state_dir, admin_token=token, **overrides)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def make_client(tmp_path):
+    counter = iter(range(1000))
+
+    @contextmanager
+    def factory(bundle: Path, **kwargs):
+        with runner_client(bundle, tmp_path / f"state-{next(counter)}", **kwargs) as client:
+            yield client
+
+    return factory
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RunnerProcess:
+    """`python -m runner_image serve` as a real process, stopped and cleaned up by the fixture."""
+
+    def __init__(self, bundle: Path, state_dir: Path, workers: int = 1, token: str | None = TOKEN, env=None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = state_dir.parent / f"runner-{self.port}.log"
+        environ = {**os.environ, **(env or {})}
+        environ.pop("RUNNER_ADMIN_TOKEN", None)
+        if token:
+            environ["RUNNER_ADMIN_TOKEN"] = token
+        cmd = [sys.executable, "-m", "runner_image", "serve", str(bundle), "--port", str(self.port),
+               "--workers", str(workers), "--state-dir", str(state_dir)]
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.wait_ready(workers)
+
+    def wait_ready(self, workers: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"runner exited: {self.log_path.read_text()}")
+            if self._ready(workers):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"runner not ready in {timeout}s: {self.log_path.read_text()}")
+
+    def _ready(self, workers: int) -> bool:
+        try:
+            response = httpx.get(f"{self.url}/model", timeout=2)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200 and response.json()["workers"] >= workers
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def start_runner(tmp_path):
+    started: list[RunnerProcess] = []
+    counter = iter(range(1000))
+
+    def factory(bundle: Path, **kwargs) -> RunnerProcess:
+        runner = RunnerProcess(bundle, tmp_path / f"runner-state-{next(counter)}", **kwargs)
+        started.append(runner)
+        return runner
+
+    yield factory
+    for runner in started:
+        runner.stop()
