@@ -30,6 +30,7 @@ from runner_image.csvcodec import message_from_csv
 from runner_image.errors import (
     BadRequest,
     Forbidden,
+    ModelRejected,
     NotAcceptable,
     NotFound,
     PayloadTooLarge,
@@ -406,8 +407,10 @@ def _transform_check(data_part: str, data_kind: str, answers: dict):
             try:
                 msg = parse_data(candidate.rpc(method).input, data, data_kind)
                 answers["method"], answers["msg"] = method, candidate.predict(method, msg)
+            except BadRequest:
+                raise
             except RunnerError as exc:
-                raise type(exc)(f"the data does not run on the new model: {exc.message}", exc.details) from exc
+                raise ModelRejected(f"the new model failed on the data: {exc.message}", exc.details) from exc
             return {method: message_to_dict(answers["msg"])}
 
         return check

@@ -94,7 +94,8 @@ class RunnerProcess:
         cmd = [sys.executable, "-m", "runner_image", "serve", str(bundle), "--port", str(self.port),
                "--workers", str(workers), "--state-dir", str(state_dir)]
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=environ,
+                                     start_new_session=True)
         self.wait_ready(workers)
 
     def wait_ready(self, workers: int, timeout: float = 60) -> None:
@@ -130,8 +131,8 @@ def start_runner(tmp_path):
     started: list[RunnerProcess] = []
     counter = iter(range(1000))
 
-    def factory(bundle: Path, **kwargs) -> RunnerProcess:
-        runner = RunnerProcess(bundle, tmp_path / f"runner-state-{next(counter)}", **kwargs)
+    def factory(bundle: Path, state_dir: Path | None = None, **kwargs) -> RunnerProcess:
+        runner = RunnerProcess(bundle, state_dir or tmp_path / f"runner-state-{next(counter)}", **kwargs)
         started.append(runner)
         return runner
 

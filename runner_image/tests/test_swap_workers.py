@@ -1,0 +1,108 @@
+"""Swaps in a real `serve` process with several workers, under concurrent load."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from . import builders
+from .conftest import auth
+
+EXPECTED_FACTOR = {"A": 2.0, "B": 3.0}
+
+
+def put_model(runner, bundle: Path) -> httpx.Response:
+    files = {"model": ("modelpackage.zip", (bundle / "modelpackage.zip").read_bytes())}
+    return httpx.put(f"{runner.url}/model", headers=auth(), files=files, timeout=60)
+
+
+def worker_generations(state_dir: Path) -> set:
+    return {json.loads(p.read_text())["active"] for p in (state_dir / "workers").glob("*.json")}
+
+
+class Load:
+    """Threads that call the model without pause and keep every answer (or error)."""
+
+    def __init__(self, url: str, threads: int = 6):
+        self.url = url
+        self.stop = threading.Event()
+        self.answers: list[tuple[float, dict]] = []
+        self.errors: list[str] = []
+        self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
+
+    def _run(self, seed: int) -> None:
+        x = float(seed)
+        with httpx.Client(timeout=30) as client:
+            while not self.stop.is_set():
+                x += 1
+                self._call(client, x)
+
+    def _call(self, client: httpx.Client, x: float) -> None:
+        try:
+            response = client.post(f"{self.url}/model/methods/scale", json={"x": x})
+        except httpx.HTTPError as exc:
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+            return
+        if response.status_code != 200:
+            self.errors.append(f"{response.status_code}: {response.text}")
+        else:
+            self.answers.append((x, response.json()))
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+
+
+def fresh_connection_tags(url: str, n: int = 12) -> set[str]:
+    """New connections are spread over the workers by the kernel; each must answer the same model."""
+    return {httpx.post(f"{url}/model/methods/scale", json={"x": 1.0}).json()["tag"] for _ in range(n)}
+
+
+def test_it_swaps_under_load_with_zero_failed_requests(scale_a, scale_b, start_runner, tmp_path):
+    runner = start_runner(scale_a, workers=2)
+    state_dir = tmp_path / "runner-state-0"
+    with Load(runner.url) as load:
+        time.sleep(0.3)
+        for i in range(10):
+            bundle, tag = (scale_b, "B") if i % 2 == 0 else (scale_a, "A")
+            response = put_model(runner, bundle)
+            assert response.status_code == 200, response.text
+            assert response.json()["workers"] == 2
+            generation = response.json()["generation"]
+            # The call returned: every worker already serves the new model.
+            assert worker_generations(state_dir) == {generation}
+            assert fresh_connection_tags(runner.url) == {tag}
+    assert load.errors == []
+    assert len(load.answers) > 100
+    for x, answer in load.answers:  # each answer came wholly from one model
+        assert answer["y"] == x * EXPECTED_FACTOR[answer["tag"]], answer
+    assert {answer["tag"] for _, answer in load.answers} == {"A", "B"}
+
+
+def test_it_rejects_a_bad_candidate_on_every_worker(scale_a, start_runner, tmp_path):
+    runner = start_runner(scale_a, workers=2)
+    failing = builders.failing_bundle(tmp_path / "failing", fail_on_sample=True)
+    response = put_model(runner, failing)
+    assert response.status_code == 422, response.text
+    assert fresh_connection_tags(runner.url) == {"A"}
+    assert worker_generations(tmp_path / "runner-state-0") == {1}
+
+
+def test_it_keeps_the_swapped_model_across_a_restart(scale_a, scale_b, start_runner, tmp_path):
+    state_dir = tmp_path / "kept-state"
+    runner = start_runner(scale_a, state_dir=state_dir)
+    assert put_model(runner, scale_b).status_code == 200
+    runner.stop()
+    again = start_runner(scale_a, state_dir=state_dir)
+    assert fresh_connection_tags(again.url, n=2) == {"B"}
+    assert httpx.get(f"{again.url}/model").json()["active"]["generation"] == 2
