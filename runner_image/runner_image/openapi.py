@@ -51,7 +51,8 @@ def message_schema(descriptor, depth: int = 0) -> dict:
 
 def _field_schema(field, depth: int) -> dict:
     if is_map(field):
-        return {"type": "object", "additionalProperties": _scalar_schema(field.message_type.fields_by_name["value"], depth)}
+        value_field = field.message_type.fields_by_name["value"]
+        return {"type": "object", "additionalProperties": _scalar_schema(value_field, depth)}
     schema = _scalar_schema(field, depth)
     return {"type": "array", "items": schema} if is_repeated(field) else schema
 
@@ -70,8 +71,9 @@ def document(slot) -> dict:
     for verb, path, summary in _PUBLIC:
         paths.setdefault(path, {})[verb] = {"summary": summary, "responses": {"200": {"description": "OK"}}}
     for verb, path, summary in _ADMIN:
+        responses = {"200": {"description": "OK"}, "401": {"description": "No or wrong token"}}
         paths.setdefault(path, {})[verb] = {"summary": summary, "security": [{"adminToken": []}],
-                                            "responses": {"200": {"description": "OK"}, "401": {"description": "No or wrong token"}}}
+                                            "responses": responses}
     return {
         "openapi": "3.0.3",
         "info": {"title": f"{slot.name} (model runner)", "version": f"{__version__}+gen{slot.generation}",

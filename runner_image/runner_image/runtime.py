@@ -90,7 +90,7 @@ class Runtime:
                 shutil.rmtree(directory, ignore_errors=True)
                 metrics.swap_failed(action)
                 raise
-            return self._record(action, candidate, current, started, checked, answers)
+            return self._record(action, candidate, current, started=started, checked=checked, answers=answers)
 
     def rollback(self, target: int | None = None) -> dict:
         with self._leading, self.state.swap_lock():
@@ -105,7 +105,7 @@ class Runtime:
                                f"{self.settings.keep_generations})", {"generation": target})
             candidate, answers, checked = self._load_and_check(directory, target, current, None)
             self._activate_everywhere(candidate)
-            return self._record("rollback", candidate, current, started, checked, answers)
+            return self._record("rollback", candidate, current, started=started, checked=checked, answers=answers)
 
     def _previous_of(self, generation: int) -> int:
         for entry in reversed(self.state.history()):
@@ -160,7 +160,7 @@ class Runtime:
         self._report(active=slot.generation)
         metrics.model_active(slot)
 
-    def _record(self, action, candidate, previous, started, checked, answers) -> dict:
+    def _record(self, action, candidate, previous, *, started, checked, answers) -> dict:
         entry = {
             "generation": candidate.generation, "action": action, "previous_generation": previous.generation,
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "name": candidate.name,

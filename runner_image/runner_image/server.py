@@ -112,7 +112,8 @@ def require_admin(request: Request, settings: Settings) -> None:
 def _limited(request: Request, limit: int) -> Request:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the request body is {declared} bytes; the limit here is {limit}", {"limit_bytes": limit})
+        raise PayloadTooLarge(f"the request body is {declared} bytes; the limit here is {limit}",
+                              {"limit_bytes": limit})
     received = 0
     receive = request.receive
 
@@ -347,7 +348,8 @@ def _sample_check(upload: Upload):
     return check
 
 
-async def _swap(request: Request, runtime: Runtime, action: str, parts: dict, required: tuple, check_factory=None):
+async def _swap(request: Request, runtime: Runtime, action: str, *, parts: dict, required: tuple,
+                check_factory=None):
     form = await read_form(request)
     missing = [p for p in required if form.get(p) is None]
     if missing:
@@ -369,13 +371,13 @@ _PARTS = {"model": "modelpackage.zip", "proto": "model.proto", "metadata": "meta
 
 @endpoint("swap", admin=True)
 async def put_model(request: Request, runtime: Runtime) -> Response:
-    return JSONResponse(await _swap(request, runtime, "model", _PARTS, ("model",)))
+    return JSONResponse(await _swap(request, runtime, "model", parts=_PARTS, required=("model",)))
 
 
 @endpoint("swap", admin=True)
 async def put_proto(request: Request, runtime: Runtime) -> Response:
     parts = {k: _PARTS[k] for k in ("proto", "metadata", "sample")}
-    return JSONResponse(await _swap(request, runtime, "proto", parts, ("proto",)))
+    return JSONResponse(await _swap(request, runtime, "proto", parts=parts, required=("proto",)))
 
 
 @endpoint("swap", admin=True)
@@ -383,7 +385,7 @@ async def put_configuration(request: Request, runtime: Runtime) -> Response:
     if media_type(request.headers.get("content-type")) in _JSON_TYPES:
         return JSONResponse(await _swap_config_body(request, runtime))
     parts = {k: _PARTS[k] for k in ("modelConfig", "sample")}
-    return JSONResponse(await _swap(request, runtime, "configuration", parts, ("modelConfig",)))
+    return JSONResponse(await _swap(request, runtime, "configuration", parts=parts, required=("modelConfig",)))
 
 
 async def _swap_config_body(request: Request, runtime: Runtime) -> dict:
@@ -422,8 +424,8 @@ def _transform(data_part: str, data_kind: str):
     async def handler(request: Request, runtime: Runtime) -> Response:
         answers: dict = {}
         parts = {**{k: _PARTS[k] for k in ("model", "proto", "metadata", "modelConfig")}, data_part: "data"}
-        await _swap(request, runtime, "transform", parts, (data_part, "model"),
-                    _transform_check(data_part, data_kind, answers))
+        await _swap(request, runtime, "transform", parts=parts, required=(data_part, "model"),
+                    check_factory=_transform_check(data_part, data_kind, answers))
         return encode(answers["msg"], accept_kind(request, "protobuf"))
 
     return handler
@@ -502,7 +504,8 @@ async def v2_infer(request: Request, runtime: Runtime) -> Response:
         body = json.loads(await request.body())
     except ValueError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from exc
-    method = ((body.get("parameters") or {}).get("method") if isinstance(body, dict) else None) or slot.proto.default_method
+    parameters = (body.get("parameters") or {}) if isinstance(body, dict) else {}
+    method = parameters.get("method") or slot.proto.default_method
     msg = oip.request_to_message(body, slot.rpc(method).input)
     answer = slot.predict(method, msg)
     metrics.prediction(method)

@@ -117,12 +117,9 @@ class StateDir:
     # locking -------------------------------------------------------------
     @contextlib.contextmanager
     def swap_lock(self):
-        handle = open(self.root / "swap.lock", "w")
-        try:
+        with open(self.root / "swap.lock", "w") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise Conflict("another swap is in progress on this runner; try again when it finishes") from None
-            yield
-        finally:
-            handle.close()
+            yield  # closing the file releases the lock

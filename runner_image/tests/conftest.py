@@ -93,7 +93,7 @@ class RunnerProcess:
             environ["RUNNER_ADMIN_TOKEN"] = token
         cmd = [sys.executable, "-m", "runner_image", "serve", str(bundle), "--port", str(self.port),
                "--workers", str(workers), "--state-dir", str(state_dir)]
-        self.log = open(self.log_path, "w")
+        self.log = open(self.log_path, "w")  # noqa: SIM115 (open for the process lifetime)
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=environ,
                                      start_new_session=True)
         self.wait_ready(workers)

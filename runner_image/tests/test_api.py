@@ -47,7 +47,8 @@ def test_it_turns_csv_into_a_serialized_message(iris, make_client, own_proto):
     rpc = iris_messages(iris)
     files = {"csvFile": ("data.csv", IRIS_CSV)}
     if own_proto:
-        files["proto"] = ("other.proto", (iris / "model.proto").read_text().replace("package irisclassifier", "package other"))
+        other = (iris / "model.proto").read_text().replace("package irisclassifier", "package other")
+        files["proto"] = ("other.proto", other)
     with make_client(iris) as client:
         response = client.post("/getBinary" if own_proto else "/getBinaryDefault", files=files,
                                data={"operation": "classify"})
