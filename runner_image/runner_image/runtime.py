@@ -12,6 +12,7 @@ Each request reads the slot reference once, so it is served wholly by the old or
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -48,6 +49,7 @@ class Runtime:
         self.pid = os.getpid()
         self.slot: ModelSlot | None = None
         self._prepared: ModelSlot | None = None
+        self._failed: int | None = None  # a staged generation this worker could not load: not retried
         self._leading = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -78,7 +80,7 @@ class Runtime:
     # swaps ---------------------------------------------------------------
     def swap(self, action: str, build: Callable[[Path, ModelSlot], None], check: Check | None = None) -> dict:
         """Stage a new generation with `build`, check it, and make every worker serve it."""
-        with self._leading, self.state.swap_lock():
+        with self._lead(), self.state.swap_lock():
             started = time.monotonic()
             current = self.active()
             generation, directory = self.state.new_generation()
@@ -93,7 +95,7 @@ class Runtime:
             return self._record(action, candidate, current, started=started, checked=checked, answers=answers)
 
     def rollback(self, target: int | None = None) -> dict:
-        with self._leading, self.state.swap_lock():
+        with self._lead(), self.state.swap_lock():
             started = time.monotonic()
             current = self.active()
             target = target or self._previous_of(current.generation)
@@ -106,6 +108,16 @@ class Runtime:
             candidate, answers, checked = self._load_and_check(directory, target, current, None)
             self._activate_everywhere(candidate)
             return self._record("rollback", candidate, current, started=started, checked=checked, answers=answers)
+
+    @contextlib.contextmanager
+    def _lead(self):
+        # Non-blocking, like the cross-worker file lock: a second swap is refused, not queued.
+        if not self._leading.acquire(blocking=False):
+            raise Conflict("another swap is in progress on this runner; try again when it finishes")
+        try:
+            yield
+        finally:
+            self._leading.release()
 
     def _previous_of(self, generation: int) -> int:
         for entry in reversed(self.state.history()):
@@ -187,7 +199,8 @@ class Runtime:
     def _follow(self, control: dict) -> None:
         staged, active = control.get("staged"), control.get("active")
         current = self.slot
-        if staged and (self._prepared is None or self._prepared.generation != staged):
+        prepared = self._prepared.generation if self._prepared else None
+        if staged and staged not in (prepared, self._failed):
             self._prepare(staged)
         if active and current is not None and active != current.generation:
             prepared = self._prepared
@@ -200,6 +213,7 @@ class Runtime:
             self._prepared = load_slot(self.state.generation_dir(generation), generation, reuse=self.slot)
             self._report(prepared=generation)
         except Exception as exc:
+            self._failed = generation
             message = exc.message if isinstance(exc, RunnerError) else f"{type(exc).__name__}: {exc}"
             self._report(failed=generation, error=message)
 

@@ -106,3 +106,40 @@ def test_it_keeps_the_swapped_model_across_a_restart(scale_a, scale_b, start_run
     again = start_runner(scale_a, state_dir=state_dir)
     assert fresh_connection_tags(again.url, n=2) == {"B"}
     assert httpx.get(f"{again.url}/model").json()["active"]["generation"] == 2
+
+
+def once_only_bundle(out: Path, marker: Path) -> Path:
+    """A model that loads in the first process that tries and fails in any other one."""
+    import cloudpickle
+
+    from runner_image.pack import pack_bundle
+
+    def rebuild(marker_path):
+        import os
+
+        os.close(os.open(marker_path, os.O_CREAT | os.O_EXCL))  # FileExistsError on a second load
+
+        def scale(x: float):
+            return {"tag": "once", "y": x}
+
+        return scale
+
+    class OnceOnly:
+        def __reduce__(self):
+            return rebuild, (str(marker),)
+
+    pickled = out.parent / "once.pkl"
+    pickled.write_bytes(cloudpickle.dumps(OnceOnly()))
+    return pack_bundle(model=pickled, flavour="python", name="Scaler", method="scale", inputs="x:double",
+                       outputs="tag:string,y:double", out=out, check=False)
+
+
+def test_it_aborts_everywhere_when_another_worker_cannot_load_the_candidate(scale_a, start_runner, tmp_path):
+    runner = start_runner(scale_a, workers=2)
+    bundle = once_only_bundle(tmp_path / "once", tmp_path / "loaded-once")
+    response = put_model(runner, bundle)
+    assert response.status_code == 422, response.text
+    assert "could not load the candidate" in response.json()["error"]["message"]
+    assert "FileExistsError" in response.json()["error"]["message"]
+    assert fresh_connection_tags(runner.url) == {"A"}
+    assert worker_generations(tmp_path / "runner-state-0") == {1}
