@@ -40,14 +40,18 @@ SERIALIZATIONS = {
 }
 POSTPROCESSORS = ("argmax", "argmax_first_output")
 METHOD_KEYS = {"call", "postprocess", "output"}
+MAX_MANIFEST_BYTES = 1 << 20
 _CHUNK = 1 << 20
+# What zipfile raises on a damaged, encrypted or exotic member (unsupported compression, bad CRC...).
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError,
+               NotImplementedError, RuntimeError)
 
 
 @dataclass(frozen=True)
 class ExtractLimits:
     max_bytes: int = 2 << 30
     max_files: int = 10_000
-    max_ratio: int = 200  # uncompressed/compressed, checked for members over 1 MiB
+    max_ratio: int = 200  # uncompressed/compressed, checked per member and for the whole zip over 1 MiB
 
 
 @dataclass(frozen=True)
@@ -92,33 +96,37 @@ def parse_manifest(data) -> Manifest:
     return Manifest(flavour, model, serialization, config, samples, tuple(requirements))
 
 
-def validate_config(config) -> None:
+def validate_config(config, source: str = MANIFEST_NAME, root: str = "config") -> None:
+    """Check a model configuration; errors name `source` (runner.json, or the modelConfig part)."""
+
+    def fail(where: str, problem: str, allowed=None) -> PackageError:
+        return _field_error(".".join(p for p in (root, where) if p), problem, allowed, source)
+
     if not isinstance(config, dict):
-        raise _field_error("config", "must be a JSON object", None)
+        raise fail("", "must be a JSON object")
     unknown = set(config) - {"methods", "params"}
     if unknown:
-        raise _field_error("config", f"unknown keys {sorted(unknown)}", ["methods", "params"])
+        raise fail("", f"has unknown keys {sorted(unknown)}", ["methods", "params"])
     methods = config.get("methods", {})
     if not isinstance(methods, dict):
-        raise _field_error("config.methods", "must map method names to objects", None)
+        raise fail("methods", "must map method names to objects")
     for name, spec in methods.items():
-        _validate_method_config(name, spec)
+        _validate_method_config(f"methods.{name}", spec, fail)
     if not isinstance(config.get("params", {}), dict):
-        raise _field_error("config.params", "must be a JSON object", None)
+        raise fail("params", "must be a JSON object")
 
 
-def _validate_method_config(name: str, spec) -> None:
-    where = f"config.methods.{name}"
+def _validate_method_config(where: str, spec, fail) -> None:
     if not isinstance(spec, dict):
-        raise _field_error(where, "must be a JSON object", sorted(METHOD_KEYS))
+        raise fail(where, "must be a JSON object", sorted(METHOD_KEYS))
     unknown = set(spec) - METHOD_KEYS
     if unknown:
-        raise _field_error(where, f"unknown keys {sorted(unknown)}", sorted(METHOD_KEYS))
+        raise fail(where, f"has unknown keys {sorted(unknown)}", sorted(METHOD_KEYS))
     for key in ("call", "output"):
         if key in spec and not isinstance(spec[key], str):
-            raise _field_error(f"{where}.{key}", "must be a string", None)
+            raise fail(f"{where}.{key}", "must be a string")
     if spec.get("postprocess") not in (None, *POSTPROCESSORS):
-        raise _field_error(f"{where}.postprocess", f"{spec['postprocess']!r} is not supported", POSTPROCESSORS)
+        raise fail(f"{where}.postprocess", f"{spec['postprocess']!r} is not supported", POSTPROCESSORS)
 
 
 def _require_choice(data: dict, key: str, allowed) -> str:
@@ -137,26 +145,41 @@ def _require_relative_path(data: dict, key: str) -> str:
     return value.rstrip("/")
 
 
-def _field_error(where: str, problem: str, allowed) -> PackageError:
-    details = {"field": f"{MANIFEST_NAME}:{where}"}
+def _field_error(where: str, problem: str, allowed, source: str = MANIFEST_NAME) -> PackageError:
+    details = {"field": f"{source}:{where}" if where else source}
     if allowed:
         details["allowed"] = list(allowed)
     suffix = f" (allowed: {', '.join(allowed)})" if allowed else ""
-    return PackageError(f"{MANIFEST_NAME}: '{where}' {problem}{suffix}", details)
+    subject = f"{source}: '{where}'" if where else source
+    return PackageError(f"{subject} {problem}{suffix}", details)
 
 
 # ---------------------------------------------------------------- zip safety
 
 def read_manifest_from_zip(zip_path: Path) -> Manifest:
+    """The manifest, checked, and checked to name a model the zip has (read before any extraction)."""
     with _open_zip(zip_path) as archive:
         try:
-            raw = archive.read(MANIFEST_NAME)
+            info = archive.getinfo(MANIFEST_NAME)
         except KeyError:
             raise PackageError(f"modelpackage.zip has no {MANIFEST_NAME} at its top level") from None
+        if info.file_size > MAX_MANIFEST_BYTES:
+            raise PackageError(f"{MANIFEST_NAME} is {info.file_size} bytes; the limit is {MAX_MANIFEST_BYTES}",
+                               {"entry": MANIFEST_NAME, "limit_bytes": MAX_MANIFEST_BYTES})
+        try:
+            raw = archive.read(info)
+        except _ZIP_ERRORS as exc:
+            raise PackageError(f"modelpackage.zip entry {MANIFEST_NAME!r} is corrupt: {exc}",
+                               {"entry": MANIFEST_NAME}) from exc
+        names = archive.namelist()
     try:
-        return parse_manifest(json.loads(raw))
+        manifest = parse_manifest(json.loads(raw))
     except ValueError as exc:
         raise PackageError(f"{MANIFEST_NAME} is not valid JSON: {exc}") from exc
+    model = PurePosixPath(manifest.model)
+    if not any(model == PurePosixPath(name) or model in PurePosixPath(name).parents for name in names):
+        raise _field_error("model", f"names {manifest.model!r}, which is not in the zip", None)
+    return manifest
 
 
 def safe_extract(zip_path: Path, dest: Path, limits: ExtractLimits = ExtractLimits()) -> None:
@@ -176,7 +199,7 @@ def safe_extract(zip_path: Path, dest: Path, limits: ExtractLimits = ExtractLimi
 def _open_zip(zip_path: Path) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except _ZIP_ERRORS as exc:
         raise PackageError(f"modelpackage.zip is not a readable zip archive: {exc}") from exc
 
 
@@ -190,6 +213,10 @@ def _checked_members(archive: zipfile.ZipFile, limits: ExtractLimits) -> list[zi
                            {"limit_bytes": limits.max_bytes})
     for info in members:
         _check_member(info, limits)
+    ratio = declared / max(sum(info.compress_size for info in members), 1)
+    if declared > _CHUNK and ratio > limits.max_ratio:  # many small members add up to a bomb too
+        raise PackageError(f"modelpackage.zip has a compression ratio of {ratio:.0f}:1 over all its entries "
+                           f"(limit {limits.max_ratio}:1): refusing a likely zip bomb")
     return members
 
 
@@ -214,10 +241,14 @@ def _is_safe_member(name: str) -> bool:
 
 def _extract_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, budget: list[int]) -> None:
     target = dest / info.filename
-    if info.is_dir():
-        target.mkdir(parents=True, exist_ok=True)
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if info.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise PackageError(f"modelpackage.zip entry {info.filename!r} clashes with another entry "
+                           "(a file and a directory of the same name)", {"entry": info.filename}) from exc
     try:
         with archive.open(info) as src, open(target, "wb") as out:
             while chunk := src.read(_CHUNK):
@@ -225,5 +256,6 @@ def _extract_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path,
                 if budget[0] < 0:
                     raise PackageError("modelpackage.zip expands past the size limit (declared sizes were false)")
                 out.write(chunk)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
-        raise PackageError(f"modelpackage.zip entry {info.filename!r} is corrupt: {exc}", {"entry": info.filename}) from exc
+    except _ZIP_ERRORS as exc:
+        raise PackageError(f"modelpackage.zip entry {info.filename!r} is corrupt: {exc}",
+                           {"entry": info.filename}) from exc

@@ -98,7 +98,8 @@ class Runtime:
         with self._lead(), self.state.swap_lock():
             started = time.monotonic()
             current = self.active()
-            target = target or self._previous_of(current.generation)
+            if target is None:
+                target = self._previous_of(current.generation)
             directory = self.state.generation_dir(target)
             if target == current.generation:
                 raise Conflict(f"generation {target} is already serving")

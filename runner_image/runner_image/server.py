@@ -71,15 +71,21 @@ def endpoint(route: str, admin: bool = False):
         async def handler(request: Request) -> Response:
             started = time.perf_counter()
             app = request.app.state
+            limited = request
             try:
                 if admin:
                     require_admin(request, app.settings)
                 limit = app.settings.max_upload_bytes if admin else app.settings.max_request_bytes
-                response = await fn(_limited(request, limit), app.runtime)
+                limited = _limited(request, limit)
+                response = await fn(limited, app.runtime)
             except RunnerError as exc:
                 response = error_response(exc)
+            except RecursionError:  # json.loads on "[[[[..." nests deeper than Python allows
+                response = error_response(BadRequest("the JSON body is nested too deeply"))
             except Exception as exc:  # a bug here must still answer JSON and keep serving
                 response = error_response(_unexpected(route, exc))
+            finally:
+                await limited.close()  # closes spooled multipart files at once
             metrics.observe(route, response.status_code, time.perf_counter() - started)
             return response
 
@@ -323,7 +329,7 @@ def _stage_config(directory: Path, path: Path) -> None:
         config = json.loads(path.read_bytes())
     except ValueError as exc:
         raise BadRequest(f"modelConfig is not valid JSON: {exc}", {"part": "modelConfig"}) from exc
-    validate_config(config)
+    validate_config(config, source="modelConfig", root="")
     write_json(directory / CONFIG_FILE, config)
 
 
@@ -444,8 +450,8 @@ async def rollback(request: Request, runtime: Runtime) -> Response:
             target = json.loads(body).get("generation")
         except (ValueError, AttributeError) as exc:
             raise BadRequest('the body must be empty or {"generation": <number>}') from exc
-        if target is not None and (not isinstance(target, int) or isinstance(target, bool)):
-            raise BadRequest("'generation' must be a whole number", {"field": "generation"})
+        if target is not None and (not isinstance(target, int) or isinstance(target, bool) or target < 1):
+            raise BadRequest("'generation' must be a whole number from 1", {"field": "generation"})
     return JSONResponse(await run_in_threadpool(runtime.rollback, target))
 
 
@@ -504,12 +510,23 @@ async def v2_infer(request: Request, runtime: Runtime) -> Response:
         body = json.loads(await request.body())
     except ValueError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from exc
-    parameters = (body.get("parameters") or {}) if isinstance(body, dict) else {}
-    method = parameters.get("method") or slot.proto.default_method
+    method = _infer_method(body) or slot.proto.default_method
     msg = oip.request_to_message(body, slot.rpc(method).input)
     answer = slot.predict(method, msg)
     metrics.prediction(method)
     return JSONResponse(oip.response_body(slot, method, answer, body.get("id")))
+
+
+def _infer_method(body) -> str | None:
+    parameters = body.get("parameters") if isinstance(body, dict) else None
+    if parameters is None:
+        return None
+    if not isinstance(parameters, dict):
+        raise BadRequest("'parameters' must be a JSON object", {"field": "parameters"})
+    method = parameters.get("method")
+    if method is not None and not isinstance(method, str):
+        raise BadRequest("'parameters.method' must be a method name (a string)", {"field": "parameters.method"})
+    return method
 
 
 # ---------------------------------------------------------------- metrics and docs
