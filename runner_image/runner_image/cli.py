@@ -126,7 +126,11 @@ def _run_uvicorn(args, state_dir: Path, slot) -> int:
 def pack(args) -> int:
     from runner_image.pack import SignatureError, pack_bundle
 
-    sample = json.loads(args.sample.read_text()) if args.sample else None
+    try:
+        sample = json.loads(args.sample.read_text()) if args.sample else None
+    except (OSError, ValueError) as exc:
+        print(f"error: --sample {args.sample}: {exc}", file=sys.stderr)
+        return 2
     try:
         out = pack_bundle(model=args.model, flavour=args.flavour, name=args.name, method=args.method,
                           inputs=args.input, outputs=args.output, out=args.out, sample=sample, call=args.call,

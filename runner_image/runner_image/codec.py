@@ -27,6 +27,13 @@ _TYPE_NAMES = {
     FD.TYPE_SINT64: "sint64", FD.TYPE_FIXED32: "fixed32", FD.TYPE_FIXED64: "fixed64",
     FD.TYPE_SFIXED32: "sfixed32", FD.TYPE_SFIXED64: "sfixed64",
 }
+# Checked here, because protobuf's own "Value out of range" names no field.
+_INT_RANGES = {
+    **dict.fromkeys((FD.TYPE_INT32, FD.TYPE_SINT32, FD.TYPE_SFIXED32), (-(2**31), 2**31 - 1)),
+    **dict.fromkeys((FD.TYPE_INT64, FD.TYPE_SINT64, FD.TYPE_SFIXED64), (-(2**63), 2**63 - 1)),
+    **dict.fromkeys((FD.TYPE_UINT32, FD.TYPE_FIXED32), (0, 2**32 - 1)),
+    **dict.fromkeys((FD.TYPE_UINT64, FD.TYPE_FIXED64), (0, 2**64 - 1)),
+}
 
 
 def type_name(field) -> str:
@@ -118,7 +125,8 @@ def _set_map(container, field, value, where: str) -> None:
     for raw_key, raw_value in value.items():
         key = scalar_value(key_field, raw_key, f"{where}.{raw_key}", keys=True)
         if value_field.type == FD.TYPE_MESSAGE:
-            fill_message(container[key], _require_object(raw_value, value_field, f"{where}.{raw_key}"))
+            fill_message(container[key], _require_object(raw_value, value_field, f"{where}.{raw_key}"),
+                         f"{where}.{raw_key}")
         else:
             container[key] = scalar_value(value_field, raw_value, f"{where}.{raw_key}")
 
@@ -136,7 +144,7 @@ def scalar_value(field, value, where: str, keys: bool = False):
         if kind in _FLOAT_TYPES:
             return _to_float(value)
         if kind in _INT_TYPES:
-            return _to_int(value)
+            return _in_range(_to_int(value), *_INT_RANGES[kind])
         if kind == FD.TYPE_BOOL:
             return _to_bool(value)
         if kind == FD.TYPE_STRING:
@@ -145,7 +153,7 @@ def scalar_value(field, value, where: str, keys: bool = False):
             return _to_bytes(value)
         if kind == FD.TYPE_ENUM:
             return _to_enum(field, value)
-    except (TypeError, ValueError, binascii.Error) as exc:
+    except (TypeError, ValueError, OverflowError, binascii.Error) as exc:  # Overflow: float(10**400)
         raise BadRequest(f"field '{where}': {exc}", {"field": where, "expected": type_name(field)}) from exc
     raise BadRequest(f"field '{where}' has a type this runner cannot fill ({type_name(field)})", {"field": where})
 
@@ -181,6 +189,12 @@ def _to_int(value) -> int:
     raise TypeError(f"expected an integer, got {_json_kind(value)}")
 
 
+def _in_range(value: int, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise ValueError(f"{value} is out of range [{low}, {high}]")
+    return value
+
+
 def _to_bool(value) -> bool:
     if isinstance(value, bool):
         return value
@@ -202,15 +216,19 @@ def _to_bytes(value) -> bytes:
         return bytes(value)
     if not isinstance(value, str):
         raise TypeError(f"expected base64 text, got {_json_kind(value)}")
-    return base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_" if "-" in value or "_" in value else None)
+    # validate: without it, characters outside the alphabet are dropped and garbage decodes silently.
+    return base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_" if "-" in value or "_" in value else None,
+                            validate=True)
 
 
 def _to_enum(field, value) -> int:
     values = field.enum_type.values_by_name
     if isinstance(value, str) and value in values:
         return values[value].number
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():  # CSV cells are text: "1" is a number
+        value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
+        return _in_range(value, -(2**31), 2**31 - 1)  # proto3 enums are open int32
     raise ValueError(f"{value!r} is not one of {', '.join(values)}")
 
 

@@ -24,29 +24,33 @@ from runner_image.tables import input_shape
 
 
 def message_from_csv(cls, body: bytes):
-    lines = _read_lines(body)
+    numbered = _read_lines(body)
+    lines = [cells for _, cells in numbered]
     shape = _shape(cls)
     row_fields = _row_fields(cls, shape)
     names = [f.name for f in row_fields]
     header, data = _split_header(lines, names)
-    index = _column_index(header, names, len(lines[0]))
+    width = len(lines[0])
+    index = _column_index(header, names, width)
     if shape == "single" and len(data) != 1:
         raise BadRequest(f"message {cls.DESCRIPTOR.name} has single fields, so the CSV must have exactly one "
                          f"data line (it has {len(data)}); use repeated fields for several rows")
     msg = cls()
-    for offset, cells in enumerate(data):
-        line_no = offset + (2 if header else 1)
-        _fill_row(msg, shape, row_fields, index, cells, line_no)
+    for line_no, cells in numbered[len(lines) - len(data):]:
+        _check_width(cells, width, line_no)
+        _fill_row(msg, shape, row_fields, index, cells, line_no=line_no)
     return msg
 
 
-def _read_lines(body: bytes) -> list[list[str]]:
+def _read_lines(body: bytes) -> list[tuple[int, list[str]]]:
+    """(line number, cells) for each non-blank line; numbers count blank lines so errors point right."""
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise BadRequest(f"the CSV is not UTF-8 text (byte {exc.start})") from exc
     try:
-        lines = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+        reader = csv.reader(io.StringIO(text))
+        lines = [(reader.line_num, row) for row in reader if not _blank(row)]
     except csv.Error as exc:
         raise BadRequest(f"the CSV cannot be parsed: {exc}") from exc
     if not lines:
@@ -54,11 +58,17 @@ def _read_lines(body: bytes) -> list[list[str]]:
     return lines
 
 
+def _blank(row: list[str]) -> bool:
+    # Only a line without a comma is blank: ",," is a row of empty cells (defaults), not nothing.
+    return len(row) <= 1 and not "".join(row).strip()
+
+
 def _shape(cls) -> str:
     try:
         return input_shape(cls.DESCRIPTOR)
     except Exception as exc:
-        raise BadRequest(f"message {cls.DESCRIPTOR.name} cannot be built from CSV: {getattr(exc, 'message', exc)}") from exc
+        reason = getattr(exc, "message", exc)
+        raise BadRequest(f"message {cls.DESCRIPTOR.name} cannot be built from CSV: {reason}") from exc
 
 
 def _row_fields(cls, shape: str):
@@ -85,9 +95,15 @@ def _column_index(header, names, width: int) -> list[int]:
     return [header.index(n) for n in names]
 
 
-def _fill_row(msg, shape, row_fields, index, cells, line_no: int) -> None:
+def _check_width(cells, width: int, line_no: int) -> None:
+    # A longer line would otherwise lose its extra cells without a word.
+    if len(cells) != width:
+        raise BadRequest(f"line {line_no} has {len(cells)} columns; the first line has {width}", {"line": line_no})
+
+
+def _fill_row(msg, shape, row_fields, index, cells, *, line_no: int) -> None:
     target = getattr(msg, msg.DESCRIPTOR.fields[0].name).add() if shape == "rows" else msg
-    for field, col in zip(row_fields, index):
+    for field, col in zip(row_fields, index, strict=True):
         if col >= len(cells):
             raise BadRequest(f"line {line_no}: missing a value for column '{field.name}'", {"line": line_no})
         raw = cells[col].strip()

@@ -7,6 +7,7 @@ Names follow the Acumos Python client: method `classify` gets messages `Classify
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 import tempfile
@@ -79,7 +80,7 @@ def render_proto(package: str, methods: dict[str, tuple[list[Field], list[Field]
         lines.append(f"  rpc {method} ({request}) returns ({response});")
     lines.append("}")
     for method, (inputs, outputs) in methods.items():
-        for message, fields in zip(message_names(method), (inputs, outputs)):
+        for message, fields in zip(message_names(method), (inputs, outputs), strict=True):
             lines += ["", f"message {message} {{", *(f.proto_line(i) for i, f in enumerate(fields, 1)), "}"]
     return "\n".join(lines) + "\n"
 
@@ -102,7 +103,7 @@ def installed_requirements(flavour: str, extra: list[str]) -> list[dict]:
     return found
 
 
-def render_metadata(name: str, flavour: str, methods: dict, requirements: list[dict],
+def render_metadata(name: str, flavour: str, methods: dict, requirements: list[dict], *,
                     version: str | None, description: str) -> dict:
     meta = {
         "schema": SCHEMA, "name": name,
@@ -140,28 +141,43 @@ def pack_bundle(*, model, flavour: str, name: str, method: str, inputs: str | li
                 call: str | None = None, postprocess: str | None = None, params: dict | None = None,
                 requirements: list[str] | None = None, version: str | None = None,
                 description: str = "", serialization: str | None = None, check: bool = True) -> Path:
-    """The Python API of `pack`. `model` is a path, or for flavour python a callable to cloudpickle."""
+    """The Python API of `pack`. `model` is a path, or for flavour python the object to cloudpickle."""
     if flavour not in FLAVOURS:
         raise SignatureError(f"flavour {flavour!r} is not supported; choose one of {', '.join(FLAVOURS)}")
+    if not _IDENTIFIER.match(method):  # it becomes an rpc name; --no-check would otherwise write a broken proto
+        raise SignatureError(f"--method {method!r} is not a valid method name (letters, digits, _)")
     inputs = parse_signature(inputs, "input") if isinstance(inputs, str) else inputs
     outputs = parse_signature(outputs, "output") if isinstance(outputs, str) else outputs
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="runner-pack-") as tmp:
         model_path = _model_path(model, flavour, Path(tmp))
-        manifest = _manifest(flavour, model_path, method, sample, call, postprocess, params, requirements, serialization)
+        manifest = _manifest(flavour, model_path, method, sample, call=call, postprocess=postprocess, params=params,
+                             requirements=requirements, serialization=serialization)
         write_package(out / "modelpackage.zip", model_path, manifest)
     methods = {method: (inputs, outputs)}
     (out / "model.proto").write_text(render_proto(proto_package(name), methods))
     reqs = installed_requirements(flavour, requirements or [])
-    (out / "metadata.json").write_text(json.dumps(render_metadata(name, flavour, methods, reqs, version, description), indent=2))
+    metadata = render_metadata(name, flavour, methods, reqs, version=version, description=description)
+    (out / "metadata.json").write_text(json.dumps(metadata, indent=2))
     if check:
-        check_bundle(out)
+        _check_or_remove(out)
     return out
 
 
+def _check_or_remove(out: Path) -> None:
+    """A bundle that fails its own check is not left behind to be onboarded by mistake."""
+    try:
+        check_bundle(out)
+    except BaseException:
+        for name in ("metadata.json", "model.proto", "modelpackage.zip"):
+            (out / name).unlink(missing_ok=True)
+        raise
+
+
 def _model_path(model, flavour: str, tmp: Path) -> Path:
-    if flavour == "python" and callable(model) and not isinstance(model, (str, Path)):
+    # Not only callables: the runner also serves a dict of functions or an object with method attributes.
+    if flavour == "python" and not isinstance(model, (str, os.PathLike)):
         import cloudpickle
 
         path = tmp / "model.pkl"
@@ -176,7 +192,8 @@ def _model_path(model, flavour: str, tmp: Path) -> Path:
     return path
 
 
-def _manifest(flavour, model_path, method, sample, call, postprocess, params, requirements, serialization) -> Manifest:
+def _manifest(flavour, model_path, method, sample, *, call, postprocess, params, requirements,
+              serialization) -> Manifest:
     spec = {k: v for k, v in (("call", call), ("postprocess", postprocess)) if v}
     config = {"methods": {method: spec} if spec else {}, "params": params or {}}
     validate_config(config)

@@ -38,7 +38,7 @@ SERIALIZATIONS = {
     "sklearn": ("joblib", "pickle"), "xgboost": ("native",), "lightgbm": ("native",),
     "onnx": ("native",), "python": ("cloudpickle",), "mlflow": ("native",),
 }
-POSTPROCESSORS = ("argmax", "argmax_first_output")
+POSTPROCESSORS = ("argmax",)
 METHOD_KEYS = {"call", "postprocess", "output"}
 MAX_MANIFEST_BYTES = 1 << 20
 _CHUNK = 1 << 20

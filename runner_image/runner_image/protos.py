@@ -92,7 +92,7 @@ def _run_protoc(text: str) -> descriptor_pb2.FileDescriptorSet:
             "--include_imports", f"--descriptor_set_out={out}", PROTO_FILE_NAME,
         ]
         try:
-            result = subprocess.run(cmd, capture_output=True, text=True, timeout=PROTOC_TIMEOUT_SECONDS)
+            result = subprocess.run(cmd, capture_output=True, text=True, timeout=PROTOC_TIMEOUT_SECONDS, check=False)
         except subprocess.TimeoutExpired as exc:
             raise ProtoError("protoc did not finish in time") from exc
         if result.returncode != 0:
@@ -109,8 +109,10 @@ def _build(text: str, digest: str, fds: descriptor_pb2.FileDescriptorSet) -> Com
     file_desc = pool.FindFileByName(PROTO_FILE_NAME)
     _check_proto3(file_desc)
     service = _pick_service(file_desc)
+    # GetMessageClass, not `classes`: an rpc may take a nested message (Outer.Inner), which GetMessages omits.
     methods = {
-        m.name: RpcMethod(m.name, classes[m.input_type.full_name], classes[m.output_type.full_name])
+        m.name: RpcMethod(m.name, message_factory.GetMessageClass(m.input_type),
+                          message_factory.GetMessageClass(m.output_type))
         for m in service.methods
     }
     messages = dict(classes)

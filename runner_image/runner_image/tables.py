@@ -39,7 +39,7 @@ class Table:
     def as_frame(self):
         import pandas as pd
 
-        return pd.DataFrame(dict(zip(self.columns, self.data)), columns=self.columns)
+        return pd.DataFrame(dict(zip(self.columns, self.data, strict=True)), columns=self.columns)
 
 
 def input_shape(descriptor) -> str:
@@ -78,7 +78,7 @@ def message_to_table(msg) -> Table:
     if shape == "single":
         return Table(columns, [[getattr(msg, c)] for c in columns], single_row=True)
     data = [list(getattr(msg, c)) for c in columns]
-    lengths = {c: len(col) for c, col in zip(columns, data)}
+    lengths = {c: len(col) for c, col in zip(columns, data, strict=True)}
     if len(set(lengths.values())) > 1:
         raise BadRequest(f"repeated fields are columns and must have the same length; got {lengths}",
                          {"lengths": lengths})
@@ -97,7 +97,7 @@ def result_to_message(result, out_cls, single_row: bool):
             _assign(msg, f, columns[f.name], single_row)
         return msg
     if len(fields) == 1:
-        _assign(msg, fields[0], _flatten_single_column(result), single_row)
+        _assign(msg, fields[0], _flatten_single_column(result, single_row), single_row)
         return msg
     matrix = _as_rows(result)
     if any(len(row) != len(fields) for row in matrix):
@@ -123,10 +123,13 @@ def _to_list(value):
     return [value]
 
 
-def _flatten_single_column(result) -> list:
+def _flatten_single_column(result, single_row: bool) -> list:
     values = _to_list(result)
     if values and isinstance(values[0], list) and all(len(v) == 1 for v in values):
         return [v[0] for v in values]
+    # One row in, one row of several values out (predict_proba): that row is the whole prediction.
+    if single_row and len(values) == 1 and isinstance(values[0], list):
+        return values[0]
     return values
 
 

@@ -29,6 +29,8 @@ class PythonFunctionModel(LoadedModel):
             fn = self.obj
         else:
             fn = getattr(self.obj, name, None)
+            if fn is None and callable(self.obj):  # functools.partial, an instance with __call__
+                fn = self.obj
         if not callable(fn):
             raise ModelRejected(f"the python model has no function for method {name!r}")
         return fn
