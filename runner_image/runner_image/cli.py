@@ -25,13 +25,20 @@ from runner_image.package import FLAVOURS, POSTPROCESSORS, ExtractLimits
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s")
+    os.environ["RUNNER_LOG_LEVEL"] = args.log_level  # worker processes configure logging from it
+    configure_logging()
     try:
         return args.func(args)
     except RunnerError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
+
+
+def configure_logging() -> None:
+    """Set up the runner's log lines once per process (uvicorn's spawned workers call it too)."""
+    level = os.environ.get("RUNNER_LOG_LEVEL", "info").upper()
+    logging.basicConfig(level=getattr(logging, level, logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s")
 
 
 def _parser() -> argparse.ArgumentParser:

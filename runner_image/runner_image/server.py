@@ -582,7 +582,11 @@ ROUTES = [
 
 def create_app(settings: Settings | None = None, preloaded=None) -> Starlette:
     """The app; `preloaded` is a slot the serve command already loaded (saves a second load)."""
-    settings = settings or Settings.from_env()
+    if settings is None:  # a worker process spawned by uvicorn: it inherits no logging set-up
+        from runner_image.cli import configure_logging
+
+        configure_logging()
+        settings = Settings.from_env()
     runtime = Runtime(settings)
 
     @asynccontextmanager

@@ -143,3 +143,9 @@ def test_it_aborts_everywhere_when_another_worker_cannot_load_the_candidate(scal
     assert "FileExistsError" in response.json()["error"]["message"]
     assert fresh_connection_tags(runner.url) == {"A"}
     assert worker_generations(tmp_path / "runner-state-0") == {1}
+
+
+def test_it_logs_swaps_from_worker_processes(scale_a, scale_b, start_runner):
+    runner = start_runner(scale_a, workers=2)
+    assert put_model(runner, scale_b).status_code == 200
+    assert "swapped to generation 2 (model)" in runner.log_path.read_text()
