@@ -63,10 +63,13 @@ class ModelSlot:
         spec = self.manifest.method_config(method)
         try:
             result = self._call(method, spec, request_msg)
-            return _to_output(result, rpc.output, spec, self._single_row(request_msg))
-        except BadRequest:
+        except BadRequest:  # the request's repeated fields do not form a table: the caller's fault
             raise
         except Exception as exc:
+            raise _prediction_failed(method, exc) from exc
+        try:
+            return _to_output(result, rpc.output, spec, self._single_row(request_msg))
+        except Exception as exc:  # an answer that does not fit the output message is the model's fault
             raise _prediction_failed(method, exc) from exc
 
     def _call(self, method, spec, request_msg):
@@ -94,7 +97,8 @@ def _to_output(result, out_cls, spec: dict, single_row: bool):
 
 
 def _fill_output(result, out_cls, single_row: bool):
-    if isinstance(result, dict) and not _looks_columnar(result, out_cls):
+    # A dict of plain values is a message (python models); arrays and frames are tables.
+    if isinstance(result, dict) and not _looks_columnar(result):
         msg = out_cls()
         fill_message(msg, _plain(result))
         return msg
@@ -106,7 +110,7 @@ def _fill_output(result, out_cls, single_row: bool):
     return tables.result_to_message(result, out_cls, single_row)
 
 
-def _looks_columnar(result: dict, out_cls) -> bool:
+def _looks_columnar(result: dict) -> bool:
     return any(hasattr(v, "tolist") and getattr(v, "ndim", 0) > 0 for v in result.values())
 
 

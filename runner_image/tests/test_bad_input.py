@@ -637,3 +637,19 @@ def test_it_refuses_a_rollback_to_a_generation_below_one(scale_a, scale_b, make_
         response = client.post("/model/rollback", headers=auth(), json={"generation": generation})
         assert response.status_code == 400, response.text
         assert client.get("/model").json()["active"]["generation"] == 2
+
+
+def test_it_blames_the_model_not_the_caller_for_an_answer_that_does_not_fit(tmp_path, make_client):
+    from runner_image.pack import pack_bundle
+
+    def wrong(x: float):
+        return {"tag": "A", "y": x} if x >= 0 else {"not_a_field": 1}
+
+    bundle = pack_bundle(model=wrong, flavour="python", name="Scaler", method="scale", inputs="x:double",
+                         outputs="tag:string,y:double", out=tmp_path / "wrong", sample={"x": 1.0})
+    with make_client(bundle) as client:
+        response = client.post("/model/methods/scale", json={"x": -1.0})
+        assert response.status_code == 500, response.text
+        assert "not_a_field" in response.json()["error"]["message"]
+        assert response.json()["error"]["details"]["error_id"]
+        assert client.post("/model/methods/scale", json={"x": 2.0}).json() == {"tag": "A", "y": 2.0}
