@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint fmt bench bench-runner bench-swap clean example
 
-$(STAMP): requirements-dev.txt runner_image/pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt runner_image/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt --config-settings editable_mode=compat -e './runner_image[all]'
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt --config-settings editable_mode=compat -e './runner_image[all]'
 	touch $(STAMP)
 
 venv: $(STAMP)

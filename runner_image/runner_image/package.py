@@ -182,6 +182,17 @@ def read_manifest_from_zip(zip_path: Path) -> Manifest:
     return manifest
 
 
+def check_archive(zip_path: Path, limits: ExtractLimits = ExtractLimits()) -> Manifest:
+    """Everything safe_extract checks before writing, without writing: for validators (the portal)."""
+    manifest = read_manifest_from_zip(zip_path)
+    with _open_zip(zip_path) as archive:
+        members = _checked_members(archive, limits)
+    names = {info.filename.rstrip("/") for info in members}
+    if manifest.model not in names and not any(n.startswith(manifest.model + "/") for n in names):
+        raise _field_error("model", f"names {manifest.model!r}, which is not in the zip", None)
+    return manifest
+
+
 def safe_extract(zip_path: Path, dest: Path, limits: ExtractLimits = ExtractLimits()) -> None:
     """Extract into `dest` (created), or raise PackageError and leave nothing behind."""
     dest.mkdir(parents=True, exist_ok=False)

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+from acumos_portal.accounts.choices import Role
+
+
+class User(AbstractUser):
+    """A person with an account. `uuid` is the id shown outside the site (Acumos userId)."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.CharField(max_length=200, blank=True)
+
+    def has_role(self, role: Role) -> bool:
+        if self.is_superuser and role == Role.ADMIN:
+            return True
+        return any(group.name == role for group in self.groups.all())
+
+    @property
+    def is_portal_admin(self) -> bool:
+        return self.is_superuser or self.has_role(Role.ADMIN)
+
+    @property
+    def roles(self) -> list[str]:
+        return sorted(group.name for group in self.groups.all())
+
+
+class ApiToken(models.Model):
+    """A per-user API token. Only its sha256 is stored; the plain token is shown once, at creation."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, help_text="first characters, to recognise the token")
+    key_hash = models.CharField(max_length=64, unique=True)  # looked up on every API call
+    created = models.DateTimeField(auto_now_add=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+    revoked = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def active(self) -> bool:
+        return self.revoked is None

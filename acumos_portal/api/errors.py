@@ -1,0 +1,36 @@
+"""One JSON error shape for the whole API: {"error": {"code", "message", "details"}}."""
+
+from __future__ import annotations
+
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class ApiError(exceptions.APIException):
+    """A service error that knows its status, code and details."""
+
+    def __init__(self, message: str, *, code: str = "bad_request", status_code: int = 400, details=None):
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_code = code
+        self.details = details or {}
+
+
+def error_body(code: str, message: str, details=None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, ApiError):
+        return Response(error_body(exc.error_code, str(exc.detail), exc.details), status=exc.status_code)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    code = getattr(exc, "default_code", "error")
+    if isinstance(exc, exceptions.ValidationError):
+        return Response(error_body("invalid", "the request has invalid fields", response.data),
+                        status=status.HTTP_400_BAD_REQUEST)
+    message = response.data.get("detail", str(exc)) if isinstance(response.data, dict) else str(exc)
+    response.data = error_body(code, str(message))
+    return response

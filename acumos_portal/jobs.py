@@ -1,0 +1,47 @@
+"""Send a background task: to Celery when a broker is configured, else to a thread pool in this
+process. Either way the task runs after the current transaction commits, and takes ids only."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from django.conf import settings
+from django.db import close_old_connections, transaction
+
+log = logging.getLogger(__name__)
+_lock = threading.Lock()
+_state: dict[str, ThreadPoolExecutor] = {}
+
+
+def enqueue(task, *args) -> None:
+    transaction.on_commit(lambda: send(task, *args))
+
+
+def send(task, *args) -> None:
+    if settings.CELERY_BROKER_URL:
+        task.apply_async(args=args)
+    else:
+        _pool().submit(_run_in_thread, task, args)
+
+
+def embedded() -> bool:
+    return not settings.CELERY_BROKER_URL
+
+
+def _pool() -> ThreadPoolExecutor:
+    with _lock:
+        if "executor" not in _state:
+            _state["executor"] = ThreadPoolExecutor(max_workers=2, thread_name_prefix="acumos-job")
+        return _state["executor"]
+
+
+def _run_in_thread(task, args) -> None:
+    close_old_connections()
+    try:
+        task.apply(args=args, throw=False)
+    except Exception:  # the task records its own failure; this only keeps the pool alive
+        log.exception("background task %s failed", task.name)
+    finally:
+        close_old_connections()

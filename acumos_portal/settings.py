@@ -1,0 +1,152 @@
+"""One settings module; every value comes from the environment (see .env.example) with a default
+that makes `make run` work on a fresh machine: SQLite, local files, jobs on background threads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+
+from acumos_portal.env import env_bool, env_int, env_list, env_secret, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("ACUMOS_DATA_DIR", str(BASE_DIR / "var")))
+
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY", DATA_DIR / "secret_key")
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+SITE_NAME = env_str("ACUMOS_SITE_NAME", "Acumos Marketplace")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "acumos_portal.accounts",
+    "marketplace",
+    "onboarding",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "acumos_portal.urls"
+WSGI_APPLICATION = "acumos_portal.wsgi.application"
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "marketplace:my-models"
+LOGOUT_REDIRECT_URL = "accounts:login"
+
+TEMPLATES = [{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "DIRS": [BASE_DIR / "templates"],
+    "APP_DIRS": True,
+    "OPTIONS": {"context_processors": [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+        "acumos_portal.context_processors.site",
+    ]},
+}]
+
+DATABASES = {"default": dj_database_url.parse(
+    env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}"), conn_max_age=60)}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Background job threads write while requests read: wait for the lock instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Artifacts: local files by default; any S3-compatible store with ACUMOS_STORAGE=s3.
+ACUMOS_STORAGE = env_str("ACUMOS_STORAGE", "local")
+MEDIA_ROOT = DATA_DIR / "artifacts"
+if ACUMOS_STORAGE == "s3":
+    _default_storage = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME", "acumos-artifacts"),
+        "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,
+        "region_name": env_str("AWS_S3_REGION_NAME", "us-east-1"),
+        "file_overwrite": True,  # keys are content addresses: the same key means the same bytes
+        "default_acl": None,
+    }}
+else:
+    _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                        "OPTIONS": {"location": str(MEDIA_ROOT)}}
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "static"
+
+# Uploads stream to temporary files, never whole into memory; the limit is enforced while streaming.
+ACUMOS_MAX_UPLOAD_BYTES = env_int("ACUMOS_MAX_UPLOAD_BYTES", 2 << 30)
+ACUMOS_MAX_PACKAGE_BYTES = env_int("ACUMOS_MAX_PACKAGE_BYTES", 4 << 30)
+FILE_UPLOAD_HANDLERS = ["acumos_portal.uploads.LimitedTemporaryFileUploadHandler"]
+FILE_UPLOAD_TEMP_DIR = env_str("ACUMOS_UPLOAD_TEMP_DIR") or None
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 << 20
+
+# Background jobs: Celery when a broker is configured, background threads otherwise.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-onboarding-jobs": {"task": "onboarding.reap_stale_jobs", "schedule": 60.0},
+}
+ACUMOS_JOB_STALE_SECONDS = env_int("ACUMOS_JOB_STALE_SECONDS", 600)
+ACUMOS_JOB_MAX_ATTEMPTS = env_int("ACUMOS_JOB_MAX_ATTEMPTS", 3)
+ACUMOS_SMOKE_TEST = env_bool("ACUMOS_SMOKE_TEST", True)
+ACUMOS_SMOKE_TIMEOUT = env_int("ACUMOS_SMOKE_TIMEOUT", 120)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "acumos_portal.api.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "acumos_portal.api.pagination.Pagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "EXCEPTION_HANDLER": "acumos_portal.api.errors.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Acumos Marketplace API",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("ACUMOS_LOG_LEVEL", "INFO")},
+}

@@ -1,0 +1,37 @@
+from django.db import models
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class StepStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class Source(models.TextChoices):
+    WEB = "web"
+    API = "api"
+
+
+# The pipeline, in order: (name, title). One Celery task and one StepResult row per step.
+STEPS = (
+    ("validate_metadata", "Validate metadata"),
+    ("validate_proto", "Validate proto"),
+    ("validate_package", "Validate model package"),
+    ("validate_licence", "Validate licence"),
+    ("store_artifacts", "Store artifacts"),
+    ("create_revision", "Create solution and revision"),
+    ("generate_descriptors", "Generate PROTOBUF.json and TGIF.json"),
+    ("smoke_test", "Smoke-test the model in a runner"),
+    ("build_image", "Build the model image"),
+    ("mark_ready", "Mark ready"),
+)
+STEP_TITLES = dict(STEPS)

@@ -1,0 +1,165 @@
+"""Accepting an upload: check it, reserve its solution, revision and version, stage its parts,
+and start the pipeline after commit. A refused upload leaves nothing behind."""
+
+from __future__ import annotations
+
+import re
+import uuid
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from acumos_portal import jobs
+from marketplace.models import Revision, Solution
+from onboarding import validation
+from onboarding.choices import STEPS, JobStatus, Source
+from onboarding.models import OnboardingJob, StepResult
+from onboarding.validation import Invalid
+
+# Acumos part names -> the file each one is in a bundle.
+PART_FILES = {"metadata": "metadata.json", "schema": "model.proto", "model": "modelpackage.zip",
+              "license": "license.json"}
+REQUIRED_PARTS = ("model", "metadata", "schema")
+PART_LABELS = {"model": "model (modelpackage.zip)", "metadata": "metadata (metadata.json)",
+               "schema": "schema (model.proto)", "license": "license (license.json)"}
+
+
+def check_bundle(parts: dict[str, Path]) -> dict:
+    """Run the cheap checks now, so a caller learns at once what is wrong. Returns the metadata."""
+    missing = [p for p in REQUIRED_PARTS if p not in parts]
+    if missing:
+        labels = ", ".join(PART_LABELS[p] for p in missing)
+        raise Invalid(missing[0], f"the upload is missing required parts: {labels}",
+                      [{"field": p, "message": "this part is required"} for p in missing])
+    metadata = validation.validate_metadata(parts["metadata"])
+    proto = validation.validate_proto(parts["schema"], metadata)
+    validation.validate_package(parts["model"], proto)
+    if "license" in parts:
+        validation.validate_licence(parts["license"])
+    return metadata
+
+
+def onboarding_start(*, user, parts: dict[str, Path], source: str = Source.API, tracking_id: str = "",
+                     create_microservice: bool = True) -> OnboardingJob:
+    metadata = check_bundle(parts)
+    staged: list[str] = []
+    try:
+        with transaction.atomic():
+            job = _create_job(user, metadata, source, tracking_id, create_microservice)
+            job.parts = {part: _stage(job, part, path, staged) for part, path in parts.items()}
+            job.save(update_fields=["parts"])
+            _create_steps(job)
+            from onboarding.tasks import first_step_task
+
+            jobs.enqueue(first_step_task(), str(job.id))
+    except BaseException:
+        for key in staged:
+            default_storage.delete(key)
+        _remove_empty_staging_dir(staged)
+        raise
+    return job
+
+
+def _remove_empty_staging_dir(keys: list[str]) -> None:
+    if not keys:
+        return
+    try:
+        Path(default_storage.path(keys[0])).parent.rmdir()
+    except (NotImplementedError, OSError):
+        pass
+
+
+def _create_job(user, metadata: dict, source: str, tracking_id: str, create_microservice: bool) -> OnboardingJob:
+    name = metadata["name"]
+    solution = Solution.objects.select_for_update().filter(owner=user, name=name).first()
+    version = reserve_version(user, name, solution, metadata.get("modelVersion"))
+    return OnboardingJob.objects.create(
+        owner=user, source=source, tracking_id=tracking_id or str(uuid.uuid4()), model_name=name,
+        solution_uuid=solution.id if solution else uuid.uuid4(), version=version,
+        create_microservice=create_microservice)
+
+
+def _stage(job: OnboardingJob, part: str, path: Path, staged: list[str]) -> str:
+    key = f"staging/{job.id}/{PART_FILES[part]}"
+    with open(path, "rb") as handle:
+        key = default_storage.save(key, File(handle))
+    staged.append(key)
+    return key
+
+
+def _create_steps(job: OnboardingJob) -> None:
+    StepResult.objects.bulk_create(StepResult(job=job, name=name, position=i) for i, (name, _) in enumerate(STEPS))
+
+
+# ---------------------------------------------------------------- versions
+
+def reserve_version(user, name: str, solution: Solution | None, requested: str | None) -> str:
+    """metadata `modelVersion`, or the next minor version after every known and pending one."""
+    taken = _taken_versions(user, name, solution)
+    if requested:
+        if requested in taken:
+            raise Invalid("metadata", f"version {requested} of {name!r} already exists; change modelVersion "
+                          "or leave it out to get the next version", [{"field": "modelVersion",
+                                                                       "message": "already exists"}])
+        return requested
+    parsed = [v for v in (_semver(t) for t in taken) if v is not None]
+    if not parsed:
+        return "1.0.0"
+    major, minor, _ = max(parsed)
+    return f"{major}.{minor + 1}.0"
+
+
+def _taken_versions(user, name: str, solution: Solution | None) -> set[str]:
+    pending = OnboardingJob.objects.filter(owner=user, model_name=name, status__in=[JobStatus.PENDING,
+                                                                                    JobStatus.RUNNING])
+    taken = set(pending.values_list("version", flat=True))
+    if solution is not None:
+        taken |= set(Revision.objects.filter(solution=solution).values_list("version", flat=True))
+    return taken
+
+
+def _semver(text: str) -> tuple[int, int, int] | None:
+    match = re.match(r"^(\d+)\.(\d+)(?:\.(\d+))?", text)
+    if not match:
+        return None
+    return int(match[1]), int(match[2]), int(match[3] or 0)
+
+
+# ---------------------------------------------------------------- a whole bundle in one zip
+
+_BUNDLE_NAMES = {"metadata.json": "metadata", "model.proto": "schema", "modelpackage.zip": "model",
+                 "model.zip": "model", "license.json": "license"}
+
+
+def split_bundle_zip(bundle: Path, dest: Path, max_bytes: int) -> dict[str, Path]:
+    """The parts of a bundle uploaded as one zip (flat, or inside one folder), streamed out."""
+    try:
+        archive = zipfile.ZipFile(bundle)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise Invalid("bundle", f"the bundle is not a readable zip: {exc}") from exc
+    parts: dict[str, Path] = {}
+    with archive:
+        for info in archive.infolist():
+            part = _BUNDLE_NAMES.get(PurePosixPath(info.filename).name)
+            if part and not info.is_dir() and part not in parts:
+                parts[part] = _extract_part(archive, info, dest / PART_FILES[part], max_bytes)
+    return parts
+
+
+def _extract_part(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, max_bytes: int) -> Path:
+    if info.file_size > max_bytes:
+        raise Invalid("bundle", f"{info.filename} is larger than the limit of {max_bytes} bytes")
+    written = 0
+    try:
+        with archive.open(info) as src, open(target, "wb") as out:
+            while chunk := src.read(1 << 20):
+                written += len(chunk)
+                if written > max_bytes:
+                    raise Invalid("bundle", f"{info.filename} expands past the limit of {max_bytes} bytes")
+                out.write(chunk)
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+        raise Invalid("bundle", f"{info.filename} in the bundle is corrupt: {exc}") from exc
+    return target

@@ -1,0 +1,241 @@
+"""What each pipeline step does. Each takes (job, step), returns log text, and raises
+StepFailed (permanent), StepSkipped or TransientError."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from marketplace import storage
+from marketplace.choices import ARTIFACT_FILE_NAMES, ArtifactKind, RevisionStatus
+from marketplace.models import Artifact, Blob, Revision, Solution
+from onboarding import descriptors, smoke, validation
+from onboarding.pipeline import StepFailed, StepSkipped
+from onboarding.services import PART_FILES
+from onboarding.validation import Invalid
+
+PART_KINDS = {"model": ArtifactKind.MODEL, "metadata": ArtifactKind.METADATA, "schema": ArtifactKind.PROTO,
+              "license": ArtifactKind.LICENCE}
+
+
+@contextmanager
+def staged(job, part: str):
+    with storage.local_copy(job.parts[part], suffix=Path(PART_FILES[part]).suffix) as path:
+        yield path
+
+
+@contextmanager
+def invalid_is_failure():
+    try:
+        yield
+    except Invalid as exc:
+        raise StepFailed(exc.message, exc.as_details()) from exc
+
+
+def _metadata(job) -> dict:
+    with staged(job, "metadata") as path:
+        return json.loads(path.read_bytes())
+
+
+# ---------------------------------------------------------------- validation steps
+
+def validate_metadata(job, step) -> str:
+    with staged(job, "metadata") as path, invalid_is_failure():
+        metadata = validation.validate_metadata(path)
+    methods = ", ".join(metadata["methods"])
+    return f"schema {metadata['schema']}; name {metadata['name']}; methods: {methods}\n"
+
+
+def validate_proto(job, step) -> str:
+    with staged(job, "schema") as path, invalid_is_failure():
+        proto = validation.validate_proto(path, _metadata(job))
+    rpcs = "; ".join(f"{n}({m.input.DESCRIPTOR.name}) -> {m.output.DESCRIPTOR.name}" for n, m in proto.methods.items())
+    return f"compiled; service {proto.service_name}: {rpcs}\n"
+
+
+def validate_package(job, step) -> str:
+    with staged(job, "schema") as proto_path, invalid_is_failure():
+        proto = validation.validate_proto(proto_path, _metadata(job))
+        with staged(job, "model") as path:
+            manifest = validation.validate_package(path, proto)
+    samples = ", ".join(manifest.samples) or "none (the smoke test can only load it)"
+    return f"flavour {manifest.flavour}; model {manifest.model}; samples for: {samples}\n"
+
+
+def validate_licence(job, step) -> str:
+    if "license" not in job.parts:
+        raise StepSkipped("no license.json was uploaded")
+    with staged(job, "license") as path, invalid_is_failure():
+        licence = validation.validate_licence(path)
+    return f"licence {licence['licenseName']} ({licence['keyword']})\n"
+
+
+# ---------------------------------------------------------------- storing and recording
+
+def store_artifacts(job, step) -> str:
+    stored, lines = {}, []
+    for part in job.parts:
+        with staged(job, part) as path:
+            blob, created = storage.store_file(path)
+        if created:
+            job.created_blobs.append(blob.pk)
+        stored[part] = blob.pk
+        lines.append(f"{PART_FILES[part]}: sha256 {blob.sha256} ({blob.size} bytes){'' if created else ', already stored'}")
+    job.save(update_fields=["created_blobs"])
+    step.details = {"blobs": stored}
+    step.save(update_fields=["details"])
+    return "\n".join(lines) + "\n"
+
+
+def create_revision(job, step) -> str:
+    metadata = _metadata(job)
+    blobs = job.steps.get(name="store_artifacts").details["blobs"]
+    with staged(job, "model") as path:
+        flavour = validation.validate_package(path).flavour
+    with transaction.atomic():
+        solution, created = _solution_for(job, metadata, flavour)
+        revision = Revision.objects.create(id=job.revision_uuid, solution=solution, version=job.version,
+                                           metadata=metadata, description=metadata.get("description", ""),
+                                           created_by=job.owner)
+        for part, blob_id in blobs.items():
+            add_artifact(revision, PART_KINDS[part], blob=Blob.objects.get(pk=blob_id))
+    verb = "created solution" if created else "new revision of solution"
+    return f"{verb} {solution.name} ({solution.id}); revision {revision.version} ({revision.id})\n"
+
+
+def _solution_for(job, metadata: dict, flavour: str) -> tuple[Solution, bool]:
+    solution = Solution.objects.select_for_update().filter(owner=job.owner, name=job.model_name).first()
+    if solution is not None:
+        return solution, False
+    solution = Solution.objects.create(id=job.solution_uuid, owner=job.owner, name=job.model_name,
+                                       toolkit=flavour, description=metadata.get("description", ""))
+    job.created_solution = True
+    job.save(update_fields=["created_solution"])
+    return solution, True
+
+
+def add_artifact(revision: Revision, kind: str, *, blob: Blob | None = None, uri: str = "") -> Artifact:
+    """The only way artifacts are added: a ready revision is immutable."""
+    if Revision.objects.filter(pk=revision.pk, status=RevisionStatus.READY).exists():
+        raise StepFailed(f"revision {revision.version} is ready and can no longer change")
+    return Artifact.objects.create(revision=revision, kind=kind, name=ARTIFACT_FILE_NAMES.get(kind, kind),
+                                   blob=blob, uri=uri)
+
+
+def generate_descriptors(job, step) -> str:
+    revision = Revision.objects.select_related("solution").get(pk=job.revision_uuid)
+    with staged(job, "schema") as path:
+        proto = validation.validate_proto(path, revision.metadata)
+    documents = {ArtifactKind.PROTOBUF_JSON: descriptors.protobuf_json(proto),
+                 ArtifactKind.TGIF: descriptors.tgif_json(proto, revision)}
+    lines = []
+    for kind, document in documents.items():
+        blob = _store_json(job, document)
+        add_artifact(revision, kind, blob=blob)
+        lines.append(f"{ARTIFACT_FILE_NAMES[kind]}: sha256 {blob.sha256}")
+    return "\n".join(lines) + "\n"
+
+
+def _store_json(job, document: dict) -> Blob:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as tmp:
+        json.dump(document, tmp, indent=2, sort_keys=True)
+    path = Path(tmp.name)
+    try:
+        blob, created = storage.store_file(path)
+    finally:
+        path.unlink(missing_ok=True)
+    if created:
+        job.created_blobs.append(blob.pk)
+        job.save(update_fields=["created_blobs"])
+    return blob
+
+
+# ---------------------------------------------------------------- running it
+
+def smoke_test(job, step) -> str:
+    if not settings.ACUMOS_SMOKE_TEST:
+        raise StepSkipped("smoke tests are switched off (ACUMOS_SMOKE_TEST=false)")
+    with tempfile.TemporaryDirectory(prefix="acumos-smoke-") as tmp:
+        bundle = Path(tmp, "bundle")
+        bundle.mkdir()
+        for part in ("metadata", "schema", "model"):
+            with staged(job, part) as path, open(path, "rb") as src:
+                (bundle / PART_FILES[part]).write_bytes(src.read())
+        try:
+            return smoke.run(bundle, Path(tmp), timeout=settings.ACUMOS_SMOKE_TIMEOUT)
+        except smoke.SmokeFailed as exc:
+            raise StepFailed(str(exc), {"runner_log": exc.log_tail}) from exc
+
+
+def build_image(job, step) -> str:
+    if not job.create_microservice:
+        raise StepSkipped("isCreateMicroservice was false")
+    raise StepSkipped("no image builder is configured on this site; the revision can still be deployed "
+                      "as a local runner process")
+
+
+def mark_ready(job, step) -> str:
+    revision = Revision.objects.get(pk=job.revision_uuid)
+    blob = _store_text(job, onboarding_log(job))
+    add_artifact(revision, ArtifactKind.LOG, blob=blob)
+    Revision.objects.filter(pk=revision.pk).update(status=RevisionStatus.READY, ready_at=timezone.now())
+    return f"revision {revision.version} is ready\n"
+
+
+def onboarding_log(job) -> str:
+    lines = [f"onboarding job {job.id} for {job.model_name} {job.version}"]
+    for step in job.steps.all():
+        lines.append(f"== {step.title}: {step.status}")
+        lines.extend(filter(None, [step.log.rstrip(), step.error]))
+    return "\n".join(lines) + "\n"
+
+
+def _store_text(job, text: str) -> Blob:
+    with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as tmp:
+        tmp.write(text)
+    path = Path(tmp.name)
+    try:
+        blob, created = storage.store_file(path)
+    finally:
+        path.unlink(missing_ok=True)
+    if created:
+        job.created_blobs.append(blob.pk)
+        job.save(update_fields=["created_blobs"])
+    return blob
+
+
+# ---------------------------------------------------------------- cleaning up
+
+def undo_job(job) -> None:
+    """Remove what a failed job made: its revision, a solution it created, blobs nothing else uses."""
+    with transaction.atomic():
+        Revision.objects.filter(pk=job.revision_uuid).exclude(status=RevisionStatus.READY).delete()
+        if job.created_solution:
+            Solution.objects.filter(pk=job.solution_uuid, revisions__isnull=True).delete()
+    for blob in Blob.objects.filter(pk__in=job.created_blobs):
+        storage.delete_blob_if_orphan(blob)
+
+
+def discard_staging(job) -> None:
+    for key in job.parts.values():
+        default_storage.delete(key)
+    try:
+        Path(default_storage.path(f"staging/{job.id}")).rmdir()
+    except (NotImplementedError, OSError):
+        pass
+
+
+STEP_FUNCTIONS = {
+    "validate_metadata": validate_metadata, "validate_proto": validate_proto,
+    "validate_package": validate_package, "validate_licence": validate_licence,
+    "store_artifacts": store_artifacts, "create_revision": create_revision,
+    "generate_descriptors": generate_descriptors, "smoke_test": smoke_test,
+    "build_image": build_image, "mark_ready": mark_ready,
+}

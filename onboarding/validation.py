@@ -1,0 +1,142 @@
+"""Checks on an uploaded bundle. Each raises Invalid with field-level errors a person can act on.
+
+The same functions run when an upload is accepted (so the API can answer 400 at once) and as the
+pipeline's validation steps (so the job page shows them). Nothing here loads or unpickles a model:
+the package is only read as a zip; loading happens in the smoke test's runner process."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from django.conf import settings
+from jsonschema import Draft7Validator
+
+from runner_image.errors import RunnerError
+from runner_image.package import ExtractLimits, Manifest, check_archive
+from runner_image.protos import CompiledProto, compile_proto
+
+SCHEMAS = Path(__file__).parent / "schemas"
+MAX_JSON_BYTES = 1 << 20
+
+
+@dataclass
+class Invalid(Exception):
+    """A bundle part that fails its checks. `errors` are [{"field", "message"}]."""
+
+    part: str
+    message: str
+    errors: list[dict] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def as_details(self) -> dict:
+        return {"part": self.part, "errors": self.errors}
+
+
+@cache
+def _validator(name: str) -> Draft7Validator:
+    return Draft7Validator(json.loads((SCHEMAS / name).read_text()))
+
+
+def _read_json(path: Path, part: str):
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise Invalid(part, f"{part} is larger than {MAX_JSON_BYTES} bytes")
+    try:
+        return json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as exc:
+        raise Invalid(part, f"{part} is not valid JSON: {exc}", [{"field": "", "message": str(exc)}]) from exc
+
+
+def _schema_errors(validator: Draft7Validator, document) -> list[dict]:
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+    return [{"field": ".".join(str(p) for p in e.absolute_path) or "(root)", "message": e.message} for e in errors]
+
+
+def _raise_schema_errors(part: str, what: str, errors: list[dict]) -> None:
+    if errors:
+        first = errors[0]
+        raise Invalid(part, f"{what} does not match the schema: {first['field']}: {first['message']}"
+                      + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""), errors)
+
+
+# ---------------------------------------------------------------- metadata
+
+def validate_metadata(path: Path) -> dict:
+    metadata = _read_json(path, "metadata")
+    _raise_schema_errors("metadata", "metadata.json", _schema_errors(_validator("model-metadata.json"), metadata))
+    return metadata
+
+
+def message_name(spec) -> str | None:
+    """metadata 0.4 writes "input": "Name"; 0.5+ writes "input": {"name": "Name", ...}."""
+    if isinstance(spec, dict):
+        return spec.get("name")
+    return spec
+
+
+def runtime_of(metadata: dict) -> dict:
+    runtime = metadata.get("runtime") or {}
+    return runtime[0] if isinstance(runtime, list) else runtime
+
+
+# ---------------------------------------------------------------- proto
+
+def validate_proto(path: Path, metadata: dict) -> CompiledProto:
+    try:
+        proto = compile_proto(path.read_bytes())
+    except RunnerError as exc:
+        raise Invalid("schema", exc.message, [{"field": "model.proto", "message": exc.message}]) from exc
+    errors = [e for name, spec in metadata["methods"].items() for e in _method_errors(proto, name, spec)]
+    if errors:
+        raise Invalid("schema", f"model.proto does not match metadata.json: {errors[0]['message']}"
+                      + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""), errors)
+    return proto
+
+
+def _method_errors(proto: CompiledProto, name: str, spec: dict) -> list[dict]:
+    rpc = proto.method(name)
+    where = f"methods.{name}"
+    if rpc is None:
+        return [{"field": where, "message": f"method {name!r} is not an rpc of service {proto.service_name} "
+                                            f"(the proto has: {', '.join(proto.methods)})"}]
+    errors = []
+    for side, cls in (("input", rpc.input), ("output", rpc.output)):
+        declared = message_name(spec.get(side))
+        if declared and declared not in (cls.DESCRIPTOR.name, cls.DESCRIPTOR.full_name):
+            errors.append({"field": f"{where}.{side}", "message": f"method {name!r} {side} is "
+                           f"{cls.DESCRIPTOR.name} in the proto but {declared} in metadata.json"})
+    return errors
+
+
+# ---------------------------------------------------------------- package
+
+def validate_package(path: Path, proto: CompiledProto | None = None) -> Manifest:
+    limits = ExtractLimits(max_bytes=settings.ACUMOS_MAX_PACKAGE_BYTES)
+    try:
+        manifest = check_archive(path, limits)
+    except RunnerError as exc:
+        raise Invalid("model", exc.message, [{"field": exc.details.get("field", "modelpackage.zip"),
+                                              "message": exc.message}]) from exc
+    if proto is not None:
+        _check_samples_name_methods(manifest, proto)
+    return manifest
+
+
+def _check_samples_name_methods(manifest: Manifest, proto: CompiledProto) -> None:
+    unknown = [m for m in (*manifest.samples, *manifest.config.get("methods", {})) if m not in proto.methods]
+    if unknown:
+        message = (f"runner.json names methods the proto does not have: {', '.join(sorted(set(unknown)))} "
+                   f"(the proto has: {', '.join(proto.methods)})")
+        raise Invalid("model", message, [{"field": "runner.json", "message": message}])
+
+
+# ---------------------------------------------------------------- licence
+
+def validate_licence(path: Path) -> dict:
+    licence = _read_json(path, "license")
+    _raise_schema_errors("license", "license.json", _schema_errors(_validator("license-profile.json"), licence))
+    return licence
