@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt bench bench-runner bench-swap clean example
+.PHONY: run run-runner test services lint fmt bench bench-runner bench-swap clean example
 
 $(STAMP): requirements.txt requirements-dev.txt runner_image/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,15 +14,27 @@ $(STAMP): requirements.txt requirements-dev.txt runner_image/pyproject.toml
 
 venv: $(STAMP)
 
-# Until the portal lands, `make run` serves the example model with the runner on :3330.
+# The portal on the embedded default: SQLite, local files, background jobs on threads.
 run: $(STAMP) example
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py bootstrap
+	$(PY) manage.py reap_jobs
+	@echo "portal: http://127.0.0.1:8000  (upload build/example-iris: metadata.json, model.proto, modelpackage.zip)"
+	$(PY) manage.py runserver 127.0.0.1:8000 --noreload --insecure
+
+# The runner alone, serving the example model on :3330.
+run-runner: $(STAMP) example
 	RUNNER_ADMIN_TOKEN=$${RUNNER_ADMIN_TOKEN:-dev-admin-token} $(PY) -m runner_image serve build/example-iris --port 3330
 
 example: $(STAMP)
 	$(PY) examples/iris/make_bundle.py build/example-iris
 
-test: $(STAMP) lint
-	$(PY) -m pytest runner_image/tests
+services:
+	bash scripts/ensure-services.sh
+
+test: $(STAMP) lint services
+	$(PY) manage.py makemigrations --check --dry-run > /dev/null
+	$(PY) -m pytest tests runner_image/tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

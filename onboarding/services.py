@@ -3,6 +3,7 @@ and start the pipeline after commit. A refused upload leaves nothing behind."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 import zipfile
@@ -66,10 +67,8 @@ def onboarding_start(*, user, parts: dict[str, Path], source: str = Source.API, 
 def _remove_empty_staging_dir(keys: list[str]) -> None:
     if not keys:
         return
-    try:
+    with contextlib.suppress(NotImplementedError, OSError):  # remote storage has no directories
         Path(default_storage.path(keys[0])).parent.rmdir()
-    except (NotImplementedError, OSError):
-        pass
 
 
 def _create_job(user, metadata: dict, source: str, tracking_id: str, create_microservice: bool) -> OnboardingJob:

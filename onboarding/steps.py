@@ -3,6 +3,7 @@ StepFailed (permanent), StepSkipped or TransientError."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from contextlib import contextmanager
@@ -87,7 +88,8 @@ def store_artifacts(job, step) -> str:
         if created:
             job.created_blobs.append(blob.pk)
         stored[part] = blob.pk
-        lines.append(f"{PART_FILES[part]}: sha256 {blob.sha256} ({blob.size} bytes){'' if created else ', already stored'}")
+        reused = "" if created else ", already stored"
+        lines.append(f"{PART_FILES[part]}: sha256 {blob.sha256} ({blob.size} bytes){reused}")
     job.save(update_fields=["created_blobs"])
     step.details = {"blobs": stored}
     step.save(update_fields=["details"])
@@ -226,10 +228,8 @@ def undo_job(job) -> None:
 def discard_staging(job) -> None:
     for key in job.parts.values():
         default_storage.delete(key)
-    try:
+    with contextlib.suppress(NotImplementedError, OSError):  # remote storage has no directories
         Path(default_storage.path(f"staging/{job.id}")).rmdir()
-    except (NotImplementedError, OSError):
-        pass
 
 
 STEP_FUNCTIONS = {

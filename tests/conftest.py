@@ -1,0 +1,107 @@
+"""Portal test fixtures: real PostgreSQL (a test database pytest-django creates and drops),
+per-test artifact storage, personas, the example bundle, and jobs run inline."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Read by settings at start-up: tests use PostgreSQL, a throwaway data dir and a fixed key.
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/acumos")
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
+os.environ.setdefault("ACUMOS_DATA_DIR", tempfile.mkdtemp(prefix="acumos-test-data-"))
+os.environ.pop("CELERY_BROKER_URL", None)
+
+import pytest  # noqa: E402
+from django.test import Client  # noqa: E402
+
+from acumos_portal import jobs  # noqa: E402
+from acumos_portal.accounts import services as account_services  # noqa: E402
+from acumos_portal.accounts.choices import Role  # noqa: E402
+
+from .bundles import builders, parts_of  # noqa: E402
+from .factories import UserFactory  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def artifact_storage(settings, tmp_path):
+    """Each test stores artifacts in its own directory, removed with tmp_path."""
+    settings.STORAGES = {**settings.STORAGES, "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(tmp_path / "artifacts")}}}
+    return tmp_path / "artifacts"
+
+
+@pytest.fixture
+def inline_jobs(monkeypatch, django_capture_on_commit_callbacks):
+    """`with inline_jobs(): <upload>`: the tasks the upload starts run synchronously, in order,
+    when the block ends (as they would after the request's transaction commits)."""
+    monkeypatch.setattr(jobs, "send", lambda task, *args: task.apply(args=args, throw=True))
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+# ---------------------------------------------------------------- personas
+
+def _persona(username: str, *roles: Role, **extra):
+    user = UserFactory(username=username, **extra)
+    for role in roles:
+        account_services.grant_role(user, role)
+    return user
+
+
+@pytest.fixture
+def owner(db):
+    return _persona("owner")
+
+
+@pytest.fixture
+def other_user(db):
+    return _persona("other")
+
+
+@pytest.fixture
+def publisher(db):
+    return _persona("publisher", Role.PUBLISHER)
+
+
+@pytest.fixture
+def admin_user(db):
+    return _persona("site-admin", Role.ADMIN)
+
+
+@pytest.fixture
+def client_for():
+    """A test client signed in as `user` (or anonymous for None)."""
+
+    def make(user) -> Client:
+        client = Client()
+        if user is not None:
+            client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api_token():
+    def make(user) -> str:
+        return account_services.token_create(user=user, name="tests")[1]
+
+    return make
+
+
+# ---------------------------------------------------------------- bundles
+
+@pytest.fixture(scope="session")
+def example_bundle(tmp_path_factory) -> Path:
+    """The example iris bundle, made with the real `pack` (trains a 10-tree RandomForest)."""
+    return builders.iris_bundle(tmp_path_factory.mktemp("example-bundle"))
+
+
+@pytest.fixture
+def bundle_parts(example_bundle) -> dict[str, Path]:
+    return parts_of(example_bundle)

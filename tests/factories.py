@@ -1,0 +1,40 @@
+"""factory_boy factories for the portal's models."""
+
+from __future__ import annotations
+
+import factory
+from django.utils import timezone
+
+from acumos_portal.accounts.models import User
+from marketplace.choices import RevisionStatus
+from marketplace.models import Revision, Solution
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    password = factory.django.Password("correct horse battery staple")
+
+
+class SolutionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Solution
+
+    owner = factory.SubFactory(UserFactory)
+    name = factory.Sequence(lambda n: f"Model {n}")
+    toolkit = "sklearn"
+
+
+class RevisionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Revision
+
+    solution = factory.SubFactory(SolutionFactory)
+    version = factory.Sequence(lambda n: f"1.{n}.0")
+    status = RevisionStatus.READY
+    created_by = factory.LazyAttribute(lambda r: r.solution.owner)
+    ready_at = factory.LazyFunction(timezone.now)
