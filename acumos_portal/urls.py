@@ -1,6 +1,11 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/", include("acumos_portal.accounts.urls")),
+    path("onboarding/", include("onboarding.urls")),
+    path("api/v1/", include("acumos_portal.api.urls")),
+    path("onboarding-app/v2/", include("onboarding.api.acumos_urls")),
+    path("", include("marketplace.urls")),
 ]
