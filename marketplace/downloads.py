@@ -31,7 +31,7 @@ def bundle_file_name(revision: Revision) -> str:
 
 def bundle_response(revision: Revision) -> FileResponse:
     """metadata.json, model.proto, modelpackage.zip (and license.json): what `runner serve` takes."""
-    spool = tempfile.TemporaryFile()  # removed when the response closes it
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 (the response closes it, which removes it)
     with zipfile.ZipFile(spool, "w", zipfile.ZIP_STORED) as archive:
         for artifact in revision.artifacts.filter(kind__in=BUNDLE_KINDS).select_related("blob"):
             _add(archive, artifact)
