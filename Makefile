@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-runner test services lint fmt bench bench-runner bench-swap clean example
+.PHONY: run run-runner test services lint fmt bench bench-runner bench-swap bench-onboarding clean example
 
 $(STAMP): requirements.txt requirements-dev.txt runner_image/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,13 +42,16 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
-bench: bench-runner bench-swap
+bench: bench-runner bench-swap bench-onboarding
 
 bench-runner: $(STAMP)
 	$(PY) bench/runner_vs_mlflow.py
 
 bench-swap: $(STAMP)
 	$(PY) bench/swap_under_load.py
+
+bench-onboarding: $(STAMP)
+	$(PY) bench/onboarding.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
