@@ -98,6 +98,7 @@ ACUMOS_MAX_PACKAGE_BYTES = env_int("ACUMOS_MAX_PACKAGE_BYTES", 4 << 30)
 FILE_UPLOAD_HANDLERS = ["acumos_portal.uploads.LimitedTemporaryFileUploadHandler"]
 FILE_UPLOAD_TEMP_DIR = env_str("ACUMOS_UPLOAD_TEMP_DIR") or None
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 << 20
+CSRF_FAILURE_VIEW = "acumos_portal.uploads.csrf_failure"
 
 # Background jobs: Celery when a broker is configured, background threads otherwise.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")

@@ -4,6 +4,8 @@ as soon as it passes ACUMOS_MAX_UPLOAD_BYTES (not after it has been written in f
 from __future__ import annotations
 
 from django.conf import settings
+from django.http import QueryDict
+from django.utils.datastructures import MultiValueDict
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
 
 
@@ -18,8 +20,11 @@ class LimitedTemporaryFileUploadHandler(TemporaryFileUploadHandler):
         self.received = 0
         self.limit = settings.ACUMOS_MAX_UPLOAD_BYTES
         if content_length and content_length > self.limit:
+            # Django does not catch StopUpload here (only while reading files), so answer "nothing
+            # parsed" instead: the body is never read, and check_upload_size reports the refusal.
             self.request.upload_too_large = self.limit
-            raise StopUpload(connection_reset=False)
+            return QueryDict(encoding=encoding), MultiValueDict()
+        return None
 
     def receive_data_chunk(self, raw_data, start):
         self.received += len(raw_data)
@@ -34,3 +39,16 @@ def check_upload_size(request) -> None:
     limit = getattr(request, "upload_too_large", None)
     if limit:
         raise UploadTooLarge(limit)
+
+
+def csrf_failure(request, reason=""):
+    """An upload refused for its size never had its body (and so its CSRF token) read: say why."""
+    limit = getattr(request, "upload_too_large", None)
+    if limit:
+        from django.http import HttpResponse
+
+        return HttpResponse(f"The upload is larger than the limit of {limit} bytes.", status=413,
+                            content_type="text/plain")
+    from django.views.csrf import csrf_failure as default_failure
+
+    return default_failure(request, reason)

@@ -1,7 +1,12 @@
 from django.urls import path
-from django.views.generic import TemplateView
+
+from marketplace import views
 
 app_name = "marketplace"
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="base.html"), name="my-models"),
+    path("", views.my_models, name="my-models"),
+    path("solutions/<uuid:pk>/", views.solution, name="solution"),
+    path("revisions/<uuid:pk>/", views.revision, name="revision"),
+    path("revisions/<uuid:pk>/bundle/", views.bundle_download, name="bundle-download"),
+    path("artifacts/<uuid:pk>/download/", views.artifact_download, name="artifact-download"),
 ]

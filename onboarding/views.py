@@ -1,0 +1,93 @@
+"""The onboarding page and the job page. An upload goes through onboarding.http and
+onboarding.services exactly as an API upload does; a job is seen by its owner and portal admins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.files.uploadhandler import StopUpload
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
+
+from acumos_portal.uploads import UploadTooLarge, check_upload_size
+from marketplace.selectors import visible_revisions
+from onboarding import http
+from onboarding.choices import STEPS, Source, StepStatus
+from onboarding.forms import OnboardForm
+from onboarding.models import OnboardingJob
+from onboarding.services import onboarding_start
+from onboarding.validation import Invalid
+
+
+def _is_xhr(request) -> bool:
+    return request.headers.get("X-Requested-With") == "XMLHttpRequest"
+
+
+def _page(request, form: OnboardForm, status: int = 200):
+    template = "onboarding/_upload_form.html" if _is_xhr(request) else "onboarding/new.html"
+    context = {"form": form, "steps": STEPS, "max_bytes": settings.ACUMOS_MAX_UPLOAD_BYTES}
+    return render(request, template, context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def new(request):
+    if request.method == "GET":
+        return _page(request, OnboardForm())
+    try:
+        form = OnboardForm(request.POST, request.FILES)  # reading the body streams the files to disk
+        check_upload_size(request)
+        if not form.is_valid():
+            return _page(request, form, status=400)
+        with http.workdir() as tmp:
+            job = onboarding_start(user=request.user, parts=http.parts_from_request(request, Path(tmp)),
+                                   source=Source.WEB)
+    except (UploadTooLarge, StopUpload):  # StopUpload: the size handler stopped before parsing began
+        limit = filesizeformat(settings.ACUMOS_MAX_UPLOAD_BYTES)
+        refused = OnboardForm(data={}, refusal=f"The upload is too large: the limit is {limit} in all.")
+        return _page(request, refused, status=413)
+    except Invalid as exc:
+        form.add_invalid(exc)
+        return _page(request, form, status=400)
+    location = reverse("onboarding:job", args=[job.pk])
+    if _is_xhr(request):
+        return JsonResponse({"job": str(job.pk), "location": location}, status=201)
+    return redirect(location)
+
+
+def _visible_job(request, pk) -> OnboardingJob:
+    jobs = OnboardingJob.objects.select_related("owner")
+    if not request.user.is_portal_admin:
+        jobs = jobs.filter(owner=request.user)
+    return get_object_or_404(jobs, pk=pk)
+
+
+def _job_context(request, job: OnboardingJob) -> dict:
+    now = timezone.now()
+    steps = list(job.steps.all())
+    for step in steps:  # a running step shows how long it has been running
+        step.elapsed = (now - step.started).total_seconds() if step.status == StepStatus.RUNNING and step.started \
+            else None
+    finished = sum(step.status not in (StepStatus.PENDING, StepStatus.RUNNING) for step in steps)
+    revision = visible_revisions(request.user).filter(pk=job.revision_uuid).first() if job.finished_ok else None
+    return {"job": job, "steps": steps, "steps_finished": finished, "revision": revision}
+
+
+@require_GET
+@login_required
+def job(request, pk):
+    found = _visible_job(request, pk)
+    return render(request, "onboarding/job.html", _job_context(request, found))
+
+
+@require_GET
+@login_required
+def job_steps(request, pk):
+    found = _visible_job(request, pk)
+    return render(request, "onboarding/_job_live.html", _job_context(request, found))
