@@ -4,9 +4,9 @@ as soon as it passes ACUMOS_MAX_UPLOAD_BYTES (not after it has been written in f
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
 from django.http import QueryDict
 from django.utils.datastructures import MultiValueDict
-from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
 
 
 class UploadTooLarge(Exception):
