@@ -11,6 +11,7 @@ from acumos_portal.env import env_bool, env_int, env_list, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("ACUMOS_DATA_DIR", str(BASE_DIR / "var")))
+DATA_DIR.mkdir(parents=True, exist_ok=True)  # SQLite and local artifacts live here by default
 
 SECRET_KEY = env_secret("DJANGO_SECRET_KEY", DATA_DIR / "secret_key")
 DEBUG = env_bool("DJANGO_DEBUG", False)

@@ -57,8 +57,9 @@ def padded_bundle(example: Path, out: Path, size_mb: int, name: str) -> Path:
     missing = size_mb * CHUNK - (out / "modelpackage.zip").stat().st_size
     with zipfile.ZipFile(out / "modelpackage.zip", "a", zipfile.ZIP_STORED) as archive, \
             archive.open("padding.bin", "w", force_zip64=True) as padding:
-        for _ in range(max(missing, 0) // CHUNK):
-            padding.write(os.urandom(CHUNK))
+        while missing > 0:
+            padding.write(os.urandom(min(CHUNK, missing)))
+            missing -= CHUNK
     return out
 
 
