@@ -34,7 +34,8 @@ services:
 
 test: $(STAMP) lint services
 	$(PY) manage.py makemigrations --check --dry-run > /dev/null
-	$(PY) -m pytest tests runner_image/tests
+	$(PY) -m pytest runner_image/tests
+	$(PY) -m pytest tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -16,7 +17,17 @@ _state: dict[str, ThreadPoolExecutor] = {}
 
 
 def enqueue(task, *args) -> None:
-    transaction.on_commit(lambda: send(task, *args))
+    transaction.on_commit(lambda: _send_committed(task, args))
+
+
+def _send_committed(task, args) -> None:
+    """The rows are committed when this runs: a broker that is down must not turn the request into
+    an error (whose cleanup would delete the files of a job that exists). The job stays pending
+    and the reaper (onboarding.pipeline.reap_stale_jobs) sends it again."""
+    try:
+        send(task, *args)
+    except KombuOperationalError:
+        log.exception("could not send %s%s to the broker; the reaper will send it again", task.name, args)
 
 
 def send(task, *args) -> None:

@@ -126,6 +126,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "acumos_portal.api.pagination.Pagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "acumos_portal.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {"password": env_str("ACUMOS_PASSWORD_RATE", "20/minute")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Acumos Marketplace API",
@@ -134,6 +135,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Three models have a `status`; name each enum after its choices class.
+    "ENUM_NAME_OVERRIDES": {"RevisionStatusEnum": "marketplace.choices.RevisionStatus",
+                            "JobStatusEnum": "onboarding.choices.JobStatus",
+                            "StepStatusEnum": "onboarding.choices.StepStatus"},
 }
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -6,11 +6,13 @@ never rewritten. Everything streams: nothing here reads a whole file into memory
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
@@ -41,13 +43,36 @@ def store_file(path: Path) -> tuple[Blob, bool]:
         return existing, False
     key = blob_key(sha256)
     if not default_storage.exists(key):
-        with open(path, "rb") as handle:
-            default_storage.save(key, File(handle))
+        _save(key, path)
     try:
         with transaction.atomic():
             return Blob.objects.create(sha256=sha256, size=size, storage_key=key), True
     except IntegrityError:  # another job stored the same bytes at the same moment
         return Blob.objects.get(sha256=sha256), False
+
+
+def _save(key: str, path: Path) -> None:
+    """Write a blob whole or not at all: a key is a content address, so a part of a file under it
+    (a full disk, a killed worker) would later be served as those bytes."""
+    try:
+        target = Path(default_storage.path(key))
+    except NotImplementedError:  # S3 and the like store an object whole or not at all
+        with open(path, "rb") as handle:
+            default_storage.save(key, File(handle))
+        return
+    # Local files: written under a temporary name beside the target, then renamed into place (atomic).
+    # Two jobs storing the same bytes at once simply replace one complete copy with another.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=target.parent, prefix=".partial-")
+    partial = Path(name)
+    try:  # the close is inside: it flushes, and a full disk may only show there
+        with os.fdopen(handle, "wb") as out, open(path, "rb") as source:
+            shutil.copyfileobj(source, out, CHUNK)
+        partial.chmod(settings.FILE_UPLOAD_PERMISSIONS or 0o644)
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def delete_blob_if_orphan(blob: Blob) -> bool:

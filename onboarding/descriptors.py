@@ -12,7 +12,8 @@ def _arguments(descriptor, prefix: str = "", depth: int = 0) -> list[dict]:
     arguments = []
     for field in descriptor.fields:
         tag = f"{prefix}{field.number}"
-        argument = {"name": field.name, "rule": "repeated" if is_repeated(field) else "optional",
+        # "role" as the Acumos generator writes it: "repeated", or "" for a singular proto3 field.
+        argument = {"name": field.name, "role": "repeated" if is_repeated(field) else "",
                     "tag": tag, "type": type_name(field)}
         if field.type == FD.TYPE_MESSAGE and depth < 8:
             argument["complexType"] = {"messageName": field.message_type.name,
@@ -39,15 +40,21 @@ def protobuf_json(proto) -> dict:
             "service": {"name": proto.service_name, "listOfOperations": operations}}
 
 
+def _exchange(request: list) -> dict:
+    return {"request": {"format": request, "version": ""}, "response": {"format": [], "version": ""}}
+
+
 def tgif_json(proto, revision) -> dict:
-    provides = [{"route": name, "request": {"format": [_message(rpc.input.DESCRIPTOR)], "version": ""},
-                 "response": {"format": [_message(rpc.output.DESCRIPTOR)], "version": ""}}
-                for name, rpc in proto.methods.items()]
+    """Design Studio draws a model's input ports from `provides` (what each rpc accepts) and its
+    output ports from `calls` (what each rpc sends on): without `calls` it cannot be linked onward."""
+    rpcs = proto.methods.items()
+    provides = [{"route": name, **_exchange([_message(rpc.input.DESCRIPTOR)])} for name, rpc in rpcs]
+    calls = [{"config_key": name, **_exchange([_message(rpc.output.DESCRIPTOR)])} for name, rpc in rpcs]
     return {
         "self": {"version": revision.version, "name": revision.solution.name,
                  "description": revision.description, "component_type": "Docker"},
         "streams": {},
-        "services": {"calls": [], "provides": provides},
+        "services": {"calls": calls, "provides": provides},
         "parameters": [],
         "auxiliary": {},
         "artifacts": [],

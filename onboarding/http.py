@@ -5,6 +5,7 @@ limit); a whole bundle may come as one zip (part `bundle`), which is split into 
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 
@@ -29,5 +30,8 @@ def _path(upload) -> Path:
     return Path(upload.temporary_file_path())
 
 
+@contextlib.contextmanager
 def workdir():
-    return tempfile.TemporaryDirectory(prefix="acumos-upload-", dir=settings.FILE_UPLOAD_TEMP_DIR)
+    """A private temporary directory (as a Path) for a split bundle, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="acumos-upload-", dir=settings.FILE_UPLOAD_TEMP_DIR) as tmp:
+        yield Path(tmp)

@@ -3,7 +3,7 @@
 Every step is a StepResult row. A step is claimed with a conditional update, so a duplicate
 delivery of the same task does nothing (tasks are idempotent). A permanent failure fails the
 job at once and undoes what it made; a transient one is retried with a bound; a worker that
-dies mid-step leaves a running row that the reaper re-queues or fails."""
+dies mid-step leaves a running row, and a lost task a pending one, that the reaper re-queues or fails."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from onboarding.choices import STEPS, JobStatus, StepStatus
@@ -101,41 +102,76 @@ def advance(job: OnboardingJob, name: str) -> None:
 
 
 def fail_job(job: OnboardingJob, step: StepResult, message: str, details: dict | None = None) -> None:
+    from onboarding.steps import discard_staging, undo_job
+
     now = timezone.now()
     with transaction.atomic():
         StepResult.objects.filter(pk=step.pk).update(status=StepStatus.FAILED, finished=now, error=message,
                                                      details=details or {})
         StepResult.objects.filter(job=job, status=StepStatus.PENDING).update(status=StepStatus.SKIPPED)
-        OnboardingJob.objects.filter(pk=job.pk).update(status=JobStatus.FAILED, finished=now, error=message)
-    from onboarding.steps import discard_staging, undo_job
-
-    undo_job(job)
-    discard_staging(job)
+    try:
+        # Undo first: whoever sees "failed" must also see that nothing of the job is left.
+        undo_job(job)
+        discard_staging(job)
+    finally:
+        OnboardingJob.objects.filter(pk=job.pk).update(status=JobStatus.FAILED, finished=timezone.now(),
+                                                       error=message)
 
 
 # ---------------------------------------------------------------- the reaper
 
 def reap_stale_jobs() -> list[str]:
-    """Steps left running by a worker that died: re-queue them, or fail the job after the last attempt."""
+    """Jobs that stopped moving: a step left running by a worker that died is re-queued (or the job
+    failed after the last attempt); a job whose next task was lost (broker down when it was sent,
+    retries used up) is sent on again, so no job stays pending or running for ever."""
     cutoff = timezone.now() - timedelta(seconds=settings.ACUMOS_JOB_STALE_SECONDS)
     stale = StepResult.objects.select_related("job").filter(
         status=StepStatus.RUNNING, started__lt=cutoff, job__status=JobStatus.RUNNING, job__heartbeat__lt=cutoff)
-    actions = []
-    for step in stale:
-        actions.append(_reap(step))
-    return actions
+    actions = [_reap(step) for step in stale]
+    actions += [_resume(job) for job in _stalled_jobs(cutoff)]
+    return [action for action in actions if action]
 
 
 def _reap(step: StepResult) -> str:
     if step.attempts >= settings.ACUMOS_JOB_MAX_ATTEMPTS:
+        # Conditional, like a claim: the step may have finished since it was read.
+        if not StepResult.objects.filter(pk=step.pk, status=StepStatus.RUNNING).exists():
+            return ""
         fail_job(step.job, step, f"step {step.name} did not finish after {step.attempts} attempts "
                                  "(the worker running it stopped); giving up")
         return f"failed {step.job_id}"
     updated = StepResult.objects.filter(pk=step.pk, status=StepStatus.RUNNING).update(status=StepStatus.PENDING)
     if updated:
-        from acumos_portal import jobs
-        from onboarding.tasks import step_task
-
-        StepResult.objects.filter(pk=step.pk).update(log=F("log") + "re-queued after its worker stopped\n")
-        jobs.send(step_task(step.name), str(step.job_id))
+        # Concat, not F() + str: `+` is numeric addition in SQL (an error on PostgreSQL, "0" on SQLite).
+        note = Value("re-queued after its worker stopped\n")
+        StepResult.objects.filter(pk=step.pk).update(log=Concat(F("log"), note))
+        _send(step.job_id, step.name)
     return f"requeued {step.job_id} {step.name}"
+
+
+def _stalled_jobs(cutoff):
+    """Unfinished jobs with no step running and no sign of life since the cutoff."""
+    quiet = Q(heartbeat__lt=cutoff) | Q(heartbeat__isnull=True, created__lt=cutoff)
+    return (OnboardingJob.objects.filter(quiet, status__in=[JobStatus.PENDING, JobStatus.RUNNING])
+            .exclude(steps__status=StepStatus.RUNNING))
+
+
+def _resume(job: OnboardingJob) -> str:
+    pending = job.steps.filter(status=StepStatus.PENDING).order_by("position").first()
+    if pending is None:  # the last step finished but the worker stopped before marking the job
+        advance(job, STEP_ORDER[-1])
+        return f"finished {job.id}"
+    if pending.attempts >= settings.ACUMOS_JOB_MAX_ATTEMPTS:  # claimed that often, never finished
+        fail_job(job, pending, f"step {pending.name} did not finish after {pending.attempts} attempts; giving up")
+        return f"failed {job.id}"
+    _send(job.id, pending.name)
+    return f"resent {job.id} {pending.name}"
+
+
+def _send(job_id, name: str) -> None:
+    """Send a step again. The heartbeat moves on, so the reaper waits a full period before the next try."""
+    from acumos_portal import jobs
+    from onboarding.tasks import step_task
+
+    OnboardingJob.objects.filter(pk=job_id).update(heartbeat=timezone.now())
+    jobs.send(step_task(name), str(job_id))

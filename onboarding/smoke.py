@@ -5,6 +5,7 @@ limits, on a free localhost port, and it is killed afterwards whatever happens."
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import resource
@@ -35,9 +36,24 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _libc():
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _libc()  # loaded here, not in the child: a forked child should only make plain calls
+PR_SET_PDEATHSIG = 1
+
+
 def _limits() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
+    # The runner has its own session, so a worker that is killed (OOM, SIGKILL) would leave it
+    # serving for ever: on Linux the kernel kills it when the thread that started it dies.
+    if _LIBC is not None and sys.platform.startswith("linux"):
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def run(bundle: Path, workdir: Path, timeout: float) -> str:

@@ -18,6 +18,8 @@ from marketplace import storage
 from marketplace.choices import ARTIFACT_FILE_NAMES, ArtifactKind, RevisionStatus
 from marketplace.models import Artifact, Blob, Revision, Solution
 from onboarding import descriptors, smoke, validation
+from onboarding.choices import JobStatus
+from onboarding.models import StepResult
 from onboarding.pipeline import StepFailed, StepSkipped
 from onboarding.services import PART_FILES
 from onboarding.validation import Invalid
@@ -83,14 +85,19 @@ def validate_licence(job, step) -> str:
 def store_artifacts(job, step) -> str:
     stored, lines = {}, []
     for part in job.parts:
-        with staged(job, part) as path:
-            blob, created = storage.store_file(path)
+        try:
+            with staged(job, part) as path:
+                blob, created = storage.store_file(path)
+        except OSError as exc:  # storage full or unreachable: say so, not "internal error"
+            raise StepFailed(f"could not store {PART_FILES[part]} in the artifact storage: {exc}") from exc
         if created:
+            # Recorded at once: if a later part fails, or the worker dies, the cleanup still finds it
+            # (a re-run would see it as "already stored" and never record it).
             job.created_blobs.append(blob.pk)
+            job.save(update_fields=["created_blobs"])
         stored[part] = blob.pk
         reused = "" if created else ", already stored"
         lines.append(f"{PART_FILES[part]}: sha256 {blob.sha256} ({blob.size} bytes){reused}")
-    job.save(update_fields=["created_blobs"])
     step.details = {"blobs": stored}
     step.save(update_fields=["details"])
     return "\n".join(lines) + "\n"
@@ -221,8 +228,22 @@ def undo_job(job) -> None:
         Revision.objects.filter(pk=job.revision_uuid).exclude(status=RevisionStatus.READY).delete()
         if job.created_solution:
             Solution.objects.filter(pk=job.solution_uuid, revisions__isnull=True).delete()
-    for blob in Blob.objects.filter(pk__in=job.created_blobs):
+    # The blobs it stored, and those it found stored (the job that stored them may have failed
+    # since, leaving them to this one), but not those another unfinished job holds without an
+    # artifact yet: deleting those would break that job at create_revision.
+    candidates = set(job.created_blobs) | set(_stored_blobs(job))
+    for blob in Blob.objects.filter(pk__in=candidates - _blobs_held_by_unfinished_jobs(job)):
         storage.delete_blob_if_orphan(blob)
+
+
+def _stored_blobs(job) -> list[int]:
+    step = job.steps.filter(name="store_artifacts").first()
+    return list((step.details or {}).get("blobs", {}).values()) if step else []
+
+
+def _blobs_held_by_unfinished_jobs(job) -> set[int]:
+    steps = StepResult.objects.filter(name="store_artifacts", job__status__in=[JobStatus.PENDING, JobStatus.RUNNING])
+    return {pk for step in steps.exclude(job=job) for pk in (step.details or {}).get("blobs", {}).values()}
 
 
 def discard_staging(job) -> None:

@@ -7,12 +7,13 @@ the package is only read as a zip; loading happens in the smoke test's runner pr
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 from django.conf import settings
-from jsonschema import Draft7Validator
+from jsonschema import Draft7Validator, ValidationError, validators
 
 from runner_image.errors import RunnerError
 from runner_image.package import ExtractLimits, Manifest, check_archive
@@ -37,9 +38,21 @@ class Invalid(Exception):
         return {"part": self.part, "errors": self.errors}
 
 
+def _pattern(validator, pattern: str, instance, schema):
+    """`pattern` as JSON Schema means it (ECMA 262): a final `$` ends the string. Python's `$` also
+    matches before a final newline, which let "1.0.0\\n" through as a modelVersion."""
+    if validator.is_type(instance, "string"):
+        anchored = pattern[:-1] + r"\Z" if pattern.endswith("$") and not pattern.endswith("\\$") else pattern
+        if not re.search(anchored, instance):
+            yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+_SchemaValidator = validators.extend(Draft7Validator, {"pattern": _pattern})
+
+
 @cache
 def _validator(name: str) -> Draft7Validator:
-    return Draft7Validator(json.loads((SCHEMAS / name).read_text()))
+    return _SchemaValidator(json.loads((SCHEMAS / name).read_text()))
 
 
 def _read_json(path: Path, part: str):

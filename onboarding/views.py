@@ -3,8 +3,6 @@ onboarding.services exactly as an API upload does; a job is seen by its owner an
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.files.uploadhandler import StopUpload
@@ -46,7 +44,7 @@ def new(request):
         if not form.is_valid():
             return _page(request, form, status=400)
         with http.workdir() as tmp:
-            job = onboarding_start(user=request.user, parts=http.parts_from_request(request, Path(tmp)),
+            job = onboarding_start(user=request.user, parts=http.parts_from_request(request, tmp),
                                    source=Source.WEB)
     except (UploadTooLarge, StopUpload):  # StopUpload: the size handler stopped before parsing began
         limit = filesizeformat(settings.ACUMOS_MAX_UPLOAD_BYTES)

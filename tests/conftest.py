@@ -3,25 +3,17 @@ per-test artifact storage, personas, the example bundle, and jobs run inline."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-# Read by settings at start-up: tests use PostgreSQL, a throwaway data dir and a fixed key.
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/acumos")
-os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
-os.environ.setdefault("ACUMOS_DATA_DIR", tempfile.mkdtemp(prefix="acumos-test-data-"))
-os.environ.pop("CELERY_BROKER_URL", None)
+import pytest
+from django.test import Client
 
-import pytest  # noqa: E402
-from django.test import Client  # noqa: E402
+from acumos_portal import jobs
+from acumos_portal.accounts import services as account_services
+from acumos_portal.accounts.choices import Role
 
-from acumos_portal import jobs  # noqa: E402
-from acumos_portal.accounts import services as account_services  # noqa: E402
-from acumos_portal.accounts.choices import Role  # noqa: E402
-
-from .bundles import builders, parts_of  # noqa: E402
-from .factories import UserFactory  # noqa: E402
+from .bundles import builders, parts_of
+from .factories import UserFactory
 
 REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"

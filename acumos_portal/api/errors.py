@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+# Django's own exceptions, which DRF turns into responses but which carry no code of their own.
+_DJANGO_CODES = {Http404: "not_found", PermissionDenied: "permission_denied"}
 
 
 class ApiError(exceptions.APIException):
@@ -27,7 +32,7 @@ def exception_handler(exc, context):
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
-    code = getattr(exc, "default_code", "error")
+    code = getattr(exc, "default_code", None) or _DJANGO_CODES.get(type(exc), "error")
     if isinstance(exc, exceptions.ValidationError):
         return Response(error_body("invalid", "the request has invalid fields", response.data),
                         status=status.HTTP_400_BAD_REQUEST)

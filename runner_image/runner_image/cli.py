@@ -3,6 +3,7 @@
     python -m runner_image serve <bundle dir> [--host 127.0.0.1] [--port 3330] [--workers N]
     python -m runner_image pack --model F --flavour sklearn --name Iris --method classify \
         --input "a:double,b:double" --output "label:int64" [--sample s.json] --out bundle/
+    python -m runner_image push <bundle dir> --url http://portal [--token T] [--no-wait]
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _serve_parser(commands.add_parser("serve", help="serve a model bundle over REST"))
     _pack_parser(commands.add_parser("pack", help="write a model bundle from a model file"))
+    _push_parser(commands.add_parser("push", help="onboard a bundle to a portal and follow the pipeline"))
     return parser
 
 
@@ -78,6 +80,13 @@ def _pack_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--description", default="")
     p.add_argument("--no-check", action="store_true", help="do not load the model to check the bundle")
     p.set_defaults(func=pack)
+
+
+def _push_parser(p: argparse.ArgumentParser) -> None:
+    from runner_image.push import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(func=push)
 
 
 def serve(args) -> int:
@@ -148,3 +157,9 @@ def pack(args) -> int:
         return 2
     print(f"wrote {out}/metadata.json, model.proto, modelpackage.zip")
     return 0
+
+
+def push(args) -> int:
+    from runner_image.push import run
+
+    return run(args)

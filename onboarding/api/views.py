@@ -1,0 +1,137 @@
+"""/api/v1/onboarding/jobs: upload a bundle, list your jobs, follow one (the Acumos `taskId`).
+
+A job is seen by its owner and by portal admins; anyone else gets 404."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.files.uploadhandler import StopUpload
+from django.db.models import Exists, OuterRef, Prefetch
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+
+from acumos_portal.api.errors import ApiError
+from acumos_portal.uploads import UploadTooLarge
+from marketplace.models import Revision, Solution
+from onboarding import http
+from onboarding.api.serializers import JobSerializer, JobSummarySerializer, JobUploadSerializer
+from onboarding.choices import Source
+from onboarding.models import OnboardingJob, StepResult
+from onboarding.services import onboarding_start
+from onboarding.validation import Invalid
+
+TRACKING_ID_MAX = OnboardingJob._meta.get_field("tracking_id").max_length
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def parse_flag(value, name: str, default: bool = True) -> bool:
+    """`true`/`false` (and 1/0, yes/no, on/off) as sent in a header or a form field."""
+    if value is None or str(value).strip() == "":
+        return default
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise Invalid(name, f"{name} must be true or false, not {value!r}", [{"field": name, "message": "not a boolean"}])
+
+
+def parse_tracking_id(value, name: str = "tracking_id") -> str:
+    text = str(value or "").strip()
+    if len(text) > TRACKING_ID_MAX:
+        raise Invalid(name, f"{name} is longer than {TRACKING_ID_MAX} characters",
+                      [{"field": name, "message": f"at most {TRACKING_ID_MAX} characters"}])
+    return text
+
+
+def read_parts(request, workdir) -> dict:
+    """The uploaded parts as local paths (onboarding.http). Raises UploadTooLarge past the limit."""
+    try:
+        return http.parts_from_request(request, workdir)
+    except StopUpload as stopped:
+        # The size check refused the body before parsing began (see acumos_portal.uploads).
+        raise UploadTooLarge(getattr(request, "upload_too_large", None) or settings.ACUMOS_MAX_UPLOAD_BYTES) \
+            from stopped
+
+
+def jobs_with_steps(queryset, *, logs: bool = True):
+    steps = StepResult.objects.order_by("position")
+    if not logs:
+        steps = steps.defer("log")
+    return queryset.select_related("owner").prefetch_related(Prefetch("steps", queryset=steps)).annotate(
+        has_revision=Exists(Revision.objects.filter(pk=OuterRef("revision_uuid"))),
+        has_solution=Exists(Solution.objects.filter(pk=OuterRef("solution_uuid"))),
+    )
+
+
+def visible_jobs(user, *, everyone: bool = False):
+    """The caller's own jobs; with `everyone`, a portal admin's view of all jobs."""
+    if not (user and user.is_authenticated):
+        return OnboardingJob.objects.none()
+    if everyone and user.is_portal_admin:
+        return OnboardingJob.objects.all()
+    return OnboardingJob.objects.filter(owner=user)
+
+
+@extend_schema(tags=["onboarding"])
+class OnboardingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                           viewsets.GenericViewSet):
+    """Onboarding jobs. The id is the Acumos `taskId` that `POST /onboarding-app/v2/models` answers with."""
+
+    serializer_class = JobSerializer
+
+    parser_classes = [MultiPartParser]
+
+    def get_serializer_class(self):
+        return JobSummarySerializer if self.action == "list" else JobSerializer
+
+    def get_queryset(self):
+        user = self.request.user
+        if self.action == "retrieve":
+            queryset = visible_jobs(user, everyone=True)
+        else:
+            everyone = self.request.query_params.get("all", "").lower() in _TRUE
+            queryset = visible_jobs(user, everyone=everyone)
+        return jobs_with_steps(queryset, logs=self.action != "list")
+
+    def get_object(self):
+        try:
+            return super().get_object()
+        except Http404:
+            raise exceptions.NotFound("no such onboarding job") from None
+
+    @extend_schema(parameters=[OpenApiParameter("all", bool, description="portal admins: every user's jobs")])
+    def list(self, request, *args, **kwargs):
+        """Your onboarding jobs, newest first (steps without their logs)."""
+        return super().list(request, *args, **kwargs)
+
+    def retrieve(self, request, *args, **kwargs):
+        """One job with every step's status, times, error and log. Poll it until `status` is
+        `succeeded` or `failed`; `revision` is set once the revision exists."""
+        return super().retrieve(request, *args, **kwargs)
+
+    @extend_schema(request={"multipart/form-data": JobUploadSerializer}, responses={
+        201: JobSerializer, 400: OpenApiResponse(description="the bundle is invalid (details.errors say where)"),
+        413: OpenApiResponse(description="the upload is larger than ACUMOS_MAX_UPLOAD_BYTES")})
+    def create(self, request, *args, **kwargs):
+        """Upload a bundle (parts `model`, `metadata`, `schema`, optional `license`, or one zip as `bundle`)
+        and start onboarding it. The pipeline runs in the background: follow the job's `url`."""
+        try:
+            with http.workdir() as tmp:
+                parts = read_parts(request, tmp)
+                job = onboarding_start(
+                    user=request.user, parts=parts, source=Source.API,
+                    tracking_id=parse_tracking_id(request.data.get("tracking_id")),
+                    create_microservice=parse_flag(request.data.get("create_microservice"), "create_microservice"))
+        except Invalid as exc:
+            raise ApiError(exc.message, code="invalid_bundle", details=exc.as_details()) from exc
+        except UploadTooLarge as exc:
+            raise ApiError(str(exc), code="upload_too_large", status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                           details={"limit_bytes": exc.limit}) from exc
+        job = jobs_with_steps(OnboardingJob.objects.filter(pk=job.pk)).get()
+        data = JobSerializer(job, context=self.get_serializer_context()).data
+        return Response(data, status=status.HTTP_201_CREATED, headers={"Location": data["url"]})
