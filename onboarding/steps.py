@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -175,8 +176,8 @@ def smoke_test(job, step) -> str:
         bundle = Path(tmp, "bundle")
         bundle.mkdir()
         for part in ("metadata", "schema", "model"):
-            with staged(job, part) as path, open(path, "rb") as src:
-                (bundle / PART_FILES[part]).write_bytes(src.read())
+            with staged(job, part) as path:
+                shutil.copyfile(path, bundle / PART_FILES[part])  # streams: packages can be gigabytes
         try:
             return smoke.run(bundle, Path(tmp), timeout=settings.ACUMOS_SMOKE_TIMEOUT)
         except smoke.SmokeFailed as exc:
