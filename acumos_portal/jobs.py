@@ -8,7 +8,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connections, transaction
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 log = logging.getLogger(__name__)
@@ -55,4 +55,6 @@ def _run_in_thread(task, args) -> None:
     except Exception:  # the task records its own failure; this only keeps the pool alive
         log.exception("background task %s failed", task.name)
     finally:
-        close_old_connections()
+        # Pool threads live long and are few: hold no connection between jobs (a held one also
+        # keeps a test database from being dropped).
+        connections.close_all()

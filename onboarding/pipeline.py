@@ -7,12 +7,14 @@ dies mid-step leaves a running row, and a lost task a pending one, that the reap
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -48,7 +50,8 @@ def run_step(job_id: str, name: str) -> None:
     from onboarding.steps import STEP_FUNCTIONS
 
     try:
-        output = STEP_FUNCTIONS[name](step.job, step)
+        with heartbeat(job_id):
+            output = STEP_FUNCTIONS[name](step.job, step)
     except StepSkipped as skipped:
         _finish(step, StepStatus.SKIPPED, str(skipped))
     except StepFailed as failure:
@@ -65,6 +68,29 @@ def run_step(job_id: str, name: str) -> None:
     else:
         _finish(step, StepStatus.SUCCEEDED, output or "")
     advance(step.job, name)
+
+
+@contextlib.contextmanager
+def heartbeat(job_id: str):
+    """Keep the job's heartbeat fresh while a step runs, so the reaper only takes steps whose
+    worker is gone, not steps that are merely long (hashing gigabytes, a slow smoke test)."""
+    stop = threading.Event()
+    interval = max(0.5, settings.ACUMOS_JOB_STALE_SECONDS / 4)
+
+    def beat() -> None:
+        try:
+            while not stop.wait(interval):
+                OnboardingJob.objects.filter(pk=job_id).update(heartbeat=timezone.now())
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def claim_step(job_id: str, name: str) -> StepResult | None:

@@ -85,3 +85,21 @@ def test_it_refuses_a_proto_that_lacks_a_metadata_method_before_making_a_job(own
         onboarding_start(user=owner, parts={**bundle_parts, "metadata": changed})
     assert refused.value.errors[0]["field"] == "methods.explain"
     assert not OnboardingJob.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_keeps_the_heartbeat_fresh_while_a_long_step_runs(owner, bundle_parts, settings, monkeypatch):
+    import time
+
+    from acumos_portal import jobs
+    from onboarding import pipeline, steps
+
+    settings.ACUMOS_JOB_STALE_SECONDS = 2  # a beat every 0.5 s
+    monkeypatch.setattr(pipeline, "advance", lambda job, name: None)  # run this one step only
+    monkeypatch.setattr(jobs, "send", lambda task, *args: None)  # and not in the background too
+    monkeypatch.setitem(steps.STEP_FUNCTIONS, "validate_metadata", lambda job, step: time.sleep(2.5) or "slow\n")
+    job = onboarding_start(user=owner, parts=bundle_parts)
+    pipeline.run_step(str(job.id), "validate_metadata")
+    job.refresh_from_db()
+    step = job.steps.get(name="validate_metadata")
+    assert (job.heartbeat - step.started).total_seconds() >= 1.5
