@@ -154,8 +154,13 @@ def generate_descriptors(job, step) -> str:
 
 
 def _store_json(job, document: dict) -> Blob:
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as tmp:
-        json.dump(document, tmp, indent=2, sort_keys=True)
+    return _store_generated(job, json.dumps(document, indent=2, sort_keys=True), ".json")
+
+
+def _store_generated(job, text: str, suffix: str) -> Blob:
+    """Store a file the pipeline made (descriptors, the log) and record a new blob for cleanup."""
+    with tempfile.NamedTemporaryFile("w", suffix=suffix, delete=False) as tmp:
+        tmp.write(text)
     path = Path(tmp.name)
     try:
         blob, created = storage.store_file(path)
@@ -193,7 +198,7 @@ def build_image(job, step) -> str:
 
 def mark_ready(job, step) -> str:
     revision = Revision.objects.get(pk=job.revision_uuid)
-    blob = _store_text(job, onboarding_log(job))
+    blob = _store_generated(job, onboarding_log(job), ".log")
     add_artifact(revision, ArtifactKind.LOG, blob=blob)
     Revision.objects.filter(pk=revision.pk).update(status=RevisionStatus.READY, ready_at=timezone.now())
     return f"revision {revision.version} is ready\n"
@@ -205,20 +210,6 @@ def onboarding_log(job) -> str:
         lines.append(f"== {step.title}: {step.status}")
         lines.extend(filter(None, [step.log.rstrip(), step.error]))
     return "\n".join(lines) + "\n"
-
-
-def _store_text(job, text: str) -> Blob:
-    with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as tmp:
-        tmp.write(text)
-    path = Path(tmp.name)
-    try:
-        blob, created = storage.store_file(path)
-    finally:
-        path.unlink(missing_ok=True)
-    if created:
-        job.created_blobs.append(blob.pk)
-        job.save(update_fields=["created_blobs"])
-    return blob
 
 
 # ---------------------------------------------------------------- cleaning up
