@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-runner test services lint fmt bench bench-runner bench-swap bench-onboarding clean example
+.PHONY: run run-runner test services images lint fmt bench bench-runner bench-swap bench-onboarding clean example
 
 $(STAMP): requirements.txt requirements-dev.txt runner_image/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,11 @@ example: $(STAMP)
 services:
 	bash scripts/ensure-services.sh
 
-test: $(STAMP) lint services
+# The Docker engine, the registry on 127.0.0.1:5000 and the offline runner base image (cached).
+images: $(STAMP)
+	bash scripts/ensure-images.sh
+
+test: $(STAMP) lint services images
 	$(PY) manage.py makemigrations --check --dry-run > /dev/null
 	$(PY) -m pytest runner_image/tests
 	$(PY) -m pytest tests

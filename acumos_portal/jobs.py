@@ -3,12 +3,14 @@ process. Either way the task runs after the current transaction commits, and tak
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import close_old_connections, connections, transaction
+from django.db import close_old_connections, connection, connections, transaction
+from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 log = logging.getLogger(__name__)
@@ -58,3 +60,28 @@ def _run_in_thread(task, args) -> None:
         # Pool threads live long and are few: hold no connection between jobs (a held one also
         # keeps a test database from being dropped).
         connections.close_all()
+
+
+@contextlib.contextmanager
+def keep_alive(rows, on_exit=None):
+    """Keep `rows.heartbeat` fresh while a long piece of work runs, so the reaper only takes work
+    whose worker is gone, not work that is merely long (hashing gigabytes, a slow build)."""
+    stop = threading.Event()
+    interval = max(0.5, settings.ACUMOS_JOB_STALE_SECONDS / 4)
+
+    def beat() -> None:
+        try:
+            while not stop.wait(interval):
+                rows.update(heartbeat=timezone.now())
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        if on_exit is not None:
+            on_exit()

@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "acumos_portal.accounts",
     "marketplace",
     "onboarding",
+    "images",
 ]
 
 MIDDLEWARE = [
@@ -110,11 +111,29 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-onboarding-jobs": {"task": "onboarding.reap_stale_jobs", "schedule": 60.0},
+    "reap-stale-image-builds": {"task": "images.reap_stale_builds", "schedule": 60.0},
 }
 ACUMOS_JOB_STALE_SECONDS = env_int("ACUMOS_JOB_STALE_SECONDS", 600)
 ACUMOS_JOB_MAX_ATTEMPTS = env_int("ACUMOS_JOB_MAX_ATTEMPTS", 3)
 ACUMOS_SMOKE_TEST = env_bool("ACUMOS_SMOKE_TEST", True)
 ACUMOS_SMOKE_TIMEOUT = env_int("ACUMOS_SMOKE_TIMEOUT", 120)
+
+# Model images (see README, "Model images"). No builder by default: `make run` needs no Docker.
+#   docker: the Docker engine at DOCKER_HOST, through the docker SDK;
+#   daemonless: appends the model layer to ACUMOS_IMAGE_BASE through the registry's HTTP API.
+ACUMOS_IMAGE_BUILDER = env_str("ACUMOS_IMAGE_BUILDER")
+ACUMOS_IMAGE_BASE = env_str("ACUMOS_IMAGE_BASE")  # the runner base image, e.g. registry:5000/acumos/runner-base:tag
+ACUMOS_IMAGE_REGISTRY = env_str("ACUMOS_IMAGE_REGISTRY")  # where model images go; default: the base's registry
+ACUMOS_IMAGE_REPOSITORY = env_str("ACUMOS_IMAGE_REPOSITORY", "acumos/models")
+ACUMOS_REGISTRY_USERNAME = env_str("ACUMOS_REGISTRY_USERNAME")
+ACUMOS_REGISTRY_PASSWORD = env_str("ACUMOS_REGISTRY_PASSWORD")
+ACUMOS_IMAGE_PYTHON = env_str("ACUMOS_IMAGE_PYTHON", "3.11")  # the base image's Python, for wheels
+ACUMOS_IMAGE_GLIBC = env_str("ACUMOS_IMAGE_GLIBC", "2.36")  # the base image's glibc (bookworm), for wheels
+ACUMOS_IMAGE_ARCH = env_str("ACUMOS_IMAGE_ARCH", "x86_64")
+ACUMOS_WHEELHOUSE = Path(env_str("ACUMOS_WHEELHOUSE", str(DATA_DIR / "wheelhouse")))
+ACUMOS_WHEELHOUSE_ONLY = env_bool("ACUMOS_WHEELHOUSE_ONLY", False)  # air-gapped: never ask an index
+ACUMOS_IMAGE_CACHE = Path(env_str("ACUMOS_IMAGE_CACHE", str(DATA_DIR / "image-cache")))
+ACUMOS_IMAGE_BUILD_TIMEOUT = env_int("ACUMOS_IMAGE_BUILD_TIMEOUT", 900)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -138,7 +157,8 @@ SPECTACULAR_SETTINGS = {
     # Three models have a `status`; name each enum after its choices class.
     "ENUM_NAME_OVERRIDES": {"RevisionStatusEnum": "marketplace.choices.RevisionStatus",
                             "JobStatusEnum": "onboarding.choices.JobStatus",
-                            "StepStatusEnum": "onboarding.choices.StepStatus"},
+                            "StepStatusEnum": "onboarding.choices.StepStatus",
+                            "BuildStatusEnum": "images.choices.BuildStatus"},
 }
 
 AUTH_PASSWORD_VALIDATORS = [

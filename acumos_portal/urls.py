@@ -7,5 +7,6 @@ urlpatterns = [
     path("onboarding/", include("onboarding.urls")),
     path("api/v1/", include("acumos_portal.api.urls")),
     path("onboarding-app/v2/", include("onboarding.api.acumos_urls")),
+    path("", include("images.urls")),
     path("", include("marketplace.urls")),
 ]

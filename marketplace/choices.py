@@ -26,6 +26,7 @@ class ArtifactKind(models.TextChoices):
     TGIF = "TG", "TGIF.json"
     IMAGE = "DI", "Docker image"
     LOG = "LG", "Log"
+    BUILD_LOG = "BL", "Image build log"
 
 
 ARTIFACT_FILE_NAMES = {
@@ -36,6 +37,7 @@ ARTIFACT_FILE_NAMES = {
     ArtifactKind.PROTOBUF_JSON: "PROTOBUF.json",
     ArtifactKind.TGIF: "TGIF.json",
     ArtifactKind.LOG: "onboarding.log",
+    ArtifactKind.BUILD_LOG: "image-build.log",
 }
 # The files that make a bundle: what `python -m runner_image serve` needs, plus the licence.
 BUNDLE_KINDS = (ArtifactKind.METADATA, ArtifactKind.PROTO, ArtifactKind.MODEL, ArtifactKind.LICENCE)

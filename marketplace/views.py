@@ -8,6 +8,7 @@ from django.db.models import Count, Prefetch, Q
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
+from images.selectors import image_panel
 from marketplace import downloads
 from marketplace.choices import ArtifactKind, RevisionStatus
 from marketplace.models import Revision
@@ -53,6 +54,7 @@ def revision(request, pk):
         "revision": found, "solution": found.solution, "artifacts": artifacts,
         "summary": metadata_summary(found.metadata), "job": job,
         "steps": job.steps.all() if job else [],
+        **image_panel(found, request.user),
     })
 
 

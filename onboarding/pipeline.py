@@ -7,14 +7,12 @@ dies mid-step leaves a running row, and a lost task a pending one, that the reap
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -70,27 +68,10 @@ def run_step(job_id: str, name: str) -> None:
     advance(step.job, name)
 
 
-@contextlib.contextmanager
 def heartbeat(job_id: str):
-    """Keep the job's heartbeat fresh while a step runs, so the reaper only takes steps whose
-    worker is gone, not steps that are merely long (hashing gigabytes, a slow smoke test)."""
-    stop = threading.Event()
-    interval = max(0.5, settings.ACUMOS_JOB_STALE_SECONDS / 4)
+    from acumos_portal import jobs
 
-    def beat() -> None:
-        try:
-            while not stop.wait(interval):
-                OnboardingJob.objects.filter(pk=job_id).update(heartbeat=timezone.now())
-        finally:
-            connection.close()  # this thread's own connection
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{job_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=5)
+    return jobs.keep_alive(OnboardingJob.objects.filter(pk=job_id))
 
 
 def claim_step(job_id: str, name: str) -> StepResult | None:

@@ -15,13 +15,17 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from images import services as image_services
+from images.builders.base import BuilderUnavailable, BuildFailed
+from images.choices import BuildStatus, BuildTrigger
+from images.models import ImageBuild
 from marketplace import storage
 from marketplace.choices import ARTIFACT_FILE_NAMES, ArtifactKind, RevisionStatus
 from marketplace.models import Artifact, Blob, Revision, Solution
 from onboarding import descriptors, smoke, validation
 from onboarding.choices import JobStatus
 from onboarding.models import StepResult
-from onboarding.pipeline import StepFailed, StepSkipped
+from onboarding.pipeline import StepFailed, StepSkipped, TransientError
 from onboarding.services import PART_FILES
 from onboarding.validation import Invalid
 
@@ -190,10 +194,28 @@ def smoke_test(job, step) -> str:
 
 
 def build_image(job, step) -> str:
+    """The runner image: base + the bundle, pushed to the registry (images.services). A build that
+    cannot succeed fails the onboarding, saying why; an unreachable engine or registry is retried."""
     if not job.create_microservice:
         raise StepSkipped("isCreateMicroservice was false")
-    raise StepSkipped("no image builder is configured on this site; the revision can still be deployed "
-                      "as a local runner process")
+    problem = image_services.configuration_problem()
+    if problem:
+        raise StepSkipped(problem)
+    revision = Revision.objects.select_related("solution").get(pk=job.revision_uuid)
+    build = ImageBuild.objects.create(revision=revision, trigger=BuildTrigger.ONBOARDING, requested_by=job.owner,
+                                      builder=settings.ACUMOS_IMAGE_BUILDER, status=BuildStatus.RUNNING,
+                                      started=timezone.now())
+    step.details = {"image_build": str(build.pk)}
+    step.save(update_fields=["details"])
+    try:
+        pushed = image_services.execute(build, store_log=lambda text: _store_generated(job, text, ".log"))
+    except BuildFailed as exc:
+        raise StepFailed(f"the image build failed: {exc}", {"image_build": str(build.pk)}) from exc
+    except BuilderUnavailable as exc:
+        image_services.fail(build, str(exc))
+        raise TransientError(str(exc)) from exc
+    build.refresh_from_db()
+    return build.log + f"image {pushed}\n"
 
 
 def mark_ready(job, step) -> str:

@@ -4,6 +4,8 @@
 # dependencies installed on this host. Both are cached by a hash of their inputs, so only a change
 # to the runner or its pins rebuilds. Prints the image reference.
 #   DOCKER_HOST must point at the engine (scripts/ensure-docker.sh prints it).
+#   --push REGISTRY also pushes it there (the daemonless builder reads the base from a registry)
+#   and prints the registry's reference instead.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -43,5 +45,11 @@ if ! docker image inspect "$image" >/dev/null 2>&1; then
     "$PY" -m pip install --quiet --no-compile --target "$context/lib" "$REPO/runner_image" >&2
     cp "$REPO/runner_image/Dockerfile" "$context/Dockerfile"
     docker build --quiet --build-arg BASE="$os_image" -t "$image" "$context" >/dev/null
+fi
+if [ "${1:-}" = "--push" ]; then
+    pushed="$2/$image"
+    docker tag "$image" "$pushed"
+    docker push --quiet "$pushed" >/dev/null
+    image="$pushed"
 fi
 echo "$image"

@@ -46,6 +46,7 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("", include("marketplace.api.urls")),
+    path("", include("images.api.urls")),
     path("onboarding/", include("onboarding.api.urls")),
     path("", include(accounts.urls)),
     re_path(r"", fallback),

@@ -1,0 +1,44 @@
+"""/api/v1/image-builds: "Create microservice" from the command line, and its progress."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework.response import Response
+
+from images import services
+from images.api.serializers import ImageBuildRequestSerializer, ImageBuildSerializer
+from images.models import ImageBuild
+from marketplace.api.views import VisibleObjectMixin
+from marketplace.choices import RevisionStatus
+from marketplace.selectors import can_change_solution, visible_revisions
+
+
+@extend_schema(tags=["images"])
+class ImageBuildViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                        viewsets.GenericViewSet):
+    """Image builds of the revisions the caller may see. POST starts one (owner or admin)."""
+
+    serializer_class = ImageBuildSerializer
+    filterset_fields = ["revision", "status"]
+    not_found_message = "no such image build"
+
+    def get_queryset(self):
+        revisions = visible_revisions(self.request.user)
+        return ImageBuild.objects.filter(revision__in=revisions).select_related("requested_by").order_by("-created")
+
+    @extend_schema(request=ImageBuildRequestSerializer, responses={202: ImageBuildSerializer})
+    def create(self, request):
+        given = ImageBuildRequestSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        revision = visible_revisions(request.user).filter(pk=given.validated_data["revision"]).first()
+        if revision is None:
+            raise exceptions.NotFound("no such revision")
+        if not can_change_solution(request.user, revision.solution):
+            raise exceptions.PermissionDenied("only the model's owner or an admin can build its image")
+        if revision.status != RevisionStatus.READY:
+            raise exceptions.ValidationError({"revision": ["this revision is still being onboarded"]})
+        if problem := services.configuration_problem():
+            raise exceptions.ValidationError({"revision": [problem]})
+        build = services.request_build(revision, request.user)
+        return Response(ImageBuildSerializer(build).data, status=status.HTTP_202_ACCEPTED)

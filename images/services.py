@@ -1,0 +1,289 @@
+"""Building a revision's runner image: the one place that decides what goes in, where it goes and
+what is recorded. The onboarding pipeline's "build image" step and the "Create microservice"
+button both end in `execute`."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from acumos_portal import jobs
+from images import dependencies
+from images.builders.base import BuilderUnavailable, BuildFailed, BuildRequest
+from images.choices import UNFINISHED, BuilderKind, BuildStatus, BuildTrigger
+from images.models import ImageBuild
+from images.oci import ImageRef, Registry
+from marketplace import storage
+from marketplace.choices import ARTIFACT_FILE_NAMES, BUNDLE_KINDS, ArtifactKind
+from marketplace.models import Artifact, Blob, Revision
+
+log = logging.getLogger(__name__)
+LABEL_PREFIX = "ai.acumos"
+NOT_CONFIGURED = (
+    "no image builder is configured on this site, so no runner image was made; the revision can still be "
+    "downloaded and served with `python -m runner_image serve`. To build images set ACUMOS_IMAGE_BUILDER=docker "
+    "(with DOCKER_HOST) or ACUMOS_IMAGE_BUILDER=daemonless (no Docker needed), and ACUMOS_IMAGE_BASE to the runner "
+    "base image in a registry (scripts/build-runner-base.sh --push REGISTRY makes one); see the README, "
+    "\"Model images\"")
+
+
+# ---------------------------------------------------------------- configuration
+
+def configuration_problem() -> str:
+    """Why images cannot be built here, in words for the page; empty when they can."""
+    kind = settings.ACUMOS_IMAGE_BUILDER
+    if not kind:
+        return NOT_CONFIGURED
+    if kind not in BuilderKind.values:
+        return f"ACUMOS_IMAGE_BUILDER is {kind!r}; it must be one of: {', '.join(BuilderKind.values)}"
+    if not settings.ACUMOS_IMAGE_BASE:
+        return "ACUMOS_IMAGE_BASE is not set: the builder needs the runner base image's reference in a registry"
+    try:
+        ImageRef.parse(settings.ACUMOS_IMAGE_BASE)
+    except ValueError as exc:
+        return f"ACUMOS_IMAGE_BASE: {exc}"
+    return ""
+
+
+def builds_enabled() -> bool:
+    return not configuration_problem()
+
+
+def base_image() -> ImageRef:
+    return ImageRef.parse(settings.ACUMOS_IMAGE_BASE)
+
+
+def registry_host() -> str:
+    return settings.ACUMOS_IMAGE_REGISTRY or base_image().registry
+
+
+def registry(host: str | None = None) -> Registry:
+    return Registry(host or registry_host(), username=settings.ACUMOS_REGISTRY_USERNAME,
+                    password=settings.ACUMOS_REGISTRY_PASSWORD)
+
+
+def make_builder(kind: str):
+    if kind == BuilderKind.DOCKER:
+        from images.builders.docker_engine import DockerEngineBuilder
+
+        return DockerEngineBuilder(username=settings.ACUMOS_REGISTRY_USERNAME,
+                                   password=settings.ACUMOS_REGISTRY_PASSWORD,
+                                   timeout=settings.ACUMOS_IMAGE_BUILD_TIMEOUT)
+    from images.builders.daemonless import DaemonlessBuilder
+
+    return DaemonlessBuilder(registry(), settings.ACUMOS_IMAGE_CACHE)
+
+
+def platform() -> dependencies.Platform:
+    return dependencies.Platform(settings.ACUMOS_IMAGE_PYTHON, settings.ACUMOS_IMAGE_GLIBC, settings.ACUMOS_IMAGE_ARCH)
+
+
+# ---------------------------------------------------------------- naming and labels
+
+def target_for(revision: Revision) -> ImageRef:
+    """<registry>/<prefix>/<solution-name>-<solution id>:<version>: unique per revision, readable."""
+    solution = revision.solution
+    name = (slugify(solution.name)[:60] or "model") + "-" + solution.id.hex[:8]
+    tag = re.sub(r"[^A-Za-z0-9_.-]", "-", revision.version)[:120]
+    if not re.match(r"[A-Za-z0-9_]", tag):
+        tag = "v" + tag
+    return ImageRef(registry_host(), f"{settings.ACUMOS_IMAGE_REPOSITORY}/{name}", tag)
+
+
+def archive_file_name(revision: Revision) -> str:
+    return slugify(f"{revision.solution.name}-{revision.version}") + "-image.tar"
+
+
+def labels_for(revision: Revision, artifacts: list[Artifact], base: ImageRef) -> dict[str, str]:
+    labels = {
+        "org.opencontainers.image.title": revision.solution.name,
+        "org.opencontainers.image.version": revision.version,
+        "org.opencontainers.image.base.name": str(base),
+        f"{LABEL_PREFIX}.solution.id": str(revision.solution_id),
+        f"{LABEL_PREFIX}.revision.id": str(revision.id),
+        f"{LABEL_PREFIX}.version": revision.version,
+        f"{LABEL_PREFIX}.toolkit": revision.solution.toolkit,
+    }
+    for artifact in artifacts:
+        labels[f"{LABEL_PREFIX}.artifact.{artifact.file_name}.sha256"] = artifact.sha256
+    return labels
+
+
+# ---------------------------------------------------------------- requests and runs
+
+def request_build(revision: Revision, user) -> ImageBuild:
+    """"Create microservice": one build at a time per revision; a second press shows the first."""
+    with transaction.atomic():
+        Revision.objects.select_for_update().filter(pk=revision.pk).first()
+        running = ImageBuild.objects.filter(revision=revision, status__in=UNFINISHED).first()
+        if running is not None:
+            return running
+        build = ImageBuild.objects.create(revision=revision, trigger=BuildTrigger.MANUAL, requested_by=user,
+                                          builder=settings.ACUMOS_IMAGE_BUILDER)
+        from images.tasks import build_image
+
+        jobs.enqueue(build_image, str(build.pk))
+    return build
+
+
+def run_build(build_id: str) -> None:
+    """The task body: claim the row (a duplicate delivery does nothing), build, record the result."""
+    now = timezone.now()
+    if not ImageBuild.objects.filter(pk=build_id, status=BuildStatus.PENDING).update(
+            status=BuildStatus.RUNNING, started=now, heartbeat=now):
+        return
+    build = ImageBuild.objects.select_related("revision__solution").get(pk=build_id)
+    try:
+        execute(build, store_log=store_log)
+    except (BuildFailed, BuilderUnavailable) as exc:
+        fail(build, str(exc))
+    except Exception as exc:  # a bug must end the row visibly, not leave it running
+        error_id = uuid.uuid4().hex[:12]
+        log.exception("image build %s failed [%s]", build_id, error_id)
+        fail(build, f"internal error (error id {error_id}): {exc}")
+
+
+def fail(build: ImageBuild, message: str) -> None:
+    ImageBuild.objects.filter(pk=build.pk).update(status=BuildStatus.FAILED, error=message, finished=timezone.now())
+
+
+def execute(build: ImageBuild, *, store_log) -> ImageRef:
+    """Build, push and record. Raises BuildFailed (say why, nothing recorded) or BuilderUnavailable."""
+    progress = BuildLog(build)
+    revision = build.revision
+    artifacts = list(revision.artifacts.filter(kind__in=BUNDLE_KINDS).select_related("blob"))
+    with tempfile.TemporaryDirectory(prefix="acumos-image-") as tmp, progress.alive():
+        request = BuildRequest(base=base_image(), target=target_for(revision), bundle=Path(tmp, "bundle"),
+                               deps=_dependencies(revision, artifacts, progress.write),
+                               labels=labels_for(revision, artifacts, base_image()), log=progress.write)
+        _write_bundle(artifacts, request.bundle)
+        started = time.monotonic()
+        pushed = make_builder(build.builder).build(request)
+        size, layers = _pushed_size(pushed)
+        progress.write(f"pushed {pushed} ({size / 1e6:.1f} MB compressed, {layers} layers) "
+                       f"in {time.monotonic() - started:.1f} s")
+    record_image(build, pushed, size, store_log(progress.text()))
+    return pushed
+
+
+def _dependencies(revision: Revision, artifacts: list[Artifact], write) -> dependencies.Dependencies | None:
+    target = platform()
+    try:
+        dependencies.check_python(revision.metadata, target)
+        wanted = dependencies.requirements_of(revision.metadata, _manifest_requirements(artifacts))
+        return dependencies.prepare(wanted, target, wheelhouse=settings.ACUMOS_WHEELHOUSE,
+                                    cache=settings.ACUMOS_IMAGE_CACHE, offline=settings.ACUMOS_WHEELHOUSE_ONLY,
+                                    log=write)
+    except dependencies.DependencyError as exc:
+        write(str(exc))
+        raise BuildFailed(str(exc)) from exc
+
+
+def _manifest_requirements(artifacts: list[Artifact]) -> list[str]:
+    from onboarding.validation import validate_package
+
+    package = next(a for a in artifacts if a.kind == ArtifactKind.MODEL)
+    with storage.local_copy(package.blob.storage_key, suffix=".zip") as path:
+        return list(validate_package(path).requirements)
+
+
+def _write_bundle(artifacts: list[Artifact], folder: Path) -> None:
+    folder.mkdir(parents=True)
+    for artifact in artifacts:
+        with storage.open_blob(artifact.blob) as source, open(folder / ARTIFACT_FILE_NAMES[artifact.kind], "wb") as out:
+            shutil.copyfileobj(source, out, storage.CHUNK)
+
+
+def _pushed_size(pushed: ImageRef) -> tuple[int, int]:
+    manifest, _, _ = registry(pushed.registry).manifest(pushed.repository, pushed.digest)
+    layers = manifest.get("layers", [])
+    return sum(layer["size"] for layer in layers) + manifest["config"]["size"], len(layers)
+
+
+def record_image(build: ImageBuild, pushed: ImageRef, size: int, log_blob: Blob) -> None:
+    """The image and its build log are what a build makes from the (immutable) bundle, so a rebuild
+    may replace them on a ready revision; the bundle's own artifacts never change."""
+    with transaction.atomic():
+        revision = Revision.objects.select_for_update().get(pk=build.revision_id)
+        old_logs = [a.blob for a in revision.artifacts.filter(kind=ArtifactKind.BUILD_LOG).select_related("blob")]
+        revision.artifacts.filter(kind__in=[ArtifactKind.IMAGE, ArtifactKind.BUILD_LOG]).delete()
+        Artifact.objects.create(revision=revision, kind=ArtifactKind.IMAGE, name=str(replace(pushed, digest='')),
+                                uri=str(pushed))
+        Artifact.objects.create(revision=revision, kind=ArtifactKind.BUILD_LOG,
+                                name=ARTIFACT_FILE_NAMES[ArtifactKind.BUILD_LOG], blob=log_blob)
+        ImageBuild.objects.filter(pk=build.pk).update(
+            status=BuildStatus.SUCCEEDED, image=str(replace(pushed, digest='')), digest=pushed.digest, size=size,
+            finished=timezone.now(), error="")
+    for blob in old_logs:
+        if blob.pk != log_blob.pk:
+            storage.delete_blob_if_orphan(blob)
+
+
+def store_log(text: str) -> Blob:
+    with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as tmp:
+        tmp.write(text)
+    try:
+        return storage.store_file(Path(tmp.name))[0]
+    finally:
+        Path(tmp.name).unlink(missing_ok=True)
+
+
+class BuildLog:
+    """The build's log, written to its row as it grows (the page shows it live), and a heartbeat
+    that tells the reaper the worker is alive while a quiet phase (pip, a push) runs."""
+
+    FLUSH_SECONDS = 1.0
+
+    def __init__(self, build: ImageBuild):
+        self.build_id, self.lines, self.flushed = build.pk, [], 0.0
+
+    def write(self, line: str) -> None:
+        self.lines.append(line.rstrip())
+        if time.monotonic() - self.flushed >= self.FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        self.flushed = time.monotonic()
+        ImageBuild.objects.filter(pk=self.build_id).update(log=self.text()[-100_000:], heartbeat=timezone.now())
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+    def alive(self):
+        return jobs.keep_alive(ImageBuild.objects.filter(pk=self.build_id), on_exit=self.flush)
+
+
+# ---------------------------------------------------------------- the reaper
+
+def reap_stale_builds() -> list[str]:
+    """A build whose worker stopped stays "running" for ever unless someone ends it."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=settings.ACUMOS_JOB_STALE_SECONDS)
+    stale = ImageBuild.objects.filter(status=BuildStatus.RUNNING, heartbeat__lt=cutoff)
+    ids = [str(pk) for pk in stale.values_list("pk", flat=True)]
+    stale.update(status=BuildStatus.FAILED, finished=timezone.now(),
+                 error="the worker building this image stopped; press Create microservice to try again")
+    actions = [f"failed image build {pk}" for pk in ids]
+    return actions + [_resend(build) for build in _lost_builds(cutoff)]
+
+
+def _lost_builds(cutoff):
+    """Manual builds still pending long after they were asked for: their task never arrived."""
+    return ImageBuild.objects.filter(status=BuildStatus.PENDING, trigger=BuildTrigger.MANUAL, created__lt=cutoff)
+
+
+def _resend(build: ImageBuild) -> str:
+    from images.tasks import build_image
+
+    jobs.send(build_image, str(build.pk))
+    return f"resent image build {build.pk}"

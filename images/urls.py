@@ -1,0 +1,10 @@
+from django.urls import path
+
+from images import views
+
+app_name = "images"
+urlpatterns = [
+    path("revisions/<uuid:pk>/image/", views.panel, name="panel"),
+    path("revisions/<uuid:pk>/image/build/", views.start_build, name="build"),
+    path("revisions/<uuid:pk>/image.tar", views.archive, name="archive"),
+]

@@ -1,0 +1,60 @@
+"""The revision page's image panel: build on demand ("Create microservice"), watch it, and
+download the image as a `docker load` tarball. Visibility comes from marketplace.selectors."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponseForbidden, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from images import oci, services
+from images.selectors import image_artifact, image_panel
+from marketplace.choices import RevisionStatus
+from marketplace.selectors import can_change_solution, visible_revisions
+
+
+@require_POST
+@login_required
+def start_build(request, pk):
+    revision = get_object_or_404(visible_revisions(request.user), pk=pk)
+    if not can_change_solution(request.user, revision.solution):
+        return HttpResponseForbidden("only the model's owner or an admin can build its image")
+    if revision.status != RevisionStatus.READY:
+        messages.error(request, "This version is still being onboarded; its image is built at the end.")
+    elif problem := services.configuration_problem():
+        messages.error(request, problem)
+    else:
+        build = services.request_build(revision, request.user)
+        messages.success(request, f"Image build {str(build.pk)[:8]} started.")
+    return redirect(reverse("marketplace:revision", args=[revision.pk]) + "#image")
+
+
+@require_GET
+@login_required
+def panel(request, pk):
+    """The panel alone, for htmx: it polls itself while a build runs."""
+    revision = get_object_or_404(visible_revisions(request.user), pk=pk)
+    return render(request, "images/_panel.html", {"revision": revision, **image_panel(revision, request.user)})
+
+
+@require_GET
+@login_required
+def archive(request, pk):
+    """The image as a tarball for `docker load`, streamed from the registry layer by layer."""
+    revision = get_object_or_404(visible_revisions(request.user), pk=pk)
+    artifact = image_artifact(revision)
+    if artifact is None:
+        raise Http404("this version has no image yet")
+    reference = oci.ImageRef.parse(artifact.uri)
+    registry = services.registry(reference.registry)
+    tag = str(replace(reference, digest=""))
+    response = StreamingHttpResponse(oci.docker_archive(registry, reference, repo_tag=tag),
+                                     content_type="application/x-tar")
+    response["Content-Disposition"] = f'attachment; filename="{services.archive_file_name(revision)}"'
+    response["Content-Length"] = str(oci.archive_size(registry, reference, repo_tag=tag))
+    return response
