@@ -121,8 +121,9 @@ ACUMOS_SMOKE_TIMEOUT = env_int("ACUMOS_SMOKE_TIMEOUT", 120)
 # Model images (see README, "Model images"). No builder by default: `make run` needs no Docker.
 #   docker: the Docker engine at DOCKER_HOST, through the docker SDK;
 #   daemonless: appends the model layer to ACUMOS_IMAGE_BASE through the registry's HTTP API.
-ACUMOS_IMAGE_BUILDER = env_str("ACUMOS_IMAGE_BUILDER")
+# A base image alone is enough: the daemonless builder needs nothing else.
 ACUMOS_IMAGE_BASE = env_str("ACUMOS_IMAGE_BASE")  # the runner base image, e.g. registry:5000/acumos/runner-base:tag
+ACUMOS_IMAGE_BUILDER = env_str("ACUMOS_IMAGE_BUILDER") or ("daemonless" if ACUMOS_IMAGE_BASE else "")
 ACUMOS_IMAGE_REGISTRY = env_str("ACUMOS_IMAGE_REGISTRY")  # where model images go; default: the base's registry
 ACUMOS_IMAGE_REPOSITORY = env_str("ACUMOS_IMAGE_REPOSITORY", "acumos/models")
 ACUMOS_REGISTRY_USERNAME = env_str("ACUMOS_REGISTRY_USERNAME")

@@ -32,10 +32,10 @@ log = logging.getLogger(__name__)
 LABEL_PREFIX = "ai.acumos"
 NOT_CONFIGURED = (
     "no image builder is configured on this site, so no runner image was made; the revision can still be "
-    "downloaded and served with `python -m runner_image serve`. To build images set ACUMOS_IMAGE_BUILDER=docker "
-    "(with DOCKER_HOST) or ACUMOS_IMAGE_BUILDER=daemonless (no Docker needed), and ACUMOS_IMAGE_BASE to the runner "
-    "base image in a registry (scripts/build-runner-base.sh --push REGISTRY makes one); see the README, "
-    "\"Model images\"")
+    "downloaded and served with `python -m runner_image serve`. To build images, set ACUMOS_IMAGE_BASE to the "
+    "runner base image in a registry (`scripts/build-runner-base.sh --push 127.0.0.1:5000` makes one): the "
+    "daemonless builder then makes them without Docker; or also set ACUMOS_IMAGE_BUILDER=docker and DOCKER_HOST "
+    "to build with a Docker engine. See the README, \"Model images\"")
 
 
 # ---------------------------------------------------------------- configuration

@@ -1,4 +1,4 @@
-"""Who may do what, as one table: every onboarding, download and token endpoint of the API x every
+"""Who may do what, as one table: every onboarding, download, image build and token endpoint of the API x every
 persona (owner, other_user, publisher, admin_user, anonymous), signed in by session or by API token.
 
 The owner's things are visible to the owner and to portal admins; to anyone else they do not
@@ -19,6 +19,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from acumos_portal.accounts import services as account_services
+from images.models import ImageBuild
 from marketplace import storage
 from marketplace.choices import ArtifactKind
 from marketplace.models import Artifact
@@ -34,6 +35,7 @@ SEE, HIDDEN = "see", "hidden"
 VISIBLE = {"owner": 200, "other_user": 404, "publisher": 404, "admin_user": 200, "anonymous": 401}
 LISTED = {"owner": SEE, "other_user": HIDDEN, "publisher": HIDDEN, "admin_user": SEE, "anonymous": 401}
 UPLOAD = {"owner": 201, "other_user": 201, "publisher": 201, "admin_user": 201, "anonymous": 401}
+BUILD = {"owner": 202, "other_user": 404, "publisher": 404, "admin_user": 202, "anonymous": 401}
 
 
 def personal(status: int) -> dict:
@@ -46,7 +48,7 @@ class Endpoint:
     url: str  # formatted with the world's ids
     expected: dict
     item: str | None = None  # for lists: the world attribute whose id must (not) be listed
-    body: str | None = None  # "upload", "acumos" or "json"
+    body: str | None = None  # "upload", "acumos", "json" or "build"
     token_only: bool = False  # the Acumos API takes no session: every session caller gets 401
 
 
@@ -66,6 +68,9 @@ ENDPOINTS = {
     "upload": Endpoint("post", "/api/v1/onboarding/jobs", UPLOAD, body="upload"),
     "acumos-push": Endpoint("post", "/onboarding-app/v2/models", UPLOAD, body="acumos", token_only=True),
     "acumos-job-status": Endpoint("get", "/api/v1/onboarding/jobs/{job}", VISIBLE),
+    "image-build-list": Endpoint("get", "/api/v1/image-builds?revision={revision}", LISTED, item="image_build"),
+    "image-build-detail": Endpoint("get", "/api/v1/image-builds/{image_build}", VISIBLE),
+    "image-build-create": Endpoint("post", "/api/v1/image-builds", BUILD, body="build"),
     "token-list": Endpoint("get", "/api/v1/tokens", personal(SEE) | {"other_user": HIDDEN, "publisher": HIDDEN,
                                                                      "admin_user": HIDDEN}, item="token"),
     "token-create": Endpoint("post", "/api/v1/tokens", UPLOAD, body="json"),
@@ -82,8 +87,10 @@ def fast_passwords(settings):
 
 
 @pytest.fixture
-def world(owner, bundle_parts):
-    """The owner's solution, ready revision with stored artifacts, onboarding job and API token."""
+def world(owner, bundle_parts, settings):
+    """The owner's solution, ready revision with stored artifacts, onboarding job, image build and
+    API token. Images may be built (a build asked for here is never run: nothing commits)."""
+    settings.ACUMOS_IMAGE_BUILDER, settings.ACUMOS_IMAGE_BASE = "daemonless", "127.0.0.1:5000/acumos/runner-base:x"
     revision = RevisionFactory(solution=SolutionFactory(owner=owner, name="Iris"), version="1.0.0")
     for part, path in bundle_parts.items():
         blob, _ = storage.store_file(path)
@@ -91,8 +98,9 @@ def world(owner, bundle_parts):
     job = OnboardingJob.objects.create(owner=owner, model_name="Iris", solution_uuid=revision.solution_id,
                                        revision_uuid=revision.id, version="1.0.0", status="succeeded")
     token, _ = account_services.token_create(user=owner, name="owner's")
+    build = ImageBuild.objects.create(revision=revision, trigger="onboarding", builder="daemonless", status="succeeded")
     return SimpleNamespace(solution=revision.solution, revision=revision, artifact=revision.artifacts.first(),
-                           job=job, token=token)
+                           job=job, token=token, image_build=build)
 
 
 @pytest.fixture
@@ -103,7 +111,7 @@ def unversioned(bundle_parts, tmp_path) -> dict[str, bytes]:
             "metadata": json.dumps(metadata).encode()}
 
 
-def _call(client: Client, endpoint: Endpoint, url: str, parts: dict[str, bytes], headers: dict):
+def _call(client: Client, endpoint: Endpoint, url: str, parts: dict[str, bytes], headers: dict, build: dict):
     if endpoint.body == "upload":
         files = {name: SimpleUploadedFile(name, data) for name, data in parts.items()}
         return client.post(url, files, headers=headers)
@@ -112,6 +120,8 @@ def _call(client: Client, endpoint: Endpoint, url: str, parts: dict[str, bytes],
             name: (name, data) for name, data in parts.items()}).prepare()
         return client.generic("POST", url, prepared.body, content_type=prepared.headers["Content-Type"],
                               headers=headers)
+    if endpoint.body == "build":
+        return client.post(url, build, content_type="application/json", headers=headers)
     if endpoint.body == "json":
         return client.post(url, {"name": "new"}, content_type="application/json", headers=headers)
     return getattr(client, endpoint.method)(url, headers=headers)
@@ -140,9 +150,9 @@ def test_it_allows_only_what_the_table_says(request, world, unversioned, *, name
     if endpoint.token_only and auth == "session":
         expected = 401
     url = endpoint.url.format(**{k: getattr(world, k).pk for k in ("job", "solution", "revision", "artifact",
-                                                                    "token")})
+                                                                    "token", "image_build")})
 
-    response = _call(client, endpoint, url, unversioned, headers)
+    response = _call(client, endpoint, url, unversioned, headers, build={"revision": str(world.revision.pk)})
 
     if expected in (SEE, HIDDEN):
         assert response.status_code == 200, response.content

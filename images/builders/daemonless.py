@@ -18,7 +18,6 @@ from images import oci
 from images.builders.base import BUNDLE_PATH, DEPS_PATH, BuilderUnavailable, BuildFailed, BuildRequest
 from images.oci import ImageRef, Layer, Registry, RegistryError
 
-
 # A layer's entries for /app replace the base's: keep it the runner user's, as the base made it.
 RUNNER_OWNER = {"uid": 10001, "gid": 10001}
 
@@ -34,7 +33,8 @@ class DaemonlessBuilder:
             layers = []
             if request.deps is not None:
                 layers.append(self._deps_layer(request))
-            layers.append(oci.layer_from_tree({BUNDLE_PATH: request.bundle}, Path(tmp, "bundle.tar.gz"), **RUNNER_OWNER))
+            bundle = oci.layer_from_tree({BUNDLE_PATH: request.bundle}, Path(tmp, "bundle.tar.gz"), **RUNNER_OWNER)
+            layers.append(bundle)
             request.log(f"bundle layer {layers[-1].digest} ({layers[-1].size} bytes)")
             request.log(f"appending {len(layers)} layer(s) to {request.base} as {request.target}")
             try:

@@ -54,7 +54,8 @@ def make_wheel(wheelhouse: Path, name: str, version: str) -> Path:
     files = {f"{name}/__init__.py": f"VERSION = {version!r}\n",
              f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
              f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-    record = [f"{path},sha256={_b64(hashlib.sha256(text.encode()).digest())},{len(text)}" for path, text in files.items()]
+    record = [f"{path},sha256={_b64(hashlib.sha256(text.encode()).digest())},{len(text)}"
+              for path, text in files.items()]
     files[f"{dist}/RECORD"] = "\n".join([*record, f"{dist}/RECORD,,"]) + "\n"
     wheel = wheelhouse / f"{name}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as archive:
