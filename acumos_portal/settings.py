@@ -128,6 +128,8 @@ ACUMOS_IMAGE_REGISTRY = env_str("ACUMOS_IMAGE_REGISTRY")  # where model images g
 ACUMOS_IMAGE_REPOSITORY = env_str("ACUMOS_IMAGE_REPOSITORY", "acumos/models")
 ACUMOS_REGISTRY_USERNAME = env_str("ACUMOS_REGISTRY_USERNAME")
 ACUMOS_REGISTRY_PASSWORD = env_str("ACUMOS_REGISTRY_PASSWORD")
+# Plain http to the registry: empty means only for a loopback address (127.0.0.1, localhost).
+ACUMOS_REGISTRY_INSECURE = env_bool("ACUMOS_REGISTRY_INSECURE", False) if env_str("ACUMOS_REGISTRY_INSECURE") else None
 ACUMOS_IMAGE_PYTHON = env_str("ACUMOS_IMAGE_PYTHON", "3.11")  # the base image's Python, for wheels
 ACUMOS_IMAGE_GLIBC = env_str("ACUMOS_IMAGE_GLIBC", "2.36")  # the base image's glibc (bookworm), for wheels
 ACUMOS_IMAGE_ARCH = env_str("ACUMOS_IMAGE_ARCH", "x86_64")

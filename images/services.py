@@ -69,8 +69,8 @@ def registry_host() -> str:
 
 
 def registry(host: str | None = None) -> Registry:
-    return Registry(host or registry_host(), username=settings.ACUMOS_REGISTRY_USERNAME,
-                    password=settings.ACUMOS_REGISTRY_PASSWORD)
+    return Registry(host or registry_host(), insecure=settings.ACUMOS_REGISTRY_INSECURE,
+                    username=settings.ACUMOS_REGISTRY_USERNAME, password=settings.ACUMOS_REGISTRY_PASSWORD)
 
 
 def make_builder(kind: str):
