@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-runner test services images lint fmt bench bench-runner bench-swap bench-onboarding clean example
+.PHONY: run run-runner test services images lint fmt bench bench-runner bench-swap bench-onboarding bench-images clean example
 
 $(STAMP): requirements.txt requirements-dev.txt runner_image/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,7 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
-bench: bench-runner bench-swap bench-onboarding
+bench: bench-runner bench-swap bench-onboarding bench-images
 
 bench-runner: $(STAMP)
 	$(PY) bench/runner_vs_mlflow.py
@@ -57,6 +57,9 @@ bench-swap: $(STAMP)
 
 bench-onboarding: $(STAMP)
 	$(PY) bench/onboarding.py
+
+bench-images: $(STAMP)
+	$(PY) bench/image_build.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

@@ -35,8 +35,10 @@ Needs the private Docker engine, the registry on 127.0.0.1:5000 and the runner b
    packages / bundle). Saved to bench/out/image_build.json.
 Target (the issue): known requirements under 10 s and classic / ours >= 5, for each builder.
 
-Everything it makes is removed at the end: temporary directories, containers, local images, the acumos-deps
-images it made and the registry manifests it pushed (the registry keeps the blobs until its garbage collection).
+Everything it makes is removed at the end: temporary directories, containers, local images and the registry
+manifests it pushed (the registry keeps the blobs until its garbage collection). The engine's acumos-deps image for
+this requirement set is a cache that the Docker builder makes when it is missing: it is removed before the
+new-requirements run even if it was there before the bench (the output says so), and at the end.
 Traffic is to 127.0.0.1 only, except the classic build's pip (the index) and, on a machine whose wheelhouse is
 still empty, the warm-up's pip.
 """
@@ -48,8 +50,10 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import math
 import os
+import re
 import shutil
 import ssl
 import statistics
@@ -221,6 +225,8 @@ def start_portal(scratch: Path, env: dict[str, str], repository: str, *, online_
     import django
 
     django.setup()
+    for name in ("celery", "httpx"):  # a line per task and per request would bury the figures
+        logging.getLogger(name).setLevel(logging.WARNING)
     from django.core.management import call_command
 
     from acumos_portal.accounts.models import User
@@ -261,8 +267,13 @@ def onboard(user, parts: dict[str, Path], timeout: float) -> dict:
             "build_image_s": round(image_step.duration_seconds, 2),
             "steps_s": {name: round(step.duration_seconds or 0, 2) for name, step in steps.items()},
             "image": build.image, "digest": build.digest, "compressed_bytes": build.size,
-            "deps_log": [line for line in image_step.log.splitlines() if "extra packages" in line or
-                         line.startswith(("installed", "fetching"))]}
+            "deps_log": [line for line in map(_untimed, image_step.log.splitlines())
+                         if "extra packages" in line or line.startswith(("installed", "fetching"))]}
+
+
+def _untimed(line: str) -> str:
+    """A build log line without the elapsed-time prefix images.services.BuildLog may give it ("[  2.8s] ")."""
+    return re.sub(r"^\[\s*[\d.]+s\]\s?", "", line)
 
 
 def check_scenario(run: dict, *, new: bool) -> None:
@@ -296,17 +307,17 @@ def deps_image_tag(model: Model, base: str) -> str:
     return f"{DEPS_REPOSITORY}:{hashlib.sha256(f'{name}|{key}'.encode()).hexdigest()[:16]}"
 
 
-def drop_deps_images(client, keep: set[str], tag: str) -> list[str]:
-    """acumos-deps images this bench made, and the one for this requirement set whoever made it."""
+def drop_deps_image(client, tag: str, before: set[str]) -> str:
+    """The engine's acumos-deps image for this requirement set, whoever made it (it is a cache: the Docker
+    builder makes it again when missing). Returns what was removed, if anything."""
     import docker
 
-    removed = []
-    for image in client.images.list(name="acumos-deps"):
-        if image.id not in keep or tag in image.tags:
-            with contextlib.suppress(docker.errors.ImageNotFound):
-                client.images.remove(image.id, force=True)
-            removed.append(f"{', '.join(image.tags) or image.short_id}{'' if image.id not in keep else ' (was there)'}")
-    return removed
+    try:
+        image = client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        return ""
+    client.images.remove(image.id, force=True)
+    return f"{tag} ({'there before this bench' if image.id in before else 'made by this bench'})"
 
 
 def remove_local(client, prefix: str) -> int:
@@ -386,7 +397,7 @@ def probe_index(client, fresh: str, index_url: str) -> tuple[bool, str]:
     raise LookupError(f"a host-network container cannot reach {index_url}: {' '.join(last)}")
 
 
-def served_wheelhouse(model: Model, folder: Path, scratch: Path, stack: contextlib.ExitStack) -> PipSource:
+def served_wheelhouse(model: Model, scratch: Path, stack: contextlib.ExitStack, why: str) -> PipSource:
     """Every wheel the classic pip needs, for the image's platform, served on 127.0.0.1 by http.server."""
     from images.dependencies import Platform
 
@@ -394,9 +405,12 @@ def served_wheelhouse(model: Model, folder: Path, scratch: Path, stack: contextl
     wanted = [*project["project"]["dependencies"], *project["build-system"]["requires"], *model.requirements]
     platform = Platform(os.environ.get("ACUMOS_IMAGE_PYTHON", "3.11"), os.environ.get("ACUMOS_IMAGE_GLIBC", "2.36"),
                         os.environ.get("ACUMOS_IMAGE_ARCH", "x86_64"))
-    wheelhouse = os.environ["ACUMOS_WHEELHOUSE"]
-    subprocess.run([str(harness.PYTHON), "-m", "pip", "download", "--quiet", "--dest", str(folder), "--find-links",
-                    wheelhouse, *platform.pip_options(), *wanted], check=True, timeout=900)
+    folder = scratch / "classic-wheels"
+    done = subprocess.run([str(harness.PYTHON), "-m", "pip", "download", "--quiet", "--dest", str(folder),
+                           "--find-links", os.environ["ACUMOS_WHEELHOUSE"], *platform.pip_options(), *wanted],
+                          capture_output=True, text=True, timeout=900, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"could not gather the classic build's wheels:\n{done.stderr[-3000:]}")
     port = harness.free_port()
     cmd = [str(harness.PYTHON), "-m", "http.server", "--bind", harness.HOST, "--directory", str(folder), str(port)]
     server = stack.enter_context(harness.serving("wheelhouse", cmd, env=harness.offline_env(), port=port,
@@ -405,7 +419,7 @@ def served_wheelhouse(model: Model, folder: Path, scratch: Path, stack: contextl
     with harness.http_client() as http:
         harness.wait_until(lambda: http.get(url).status_code == 200, server, "serving")
     return PipSource("wheelhouse", f"a wheelhouse served from the host at {url} ({len(list(folder.iterdir()))} "
-                     "wheels; no host-network container could reach the index)", find_links=url)
+                     f"wheels; {why})", find_links=url)
 
 
 def pip_wheel(folder: Path) -> Path:
@@ -414,8 +428,11 @@ def pip_wheel(folder: Path) -> Path:
 
     version = metadata.version("pip")
     folder.mkdir(parents=True, exist_ok=True)
-    subprocess.run([str(harness.PYTHON), "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                    "--dest", str(folder), f"pip=={version}"], check=True, timeout=300)
+    done = subprocess.run([str(harness.PYTHON), "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                           "--dest", str(folder), f"pip=={version}"], capture_output=True, text=True, timeout=300,
+                          check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"could not get the pip {version} wheel:\n{done.stderr[-2000:]}")
     return next(folder.glob("pip-*.whl"))
 
 
@@ -505,7 +522,7 @@ def layers_of(registry, client, image: str, digest: str) -> tuple[list[dict], in
         descriptor = next(descriptors, None)
         if descriptor is None:
             break
-        layers.append({"created_by": " ".join(entry.get("created_by", "").split())[:90],
+        layers.append({"created_by": " ".join(entry.get("created_by", "").split())[:90] or "(imported rootfs)",
                        "compressed": descriptor["size"],
                        "uncompressed": engine_history[position]["Size"] if aligned else None})
     if len(layers) != len(manifest["layers"]):  # a history that does not match: sizes from the manifest alone
@@ -522,17 +539,37 @@ def ours_sizes(registry, client, image: str, digest: str, base_layers: int) -> d
     layers, size = layers_of(registry, client, image, digest)
     parts = {"base": layers[:base_layers], "extra packages": layers[base_layers:-1], "bundle": layers[-1:]}
     return {"image": image, "digest": digest, "compressed": _sum(layers, "compressed"), "uncompressed": size,
-            "split": {name: {"layers": len(group), "compressed": _sum(group, "compressed"),
-                             "uncompressed": _sum(group, "uncompressed")} for name, group in parts.items()}}
+            "layers": layers, "split": _split(parts)}
 
 
-def classic_sizes(registry, client, image: str, digest: str) -> dict:
+def classic_sizes(registry, client, image: str, digest: str, base_layers: int) -> dict:
     layers, size = layers_of(registry, client, image, digest)
+    installed = [layer for layer in layers[base_layers:-1] if "pip install" in layer["created_by"]]
+    other = [layer for layer in layers[base_layers:-1] if layer not in installed]
+    parts = {"base": layers[:base_layers], "pip install (runner + packages)": installed,
+             "pip wheel, CA, runner source, user": other, "bundle": layers[-1:]}
     return {"image": image, "digest": digest, "compressed": _sum(layers, "compressed"), "uncompressed": size,
-            "layers": layers}
+            "layers": layers, "split": _split(parts)}
+
+
+def _split(parts: dict[str, list[dict]]) -> dict:
+    return {name: {"layers": len(group), "compressed": _sum(group, "compressed"),
+                   "uncompressed": _sum(group, "uncompressed")} for name, group in parts.items()}
 
 
 # ---------------------------------------------------------------- the runs
+
+def settle(label: str, seconds: int = 5) -> float:
+    """Up to `seconds` one-second CPU samples until other work (or the tail of our last run: dockerd, the
+    registry) is below harness.QUIET_CPU_PCT; a warning if it never is."""
+    for _ in range(seconds):
+        busy = harness.background_cpu()
+        if not busy > harness.QUIET_CPU_PCT:
+            return busy
+    print(f"  WARNING: the machine is {busy:.0f}% busy with other work before {label}; figures will be slow",
+          flush=True)
+    return busy
+
 
 @dataclass
 class Bench:
@@ -544,6 +581,7 @@ class Bench:
     run_id: str
     user: object = None
     model: Model | None = None
+    deps_tag: str = ""  # the acumos-deps image the Docker builder makes for the model's requirements
     deps_before: set[str] = field(default_factory=set)
     pushed: list[tuple[str, str]] = field(default_factory=list)  # (repository, digest) to delete
 
@@ -557,7 +595,7 @@ class Bench:
 
     def onboarding(self, name: str, version: str, label: str) -> dict:
         parts = variant(self.model, self.scratch / "bundles" / f"{name}-{version}", name=name, version=version)
-        busy = harness.check_quiet(label)
+        busy = settle(label)
         run = onboard(self.user, parts, self.args.timeout)
         run["background_cpu_pct"] = round(busy, 1)
         self.pushed.append((run["image"].split("/", 1)[1].rsplit(":", 1)[0], run["digest"]))
@@ -581,12 +619,11 @@ class Bench:
 
     def measure(self, builder: str) -> dict:
         configure(ACUMOS_IMAGE_BUILDER=builder, ACUMOS_IMAGE_CACHE=self.scratch / f"cache-{builder}")
-        removed = []
+        removed = ""
         if builder == "docker":
-            removed = drop_deps_images(self.client, self.deps_before,
-                                       deps_image_tag(self.model, self.env["ACUMOS_TEST_IMAGE_BASE"]))
+            removed = drop_deps_image(self.client, self.deps_tag, self.deps_before)
             if removed:
-                print(f"  removed acumos-deps images before the new-requirements build: {', '.join(removed)}")
+                print(f"  removed {removed} before the new-requirements build", flush=True)
         name = f"{MODEL_NAME}-{builder}"
         new = self.onboarding(name, "1.0.0", f"{builder}, new requirements")
         check_scenario(new, new=True)
@@ -594,13 +631,13 @@ class Bench:
         for run in range(1, self.args.known_runs + 1):
             known.append(self.onboarding(name, f"1.{run}.0", f"{builder}, known requirements #{run}"))
             check_scenario(known[-1], new=False)
-        return {"new": new, "known": known, "removed_deps_images": removed,
+        return {"new": new, "known": known, "removed_deps_image": removed,
                 "known_median_s": round(statistics.median(r["pipeline_s"] for r in known), 2),
                 "known_build_image_median_s": round(statistics.median(r["build_image_s"] for r in known), 2)}
 
     def pip_source(self, fresh: str, stack: contextlib.ExitStack) -> PipSource:
         """The index if a host-network container reaches it (--classic-pip auto), else a served wheelhouse."""
-        args = self.args
+        args, why = self.args, "--classic-pip wheelhouse"
         if args.classic_pip in ("auto", "index"):
             try:
                 needs_ca, how = probe_index(self.client, fresh, args.index_url)
@@ -610,7 +647,8 @@ class Bench:
                 if args.classic_pip == "index":
                     raise RuntimeError(str(exc)) from exc
                 print(f"  {exc}: serving a wheelhouse from the host instead", flush=True)
-        return served_wheelhouse(self.model, self.scratch / "classic-wheels", self.scratch, stack)
+                why = str(exc)
+        return served_wheelhouse(self.model, self.scratch, stack, why)
 
     def classic(self, stack: contextlib.ExitStack) -> dict:
         fresh = fresh_python_image(self.client, self.env["ACUMOS_TEST_IMAGE_BASE"])
@@ -623,7 +661,7 @@ class Bench:
         for run in range(1, self.args.classic_runs + 1):
             bundle = variant(self.model, self.scratch / "bundles" / f"classic-{run}", name=f"{MODEL_NAME}-classic",
                              version=f"1.{run}.0")
-            busy = harness.check_quiet(f"classic build #{run}")
+            busy = settle(f"classic build #{run}")
             started = time.monotonic()
             context = classic_context(self.scratch / f"classic-{run}.tar", dockerfile, wheel, bundle, source)
             result = classic_build(self.client, context, repository, f"run{run}", self.args.timeout)
@@ -669,7 +707,8 @@ def collect_sizes(bench: Bench, ours: dict[str, dict], classic: dict) -> dict:
         run = result["known"][-1]
         sizes[f"ours ({builder})"] = ours_sizes(bench.registry, bench.client, run["image"], run["digest"], base_layers)
     run = classic["runs"][-1]
-    sizes["classic"] = classic_sizes(bench.registry, bench.client, run["image"], run["digest"])
+    fresh_layers = len(bench.client.images.get(classic["from"]).attrs["RootFS"]["Layers"])
+    sizes["classic"] = classic_sizes(bench.registry, bench.client, run["image"], run["digest"], fresh_layers)
     return sizes
 
 
@@ -706,6 +745,12 @@ def report(bench: Bench, ours: dict[str, dict], classic: dict, sizes: dict) -> d
     print("\n== store artifacts -> image pushed (ours: the onboarding pipeline; classic: docker build + push) ==")
     print(harness.table(["scenario", "builder", "seconds", "build_image step s", "classic / ours"], rows))
     print(f"classic pip: {classic['pip_source_detail']}")
+    for builder, result in ours.items():
+        middle = sorted(result["known"], key=lambda r: r["pipeline_s"])[len(result["known"]) // 2]
+        smoke, image = middle["steps_s"]["smoke_test"], middle["steps_s"]["build_image"]
+        print(f"ours ({builder}), the median known-requirements run: smoke test {smoke:.2f} s, build_image "
+              f"{image:.2f} s, storing + revision + descriptors + hand-offs between steps "
+              f"{middle['pipeline_s'] - smoke - image:.2f} s")
     print("ours: each known-requirements run:", "; ".join(
         f"{b} " + ", ".join(f"{r['pipeline_s']:.2f}" for r in result["known"]) for b, result in ours.items()))
     print("classic runs:", ", ".join(f"{r['total_s']:.2f} (build {r['build_s']:.2f} + push {r['push_s']:.2f})"
@@ -722,14 +767,10 @@ def report(bench: Bench, ours: dict[str, dict], classic: dict, sizes: dict) -> d
           "inspect Size) ==")
     size_rows = []
     for label, size in sizes.items():
-        split = size.get("split") or {}
-        detail = "; ".join(f"{name} {_mb(part['compressed'])} / {_mb(part['uncompressed'])} ({part['layers']} layers)"
-                           for name, part in split.items())
-        size_rows.append([label, _mb(size["compressed"]), _mb(size["uncompressed"]), detail or "see below"])
-    print(harness.table(["image", "compressed", "uncompressed", "split: compressed / uncompressed"], size_rows))
-    print("classic layers (compressed / uncompressed MB):")
-    for layer in sizes["classic"]["layers"]:
-        print(f"  {_mb(layer['compressed']):>7} / {_mb(layer['uncompressed']):>7}  {layer['created_by']}")
+        size_rows.append([label, "", _mb(size["compressed"]), _mb(size["uncompressed"])])
+        size_rows += [["", f"{name} ({part['layers']})", _mb(part["compressed"]), _mb(part["uncompressed"])]
+                      for name, part in size["split"].items()]
+    print(harness.table(["image", "part (layers)", "compressed", "uncompressed"], size_rows))
     return results
 
 
@@ -756,6 +797,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  model: {bench.model.trees} trees, modelpackage.zip {bench.model.package_bytes / MB:.2f} MB",
               flush=True)
         bench.user = start_portal(scratch, env, bench.repository, online_deps=args.online_deps)
+        bench.deps_tag = deps_image_tag(bench.model, env["ACUMOS_TEST_IMAGE_BASE"])
         print("\n== ours: the onboarding pipeline ==", flush=True)
         warm_up = bench.warm_up()
         ours = {builder: bench.measure(builder) for builder in args.builders}
@@ -792,19 +834,33 @@ def cleanup(bench: Bench) -> None:
         for container in bench.client.containers.list(all=True, filters={"label": f"acumos-bench={BENCH}"}):
             with contextlib.suppress(docker.errors.APIError):
                 container.remove(force=True)
-        for repository, digest in bench.pushed:
+        for repository, digest in _all_pushed(bench):
             try:
                 bench.registry.delete_image(repository, digest)
             except Exception as exc:  # keep cleaning: report what is left
                 print(f"  could not delete {repository}@{digest} from the registry: {exc}", file=sys.stderr)
         removed = remove_local(bench.client, bench.local_prefix)
-        for image in bench.client.images.list(name="acumos-deps"):
-            if image.id not in bench.deps_before:
-                with contextlib.suppress(docker.errors.APIError):
-                    bench.client.images.remove(image.id, force=True)
-                    removed += 1
+        with contextlib.suppress(docker.errors.APIError):  # ours only: a test run may be using another
+            image = bench.client.images.get(bench.deps_tag) if bench.deps_tag else None
+            if image is not None and image.id not in bench.deps_before:
+                bench.client.images.remove(image.id, force=True)
+                removed += 1
         print(f"\ncleanup: {len(bench.pushed)} registry manifests deleted, {removed} local images removed",
               flush=True)
+
+
+def _all_pushed(bench: Bench) -> list[tuple[str, str]]:
+    """What the runs recorded, and any image the portal pushed for a run that then failed."""
+    if bench.user is not None:
+        from images.models import ImageBuild
+        from images.oci import ImageRef
+
+        with contextlib.suppress(Exception):  # the database may be what failed
+            for build in ImageBuild.objects.exclude(digest=""):
+                ref = ImageRef.parse(build.reference)
+                if (ref.repository, ref.digest) not in bench.pushed:
+                    bench.pushed.append((ref.repository, ref.digest))
+    return bench.pushed
 
 
 if __name__ == "__main__":

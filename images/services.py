@@ -246,10 +246,10 @@ class BuildLog:
     FLUSH_SECONDS = 1.0
 
     def __init__(self, build: ImageBuild):
-        self.build_id, self.lines, self.flushed = build.pk, [], 0.0
+        self.build_id, self.lines, self.flushed, self.started = build.pk, [], 0.0, time.monotonic()
 
     def write(self, line: str) -> None:
-        self.lines.append(line.rstrip())
+        self.lines.append(f"[{time.monotonic() - self.started:6.1f}s] {line.rstrip()}")
         if time.monotonic() - self.flushed >= self.FLUSH_SECONDS:
             self.flush()
 

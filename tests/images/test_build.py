@@ -142,8 +142,8 @@ def test_the_pushed_image_comes_back_from_the_registry_and_runs(
 
 @pytest.mark.django_db
 def test_the_daemonless_image_downloaded_from_the_portal_loads_and_answers_the_same(
-        image_settings, owner, client_for, bundle_parts, inline_jobs, run_container, docker_client, cleanup_images,
-        tmp_path):
+        image_settings, owner, client_for, bundle_parts, inline_jobs, cleanup_images, run_container, docker_client,
+        tmp_path):  # cleanup_images before run_container: the container goes first, then its image
     image_settings("daemonless")
     job = onboard(owner, bundle_parts, inline_jobs)
     revision = Revision.objects.get(pk=job.revision_uuid)
