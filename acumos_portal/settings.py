@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "marketplace",
     "onboarding",
     "images",
+    "deployment",
 ]
 
 MIDDLEWARE = [
@@ -137,6 +138,9 @@ ACUMOS_WHEELHOUSE = Path(env_str("ACUMOS_WHEELHOUSE", str(DATA_DIR / "wheelhouse
 ACUMOS_WHEELHOUSE_ONLY = env_bool("ACUMOS_WHEELHOUSE_ONLY", False)  # air-gapped: never ask an index
 ACUMOS_IMAGE_CACHE = Path(env_str("ACUMOS_IMAGE_CACHE", str(DATA_DIR / "image-cache")))
 ACUMOS_IMAGE_BUILD_TIMEOUT = env_int("ACUMOS_IMAGE_BUILD_TIMEOUT", 900)
+
+# Deployments: where the local backend keeps each deployment's bundle, state and log.
+ACUMOS_DEPLOYMENTS_DIR = Path(env_str("ACUMOS_DEPLOYMENTS_DIR", str(DATA_DIR / "deployments")))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

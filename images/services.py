@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 import tempfile
 import time
 import uuid
@@ -24,7 +23,7 @@ from images.builders.base import BuilderUnavailable, BuildFailed, BuildRequest
 from images.choices import UNFINISHED, BuilderKind, BuildStatus, BuildTrigger
 from images.models import ImageBuild
 from images.oci import ImageRef, Registry
-from marketplace import storage
+from marketplace import downloads, storage
 from marketplace.choices import ARTIFACT_FILE_NAMES, BUNDLE_KINDS, ArtifactKind
 from marketplace.models import Artifact, Blob, Revision
 
@@ -167,7 +166,7 @@ def execute(build: ImageBuild, *, store_log) -> ImageRef:
         request = BuildRequest(base=base_image(), target=target_for(revision), bundle=Path(tmp, "bundle"),
                                deps=_dependencies(revision, artifacts, progress.write),
                                labels=labels_for(revision, artifacts, base_image()), log=progress.write)
-        _write_bundle(artifacts, request.bundle)
+        downloads.write_bundle(artifacts, request.bundle)
         started = time.monotonic()
         pushed = make_builder(build.builder).build(request)
         size, layers = _pushed_size(pushed)
@@ -196,13 +195,6 @@ def _manifest_requirements(artifacts: list[Artifact]) -> list[str]:
     package = next(a for a in artifacts if a.kind == ArtifactKind.MODEL)
     with storage.local_copy(package.blob.storage_key, suffix=".zip") as path:
         return list(validate_package(path).requirements)
-
-
-def _write_bundle(artifacts: list[Artifact], folder: Path) -> None:
-    folder.mkdir(parents=True)
-    for artifact in artifacts:
-        with storage.open_blob(artifact.blob) as source, open(folder / ARTIFACT_FILE_NAMES[artifact.kind], "wb") as out:
-            shutil.copyfileobj(source, out, storage.CHUNK)
 
 
 def _pushed_size(pushed: ImageRef) -> tuple[int, int]:

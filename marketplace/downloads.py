@@ -3,8 +3,10 @@ user may see the revision (marketplace.selectors); everything streams from stora
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import zipfile
+from pathlib import Path
 
 from django.http import FileResponse, Http404
 
@@ -48,3 +50,14 @@ def _add(archive: zipfile.ZipFile, artifact: Artifact) -> None:
     with storage.open_blob(artifact.blob) as source, archive.open(info, "w") as target:
         while chunk := source.read(CHUNK):
             target.write(chunk)
+
+
+def write_bundle(artifacts: list[Artifact], folder: Path) -> Path:
+    """The bundle's files into a new directory, as `runner serve` (and an image) takes them."""
+    folder.mkdir(parents=True)
+    for artifact in artifacts:
+        if artifact.kind not in BUNDLE_KINDS:
+            continue
+        with storage.open_blob(artifact.blob) as source, open(folder / ARTIFACT_FILE_NAMES[artifact.kind], "wb") as out:
+            shutil.copyfileobj(source, out, CHUNK)
+    return folder

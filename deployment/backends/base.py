@@ -1,0 +1,32 @@
+"""What every deployment backend does. A backend starts the runner on a bundle (or its image) with
+the deployment's admin token and says where it answers; hot swaps then go to the runner's own API,
+the same for every backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+class BackendError(Exception):
+    """The target refused or failed: the message says what and where."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    endpoint_url: str
+    handle: dict  # stored on the deployment: what start/stop/status need to find it again
+
+
+class Backend(Protocol):
+    def start(self, deployment, bundle: Path, admin_token: str) -> Placement: ...
+
+    def restart(self, deployment, admin_token: str) -> Placement:
+        """Start a stopped deployment again, serving what it served when it stopped."""
+
+    def is_running(self, deployment) -> bool: ...
+
+    def stop(self, deployment) -> None: ...
+
+    def destroy(self, deployment) -> None: ...

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from deployment import secrets
+from deployment.choices import DeploymentStatus, OperationKind, OperationStatus, TargetKind
+
+
+class Target(models.Model):
+    """Where deployments go, configured by admins. `options` holds what is not secret (Docker host,
+    network mode, limits, namespace...); `secret` (a kubeconfig, a pull secret) is stored encrypted
+    and never shown back."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=12, choices=TargetKind.choices)
+    options = models.JSONField(default=dict, blank=True)
+    secret_encrypted = models.TextField(blank=True, editable=False)
+    enabled = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+    def set_secret(self, value: str) -> None:
+        self.secret_encrypted = secrets.encrypt(value)
+
+    def secret(self) -> str:
+        return secrets.decrypt(self.secret_encrypted)
+
+
+class Deployment(models.Model):
+    """A running model service on a target. `revision` is what it serves now (hot swaps change it);
+    `follows` makes it take every newly ready revision of that solution."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    target = models.ForeignKey(Target, on_delete=models.PROTECT, related_name="deployments")
+    revision = models.ForeignKey("marketplace.Revision", on_delete=models.PROTECT, related_name="deployments")
+    follows = models.ForeignKey("marketplace.Solution", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="following_deployments")
+    replicas = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=10, choices=DeploymentStatus.choices, default=DeploymentStatus.PENDING)
+    endpoint_url = models.CharField(max_length=300, blank=True)
+    handle = models.JSONField(default=dict, blank=True, help_text="what the backend needs to find it again")
+    admin_token_encrypted = models.TextField(editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="deployments")
+    created = models.DateTimeField(auto_now_add=True)
+    modified = models.DateTimeField(auto_now=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.target.name}"
+
+    def admin_token(self) -> str:
+        return secrets.decrypt(self.admin_token_encrypted)
+
+
+class Operation(models.Model):
+    """One thing done to a deployment (deploy, swap, rollback, stop, start, destroy): a visible job
+    row with its log. Swaps and rollbacks are the deployment's history: who, what, when, how long."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="operations")
+    kind = models.CharField(max_length=10, choices=OperationKind.choices)
+    status = models.CharField(max_length=10, choices=OperationStatus.choices, default=OperationStatus.PENDING)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    revision = models.ForeignKey("marketplace.Revision", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+", help_text="what it serves after this operation")
+    previous_revision = models.ForeignKey("marketplace.Revision", null=True, blank=True,
+                                          on_delete=models.SET_NULL, related_name="+")
+    generation = models.PositiveIntegerField(null=True, blank=True, help_text="the runner's generation after it")
+    target_generation = models.PositiveIntegerField(null=True, blank=True, help_text="rollback: to which")
+    swap_ms = models.FloatField(null=True, blank=True, help_text="the runner's own swap time")
+    log = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.deployment_id} ({self.status})"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started and self.finished:
+            return (self.finished - self.started).total_seconds()
+        return None
+
+    @property
+    def changes_serving(self) -> bool:
+        return self.kind in (OperationKind.DEPLOY, OperationKind.SWAP, OperationKind.ROLLBACK)

@@ -1,0 +1,147 @@
+"""Deployments on the `local` target, for real: runner processes on this host. Deploy, predict,
+hot-swap to another solution with another proto, predict through the new interface, roll back,
+stop, start again, destroy; a swap that cannot succeed leaves the old model serving and says why."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import requests
+
+from deployment import services
+from deployment.backends.local import _alive
+from deployment.choices import DeploymentStatus, OperationKind, OperationStatus, TargetKind
+from deployment.models import Deployment, Operation, Target
+from marketplace import storage
+from marketplace.choices import ArtifactKind, RevisionStatus
+from marketplace.models import Artifact, Revision
+from onboarding.services import onboarding_start
+
+from ..bundles import builders, parts_of
+from ..factories import RevisionFactory, SolutionFactory
+
+
+@pytest.fixture(autouse=True)
+def deployments_dir(settings, tmp_path):
+    settings.ACUMOS_DEPLOYMENTS_DIR = tmp_path / "deployments"
+    yield settings.ACUMOS_DEPLOYMENTS_DIR
+    for deployment in Deployment.objects.exclude(handle={}):  # whatever a failing test left running
+        pid = deployment.handle.get("pid")
+        if pid and _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def local_target(db):
+    return Target.objects.create(name="this host", kind=TargetKind.LOCAL)
+
+
+def onboarded(owner, bundle: Path, inline_jobs) -> Revision:
+    with inline_jobs():
+        job = onboarding_start(user=owner, parts=parts_of(bundle))
+    job.refresh_from_db()
+    assert job.error == ""
+    return Revision.objects.get(pk=job.revision_uuid)
+
+
+def run(operation: Operation, inline_jobs) -> Operation:
+    """Operations run after commit; here, at once."""
+    services.run_operation(str(operation.pk))
+    operation.refresh_from_db()
+    return operation
+
+
+def post(deployment: Deployment, method: str, body: dict) -> dict:
+    deployment.refresh_from_db()
+    response = requests.post(f"{deployment.endpoint_url}/model/methods/{method}", json=body, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.mark.django_db
+def test_deploy_swap_to_another_interface_roll_back_stop_start_and_destroy(
+        owner, local_target, example_bundle, inline_jobs, tmp_path, deployments_dir):
+    iris = onboarded(owner, example_bundle, inline_jobs)
+    text = onboarded(owner, builders.text_bundle(tmp_path / "text", tag="v-text"), inline_jobs)
+
+    deployment = services.deploy(revision=iris, target=local_target, user=owner)
+    first = run(deployment.operations.get(), inline_jobs)
+    assert first.status == OperationStatus.SUCCEEDED, first.error
+    deployment.refresh_from_db()
+    assert deployment.status == DeploymentStatus.RUNNING and deployment.endpoint_url.startswith("http://127.0.0.1:")
+    assert deployment.admin_token() and deployment.admin_token() not in deployment.admin_token_encrypted
+    assert post(deployment, "classify", builders.IRIS_VIRGINICA) == {"species": 2}
+
+    swapped = run(services.swap(deployment, text, owner), inline_jobs)
+    assert swapped.status == OperationStatus.SUCCEEDED, swapped.error
+    assert (swapped.generation, swapped.revision, swapped.previous_revision) == (2, text, iris)
+    assert swapped.swap_ms > 0 and swapped.requested_by == owner
+    assert post(deployment, "measure", {"text": "four"}) == {"length": 4, "tag": "v-text"}
+    assert requests.post(f"{deployment.endpoint_url}/model/methods/classify", json=builders.IRIS_SAMPLE,
+                         timeout=10).status_code == 404
+    deployment.refresh_from_db()
+    assert deployment.revision == text
+
+    back = run(services.rollback(deployment, owner), inline_jobs)
+    assert back.status == OperationStatus.SUCCEEDED, back.error
+    assert (back.generation, back.revision) == (1, iris)
+    assert post(deployment, "classify", builders.IRIS_SAMPLE) == {"species": 0}
+
+    assert run(services.stop(deployment, owner), inline_jobs).status == OperationStatus.SUCCEEDED
+    deployment.refresh_from_db()
+    assert deployment.status == DeploymentStatus.STOPPED and not _alive(deployment.handle["pid"])
+    assert run(services.start(deployment, owner), inline_jobs).status == OperationStatus.SUCCEEDED
+    assert post(deployment, "classify", builders.IRIS_VIRGINICA) == {"species": 2}  # what it served last
+
+    with pytest.raises(services.DeploymentRefused, match="stop the deployment first"):
+        services.destroy(deployment, owner)
+    run(services.stop(deployment, owner), inline_jobs)
+    deployment.refresh_from_db()
+    pid = deployment.handle["pid"]
+    assert run(services.destroy(deployment, owner), inline_jobs).status == OperationStatus.SUCCEEDED
+    deployment.refresh_from_db()
+    assert deployment.status == DeploymentStatus.DESTROYED and not _alive(pid)
+    assert not (deployments_dir / str(deployment.pk)).exists()
+    history = [o.kind for o in deployment.operations.order_by("created")]
+    assert history == [OperationKind.DEPLOY, OperationKind.SWAP, OperationKind.ROLLBACK, OperationKind.STOP,
+                       OperationKind.START, OperationKind.STOP, OperationKind.DESTROY]
+
+
+def broken_revision(owner, tmp_path) -> Revision:
+    """A ready revision whose model fails on its own sample (onboarding would have refused it)."""
+    bundle = builders.failing_bundle(tmp_path / "failing", fail_on_sample=True)
+    revision = RevisionFactory(solution=SolutionFactory(owner=owner, name="Broken"), version="1.0.0",
+                               status=RevisionStatus.READY)
+    kinds = {"model": ArtifactKind.MODEL, "metadata": ArtifactKind.METADATA, "schema": ArtifactKind.PROTO}
+    for part, path in parts_of(bundle).items():
+        Artifact.objects.create(revision=revision, kind=kinds[part], name=path.name, blob=storage.store_file(path)[0])
+    return revision
+
+
+@pytest.mark.django_db
+def test_a_swap_that_fails_its_check_leaves_the_old_model_serving_and_says_why(
+        owner, local_target, example_bundle, inline_jobs, tmp_path):
+    iris = onboarded(owner, example_bundle, inline_jobs)
+    deployment = services.deploy(revision=iris, target=local_target, user=owner)
+    run(deployment.operations.get(), inline_jobs)
+
+    failed = run(services.swap(deployment, broken_revision(owner, tmp_path), owner), inline_jobs)
+
+    assert failed.status == OperationStatus.FAILED
+    assert failed.error.startswith("the runner refused: the candidate model failed its sample for 'scale'")
+    assert "negative input is not supported by this model" in failed.error
+    deployment.refresh_from_db()
+    assert deployment.status == DeploymentStatus.RUNNING and deployment.revision == iris
+    assert post(deployment, "classify", builders.IRIS_SAMPLE) == {"species": 0}
+    run(services.stop(deployment, owner), inline_jobs)
+
+
+@pytest.mark.django_db
+def test_a_revision_still_onboarding_is_not_deployed(owner, local_target):
+    revision = RevisionFactory(solution=SolutionFactory(owner=owner), status=RevisionStatus.ONBOARDING)
+    with pytest.raises(services.DeploymentRefused, match="only a ready revision"):
+        services.deploy(revision=revision, target=local_target, user=owner)
+    assert not Deployment.objects.exists()
