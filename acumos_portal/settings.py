@@ -163,9 +163,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Three models have a `status`; name each enum after its choices class.
     "ENUM_NAME_OVERRIDES": {"RevisionStatusEnum": "marketplace.choices.RevisionStatus",
-                            "JobStatusEnum": "onboarding.choices.JobStatus",
-                            "StepStatusEnum": "onboarding.choices.StepStatus",
-                            "BuildStatusEnum": "images.choices.BuildStatus"},
+                            "JobStatusEnum": "acumos_portal.choices.JobStatus",
+                            "StepStatusEnum": "onboarding.choices.StepStatus"},
 }
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -24,12 +24,5 @@ class OperationKind(models.TextChoices):
     DESTROY = "destroy", "Destroy"
 
 
-class OperationStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-
-
 # Operations that change what the deployment serves: its history.
 SERVING_CHANGES = (OperationKind.DEPLOY, OperationKind.SWAP, OperationKind.ROLLBACK)

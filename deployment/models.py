@@ -5,8 +5,10 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from acumos_portal.choices import JobStatus
+from acumos_portal.models import TimedRun
 from deployment import secrets
-from deployment.choices import DeploymentStatus, OperationKind, OperationStatus, TargetKind
+from deployment.choices import SERVING_CHANGES, DeploymentStatus, OperationKind, TargetKind
 
 
 class Target(models.Model):
@@ -65,14 +67,14 @@ class Deployment(models.Model):
         return secrets.decrypt(self.admin_token_encrypted)
 
 
-class Operation(models.Model):
+class Operation(TimedRun):
     """One thing done to a deployment (deploy, swap, rollback, stop, start, destroy): a visible job
     row with its log. Swaps and rollbacks are the deployment's history: who, what, when, how long."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="operations")
     kind = models.CharField(max_length=10, choices=OperationKind.choices)
-    status = models.CharField(max_length=10, choices=OperationStatus.choices, default=OperationStatus.PENDING)
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="+")
     revision = models.ForeignKey("marketplace.Revision", null=True, blank=True, on_delete=models.SET_NULL,
@@ -85,8 +87,6 @@ class Operation(models.Model):
     log = models.TextField(blank=True)
     error = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
-    started = models.DateTimeField(null=True, blank=True)
-    finished = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]
@@ -95,11 +95,5 @@ class Operation(models.Model):
         return f"{self.kind} {self.deployment_id} ({self.status})"
 
     @property
-    def duration_seconds(self) -> float | None:
-        if self.started and self.finished:
-            return (self.finished - self.started).total_seconds()
-        return None
-
-    @property
     def changes_serving(self) -> bool:
-        return self.kind in (OperationKind.DEPLOY, OperationKind.SWAP, OperationKind.ROLLBACK)
+        return self.kind in SERVING_CHANGES

@@ -14,10 +14,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from acumos_portal import jobs
+from acumos_portal.choices import JobStatus
 from deployment import runner_client
 from deployment import secrets as secret_store
 from deployment.backends import BackendError, backend_for
-from deployment.choices import DeploymentStatus, OperationKind, OperationStatus
+from deployment.choices import DeploymentStatus, OperationKind
 from deployment.models import Deployment, Operation, Target
 from deployment.runner_client import RunnerError
 from marketplace import downloads
@@ -87,21 +88,21 @@ def _ask(deployment: Deployment, kind: str, user, **fields) -> Operation:
 
 def run_operation(operation_id: str) -> None:
     """The task body: claim the row (a duplicate delivery does nothing), do it, record it."""
-    if not Operation.objects.filter(pk=operation_id, status=OperationStatus.PENDING).update(
-            status=OperationStatus.RUNNING, started=timezone.now()):
+    if not Operation.objects.filter(pk=operation_id, status=JobStatus.PENDING).update(
+            status=JobStatus.RUNNING, started=timezone.now()):
         return
     operation = Operation.objects.select_related("deployment__target", "revision__solution").get(pk=operation_id)
     try:
         text = ACTIONS[operation.kind](operation)
     except (BackendError, RunnerError, DeploymentRefused) as exc:
-        _finish(operation, OperationStatus.FAILED, error=str(exc))
+        _finish(operation, JobStatus.FAILED, error=str(exc))
         _after_failure(operation)
     except Exception as exc:  # a bug must end the row visibly, not leave it running
         error_id = uuid.uuid4().hex[:12]
         log.exception("deployment operation %s failed [%s]", operation_id, error_id)
-        _finish(operation, OperationStatus.FAILED, error=f"internal error (error id {error_id}): {exc}")
+        _finish(operation, JobStatus.FAILED, error=f"internal error (error id {error_id}): {exc}")
     else:
-        _finish(operation, OperationStatus.SUCCEEDED, log_text=text)
+        _finish(operation, JobStatus.SUCCEEDED, log_text=text)
 
 
 def _finish(operation: Operation, status: str, *, error: str = "", log_text: str = "") -> None:
@@ -159,7 +160,7 @@ def _serving(operation: Operation, revision: Revision | None, answer: dict) -> s
 
 def _revision_of_generation(deployment: Deployment, generation: int) -> Revision | None:
     """The runner numbers what it served; the history says which revision each number was."""
-    earlier = (Operation.objects.filter(deployment=deployment, generation=generation, status=OperationStatus.SUCCEEDED)
+    earlier = (Operation.objects.filter(deployment=deployment, generation=generation, status=JobStatus.SUCCEEDED)
                .exclude(revision=None).select_related("revision").order_by("-finished").first())
     return earlier.revision if earlier else None
 

@@ -1,11 +1,6 @@
 from django.db import models
 
-
-class BuildStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
+from acumos_portal.choices import JobStatus
 
 
 class BuildTrigger(models.TextChoices):
@@ -21,4 +16,4 @@ class BuilderKind(models.TextChoices):
     DAEMONLESS = "daemonless", "Daemonless (registry API)"
 
 
-UNFINISHED = (BuildStatus.PENDING, BuildStatus.RUNNING)
+UNFINISHED = (JobStatus.PENDING, JobStatus.RUNNING)

@@ -5,10 +5,12 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from images.choices import UNFINISHED, BuilderKind, BuildStatus, BuildTrigger
+from acumos_portal.choices import JobStatus
+from acumos_portal.models import TimedRun
+from images.choices import UNFINISHED, BuilderKind, BuildTrigger
 
 
-class ImageBuild(models.Model):
+class ImageBuild(TimedRun):
     """One build of a revision's runner image: a visible job row with its log, whether the
     onboarding pipeline asked for it or someone pressed "Create microservice"."""
 
@@ -16,7 +18,7 @@ class ImageBuild(models.Model):
     revision = models.ForeignKey("marketplace.Revision", on_delete=models.CASCADE, related_name="image_builds")
     trigger = models.CharField(max_length=10, choices=BuildTrigger.choices)
     builder = models.CharField(max_length=10, choices=BuilderKind.choices)
-    status = models.CharField(max_length=10, choices=BuildStatus.choices, default=BuildStatus.PENDING)
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="+")
     image = models.CharField(max_length=500, blank=True, help_text="registry/repository:tag")
@@ -25,8 +27,6 @@ class ImageBuild(models.Model):
     log = models.TextField(blank=True)
     error = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
-    started = models.DateTimeField(null=True, blank=True)
-    finished = models.DateTimeField(null=True, blank=True)
     heartbeat = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -43,9 +43,3 @@ class ImageBuild(models.Model):
     @property
     def done(self) -> bool:
         return self.status not in UNFINISHED
-
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.started and self.finished:
-            return (self.finished - self.started).total_seconds()
-        return None

@@ -18,9 +18,10 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from acumos_portal import jobs
+from acumos_portal.choices import JobStatus
 from images import dependencies
 from images.builders.base import BuilderUnavailable, BuildFailed, BuildRequest
-from images.choices import UNFINISHED, BuilderKind, BuildStatus, BuildTrigger
+from images.choices import UNFINISHED, BuilderKind, BuildTrigger
 from images.models import ImageBuild
 from images.oci import ImageRef, Registry
 from marketplace import downloads, storage
@@ -139,8 +140,8 @@ def request_build(revision: Revision, user) -> ImageBuild:
 def run_build(build_id: str) -> None:
     """The task body: claim the row (a duplicate delivery does nothing), build, record the result."""
     now = timezone.now()
-    if not ImageBuild.objects.filter(pk=build_id, status=BuildStatus.PENDING).update(
-            status=BuildStatus.RUNNING, started=now, heartbeat=now):
+    if not ImageBuild.objects.filter(pk=build_id, status=JobStatus.PENDING).update(
+            status=JobStatus.RUNNING, started=now, heartbeat=now):
         return
     build = ImageBuild.objects.select_related("revision__solution").get(pk=build_id)
     try:
@@ -154,7 +155,7 @@ def run_build(build_id: str) -> None:
 
 
 def fail(build: ImageBuild, message: str) -> None:
-    ImageBuild.objects.filter(pk=build.pk).update(status=BuildStatus.FAILED, error=message, finished=timezone.now())
+    ImageBuild.objects.filter(pk=build.pk).update(status=JobStatus.FAILED, error=message, finished=timezone.now())
 
 
 def execute(build: ImageBuild, *, store_log) -> ImageRef:
@@ -215,7 +216,7 @@ def record_image(build: ImageBuild, pushed: ImageRef, size: int, log_blob: Blob)
         Artifact.objects.create(revision=revision, kind=ArtifactKind.BUILD_LOG,
                                 name=ARTIFACT_FILE_NAMES[ArtifactKind.BUILD_LOG], blob=log_blob)
         ImageBuild.objects.filter(pk=build.pk).update(
-            status=BuildStatus.SUCCEEDED, image=str(replace(pushed, digest='')), digest=pushed.digest, size=size,
+            status=JobStatus.SUCCEEDED, image=str(replace(pushed, digest='')), digest=pushed.digest, size=size,
             finished=timezone.now(), error="")
     for blob in old_logs:
         if blob.pk != log_blob.pk:
@@ -223,12 +224,7 @@ def record_image(build: ImageBuild, pushed: ImageRef, size: int, log_blob: Blob)
 
 
 def store_log(text: str) -> Blob:
-    with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as tmp:
-        tmp.write(text)
-    try:
-        return storage.store_file(Path(tmp.name))[0]
-    finally:
-        Path(tmp.name).unlink(missing_ok=True)
+    return storage.store_text(text, ".log")[0]
 
 
 class BuildLog:
@@ -261,9 +257,9 @@ class BuildLog:
 def reap_stale_builds() -> list[str]:
     """A build whose worker stopped stays "running" for ever unless someone ends it."""
     cutoff = timezone.now() - timezone.timedelta(seconds=settings.ACUMOS_JOB_STALE_SECONDS)
-    stale = ImageBuild.objects.filter(status=BuildStatus.RUNNING, heartbeat__lt=cutoff)
+    stale = ImageBuild.objects.filter(status=JobStatus.RUNNING, heartbeat__lt=cutoff)
     ids = [str(pk) for pk in stale.values_list("pk", flat=True)]
-    stale.update(status=BuildStatus.FAILED, finished=timezone.now(),
+    stale.update(status=JobStatus.FAILED, finished=timezone.now(),
                  error="the worker building this image stopped; press Create microservice to try again")
     actions = [f"failed image build {pk}" for pk in ids]
     return actions + [_resend(build) for build in _lost_builds(cutoff)]
@@ -271,7 +267,7 @@ def reap_stale_builds() -> list[str]:
 
 def _lost_builds(cutoff):
     """Manual builds still pending long after they were asked for: their task never arrived."""
-    return ImageBuild.objects.filter(status=BuildStatus.PENDING, trigger=BuildTrigger.MANUAL, created__lt=cutoff)
+    return ImageBuild.objects.filter(status=JobStatus.PENDING, trigger=BuildTrigger.MANUAL, created__lt=cutoff)
 
 
 def _resend(build: ImageBuild) -> str:

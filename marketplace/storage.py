@@ -75,6 +75,17 @@ def _save(key: str, path: Path) -> None:
         raise
 
 
+def store_text(text: str, suffix: str = "") -> tuple[Blob, bool]:
+    """Store a file the platform made (descriptors, logs) as a blob; returns (blob, created)."""
+    with tempfile.NamedTemporaryFile("w", suffix=suffix, delete=False) as tmp:
+        tmp.write(text)
+    path = Path(tmp.name)
+    try:
+        return store_file(path)
+    finally:
+        path.unlink(missing_ok=True)
+
+
 def delete_blob_if_orphan(blob: Blob) -> bool:
     if blob.artifacts.exists():
         return False

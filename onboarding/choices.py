@@ -1,11 +1,8 @@
 from django.db import models
 
+from acumos_portal.choices import JobStatus
 
-class JobStatus(models.TextChoices):
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
+__all__ = ["STEPS", "STEP_TITLES", "JobStatus", "Source", "StepStatus"]
 
 
 class StepStatus(models.TextChoices):

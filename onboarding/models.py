@@ -5,10 +5,11 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from acumos_portal.models import TimedRun
 from onboarding.choices import STEP_TITLES, JobStatus, Source, StepStatus
 
 
-class OnboardingJob(models.Model):
+class OnboardingJob(TimedRun):
     """One upload going through the pipeline. Its id is the Acumos `taskId`.
 
     The solution, revision and version are reserved when the upload is accepted (the Acumos API
@@ -29,8 +30,6 @@ class OnboardingJob(models.Model):
     created_blobs = models.JSONField(default=list, help_text="blob ids this job stored first (cleanup)")
     error = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
-    started = models.DateTimeField(null=True, blank=True)
-    finished = models.DateTimeField(null=True, blank=True)
     heartbeat = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -56,14 +55,12 @@ class OnboardingJob(models.Model):
         return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
 
 
-class StepResult(models.Model):
+class StepResult(TimedRun):
     job = models.ForeignKey(OnboardingJob, on_delete=models.CASCADE, related_name="steps")
     name = models.CharField(max_length=40)
     position = models.PositiveSmallIntegerField()
     status = models.CharField(max_length=10, choices=StepStatus.choices, default=StepStatus.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
-    started = models.DateTimeField(null=True, blank=True)
-    finished = models.DateTimeField(null=True, blank=True)
     log = models.TextField(blank=True)
     error = models.TextField(blank=True)
     details = models.JSONField(default=dict, blank=True)
@@ -78,9 +75,3 @@ class StepResult(models.Model):
     @property
     def title(self) -> str:
         return STEP_TITLES.get(self.name, self.name)
-
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.started and self.finished:
-            return (self.finished - self.started).total_seconds()
-        return None

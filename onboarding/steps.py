@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from images import services as image_services
 from images.builders.base import BuilderUnavailable, BuildFailed
-from images.choices import BuildStatus, BuildTrigger
+from images.choices import BuildTrigger
 from images.models import ImageBuild
 from marketplace import storage
 from marketplace.choices import ARTIFACT_FILE_NAMES, ArtifactKind, RevisionStatus
@@ -163,13 +163,7 @@ def _store_json(job, document: dict) -> Blob:
 
 def _store_generated(job, text: str, suffix: str) -> Blob:
     """Store a file the pipeline made (descriptors, the log) and record a new blob for cleanup."""
-    with tempfile.NamedTemporaryFile("w", suffix=suffix, delete=False) as tmp:
-        tmp.write(text)
-    path = Path(tmp.name)
-    try:
-        blob, created = storage.store_file(path)
-    finally:
-        path.unlink(missing_ok=True)
+    blob, created = storage.store_text(text, suffix)
     if created:
         job.created_blobs.append(blob.pk)
         job.save(update_fields=["created_blobs"])
@@ -203,7 +197,7 @@ def build_image(job, step) -> str:
         raise StepSkipped(problem)
     revision = Revision.objects.select_related("solution").get(pk=job.revision_uuid)
     build = ImageBuild.objects.create(revision=revision, trigger=BuildTrigger.ONBOARDING, requested_by=job.owner,
-                                      builder=settings.ACUMOS_IMAGE_BUILDER, status=BuildStatus.RUNNING,
+                                      builder=settings.ACUMOS_IMAGE_BUILDER, status=JobStatus.RUNNING,
                                       started=timezone.now())
     step.details = {"image_build": str(build.pk)}
     step.save(update_fields=["details"])

@@ -10,6 +10,7 @@ import hashlib
 import io
 import tarfile
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import docker
@@ -112,15 +113,12 @@ def _log_entry(entry: dict, log) -> None:
         log(text)
 
 
-class _engine_errors:
+@contextmanager
+def _engine_errors():
     """An engine that is down or unreachable is worth a retry; say where it was looked for."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, tb):
-        if exc is None or isinstance(exc, (BuildFailed, BuilderUnavailable)):
-            return False
-        if isinstance(exc, (requests.ConnectionError, docker.errors.DockerException)):
-            raise BuilderUnavailable(f"the Docker engine could not be used: {exc}") from exc
-        return False
+    try:
+        yield
+    except (BuildFailed, BuilderUnavailable):
+        raise
+    except (requests.ConnectionError, docker.errors.DockerException) as exc:
+        raise BuilderUnavailable(f"the Docker engine could not be used: {exc}") from exc

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from acumos_portal.choices import JobStatus
 from deployment import services
 from deployment.backends.local import _alive
-from deployment.choices import DeploymentStatus, OperationKind, OperationStatus, TargetKind
+from deployment.choices import DeploymentStatus, OperationKind, TargetKind
 from deployment.models import Deployment, Operation, Target
 from marketplace import storage
 from marketplace.choices import ArtifactKind, RevisionStatus
@@ -47,7 +48,7 @@ def onboarded(owner, bundle: Path, inline_jobs) -> Revision:
     return Revision.objects.get(pk=job.revision_uuid)
 
 
-def run(operation: Operation, inline_jobs) -> Operation:
+def run(operation: Operation) -> Operation:
     """Operations run after commit; here, at once."""
     services.run_operation(str(operation.pk))
     operation.refresh_from_db()
@@ -68,15 +69,15 @@ def test_deploy_swap_to_another_interface_roll_back_stop_start_and_destroy(
     text = onboarded(owner, builders.text_bundle(tmp_path / "text", tag="v-text"), inline_jobs)
 
     deployment = services.deploy(revision=iris, target=local_target, user=owner)
-    first = run(deployment.operations.get(), inline_jobs)
-    assert first.status == OperationStatus.SUCCEEDED, first.error
+    first = run(deployment.operations.get())
+    assert first.status == JobStatus.SUCCEEDED, first.error
     deployment.refresh_from_db()
     assert deployment.status == DeploymentStatus.RUNNING and deployment.endpoint_url.startswith("http://127.0.0.1:")
     assert deployment.admin_token() and deployment.admin_token() not in deployment.admin_token_encrypted
     assert post(deployment, "classify", builders.IRIS_VIRGINICA) == {"species": 2}
 
-    swapped = run(services.swap(deployment, text, owner), inline_jobs)
-    assert swapped.status == OperationStatus.SUCCEEDED, swapped.error
+    swapped = run(services.swap(deployment, text, owner))
+    assert swapped.status == JobStatus.SUCCEEDED, swapped.error
     assert (swapped.generation, swapped.revision, swapped.previous_revision) == (2, text, iris)
     assert swapped.swap_ms > 0 and swapped.requested_by == owner
     assert post(deployment, "measure", {"text": "four"}) == {"length": 4, "tag": "v-text"}
@@ -85,23 +86,23 @@ def test_deploy_swap_to_another_interface_roll_back_stop_start_and_destroy(
     deployment.refresh_from_db()
     assert deployment.revision == text
 
-    back = run(services.rollback(deployment, owner), inline_jobs)
-    assert back.status == OperationStatus.SUCCEEDED, back.error
+    back = run(services.rollback(deployment, owner))
+    assert back.status == JobStatus.SUCCEEDED, back.error
     assert (back.generation, back.revision) == (1, iris)
     assert post(deployment, "classify", builders.IRIS_SAMPLE) == {"species": 0}
 
-    assert run(services.stop(deployment, owner), inline_jobs).status == OperationStatus.SUCCEEDED
+    assert run(services.stop(deployment, owner)).status == JobStatus.SUCCEEDED
     deployment.refresh_from_db()
     assert deployment.status == DeploymentStatus.STOPPED and not _alive(deployment.handle["pid"])
-    assert run(services.start(deployment, owner), inline_jobs).status == OperationStatus.SUCCEEDED
+    assert run(services.start(deployment, owner)).status == JobStatus.SUCCEEDED
     assert post(deployment, "classify", builders.IRIS_VIRGINICA) == {"species": 2}  # what it served last
 
     with pytest.raises(services.DeploymentRefused, match="stop the deployment first"):
         services.destroy(deployment, owner)
-    run(services.stop(deployment, owner), inline_jobs)
+    run(services.stop(deployment, owner))
     deployment.refresh_from_db()
     pid = deployment.handle["pid"]
-    assert run(services.destroy(deployment, owner), inline_jobs).status == OperationStatus.SUCCEEDED
+    assert run(services.destroy(deployment, owner)).status == JobStatus.SUCCEEDED
     deployment.refresh_from_db()
     assert deployment.status == DeploymentStatus.DESTROYED and not _alive(pid)
     assert not (deployments_dir / str(deployment.pk)).exists()
@@ -126,17 +127,17 @@ def test_a_swap_that_fails_its_check_leaves_the_old_model_serving_and_says_why(
         owner, local_target, example_bundle, inline_jobs, tmp_path):
     iris = onboarded(owner, example_bundle, inline_jobs)
     deployment = services.deploy(revision=iris, target=local_target, user=owner)
-    run(deployment.operations.get(), inline_jobs)
+    run(deployment.operations.get())
 
-    failed = run(services.swap(deployment, broken_revision(owner, tmp_path), owner), inline_jobs)
+    failed = run(services.swap(deployment, broken_revision(owner, tmp_path), owner))
 
-    assert failed.status == OperationStatus.FAILED
+    assert failed.status == JobStatus.FAILED
     assert failed.error.startswith("the runner refused: the candidate model failed its sample for 'scale'")
     assert "negative input is not supported by this model" in failed.error
     deployment.refresh_from_db()
     assert deployment.status == DeploymentStatus.RUNNING and deployment.revision == iris
     assert post(deployment, "classify", builders.IRIS_SAMPLE) == {"species": 0}
-    run(services.stop(deployment, owner), inline_jobs)
+    run(services.stop(deployment, owner))
 
 
 @pytest.mark.django_db

@@ -14,7 +14,7 @@ import requests
 from django.urls import reverse
 
 from images import oci
-from images.choices import BuildStatus, BuildTrigger
+from images.choices import BuildTrigger
 from images.models import ImageBuild
 from marketplace.choices import ArtifactKind, RevisionStatus
 from marketplace.models import Blob, Revision, Solution
@@ -100,7 +100,7 @@ def test_onboarding_builds_an_image_that_runs_answers_and_takes_a_hot_swap(
     assert step.status == StepStatus.SUCCEEDED
     revision = Revision.objects.get(pk=job.revision_uuid)
     build = ImageBuild.objects.get(revision=revision)
-    assert (build.status, build.trigger, build.builder) == (BuildStatus.SUCCEEDED, BuildTrigger.ONBOARDING, builder)
+    assert (build.status, build.trigger, build.builder) == (JobStatus.SUCCEEDED, BuildTrigger.ONBOARDING, builder)
     pushed = image_of(revision)
     assert pushed.digest == build.digest and pushed.digest.startswith("sha256:")
     assert revision.artifacts.get(kind=ArtifactKind.BUILD_LOG).blob.size > 0
@@ -212,7 +212,7 @@ def test_create_microservice_builds_a_ready_revision_on_demand(
         response = client_for(owner).post(url)
     assert response.status_code == 302
     build = ImageBuild.objects.get(revision=revision)
-    assert (build.status, build.trigger, build.requested_by) == (BuildStatus.SUCCEEDED, BuildTrigger.MANUAL, owner)
+    assert (build.status, build.trigger, build.requested_by) == (JobStatus.SUCCEEDED, BuildTrigger.MANUAL, owner)
     revision.refresh_from_db()
     assert revision.status == RevisionStatus.READY
     pushed = image_of(revision)
@@ -226,7 +226,7 @@ def test_create_microservice_builds_a_ready_revision_on_demand(
     with inline_jobs():
         client_for(owner).post(url)
     failed = ImageBuild.objects.filter(revision=revision).exclude(pk=build.pk).get()
-    assert failed.status == BuildStatus.FAILED
+    assert failed.status == JobStatus.FAILED
     assert "acumos/no-such-base" in failed.error and "not found" in failed.error.lower()
     assert image_of(revision) == pushed
     assert revision.artifacts.filter(kind=ArtifactKind.BUILD_LOG).count() == 1

@@ -8,8 +8,9 @@ import pytest
 from django.utils import timezone
 
 from acumos_portal import jobs
+from acumos_portal.choices import JobStatus
 from images import services
-from images.choices import BuildStatus, BuildTrigger
+from images.choices import BuildTrigger
 from images.models import ImageBuild
 from marketplace.choices import RevisionStatus
 
@@ -65,7 +66,7 @@ def test_a_bug_in_a_build_ends_it_visibly(revision, monkeypatch):
     monkeypatch.setattr(services, "execute", broken)
     services.run_build(str(build.pk))
     build.refresh_from_db()
-    assert build.status == BuildStatus.FAILED and "internal error (error id " in build.error
+    assert build.status == JobStatus.FAILED and "internal error (error id " in build.error
     assert build.finished is not None
 
 
@@ -73,9 +74,9 @@ def test_a_bug_in_a_build_ends_it_visibly(revision, monkeypatch):
 def test_the_reaper_ends_builds_whose_worker_stopped_and_resends_lost_ones(revision, settings, monkeypatch):
     old = timezone.now() - timedelta(seconds=settings.ACUMOS_JOB_STALE_SECONDS + 60)
     stale = ImageBuild.objects.create(revision=revision, trigger=BuildTrigger.MANUAL, builder="daemonless",
-                                      status=BuildStatus.RUNNING, heartbeat=old)
+                                      status=JobStatus.RUNNING, heartbeat=old)
     alive = ImageBuild.objects.create(revision=revision, trigger=BuildTrigger.MANUAL, builder="daemonless",
-                                      status=BuildStatus.RUNNING, heartbeat=timezone.now())
+                                      status=JobStatus.RUNNING, heartbeat=timezone.now())
     lost = ImageBuild.objects.create(revision=revision, trigger=BuildTrigger.MANUAL, builder="daemonless")
     ImageBuild.objects.filter(pk=lost.pk).update(created=old)
     sent = []
@@ -86,6 +87,6 @@ def test_the_reaper_ends_builds_whose_worker_stopped_and_resends_lost_ones(revis
     assert f"failed image build {stale.pk}" in actions and f"resent image build {lost.pk}" in actions
     stale.refresh_from_db()
     alive.refresh_from_db()
-    assert stale.status == BuildStatus.FAILED and "worker building this image stopped" in stale.error
-    assert alive.status == BuildStatus.RUNNING
+    assert stale.status == JobStatus.FAILED and "worker building this image stopped" in stale.error
+    assert alive.status == JobStatus.RUNNING
     assert sent == [("images.build", (str(lost.pk),))]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from images.choices import BuildStatus
+from acumos_portal.choices import JobStatus
 from images.models import ImageBuild
 from images.services import NOT_CONFIGURED
 from marketplace.choices import RevisionStatus
@@ -68,7 +68,7 @@ def test_the_owner_starts_one_build_at_a_time(builds_on, revision, owner, client
         client.post(reverse("images:build", args=[revision.pk]))
         client.post(reverse("images:build", args=[revision.pk]))
     build = ImageBuild.objects.get()
-    assert (build.status, build.requested_by, build.builder) == (BuildStatus.PENDING, owner, "daemonless")
+    assert (build.status, build.requested_by, build.builder) == (JobStatus.PENDING, owner, "daemonless")
     assert len(sent) == 1  # the second press found the first build waiting
     html = page(client, revision)
     assert BUTTON not in html and 'hx-trigger="every 2s"' in html
@@ -108,7 +108,7 @@ def test_there_is_no_tarball_before_an_image_exists(builds_on, revision, owner, 
 
 @pytest.mark.django_db
 def test_a_failed_build_shows_its_reason(builds_on, revision, owner, client_for):
-    ImageBuild.objects.create(revision=revision, trigger="manual", builder="docker", status=BuildStatus.FAILED,
+    ImageBuild.objects.create(revision=revision, trigger="manual", builder="docker", status=JobStatus.FAILED,
                               error="could not get these Python packages for the image: nope==1", log="pip said no")
     html = page(client_for(owner), revision)
     assert "could not get these Python packages for the image: nope==1" in html and "pip said no" in html

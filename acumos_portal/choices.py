@@ -1,0 +1,10 @@
+from django.db import models
+
+
+class JobStatus(models.TextChoices):
+    """Where a background job is: onboarding jobs, image builds, deployment operations."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
