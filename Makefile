@@ -20,6 +20,8 @@ run: $(STAMP) example
 	$(PY) manage.py bootstrap
 	$(PY) manage.py reap_jobs
 	@echo "portal: http://127.0.0.1:8000  (upload build/example-iris: metadata.json, model.proto, modelpackage.zip)"
+	@# The periodic jobs (deployment status checks, decommissioning, reapers) beside the server.
+	$(PY) manage.py run_schedule & trap 'kill $$!' EXIT INT TERM; \
 	$(PY) manage.py runserver 127.0.0.1:8000 --noreload --insecure
 
 # The runner alone, serving the example model on :3330.

@@ -113,6 +113,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-onboarding-jobs": {"task": "onboarding.reap_stale_jobs", "schedule": 60.0},
     "reap-stale-image-builds": {"task": "images.reap_stale_builds", "schedule": 60.0},
+    "check-deployments": {"task": "deployment.check_deployments", "schedule": 30.0},
+    "decommission-due-deployments": {"task": "deployment.decommission_due", "schedule": 60.0},
+    "reap-stale-deployment-operations": {"task": "deployment.reap_stale_operations", "schedule": 60.0},
 }
 ACUMOS_JOB_STALE_SECONDS = env_int("ACUMOS_JOB_STALE_SECONDS", 600)
 ACUMOS_JOB_MAX_ATTEMPTS = env_int("ACUMOS_JOB_MAX_ATTEMPTS", 3)
@@ -141,6 +144,8 @@ ACUMOS_IMAGE_BUILD_TIMEOUT = env_int("ACUMOS_IMAGE_BUILD_TIMEOUT", 900)
 
 # Deployments: where the local backend keeps each deployment's bundle, state and log.
 ACUMOS_DEPLOYMENTS_DIR = Path(env_str("ACUMOS_DEPLOYMENTS_DIR", str(DATA_DIR / "deployments")))
+# Decommissioning is two steps: a stopped deployment is kept (restartable) this long, then destroyed.
+ACUMOS_DEPLOYMENT_GRACE_SECONDS = env_int("ACUMOS_DEPLOYMENT_GRACE_SECONDS", 24 * 3600)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -8,5 +8,6 @@ urlpatterns = [
     path("api/v1/", include("acumos_portal.api.urls")),
     path("onboarding-app/v2/", include("onboarding.api.acumos_urls")),
     path("", include("images.urls")),
+    path("", include("deployment.urls")),
     path("", include("marketplace.urls")),
 ]

@@ -1,25 +1,7 @@
-from django import forms
 from django.contrib import admin
 
+from deployment.forms import TargetForm
 from deployment.models import Deployment, Operation, Target
-
-
-class TargetForm(forms.ModelForm):
-    secret = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}),
-                             help_text="a kubeconfig or credentials; stored encrypted, never shown back. "
-                                       "Leave empty to keep the current one.")
-
-    class Meta:
-        model = Target
-        fields = ["name", "kind", "options", "enabled"]
-
-    def save(self, commit=True):
-        target = super().save(commit=False)
-        if self.cleaned_data.get("secret"):
-            target.set_secret(self.cleaned_data["secret"])
-        if commit:
-            target.save()
-        return target
 
 
 @admin.register(Target)

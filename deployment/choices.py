@@ -10,6 +10,7 @@ class TargetKind(models.TextChoices):
 class DeploymentStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     RUNNING = "running", "Running"
+    DOWN = "down", "Not answering"
     STOPPED = "stopped", "Stopped"
     FAILED = "failed", "Failed"
     DESTROYED = "destroyed", "Destroyed"
@@ -23,6 +24,17 @@ class OperationKind(models.TextChoices):
     START = "start", "Start"
     DESTROY = "destroy", "Destroy"
 
+
+class Trigger(models.TextChoices):
+    """Why an operation happened: someone asked, the deployment follows its solution, or a schedule."""
+
+    USER = "user", "Asked for"
+    FOLLOW = "follow", "Follows latest"
+    SCHEDULE = "schedule", "Grace period ended"
+
+
+# Deployments that a runner process or container stands behind (the status check looks at these).
+LIVE = (DeploymentStatus.RUNNING, DeploymentStatus.DOWN)
 
 # Operations that change what the deployment serves: its history.
 SERVING_CHANGES = (OperationKind.DEPLOY, OperationKind.SWAP, OperationKind.ROLLBACK)

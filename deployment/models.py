@@ -8,7 +8,7 @@ from django.db import models
 from acumos_portal.choices import JobStatus
 from acumos_portal.models import TimedRun
 from deployment import secrets
-from deployment.choices import SERVING_CHANGES, DeploymentStatus, OperationKind, TargetKind
+from deployment.choices import SERVING_CHANGES, DeploymentStatus, OperationKind, TargetKind, Trigger
 
 
 class Target(models.Model):
@@ -56,12 +56,19 @@ class Deployment(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     modified = models.DateTimeField(auto_now=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
+    destroy_after = models.DateTimeField(null=True, blank=True, help_text="a stopped deployment's grace period end")
+    checked_at = models.DateTimeField(null=True, blank=True, help_text="the last status check")
+    health = models.CharField(max_length=500, blank=True, help_text="what the last status check found")
 
     class Meta:
         ordering = ["-created"]
 
     def __str__(self) -> str:
         return f"{self.name} on {self.target.name}"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in (DeploymentStatus.RUNNING, DeploymentStatus.DOWN)
 
     def admin_token(self) -> str:
         return secrets.decrypt(self.admin_token_encrypted)
@@ -74,6 +81,7 @@ class Operation(TimedRun):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="operations")
     kind = models.CharField(max_length=10, choices=OperationKind.choices)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.USER)
     status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="+")

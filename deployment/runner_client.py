@@ -28,14 +28,19 @@ def rollback(url: str, token: str, generation: int | None) -> dict:
     return _call("post", f"{url}/model/rollback", token, json={"generation": generation} if generation else None)
 
 
-def active(url: str) -> dict:
-    return _call("get", f"{url}/model", "")
+def active(url: str, timeout: float = SWAP_TIMEOUT) -> dict:
+    return _call("get", f"{url}/model", "", timeout=timeout)
 
 
-def _call(method: str, url: str, token: str, **kwargs) -> dict:
+def call_method(url: str, method: str, body: dict, timeout: float = 30) -> dict:
+    """A prediction, as a client would send it (the page's "try it" box)."""
+    return _call("post", f"{url}/model/methods/{method}", "", json=body, timeout=timeout)
+
+
+def _call(method: str, url: str, token: str, timeout: float = SWAP_TIMEOUT, **kwargs) -> dict:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        response = requests.request(method, url, headers=headers, timeout=SWAP_TIMEOUT, **kwargs)
+        response = requests.request(method, url, headers=headers, timeout=timeout, **kwargs)
     except requests.RequestException as exc:
         raise RunnerError(f"the runner at {url} could not be reached: {exc}") from exc
     if response.status_code >= 400:

@@ -4,12 +4,15 @@ serving (the runner only activates a model that answered its sample) and records
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets as token_source
 import tempfile
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -18,10 +21,11 @@ from acumos_portal.choices import JobStatus
 from deployment import runner_client
 from deployment import secrets as secret_store
 from deployment.backends import BackendError, backend_for
-from deployment.choices import DeploymentStatus, OperationKind
+from deployment.choices import LIVE, DeploymentStatus, OperationKind, Trigger
 from deployment.models import Deployment, Operation, Target
 from deployment.runner_client import RunnerError
 from marketplace import downloads
+from marketplace.choices import RevisionStatus
 from marketplace.models import Revision
 
 log = logging.getLogger(__name__)
@@ -66,17 +70,29 @@ def start(deployment: Deployment, user) -> Operation:
     return _ask(deployment, OperationKind.START, user)
 
 
-def destroy(deployment: Deployment, user) -> Operation:
-    """The second step of decommissioning: only a stopped deployment is destroyed."""
+def destroy(deployment: Deployment, user, *, force: bool = False) -> Operation:
+    """The second step of decommissioning: a stopped deployment is destroyed once its grace period
+    is over (the schedule does it then); `force` (admins) does not wait."""
     if deployment.status not in (DeploymentStatus.STOPPED, DeploymentStatus.FAILED):
         raise DeploymentRefused("stop the deployment first; destroying removes it for good")
+    due = deployment.destroy_after
+    if due and due > timezone.now() and not force:
+        raise DeploymentRefused(f"it is kept, restartable, until {due:%Y-%m-%d %H:%M} UTC (the grace period); "
+                                f"it is destroyed then")
     return _ask(deployment, OperationKind.DESTROY, user)
 
 
-def _ask(deployment: Deployment, kind: str, user, **fields) -> Operation:
+def busy(deployment: Deployment) -> bool:
+    """One operation at a time: a swap during a deploy, or two stops, would race on the runner."""
+    return deployment.operations.filter(status__in=(JobStatus.PENDING, JobStatus.RUNNING)).exists()
+
+
+def _ask(deployment: Deployment, kind: str, user, trigger: str = Trigger.USER, **fields) -> Operation:
     if deployment.status == DeploymentStatus.DESTROYED:
         raise DeploymentRefused("this deployment has been destroyed")
-    operation = Operation.objects.create(deployment=deployment, kind=kind, requested_by=user,
+    if busy(deployment):
+        raise DeploymentRefused("another operation on this deployment is still running; try again when it ends")
+    operation = Operation.objects.create(deployment=deployment, kind=kind, requested_by=user, trigger=trigger,
                                          previous_revision=deployment.revision, **fields)
     from deployment.tasks import run_operation
 
@@ -130,32 +146,60 @@ def _deploy(operation: Operation) -> str:
 def _placed(deployment: Deployment, placement) -> None:
     Deployment.objects.filter(pk=deployment.pk).update(
         status=DeploymentStatus.RUNNING, endpoint_url=placement.endpoint_url, handle=placement.handle,
-        stopped_at=None, modified=timezone.now())
+        stopped_at=None, destroy_after=None, health="", modified=timezone.now())
 
 
 def _swap(operation: Operation) -> str:
     deployment = _running(operation)
+    token = deployment.admin_token()
     with tempfile.TemporaryDirectory(prefix="acumos-swap-") as tmp:
         bundle = downloads.write_bundle(list(operation.revision.artifacts.select_related("blob")), Path(tmp, "bundle"))
-        answer = runner_client.swap(deployment.endpoint_url, deployment.admin_token(), bundle)
-    return _serving(operation, operation.revision, answer)
+        answers = _on_every_replica(deployment, lambda url: runner_client.swap(url, token, bundle))
+    return _serving(operation, operation.revision, answers)
 
 
 def _rollback(operation: Operation) -> str:
     deployment = _running(operation)
-    answer = runner_client.rollback(deployment.endpoint_url, deployment.admin_token(), operation.target_generation)
-    revision = _revision_of_generation(deployment, answer["generation"])
-    return _serving(operation, revision, answer)
+    token = deployment.admin_token()
+    answers = _on_every_replica(
+        deployment, lambda url: runner_client.rollback(url, token, operation.target_generation))
+    revision = _revision_of_generation(deployment, answers[0]["generation"])
+    return _serving(operation, revision, answers)
 
 
-def _serving(operation: Operation, revision: Revision | None, answer: dict) -> str:
-    """Record what the runner now serves: on the operation (history) and on the deployment."""
-    Operation.objects.filter(pk=operation.pk).update(revision=revision, generation=answer["generation"],
-                                                     swap_ms=answer.get("duration_ms"))
+def _on_every_replica(deployment: Deployment, change) -> list[dict]:
+    """Each replica's runner swaps for itself (checking the candidate with its sample). If one
+    refuses, those already changed go back to what they served, so replicas never disagree."""
+    urls = backend_for(deployment.target).admin_urls(deployment)
+    answers = []
+    for url in urls:
+        try:
+            answers.append(change(url))
+        except RunnerError:
+            _undo(deployment, urls[:len(answers)], answers)
+            raise
+    return answers
+
+
+def _undo(deployment: Deployment, urls: list[str], answers: list[dict]) -> None:
+    token = deployment.admin_token()
+    for url, answer in zip(urls, answers, strict=True):
+        with contextlib.suppress(RunnerError):
+            runner_client.rollback(url, token, answer.get("previous_generation") or answer["generation"] - 1)
+
+
+def _serving(operation: Operation, revision: Revision | None, answers: list[dict]) -> str:
+    """Record what the runners now serve: on the operation (history) and on the deployment. The
+    swap time is the slowest replica's."""
+    first = answers[0]
+    slowest = max((answer.get("duration_ms") or 0 for answer in answers), default=None)
+    Operation.objects.filter(pk=operation.pk).update(revision=revision, generation=first["generation"],
+                                                     swap_ms=slowest)
     if revision is not None:
         Deployment.objects.filter(pk=operation.deployment_id).update(revision=revision, modified=timezone.now())
-    return (f"generation {answer['generation']} ({answer.get('action')}) serving "
-            f"{revision or answer.get('name')} after {answer.get('duration_ms')} ms\n")
+    return "".join(f"replica {number}: generation {answer['generation']} ({answer.get('action')}) serving "
+                   f"{revision or answer.get('name')} after {answer.get('duration_ms')} ms\n"
+                   for number, answer in enumerate(answers, start=1))
 
 
 def _revision_of_generation(deployment: Deployment, generation: int) -> Revision | None:
@@ -167,7 +211,7 @@ def _revision_of_generation(deployment: Deployment, generation: int) -> Revision
 
 def _running(operation: Operation) -> Deployment:
     deployment = Deployment.objects.select_related("target").get(pk=operation.deployment_id)
-    if deployment.status != DeploymentStatus.RUNNING:
+    if deployment.status not in LIVE:
         raise DeploymentRefused(f"the deployment is {deployment.status}, not running")
     return deployment
 
@@ -175,8 +219,11 @@ def _running(operation: Operation) -> Deployment:
 def _stop(operation: Operation) -> str:
     deployment = operation.deployment
     backend_for(deployment.target).stop(deployment)
-    Deployment.objects.filter(pk=deployment.pk).update(status=DeploymentStatus.STOPPED, stopped_at=timezone.now())
-    return "stopped; it can be started again, or destroyed\n"
+    now = timezone.now()
+    due = now + timedelta(seconds=settings.ACUMOS_DEPLOYMENT_GRACE_SECONDS)
+    Deployment.objects.filter(pk=deployment.pk).update(status=DeploymentStatus.STOPPED, stopped_at=now,
+                                                       destroy_after=due, health="")
+    return f"stopped; kept, restartable, until {due:%Y-%m-%d %H:%M} UTC, then destroyed\n"
 
 
 def _start(operation: Operation) -> str:
@@ -196,3 +243,87 @@ def _destroy(operation: Operation) -> str:
 
 ACTIONS = {OperationKind.DEPLOY: _deploy, OperationKind.SWAP: _swap, OperationKind.ROLLBACK: _rollback,
            OperationKind.STOP: _stop, OperationKind.START: _start, OperationKind.DESTROY: _destroy}
+
+
+# ---------------------------------------------------------------- on their own
+
+def follow_new_revision(revision: Revision) -> list[Operation]:
+    """The zero-touch retraining loop: a revision that became ready (it passed its smoke test) is
+    swapped into every live deployment that follows its solution."""
+    followers = (Deployment.objects.filter(follows_id=revision.solution_id, status__in=LIVE)
+                 .exclude(revision=revision))
+    operations = []
+    for deployment in followers:
+        try:
+            operations.append(_ask(deployment, OperationKind.SWAP, None, trigger=Trigger.FOLLOW, revision=revision))
+        except DeploymentRefused as exc:  # busy: the next check takes it (see check_deployment)
+            log.info("deployment %s does not follow %s yet: %s", deployment.pk, revision, exc)
+    return operations
+
+
+def check_deployments() -> list[str]:
+    """The periodic status check of every live deployment."""
+    return [check_deployment(deployment) for deployment in Deployment.objects.filter(status__in=LIVE)
+            .select_related("target", "revision__solution", "follows")]
+
+
+def check_deployment(deployment: Deployment) -> str:
+    """Is it running, and what does its runner serve? A deployment that stopped answering is marked
+    down (and running again when it answers); a follower that missed a revision catches up."""
+    if busy(deployment):
+        return f"{deployment.pk}: an operation is running; not checked"
+    status, health = _look_at(deployment)
+    Deployment.objects.filter(pk=deployment.pk, status__in=LIVE).update(status=status, health=health,
+                                                                     checked_at=timezone.now())
+    if status == DeploymentStatus.RUNNING:
+        _catch_up(deployment)
+    return f"{deployment.pk}: {status} ({health})"
+
+
+def _look_at(deployment: Deployment) -> tuple[str, str]:
+    try:
+        if not backend_for(deployment.target).is_running(deployment):
+            return DeploymentStatus.DOWN, "the runner is not running on the target"
+        active = runner_client.active(deployment.endpoint_url, timeout=10)["active"]
+    except (BackendError, RunnerError) as exc:
+        return DeploymentStatus.DOWN, str(exc)[:500]
+    return DeploymentStatus.RUNNING, f"serving {active.get('name')} (generation {active.get('generation')})"
+
+
+def _catch_up(deployment: Deployment) -> None:
+    if deployment.follows_id is None:
+        return
+    latest = deployment.follows.revisions.filter(status=RevisionStatus.READY).order_by("-ready_at").first()
+    if latest and latest.pk != deployment.revision_id and latest.ready_at > deployment.revision.ready_at:
+        follow_new_revision(latest)
+
+
+def decommission_due() -> list[str]:
+    """The end of the grace period: stopped deployments that nobody started again are destroyed."""
+    due = Deployment.objects.filter(status=DeploymentStatus.STOPPED, destroy_after__lte=timezone.now())
+    done = []
+    for deployment in due:
+        with contextlib.suppress(DeploymentRefused):
+            _ask(deployment, OperationKind.DESTROY, None, trigger=Trigger.SCHEDULE)
+            done.append(f"{deployment.pk}: grace period over, destroying")
+    return done
+
+
+def reap_stale_operations() -> list[str]:
+    """Operations whose worker is gone: a pending one is sent again, a running one is failed (the
+    next status check says what the deployment really does)."""
+    stale = timezone.now() - timedelta(seconds=settings.ACUMOS_JOB_STALE_SECONDS)
+    actions = []
+    for operation in Operation.objects.filter(status=JobStatus.PENDING, created__lt=stale):
+        from deployment.tasks import run_operation
+
+        jobs.send(run_operation, str(operation.pk))
+        actions.append(f"operation {operation.pk}: sent again")
+    for operation in Operation.objects.filter(status=JobStatus.RUNNING, started__lt=stale):
+        _finish(operation, JobStatus.FAILED, error="the worker running this operation stopped")
+        actions.append(f"operation {operation.pk}: failed (its worker stopped)")
+    return actions
+
+
+def on_revision_ready(sender, revision: Revision, **kwargs) -> None:
+    transaction.on_commit(lambda: follow_new_revision(revision))

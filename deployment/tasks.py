@@ -10,3 +10,18 @@ from deployment import services
 @shared_task(name="deployment.run_operation", acks_late=True, ignore_result=True)
 def run_operation(operation_id: str) -> None:
     services.run_operation(operation_id)
+
+
+@shared_task(name="deployment.check_deployments", ignore_result=True)
+def check_deployments() -> None:
+    services.check_deployments()
+
+
+@shared_task(name="deployment.decommission_due", ignore_result=True)
+def decommission_due() -> None:
+    services.decommission_due()
+
+
+@shared_task(name="deployment.reap_stale_operations", ignore_result=True)
+def reap_stale_operations() -> None:
+    services.reap_stale_operations()

@@ -8,6 +8,7 @@ from django.db.models import Count, Prefetch, Q
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
+from deployment.selectors import deploy_panel
 from images.selectors import image_panel
 from marketplace import downloads
 from marketplace.choices import ArtifactKind, RevisionStatus
@@ -55,6 +56,7 @@ def revision(request, pk):
         "summary": metadata_summary(found.metadata), "job": job,
         "steps": job.steps.all() if job else [],
         **image_panel(found, request.user),
+        **deploy_panel(found, request.user),
     })
 
 

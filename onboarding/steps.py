@@ -22,6 +22,7 @@ from images.models import ImageBuild
 from marketplace import storage
 from marketplace.choices import ARTIFACT_FILE_NAMES, ArtifactKind, RevisionStatus
 from marketplace.models import Artifact, Blob, Revision, Solution
+from marketplace.signals import revision_ready
 from onboarding import descriptors, smoke, validation
 from onboarding.choices import JobStatus
 from onboarding.models import StepResult
@@ -217,6 +218,8 @@ def mark_ready(job, step) -> str:
     blob = _store_generated(job, onboarding_log(job), ".log")
     add_artifact(revision, ArtifactKind.LOG, blob=blob)
     Revision.objects.filter(pk=revision.pk).update(status=RevisionStatus.READY, ready_at=timezone.now())
+    revision.refresh_from_db()
+    revision_ready.send(sender=Revision, revision=revision)
     return f"revision {revision.version} is ready\n"
 
 

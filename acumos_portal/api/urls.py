@@ -47,6 +47,7 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("", include("marketplace.api.urls")),
     path("", include("images.api.urls")),
+    path("", include("deployment.api.urls")),
     path("onboarding/", include("onboarding.api.urls")),
     path("", include(accounts.urls)),
     re_path(r"", fallback),

@@ -1,4 +1,5 @@
-"""Deployment backends by target kind."""
+"""Deployment backends by target kind. Each is imported only when a target of its kind is used, so
+the embedded default needs neither the docker nor the kubernetes client loaded."""
 
 from __future__ import annotations
 
@@ -13,4 +14,12 @@ def backend_for(target) -> Backend:
         from deployment.backends.local import LocalBackend
 
         return LocalBackend(target.options)
-    raise BackendError(f"targets of kind {target.kind!r} are not supported yet")
+    if target.kind == TargetKind.DOCKER:
+        from deployment.backends.docker import DockerBackend
+
+        return DockerBackend(target.options, target.secret())
+    if target.kind == TargetKind.KUBERNETES:
+        from deployment.backends.kubernetes import KubernetesBackend
+
+        return KubernetesBackend(target.options, target.secret())
+    raise BackendError(f"targets of kind {target.kind!r} are not supported")

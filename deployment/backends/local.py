@@ -58,6 +58,9 @@ class LocalBackend:
         pid = deployment.handle.get("pid")
         return bool(pid) and _alive(pid)
 
+    def admin_urls(self, deployment) -> list[str]:
+        return [deployment.endpoint_url]
+
     def stop(self, deployment) -> None:
         pid = deployment.handle.get("pid")
         if not pid or not _alive(pid):

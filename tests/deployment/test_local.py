@@ -4,67 +4,27 @@ stop, start again, destroy; a swap that cannot succeed leaves the old model serv
 
 from __future__ import annotations
 
-import os
-import signal
-from pathlib import Path
-
 import pytest
 import requests
 
 from acumos_portal.choices import JobStatus
 from deployment import services
 from deployment.backends.local import _alive
-from deployment.choices import DeploymentStatus, OperationKind, TargetKind
-from deployment.models import Deployment, Operation, Target
+from deployment.choices import DeploymentStatus, OperationKind
+from deployment.models import Deployment
 from marketplace import storage
 from marketplace.choices import ArtifactKind, RevisionStatus
 from marketplace.models import Artifact, Revision
-from onboarding.services import onboarding_start
 
 from ..bundles import builders, parts_of
 from ..factories import RevisionFactory, SolutionFactory
-
-
-@pytest.fixture(autouse=True)
-def deployments_dir(settings, tmp_path):
-    settings.ACUMOS_DEPLOYMENTS_DIR = tmp_path / "deployments"
-    yield settings.ACUMOS_DEPLOYMENTS_DIR
-    for deployment in Deployment.objects.exclude(handle={}):  # whatever a failing test left running
-        pid = deployment.handle.get("pid")
-        if pid and _alive(pid):
-            os.killpg(pid, signal.SIGKILL)
-
-
-@pytest.fixture
-def local_target(db):
-    return Target.objects.create(name="this host", kind=TargetKind.LOCAL)
-
-
-def onboarded(owner, bundle: Path, inline_jobs) -> Revision:
-    with inline_jobs():
-        job = onboarding_start(user=owner, parts=parts_of(bundle))
-    job.refresh_from_db()
-    assert job.error == ""
-    return Revision.objects.get(pk=job.revision_uuid)
-
-
-def run(operation: Operation) -> Operation:
-    """Operations run after commit; here, at once."""
-    services.run_operation(str(operation.pk))
-    operation.refresh_from_db()
-    return operation
-
-
-def post(deployment: Deployment, method: str, body: dict) -> dict:
-    deployment.refresh_from_db()
-    response = requests.post(f"{deployment.endpoint_url}/model/methods/{method}", json=body, timeout=10)
-    assert response.status_code == 200, response.text
-    return response.json()
+from .conftest import onboarded, post, run
 
 
 @pytest.mark.django_db
 def test_deploy_swap_to_another_interface_roll_back_stop_start_and_destroy(
-        owner, local_target, example_bundle, inline_jobs, tmp_path, deployments_dir):
+        owner, local_target, example_bundle, inline_jobs, tmp_path, deployments_dir, settings):
+    settings.ACUMOS_DEPLOYMENT_GRACE_SECONDS = 0  # the grace period has its own tests
     iris = onboarded(owner, example_bundle, inline_jobs)
     text = onboarded(owner, builders.text_bundle(tmp_path / "text", tag="v-text"), inline_jobs)
 

@@ -1,5 +1,5 @@
-"""Roles, and the demo admin `make run` promises: password from ACUMOS_ADMIN_PASSWORD, or
-generated once and printed."""
+"""Roles, the demo admin `make run` promises (password from ACUMOS_ADMIN_PASSWORD, or generated once
+and printed), and the embedded deployment target: this host, runner processes."""
 
 import os
 import secrets
@@ -9,6 +9,8 @@ from django.core.management.base import BaseCommand
 from acumos_portal.accounts import services
 from acumos_portal.accounts.choices import Role
 from acumos_portal.accounts.models import User
+from deployment.choices import TargetKind
+from deployment.models import Target
 
 
 class Command(BaseCommand):
@@ -16,6 +18,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         services.ensure_roles()
+        self._ensure_local_target()
         admin = User.objects.filter(username="admin").first()
         password = os.environ.get("ACUMOS_ADMIN_PASSWORD", "").strip()
         if admin is None:
@@ -29,6 +32,11 @@ class Command(BaseCommand):
             self._announce(password)
         else:
             self.stdout.write("demo admin: user 'admin' exists (set ACUMOS_ADMIN_PASSWORD to reset its password)")
+
+    def _ensure_local_target(self) -> None:
+        if not Target.objects.exists():
+            Target.objects.create(name="This host", kind=TargetKind.LOCAL)
+            self.stdout.write("deployment target: 'This host' (runner processes on this machine)")
 
     def _announce(self, password: str) -> None:
         self.stdout.write(self.style.SUCCESS(f"demo admin: user 'admin', password '{password}'"))

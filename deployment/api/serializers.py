@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from deployment.forms import MAX_REPLICAS
+from deployment.models import Deployment, Operation, Target
+
+
+class TargetSerializer(serializers.ModelSerializer):
+    """What anyone who may deploy sees of a target: never its secret or its options (hosts, namespaces)."""
+
+    class Meta:
+        model = Target
+        fields = ["id", "name", "kind", "enabled"]
+
+
+class OperationSerializer(serializers.ModelSerializer):
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Operation
+        fields = ["id", "deployment", "kind", "trigger", "status", "requested_by", "previous_revision", "revision",
+                  "generation", "target_generation", "swap_ms", "log", "error", "created", "started", "finished"]
+        read_only_fields = fields
+
+
+class DeploymentSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    target_name = serializers.CharField(source="target.name", read_only=True)
+
+    class Meta:
+        model = Deployment
+        fields = ["id", "name", "target", "target_name", "revision", "follows", "replicas", "status", "endpoint_url",
+                  "health", "checked_at", "created_by", "created", "modified", "stopped_at", "destroy_after"]
+        read_only_fields = fields
+
+
+class DeployRequestSerializer(serializers.Serializer):
+    revision = serializers.UUIDField(help_text="the ready revision to deploy")
+    target = serializers.UUIDField(help_text="an enabled target's id (GET /api/v1/deployment-targets)")
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    replicas = serializers.IntegerField(min_value=1, max_value=MAX_REPLICAS, default=1)
+    follow = serializers.BooleanField(default=False, help_text="swap in every new ready revision of its solution")
+
+
+class SwapRequestSerializer(serializers.Serializer):
+    revision = serializers.UUIDField(help_text="any ready revision you may see, of this solution or another")
+
+
+class RollbackRequestSerializer(serializers.Serializer):
+    generation = serializers.IntegerField(min_value=1, required=False, allow_null=True,
+                                          help_text="the runner generation to serve again; omitted: the one before")
+
+
+class DestroyRequestSerializer(serializers.Serializer):
+    force = serializers.BooleanField(default=False, help_text="admins: do not wait for the grace period")

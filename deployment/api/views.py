@@ -1,0 +1,141 @@
+"""/api/v1/deployments, /api/v1/deployment-operations and /api/v1/deployment-targets. Who may see
+and change what comes only from deployment.selectors; what is not visible answers 404."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from deployment import selectors, services
+from deployment.api.serializers import (
+    DeploymentSerializer,
+    DeployRequestSerializer,
+    DestroyRequestSerializer,
+    OperationSerializer,
+    RollbackRequestSerializer,
+    SwapRequestSerializer,
+    TargetSerializer,
+)
+from deployment.models import Operation
+from marketplace.api.views import VisibleObjectMixin
+from marketplace.selectors import visible_revisions
+
+ACCEPTED = {202: OperationSerializer}
+
+
+@extend_schema(tags=["deployments"])
+class DeploymentViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                        viewsets.GenericViewSet):
+    """Deployments the caller may see. Every change answers 202 with the operation that does it;
+    follow it at /api/v1/deployment-operations/{id}."""
+
+    serializer_class = DeploymentSerializer
+    filterset_fields = ["status", "target", "revision"]
+    not_found_message = "no such deployment"
+
+    def get_queryset(self):
+        return selectors.visible_deployments(self.request.user)
+
+    @extend_schema(request=DeployRequestSerializer, responses={202: DeploymentSerializer})
+    def create(self, request):
+        given = _valid(DeployRequestSerializer, request)
+        revision = _revision(request, given["revision"])
+        if not selectors.can_deploy(request.user, revision):
+            raise exceptions.PermissionDenied("only operators, admins and the model's owner deploy it")
+        target = selectors.usable_targets().filter(pk=given["target"]).first()
+        if target is None:
+            raise exceptions.ValidationError({"target": ["no enabled target with this id"]})
+        deployment = _refused_is_400(lambda: services.deploy(
+            revision=revision, target=target, user=request.user, name=given.get("name", ""),
+            replicas=given["replicas"], follow=given["follow"]))
+        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=SwapRequestSerializer, responses=ACCEPTED)
+    @action(detail=True, methods=["post"])
+    def swap(self, request, pk=None):
+        deployment = self._managed()
+        revision = _revision(request, _valid(SwapRequestSerializer, request)["revision"])
+        return _accepted(lambda: services.swap(deployment, revision, request.user))
+
+    @extend_schema(request=RollbackRequestSerializer, responses=ACCEPTED)
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, pk=None):
+        deployment = self._managed()
+        generation = _valid(RollbackRequestSerializer, request).get("generation")
+        return _accepted(lambda: services.rollback(deployment, request.user, generation))
+
+    @extend_schema(request=None, responses=ACCEPTED)
+    @action(detail=True, methods=["post"])
+    def stop(self, request, pk=None):
+        deployment = self._managed()
+        return _accepted(lambda: services.stop(deployment, request.user))
+
+    @extend_schema(request=None, responses=ACCEPTED)
+    @action(detail=True, methods=["post"])
+    def start(self, request, pk=None):
+        deployment = self._managed()
+        return _accepted(lambda: services.start(deployment, request.user))
+
+    @extend_schema(request=DestroyRequestSerializer, responses=ACCEPTED)
+    @action(detail=True, methods=["post"], url_path="destroy")
+    def decommission(self, request, pk=None):
+        """The second step of decommissioning: a stopped deployment, after its grace period."""
+        deployment = self._managed()
+        force = _valid(DestroyRequestSerializer, request)["force"] and request.user.is_portal_admin
+        return _accepted(lambda: services.destroy(deployment, request.user, force=force))
+
+    def _managed(self):
+        deployment = self.get_object()
+        if not selectors.can_manage(self.request.user, deployment):
+            raise exceptions.PermissionDenied("only operators, admins and whoever created this deployment change it")
+        return deployment
+
+
+def _valid(serializer_class, request) -> dict:
+    given = serializer_class(data=request.data)
+    given.is_valid(raise_exception=True)
+    return given.validated_data
+
+
+def _revision(request, pk):
+    revision = visible_revisions(request.user).filter(pk=pk).first()
+    if revision is None:
+        raise exceptions.ValidationError({"revision": ["no such revision"]})
+    return revision
+
+
+def _refused_is_400(ask):
+    try:
+        return ask()
+    except services.DeploymentRefused as exc:
+        raise exceptions.ValidationError({"deployment": [str(exc)]}) from exc
+
+
+def _accepted(ask) -> Response:
+    return Response(OperationSerializer(_refused_is_400(ask)).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(tags=["deployments"])
+class OperationViewSet(VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
+    """Operations (deploy, swap, rollback, stop, start, destroy) of the deployments the caller may see."""
+
+    serializer_class = OperationSerializer
+    filterset_fields = ["deployment", "kind", "status"]
+    not_found_message = "no such operation"
+
+    def get_queryset(self):
+        deployments = selectors.visible_deployments(self.request.user)
+        return Operation.objects.filter(deployment__in=deployments).select_related("requested_by")
+
+
+@extend_schema(tags=["deployments"])
+class TargetViewSet(VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
+    """Enabled targets to deploy to (admins configure them in the portal)."""
+
+    serializer_class = TargetSerializer
+    not_found_message = "no such target"
+
+    def get_queryset(self):
+        return selectors.usable_targets()

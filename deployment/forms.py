@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import json
+
+from django import forms
+
+from deployment import selectors
+from deployment.models import Target
+
+MAX_REPLICAS = 20
+
+
+class DeployForm(forms.Form):
+    target = forms.ModelChoiceField(queryset=Target.objects.none(), empty_label=None,
+                                    help_text="where it runs; admins configure targets")
+    name = forms.CharField(max_length=100, required=False, help_text="defaults to the model's name and version")
+    replicas = forms.IntegerField(min_value=1, max_value=MAX_REPLICAS, initial=1,
+                                  help_text="copies of the runner (Kubernetes targets; others run one)")
+    follow = forms.BooleanField(required=False, label="Follow latest",
+                                help_text="swap in every new ready version of this model automatically")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["target"].queryset = selectors.usable_targets()
+
+
+class SwapForm(forms.Form):
+    revision = forms.ModelChoiceField(queryset=None, label="Model version to serve",
+                                      help_text="any ready version you can see, of this model or another")
+
+    def __init__(self, user, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["revision"].queryset = selectors.swappable_revisions(user)
+        self.fields["revision"].label_from_instance = lambda r: f"{r.solution.name} {r.version}"
+
+
+class RollbackForm(forms.Form):
+    generation = forms.IntegerField(min_value=1, required=False,
+                                    help_text="the runner generation to serve again; empty: the one before")
+
+
+class TryForm(forms.Form):
+    method = forms.CharField(max_length=100)
+    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}), label="Request (JSON)")
+
+    def clean_body(self) -> dict:
+        try:
+            value = json.loads(self.cleaned_data["body"])
+        except ValueError as exc:
+            raise forms.ValidationError(f"not valid JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise forms.ValidationError("must be a JSON object, e.g. {\"field\": 1}")
+        return value
+
+
+class TargetForm(forms.ModelForm):
+    """Admins configure targets here and in the admin; the secret is write-only."""
+
+    secret = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off"}),
+                             help_text="a kubeconfig, or registry credentials as JSON; stored encrypted, never "
+                                       "shown back. Leave empty to keep the current one.")
+
+    class Meta:
+        model = Target
+        fields = ["name", "kind", "options", "enabled"]
+        help_texts = {"options": 'JSON, e.g. {"network": "host"} (docker) or {"namespace": "models"} (kubernetes); '
+                                 "see the README's deployment section"}
+
+    def clean_options(self):
+        options = self.cleaned_data["options"]
+        if not isinstance(options, dict):
+            raise forms.ValidationError("must be a JSON object")
+        return options
+
+    def save(self, commit=True):
+        target = super().save(commit=False)
+        if self.cleaned_data.get("secret"):
+            target.set_secret(self.cleaned_data["secret"])
+        if commit:
+            target.save()
+        return target

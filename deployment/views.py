@@ -1,0 +1,217 @@
+"""Deployment pages: deploy from a revision, the list, a deployment's page (status, try it, swap,
+roll back, stop, start, destroy, history), the deployment bundle, and targets for admins. Views
+parse and check; deployment.services does the work and deployment.selectors decides who may."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse, HttpResponseForbidden
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from deployment import runner_client, selectors, services
+from deployment.forms import DeployForm, RollbackForm, SwapForm, TargetForm, TryForm
+from deployment.models import Target
+from marketplace.selectors import visible_revisions
+
+# ---------------------------------------------------------------- deploying
+
+
+@require_POST
+@login_required
+def deploy(request, pk):
+    revision = get_object_or_404(visible_revisions(request.user), pk=pk)
+    if not selectors.can_deploy(request.user, revision):
+        return HttpResponseForbidden("only operators, admins and the model's owner deploy it")
+    form = DeployForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return redirect("marketplace:revision", revision.pk)
+    try:
+        deployment = services.deploy(revision=revision, user=request.user, **form.cleaned_data)
+    except services.DeploymentRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("marketplace:revision", revision.pk)
+    messages.success(request, f"Deploying {revision.solution.name} {revision.version} to {deployment.target.name}.")
+    return redirect("deployment:detail", deployment.pk)
+
+
+def _form_errors(form) -> str:
+    return "; ".join(f"{form.fields[name].label or name if name in form.fields else 'form'}: {' '.join(errors)}"
+                     for name, errors in form.errors.items())
+
+
+@require_GET
+@login_required
+def deployment_bundle(request, pk):
+    from deployment import manifests  # noqa: PLC0415 (TODO: top-level once manifests.py lands)
+
+    revision = get_object_or_404(visible_revisions(request.user), pk=pk)
+    try:
+        content = manifests.deployment_bundle(revision)
+    except manifests.NoImage as exc:
+        raise Http404(str(exc)) from exc
+    response = HttpResponse(content, content_type="application/zip")
+    name = f"{slugify(revision.solution.name) or 'model'}-{revision.version}-deployment.zip"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+# ---------------------------------------------------------------- reading
+
+
+@require_GET
+@login_required
+def deployment_list(request):
+    deployments = selectors.visible_deployments(request.user)
+    return render(request, "deployment/list.html", {"deployments": deployments})
+
+
+@require_GET
+@login_required
+def detail(request, pk):
+    deployment = _visible(request, pk)
+    return render(request, "deployment/detail.html", _detail_context(request, deployment))
+
+
+@require_GET
+@login_required
+def panel(request, pk):
+    """Status and history alone, for htmx: it polls itself while an operation runs."""
+    deployment = _visible(request, pk)
+    return render(request, "deployment/_panel.html", _detail_context(request, deployment))
+
+
+def _visible(request, pk):
+    return get_object_or_404(selectors.visible_deployments(request.user), pk=pk)
+
+
+def _detail_context(request, deployment) -> dict:
+    samples = selectors.samples_of(deployment.revision)
+    method, sample = next(iter(samples.items()), ("", {}))
+    return {
+        "deployment": deployment, "operations": list(selectors.history(deployment)[:50]),
+        "busy": services.busy(deployment), "can_manage": selectors.can_manage(request.user, deployment),
+        "rollback_points": selectors.rollback_points(deployment),
+        "swap_form": SwapForm(request.user, initial={"revision": deployment.revision_id}),
+        "try_form": TryForm(initial={"method": method, "body": _pretty(sample) if sample else "{}"}),
+        "samples": samples,
+    }
+
+
+def _pretty(value) -> str:
+    return json.dumps(value, indent=2)
+
+
+# ---------------------------------------------------------------- changing
+
+
+def _operate(request, pk, action, success: str):
+    deployment = _visible(request, pk)
+    if not selectors.can_manage(request.user, deployment):
+        return HttpResponseForbidden("only operators, admins and whoever created this deployment change it")
+    try:
+        action(deployment)
+    except services.DeploymentRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, success)
+    return redirect("deployment:detail", deployment.pk)
+
+
+@require_POST
+@login_required
+def swap(request, pk):
+    form = SwapForm(request.user, request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return redirect("deployment:detail", pk)
+    revision = form.cleaned_data["revision"]
+    return _operate(request, pk, lambda d: services.swap(d, revision, request.user),
+                    f"Swapping in {revision.solution.name} {revision.version}: the runner checks it with its "
+                    f"sample before it serves.")
+
+
+@require_POST
+@login_required
+def rollback(request, pk):
+    form = RollbackForm(request.POST)
+    generation = form.cleaned_data["generation"] if form.is_valid() else None
+    return _operate(request, pk, lambda d: services.rollback(d, request.user, generation), "Rolling back.")
+
+
+@require_POST
+@login_required
+def stop(request, pk):
+    return _operate(request, pk, lambda d: services.stop(d, request.user),
+                    "Stopping: it is kept and can be started again during the grace period.")
+
+
+@require_POST
+@login_required
+def start(request, pk):
+    return _operate(request, pk, lambda d: services.start(d, request.user), "Starting again.")
+
+
+@require_POST
+@login_required
+def destroy(request, pk):
+    force = request.user.is_portal_admin and request.POST.get("force") == "1"
+    return _operate(request, pk, lambda d: services.destroy(d, request.user, force=force), "Destroying.")
+
+
+@require_POST
+@login_required
+def check(request, pk):
+    return _operate(request, pk, services.check_deployment, "Checked.")
+
+
+@require_POST
+@login_required
+def try_it(request, pk):
+    """Send a request to the deployed model, from the page: the portal calls the endpoint as any
+    client would and shows the answer (or the runner's error)."""
+    deployment = _visible(request, pk)
+    form = TryForm(request.POST)
+    context = {"deployment": deployment, "try_form": form}
+    if not deployment.endpoint_url:
+        context["try_error"] = "the deployment has no endpoint; it is not running"
+    elif form.is_valid():
+        try:
+            context["try_answer"] = _pretty(runner_client.call_method(
+                deployment.endpoint_url, form.cleaned_data["method"], form.cleaned_data["body"]))
+        except runner_client.RunnerError as exc:
+            context["try_error"] = str(exc)
+    return render(request, "deployment/_try.html", context)
+
+
+# ---------------------------------------------------------------- targets (admins)
+
+
+def _admin_only(request):
+    if not selectors.can_configure_targets(request.user):
+        raise Http404("no such page")
+
+
+@require_GET
+@login_required
+def target_list(request):
+    _admin_only(request)
+    return render(request, "deployment/targets.html", {"targets": Target.objects.all()})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def target_edit(request, pk=None):
+    _admin_only(request)
+    target = get_object_or_404(Target, pk=pk) if pk else None
+    form = TargetForm(request.POST or None, instance=target)
+    if request.method == "POST" and form.is_valid():
+        saved = form.save()
+        messages.success(request, f"Target {saved.name} saved.")
+        return redirect("deployment:targets")
+    return render(request, "deployment/target_form.html", {"form": form, "target": target})

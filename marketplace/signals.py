@@ -1,0 +1,6 @@
+"""What the marketplace tells other apps, without knowing them."""
+
+from django.dispatch import Signal
+
+# Sent with `revision=` when a revision has passed onboarding (smoke test included) and is ready.
+revision_ready = Signal()
