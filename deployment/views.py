@@ -115,25 +115,27 @@ def _operate(request, pk, action, success: str):
     if not selectors.can_manage(request.user, deployment):
         return HttpResponseForbidden("only operators, admins and whoever created this deployment change it")
     try:
-        action(deployment)
+        said = action(deployment)
     except services.DeploymentRefused as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, success)
+        messages.success(request, said if isinstance(said, str) else success)
     return redirect("deployment:detail", deployment.pk)
 
 
 @require_POST
 @login_required
 def swap(request, pk):
-    form = SwapForm(request.user, request.POST)
-    if not form.is_valid():
-        messages.error(request, _form_errors(form))
-        return redirect("deployment:detail", pk)
-    revision = form.cleaned_data["revision"]
-    return _operate(request, pk, lambda d: services.swap(d, revision, request.user),
-                    f"Swapping in {revision.solution.name} {revision.version}: the runner checks it with its "
-                    f"sample before it serves.")
+    def ask(deployment):
+        form = SwapForm(request.user, request.POST)
+        if not form.is_valid():
+            raise services.DeploymentRefused(_form_errors(form))
+        revision = form.cleaned_data["revision"]
+        services.swap(deployment, revision, request.user)
+        return (f"Swapping in {revision.solution.name} {revision.version}: the runner checks it with its sample "
+                f"before it serves.")
+
+    return _operate(request, pk, ask, "")
 
 
 @require_POST

@@ -61,6 +61,11 @@ def publisher(db):
 
 
 @pytest.fixture
+def operator(db):
+    return _persona("operator", Role.OPERATOR)
+
+
+@pytest.fixture
 def admin_user(db):
     return _persona("site-admin", Role.ADMIN)
 
