@@ -179,7 +179,7 @@ def try_it(request, pk):
     client would and shows the answer (or the runner's error)."""
     deployment = _visible(request, pk)
     form = TryForm(request.POST)
-    context = {"deployment": deployment, "try_form": form}
+    context = {"try_form": form}
     if not deployment.endpoint_url:
         context["try_error"] = "the deployment has no endpoint; it is not running"
     elif form.is_valid():
@@ -188,7 +188,9 @@ def try_it(request, pk):
                 deployment.endpoint_url, form.cleaned_data["method"], form.cleaned_data["body"]))
         except runner_client.RunnerError as exc:
             context["try_error"] = str(exc)
-    return render(request, "deployment/_try.html", context)
+    if request.headers.get("HX-Request"):  # htmx replaces the answer box only
+        return render(request, "deployment/_try.html", context)
+    return render(request, "deployment/detail.html", {**_detail_context(request, deployment), **context})
 
 
 # ---------------------------------------------------------------- targets (admins)

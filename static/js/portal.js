@@ -43,6 +43,16 @@
       });
     });
 
+    // A method picker with samples (<select data-samples="#json-script-id" data-fills="#textarea-id">):
+    // picking a method puts its sample request in the box.
+    document.querySelectorAll("select[data-samples]").forEach(function (select) {
+      var samples = JSON.parse(document.querySelector(select.getAttribute("data-samples")).textContent);
+      var box = document.querySelector(select.getAttribute("data-fills"));
+      select.addEventListener("change", function () {
+        if (box && samples[select.value]) box.value = JSON.stringify(samples[select.value], null, 2);
+      });
+    });
+
     // Inputs marked data-select-on-focus select their whole value (a token to copy by hand).
     document.querySelectorAll("[data-select-on-focus]").forEach(function (input) {
       input.addEventListener("focus", function () { input.select(); });
