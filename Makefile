@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-runner test services images lint fmt bench bench-runner bench-swap bench-onboarding bench-images clean example
+.PHONY: run run-runner test services images lint fmt bench bench-runner bench-swap bench-onboarding bench-images bench-deploy clean example
 
 $(STAMP): requirements.txt requirements-dev.txt runner_image/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +49,7 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
-bench: bench-runner bench-swap bench-onboarding bench-images
+bench: bench-runner bench-swap bench-onboarding bench-images bench-deploy
 
 bench-runner: $(STAMP)
 	$(PY) bench/runner_vs_mlflow.py
@@ -62,6 +62,9 @@ bench-onboarding: $(STAMP)
 
 bench-images: $(STAMP)
 	$(PY) bench/image_build.py
+
+bench-deploy: $(STAMP)
+	$(PY) bench/reuse_vs_redeploy.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
