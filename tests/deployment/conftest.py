@@ -1,9 +1,11 @@
 """Deployment test fixtures: each test's own deployments folder (runner processes it left are
-killed), a local target, onboarding for real, and operations run at once. The Docker engine and
+killed), a local target, onboarding for real (with images built, for the docker target), docker
+targets whose containers go when the test ends, and operations run at once. The Docker engine and
 registry fixtures are the image tests' (tests/images/conftest.py), re-exported here."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -12,9 +14,12 @@ import pytest
 import requests
 
 from deployment import services
+from deployment.backends.docker import MANAGED_BY, MANAGER
 from deployment.backends.local import _alive
 from deployment.choices import TargetKind
 from deployment.models import Deployment, Operation, Target
+from images import oci
+from images.models import ImageBuild
 from marketplace.models import Revision
 from onboarding.services import onboarding_start
 
@@ -24,11 +29,14 @@ from ..images.conftest import (  # noqa: F401 (fixtures)
     cleanup_images,
     docker_client,
     docker_host,
+    free_port,
     images_env,
     registry_host,
     unique_repository,
     wheelhouse,
 )
+
+PORT_SPAN = 200
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +52,56 @@ def deployments_dir(settings, tmp_path):
 @pytest.fixture
 def local_target(db):
     return Target.objects.create(name="this host", kind=TargetKind.LOCAL)
+
+
+@pytest.fixture(scope="session")
+def image_cache(tmp_path_factory):
+    """Extra packages installed once for this module's builds."""
+    return tmp_path_factory.mktemp("image-cache")
+
+
+@pytest.fixture
+def builds_images(settings, monkeypatch, base_image, wheelhouse, image_cache, unique_repository, docker_host,
+                  registry_host, docker_client):
+    """Onboarding builds an image (daemonless) and pushes it to the test registry; what the test
+    pushed is deleted from the registry, and pulled copies from the engine, when it ends."""
+    settings.ACUMOS_IMAGE_BUILDER = "daemonless"
+    settings.ACUMOS_IMAGE_BASE = base_image
+    settings.ACUMOS_IMAGE_REGISTRY = ""
+    settings.ACUMOS_IMAGE_REPOSITORY = unique_repository
+    settings.ACUMOS_WHEELHOUSE = wheelhouse
+    settings.ACUMOS_IMAGE_CACHE = image_cache
+    monkeypatch.setenv("DOCKER_HOST", docker_host)
+    yield
+    registry = oci.Registry(registry_host)
+    for build in ImageBuild.objects.exclude(digest=""):
+        reference = oci.ImageRef.parse(build.reference)
+        with contextlib.suppress(oci.RegistryError):
+            registry.delete_image(reference.repository, reference.digest)
+        for image in docker_client.images.list(name=f"{reference.registry}/{reference.repository}"):
+            docker_client.images.remove(image.id, force=True)  # pulled by digest: no tag, so by name
+
+
+@pytest.fixture
+def remove_containers(db, docker_client):
+    """Every container made for this test's deployments goes when it ends, passed or failed."""
+    yield
+    made = {str(pk) for pk in Deployment.objects.values_list("pk", flat=True)}
+    for container in docker_client.containers.list(all=True, filters={"label": f"{MANAGED_BY}={MANAGER}"}):
+        if container.labels.get("ai.acumos.deployment.id") in made:
+            container.remove(force=True, v=True)
+
+
+def port_range() -> str:
+    """Ports from one the kernel just gave out: the backend skips any that are in use."""
+    first = min(free_port(), 65535 - PORT_SPAN)
+    return f"{first}-{first + PORT_SPAN}"
+
+
+def docker_target(docker_host: str, name: str = "private engine", **options) -> Target:
+    options = {"docker_host": docker_host, "network": "host", "advertise_host": "127.0.0.1",
+               "port_range": port_range(), **options}
+    return Target.objects.create(name=name, kind=TargetKind.DOCKER, options=options)
 
 
 def onboarded(owner, bundle: Path, inline_jobs) -> Revision:

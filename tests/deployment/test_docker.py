@@ -5,7 +5,6 @@ same container, serving what it served when it stopped), destroy; and what is re
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 
 import docker
@@ -16,71 +15,18 @@ from acumos_portal.choices import JobStatus
 from deployment import services
 from deployment.backends.base import BackendError
 from deployment.backends.docker import MANAGED_BY, MANAGER, DockerBackend, container_name
-from deployment.choices import DeploymentStatus, OperationKind, TargetKind
+from deployment.choices import DeploymentStatus, OperationKind
 from deployment.models import Deployment, Target
-from images import oci
-from images.models import ImageBuild
 from marketplace import storage
 from marketplace.choices import ArtifactKind, RevisionStatus
 from marketplace.models import Artifact, Revision
 
 from ..bundles import builders, parts_of
 from ..factories import RevisionFactory, SolutionFactory
-from ..images.conftest import free_port
-from .conftest import onboarded, post, run
+from .conftest import docker_target, onboarded, post, run
 
 PORT_SPAN = 200
 pytestmark = pytest.mark.django_db  # the package's autouse fixture looks for runner processes in the database
-
-
-@pytest.fixture(scope="module")
-def image_cache(tmp_path_factory):
-    """Extra packages installed once for this module's builds."""
-    return tmp_path_factory.mktemp("image-cache")
-
-
-@pytest.fixture
-def builds_images(settings, monkeypatch, base_image, wheelhouse, image_cache, unique_repository, docker_host,
-                  registry_host, docker_client):
-    """Onboarding builds an image (daemonless) and pushes it to the test registry; what the test
-    pushed is deleted from the registry, and pulled copies from the engine, when it ends."""
-    settings.ACUMOS_IMAGE_BUILDER = "daemonless"
-    settings.ACUMOS_IMAGE_BASE = base_image
-    settings.ACUMOS_IMAGE_REGISTRY = ""
-    settings.ACUMOS_IMAGE_REPOSITORY = unique_repository
-    settings.ACUMOS_WHEELHOUSE = wheelhouse
-    settings.ACUMOS_IMAGE_CACHE = image_cache
-    monkeypatch.setenv("DOCKER_HOST", docker_host)
-    yield
-    registry = oci.Registry(registry_host)
-    for build in ImageBuild.objects.exclude(digest=""):
-        reference = oci.ImageRef.parse(build.reference)
-        with contextlib.suppress(oci.RegistryError):
-            registry.delete_image(reference.repository, reference.digest)
-        for image in docker_client.images.list(name=f"{reference.registry}/{reference.repository}"):
-            docker_client.images.remove(image.id, force=True)  # pulled by digest: no tag, so by name
-
-
-@pytest.fixture
-def remove_containers(db, docker_client):
-    """Every container made for this test's deployments goes when it ends, passed or failed."""
-    yield
-    made = {str(pk) for pk in Deployment.objects.values_list("pk", flat=True)}
-    for container in docker_client.containers.list(all=True, filters={"label": f"{MANAGED_BY}={MANAGER}"}):
-        if container.labels.get("ai.acumos.deployment.id") in made:
-            container.remove(force=True, v=True)
-
-
-def port_range() -> str:
-    """Ports from one the kernel just gave out: the backend skips any that are in use."""
-    first = min(free_port(), 65535 - PORT_SPAN)
-    return f"{first}-{first + PORT_SPAN}"
-
-
-def docker_target(docker_host: str, name: str = "private engine", **options) -> Target:
-    options = {"docker_host": docker_host, "network": "host", "advertise_host": "127.0.0.1",
-               "port_range": port_range(), **options}
-    return Target.objects.create(name=name, kind=TargetKind.DOCKER, options=options)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from deployment.choices import DeploymentStatus, OperationKind, Trigger
 from deployment.models import Deployment, Operation
 
 from ..bundles import builders
-from .conftest import onboarded, post, run
+from .conftest import docker_target, onboarded, post, run
 
 
 def deployment_of(revision) -> Deployment:
@@ -227,12 +227,23 @@ class Hammer:
             thread.join(timeout=15)
 
 
+@pytest.fixture(params=["local", "docker"])
+def any_target(request, db):
+    """Each kind of target that runs here for real: a runner process, and a container on the
+    private Docker engine (its images built at onboarding)."""
+    if request.param == "local":
+        return request.getfixturevalue("local_target")
+    request.getfixturevalue("builds_images")
+    request.getfixturevalue("remove_containers")
+    return docker_target(request.getfixturevalue("docker_host"))
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_swap_started_from_the_portal_fails_no_request(owner, local_target, tmp_path, client_for, inline_jobs):
+def test_a_swap_started_from_the_portal_fails_no_request(owner, any_target, tmp_path, client_for, inline_jobs):
     old = onboarded(owner, builders.text_bundle(tmp_path / "old", tag="old"), inline_jobs)
     new = onboarded(owner, builders.text_bundle(tmp_path / "new", tag="new"), inline_jobs)
-    deployment = services.deploy(revision=old, target=local_target, user=owner)
-    run(deployment.operations.get())
+    deployment = services.deploy(revision=old, target=any_target, user=owner)
+    assert run(deployment.operations.get()).status == JobStatus.SUCCEEDED
     deployment.refresh_from_db()
     client = client_for(owner)
 
@@ -252,5 +263,6 @@ def test_a_swap_started_from_the_portal_fails_no_request(owner, local_target, tm
     first_new = min(answered for sent, answered, status, tag in answers if tag == "new")
     assert {tag for sent, answered, status, tag in answers if sent > first_new} == {"new"}
     old = sum(tag == "old" for *_, tag in answers)
-    print(f"\n{len(answers)} requests through the swap, 0 failed; {old} old, {len(answers) - old} new")
+    print(f"\n{any_target.kind}: {len(answers)} requests through the swap, 0 failed; {old} old, "
+          f"{len(answers) - old} new")
     run(services.stop(deployment, owner))
