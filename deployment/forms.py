@@ -4,7 +4,7 @@ import json
 
 from django import forms
 
-from deployment import selectors
+from deployment import backends, selectors
 from deployment.models import Target
 
 MAX_REPLICAS = 20
@@ -71,6 +71,15 @@ class TargetForm(forms.ModelForm):
         if not isinstance(options, dict):
             raise forms.ValidationError("must be a JSON object")
         return options
+
+    def clean(self):
+        cleaned = super().clean()
+        if "options" in cleaned and "kind" in cleaned:
+            try:
+                backends.check_options(cleaned["kind"], cleaned["options"])
+            except backends.BackendError as exc:
+                self.add_error("options", str(exc))
+        return cleaned
 
     def save(self, commit=True):
         target = super().save(commit=False)

@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from deployment import runner_client, selectors, services
+from deployment import manifests, runner_client, selectors, services
 from deployment.forms import DeployForm, RollbackForm, SwapForm, TargetForm, TryForm
 from deployment.models import Target
 from marketplace.selectors import visible_revisions
@@ -48,8 +48,6 @@ def _form_errors(form) -> str:
 @require_GET
 @login_required
 def deployment_bundle(request, pk):
-    from deployment import manifests  # noqa: PLC0415 (TODO: top-level once manifests.py lands)
-
     revision = get_object_or_404(visible_revisions(request.user), pk=pk)
     try:
         content = manifests.deployment_bundle(revision)
