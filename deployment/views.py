@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -52,7 +53,8 @@ def deployment_bundle(request, pk):
     try:
         content = manifests.deployment_bundle(revision)
     except manifests.NoImage as exc:
-        raise Http404(str(exc)) from exc
+        messages.error(request, str(exc))
+        return redirect(reverse("marketplace:revision", args=[revision.pk]) + "#image")
     response = HttpResponse(content, content_type="application/zip")
     name = f"{slugify(revision.solution.name) or 'model'}-{revision.version}-deployment.zip"
     response["Content-Disposition"] = f'attachment; filename="{name}"'

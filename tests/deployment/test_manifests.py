@@ -249,6 +249,24 @@ def test_the_bundle_deploys_by_hand_and_holds_no_real_token(iris):
     assert "-F model=@modelpackage.zip -F proto=@model.proto -F metadata=@metadata.json" in readme
 
 
+def test_the_revision_page_offers_the_bundle_once_there_is_an_image(iris, owner, other_user, client_for):
+    url = f"/revisions/{iris.pk}/deployment-bundle.zip"
+    page = client_for(owner).get(f"/revisions/{iris.pk}/").content.decode()
+    assert url not in page
+    missing = client_for(owner).get(url, follow=True)
+    assert missing.redirect_chain == [(f"/revisions/{iris.pk}/#image", 302)]
+    assert "has no image yet: build it first (Create microservice)" in missing.content.decode()
+
+    with_image(iris, IMAGE)
+    assert url in client_for(owner).get(f"/revisions/{iris.pk}/").content.decode()
+    response = client_for(owner).get(url)
+    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    assert response["Content-Disposition"] == f'attachment; filename="irisclassifier-{iris.version}-deployment.zip"'
+    assert "kubernetes.yaml" in zipfile.ZipFile(io.BytesIO(response.content)).namelist()
+    assert client_for(other_user).get(url).status_code == 404
+    assert client_for(None).get(url).status_code == 302  # to the sign-in page
+
+
 def test_the_bundle_takes_a_name(iris):
     with_image(iris, IMAGE)
     archive = zipfile.ZipFile(io.BytesIO(manifests.deployment_bundle(iris, name="Iris in Production")))
