@@ -5,7 +5,6 @@ registry fixtures are the image tests' (tests/images/conftest.py), re-exported h
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 from pathlib import Path
@@ -18,8 +17,6 @@ from deployment.backends.docker import MANAGED_BY, MANAGER
 from deployment.backends.local import _alive
 from deployment.choices import TargetKind
 from deployment.models import Deployment, Operation, Target
-from images import oci
-from images.models import ImageBuild
 from marketplace.models import Revision
 from onboarding.services import onboarding_start
 
@@ -35,6 +32,7 @@ from ..images.conftest import (  # noqa: F401 (fixtures)
     unique_repository,
     wheelhouse,
 )
+from ..images.test_build import image_cache, image_settings  # noqa: F401 (fixtures)
 
 PORT_SPAN = 200
 
@@ -54,32 +52,11 @@ def local_target(db):
     return Target.objects.create(name="this host", kind=TargetKind.LOCAL)
 
 
-@pytest.fixture(scope="session")
-def image_cache(tmp_path_factory):
-    """Extra packages installed once for this module's builds."""
-    return tmp_path_factory.mktemp("image-cache")
-
-
 @pytest.fixture
-def builds_images(settings, monkeypatch, base_image, wheelhouse, image_cache, unique_repository, docker_host,
-                  registry_host, docker_client):
+def builds_images(image_settings):
     """Onboarding builds an image (daemonless) and pushes it to the test registry; what the test
     pushed is deleted from the registry, and pulled copies from the engine, when it ends."""
-    settings.ACUMOS_IMAGE_BUILDER = "daemonless"
-    settings.ACUMOS_IMAGE_BASE = base_image
-    settings.ACUMOS_IMAGE_REGISTRY = ""
-    settings.ACUMOS_IMAGE_REPOSITORY = unique_repository
-    settings.ACUMOS_WHEELHOUSE = wheelhouse
-    settings.ACUMOS_IMAGE_CACHE = image_cache
-    monkeypatch.setenv("DOCKER_HOST", docker_host)
-    yield
-    registry = oci.Registry(registry_host)
-    for build in ImageBuild.objects.exclude(digest=""):
-        reference = oci.ImageRef.parse(build.reference)
-        with contextlib.suppress(oci.RegistryError):
-            registry.delete_image(reference.repository, reference.digest)
-        for image in docker_client.images.list(name=f"{reference.registry}/{reference.repository}"):
-            docker_client.images.remove(image.id, force=True)  # pulled by digest: no tag, so by name
+    image_settings("daemonless")
 
 
 @pytest.fixture

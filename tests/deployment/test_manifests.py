@@ -33,7 +33,6 @@ from marketplace.models import Artifact, Revision
 
 from ..bundles import builders
 from ..images.conftest import free_port
-from ..images.test_build import image_cache, image_settings  # noqa: F401 (fixtures: builds as there)
 from .conftest import onboarded
 from .fake_kubernetes import FakeServer, kubeconfig
 
