@@ -91,6 +91,7 @@ class FakeKubernetes:
     requests: list[Recorded] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     stalled: dict = field(default_factory=dict)  # deployment name -> Stall
+    pod_ips: tuple = ("127.0.0.1",)  # pod i gets pod_ips[i % len]: loopback addresses only
     version: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -234,7 +235,7 @@ class FakeKubernetes:
         for (resource, ns, name), item in self.store.items():
             if resource == "deployments" and ns == namespace:
                 template = item["spec"]["template"]
-                pods += [pod(f"{name}-{i}", template, self.stalled.get(name))
+                pods += [pod(f"{name}-{i}", template, self.stalled.get(name), self.pod_ips[i % len(self.pod_ips)])
                          for i in range(item["spec"].get("replicas", 1))]
         return pods
 
@@ -300,14 +301,14 @@ def _named(items: list) -> bool:
     return all(isinstance(i, dict) and "name" in i for i in items)
 
 
-def pod(name: str, template: dict, stall: Stall | None) -> dict:
+def pod(name: str, template: dict, stall: Stall | None, ip: str = "127.0.0.1") -> dict:
     container = template["spec"]["containers"][0]["name"]
     if stall:
         state = {"waiting": {"reason": stall.reason, "message": stall.message}}
         status = {"phase": "Pending", "containerStatuses": [{"name": container, "ready": False, "restartCount": 0,
                                                              "image": "", "imageID": "", "state": state}]}
     else:
-        status = {"phase": "Running", "podIP": "127.0.0.1",
+        status = {"phase": "Running", "podIP": ip,
                   "conditions": [{"type": "Ready", "status": "True"}]}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": template["metadata"]["labels"]},
             "spec": copy.deepcopy(template["spec"]), "status": status}

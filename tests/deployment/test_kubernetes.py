@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import requests
 
 from acumos_portal.choices import JobStatus
 from deployment import manifests, services
@@ -71,14 +72,14 @@ def runner_process(tmp_path):
     """`runner_process(bundle, token, port)`: a real runner on 127.0.0.1:<port>, stopped after."""
     started: list[subprocess.Popen] = []
 
-    def start(bundle: Path, token: str, port: int) -> str:
-        log = open(tmp_path / f"runner-{port}.log", "wb")  # noqa: SIM115 (the process writes it)
-        command = [sys.executable, "-m", "runner_image", "serve", str(bundle), "--host", "127.0.0.1",
-                   "--port", str(port), "--state-dir", str(tmp_path / f"state-{port}")]
+    def start(bundle: Path, token: str, port: int, host: str = "127.0.0.1") -> str:
+        log = open(tmp_path / f"runner-{host}-{port}.log", "wb")  # noqa: SIM115 (the process writes it)
+        command = [sys.executable, "-m", "runner_image", "serve", str(bundle), "--host", host,
+                   "--port", str(port), "--state-dir", str(tmp_path / f"state-{host}-{port}")]
         started.append(subprocess.Popen(command, env={**os.environ, "RUNNER_ADMIN_TOKEN": token}, stdout=log,
                                         stderr=subprocess.STDOUT, start_new_session=True))
         log.close()
-        url = f"http://127.0.0.1:{port}"
+        url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         wait_ready(url, started[-1])
         return url
 
@@ -249,6 +250,53 @@ def test_admin_urls_reach_every_ready_pod_when_the_portal_runs_in_the_cluster(fa
     with pytest.raises(BackendError, match="no pod of the Service .* is ready"):
         backend.admin_urls(deployment)
     assert KubernetesBackend({}, target.secret()).admin_urls(deployment) == [deployment.endpoint_url]
+
+
+def two_pods(owner, fake, example_bundle, inline_jobs, tmp_path, runner_process, second_token=None):
+    """A deployment of two pods, as two real runners on the two loopback addresses (127.0.0.1 and
+    ::1) at one port; the second may hold another token (a replica that will refuse)."""
+    iris = with_image(onboarded(owner, example_bundle, inline_jobs), "acumos/iris")
+    text = with_image(onboarded(owner, builders.text_bundle(tmp_path / "text", tag="both"), inline_jobs),
+                      "acumos/text")
+    fake.pod_ips = ("127.0.0.1", "::1")
+    port = free_port()
+    target = kubernetes_target(fake, admin_via="pods", port=port, endpoint_base=f"http://127.0.0.1:{port}")
+    deployment = services.deploy(revision=iris, target=target, user=owner, replicas=2)
+    urls = [runner_process(example_bundle, deployment.admin_token(), port),
+            runner_process(example_bundle, second_token or deployment.admin_token(), port, host="::1")]
+    assert run(deployment.operations.get()).status == JobStatus.SUCCEEDED
+    return deployment, text, urls
+
+
+def serving(url: str) -> tuple[str, int]:
+    active = requests.get(f"{url}/model", timeout=10).json()["active"]
+    return active["name"], active["generation"]
+
+
+def test_a_swap_reaches_every_replica(owner, fake, example_bundle, inline_jobs, tmp_path, runner_process):
+    deployment, text, urls = two_pods(owner, fake, example_bundle, inline_jobs, tmp_path, runner_process)
+
+    swapped = run(services.swap(deployment, text, owner))
+
+    assert swapped.status == JobStatus.SUCCEEDED, swapped.error
+    assert swapped.log.count("serving TextMeasure") == 2  # one line per replica
+    assert [serving(url) for url in urls] == [("TextMeasure", 2), ("TextMeasure", 2)]
+    back = run(services.rollback(deployment, owner))
+    assert back.status == JobStatus.SUCCEEDED and [serving(url)[0] for url in urls] == ["IrisClassifier"] * 2
+
+
+def test_a_replica_that_refuses_a_swap_takes_the_others_back(owner, fake, example_bundle, inline_jobs, tmp_path,
+                                                              runner_process):
+    deployment, text, urls = two_pods(owner, fake, example_bundle, inline_jobs, tmp_path, runner_process,
+                                      second_token="not-this-deployments-token")
+
+    refused = run(services.swap(deployment, text, owner))
+
+    assert refused.status == JobStatus.FAILED and refused.error.startswith("the runner refused")
+    # The first replica had switched; it went back, so the replicas never disagree.
+    assert [serving(url)[0] for url in urls] == ["IrisClassifier"] * 2
+    deployment.refresh_from_db()
+    assert deployment.revision != text
 
 
 def test_options_dropped_since_the_last_start_take_their_objects_with_them(fake, ready_revision):
