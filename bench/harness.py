@@ -390,3 +390,42 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     out = [line(h.ljust(w) for h, w in zip(headers, widths, strict=True)), line("-" * w for w in widths)]
     out += [line(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     return "\n".join(out)
+
+
+# ---------------------------------------------------------------- the private Docker engine
+
+IMAGES_ENV = REPO / "build" / "images.env"
+
+
+def ensure_images() -> dict[str, str]:
+    """scripts/ensure-images.sh (cached), then what it wrote to build/images.env."""
+    done = subprocess.run(["bash", str(REPO / "scripts" / "ensure-images.sh")], cwd=REPO,
+                          capture_output=True, text=True, check=False, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"scripts/ensure-images.sh failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    print(f"  {done.stdout.strip().splitlines()[-1]}", flush=True)
+    values = {}
+    for line in IMAGES_ENV.read_text().splitlines():
+        key, _, value = line.partition("=")
+        values[key.strip()] = value.strip()
+    for key in ("ACUMOS_TEST_DOCKER_HOST", "ACUMOS_TEST_REGISTRY", "ACUMOS_TEST_IMAGE_BASE", "ACUMOS_TEST_WHEELHOUSE"):
+        if not values.get(key):
+            raise RuntimeError(f"{IMAGES_ENV} has no {key}")
+    return values
+
+
+def engine_session(stack: contextlib.ExitStack, prefix: str, timeout: float):
+    """What a bench on the private Docker engine starts with: no network, the portal importable,
+    the engine, registry and base image ready (ensure_images), a scratch directory and a docker client
+    closed with `stack`. Returns (scratch, images env, client)."""
+    go_offline()
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))  # the portal's packages (run as a script, only bench/ is on the path)
+    print("== setting up ==", flush=True)
+    env = ensure_images()
+    import docker
+
+    scratch = scratch_dir(stack, prefix)
+    client = docker.DockerClient(base_url=env["ACUMOS_TEST_DOCKER_HOST"], timeout=timeout)
+    stack.callback(client.close)
+    return scratch, env, client

@@ -80,7 +80,6 @@ METHOD = "predict"
 OUTPUT = "prediction"
 MODEL_NAME = "BenchForest"
 BUILDERS = ("docker", "daemonless")
-IMAGES_ENV = harness.REPO / "build" / "images.env"
 RUNNER_DIR = harness.REPO / "runner_image"
 DEFAULT_INDEX = "https://pypi.org/simple/"
 
@@ -108,23 +107,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 # ---------------------------------------------------------------- the engine, the registry, the base
-
-def ensure_images() -> dict[str, str]:
-    """scripts/ensure-images.sh (cached), then what it wrote to build/images.env."""
-    done = subprocess.run(["bash", str(harness.REPO / "scripts" / "ensure-images.sh")], cwd=harness.REPO,
-                          capture_output=True, text=True, check=False, timeout=1800)
-    if done.returncode != 0:
-        raise RuntimeError(f"scripts/ensure-images.sh failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    print(f"  {done.stdout.strip().splitlines()[-1]}", flush=True)
-    values = {}
-    for line in IMAGES_ENV.read_text().splitlines():
-        key, _, value = line.partition("=")
-        values[key.strip()] = value.strip()
-    for key in ("ACUMOS_TEST_DOCKER_HOST", "ACUMOS_TEST_REGISTRY", "ACUMOS_TEST_IMAGE_BASE", "ACUMOS_TEST_WHEELHOUSE"):
-        if not values.get(key):
-            raise RuntimeError(f"{IMAGES_ENV} has no {key}")
-    return values
-
 
 def fresh_python_image(client, base: str) -> str:
     """The acumos/python-offline image the runner base was built from (same first layer)."""
@@ -775,20 +757,11 @@ def report(bench: Bench, ours: dict[str, dict], classic: dict, sizes: dict) -> d
 
 
 def run(args: argparse.Namespace) -> int:
-    harness.go_offline()
-    if str(harness.REPO) not in sys.path:
-        sys.path.insert(0, str(harness.REPO))  # the portal's packages (run as a script, only bench/ is on the path)
     wall = time.monotonic()
-    print("== setting up ==", flush=True)
-    env = ensure_images()
-    import docker
-
-    from images.oci import Registry
-
     with contextlib.ExitStack() as stack:
-        scratch = harness.scratch_dir(stack, "bench-image-build-")
-        client = docker.DockerClient(base_url=env["ACUMOS_TEST_DOCKER_HOST"], timeout=args.timeout)
-        stack.callback(client.close)
+        scratch, env, client = harness.engine_session(stack, "bench-image-build-", args.timeout)
+        from images.oci import Registry
+
         registry = stack.enter_context(Registry(env["ACUMOS_TEST_REGISTRY"]))
         bench = Bench(args, scratch, env, client, registry, uuid.uuid4().hex[:10],
                       deps_before={image.id for image in client.images.list(name="acumos-deps")})

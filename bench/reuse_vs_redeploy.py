@@ -52,7 +52,6 @@ from pathlib import Path
 
 import harness
 from harness import FEATURES
-from image_build import ensure_images
 from swap_under_load import MODEL_B, find_probe
 
 BENCH = "reuse_vs_redeploy"
@@ -304,18 +303,9 @@ def report(measured: dict, summary: dict) -> None:
 # ---------------------------------------------------------------- running and cleaning up
 
 def run(args: argparse.Namespace) -> int:
-    harness.go_offline()
-    if str(harness.REPO) not in sys.path:
-        sys.path.insert(0, str(harness.REPO))  # the portal's packages (run as a script, only bench/ is on the path)
     wall = time.monotonic()
-    print("== setting up ==", flush=True)
-    env = ensure_images()
-    import docker
-
     with contextlib.ExitStack() as stack:
-        scratch = harness.scratch_dir(stack, "bench-reuse-redeploy-")
-        client = docker.DockerClient(base_url=env["ACUMOS_TEST_DOCKER_HOST"], timeout=args.timeout)
-        stack.callback(client.close)
+        scratch, env, client = harness.engine_session(stack, "bench-reuse-redeploy-", args.timeout)
         bench = Bench(args, client, env["ACUMOS_TEST_REGISTRY"], f"bench-deploy/{uuid.uuid4().hex[:10]}")
         stack.callback(cleanup, bench)
         a, b, bench.probe = make_models(scratch)
