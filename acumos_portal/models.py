@@ -20,3 +20,4 @@ class TimedRun(models.Model):
         if self.started and self.finished:
             return (self.finished - self.started).total_seconds()
         return None
+

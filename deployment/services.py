@@ -25,7 +25,8 @@ from deployment.choices import LIVE, DeploymentStatus, OperationKind, Trigger
 from deployment.models import Deployment, Operation, Target
 from deployment.runner_client import RunnerError
 from marketplace import downloads
-from marketplace.choices import RevisionStatus
+from marketplace import services as marketplace_services
+from marketplace.choices import NotificationKind, RevisionStatus
 from marketplace.models import Revision
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,14 @@ def run_operation(operation_id: str) -> None:
 def _finish(operation: Operation, status: str, *, error: str = "", log_text: str = "") -> None:
     Operation.objects.filter(pk=operation.pk).update(status=status, error=error, log=log_text,
                                                      finished=timezone.now())
+    _tell(operation.requested_by or operation.deployment.created_by, operation.deployment,
+          f"{operation.get_kind_display()} {'done' if status == JobStatus.SUCCEEDED else 'failed'}", error)
+
+
+def _tell(user, deployment: Deployment, what: str, message: str = "") -> None:
+    """A notification about a deployment's status for the person who acted (or created it)."""
+    marketplace_services.notify(user, NotificationKind.DEPLOYMENT, f"{deployment}: {what}",
+                                url=f"/deployments/{deployment.pk}/", message=message)
 
 
 def _after_failure(operation: Operation) -> None:
@@ -273,8 +282,11 @@ def check_deployment(deployment: Deployment) -> str:
     if busy(deployment):
         return f"{deployment.pk}: an operation is running; not checked"
     status, health = _look_at(deployment)
+    changed = Deployment.objects.filter(pk=deployment.pk, status__in=LIVE).exclude(status=status).exists()
     Deployment.objects.filter(pk=deployment.pk, status__in=LIVE).update(status=status, health=health,
                                                                      checked_at=timezone.now())
+    if changed:
+        _tell(deployment.created_by, deployment, DeploymentStatus(status).label.lower(), health)
     if status == DeploymentStatus.RUNNING:
         _catch_up(deployment)
     return f"{deployment.pk}: {status} ({health})"

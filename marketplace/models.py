@@ -3,9 +3,23 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.search import SearchVectorField
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import Q
 
-from marketplace.choices import ARTIFACT_FILE_NAMES, ArtifactKind, ModelType, RevisionStatus
+from marketplace.choices import (
+    ARTIFACT_FILE_NAMES,
+    ArtifactKind,
+    Audience,
+    CatalogAccess,
+    ModelType,
+    NotificationKind,
+    RequestStatus,
+    RevisionStatus,
+)
+
+LIVE = Q(deleted_at__isnull=True)
 
 
 class Tag(models.Model):
@@ -25,8 +39,20 @@ class Solution(models.Model):
     model_type = models.CharField(max_length=2, choices=ModelType.choices, default=ModelType.OTHER)
     toolkit = models.CharField(max_length=30, blank=True, help_text="the runner flavour (sklearn, onnx, ...)")
     tags = models.ManyToManyField(Tag, blank=True, related_name="solutions")
+    licence = models.CharField(max_length=100, blank=True, help_text="keyword of the latest licence profile")
     created = models.DateTimeField(auto_now_add=True)
     modified = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True, help_text="soft delete: restorable by the owner")
+    # Kept by marketplace.services, so that lists filter and sort on one indexed row.
+    audience = models.PositiveSmallIntegerField(choices=Audience.choices, default=Audience.PRIVATE)
+    view_count = models.PositiveIntegerField(default=0)
+    download_count = models.PositiveIntegerField(default=0)
+    rating_count = models.PositiveIntegerField(default=0)
+    rating_sum = models.PositiveIntegerField(default=0)
+    rating_avg = models.FloatField(default=0)
+    # Name, description, tags and author as one text; on PostgreSQL also as a weighted tsvector.
+    search_text = models.TextField(blank=True, editable=False)
+    search_vector = SearchVectorField(null=True, editable=False)
 
     class Meta:
         ordering = ["-modified"]
@@ -34,9 +60,21 @@ class Solution(models.Model):
             # Re-onboarding the same name by the same owner adds a revision (Acumos rule).
             models.UniqueConstraint(fields=["owner", "name"], name="unique_solution_name_per_owner"),
         ]
+        indexes = [
+            models.Index(fields=["audience", "-modified"], condition=LIVE, name="solution_recent"),
+            models.Index(fields=["audience", "name"], condition=LIVE, name="solution_name"),
+            models.Index(fields=["audience", "-rating_avg"], condition=LIVE, name="solution_rating"),
+            models.Index(fields=["audience", "-download_count"], condition=LIVE, name="solution_downloads"),
+            models.Index(fields=["audience", "-view_count"], condition=LIVE, name="solution_views"),
+        ]
+        # The GIN index on search_vector is made by migration 0004 on PostgreSQL only.
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
 
 
 class Revision(models.Model):
@@ -103,3 +141,164 @@ class Artifact(models.Model):
     @property
     def file_name(self) -> str:
         return ARTIFACT_FILE_NAMES.get(self.kind, self.name)
+
+
+# ---------------------------------------------------------------- catalogs and publishing
+
+class Catalog(models.Model):
+    """A shelf of published revisions. Public: anyone sees it; restricted: signed-in users."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    access = models.CharField(max_length=2, choices=CatalogAccess.choices, default=CatalogAccess.RESTRICTED)
+    self_publish = models.BooleanField(default=False, help_text="owners publish without a publisher's approval")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def audience(self) -> int:
+        return Audience.ANYONE if self.access == CatalogAccess.PUBLIC else Audience.SIGNED_IN
+
+
+class Publication(models.Model):
+    """A revision in a catalog. `solution` repeats revision.solution so lists need no join."""
+
+    catalog = models.ForeignKey(Catalog, on_delete=models.PROTECT, related_name="publications")
+    solution = models.ForeignKey(Solution, on_delete=models.CASCADE, related_name="publications")
+    revision = models.ForeignKey(Revision, on_delete=models.CASCADE, related_name="publications")
+    published_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+", help_text="the publisher who approved it, if one had to")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [models.UniqueConstraint(fields=["catalog", "revision"], name="one_publication_per_catalog")]
+
+    def __str__(self) -> str:
+        return f"{self.revision} in {self.catalog}"
+
+
+class PublishRequest(models.Model):
+    """An owner's request to publish a revision to a catalog that needs approval."""
+
+    solution = models.ForeignKey(Solution, on_delete=models.CASCADE, related_name="publish_requests")
+    revision = models.ForeignKey(Revision, on_delete=models.CASCADE, related_name="publish_requests")
+    catalog = models.ForeignKey(Catalog, on_delete=models.CASCADE, related_name="publish_requests")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    message = models.TextField(blank=True, help_text="what the owner tells the publisher")
+    status = models.CharField(max_length=2, choices=RequestStatus.choices, default=RequestStatus.PENDING)
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    review_comment = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [models.UniqueConstraint(
+            fields=["revision", "catalog"], condition=Q(status=RequestStatus.PENDING),
+            name="one_pending_request_per_catalog")]
+
+    def __str__(self) -> str:
+        return f"{self.revision} to {self.catalog} ({self.get_status_display()})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == RequestStatus.PENDING
+
+
+class SolutionShare(models.Model):
+    """A co-owner: sees the private solution and may manage it like its owner (but not delete it)."""
+
+    solution = models.ForeignKey(Solution, on_delete=models.CASCADE, related_name="shares")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="shared_solutions")
+    shared_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["solution", "user"], name="one_share_per_user")]
+
+
+# ---------------------------------------------------------------- what people do with models
+
+class Rating(models.Model):
+    """One star rating (and optional review) per user and solution."""
+
+    solution = models.ForeignKey(Solution, on_delete=models.CASCADE, related_name="ratings")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ratings")
+    stars = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(5)])
+    review = models.TextField(blank=True, max_length=4000)
+    created = models.DateTimeField(auto_now_add=True)
+    modified = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-modified"]
+        constraints = [
+            models.UniqueConstraint(fields=["solution", "user"], name="one_rating_per_user"),
+            models.CheckConstraint(condition=Q(stars__gte=1, stars__lte=5), name="stars_1_to_5"),
+        ]
+
+
+class Comment(models.Model):
+    """A comment on a solution; `parent` makes it a reply (threads)."""
+
+    solution = models.ForeignKey(Solution, on_delete=models.CASCADE, related_name="comments")
+    revision = models.ForeignKey(Revision, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="replies")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="comments")
+    text = models.TextField(max_length=8192)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created"]
+
+
+class Favorite(models.Model):
+    solution = models.ForeignKey(Solution, on_delete=models.CASCADE, related_name="favorites")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="favorites")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [models.UniqueConstraint(fields=["solution", "user"], name="one_favorite_per_user")]
+
+
+class Download(models.Model):
+    """One download of an artifact or bundle (Acumos C_SOLUTION_DOWNLOAD)."""
+
+    solution = models.ForeignKey(Solution, on_delete=models.CASCADE, related_name="downloads")
+    revision = models.ForeignKey(Revision, on_delete=models.CASCADE, related_name="+")
+    artifact = models.ForeignKey(Artifact, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+
+
+class Notification(models.Model):
+    """Something a user should know; read per user."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=30, choices=NotificationKind.choices)
+    title = models.CharField(max_length=200)
+    message = models.TextField(blank=True, max_length=2048)
+    url = models.CharField(max_length=500, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["user", "read_at"], name="notification_unread")]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_read(self) -> bool:
+        return self.read_at is not None

@@ -1,33 +1,298 @@
 """Reads, and the one place that decides who may see what.
 
-Until publishing arrives, a solution and its revisions are visible to their owner and to portal
-admins only. Every list, page, download and API call goes through these functions."""
+A solution is private (its owner, the people it is shared with, admins) until one of its revisions
+is published to a catalog: public catalogs are seen by anyone, restricted ones by signed-in users.
+Publishers also see what waits for their review. Deleted solutions are seen only in their owner's
+"deleted" list. Every list, page, search, download and API call goes through these functions;
+whatever they do not return is a 404."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import re
+from dataclasses import dataclass
 
-from marketplace.models import Artifact, Revision, Solution
+from django.conf import settings
+from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.db import connection
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+
+from acumos_portal.accounts.choices import Role
+from marketplace.choices import Audience, CatalogAccess, ModelType, RequestStatus, SortOrder
+from marketplace.models import (
+    Artifact,
+    Catalog,
+    Comment,
+    Notification,
+    Publication,
+    PublishRequest,
+    Rating,
+    Revision,
+    Solution,
+    SolutionShare,
+    Tag,
+)
+
+SEARCH_CONFIG = "english"
+PAGE_SIZE = 24
+FACET_LIMIT = 12
 
 
-def _is_admin(user) -> bool:
-    return bool(user and user.is_authenticated and user.is_portal_admin)
+# ---------------------------------------------------------------- who is asking
+
+def signed_in(user) -> bool:
+    return bool(user and user.is_authenticated)
+
+
+def is_admin(user) -> bool:
+    return signed_in(user) and user.is_portal_admin
+
+
+def is_publisher(user) -> bool:
+    return signed_in(user) and (user.has_role(Role.PUBLISHER) or user.is_portal_admin)
+
+
+def least_audience(user) -> int:
+    """The narrowest published audience this user belongs to."""
+    return Audience.SIGNED_IN if signed_in(user) else Audience.ANYONE
+
+
+def _accesses(user) -> list[str]:
+    return [CatalogAccess.PUBLIC, CatalogAccess.RESTRICTED] if signed_in(user) else [CatalogAccess.PUBLIC]
+
+
+def _shared_with(user) -> QuerySet:
+    return SolutionShare.objects.filter(user=user).values("solution_id")
+
+
+def _pending_for_review() -> QuerySet:
+    return PublishRequest.objects.filter(status=RequestStatus.PENDING)
+
+
+# ---------------------------------------------------------------- visibility
+
+def visible_catalogs(user) -> QuerySet[Catalog]:
+    return Catalog.objects.filter(access__in=_accesses(user))
 
 
 def visible_solutions(user) -> QuerySet[Solution]:
-    if not (user and user.is_authenticated):
+    """The live solutions `user` may see (not the deleted ones: see deleted_solutions)."""
+    live = Solution.objects.filter(deleted_at__isnull=True).select_related("owner")
+    if is_admin(user):
+        return live
+    seen = Q(audience__gte=least_audience(user))
+    if signed_in(user):
+        seen |= Q(owner=user) | Q(pk__in=_shared_with(user))
+    if is_publisher(user):
+        seen |= Q(pk__in=_pending_for_review().values("solution_id"))
+    return live.filter(seen)
+
+
+def managed_solutions(user, *, deleted: bool = False) -> QuerySet[Solution]:
+    """What `user` owns or co-owns (admins: everything), live or deleted."""
+    if not signed_in(user):
         return Solution.objects.none()
-    solutions = Solution.objects.select_related("owner").prefetch_related("tags")
-    return solutions if _is_admin(user) else solutions.filter(owner=user)
+    solutions = Solution.objects.filter(deleted_at__isnull=not deleted).select_related("owner")
+    if is_admin(user):
+        return solutions
+    return solutions.filter(Q(owner=user) | Q(pk__in=_shared_with(user)))
+
+
+def deleted_solutions(user) -> QuerySet[Solution]:
+    return managed_solutions(user, deleted=True)
 
 
 def visible_revisions(user) -> QuerySet[Revision]:
-    return Revision.objects.filter(solution__in=visible_solutions(user)).select_related("solution", "solution__owner")
+    revisions = Revision.objects.filter(solution__deleted_at__isnull=True).select_related(
+        "solution", "solution__owner")
+    if is_admin(user):
+        return revisions
+    published = Publication.objects.filter(catalog__access__in=_accesses(user)).values("revision_id")
+    seen = Q(pk__in=published)
+    if signed_in(user):
+        seen |= Q(solution__owner=user) | Q(solution__in=_shared_with(user))
+    if is_publisher(user):
+        seen |= Q(pk__in=_pending_for_review().values("revision_id"))
+    return revisions.filter(seen)
 
 
 def visible_artifacts(user) -> QuerySet[Artifact]:
     return Artifact.objects.filter(revision__in=visible_revisions(user)).select_related("blob", "revision")
 
 
+# ---------------------------------------------------------------- what a user may do
+
 def can_change_solution(user, solution: Solution) -> bool:
-    return bool(user and user.is_authenticated and (solution.owner_id == user.pk or _is_admin(user)))
+    """Owner, co-owner or admin: edit, publish, share, deploy."""
+    if not signed_in(user):
+        return False
+    if solution.owner_id == user.pk or is_admin(user):
+        return True
+    return SolutionShare.objects.filter(solution=solution, user=user).exists()
+
+
+def can_delete_solution(user, solution: Solution) -> bool:
+    return signed_in(user) and (solution.owner_id == user.pk or is_admin(user))
+
+
+def can_review(user, request: PublishRequest) -> bool:
+    """Publishers review requests, never for a model they own or co-own."""
+    if not (is_publisher(user) and request.is_pending):
+        return False
+    return not (request.solution.owner_id == user.pk
+                or SolutionShare.objects.filter(solution_id=request.solution_id, user=user).exists())
+
+
+def can_take_part(user, solution: Solution) -> bool:
+    """Rate, review, comment and favorite: any signed-in user who can see the solution."""
+    return signed_in(user) and visible_solutions(user).filter(pk=solution.pk).exists()
+
+
+# ---------------------------------------------------------------- publishing
+
+def reviewable_requests(user) -> QuerySet[PublishRequest]:
+    """What a publisher's queue shows: every request (pending first), none for their own models."""
+    if not is_publisher(user):
+        return PublishRequest.objects.none()
+    own = Q(solution__owner=user) | Q(solution__in=_shared_with(user))
+    return (PublishRequest.objects.exclude(own).filter(solution__deleted_at__isnull=True)
+            .select_related("solution", "solution__owner", "revision", "catalog", "requested_by", "reviewed_by")
+            .order_by(F("reviewed_at").desc(nulls_first=True), "-created"))
+
+
+def requests_of(user) -> QuerySet[PublishRequest]:
+    """The publish requests on the models `user` manages."""
+    return (PublishRequest.objects.filter(solution__in=managed_solutions(user))
+            .select_related("solution", "revision", "catalog", "reviewed_by"))
+
+
+def publications_of(solution: Solution, user) -> QuerySet[Publication]:
+    return (Publication.objects.filter(solution=solution, catalog__in=visible_catalogs(user))
+            .select_related("catalog", "revision", "approved_by"))
+
+
+# ---------------------------------------------------------------- browse and search
+
+@dataclass
+class SearchParams:
+    q: str = ""
+    model_type: str = ""
+    toolkit: str = ""
+    tag: str = ""
+    catalog: str = ""
+    licence: str = ""
+    sort: str = ""
+    page: int = 1
+
+    @property
+    def active_filters(self) -> dict:
+        names = ("model_type", "toolkit", "tag", "catalog", "licence")
+        return {name: getattr(self, name) for name in names if getattr(self, name)}
+
+
+def use_full_text() -> bool:
+    return connection.vendor == "postgresql" and getattr(settings, "ACUMOS_FULL_TEXT", True)
+
+
+_TERM = re.compile(r"\w+", re.UNICODE)
+
+
+def search_terms(q: str) -> list[str]:
+    return _TERM.findall(q.lower())[:10]
+
+
+def search_solutions(user, params: SearchParams) -> QuerySet[Solution]:
+    """The visible solutions matching the query and filters, in the order asked for."""
+    solutions = _filtered(visible_solutions(user), user, params)
+    terms = search_terms(params.q)
+    if terms and use_full_text():
+        query = SearchQuery(" & ".join(f"{term}:*" for term in terms), search_type="raw", config=SEARCH_CONFIG)
+        solutions = solutions.filter(search_vector=query).annotate(rank=SearchRank(F("search_vector"), query))
+    else:
+        for term in terms:
+            solutions = solutions.filter(search_text__icontains=term)
+    return solutions.order_by(*_ordering(params.sort, bool(terms) and use_full_text()))
+
+
+def _filtered(solutions: QuerySet, user, params: SearchParams) -> QuerySet:
+    if params.model_type:
+        solutions = solutions.filter(model_type=params.model_type)
+    if params.toolkit:
+        solutions = solutions.filter(toolkit=params.toolkit)
+    if params.licence:
+        solutions = solutions.filter(licence=params.licence)
+    if params.tag:
+        solutions = solutions.filter(tags__name=params.tag)
+    if params.catalog:
+        published = Publication.objects.filter(solution=OuterRef("pk"), catalog_id=params.catalog,
+                                               catalog__access__in=_accesses(user))
+        solutions = solutions.filter(Exists(published))
+    return solutions
+
+
+_ORDERINGS = {
+    SortOrder.RECENT: ("-modified",),
+    SortOrder.NAME: ("name",),
+    SortOrder.RATING: ("-rating_avg", "-rating_count"),
+    SortOrder.DOWNLOADS: ("-download_count",),
+    SortOrder.VIEWS: ("-view_count",),
+}
+
+
+def _ordering(sort: str, ranked: bool) -> tuple:
+    if sort == SortOrder.RELEVANCE or (not sort and ranked):
+        return ("-rank", "-modified", "id") if ranked else ("-modified", "id")
+    return (*_ORDERINGS.get(sort, _ORDERINGS[SortOrder.RECENT]), "id")
+
+
+def facet_counts(solutions: QuerySet[Solution], user) -> dict[str, list[tuple[str, str, int]]]:
+    """For each filter, its values among `solutions` as (value, label, count), biggest first."""
+    ids = solutions.order_by().values("pk")
+    return {
+        "model_type": _column_facet(solutions, "model_type", dict(ModelType.choices)),
+        "toolkit": _column_facet(solutions, "toolkit"),
+        "licence": _column_facet(solutions, "licence"),
+        "tag": [(row["name"], row["name"], row["n"]) for row in
+                Tag.objects.filter(solutions__in=ids).values("name").annotate(n=Count("solutions"))
+                .order_by("-n", "name")[:FACET_LIMIT]],
+        "catalog": [(str(row["catalog_id"]), row["catalog__name"], row["n"]) for row in
+                    Publication.objects.filter(solution__in=ids, catalog__access__in=_accesses(user))
+                    .values("catalog_id", "catalog__name")
+                    .annotate(n=Count("solution", distinct=True)).order_by("-n", "catalog__name")],
+    }
+
+
+def _column_facet(solutions: QuerySet, column: str, labels: dict | None = None) -> list[tuple[str, str, int]]:
+    rows = (solutions.order_by().exclude(**{column: ""}).values(column).annotate(n=Count("pk"))
+            .order_by("-n", column)[:FACET_LIMIT])
+    return [(row[column], (labels or {}).get(row[column], row[column]), row["n"]) for row in rows]
+
+
+# ---------------------------------------------------------------- a model page
+
+def latest_visible_revision(user, solution: Solution) -> Revision | None:
+    return visible_revisions(user).filter(solution=solution).order_by("-created").first()
+
+
+def ratings_of(solution: Solution) -> QuerySet[Rating]:
+    return Rating.objects.filter(solution=solution).select_related("user")
+
+
+def comment_threads(solution: Solution) -> list[Comment]:
+    """Top-level comments, each with `.thread_replies` in order: one query for any depth."""
+    comments = list(Comment.objects.filter(solution=solution).select_related("author").order_by("created"))
+    by_parent: dict[int | None, list[Comment]] = {}
+    for comment in comments:
+        by_parent.setdefault(comment.parent_id, []).append(comment)
+    for comment in comments:
+        comment.thread_replies = by_parent.get(comment.pk, [])
+    return by_parent.get(None, [])
+
+
+# ---------------------------------------------------------------- notifications
+
+def notifications_of(user) -> QuerySet[Notification]:
+    return Notification.objects.filter(user=user) if signed_in(user) else Notification.objects.none()
+
+
+def unread_count(user) -> int:
+    return notifications_of(user).filter(read_at__isnull=True).count() if signed_in(user) else 0

@@ -1,12 +1,9 @@
-from django.urls import path
-
-from marketplace import views
+from marketplace.views import browse, model_page, my_models, revisions
 
 app_name = "marketplace"
 urlpatterns = [
-    path("", views.my_models, name="my-models"),
-    path("solutions/<uuid:pk>/", views.solution, name="solution"),
-    path("revisions/<uuid:pk>/", views.revision, name="revision"),
-    path("revisions/<uuid:pk>/bundle/", views.bundle_download, name="bundle-download"),
-    path("artifacts/<uuid:pk>/download/", views.artifact_download, name="artifact-download"),
+    *browse.urlpatterns,
+    *model_page.urlpatterns,
+    *my_models.urlpatterns,
+    *revisions.urlpatterns,
 ]

@@ -17,6 +17,8 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
+from marketplace.choices import NotificationKind
+from marketplace.services import notify
 from onboarding.choices import STEPS, JobStatus, StepStatus
 from onboarding.models import OnboardingJob, StepResult
 
@@ -123,6 +125,8 @@ def fail_job(job: OnboardingJob, step: StepResult, message: str, details: dict |
     finally:
         OnboardingJob.objects.filter(pk=job.pk).update(status=JobStatus.FAILED, finished=timezone.now(),
                                                        error=message)
+        notify(job.owner, NotificationKind.ONBOARDING_FAILED, f"Onboarding {job.model_name} failed at {step.name}",
+               url=f"/onboarding/jobs/{job.pk}/", message=message)
 
 
 # ---------------------------------------------------------------- the reaper

@@ -66,6 +66,11 @@ def operator(db):
 
 
 @pytest.fixture
+def co_owner(db):
+    return _persona("co-owner")
+
+
+@pytest.fixture
 def admin_user(db):
     return _persona("site-admin", Role.ADMIN)
 
@@ -102,3 +107,16 @@ def example_bundle(tmp_path_factory) -> Path:
 @pytest.fixture
 def bundle_parts(example_bundle) -> dict[str, Path]:
     return parts_of(example_bundle)
+
+
+# ---------------------------------------------------------------- catalogs
+
+@pytest.fixture
+def catalogs(db):
+    """The two seeded catalogs, by short name: "public" (needs approval) and "company" (self-publish).
+    Seeded again here because a transactional test before this one may have flushed them."""
+    from marketplace import services
+    from marketplace.models import Catalog
+
+    services.seed_catalogs()
+    return {"public": Catalog.objects.get(name="Public Models"), "company": Catalog.objects.get(name="Company Models")}

@@ -48,3 +48,22 @@ class ApiToken(models.Model):
     @property
     def active(self) -> bool:
         return self.revoked is None
+
+
+class SiteSettings(models.Model):
+    """What an admin changes without a redeploy. One row (pk=1), read through `current()`."""
+
+    site_name = models.CharField(max_length=100, blank=True, help_text="empty: ACUMOS_SITE_NAME")
+    logo = models.FileField(upload_to="site/", blank=True, help_text="PNG, JPEG or SVG, at most 512 KB")
+    onboarding_open = models.BooleanField(default=True, help_text="whether users may onboard models")
+    modified = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "site settings"
+
+    def __str__(self) -> str:
+        return "site settings"
+
+    @classmethod
+    def current(cls) -> SiteSettings:
+        return cls.objects.get_or_create(pk=1)[0]

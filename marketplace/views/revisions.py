@@ -1,52 +1,24 @@
-"""Marketplace pages and downloads. What a user may see comes from marketplace.selectors only;
-anything else is a 404, so a page never tells a stranger that a model exists."""
+"""A revision's technical page (artifacts, onboarding steps, image, deploy) and the downloads."""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Prefetch, Q
 from django.shortcuts import get_object_or_404, render
+from django.urls import path
 from django.views.decorators.http import require_GET
+from django.views.generic import RedirectView
 
 from deployment.selectors import deploy_panel
 from images.selectors import image_panel
-from marketplace import downloads
+from marketplace import downloads, services
 from marketplace.choices import ArtifactKind, RevisionStatus
-from marketplace.models import Revision
-from marketplace.selectors import visible_artifacts, visible_revisions, visible_solutions
-from onboarding.choices import StepStatus
+from marketplace.selectors import visible_artifacts, visible_revisions
 from onboarding.models import OnboardingJob
 from onboarding.validation import message_name, runtime_of
 
-RECENT_JOBS = 10
 _KIND_ORDER = {kind: i for i, kind in enumerate(ArtifactKind.values)}
-_UNFINISHED_STEPS = [StepStatus.PENDING, StepStatus.RUNNING]
 
 
 @require_GET
-@login_required
-def my_models(request):
-    revisions = Revision.objects.annotate(artifact_count=Count("artifacts")).order_by("-created")
-    solutions = (visible_solutions(request.user).filter(owner=request.user)
-                 .prefetch_related(Prefetch("revisions", queryset=revisions)))
-    jobs = (OnboardingJob.objects.filter(owner=request.user)
-            .annotate(steps_total=Count("steps"),
-                      steps_done=Count("steps", filter=~Q(steps__status__in=_UNFINISHED_STEPS)))
-            .order_by("-created")[:RECENT_JOBS])
-    return render(request, "marketplace/my_models.html", {"solutions": solutions, "jobs": jobs})
-
-
-@require_GET
-@login_required
-def solution(request, pk):
-    found = get_object_or_404(visible_solutions(request.user), pk=pk)
-    revisions = (visible_revisions(request.user).filter(solution=found)
-                 .annotate(artifact_count=Count("artifacts")).order_by("-created"))
-    return render(request, "marketplace/solution.html", {"solution": found, "revisions": revisions})
-
-
-@require_GET
-@login_required
 def revision(request, pk):
     found = get_object_or_404(visible_revisions(request.user), pk=pk)
     artifacts = sorted(visible_artifacts(request.user).filter(revision=found), key=lambda a: _KIND_ORDER[a.kind])
@@ -61,16 +33,26 @@ def revision(request, pk):
 
 
 @require_GET
-@login_required
 def artifact_download(request, pk):
-    return downloads.artifact_response(get_object_or_404(visible_artifacts(request.user), pk=pk))
+    artifact = get_object_or_404(visible_artifacts(request.user), pk=pk)
+    services.record_download(request.user, artifact.revision, artifact)
+    return downloads.artifact_response(artifact)
 
 
 @require_GET
-@login_required
 def bundle_download(request, pk):
     ready = visible_revisions(request.user).filter(status=RevisionStatus.READY)
-    return downloads.bundle_response(get_object_or_404(ready, pk=pk))
+    revision = get_object_or_404(ready, pk=pk)
+    services.record_download(request.user, revision)
+    return downloads.bundle_response(revision)
+
+
+urlpatterns = [
+    path("solutions/<uuid:pk>/", RedirectView.as_view(pattern_name="marketplace:model", permanent=True)),
+    path("revisions/<uuid:pk>/", revision, name="revision"),
+    path("revisions/<uuid:pk>/bundle/", bundle_download, name="bundle-download"),
+    path("artifacts/<uuid:pk>/download/", artifact_download, name="artifact-download"),
+]
 
 
 def metadata_summary(metadata: dict) -> dict:

@@ -1,0 +1,386 @@
+"""Everything that changes the marketplace: publishing and its review, sharing, soft delete,
+ratings, comments, favorites, counters, the search index and notifications.
+
+Who may do what is asked of marketplace.selectors; a refusal raises Refused with the field it is
+about, so pages and the API show the same message."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib.postgres.search import SearchVector
+from django.db import connection, transaction
+from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from acumos_portal.accounts.models import User
+from marketplace import selectors, storage
+from marketplace.choices import (
+    ArtifactKind,
+    Audience,
+    CatalogAccess,
+    NotificationKind,
+    RequestStatus,
+    RevisionStatus,
+)
+from marketplace.models import (
+    Artifact,
+    Catalog,
+    Comment,
+    Download,
+    Favorite,
+    Notification,
+    Publication,
+    PublishRequest,
+    Rating,
+    Revision,
+    Solution,
+    SolutionShare,
+    Tag,
+)
+
+MAX_TAGS = 10
+SEED_CATALOGS = (
+    {"name": "Public Models", "access": CatalogAccess.PUBLIC, "self_publish": False,
+     "description": "Models anyone may find and use, published after a publisher's review."},
+    {"name": "Company Models", "access": CatalogAccess.RESTRICTED, "self_publish": True,
+     "description": "Models for everyone signed in to this site; owners publish them directly."},
+)
+
+
+class Refused(Exception):
+    """What was asked cannot be done; `field` names the input it is about, if any."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def seed_catalogs() -> None:
+    """The two catalogs every site starts with (Acumos seeds the same two)."""
+    for spec in SEED_CATALOGS:
+        Catalog.objects.get_or_create(name=spec["name"], defaults=spec)
+
+
+def _require(allowed: bool, message: str = "not found") -> None:
+    if not allowed:
+        raise Refused(message)
+
+
+# ---------------------------------------------------------------- publishing
+
+@transaction.atomic
+def publish(user, revision: Revision, catalog: Catalog, message: str = "") -> Publication | PublishRequest:
+    """Into a self-publish catalog at once; otherwise a request that waits for a publisher."""
+    _require(selectors.can_change_solution(user, revision.solution))
+    _check_publishable(user, revision, catalog)
+    if catalog.self_publish:
+        return _add_publication(revision, catalog, published_by=user)
+    request = PublishRequest.objects.create(solution=revision.solution, revision=revision, catalog=catalog,
+                                            requested_by=user, message=message.strip())
+    _tell_publishers(request)
+    return request
+
+
+def _check_publishable(user, revision: Revision, catalog: Catalog) -> None:
+    if revision.solution.is_deleted:
+        raise Refused("a deleted model cannot be published; restore it first")
+    if revision.status != RevisionStatus.READY:
+        raise Refused(f"version {revision.version} is still onboarding; publish it when it is ready", "revision")
+    if not selectors.visible_catalogs(user).filter(pk=catalog.pk).exists():
+        raise Refused("no such catalog", "catalog")
+    if Publication.objects.filter(revision=revision, catalog=catalog).exists():
+        raise Refused(f"version {revision.version} is already in {catalog.name}", "catalog")
+    if PublishRequest.objects.filter(revision=revision, catalog=catalog, status=RequestStatus.PENDING).exists():
+        raise Refused(f"version {revision.version} already waits for review in {catalog.name}", "catalog")
+
+
+def publish_directly(revision: Revision, catalog: Catalog, *, by=None) -> Publication:
+    """No checks, no request: for seeding, imports and tests."""
+    publication = _add_publication(revision, catalog, published_by=by or revision.solution.owner)
+    reindex(revision.solution_id)
+    return publication
+
+
+def _add_publication(revision: Revision, catalog: Catalog, *, published_by, approved_by=None) -> Publication:
+    publication = Publication.objects.create(catalog=catalog, solution=revision.solution, revision=revision,
+                                             published_by=published_by, approved_by=approved_by)
+    refresh_audience(revision.solution_id)
+    return publication
+
+
+def _tell_publishers(request: PublishRequest) -> None:
+    reviewers = User.objects.filter(Q(groups__name="Publisher") | Q(groups__name="Admin") | Q(is_superuser=True),
+                                    is_active=True).exclude(pk=request.solution.owner_id).distinct()
+    for reviewer in reviewers:
+        notify(reviewer, NotificationKind.PUBLISH_REQUESTED,
+               f"{request.solution.name} {request.revision.version} waits for review in {request.catalog.name}",
+               url="/manage/publish-requests/", message=request.message)
+
+
+@transaction.atomic
+def approve(reviewer, request: PublishRequest, comment: str = "") -> Publication:
+    request = _lock_for_review(reviewer, request)
+    _close(request, reviewer, RequestStatus.APPROVED, comment)
+    publication = _add_publication(request.revision, request.catalog, published_by=request.requested_by,
+                                   approved_by=reviewer)
+    notify(request.requested_by, NotificationKind.PUBLISH_APPROVED,
+           f"{request.solution.name} {request.revision.version} is published in {request.catalog.name}",
+           url=solution_url(request.solution), message=comment)
+    return publication
+
+
+@transaction.atomic
+def decline(reviewer, request: PublishRequest, comment: str) -> PublishRequest:
+    if not comment.strip():
+        raise Refused("say why it is declined: the owner reads this comment", "comment")
+    request = _lock_for_review(reviewer, request)
+    _close(request, reviewer, RequestStatus.DECLINED, comment)
+    notify(request.requested_by, NotificationKind.PUBLISH_DECLINED,
+           f"{request.solution.name} {request.revision.version} was not published in {request.catalog.name}",
+           url=solution_url(request.solution), message=comment)
+    return request
+
+
+def _lock_for_review(reviewer, request: PublishRequest) -> PublishRequest:
+    request = PublishRequest.objects.select_for_update().select_related("solution", "revision", "catalog").get(
+        pk=request.pk)
+    if not request.is_pending:
+        raise Refused(f"this request was already {request.get_status_display().lower()}")
+    if not selectors.can_review(reviewer, request):
+        raise Refused("publishers cannot review their own models; another publisher must")
+    return request
+
+
+def _close(request: PublishRequest, reviewer, status: str, comment: str) -> None:
+    request.status = status
+    request.reviewed_by = reviewer
+    request.review_comment = comment.strip()
+    request.reviewed_at = timezone.now()
+    request.save(update_fields=["status", "reviewed_by", "review_comment", "reviewed_at"])
+
+
+@transaction.atomic
+def withdraw(user, request: PublishRequest) -> PublishRequest:
+    _require(selectors.can_change_solution(user, request.solution))
+    if not request.is_pending:
+        raise Refused(f"this request was already {request.get_status_display().lower()}")
+    request.status = RequestStatus.WITHDRAWN
+    request.save(update_fields=["status"])
+    return request
+
+
+@transaction.atomic
+def unpublish(user, publication: Publication) -> None:
+    _require(selectors.can_change_solution(user, publication.solution))
+    solution_id = publication.solution_id
+    publication.delete()
+    refresh_audience(solution_id)
+
+
+def refresh_audience(solution_id) -> None:
+    """The widest catalog any revision is published in decides who sees the solution."""
+    public = Publication.objects.filter(solution_id=solution_id, catalog__access=CatalogAccess.PUBLIC).exists()
+    published = public or Publication.objects.filter(solution_id=solution_id).exists()
+    audience = Audience.ANYONE if public else Audience.SIGNED_IN if published else Audience.PRIVATE
+    Solution.objects.filter(pk=solution_id).update(audience=audience)
+
+
+# ---------------------------------------------------------------- owning
+
+@transaction.atomic
+def share(user, solution: Solution, username: str) -> SolutionShare:
+    _require(selectors.can_change_solution(user, solution))
+    co_owner = User.objects.filter(username=username.strip(), is_active=True).first()
+    if co_owner is None:
+        raise Refused(f"no active user is called {username.strip()!r}", "username")
+    if co_owner.pk == solution.owner_id:
+        raise Refused(f"{co_owner.username} owns this model already", "username")
+    shared, created = SolutionShare.objects.get_or_create(solution=solution, user=co_owner,
+                                                          defaults={"shared_by": user})
+    if not created:
+        raise Refused(f"{co_owner.username} is a co-owner already", "username")
+    notify(co_owner, NotificationKind.SHARED, f"{user.username} shared {solution.name} with you",
+           url=solution_url(solution))
+    return shared
+
+
+def unshare(user, solution: Solution, co_owner_id: int) -> None:
+    _require(selectors.can_change_solution(user, solution))
+    SolutionShare.objects.filter(solution=solution, user_id=co_owner_id).delete()
+
+
+@transaction.atomic
+def update_details(user, solution: Solution, *, description: str, tags: list[str], model_type: str) -> None:
+    _require(selectors.can_change_solution(user, solution))
+    if len(tags) > MAX_TAGS:
+        raise Refused(f"at most {MAX_TAGS} tags", "tags")
+    solution.description = description
+    solution.model_type = model_type
+    solution.save(update_fields=["description", "model_type", "modified"])
+    solution.tags.set([Tag.objects.get_or_create(name=name)[0] for name in tags])
+    reindex(solution.pk)
+
+
+@transaction.atomic
+def soft_delete(user, solution: Solution) -> None:
+    """Hidden everywhere but the owner's "deleted" list; pending requests are withdrawn."""
+    _require(selectors.can_delete_solution(user, solution), "only the owner or an admin deletes a model")
+    PublishRequest.objects.filter(solution=solution, status=RequestStatus.PENDING).update(
+        status=RequestStatus.WITHDRAWN)
+    Solution.objects.filter(pk=solution.pk).update(deleted_at=timezone.now())
+
+
+def restore(user, solution: Solution) -> None:
+    _require(selectors.can_delete_solution(user, solution), "only the owner or an admin restores a model")
+    Solution.objects.filter(pk=solution.pk).update(deleted_at=None)
+
+
+# ---------------------------------------------------------------- ratings, comments, favorites
+
+@transaction.atomic
+def rate(user, solution: Solution, stars: int, review: str = "") -> Rating:
+    _require(selectors.can_take_part(user, solution))
+    if not 1 <= int(stars) <= 5:
+        raise Refused("give 1 to 5 stars", "stars")
+    rating, created = Rating.objects.update_or_create(solution=solution, user=user,
+                                                      defaults={"stars": stars, "review": review.strip()})
+    _refresh_rating(solution.pk)
+    if created and user.pk != solution.owner_id:
+        notify(solution.owner, NotificationKind.REVIEW, f"{user.username} gave {solution.name} {stars} stars",
+               url=solution_url(solution) + "#reviews", message=review.strip()[:500])
+    return rating
+
+
+def _refresh_rating(solution_id) -> None:
+    Solution.objects.filter(pk=solution_id).update(
+        rating_count=Coalesce(_rating_stat("count"), 0), rating_sum=Coalesce(_rating_stat("sum"), 0))
+    Solution.objects.filter(pk=solution_id, rating_count__gt=0).update(
+        rating_avg=F("rating_sum") * 1.0 / F("rating_count"))
+    Solution.objects.filter(pk=solution_id, rating_count=0).update(rating_avg=0)
+
+
+def _rating_stat(kind: str):
+    ratings = Rating.objects.filter(solution=OuterRef("pk")).order_by().values("solution")
+    aggregate = Count("pk") if kind == "count" else Sum("stars")
+    return Subquery(ratings.annotate(value=aggregate).values("value")[:1])
+
+
+def unrate(user, solution: Solution) -> None:
+    Rating.objects.filter(solution=solution, user=user).delete()
+    _refresh_rating(solution.pk)
+
+
+@transaction.atomic
+def add_comment(user, solution: Solution, text: str, parent: Comment | None = None) -> Comment:
+    _require(selectors.can_take_part(user, solution))
+    text = text.strip()
+    if not text:
+        raise Refused("write something first", "text")
+    if len(text) > 8192:
+        raise Refused("at most 8,192 characters", "text")
+    if parent is not None and parent.solution_id != solution.pk:
+        raise Refused("that comment belongs to another model", "parent")
+    comment = Comment.objects.create(solution=solution, author=user, text=text, parent=parent)
+    _tell_about_comment(comment)
+    return comment
+
+
+def _tell_about_comment(comment: Comment) -> None:
+    solution = comment.solution
+    told = {comment.author_id}
+    for person in (solution.owner, comment.parent.author if comment.parent else None):
+        if person is not None and person.pk not in told:
+            told.add(person.pk)
+            notify(person, NotificationKind.COMMENT, f"{comment.author.username} commented on {solution.name}",
+                   url=solution_url(solution) + f"#comment-{comment.pk}", message=comment.text[:500])
+
+
+def delete_comment(user, comment: Comment) -> None:
+    _require(comment.author_id == user.pk or selectors.is_admin(user), "only its author deletes a comment")
+    comment.delete()
+
+
+def toggle_favorite(user, solution: Solution) -> bool:
+    """True when it is a favorite now."""
+    _require(selectors.can_take_part(user, solution))
+    deleted, _ = Favorite.objects.filter(solution=solution, user=user).delete()
+    if deleted:
+        return False
+    Favorite.objects.get_or_create(solution=solution, user=user)
+    return True
+
+
+# ---------------------------------------------------------------- counters
+
+def record_view(solution: Solution) -> None:
+    Solution.objects.filter(pk=solution.pk).update(view_count=F("view_count") + 1)
+
+
+def record_download(user, revision: Revision, artifact: Artifact | None = None) -> None:
+    Download.objects.create(solution_id=revision.solution_id, revision=revision, artifact=artifact,
+                            user=user if selectors.signed_in(user) else None)
+    Solution.objects.filter(pk=revision.solution_id).update(download_count=F("download_count") + 1)
+
+
+# ---------------------------------------------------------------- search index
+
+def reindex(solution_id) -> None:
+    """Refresh the text search reads: name, description, tags, author, licence."""
+    solution = Solution.objects.select_related("owner").get(pk=solution_id)
+    tags = " ".join(solution.tags.values_list("name", flat=True))
+    author = f"{solution.owner.username} {solution.owner.get_full_name()}".strip()
+    text = "\n".join([solution.name, solution.description, tags, author, solution.toolkit, solution.licence])
+    Solution.objects.filter(pk=solution_id).update(search_text=text.lower())
+    if connection.vendor == "postgresql":
+        Solution.objects.filter(pk=solution_id).update(search_vector=search_vector_expression())
+
+
+def search_vector_expression():
+    """Name weighs most, then tags and author, then the description (what HF Hub and Acumos rank)."""
+    config = selectors.SEARCH_CONFIG
+    return (SearchVector("name", weight="A", config=config)
+            + SearchVector("search_text", weight="C", config=config))
+
+
+def on_revision_ready(revision: Revision) -> None:
+    """Onboarding finished: note the licence, refresh the index, tell the owner."""
+    licence = _licence_keyword(revision)
+    if licence:
+        Solution.objects.filter(pk=revision.solution_id).update(licence=licence)
+    reindex(revision.solution_id)
+    notify(revision.created_by, NotificationKind.ONBOARDING_SUCCEEDED,
+           f"{revision.solution.name} {revision.version} is onboarded and ready",
+           url=f"/revisions/{revision.pk}/")
+
+
+def _licence_keyword(revision: Revision) -> str:
+    artifact = revision.artifacts.filter(kind=ArtifactKind.LICENCE).select_related("blob").first()
+    if artifact is None or artifact.blob is None:
+        return ""
+    try:
+        with storage.open_blob(artifact.blob) as handle:
+            profile = json.load(handle)
+    except (OSError, ValueError):
+        return ""
+    return str(profile.get("keyword") or profile.get("licenseName") or "")[:100]
+
+
+# ---------------------------------------------------------------- notifications
+
+def notify(user, kind: str, title: str, *, url: str = "", message: str = "") -> Notification:
+    return Notification.objects.create(user=user, kind=kind, title=title[:200], url=url, message=message[:2048])
+
+
+def mark_read(user, ids: list[int] | None = None) -> int:
+    """Mark these (or all) of `user`'s notifications read; how many changed."""
+    unread = Notification.objects.filter(user=user, read_at__isnull=True)
+    if ids is not None:
+        unread = unread.filter(pk__in=ids)
+    return unread.update(read_at=timezone.now())
+
+
+def solution_url(solution: Solution) -> str:
+    return f"/models/{solution.pk}/"
