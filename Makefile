@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-runner test services images lint fmt bench bench-runner bench-swap bench-onboarding bench-images bench-deploy clean example
+.PHONY: run run-runner test services images browser lint fmt bench bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-marketplace clean example
 
 $(STAMP): requirements.txt requirements-dev.txt runner_image/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,11 @@ services:
 images: $(STAMP)
 	bash scripts/ensure-images.sh
 
-test: $(STAMP) lint services images
+# Debian's Chromium for the end-to-end tests (Playwright drives it; no browser download).
+browser:
+	bash scripts/ensure-browser.sh
+
+test: $(STAMP) lint services images browser
 	$(PY) manage.py makemigrations --check --dry-run > /dev/null
 	$(PY) -m pytest runner_image/tests
 	$(PY) -m pytest tests
@@ -49,7 +53,7 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
-bench: bench-runner bench-swap bench-onboarding bench-images bench-deploy
+bench: bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-marketplace
 
 bench-runner: $(STAMP)
 	$(PY) bench/runner_vs_mlflow.py
@@ -65,6 +69,10 @@ bench-images: $(STAMP)
 
 bench-deploy: $(STAMP)
 	$(PY) bench/reuse_vs_redeploy.py
+
+# Seeds 100,000 solutions into a PostgreSQL database of its own; ARGS=--quick for 5,000.
+bench-marketplace: $(STAMP) services
+	$(PY) bench/marketplace_pages.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
