@@ -1,0 +1,132 @@
+"""marketplace.selectors: who sees which solution, revision and artifact, and search on both
+PostgreSQL's full text and the plain fallback SQLite uses."""
+
+from __future__ import annotations
+
+import pytest
+
+from marketplace import selectors, services
+from marketplace.choices import ArtifactKind
+from marketplace.models import Artifact, Solution
+from tests.factories import RevisionFactory, SolutionFactory, published_revision
+
+pytestmark = pytest.mark.django_db
+PERSONAS = ("anonymous", "owner", "co_owner", "other_user", "publisher", "admin_user")
+
+
+@pytest.fixture
+def people(request, owner, co_owner, other_user, publisher, admin_user):
+    return {"anonymous": None, "owner": owner, "co_owner": co_owner, "other_user": other_user,
+            "publisher": publisher, "admin_user": admin_user}
+
+
+@pytest.fixture
+def world(owner, co_owner, catalogs):
+    """One solution per state, all owned by `owner` and shared with `co_owner`."""
+    made = {}
+    for state in ("private", "pending", "restricted", "public", "deleted"):
+        revision = RevisionFactory(solution=SolutionFactory(owner=owner, name=f"{state} model"))
+        services.share(owner, revision.solution, co_owner.username)
+        made[state] = revision
+    services.publish(owner, made["pending"], catalogs["public"])
+    services.publish_directly(made["restricted"], catalogs["company"])
+    services.publish_directly(made["public"], catalogs["public"])
+    services.publish_directly(made["deleted"], catalogs["public"])
+    services.soft_delete(owner, made["deleted"].solution)
+    return made
+
+
+MANAGERS = {"private", "pending", "restricted", "public"}
+SEES = {
+    "anonymous": {"public"},
+    "owner": MANAGERS,
+    "co_owner": MANAGERS,
+    "other_user": {"restricted", "public"},
+    "publisher": {"pending", "restricted", "public"},
+    "admin_user": MANAGERS,
+}
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_one_rule_for_solutions_revisions_and_artifacts(persona, people, world):
+    user = people[persona]
+    for revision in world.values():
+        Artifact.objects.create(revision=revision, kind=ArtifactKind.METADATA, name="metadata.json")
+    expected = {world[state].solution.name for state in SEES[persona]}
+
+    assert {s.name for s in selectors.visible_solutions(user)} == expected
+    assert {r.solution.name for r in selectors.visible_revisions(user)} == expected
+    assert {a.revision.solution.name for a in selectors.visible_artifacts(user)} == expected
+
+
+def test_an_unpublished_revision_of_a_published_model_stays_private(owner, other_user, catalogs):
+    published = published_revision(catalogs["company"], owner=owner)
+    draft = RevisionFactory(solution=published.solution)
+
+    assert set(selectors.visible_revisions(other_user)) == {published}
+    assert set(selectors.visible_revisions(owner)) == {published, draft}
+
+
+def test_the_deleted_list_is_for_managers(people, world):
+    for persona in PERSONAS:
+        deleted = set(selectors.deleted_solutions(people[persona]))
+        expected = {world["deleted"].solution} if persona in ("owner", "co_owner", "admin_user") else set()
+        assert deleted == expected, persona
+
+
+def test_a_publisher_queue_has_no_requests_for_their_own_models(publisher, owner, catalogs):
+    theirs = RevisionFactory(solution=SolutionFactory(owner=owner))
+    own = RevisionFactory(solution=SolutionFactory(owner=publisher))
+    services.publish(owner, theirs, catalogs["public"])
+    services.publish(publisher, own, catalogs["public"])
+
+    assert [r.revision for r in selectors.reviewable_requests(publisher)] == [theirs]
+    assert [r.revision for r in selectors.requests_of(publisher)] == [own]
+
+
+# ---------------------------------------------------------------- search
+
+@pytest.fixture(params=["full text", "fallback"])
+def search_engine(request, settings):
+    settings.ACUMOS_FULL_TEXT = request.param == "full text"
+    return request.param
+
+
+@pytest.fixture
+def shelf(owner, catalogs):
+    iris = published_revision(catalogs["public"], name="Iris Classifier", description="Flowers by petal size")
+    wine = published_revision(catalogs["public"], name="Wine Quality", description="Regression on acidity",
+                              owner=owner)
+    services.update_details(owner, wine.solution, description=wine.solution.description, tags=["chemistry"],
+                            model_type="RG")
+    hidden = RevisionFactory(solution=SolutionFactory(name="Iris Secret"))
+    services.reindex(hidden.solution_id)
+    return {"iris": iris.solution, "wine": wine.solution}
+
+
+@pytest.mark.parametrize(("query", "found"), [
+    ("iris", {"iris"}), ("IRI", {"iris"}), ("petal", {"iris"}), ("chemistry", {"wine"}),
+    ("owner", {"wine"}), ("wine acidity", {"wine"}), ("iris acidity", set()), ("", {"iris", "wine"}),
+    ("'; drop table --", set()),
+])
+def test_search_finds_name_description_tags_and_author_words(query, found, search_engine, shelf):
+    results = selectors.search_solutions(None, selectors.SearchParams(q=query))
+
+    assert {s.pk for s in results} == {shelf[name].pk for name in found}
+
+
+def test_full_text_ranks_name_matches_first(settings, shelf, catalogs):
+    settings.ACUMOS_FULL_TEXT = True
+    published_revision(catalogs["public"], name="Petal Counter", description="counts")
+    results = list(selectors.search_solutions(None, selectors.SearchParams(q="petal")))
+    assert [s.name for s in results] == ["Petal Counter", "Iris Classifier"]
+
+
+def test_facets_count_what_the_results_hold(shelf, other_user):
+    solutions = selectors.search_solutions(other_user, selectors.SearchParams())
+    facets = selectors.facet_counts(solutions, other_user)
+
+    assert ("RG", "Regression", 1) in facets["model_type"]
+    assert facets["tag"] == [("chemistry", "chemistry", 1)]
+    assert [(label, n) for _, label, n in facets["catalog"]] == [("Public Models", 2)]
+    assert Solution.objects.count() == 3  # the private one is in no count
