@@ -51,6 +51,8 @@ ROOT_URLCONF = "acumos_portal.urls"
 WSGI_APPLICATION = "acumos_portal.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "accounts:login"
+# Whether anyone may make an account at /accounts/signup/ (as a Data Scientist).
+ACUMOS_SIGNUP_OPEN = env_bool("ACUMOS_SIGNUP_OPEN", True)
 LOGIN_REDIRECT_URL = "marketplace:my-models"
 LOGOUT_REDIRECT_URL = "accounts:login"
 

@@ -5,6 +5,7 @@ from acumos_portal.accounts import views
 app_name = "accounts"
 urlpatterns = [
     path("login/", views.SignInView.as_view(), name="login"),
+    path("signup/", views.sign_up, name="signup"),
     path("logout/", views.SignOutView.as_view(), name="logout"),
     path("profile/", views.profile, name="profile"),
     path("tokens/", views.token_create, name="token-create"),

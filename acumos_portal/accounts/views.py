@@ -3,15 +3,18 @@ only the owner of a token can see or act on it (anyone else gets 404)."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from acumos_portal.accounts import services
-from acumos_portal.accounts.forms import SignInForm, TokenForm
+from acumos_portal.accounts.forms import SignInForm, SignUpForm, TokenForm
 from acumos_portal.accounts.models import ApiToken
 
 
@@ -19,6 +22,25 @@ class SignInView(auth_views.LoginView):
     template_name = "accounts/login.html"
     form_class = SignInForm
     redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "SIGNUP_OPEN": settings.ACUMOS_SIGNUP_OPEN}
+
+
+@never_cache
+def sign_up(request):
+    """Anyone may make an account (a Data Scientist) unless ACUMOS_SIGNUP_OPEN is off."""
+    if not settings.ACUMOS_SIGNUP_OPEN:
+        raise Http404("sign-up is closed on this site")
+    if request.user.is_authenticated:
+        return redirect("marketplace:browse")
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()  # the post_save signal gives the default role
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, f"Welcome, {user.username}. Onboard a model, or browse what others share.")
+        return redirect("marketplace:browse")
+    return render(request, "accounts/signup.html", {"form": form}, status=400 if form.errors else 200)
 
 
 class SignOutView(auth_views.LogoutView):

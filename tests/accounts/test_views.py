@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from acumos_portal.accounts.models import ApiToken
+from acumos_portal.accounts.choices import Role
+from acumos_portal.accounts.models import ApiToken, User
 from acumos_portal.accounts.services import token_create, user_for_credential
 
 from ..conftest import PASSWORD
@@ -123,3 +124,40 @@ def test_it_refuses_token_actions_by_get(client_for, owner):
     assert client.get(reverse("accounts:token-revoke", args=[token.pk])).status_code == 405
     assert client.get(reverse("accounts:token-create")).status_code == 405
     assert user_for_credential(key) == owner
+
+
+# ---------------------------------------------------------------- sign-up
+
+SIGN_UP = {"username": "newcomer", "email": "New@Example.com", "password1": "a long enough passphrase",
+           "password2": "a long enough passphrase"}
+
+
+def test_sign_up_makes_a_data_scientist_and_signs_in(client, db):
+    assert "Create an account" in client.get(reverse("accounts:login")).content.decode()
+    response = client.post(reverse("accounts:signup"), SIGN_UP)
+
+    assert response.status_code == 302 and response.url == reverse("marketplace:browse")
+    user = User.objects.get(username="newcomer")
+    assert user.email == "new@example.com" and user.roles == [Role.DATA_SCIENTIST]
+    assert client.get(reverse("marketplace:my-models")).status_code == 200
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"password2": "something else entirely"}, "password2"),
+    ({"password1": "short", "password2": "short"}, "password2"),
+    ({"email": "not an email"}, "email"),
+    ({"username": "owner"}, "username"),
+    ({"email": "owner@example.com"}, "email"),
+])
+def test_sign_up_says_which_field_is_wrong(change, field, client, owner):
+    response = client.post(reverse("accounts:signup"), {**SIGN_UP, **change})
+
+    assert response.status_code == 400
+    assert response.context["form"].errors[field]
+    assert not User.objects.filter(username="newcomer").exists()
+
+
+def test_sign_up_can_be_closed(client, db, settings):
+    settings.ACUMOS_SIGNUP_OPEN = False
+    assert client.get(reverse("accounts:signup")).status_code == 404
+    assert "Create an account" not in client.get(reverse("accounts:login")).content.decode()
