@@ -2,7 +2,9 @@
 persona (owner, other_user, publisher, admin_user, anonymous), signed in by session or by API token.
 
 The owner's things are visible to the owner and to portal admins; to anyone else they do not
-exist (404, never 403, so ids leak nothing); anonymous callers are asked to authenticate (401).
+exist (404, never 403, so ids leak nothing); anonymous callers are asked to authenticate (401),
+except on the marketplace's read endpoints, where what is not public does not exist for them (404)
+and their lists leave it out.
 Uploads make the caller's own job, so every signed-in persona may upload. API tokens are
 personal: not even an admin sees or changes another user's (an admin reading or rotating them
 could act as that user)."""
@@ -34,6 +36,10 @@ PART_KINDS = {"model": ArtifactKind.MODEL, "metadata": ArtifactKind.METADATA, "s
 SEE, HIDDEN = "see", "hidden"
 VISIBLE = {"owner": 200, "other_user": 404, "publisher": 404, "admin_user": 200, "anonymous": 401}
 LISTED = {"owner": SEE, "other_user": HIDDEN, "publisher": HIDDEN, "admin_user": SEE, "anonymous": 401}
+# The marketplace is readable without signing in (public models): a private one does not exist for
+# anonymous callers either (404), and their lists are answered without it.
+PUBLIC_READ = {**VISIBLE, "anonymous": 404}
+PUBLIC_LIST = {**LISTED, "anonymous": HIDDEN}
 UPLOAD = {"owner": 201, "other_user": 201, "publisher": 201, "admin_user": 201, "anonymous": 401}
 BUILD = {"owner": 202, "other_user": 404, "publisher": 404, "admin_user": 202, "anonymous": 401}
 
@@ -56,15 +62,15 @@ ENDPOINTS = {
     "job-detail": Endpoint("get", "/api/v1/onboarding/jobs/{job}", VISIBLE),
     "job-list-own": Endpoint("get", "/api/v1/onboarding/jobs", {**LISTED, "admin_user": HIDDEN}, item="job"),
     "job-list-all": Endpoint("get", "/api/v1/onboarding/jobs?all=true", LISTED, item="job"),
-    "solution-detail": Endpoint("get", "/api/v1/solutions/{solution}", VISIBLE),
-    "solution-list": Endpoint("get", "/api/v1/solutions", LISTED, item="solution"),
-    "revision-detail": Endpoint("get", "/api/v1/revisions/{revision}", VISIBLE),
-    "revision-list": Endpoint("get", "/api/v1/revisions?solution={solution}", LISTED, item="revision"),
-    "revision-artifacts": Endpoint("get", "/api/v1/revisions/{revision}/artifacts", VISIBLE),
-    "artifact-detail": Endpoint("get", "/api/v1/artifacts/{artifact}", VISIBLE),
-    "artifact-list": Endpoint("get", "/api/v1/artifacts?revision={revision}", LISTED, item="artifact"),
-    "artifact-download": Endpoint("get", "/api/v1/artifacts/{artifact}/download", VISIBLE),
-    "bundle-download": Endpoint("get", "/api/v1/revisions/{revision}/bundle", VISIBLE),
+    "solution-detail": Endpoint("get", "/api/v1/solutions/{solution}", PUBLIC_READ),
+    "solution-list": Endpoint("get", "/api/v1/solutions", PUBLIC_LIST, item="solution"),
+    "revision-detail": Endpoint("get", "/api/v1/revisions/{revision}", PUBLIC_READ),
+    "revision-list": Endpoint("get", "/api/v1/revisions?solution={solution}", PUBLIC_LIST, item="revision"),
+    "revision-artifacts": Endpoint("get", "/api/v1/revisions/{revision}/artifacts", PUBLIC_READ),
+    "artifact-detail": Endpoint("get", "/api/v1/artifacts/{artifact}", PUBLIC_READ),
+    "artifact-list": Endpoint("get", "/api/v1/artifacts?revision={revision}", PUBLIC_LIST, item="artifact"),
+    "artifact-download": Endpoint("get", "/api/v1/artifacts/{artifact}/download", PUBLIC_READ),
+    "bundle-download": Endpoint("get", "/api/v1/revisions/{revision}/bundle", PUBLIC_READ),
     "upload": Endpoint("post", "/api/v1/onboarding/jobs", UPLOAD, body="upload"),
     "acumos-push": Endpoint("post", "/onboarding-app/v2/models", UPLOAD, body="acumos", token_only=True),
     "acumos-job-status": Endpoint("get", "/api/v1/onboarding/jobs/{job}", VISIBLE),

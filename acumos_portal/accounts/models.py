@@ -4,6 +4,7 @@ import uuid
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils.functional import cached_property
 
 from acumos_portal.accounts.choices import Role
 
@@ -17,7 +18,15 @@ class User(AbstractUser):
     def has_role(self, role: Role) -> bool:
         if self.is_superuser and role == Role.ADMIN:
             return True
-        return any(group.name == role for group in self.groups.all())
+        return role in self.role_names
+
+    @cached_property
+    def role_names(self) -> frozenset[str]:
+        """Read once per user object: pages and API calls ask about roles many times."""
+        return frozenset(group.name for group in self.groups.all())
+
+    def forget_roles(self) -> None:
+        self.__dict__.pop("role_names", None)
 
     @property
     def is_portal_admin(self) -> bool:
@@ -25,7 +34,7 @@ class User(AbstractUser):
 
     @property
     def roles(self) -> list[str]:
-        return sorted(group.name for group in self.groups.all())
+        return sorted(self.role_names)
 
 
 class ApiToken(models.Model):

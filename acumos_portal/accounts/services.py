@@ -27,6 +27,7 @@ def ensure_roles() -> None:
 def grant_role(user: User, role: Role) -> None:
     group, _ = Group.objects.get_or_create(name=role.value)
     user.groups.add(group)
+    user.forget_roles()
 
 
 def grant_default_role(user: User) -> None:

@@ -1,4 +1,6 @@
-"""Read-only representations of solutions, revisions and artifacts for the REST API."""
+"""Representations for the REST API: what it answers (solutions, revisions, artifacts, catalogs,
+publications, publish requests, ratings, comments, notifications) and what it takes (the *Input
+serializers, one per action, so that a bad field is named in the error)."""
 
 from __future__ import annotations
 
@@ -6,25 +8,140 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from marketplace.models import Artifact, Revision, Solution
+from marketplace.choices import Audience, ModelType, SortOrder
+from marketplace.models import (
+    Artifact,
+    Catalog,
+    Comment,
+    Notification,
+    Publication,
+    PublishRequest,
+    Rating,
+    Revision,
+    Solution,
+    SolutionShare,
+)
+
+AUDIENCES = {Audience.PRIVATE: "private", Audience.SIGNED_IN: "signed_in", Audience.ANYONE: "anyone"}
+
+
+class CatalogRefSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
 
 
 class SolutionSerializer(serializers.ModelSerializer):
+    """Reads what marketplace.api.views.decorate_solutions prefetches and annotates: no query per row."""
+
     owner = serializers.CharField(source="owner.username", read_only=True)
     tags = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
-    revision_count = serializers.IntegerField(read_only=True)
+    audience = serializers.SerializerMethodField(help_text="who may see it: private, signed_in or anyone")
+    catalogs = serializers.SerializerMethodField(help_text="the catalogs (you may see) it is published in")
+    revision_count = serializers.IntegerField(read_only=True, help_text="the revisions you may see")
+    is_favorite = serializers.BooleanField(read_only=True, help_text="whether it is one of your favorites")
     revisions = serializers.SerializerMethodField(help_text="URL listing this solution's revisions")
 
     class Meta:
         model = Solution
-        fields = ["id", "name", "description", "owner", "model_type", "toolkit", "tags", "created", "modified",
-                  "revision_count", "revisions"]
+        fields = ["id", "name", "description", "owner", "model_type", "toolkit", "tags", "licence", "audience",
+                  "catalogs", "rating_avg", "rating_count", "view_count", "download_count", "is_favorite",
+                  "created", "modified", "revision_count", "revisions"]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.ChoiceField(choices=list(AUDIENCES.values())))
+    def get_audience(self, solution: Solution) -> str:
+        return AUDIENCES[solution.audience]
+
+    @extend_schema_field(CatalogRefSerializer(many=True))
+    def get_catalogs(self, solution: Solution) -> list[dict]:
+        catalogs = {p.catalog_id: p.catalog for p in getattr(solution, "visible_publications", [])}
+        return [{"id": c.pk, "name": c.name} for c in sorted(catalogs.values(), key=lambda c: c.name)]
 
     @extend_schema_field(serializers.CharField())
     def get_revisions(self, solution: Solution) -> str:
         return f"{reverse('api:revision-list')}?solution={solution.pk}"
 
+
+class DeletedSolutionSerializer(SolutionSerializer):
+    class Meta(SolutionSerializer.Meta):
+        fields = [*SolutionSerializer.Meta.fields, "deleted_at"]
+        read_only_fields = fields
+
+
+class SolutionSearchSerializer(serializers.Serializer):
+    """The browse page's search and filters, as query parameters (marketplace.selectors.SearchParams)."""
+
+    q = serializers.CharField(required=False, allow_blank=True, max_length=200,
+                              help_text="words to find in the name, description, tags and author")
+    model_type = serializers.ChoiceField(choices=ModelType.choices, required=False, allow_blank=True)
+    toolkit = serializers.CharField(required=False, allow_blank=True, max_length=30)
+    tag = serializers.CharField(required=False, allow_blank=True, max_length=50)
+    catalog = serializers.UUIDField(required=False, allow_null=True, help_text="a catalog's id")
+    licence = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    sort = serializers.ChoiceField(choices=SortOrder.choices, required=False, allow_blank=True,
+                                   help_text="default: relevance with `q`, otherwise recent")
+
+
+class SolutionDetailsInput(serializers.Serializer):
+    """PATCH: what is not given keeps its value."""
+
+    description = serializers.CharField(required=False, allow_blank=True, max_length=100_000,
+                                        trim_whitespace=False, help_text="Markdown")
+    tags = serializers.ListField(child=serializers.SlugField(max_length=50), required=False)
+    model_type = serializers.ChoiceField(choices=ModelType.choices, required=False)
+
+
+class ShareInput(serializers.Serializer):
+    username = serializers.CharField(max_length=150, help_text="who becomes a co-owner")
+
+
+class SolutionShareSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+    shared_by = serializers.CharField(source="shared_by.username", read_only=True)
+
+    class Meta:
+        model = SolutionShare
+        fields = ["user", "username", "shared_by", "created"]
+        read_only_fields = fields
+
+
+class FavoriteSerializer(serializers.Serializer):
+    favorite = serializers.BooleanField(help_text="whether it is one of your favorites now")
+    count = serializers.IntegerField(help_text="how many people have it as a favorite")
+
+
+# ---------------------------------------------------------------- ratings and comments
+
+class RatingSerializer(serializers.ModelSerializer):
+    user = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = Rating
+        fields = ["id", "user", "stars", "review", "created", "modified"]
+        read_only_fields = fields
+
+
+class RatingInput(serializers.Serializer):
+    stars = serializers.IntegerField(min_value=1, max_value=5)
+    review = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
+
+
+class CommentSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username", read_only=True)
+
+    class Meta:
+        model = Comment
+        fields = ["id", "parent", "author", "text", "created"]
+        read_only_fields = fields
+
+
+class CommentInput(serializers.Serializer):
+    text = serializers.CharField(max_length=8192)
+    parent = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                      help_text="the comment this one answers")
+
+
+# ---------------------------------------------------------------- revisions and artifacts
 
 class RevisionSerializer(serializers.ModelSerializer):
     solution_name = serializers.CharField(source="solution.name", read_only=True)
@@ -69,3 +186,85 @@ class ArtifactSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_download(self, artifact: Artifact) -> str | None:
         return reverse("api:artifact-download", args=[artifact.pk]) if artifact.blob_id else None
+
+
+# ---------------------------------------------------------------- catalogs and publishing
+
+class CatalogSerializer(serializers.ModelSerializer):
+    access_label = serializers.CharField(source="get_access_display", read_only=True)
+
+    class Meta:
+        model = Catalog
+        fields = ["id", "name", "description", "access", "access_label", "self_publish", "created"]
+        read_only_fields = ["id", "access_label", "created"]
+
+
+class PublicationSerializer(serializers.ModelSerializer):
+    catalog_name = serializers.CharField(source="catalog.name", read_only=True)
+    solution_name = serializers.CharField(source="solution.name", read_only=True)
+    version = serializers.CharField(source="revision.version", read_only=True)
+    published_by = serializers.CharField(source="published_by.username", read_only=True)
+    approved_by = serializers.CharField(source="approved_by.username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Publication
+        fields = ["id", "catalog", "catalog_name", "solution", "solution_name", "revision", "version",
+                  "published_by", "approved_by", "created"]
+        read_only_fields = fields
+
+
+class PublishInput(serializers.Serializer):
+    revision = serializers.UUIDField(help_text="a ready revision of a model you manage")
+    catalog = serializers.UUIDField(help_text="a catalog's id (GET /api/v1/catalogs)")
+    message = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="",
+                                    help_text="what the publisher reads, when the catalog needs approval")
+
+
+class PublishRequestSerializer(serializers.ModelSerializer):
+    solution_name = serializers.CharField(source="solution.name", read_only=True)
+    version = serializers.CharField(source="revision.version", read_only=True)
+    catalog_name = serializers.CharField(source="catalog.name", read_only=True)
+    requested_by = serializers.CharField(source="requested_by.username", read_only=True)
+    reviewed_by = serializers.CharField(source="reviewed_by.username", read_only=True, allow_null=True)
+    status_label = serializers.CharField(source="get_status_display", read_only=True)
+
+    class Meta:
+        model = PublishRequest
+        fields = ["id", "solution", "solution_name", "revision", "version", "catalog", "catalog_name",
+                  "requested_by", "message", "status", "status_label", "reviewed_by", "review_comment", "created",
+                  "reviewed_at"]
+        read_only_fields = fields
+
+
+class ApproveInput(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
+
+
+class DeclineInput(serializers.Serializer):
+    comment = serializers.CharField(max_length=4000, help_text="why: the owner reads it")
+
+
+# ---------------------------------------------------------------- notifications
+
+class NotificationSerializer(serializers.ModelSerializer):
+    kind_label = serializers.CharField(source="get_kind_display", read_only=True)
+    is_read = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Notification
+        fields = ["id", "kind", "kind_label", "title", "message", "url", "created", "read_at", "is_read"]
+        read_only_fields = fields
+
+
+class MarkReadInput(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, max_length=1000,
+                               help_text="the notifications to mark read; omitted: all of yours")
+
+
+class MarkedReadSerializer(serializers.Serializer):
+    marked = serializers.IntegerField(help_text="how many were unread and are read now")
+    unread = serializers.IntegerField(help_text="how many of yours are still unread")
+
+
+class UnreadCountSerializer(serializers.Serializer):
+    unread = serializers.IntegerField()

@@ -1,4 +1,5 @@
-"""/api/v1/solutions, /api/v1/revisions, /api/v1/artifacts (mounted in the `api` namespace)."""
+"""/api/v1/solutions, /revisions, /artifacts, /catalogs, /publications, /publish-requests and
+/notifications (mounted in the `api` namespace)."""
 
 from rest_framework.routers import SimpleRouter
 
@@ -9,5 +10,9 @@ router.trailing_slash = ""  # /api/v1/solutions; with a final slash too, see acu
 router.register("solutions", views.SolutionViewSet, basename="solution")
 router.register("revisions", views.RevisionViewSet, basename="revision")
 router.register("artifacts", views.ArtifactViewSet, basename="artifact")
+router.register("catalogs", views.CatalogViewSet, basename="catalog")
+router.register("publications", views.PublicationViewSet, basename="publication")
+router.register("publish-requests", views.PublishRequestViewSet, basename="publish-request")
+router.register("notifications", views.NotificationViewSet, basename="notification")
 
 urlpatterns = router.urls

@@ -1,26 +1,81 @@
-"""REST API over solutions, revisions and artifacts. What a user may see comes only from
-marketplace.selectors: anything else answers 404, exactly as if it did not exist."""
+"""REST API over the marketplace: solutions (search, ratings, comments, favorites, sharing, soft
+delete), revisions and artifacts (with downloads), catalogs, publications, publish requests and
+notifications.
+
+What a user may see comes only from marketplace.selectors: anything else answers 404, exactly as
+if it did not exist. What they may see but not change answers 403 (as the image build and
+deployment APIs do); anonymous callers get 401 wherever a user is needed. What marketplace.services
+refuses answers 400 with the field it is about."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import django_filters
-from django.db.models import Count
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+    prefetch_related_objects,
+)
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import exceptions, viewsets
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.response import Response
 
-from marketplace import downloads, selectors
+from acumos_portal.api.pagination import Pagination
+from marketplace import downloads, selectors, services
 from marketplace.api.serializers import (
+    ApproveInput,
     ArtifactSerializer,
+    CatalogSerializer,
+    CommentInput,
+    CommentSerializer,
+    DeclineInput,
+    DeletedSolutionSerializer,
+    FavoriteSerializer,
+    MarkedReadSerializer,
+    MarkReadInput,
+    NotificationSerializer,
+    PublicationSerializer,
+    PublishInput,
+    PublishRequestSerializer,
+    RatingInput,
+    RatingSerializer,
     RevisionDetailSerializer,
     RevisionSerializer,
+    ShareInput,
+    SolutionDetailsInput,
+    SolutionSearchSerializer,
     SolutionSerializer,
+    SolutionShareSerializer,
+    UnreadCountSerializer,
 )
-from marketplace.choices import ArtifactKind, RevisionStatus
-from marketplace.models import Artifact, Revision, Solution
+from marketplace.choices import ArtifactKind, RequestStatus, RevisionStatus
+from marketplace.models import (
+    Artifact,
+    Catalog,
+    Comment,
+    Favorite,
+    Notification,
+    Publication,
+    PublishRequest,
+    Rating,
+    Revision,
+    Solution,
+    Tag,
+)
 
 
 class AnyAcceptNegotiation(DefaultContentNegotiation):
@@ -42,10 +97,90 @@ class VisibleObjectMixin:
             raise exceptions.NotFound(self.not_found_message) from None
 
 
+class RolesOnceMixin:
+    """Read the caller's roles (groups) once per request: every visibility check asks for them."""
+
+    def perform_authentication(self, request):
+        super().perform_authentication(request)
+        if request.user.is_authenticated:
+            prefetch_related_objects([request.user], "groups")
+
+
+class ListFiltersOnlyMixin:
+    """Query filters narrow lists only: an action on one object never 404s because of `?name=`."""
+
+    def filter_queryset(self, queryset):
+        return super().filter_queryset(queryset) if self.action == "list" else queryset
+
+
+class ReadOrAdmin(permissions.BasePermission):
+    """Anyone reads (what the queryset lets them see); only portal admins change."""
+
+    message = "only admins manage catalogs"
+
+    def has_permission(self, request, view):
+        return request.method in permissions.SAFE_METHODS or selectors.is_admin(request.user)
+
+
 FILE_RESPONSE = OpenApiResponse(OpenApiTypes.BINARY, description="the file, streamed")
+READ_OR_SIGNED_IN = [permissions.IsAuthenticatedOrReadOnly]
+SIGNED_IN = [permissions.IsAuthenticated]
+NO_CONTENT = {204: None}
+
+
+def valid(serializer_class, request) -> dict:
+    given = serializer_class(data=request.data)
+    given.is_valid(raise_exception=True)
+    return given.validated_data
+
+
+@contextmanager
+def refused_as_400(subject: str):
+    """services.Refused is a 400 naming its field, or `subject` (what the call is about) if it names none."""
+    try:
+        yield
+    except services.Refused as exc:
+        raise exceptions.ValidationError({exc.field or subject: [exc.message]}) from exc
+
+
+def forbid_unless(allowed: bool, message: str) -> None:
+    if not allowed:
+        raise exceptions.PermissionDenied(message)
 
 
 # ---------------------------------------------------------------- solutions
+
+def decorate_solutions(solutions: QuerySet, user, revisions: QuerySet | None = None) -> QuerySet:
+    """Everything SolutionSerializer shows, in a constant number of queries however long the page.
+    `revision_count` counts `revisions` (default: those the user may see)."""
+    revisions = revisions if revisions is not None else selectors.visible_revisions(user)
+    revision_count = (revisions.filter(solution=OuterRef("pk")).order_by()
+                      .values("solution").annotate(n=Count("pk")).values("n"))
+    publications = (Publication.objects.filter(catalog__in=selectors.visible_catalogs(user))
+                    .select_related("catalog"))
+    return solutions.annotate(
+        revision_count=Coalesce(Subquery(revision_count), 0),
+        is_favorite=_is_favorite(user),
+    ).prefetch_related(
+        Prefetch("tags", queryset=Tag.objects.order_by("name")),
+        Prefetch("publications", queryset=publications, to_attr="visible_publications"),
+    )
+
+
+def _is_favorite(user):
+    if not selectors.signed_in(user):
+        return Value(False)
+    return Exists(Favorite.objects.filter(solution=OuterRef("pk"), user=user))
+
+
+def search_params(request) -> selectors.SearchParams:
+    given = SolutionSearchSerializer(data=request.query_params)
+    given.is_valid(raise_exception=True)
+    fields = {name: value for name, value in given.validated_data.items() if value}
+    if "catalog" in fields:
+        fields["catalog"] = str(fields["catalog"])
+    return selectors.SearchParams(**fields)
+
 
 class SolutionFilter(django_filters.FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
@@ -53,20 +188,204 @@ class SolutionFilter(django_filters.FilterSet):
 
     class Meta:
         model = Solution
-        fields = ["name", "owner", "toolkit", "model_type"]
+        fields = ["name", "owner"]
+
+
+USER_ID = OpenApiParameter("user_id", int, OpenApiParameter.PATH, description="the co-owner's user id")
+COMMENT_ID = OpenApiParameter("comment_id", int, OpenApiParameter.PATH)
 
 
 @extend_schema(tags=["marketplace"])
-class SolutionViewSet(VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
-    """Solutions (models) the caller may see."""
+class SolutionViewSet(RolesOnceMixin, ListFiltersOnlyMixin, VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
+    """Solutions (models) the caller may see: anyone reads the public ones; signed-in users also
+    those of restricted catalogs, their own and those shared with them. The list searches and
+    filters exactly as the browse page does."""
 
     serializer_class = SolutionSerializer
     filterset_class = SolutionFilter
+    permission_classes = READ_OR_SIGNED_IN
     not_found_message = "no such solution"
 
     def get_queryset(self):
-        return selectors.visible_solutions(self.request.user).annotate(revision_count=Count("revisions")).order_by(
-            "-modified", "id")
+        user = self.request.user
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no request to search with
+            return Solution.objects.none()
+        if self.action == "list":
+            solutions = selectors.search_solutions(user, search_params(self.request))
+        elif self.action in ("deleted", "restore"):
+            # Deleted models are no one's to see but those who manage them, revisions included.
+            solutions = selectors.deleted_solutions(user).order_by("-deleted_at", "id")
+            return decorate_solutions(solutions, user, revisions=Revision.objects.all())
+        else:
+            solutions = selectors.visible_solutions(user).order_by("-modified", "id")
+        return decorate_solutions(solutions, user)
+
+    @extend_schema(parameters=[SolutionSearchSerializer])
+    def list(self, request, *args, **kwargs):
+        """Search (`q`) and filter; `sort` is recent, name, rating, downloads, views or relevance."""
+        return super().list(request, *args, **kwargs)
+
+    def _page(self, items, serializer_class) -> Response:
+        page = self.paginate_queryset(items)
+        return self.get_paginated_response(serializer_class(page, many=True).data)
+
+    def _reread(self, solution: Solution) -> dict:
+        fresh = decorate_solutions(selectors.visible_solutions(self.request.user), self.request.user).get(
+            pk=solution.pk)
+        return SolutionSerializer(fresh).data
+
+    def _managed(self) -> Solution:
+        solution = self.get_object()
+        forbid_unless(selectors.can_change_solution(self.request.user, solution),
+                      "only the model's owner, its co-owners and admins change it")
+        return solution
+
+    # -------------------------------------------- ratings
+
+    @extend_schema(methods=["GET"], responses=RatingSerializer(many=True), filters=False)
+    @extend_schema(methods=["POST"], request=RatingInput, responses={200: RatingSerializer, 201: RatingSerializer})
+    @extend_schema(methods=["DELETE"], request=None, responses=NO_CONTENT)
+    @action(detail=True, methods=["get", "post", "delete"])
+    def ratings(self, request, pk=None):
+        """Its ratings and reviews, newest first. POST rates it (again: replaces yours); DELETE removes yours."""
+        solution = self.get_object()
+        if request.method == "GET":
+            return self._page(selectors.ratings_of(solution), RatingSerializer)
+        if request.method == "DELETE":
+            return self._unrate(solution)
+        given = valid(RatingInput, request)
+        rated_before = Rating.objects.filter(solution=solution, user=request.user).exists()
+        with refused_as_400("solution"):
+            rating = services.rate(request.user, solution, given["stars"], given["review"])
+        answer = status.HTTP_200_OK if rated_before else status.HTTP_201_CREATED
+        return Response(RatingSerializer(rating).data, status=answer)
+
+    def _unrate(self, solution: Solution) -> Response:
+        if not Rating.objects.filter(solution=solution, user=self.request.user).exists():
+            raise exceptions.NotFound("you have not rated this model")
+        services.unrate(self.request.user, solution)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    # -------------------------------------------- comments
+
+    @extend_schema(methods=["GET"], responses=CommentSerializer(many=True), filters=False)
+    @extend_schema(methods=["POST"], request=CommentInput, responses={201: CommentSerializer})
+    @action(detail=True, methods=["get", "post"])
+    def comments(self, request, pk=None):
+        """Its comments, oldest first and flat: a reply names its `parent`. POST adds one (or a reply)."""
+        solution = self.get_object()
+        if request.method == "GET":
+            comments = Comment.objects.filter(solution=solution).select_related("author").order_by("created", "id")
+            return self._page(comments, CommentSerializer)
+        given = valid(CommentInput, request)
+        parent = self._parent(solution, given.get("parent"))
+        with refused_as_400("solution"):
+            comment = services.add_comment(request.user, solution, given["text"], parent)
+        return Response(CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
+
+    @staticmethod
+    def _parent(solution: Solution, parent_id: int | None) -> Comment | None:
+        if parent_id is None:
+            return None
+        parent = Comment.objects.filter(pk=parent_id, solution=solution).first()
+        if parent is None:
+            raise exceptions.ValidationError({"parent": ["no such comment on this model"]})
+        return parent
+
+    @extend_schema(request=None, responses=NO_CONTENT, parameters=[COMMENT_ID])
+    @action(detail=True, methods=["delete"], url_path=r"comments/(?P<comment_id>[0-9]+)",
+            permission_classes=SIGNED_IN)
+    def delete_comment(self, request, pk=None, comment_id=None):
+        """Delete a comment (yours; admins: anyone's), with its replies."""
+        comment = Comment.objects.filter(pk=comment_id, solution=self.get_object()).first()
+        if comment is None:
+            raise exceptions.NotFound("no such comment on this model")
+        forbid_unless(comment.author_id == request.user.pk or selectors.is_admin(request.user),
+                      "only its author deletes a comment")
+        services.delete_comment(request.user, comment)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    # -------------------------------------------- favorites
+
+    @extend_schema(request=None, responses={200: FavoriteSerializer})
+    @action(detail=True, methods=["post", "delete"], permission_classes=SIGNED_IN)
+    def favorite(self, request, pk=None):
+        """POST makes it one of your favorites, DELETE not; either answers how many people favor it."""
+        solution = self.get_object()
+        wanted = request.method == "POST"
+        if solution.is_favorite != wanted:
+            with refused_as_400("solution"):
+                services.toggle_favorite(request.user, solution)
+        return Response({"favorite": wanted, "count": Favorite.objects.filter(solution=solution).count()})
+
+    # -------------------------------------------- owning
+
+    @extend_schema(responses=SolutionShareSerializer(many=True), filters=False)
+    @action(detail=True, methods=["get"], permission_classes=SIGNED_IN)
+    def shares(self, request, pk=None):
+        """Its co-owners (for those who manage it)."""
+        shares = self._managed().shares.select_related("user", "shared_by").order_by("created", "id")
+        return self._page(shares, SolutionShareSerializer)
+
+    @extend_schema(request=ShareInput, responses={201: SolutionShareSerializer})
+    @action(detail=True, methods=["post"], permission_classes=SIGNED_IN)
+    def share(self, request, pk=None):
+        """Make someone a co-owner: they see it and manage it like its owner (but do not delete it)."""
+        solution = self._managed()
+        username = valid(ShareInput, request)["username"]
+        with refused_as_400("username"):
+            shared = services.share(request.user, solution, username)
+        return Response(SolutionShareSerializer(shared).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=NO_CONTENT, parameters=[USER_ID])
+    @action(detail=True, methods=["delete"], url_path=r"shares/(?P<user_id>[0-9]+)", permission_classes=SIGNED_IN)
+    def unshare(self, request, pk=None, user_id=None):
+        """Stop sharing it with this co-owner."""
+        solution = self._managed()
+        if not solution.shares.filter(user_id=user_id).exists():
+            raise exceptions.NotFound("this user is not a co-owner of this model")
+        services.unshare(request.user, solution, int(user_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=SolutionDetailsInput, responses=SolutionSerializer)
+    @action(detail=True, methods=["patch"], permission_classes=SIGNED_IN)
+    def details(self, request, pk=None):
+        """Change its description (Markdown), tags or model type; what is not given stays."""
+        solution = self._managed()
+        given = valid(SolutionDetailsInput, request)
+        with refused_as_400("solution"):
+            services.update_details(
+                request.user, solution, description=given.get("description", solution.description),
+                tags=given.get("tags", [tag.name for tag in solution.tags.all()]),
+                model_type=given.get("model_type", solution.model_type))
+        return Response(self._reread(solution))
+
+    # Not named `delete`: a view's attribute by that name would also answer HTTP DELETE.
+    @extend_schema(request=None, responses=NO_CONTENT)
+    @action(detail=True, methods=["post"], url_path="delete", permission_classes=SIGNED_IN)
+    def soft_delete(self, request, pk=None):
+        """Soft delete: hidden everywhere but your deleted list (GET /solutions/deleted) until restored."""
+        solution = self._managed()
+        forbid_unless(selectors.can_delete_solution(request.user, solution),
+                      "only the model's owner or an admin deletes it")
+        services.soft_delete(request.user, solution)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses=SolutionSerializer)
+    @action(detail=True, methods=["post"], permission_classes=SIGNED_IN)
+    def restore(self, request, pk=None):
+        """Bring back a deleted model you manage."""
+        solution = self.get_object()
+        forbid_unless(selectors.can_delete_solution(request.user, solution),
+                      "only the model's owner or an admin restores it")
+        services.restore(request.user, solution)
+        return Response(self._reread(solution))
+
+    @extend_schema(responses=DeletedSolutionSerializer(many=True), filters=False)
+    @action(detail=False, methods=["get"], permission_classes=SIGNED_IN)
+    def deleted(self, request):
+        """The deleted models you manage, most recently deleted first."""
+        return self._page(self.get_queryset(), DeletedSolutionSerializer)
 
 
 # ---------------------------------------------------------------- revisions
@@ -81,10 +400,11 @@ class RevisionFilter(django_filters.FilterSet):
 
 
 @extend_schema(tags=["marketplace"])
-class RevisionViewSet(VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
+class RevisionViewSet(RolesOnceMixin, VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
     """Revisions (versions) of the solutions the caller may see; `?solution=<id>` for one solution's."""
 
     filterset_class = RevisionFilter
+    permission_classes = READ_OR_SIGNED_IN
     not_found_message = "no such revision"
 
     def get_queryset(self):
@@ -106,7 +426,11 @@ class RevisionViewSet(VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["get"], filterset_class=None, content_negotiation_class=AnyAcceptNegotiation)
     def bundle(self, request, pk=None):
         """A zip of metadata.json, model.proto, modelpackage.zip (and license.json): what `runner_image serve` takes."""
-        return downloads.bundle_response(self.get_object())
+        revision = self.get_object()
+        if revision.status != RevisionStatus.READY:
+            raise exceptions.NotFound(f"version {revision.version} is still onboarding: it has no bundle yet")
+        services.record_download(request.user, revision)
+        return downloads.bundle_response(revision)
 
 
 # ---------------------------------------------------------------- artifacts
@@ -121,11 +445,12 @@ class ArtifactFilter(django_filters.FilterSet):
 
 
 @extend_schema(tags=["marketplace"])
-class ArtifactViewSet(VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
+class ArtifactViewSet(RolesOnceMixin, VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
     """Artifacts of the revisions the caller may see; `?revision=<id>` for one revision's."""
 
     serializer_class = ArtifactSerializer
     filterset_class = ArtifactFilter
+    permission_classes = READ_OR_SIGNED_IN
     not_found_message = "no such artifact"
 
     def get_queryset(self):
@@ -138,4 +463,227 @@ class ArtifactViewSet(VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
         artifact = self.get_object()
         if artifact.blob_id is None:
             raise exceptions.NotFound("this artifact is a reference, not a file; see its uri")
+        services.record_download(request.user, artifact.revision, artifact)
         return downloads.artifact_response(artifact)
+
+
+# ---------------------------------------------------------------- catalogs
+
+@extend_schema(tags=["publishing"])
+class CatalogViewSet(RolesOnceMixin, VisibleObjectMixin, viewsets.ModelViewSet):
+    """Catalogs: anyone sees the public ones, signed-in users the restricted ones too; admins manage them."""
+
+    serializer_class = CatalogSerializer
+    filterset_fields = ["access", "self_publish"]
+    permission_classes = [ReadOrAdmin]
+    http_method_names = ["get", "post", "patch", "put", "delete", "head", "options"]
+    not_found_message = "no such catalog"
+
+    def get_queryset(self):
+        return selectors.visible_catalogs(self.request.user).order_by("name")
+
+    @extend_schema(responses=NO_CONTENT)
+    def destroy(self, request, *args, **kwargs):
+        """Only an empty catalog goes: unpublish its models and settle its pending requests first."""
+        catalog = self.get_object()
+        self._check_empty(catalog)
+        catalog.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @staticmethod
+    def _check_empty(catalog: Catalog) -> None:
+        published = catalog.publications.count()
+        pending = catalog.publish_requests.filter(status=RequestStatus.PENDING).count()
+        if published or pending:
+            raise exceptions.ValidationError({"catalog": [
+                f"{catalog.name} still has {published} publication(s) and {pending} pending request(s)"]})
+
+
+# ---------------------------------------------------------------- publications
+
+class PublicationFilter(django_filters.FilterSet):
+    # Plain ids, not model choices: "not a valid choice" would tell a private id from a missing one.
+    catalog = django_filters.UUIDFilter(field_name="catalog_id")
+    solution = django_filters.UUIDFilter(field_name="solution_id")
+    revision = django_filters.UUIDFilter(field_name="revision_id")
+
+    class Meta:
+        model = Publication
+        fields = ["catalog", "solution", "revision"]
+
+
+@extend_schema(tags=["publishing"])
+class PublicationViewSet(RolesOnceMixin, VisibleObjectMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                         mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """Revisions in catalogs, as far as the caller may see both. POST publishes (or asks to); DELETE unpublishes."""
+
+    serializer_class = PublicationSerializer
+    filterset_class = PublicationFilter
+    permission_classes = READ_OR_SIGNED_IN
+    not_found_message = "no such publication"
+
+    def get_queryset(self):
+        user = self.request.user
+        return (Publication.objects
+                .filter(catalog__in=selectors.visible_catalogs(user), solution__in=selectors.visible_solutions(user))
+                .select_related("catalog", "solution", "revision", "published_by", "approved_by")
+                .order_by("-created", "-id"))
+
+    @extend_schema(request=PublishInput, responses={
+        201: OpenApiResponse(PublicationSerializer, description="published: the catalog is self-publish"),
+        202: OpenApiResponse(PublishRequestSerializer, description="a publisher must approve: the request")})
+    def create(self, request):
+        given = valid(PublishInput, request)
+        revision = self._revision(given["revision"])
+        catalog = selectors.visible_catalogs(request.user).filter(pk=given["catalog"]).first()
+        if catalog is None:
+            raise exceptions.ValidationError({"catalog": ["no such catalog"]})
+        with refused_as_400("revision"):
+            made = services.publish(request.user, revision, catalog, given["message"])
+        if isinstance(made, PublishRequest):
+            return Response(PublishRequestSerializer(made).data, status=status.HTTP_202_ACCEPTED)
+        return Response(PublicationSerializer(made).data, status=status.HTTP_201_CREATED)
+
+    def _revision(self, pk) -> Revision:
+        revision = selectors.visible_revisions(self.request.user).filter(pk=pk).first()
+        if revision is None:
+            raise exceptions.ValidationError({"revision": ["no such revision"]})
+        forbid_unless(selectors.can_change_solution(self.request.user, revision.solution),
+                      "only the model's owner, its co-owners and admins publish it")
+        return revision
+
+    @extend_schema(responses=NO_CONTENT)
+    def destroy(self, request, *args, **kwargs):
+        """Unpublish: the revision leaves this catalog (the model stays, as do its other publications)."""
+        publication = self.get_object()
+        forbid_unless(selectors.can_change_solution(request.user, publication.solution),
+                      "only the model's owner, its co-owners and admins unpublish it")
+        services.unpublish(request.user, publication)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# ---------------------------------------------------------------- publish requests
+
+class PublishRequestFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=RequestStatus.choices)
+    solution = django_filters.UUIDFilter(field_name="solution_id")
+    catalog = django_filters.UUIDFilter(field_name="catalog_id")
+
+    class Meta:
+        model = PublishRequest
+        fields = ["status", "solution", "catalog"]
+
+
+PENDING_FIRST = Case(When(status=RequestStatus.PENDING, then=Value(0)), default=Value(1))
+
+
+@extend_schema(tags=["publishing"])
+class PublishRequestViewSet(RolesOnceMixin, ListFiltersOnlyMixin, VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
+    """The requests on models you manage, and for publishers the ones they review; pending first.
+    A publisher never reviews their own model's request: that answers 400 (you see it as its owner)."""
+
+    serializer_class = PublishRequestSerializer
+    filterset_class = PublishRequestFilter
+    permission_classes = SIGNED_IN
+    not_found_message = "no such publish request"
+
+    def get_queryset(self):
+        user = self.request.user
+        seen = Q(pk__in=selectors.requests_of(user).values("pk"))
+        if selectors.is_publisher(user):
+            seen |= Q(pk__in=selectors.reviewable_requests(user).values("pk"))
+        return (PublishRequest.objects.filter(seen)
+                .select_related("solution", "revision", "catalog", "requested_by", "reviewed_by")
+                .order_by(PENDING_FIRST, "-created", "-id"))
+
+    def _answer(self, publish_request: PublishRequest) -> Response:
+        return Response(PublishRequestSerializer(self.get_queryset().get(pk=publish_request.pk)).data)
+
+    def _to_review(self) -> PublishRequest:
+        publish_request = self.get_object()
+        forbid_unless(selectors.is_publisher(self.request.user), "only publishers review publish requests")
+        return publish_request
+
+    @extend_schema(request=ApproveInput, responses=PublishRequestSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        """Publish the revision in the catalog; the owner is told (with your comment, if any)."""
+        publish_request = self._to_review()
+        comment = valid(ApproveInput, request)["comment"]
+        with refused_as_400("publish_request"):
+            services.approve(request.user, publish_request, comment)
+        return self._answer(publish_request)
+
+    @extend_schema(request=DeclineInput, responses=PublishRequestSerializer)
+    @action(detail=True, methods=["post"])
+    def decline(self, request, pk=None):
+        """Refuse it, saying why in `comment`: the owner reads it."""
+        publish_request = self._to_review()
+        comment = valid(DeclineInput, request)["comment"]
+        with refused_as_400("publish_request"):
+            services.decline(request.user, publish_request, comment)
+        return self._answer(publish_request)
+
+    @extend_schema(request=None, responses=PublishRequestSerializer)
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request, pk=None):
+        """Take back a pending request on a model you manage."""
+        publish_request = self.get_object()
+        forbid_unless(selectors.can_change_solution(request.user, publish_request.solution),
+                      "only the model's owner, its co-owners and admins withdraw its requests")
+        with refused_as_400("publish_request"):
+            services.withdraw(request.user, publish_request)
+        return self._answer(publish_request)
+
+
+# ---------------------------------------------------------------- notifications
+
+class NotificationPagination(Pagination):
+    """Pages of notifications that also say how many are unread (the bell's number)."""
+
+    def get_paginated_response(self, data):
+        response = super().get_paginated_response(data)
+        response.data["unread"] = selectors.unread_count(self.request.user)
+        return response
+
+    def get_paginated_response_schema(self, schema):
+        answer = super().get_paginated_response_schema(schema)
+        answer["properties"]["unread"] = {"type": "integer", "description": "how many of yours are unread"}
+        answer["required"] = [*answer.get("required", []), "unread"]
+        return answer
+
+
+class NotificationFilter(django_filters.FilterSet):
+    unread = django_filters.BooleanFilter(field_name="read_at", lookup_expr="isnull", label="only the unread ones")
+
+    class Meta:
+        model = Notification
+        fields = ["unread", "kind"]
+
+
+@extend_schema(tags=["notifications"])
+class NotificationViewSet(RolesOnceMixin, ListFiltersOnlyMixin, VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
+    """Your notifications, newest first; `?unread=true` for the unread ones."""
+
+    serializer_class = NotificationSerializer
+    filterset_class = NotificationFilter
+    pagination_class = NotificationPagination
+    permission_classes = SIGNED_IN
+    not_found_message = "no such notification"
+
+    def get_queryset(self):
+        return selectors.notifications_of(self.request.user)
+
+    @extend_schema(request=MarkReadInput, responses=MarkedReadSerializer)
+    @action(detail=False, methods=["post"])
+    def read(self, request):
+        """Mark these (`ids`) or, with no `ids`, all of your notifications read."""
+        ids = valid(MarkReadInput, request).get("ids")
+        marked = services.mark_read(request.user, ids)
+        return Response({"marked": marked, "unread": selectors.unread_count(request.user)})
+
+    @extend_schema(responses=UnreadCountSerializer, filters=False)
+    @action(detail=False, methods=["get"], url_path="unread-count")
+    def unread_count(self, request):
+        """How many of yours are unread: what the bell shows."""
+        return Response({"unread": selectors.unread_count(request.user)})
