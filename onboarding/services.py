@@ -14,6 +14,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from acumos_portal import jobs
+from acumos_portal.accounts.models import SiteSettings
 from marketplace.models import Revision, Solution
 from onboarding import validation
 from onboarding.choices import STEPS, JobStatus, Source
@@ -27,6 +28,31 @@ REQUIRED_PARTS = ("model", "metadata", "schema")
 PART_LABELS = {"model": "model (modelpackage.zip)", "metadata": "metadata (metadata.json)",
                "schema": "schema (model.proto)", "license": "license (license.json)"}
 
+
+# ---------------------------------------------------------------- open or closed
+
+CLOSED_MESSAGE = "Onboarding is closed on this site: an administrator has turned it off for now."
+
+
+class OnboardingClosed(Exception):
+    """The site does not take new models now (SiteSettings.onboarding_open is off)."""
+
+    def __init__(self):
+        super().__init__(CLOSED_MESSAGE)
+        self.message = CLOSED_MESSAGE
+
+
+def onboarding_open() -> bool:
+    return SiteSettings.current().onboarding_open
+
+
+def check_open() -> None:
+    """Asked by every entry point before it reads an upload's body, so a closed site stores nothing."""
+    if not onboarding_open():
+        raise OnboardingClosed()
+
+
+# ---------------------------------------------------------------- accepting an upload
 
 def check_bundle(parts: dict[str, Path]) -> dict:
     """Run the cheap checks now, so a caller learns at once what is wrong. Returns the metadata."""
@@ -45,6 +71,7 @@ def check_bundle(parts: dict[str, Path]) -> dict:
 
 def onboarding_start(*, user, parts: dict[str, Path], source: str = Source.API, tracking_id: str = "",
                      create_microservice: bool = True) -> OnboardingJob:
+    check_open()  # the callers asked already; this keeps any future entry point from forgetting
     metadata = check_bundle(parts)
     staged: list[str] = []
     try:

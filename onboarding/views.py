@@ -19,7 +19,7 @@ from onboarding import http
 from onboarding.choices import STEPS, Source, StepStatus
 from onboarding.forms import OnboardForm
 from onboarding.models import OnboardingJob
-from onboarding.services import onboarding_start
+from onboarding.services import OnboardingClosed, onboarding_open, onboarding_start
 from onboarding.validation import Invalid
 
 
@@ -33,11 +33,23 @@ def _page(request, form: OnboardForm, status: int = 200):
     return render(request, template, context, status=status)
 
 
+def _closed(request, status: int = 200):
+    """No form: the site does not take models now. Refused uploads get 503, as from the APIs
+    (onboarding.api.views explains why 503). The card keeps data-onboard-panel so upload.js can show it."""
+    return render(request, "onboarding/new.html", {"closed": True, "steps": STEPS}, status=status)
+
+
 @require_http_methods(["GET", "POST"])
 @login_required
 def new(request):
+    if not onboarding_open():  # before the body is read: nothing of a refused upload is kept
+        return _closed(request, status=200 if request.method == "GET" else 503)
     if request.method == "GET":
         return _page(request, OnboardForm())
+    return _upload(request)
+
+
+def _upload(request):
     try:
         form = OnboardForm(request.POST, request.FILES)  # reading the body streams the files to disk
         check_upload_size(request)
@@ -53,6 +65,8 @@ def new(request):
     except Invalid as exc:
         form.add_invalid(exc)
         return _page(request, form, status=400)
+    except OnboardingClosed:  # closed while the body was arriving
+        return _closed(request, status=503)
     location = reverse("onboarding:job", args=[job.pk])
     if _is_xhr(request):
         return JsonResponse({"job": str(job.pk), "location": location}, status=201)

@@ -1,21 +1,527 @@
-"""The model page (placeholder until the model page lands)."""
+"""The model page: what a model is, how to call it, what people think of it; and what its owners
+do on it (edit, publish, share, delete).
+
+Anyone sees a model that selectors.visible_solutions lets them see; anything else is a 404. Every
+action is a POST here that calls marketplace.services: a refusal comes back next to the field it
+names (the page, or the htmx partial, drawn again with the form) or else as a message."""
 
 from __future__ import annotations
 
-from django.db.models import Count
-from django.shortcuts import get_object_or_404, render
-from django.urls import path
-from django.views.decorators.http import require_GET
+import uuid
 
-from marketplace.selectors import visible_revisions, visible_solutions
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Q
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.utils.text import capfirst
+from django.views.decorators.http import require_GET, require_POST
 
+from deployment.choices import DeploymentStatus
+from deployment.selectors import can_deploy, visible_deployments
+from marketplace import services, signature
+from marketplace.choices import ArtifactKind
+from marketplace.forms import (
+    CommentForm,
+    DeleteForm,
+    DetailsForm,
+    PublishForm,
+    RatingForm,
+    ShareForm,
+    add_refusal,
+)
+from marketplace.markdown import render_markdown
+from marketplace.models import Artifact, Comment, Favorite, Publication, PublishRequest, Rating, SolutionShare
+from marketplace.selectors import (
+    can_change_solution,
+    can_delete_solution,
+    can_take_part,
+    comment_threads,
+    deleted_solutions,
+    managed_solutions,
+    publications_of,
+    ratings_of,
+    requests_of,
+    signed_in,
+    visible_catalogs,
+    visible_revisions,
+    visible_solutions,
+)
+from onboarding.models import OnboardingJob
+
+REVIEWS_SHOWN = 20
+_KIND_ORDER = {kind: i for i, kind in enumerate(ArtifactKind.values)}
+
+
+# ---------------------------------------------------------------- the page
 
 @require_GET
 def model(request, pk):
-    found = get_object_or_404(visible_solutions(request.user), pk=pk)
-    revisions = (visible_revisions(request.user).filter(solution=found)
-                 .annotate(artifact_count=Count("artifacts")).order_by("-created"))
-    return render(request, "marketplace/solution.html", {"solution": found, "revisions": revisions})
+    solution = _visible_or_404(request.user, pk)
+    revisions = _revisions(request.user, solution)
+    revision = _chosen(revisions, request.GET.get("version"))
+    services.record_view(solution)
+    solution.view_count += 1  # what record_view just counted
+    return _page(request, solution, revisions, revision, reply_to=_int(request.GET.get("reply")))
 
 
-urlpatterns = [path("models/<uuid:pk>/", model, name="model")]
+def _page(request, solution, revisions=None, revision=None, *, status: int = 200, **overrides):
+    """The whole page; `overrides` puts bound forms (with their errors) in place of blank ones."""
+    if revisions is None:
+        revisions = _revisions(request.user, solution)
+        revision = _chosen(revisions, None)
+    context = page_context(request.user, solution, revisions, revision, **overrides)
+    return render(request, "marketplace/model.html", context, status=status)
+
+
+def page_context(user, solution, revisions, revision, **overrides) -> dict:
+    """Everything the page shows, in a number of queries that does not grow with the model."""
+    artifacts = _artifacts(revision)
+    publications = list(publications_of(solution, user))
+    can_manage = can_change_solution(user, solution)
+    taking_part = can_take_part(user, solution)
+    tags = list(solution.tags.all())
+    context = {
+        "solution": solution, "revisions": revisions, "revision": revision,
+        "tags": tags,
+        "publications": publications,
+        "publisher": next((p.approved_by for p in publications if p.approved_by_id), None),
+        "in_catalogs": list({p.catalog_id: p.catalog for p in publications}.values()),
+        "description_html": render_markdown(solution.description),
+        "artifacts": artifacts,
+        "bundle_ready": revision is not None and revision.is_ready,
+        **_api_context(user, revision, artifacts),
+        **_onboarding_context(revision),
+        # Asked even of a version still onboarding, so the page costs the same queries either way.
+        "can_deploy": revision is not None and can_deploy(user, revision) and revision.is_ready,
+        **favorite_context(user, solution),
+        **ratings_context(user, solution, overrides.get("rating_form"), taking_part=taking_part),
+        **comments_context(user, solution, overrides.get("comment_form"), overrides.get("reply_to"),
+                           taking_part=taking_part),
+        "can_manage": can_manage,
+    }
+    if can_manage:
+        context.update(manage_context(user, solution, revisions=revisions, revision=revision, tags=tags,
+                                      overrides=overrides))
+    return context
+
+
+def _api_context(user, revision, artifacts) -> dict:
+    methods = signature.api_signature(artifacts)
+    deployment = _running_deployment(user, revision)
+    endpoint = deployment.endpoint_url if deployment else ""
+    return {"methods": methods, "deployment": deployment, "local_runner": signature.LOCAL_RUNNER,
+            "examples": signature.examples(methods, signature.samples_of(artifacts), endpoint) if methods else []}
+
+
+def _running_deployment(user, revision):
+    """A running deployment of this version the user can see: the examples call it."""
+    if revision is None or not signed_in(user):
+        return None
+    running = visible_deployments(user).filter(revision=revision, status=DeploymentStatus.RUNNING)
+    return running.exclude(endpoint_url="").order_by("-created").first()
+
+
+def _onboarding_context(revision) -> dict:
+    job = OnboardingJob.objects.filter(revision_uuid=revision.pk).first() if revision else None
+    return {"job": job, "steps": list(job.steps.all()) if job else []}
+
+
+def _artifacts(revision) -> list[Artifact]:
+    if revision is None:
+        return []
+    artifacts = Artifact.objects.filter(revision=revision).select_related("blob")
+    return sorted(artifacts, key=lambda artifact: _KIND_ORDER.get(artifact.kind, len(_KIND_ORDER)))
+
+
+def favorite_context(user, solution) -> dict:
+    favorites = Favorite.objects.filter(solution=solution)
+    if not signed_in(user):
+        return {"favorite_count": favorites.count(), "is_favorite": False}
+    counts = favorites.aggregate(total=Count("pk"), mine=Count("pk", filter=Q(user_id=user.pk)))
+    return {"favorite_count": counts["total"], "is_favorite": bool(counts["mine"])}
+
+
+def ratings_context(user, solution, form=None, *, taking_part: bool | None = None) -> dict:
+    """The average, how many gave each number of stars, the latest reviews, and the user's own."""
+    by_stars = dict(Rating.objects.filter(solution=solution).values_list("stars").annotate(n=Count("pk"))
+                    .order_by())
+    total = sum(by_stars.values())
+    mine = Rating.objects.filter(solution=solution, user=user).first() if signed_in(user) else None
+    return {
+        "rating_total": total,
+        "distribution": [{"stars": stars, "count": by_stars.get(stars, 0),
+                          "percent": round(100 * by_stars.get(stars, 0) / total) if total else 0}
+                         for stars in range(5, 0, -1)],
+        "reviews": list(ratings_of(solution).order_by("-modified")[:REVIEWS_SHOWN]),
+        "my_rating": mine,
+        "rating_form": form or RatingForm(initial={"stars": mine.stars, "review": mine.review} if mine else None),
+        "can_take_part": can_take_part(user, solution) if taking_part is None else taking_part,
+    }
+
+
+def comments_context(user, solution, form=None, reply_to=None, *, taking_part: bool | None = None) -> dict:
+    threads = comment_threads(solution)
+    # A reply with errors shows under its comment, unless the comment is the problem: then on top.
+    replying = form is not None and bool(form.data.get("parent")) and "parent" not in form.errors
+    return {
+        "threads": threads,
+        "comment_count": _count_comments(threads),
+        "comment_form": form if form is not None and not replying else CommentForm(),
+        "reply_form": form if replying else CommentForm(initial={"parent": reply_to}),
+        "reply_to": _int(form.data.get("parent")) if replying else reply_to,
+        "can_take_part": can_take_part(user, solution) if taking_part is None else taking_part,
+    }
+
+
+def _count_comments(comments) -> int:
+    return sum(1 + _count_comments(comment.thread_replies) for comment in comments)
+
+
+def manage_context(user, solution, *, revisions: list, revision, tags: list, overrides: dict) -> dict:
+    """The owners' panel: details, publishing, requests, co-owners, delete."""
+    publish_form = overrides.get("publish_form") or _publish_form(user, solution, initial={
+        "revision": revision.pk if revision else None})
+    publish_form.freeze_choices(revisions)  # the same versions the selector shows: managers see them all
+    return {
+        "details_form": overrides.get("details_form") or DetailsForm(initial={
+            "description": solution.description, "tags": ", ".join(tag.name for tag in tags),
+            "model_type": solution.model_type}),
+        "preview_html": overrides.get("preview_html") or render_markdown(solution.description),
+        "publish_form": publish_form,
+        "requests": list(requests_of(user).filter(solution=solution).order_by("-created")),
+        "co_owners": list(SolutionShare.objects.filter(solution=solution).select_related("user", "shared_by")
+                          .order_by("user__username")),
+        "share_form": overrides.get("share_form") or ShareForm(),
+        "can_delete": can_delete_solution(user, solution),
+        "delete_form": overrides.get("delete_form") or DeleteForm(),
+    }
+
+
+def _publish_form(user, solution, data=None, **kwargs) -> PublishForm:
+    revisions = visible_revisions(user).filter(solution=solution).order_by("-created")
+    return PublishForm(data, revisions=revisions, catalogs=visible_catalogs(user), **kwargs)
+
+
+# ---------------------------------------------------------------- lookups: a 404 for what is not visible
+
+def _visible_or_404(user, pk):
+    return get_object_or_404(visible_solutions(user), pk=pk)
+
+
+def _managed_or_404(user, pk):
+    """Owners, co-owners and admins manage a model; to anyone else it may as well not exist."""
+    return get_object_or_404(managed_solutions(user), pk=pk)
+
+
+def _revisions(user, solution) -> list:
+    return list(visible_revisions(user).filter(solution=solution).order_by("-created"))
+
+
+def _chosen(revisions: list, wanted: str | None):
+    """`?version=<revision id>`, else the newest ready version, else the newest."""
+    if wanted:
+        try:
+            wanted_id = uuid.UUID(wanted)
+        except ValueError:
+            raise Http404("no such version") from None
+        found = next((revision for revision in revisions if revision.pk == wanted_id), None)
+        if found is None:
+            raise Http404("no such version")
+        return found
+    return next((revision for revision in revisions if revision.is_ready), revisions[0] if revisions else None)
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------- answering a POST
+
+def _is_htmx(request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _back(solution, anchor: str = ""):
+    return redirect(reverse("marketplace:model", args=[solution.pk]) + (f"#{anchor}" if anchor else ""))
+
+
+_SECTIONS = {
+    "reviews": "marketplace/_model_ratings.html",
+    "comments": "marketplace/_model_comments.html",
+    "favorite": "marketplace/_model_favorite.html",
+}
+
+
+def _section(request, solution, section: str, form=None):
+    """An htmx answer: the section drawn again (with the form's errors, if any, and the messages)."""
+    solution.refresh_from_db()  # the services changed its counters
+    user = request.user
+    context = {"solution": solution, "htmx": True}
+    if section == "reviews":
+        context.update(ratings_context(user, solution, form))
+    elif section == "comments":
+        context.update(comments_context(user, solution, form))
+    else:
+        context.update(favorite_context(user, solution))
+    return render(request, _SECTIONS[section], context)
+
+
+def _done(request, solution, section: str, anchor: str = ""):
+    if _is_htmx(request):
+        return _section(request, solution, section)
+    return _back(solution, anchor or section)
+
+
+def _failed(request, solution, section: str, form):
+    """A participation form with errors: the section again (htmx), or the whole page."""
+    if _is_htmx(request):
+        return _section(request, solution, section, form)
+    form_name = "rating_form" if section == "reviews" else "comment_form"
+    return _page(request, solution, status=400, **{form_name: form})
+
+
+def _refused(request, solution, refused: services.Refused, form, *, form_name: str, anchor: str = "manage"):
+    """A refusal about a field goes next to it; any other is a message on the page."""
+    if refused.field in form.fields:
+        add_refusal(form, refused)
+        return _page(request, solution, status=400, **{form_name: form})
+    messages.error(request, capfirst(refused.message))
+    return _back(solution, anchor)
+
+
+# ---------------------------------------------------------------- ratings, comments, favorites
+
+@require_POST
+@login_required
+def rate(request, pk):
+    solution = _visible_or_404(request.user, pk)
+    form = RatingForm(request.POST)
+    if form.is_valid():
+        try:
+            services.rate(request.user, solution, form.cleaned_data["stars"], form.cleaned_data["review"])
+        except services.Refused as refused:
+            add_refusal(form, refused)
+        else:
+            messages.success(request, "Thank you: your rating is saved.")
+            return _done(request, solution, "reviews")
+    return _failed(request, solution, "reviews", form)
+
+
+@require_POST
+@login_required
+def unrate(request, pk):
+    solution = _visible_or_404(request.user, pk)
+    services.unrate(request.user, solution)
+    messages.success(request, "Your rating is removed.")
+    return _done(request, solution, "reviews")
+
+
+@require_POST
+@login_required
+def comment(request, pk):
+    solution = _visible_or_404(request.user, pk)
+    form = CommentForm(request.POST)
+    if form.is_valid():
+        parent_id = form.cleaned_data["parent"]
+        parent = Comment.objects.filter(pk=parent_id, solution=solution).first() if parent_id else None
+        try:
+            if parent_id and parent is None:  # not on this model: say so without telling what it is
+                raise services.Refused("that comment is not on this model", "parent")
+            made = services.add_comment(request.user, solution, form.cleaned_data["text"], parent)
+        except services.Refused as refused:
+            add_refusal(form, refused)
+        else:
+            messages.success(request, "Your reply is posted." if parent else "Your comment is posted.")
+            return _done(request, solution, "comments", f"comment-{made.pk}")
+    return _failed(request, solution, "comments", form)
+
+
+@require_GET
+@login_required
+def reply_form(request, pk, comment_id):
+    """The reply box under one comment (htmx opens it inline; without htmx the page does)."""
+    solution = _visible_or_404(request.user, pk)
+    parent = get_object_or_404(Comment, pk=comment_id, solution=solution)
+    if not _is_htmx(request):
+        url = reverse("marketplace:model", args=[solution.pk])
+        return redirect(f"{url}?reply={parent.pk}#comment-{parent.pk}")
+    return render(request, "marketplace/_model_reply_form.html", {
+        "solution": solution, "comment": parent, "reply_form": CommentForm(initial={"parent": parent.pk})})
+
+
+@require_POST
+@login_required
+def comment_delete(request, pk, comment_id):
+    solution = _visible_or_404(request.user, pk)
+    found = get_object_or_404(Comment, pk=comment_id, solution=solution)
+    try:
+        services.delete_comment(request.user, found)
+    except services.Refused as refused:
+        messages.error(request, capfirst(refused.message))
+    else:
+        messages.success(request, "Your comment is deleted.")
+    return _done(request, solution, "comments")
+
+
+@require_POST
+@login_required
+def favorite(request, pk):
+    solution = _visible_or_404(request.user, pk)
+    now = services.toggle_favorite(request.user, solution)
+    if not _is_htmx(request):
+        messages.success(request, "Added to your favorites." if now else "Removed from your favorites.")
+    return _done(request, solution, "favorite")
+
+
+# ---------------------------------------------------------------- owners, co-owners and admins
+
+@require_POST
+@login_required
+def edit(request, pk):
+    solution = _managed_or_404(request.user, pk)
+    form = DetailsForm(request.POST)
+    if form.is_valid() and "preview" in request.POST:  # the preview button, without htmx
+        html = render_markdown(form.cleaned_data["description"])
+        return _page(request, solution, details_form=form, preview_html=html)
+    if form.is_valid():
+        try:
+            services.update_details(request.user, solution, **form.cleaned_data)
+        except services.Refused as refused:
+            return _refused(request, solution, refused, form, form_name="details_form")
+        messages.success(request, "The details are saved.")
+        return _back(solution, "manage")
+    return _page(request, solution, status=400, details_form=form)
+
+
+@require_POST
+@login_required
+def preview(request, pk):
+    _managed_or_404(request.user, pk)
+    html = render_markdown(request.POST.get("description", ""))
+    return render(request, "marketplace/_model_preview.html", {"preview_html": html})
+
+
+@require_POST
+@login_required
+def publish(request, pk):
+    solution = _managed_or_404(request.user, pk)
+    form = _publish_form(request.user, solution, request.POST)
+    if not form.is_valid():
+        return _page(request, solution, status=400, publish_form=form)
+    revision, catalog = form.cleaned_data["revision"], form.cleaned_data["catalog"]
+    try:
+        result = services.publish(request.user, revision, catalog, form.cleaned_data["message"])
+    except services.Refused as refused:
+        return _refused(request, solution, refused, form, form_name="publish_form")
+    if isinstance(result, Publication):
+        messages.success(request, f"Version {revision.version} is published in {catalog.name}.")
+    else:
+        messages.success(request, f"Request sent for review: a publisher will look at version {revision.version} "
+                                  f"for {catalog.name}. You are told when it is decided.")
+    return _back(solution, "manage")
+
+
+@require_POST
+@login_required
+def unpublish(request, pk, publication_id):
+    solution = _managed_or_404(request.user, pk)
+    publication = get_object_or_404(Publication.objects.select_related("catalog", "revision"),
+                                    pk=publication_id, solution=solution)
+    services.unpublish(request.user, publication)
+    messages.success(request, f"Version {publication.revision.version} is no longer in {publication.catalog.name}.")
+    return _back(solution, "manage")
+
+
+@require_POST
+@login_required
+def withdraw(request, pk, request_id):
+    solution = _managed_or_404(request.user, pk)
+    found = get_object_or_404(PublishRequest.objects.select_related("catalog", "revision"),
+                              pk=request_id, solution=solution)
+    try:
+        services.withdraw(request.user, found)
+    except services.Refused as refused:
+        messages.error(request, capfirst(refused.message))
+    else:
+        messages.success(request, f"The request for {found.catalog.name} is withdrawn.")
+    return _back(solution, "manage")
+
+
+@require_POST
+@login_required
+def share(request, pk):
+    solution = _managed_or_404(request.user, pk)
+    form = ShareForm(request.POST)
+    if not form.is_valid():
+        return _page(request, solution, status=400, share_form=form)
+    try:
+        shared = services.share(request.user, solution, form.cleaned_data["username"])
+    except services.Refused as refused:
+        return _refused(request, solution, refused, form, form_name="share_form")
+    messages.success(request, f"{shared.user.username} is now a co-owner and has been told.")
+    return _back(solution, "manage")
+
+
+@require_POST
+@login_required
+def unshare(request, pk, user_id):
+    solution = _managed_or_404(request.user, pk)
+    found = get_object_or_404(SolutionShare.objects.select_related("user"), solution=solution, user_id=user_id)
+    services.unshare(request.user, solution, found.user_id)
+    messages.success(request, f"{found.user.username} is no longer a co-owner.")
+    if found.user_id == request.user.pk:  # a co-owner who left no longer sees a private model
+        return redirect("marketplace:my-models")
+    return _back(solution, "manage")
+
+
+@require_POST
+@login_required
+def delete(request, pk):
+    solution = _managed_or_404(request.user, pk)
+    form = DeleteForm(request.POST)
+    if not form.is_valid():
+        return _page(request, solution, status=400, delete_form=form)
+    try:
+        services.soft_delete(request.user, solution)
+    except services.Refused as refused:
+        return _refused(request, solution, refused, form, form_name="delete_form")
+    messages.success(request, f"{solution.name} is deleted. You can restore it from the deleted models below.")
+    return redirect("marketplace:my-models")
+
+
+@require_POST
+@login_required
+def restore(request, pk):
+    solution = get_object_or_404(deleted_solutions(request.user), pk=pk)
+    try:
+        services.restore(request.user, solution)
+    except services.Refused as refused:
+        messages.error(request, capfirst(refused.message))
+    else:
+        messages.success(request, f"{solution.name} is restored.")
+    return redirect("marketplace:my-models")
+
+
+urlpatterns = [
+    path("models/<uuid:pk>/", model, name="model"),
+    path("models/<uuid:pk>/rate/", rate, name="model-rate"),
+    path("models/<uuid:pk>/unrate/", unrate, name="model-unrate"),
+    path("models/<uuid:pk>/comments/", comment, name="model-comment"),
+    path("models/<uuid:pk>/comments/<int:comment_id>/reply/", reply_form, name="model-reply"),
+    path("models/<uuid:pk>/comments/<int:comment_id>/delete/", comment_delete, name="model-comment-delete"),
+    path("models/<uuid:pk>/favorite/", favorite, name="model-favorite"),
+    path("models/<uuid:pk>/edit/", edit, name="model-edit"),
+    path("models/<uuid:pk>/preview/", preview, name="model-preview"),
+    path("models/<uuid:pk>/publish/", publish, name="model-publish"),
+    path("models/<uuid:pk>/publications/<int:publication_id>/unpublish/", unpublish, name="model-unpublish"),
+    path("models/<uuid:pk>/requests/<int:request_id>/withdraw/", withdraw, name="model-withdraw"),
+    path("models/<uuid:pk>/share/", share, name="model-share"),
+    path("models/<uuid:pk>/co-owners/<int:user_id>/remove/", unshare, name="model-unshare"),
+    path("models/<uuid:pk>/delete/", delete, name="model-delete"),
+    path("models/<uuid:pk>/restore/", restore, name="model-restore"),
+]

@@ -1,33 +1,119 @@
-"""My Models: what the signed-in user owns or co-owns."""
+"""My models: what the signed-in user owns or co-owns, in four tabs (unpublished with the uploads
+still onboarding, published, deleted, publish requests), each with its count. Every tab costs the
+same few queries however many models there are."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Prefetch, Q
+from django.core.paginator import Paginator
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Value,
+    When,
+    prefetch_related_objects,
+)
 from django.shortcuts import render
 from django.urls import path
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from marketplace.models import Revision
-from marketplace.selectors import managed_solutions
-from onboarding.choices import StepStatus
+from marketplace import selectors
+from marketplace.choices import RequestStatus
+from marketplace.models import Publication, Revision, SolutionShare
+from onboarding.choices import JobStatus, StepStatus
 from onboarding.models import OnboardingJob
 
-RECENT_JOBS = 10
+TABS = {"unpublished": "Unpublished", "published": "Published", "deleted": "Deleted", "requests": "Publish requests"}
+PAGE_SIZE = 20
+RECENT_FAILURES = timedelta(days=7)
+FAILED_SHOWN = 5
+POLL_SECONDS = 2
 _UNFINISHED_STEPS = [StepStatus.PENDING, StepStatus.RUNNING]
 
 
 @require_GET
 @login_required
 def my_models(request):
+    user = request.user
+    prefetch_related_objects([user], "groups")  # every selector asks the user's roles: once, not per call
+    tab = request.GET.get("tab") if request.GET.get("tab") in TABS else "unpublished"
+    running = list(_jobs(user).filter(status__in=[JobStatus.PENDING, JobStatus.RUNNING]))
+    failed = list(_jobs(user).filter(status=JobStatus.FAILED, finished__gte=timezone.now() - RECENT_FAILURES)
+                  [:FAILED_SHOWN]) if tab == "unpublished" else []
+    counts = _counts(user, running)
+    page = Paginator(_tab_items(user, tab), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "marketplace/my_models.html", {
+        "tab": tab, "tabs": [(name, label, counts[name]) for name, label in TABS.items()], "page": page,
+        "running": running, "failed": failed, "poll_seconds": POLL_SECONDS,
+        "newcomer": not any(counts.values()) and not failed,
+    })
+
+
+# ---------------------------------------------------------------- what each tab lists
+
+def mine(solutions: QuerySet, user) -> QuerySet:
+    """Admins manage every model (selectors.managed_solutions), yet My models lists only the ones
+    they own or co-own: it is their own shelf, not the site's."""
+    return solutions.filter(Q(owner=user) | Q(pk__in=SolutionShare.objects.filter(user=user).values("solution_id")))
+
+
+def _live(user) -> QuerySet:
+    published = Publication.objects.filter(solution=OuterRef("pk"))
+    return mine(selectors.managed_solutions(user), user).annotate(is_published=Exists(published))
+
+
+def _tab_items(user, tab: str) -> QuerySet:
+    return {"unpublished": _unpublished, "published": _published, "deleted": _deleted,
+            "requests": _requests}[tab](user)
+
+
+def _unpublished(user) -> QuerySet:
     revisions = Revision.objects.annotate(artifact_count=Count("artifacts")).order_by("-created")
-    solutions = managed_solutions(request.user).filter(owner=request.user).prefetch_related(
-        Prefetch("revisions", queryset=revisions))
-    jobs = (OnboardingJob.objects.filter(owner=request.user)
+    return _live(user).filter(is_published=False).prefetch_related(Prefetch("revisions", queryset=revisions))
+
+
+def _published(user) -> QuerySet:
+    publications = Publication.objects.select_related("catalog", "revision").order_by("catalog__name",
+                                                                                      "-revision__created")
+    return _live(user).filter(is_published=True).prefetch_related(Prefetch("publications", queryset=publications))
+
+
+def _deleted(user) -> QuerySet:
+    return mine(selectors.deleted_solutions(user), user).annotate(
+        revision_count=Count("revisions")).order_by("-deleted_at")
+
+
+def _requests(user) -> QuerySet:
+    pending_first = Case(When(status=RequestStatus.PENDING, then=Value(0)), default=Value(1))
+    return (selectors.requests_of(user).filter(solution__in=mine(selectors.managed_solutions(user), user))
+            .select_related("requested_by").order_by(pending_first, "-created"))
+
+
+# ---------------------------------------------------------------- counts and jobs
+
+def _counts(user, running: list[OnboardingJob]) -> dict[str, int]:
+    """What each tab holds; Unpublished counts the uploads still onboarding too."""
+    live = _live(user).aggregate(published=Count("pk", filter=Q(is_published=True)),
+                                 unpublished=Count("pk", filter=Q(is_published=False)))
+    return {"unpublished": live["unpublished"] + len(running), "published": live["published"],
+            "deleted": mine(selectors.deleted_solutions(user), user).count(),
+            "requests": _requests(user).count()}
+
+
+def _jobs(user) -> QuerySet[OnboardingJob]:
+    """The user's uploads with their progress (what templates/includes/job_progress.html shows)."""
+    return (OnboardingJob.objects.filter(owner=user)
             .annotate(steps_total=Count("steps"),
                       steps_done=Count("steps", filter=~Q(steps__status__in=_UNFINISHED_STEPS)))
-            .order_by("-created")[:RECENT_JOBS])
-    return render(request, "marketplace/my_models.html", {"solutions": solutions, "jobs": jobs})
+            .order_by("-created"))
 
 
 urlpatterns = [path("my-models/", my_models, name="my-models")]

@@ -1,20 +1,89 @@
-"""Notifications: the bell and the page (placeholder until notifications land)."""
+"""Notifications: the page (all or unread, newest first), opening one (which marks it read), marking
+them read, and the bell's unread count. A user only ever reads or marks their own: another
+user's ids are simply not found (selectors.notifications_of, services.mark_read)."""
 
 from __future__ import annotations
 
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import HttpResponse
-from django.urls import path
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
+from django.urls import path, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from marketplace import selectors, services
+
+PAGE_SIZE = 25
+SHOWS = {"all": "All", "unread": "Unread"}
 
 
+@require_GET
+@login_required
 def notifications(request):
-    return HttpResponse("notifications")
+    return _page(request, request.GET)
 
 
+def _page(request, params):
+    show = params.get("show") if params.get("show") in SHOWS else "all"
+    found = selectors.notifications_of(request.user)
+    if show == "unread":
+        found = found.filter(read_at__isnull=True)
+    page = Paginator(found, PAGE_SIZE).get_page(params.get("page"))
+    return render(request, "marketplace/notifications.html", {
+        "page": page, "show": show, "shows": SHOWS, "unread": selectors.unread_count(request.user)})
+
+
+# GET too, so that a plain link (the bell's list) can open one: it only marks it read.
+@require_http_methods(["GET", "POST"])
+@login_required
+def open_notification(request, pk: int):
+    notification = get_object_or_404(selectors.notifications_of(request.user), pk=pk)
+    services.mark_read(request.user, [notification.pk])
+    return redirect(_safe(request, notification.url) or reverse("marketplace:notifications"))
+
+
+@require_POST
+@login_required
+def mark_read(request):
+    """Every unread one, or only the `ids` posted; ids that are not the user's change nothing."""
+    changed = services.mark_read(request.user, _ids(request.POST.getlist("ids")))
+    if request.headers.get("HX-Request"):
+        # The page again (the list it showed: `show` and `page` are posted), for htmx to swap in.
+        response = _page(request, request.POST)
+        response["HX-Trigger"] = "notifications-read"  # a bell on the page may refresh its count
+        return response
+    messages.success(request, f"Marked {changed} notification{pluralize(changed)} as read.")
+    return redirect(_safe(request, request.POST.get("next", "")) or reverse("marketplace:notifications"))
+
+
+@require_GET
 def bell(request):
-    return HttpResponse("")
+    """The top bar's bell, fetched on its own so pages stay cacheable; nothing for anonymous visitors."""
+    if not selectors.signed_in(request.user):
+        return HttpResponse(status=204)
+    return render(request, "includes/bell.html", {"UNREAD_COUNT": selectors.unread_count(request.user)})
+
+
+def _ids(values: list[str]) -> list[int] | None:
+    """None (all) when no ids were posted; otherwise the ones that are numbers."""
+    if not values:
+        return None
+    return [int(value) for value in values if value.strip().isdigit()]
+
+
+def _safe(request, url: str) -> str:
+    """Only a path on this site: a notification or a form never sends anyone elsewhere."""
+    allowed = url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()},
+                                              require_https=request.is_secure())
+    return url if url and allowed else ""
 
 
 urlpatterns = [
     path("notifications/", notifications, name="notifications"),
+    path("notifications/read/", mark_read, name="notifications-read"),
+    path("notifications/<int:pk>/open/", open_notification, name="notification-open"),
     path("notifications/bell/", bell, name="notifications-bell"),
 ]

@@ -1,5 +1,5 @@
-"""My models, the solution and revision pages, and downloads: visible to the owner (and portal
-admins), a 404 for everyone else, a sign-in redirect for anonymous visitors."""
+"""My models, the model and revision pages, and downloads of a private model: visible to the owner
+(and portal admins), a 404 for everyone else; My models sends anonymous visitors to sign in."""
 
 from __future__ import annotations
 
@@ -35,14 +35,19 @@ def content_of(response) -> bytes:
     return b"".join(response.streaming_content)
 
 
-def test_it_sends_anonymous_visitors_to_sign_in(client, revision):
+def test_it_sends_anonymous_visitors_to_sign_in_for_my_models(client):
+    response = client.get(reverse("marketplace:my-models"))
+    assert response.status_code == 302 and response.url.startswith(reverse("accounts:login"))
+
+
+def test_a_private_model_is_a_404_for_anonymous_visitors(client, revision):
+    """Pages of models anyone may see are public; a private one does not exist for a visitor."""
     artifact = revision.artifacts.first()
-    for url in (reverse("marketplace:my-models"), reverse("marketplace:solution", args=[revision.solution_id]),
+    for url in (reverse("marketplace:model", args=[revision.solution_id]),
                 reverse("marketplace:revision", args=[revision.pk]),
                 reverse("marketplace:artifact-download", args=[artifact.pk]),
                 reverse("marketplace:bundle-download", args=[revision.pk])):
-        response = client.get(url)
-        assert response.status_code == 302 and response.url.startswith(reverse("accounts:login")), url
+        assert client.get(url).status_code == 404, url
 
 
 def test_it_lists_my_models_with_their_revisions_and_jobs(client_for, owner, other_user, revision):
@@ -63,14 +68,15 @@ def test_it_shows_an_empty_state_to_a_newcomer(client_for, other_user):
     assert "No models yet" in html and reverse("onboarding:new") in html
 
 
-def test_it_shows_the_solution_with_its_revisions(client_for, owner, revision):
-    older = RevisionFactory(solution=revision.solution, version="0.9.0", status=RevisionStatus.ONBOARDING)
-    response = client_for(owner).get(reverse("marketplace:solution", args=[revision.solution_id]))
+def test_it_shows_the_model_with_its_revisions(client_for, owner, revision):
+    newer = RevisionFactory(solution=revision.solution, version="0.9.0", status=RevisionStatus.ONBOARDING)
+    response = client_for(owner).get(reverse("marketplace:model", args=[revision.solution_id]))
     assert response.status_code == 200
     assert [r.version for r in response.context["revisions"]] == ["0.9.0", "1.0.0"]
+    assert response.context["revision"] == revision  # the newest ready one
     html = response.content.decode()
-    assert reverse("marketplace:revision", args=[older.pk]) in html
-    assert "badge--onboarding" in html and "badge--ready" in html
+    assert f'value="{newer.pk}"' in html and "0.9.0 (onboarding)" in html
+    assert reverse("marketplace:revision", args=[revision.pk]) in html
 
 
 def test_it_shows_the_revision_metadata_methods_artifacts_and_steps(client_for, owner, revision):
@@ -91,7 +97,7 @@ def test_it_shows_the_revision_metadata_methods_artifacts_and_steps(client_for, 
 
 def test_it_hides_solutions_and_revisions_from_other_users(client_for, other_user, revision):
     client = client_for(other_user)
-    assert client.get(reverse("marketplace:solution", args=[revision.solution_id])).status_code == 404
+    assert client.get(reverse("marketplace:model", args=[revision.solution_id])).status_code == 404
     assert client.get(reverse("marketplace:revision", args=[revision.pk])).status_code == 404
 
 

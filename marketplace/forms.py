@@ -1,0 +1,117 @@
+"""The model page's forms: ratings, comments, and what owners and co-owners change.
+
+Forms check the shape of the input; whether it may be done is marketplace.services' call, whose
+refusals (services.Refused) are put back on the form next to the field they name."""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils.text import slugify
+
+from marketplace import services
+from marketplace.choices import ModelType
+from marketplace.models import Catalog, Revision, Tag
+
+STAR_CHOICES = [(stars, f"{stars} star{'s' if stars > 1 else ''}") for stars in range(1, 6)]
+TAG_MAX_LENGTH = Tag._meta.get_field("name").max_length
+
+
+def add_refusal(form: forms.Form, refused: services.Refused) -> None:
+    """A service's refusal, next to the field it is about (or on top of the form)."""
+    field = refused.field if refused.field in form.fields else None
+    form.add_error(field, refused.message)
+
+
+class RatingForm(forms.Form):
+    stars = forms.TypedChoiceField(
+        label="Your rating", choices=STAR_CHOICES, coerce=int, widget=forms.RadioSelect,
+        error_messages={"required": "choose 1 to 5 stars", "invalid_choice": "give 1 to 5 stars"})
+    review = forms.CharField(
+        label="Review", required=False, max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "What worked, what did not, what you used it for"}),
+        help_text="Optional. Shown with your name under the ratings.")
+
+
+class CommentForm(forms.Form):
+    text = forms.CharField(
+        label="Comment", max_length=8192, widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"required": "write something first"},
+        help_text="Plain text. The owner is told about it.")
+    parent = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+
+class DetailsForm(forms.Form):
+    description = forms.CharField(
+        label="Description", required=False, max_length=20000,
+        widget=forms.Textarea(attrs={"rows": 12, "spellcheck": "true"}),
+        help_text="Markdown: headings, lists, links, `code`, fenced code blocks and tables. "
+                  "Scripts and raw HTML handlers are removed.")
+    tags = forms.CharField(
+        label="Tags", required=False, max_length=600,
+        help_text=f"Comma-separated, at most {services.MAX_TAGS}; each becomes a lowercase slug "
+                  "(\"Computer Vision\" → computer-vision).")
+    model_type = forms.ChoiceField(label="Model type", choices=ModelType.choices)
+
+    def clean_tags(self) -> list[str]:
+        tags: list[str] = []
+        for raw in self.cleaned_data["tags"].split(","):
+            if not raw.strip():
+                continue
+            tag = slugify(raw)
+            if not tag:
+                raise forms.ValidationError(f"{raw.strip()!r} is not a tag: use letters, digits and hyphens")
+            if len(tag) > TAG_MAX_LENGTH:
+                raise forms.ValidationError(f"{tag!r} is longer than {TAG_MAX_LENGTH} characters")
+            if tag not in tags:
+                tags.append(tag)
+        if len(tags) > services.MAX_TAGS:
+            raise forms.ValidationError(f"at most {services.MAX_TAGS} tags (there are {len(tags)})")
+        return tags
+
+
+class PublishForm(forms.Form):
+    revision = forms.ModelChoiceField(
+        label="Version", queryset=Revision.objects.none(), empty_label=None,
+        help_text="Only a version that finished onboarding can be published.")
+    catalog = forms.ModelChoiceField(
+        label="Catalog", queryset=Catalog.objects.none(), empty_label=None,
+        help_text="Catalogs that need approval send a request to a publisher; the others publish at once.")
+    message = forms.CharField(
+        label="Message to the publisher", required=False, max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}), help_text="Optional; read by whoever reviews the request.")
+
+    def __init__(self, *args, revisions, catalogs, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["revision"].queryset = revisions
+        self.fields["revision"].label_from_instance = _revision_label
+        self.fields["catalog"].queryset = catalogs
+        self.fields["catalog"].label_from_instance = _catalog_label
+
+    def freeze_choices(self, revisions: list | None = None) -> None:
+        """Read each select's options once (`revisions`: already read by the page). A select asks for
+        its choices twice when drawn (the options, and whether the first one is empty)."""
+        field = self.fields["revision"]
+        field.widget.choices = ([(field.prepare_value(r), _revision_label(r)) for r in revisions]
+                                if revisions is not None else list(field.choices))
+        self.fields["catalog"].widget.choices = list(self.fields["catalog"].choices)
+
+
+def _revision_label(revision: Revision) -> str:
+    return revision.version if revision.is_ready else f"{revision.version} (still onboarding)"
+
+
+def _catalog_label(catalog: Catalog) -> str:
+    how = "published at once" if catalog.self_publish else "needs a publisher's approval"
+    return f"{catalog.name} — {catalog.get_access_display().lower()}, {how}"
+
+
+class ShareForm(forms.Form):
+    username = forms.CharField(
+        label="Username", max_length=150, widget=forms.TextInput(attrs={"autocomplete": "off"}),
+        help_text="A co-owner sees this model while it is private and manages it like you; only you can delete it.")
+
+
+class DeleteForm(forms.Form):
+    confirm = forms.BooleanField(
+        label="Yes, delete this model", error_messages={"required": "tick the box to confirm"},
+        help_text="It disappears from every catalog and search; you can restore it from My models.")

@@ -1,0 +1,275 @@
+"""Notifications: each event tells the right person once and nobody else (publish requested,
+approved, declined; a comment, a reply, a review; a share; onboarding finished or failed through a
+real upload; a deployment's operation and status change); the page (all/unread, newest first,
+pages of 25); opening one and marking read, per user; the bell's count; nothing for anonymous."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from acumos_portal.choices import JobStatus
+from deployment import secrets as deployment_secrets
+from deployment import services as deployment_services
+from deployment.choices import DeploymentStatus, TargetKind
+from deployment.models import Deployment, Target
+from marketplace import services
+from marketplace.choices import NotificationKind as Kind
+from marketplace.models import Notification
+from onboarding.models import OnboardingJob
+
+from ..bundles import builders, parts_of
+from ..factories import RevisionFactory, SolutionFactory, UserFactory, published_revision
+from ..onboarding.test_views import post_files
+
+pytestmark = pytest.mark.django_db
+PAGE = "/notifications/"
+BELL = "/notifications/bell/"
+
+
+def told(user, kind=None) -> list[Notification]:
+    found = Notification.objects.filter(user=user)
+    return list(found.filter(kind=kind) if kind else found)
+
+
+def everyone_else(told_ones, *people) -> None:
+    """Nobody but `told_ones` got any notification."""
+    for person in people:
+        if person not in told_ones:
+            assert told(person) == [], person.username
+
+
+# ---------------------------------------------------------------- who is told what
+
+def test_a_publish_request_tells_each_reviewer_but_not_the_owner(owner, other_user, publisher, admin_user, catalogs):
+    revision = RevisionFactory(solution=SolutionFactory(owner=owner, name="Iris"))
+    services.publish(owner, revision, catalogs["public"], message="ready for everyone")
+    for reviewer in (publisher, admin_user):
+        [note] = told(reviewer)
+        assert note.kind == Kind.PUBLISH_REQUESTED and "Iris" in note.title and note.message == "ready for everyone"
+        assert note.url == reverse("marketplace:manage-requests")
+    everyone_else([publisher, admin_user], owner, other_user)
+
+
+def test_a_self_publish_tells_nobody(owner, publisher, catalogs):
+    services.publish(owner, RevisionFactory(solution=SolutionFactory(owner=owner)), catalogs["company"])
+    everyone_else([], owner, publisher)
+
+
+@pytest.mark.parametrize("decision", ["approve", "decline"])
+def test_a_review_tells_the_requester_only(owner, co_owner, publisher, admin_user, catalogs, decision):
+    solution = SolutionFactory(owner=owner, name="Iris")
+    services.share(owner, solution, co_owner.username)
+    request = services.publish(co_owner, RevisionFactory(solution=solution), catalogs["public"])
+    Notification.objects.all().delete()  # the share and the request's own notifications
+
+    comment = "Nice docs." if decision == "approve" else "Needs docs."
+    getattr(services, decision)(publisher, request, comment)
+    [note] = told(co_owner)
+    assert note.kind == (Kind.PUBLISH_APPROVED if decision == "approve" else Kind.PUBLISH_DECLINED)
+    assert note.url == reverse("marketplace:model", args=[solution.pk]) and note.message == comment
+    everyone_else([co_owner], owner, publisher, admin_user)
+
+
+def test_a_comment_tells_the_owner_and_a_reply_tells_the_commenter(owner, other_user, catalogs):
+    solution = published_revision(catalogs["company"], owner=owner, name="Iris").solution
+    third = UserFactory(username="third")
+    comment = services.add_comment(other_user, solution, "Which features does it use?")
+    [note] = told(owner)
+    assert note.kind == Kind.COMMENT and note.url.endswith(f"#comment-{comment.pk}")
+    everyone_else([owner], other_user, third)
+
+    Notification.objects.all().delete()
+    services.add_comment(owner, solution, "The four measurements.", parent=comment)
+    assert [n.kind for n in told(other_user)] == [Kind.COMMENT]
+    everyone_else([other_user], owner, third)
+
+
+def test_a_review_tells_the_owner_once(owner, other_user, catalogs):
+    solution = published_revision(catalogs["company"], owner=owner, name="Iris").solution
+    services.rate(other_user, solution, 4, "Solid baseline.")
+    services.rate(other_user, solution, 5, "Even better.")  # changing one's rating is not news
+    [note] = told(owner)
+    assert note.kind == Kind.REVIEW and "4 stars" in note.title and note.message == "Solid baseline."
+    everyone_else([owner], other_user)
+    services.rate(owner, solution, 5)  # rating one's own model tells nobody
+    assert len(told(owner)) == 1
+
+
+def test_a_share_tells_the_new_co_owner(owner, co_owner, other_user):
+    solution = SolutionFactory(owner=owner, name="Iris")
+    services.share(owner, solution, co_owner.username)
+    [note] = told(co_owner)
+    assert note.kind == Kind.SHARED and "owner shared Iris" in note.title
+    everyone_else([co_owner], owner, other_user)
+
+
+def test_onboarding_tells_the_uploader_when_it_is_ready(owner, other_user, client_for, bundle_parts, inline_jobs,
+                                                        settings):
+    settings.ACUMOS_SMOKE_TEST = False  # this test is about the notification, not the runner
+    with inline_jobs():
+        post_files(client_for(owner), bundle_parts)
+    job = OnboardingJob.objects.get()
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    [note] = told(owner)
+    assert note.kind == Kind.ONBOARDING_SUCCEEDED and "IrisClassifier" in note.title
+    assert note.url == reverse("marketplace:revision", args=[job.revision_uuid])
+    everyone_else([owner], other_user)
+
+
+def test_onboarding_tells_the_uploader_when_it_fails(owner, other_user, client_for, inline_jobs, tmp_path):
+    bundle = builders.failing_bundle(tmp_path / "failing", fail_on_sample=True)
+    with inline_jobs():
+        post_files(client_for(owner), parts_of(bundle))
+    job = OnboardingJob.objects.get()
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    [note] = told(owner)
+    assert note.kind == Kind.ONBOARDING_FAILED and "smoke_test" in note.title
+    assert note.url == reverse("onboarding:job", args=[job.pk]) and note.message == job.error
+    everyone_else([owner], other_user)
+
+
+@pytest.fixture
+def deployment(owner):
+    """A running deployment on this host whose runner is gone (no process): the status check finds it down."""
+    revision = RevisionFactory(solution=SolutionFactory(owner=owner))
+    target = Target.objects.create(name="This host", kind=TargetKind.LOCAL)
+    return Deployment.objects.create(name="iris", target=target, revision=revision, created_by=owner,
+                                     status=DeploymentStatus.RUNNING, endpoint_url="http://127.0.0.1:9/",
+                                     admin_token_encrypted=deployment_secrets.encrypt("token"))
+
+
+def test_a_deployment_status_change_tells_its_creator(deployment, owner, other_user):
+    deployment_services.check_deployment(deployment)
+    deployment.refresh_from_db()
+    assert deployment.status == DeploymentStatus.DOWN
+    [note] = told(owner)
+    assert note.kind == Kind.DEPLOYMENT and DeploymentStatus.DOWN.label.lower() in note.title
+    assert note.url == f"/deployments/{deployment.pk}/"
+    deployment_services.check_deployment(deployment)  # still down: no news
+    assert len(told(owner)) == 1
+    everyone_else([owner], other_user)
+
+
+def test_a_finished_operation_tells_who_asked_for_it(deployment, owner, co_owner):
+    operation = deployment_services.stop(deployment, co_owner)
+    deployment_services.run_operation(str(operation.pk))
+    [note] = told(co_owner)
+    assert note.kind == Kind.DEPLOYMENT and "done" in note.title
+    everyone_else([co_owner], owner)
+
+
+# ---------------------------------------------------------------- the page
+
+def notes(user, n: int, **fields) -> list[Notification]:
+    return [services.notify(user, Kind.COMMENT, f"note {i}", url=f"/models/x{i}/", **fields) for i in range(n)]
+
+
+def test_it_asks_anonymous_visitors_to_sign_in(client):
+    for url in (PAGE, "/notifications/1/open/"):
+        response = client.get(url)
+        assert response.status_code == 302 and response.url.startswith(reverse("accounts:login"))
+    response = client.post("/notifications/read/")
+    assert response.status_code == 302 and response.url.startswith(reverse("accounts:login"))
+
+
+def test_it_lists_mine_newest_first_with_the_unread_highlighted(client_for, owner, other_user):
+    older, newer = notes(owner, 2)
+    services.mark_read(owner, [older.pk])
+    notes(other_user, 1, message="not for the owner")
+    html = client_for(owner).get(PAGE).content.decode()
+    assert html.index("note 1") < html.index("note 0")
+    assert f'feed__item feed__item--unread" id="notification-{newer.pk}"' in html
+    assert f'class="feed__item" id="notification-{older.pk}"' in html
+    assert "not for the owner" not in html
+    assert "Mark all as read" in html
+
+
+def test_it_filters_the_unread_ones(client_for, owner):
+    read, unread = notes(owner, 2)
+    services.mark_read(owner, [read.pk])
+    response = client_for(owner).get(PAGE + "?show=unread")
+    assert [n.pk for n in response.context["page"]] == [unread.pk]
+    services.mark_read(owner)
+    html = client_for(owner).get(PAGE + "?show=unread").content.decode()
+    assert "You are all caught up" in html and "Mark all as read" not in html
+
+
+def test_it_pages_by_25(client_for, owner):
+    notes(owner, 30)
+    first = client_for(owner).get(PAGE)
+    assert len(first.context["page"].object_list) == 25 and "?show=all&amp;page=2" in first.content.decode()
+    assert len(client_for(owner).get(PAGE + "?page=2").context["page"].object_list) == 5
+
+
+def test_a_newcomer_sees_what_they_will_hear_about(client_for, owner):
+    html = client_for(owner).get(PAGE).content.decode()
+    assert "No notifications yet" in html
+
+
+def test_opening_one_marks_it_read_and_goes_to_its_page(client_for, owner):
+    note, other = notes(owner, 2)
+    response = client_for(owner).post(reverse("marketplace:notification-open", args=[note.pk]))
+    assert response.status_code == 302 and response.url == note.url
+    note.refresh_from_db(), other.refresh_from_db()
+    assert note.is_read and not other.is_read
+    response = client_for(owner).get(reverse("marketplace:notification-open", args=[other.pk]))  # a plain link
+    assert response.url == other.url and Notification.objects.get(pk=other.pk).is_read
+
+
+def test_opening_never_leaves_the_site(client_for, owner):
+    note = services.notify(owner, Kind.COMMENT, "odd", url="https://evil.example/")
+    response = client_for(owner).post(reverse("marketplace:notification-open", args=[note.pk]))
+    assert response.url == PAGE
+
+
+def test_nobody_opens_another_users_notification(client_for, owner, other_user):
+    [theirs] = notes(other_user, 1)
+    response = client_for(owner).post(reverse("marketplace:notification-open", args=[theirs.pk]))
+    assert response.status_code == 404
+    assert not Notification.objects.get(pk=theirs.pk).is_read
+
+
+def test_mark_read_changes_only_my_own(client_for, owner, other_user):
+    mine = notes(owner, 3)
+    theirs = notes(other_user, 2)
+    client = client_for(owner)
+    response = client.post("/notifications/read/", {"ids": [mine[0].pk, theirs[0].pk, "nonsense"]})
+    assert response.status_code == 302 and response.url == PAGE
+    assert [n.is_read for n in Notification.objects.filter(user=owner).order_by("pk")] == [True, False, False]
+
+    client.post("/notifications/read/", {"next": PAGE + "?show=unread"})  # all of mine
+    assert not Notification.objects.filter(user=owner, read_at__isnull=True).exists()
+    assert Notification.objects.filter(user=other_user, read_at__isnull=True).count() == 2
+
+
+def test_mark_read_with_htmx_answers_the_list_and_tells_the_bell(client_for, owner):
+    first, second = notes(owner, 2)
+    response = client_for(owner).post("/notifications/read/", {"ids": [first.pk], "show": "unread"},
+                                      headers={"HX-Request": "true"})
+    assert response.status_code == 200 and response["HX-Trigger"] == "notifications-read"
+    assert [n.pk for n in response.context["page"]] == [second.pk]  # the unread list it was on
+
+
+def test_mark_read_wants_a_post(client_for, owner):
+    assert client_for(owner).get("/notifications/read/").status_code == 405
+
+
+# ---------------------------------------------------------------- the bell
+
+def test_the_bell_shows_my_unread_count(client_for, owner, other_user):
+    notes(owner, 3)
+    notes(other_user, 5)
+    services.mark_read(owner, [Notification.objects.filter(user=owner).first().pk])
+    response = client_for(owner).get(BELL)
+    assert response.status_code == 200 and response.context["UNREAD_COUNT"] == 2
+    assert "2 unread" in response.content.decode()
+    services.mark_read(owner)
+    assert client_for(owner).get(BELL).context["UNREAD_COUNT"] == 0
+
+
+def test_the_bell_gives_anonymous_visitors_nothing(client):
+    response = client.get(BELL)
+    assert response.status_code == 204 and response.content == b""
