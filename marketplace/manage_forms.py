@@ -7,17 +7,15 @@ from __future__ import annotations
 import re
 
 from django import forms
-from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import Case, Exists, OuterRef, Value, When
 
+from acumos_portal.accounts import services as account_services
 from acumos_portal.accounts.choices import Role
 from acumos_portal.accounts.models import SiteSettings, User
 from acumos_portal.site import forget_site
-from marketplace.choices import Audience, CatalogAccess, RequestStatus
-from marketplace.models import Catalog, Publication, Solution
-from marketplace.services import Refused
+from marketplace import services
+from marketplace.models import Catalog, Publication
 
 # ---------------------------------------------------------------- publish requests
 
@@ -57,33 +55,8 @@ class CatalogForm(forms.ModelForm):
         access_changed = self.instance.pk is not None and "access" in self.changed_data
         catalog = super().save(commit=commit)
         if access_changed:
-            refresh_audiences(Publication.objects.filter(catalog=catalog).values("solution_id"))
+            services.refresh_audiences(Publication.objects.filter(catalog=catalog).values("solution_id"))
         return catalog
-
-
-def refresh_audiences(solution_ids) -> int:
-    """services.refresh_audience for many solutions in one UPDATE: who sees a solution follows the
-    widest catalog it is in, so changing a catalog's access changes its models' audience."""
-    published = Publication.objects.filter(solution=OuterRef("pk"))
-    audience = Case(
-        When(Exists(published.filter(catalog__access=CatalogAccess.PUBLIC)), then=Value(Audience.ANYONE)),
-        When(Exists(published), then=Value(Audience.SIGNED_IN)),
-        default=Value(Audience.PRIVATE))
-    return Solution.objects.filter(pk__in=solution_ids).update(audience=audience)
-
-
-def delete_catalog(catalog: Catalog) -> None:
-    """Only an empty catalog goes: its publications would otherwise vanish with it, and so would
-    requests a publisher has not answered yet."""
-    published = Publication.objects.filter(catalog=catalog).values("solution_id").distinct().count()
-    if published:
-        raise Refused(f"{catalog.name} still holds {published} model{'s' if published != 1 else ''}: "
-                      "unpublish them first")
-    pending = catalog.publish_requests.filter(status=RequestStatus.PENDING).count()
-    if pending:
-        raise Refused(f"{catalog.name} has {pending} pending publish request{'s' if pending != 1 else ''}: "
-                      "approve or decline them first")
-    catalog.delete()
 
 
 # ---------------------------------------------------------------- users and roles
@@ -118,22 +91,11 @@ class UserAccessForm(forms.Form):
 
     @transaction.atomic
     def save(self) -> User:
-        set_roles(self.user, self.cleaned_data["roles"])
+        account_services.set_roles(self.user, self.cleaned_data["roles"])
         if self.user.is_active != self.cleaned_data["is_active"]:
             self.user.is_active = self.cleaned_data["is_active"]
             self.user.save(update_fields=["is_active"])
         return self.user
-
-
-def set_roles(user: User, roles: list[str]) -> None:
-    """Grant the roles given and revoke the other roles; groups that are not roles stay."""
-    wanted = set(roles)
-    for role in Role:
-        group, _ = Group.objects.get_or_create(name=role.value)
-        if role.value in wanted:
-            user.groups.add(group)
-        else:
-            user.groups.remove(group)
 
 
 # ---------------------------------------------------------------- site settings

@@ -97,6 +97,14 @@ def managed_solutions(user, *, deleted: bool = False) -> QuerySet[Solution]:
     return solutions.filter(Q(owner=user) | Q(pk__in=_shared_with(user)))
 
 
+def owned_solutions(user, *, deleted: bool = False) -> QuerySet[Solution]:
+    """What `user` owns or co-owns, admins included: My Models is their own shelf, not the site's."""
+    if not signed_in(user):
+        return Solution.objects.none()
+    return (Solution.objects.filter(deleted_at__isnull=not deleted).select_related("owner")
+            .filter(Q(owner=user) | Q(pk__in=_shared_with(user))))
+
+
 def deleted_solutions(user) -> QuerySet[Solution]:
     return managed_solutions(user, deleted=True)
 

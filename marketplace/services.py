@@ -10,7 +10,7 @@ import json
 
 from django.contrib.postgres.search import SearchVector
 from django.db import connection, transaction
-from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -181,11 +181,32 @@ def unpublish(user, publication: Publication) -> None:
 
 
 def refresh_audience(solution_id) -> None:
-    """The widest catalog any revision is published in decides who sees the solution."""
-    public = Publication.objects.filter(solution_id=solution_id, catalog__access=CatalogAccess.PUBLIC).exists()
-    published = public or Publication.objects.filter(solution_id=solution_id).exists()
-    audience = Audience.ANYONE if public else Audience.SIGNED_IN if published else Audience.PRIVATE
-    Solution.objects.filter(pk=solution_id).update(audience=audience)
+    refresh_audiences([solution_id])
+
+
+def refresh_audiences(solution_ids) -> int:
+    """The widest catalog any revision is published in decides who sees a solution (one UPDATE)."""
+    published = Publication.objects.filter(solution=OuterRef("pk"))
+    audience = Case(
+        When(Exists(published.filter(catalog__access=CatalogAccess.PUBLIC)), then=Value(Audience.ANYONE)),
+        When(Exists(published), then=Value(Audience.SIGNED_IN)),
+        default=Value(Audience.PRIVATE))
+    return Solution.objects.filter(pk__in=solution_ids).update(audience=audience)
+
+
+@transaction.atomic
+def delete_catalog(catalog: Catalog) -> None:
+    """Only an empty catalog goes: its publications would otherwise vanish with it, and so would
+    requests a publisher has not answered yet."""
+    published = Publication.objects.filter(catalog=catalog).values("solution_id").distinct().count()
+    if published:
+        raise Refused(f"{catalog.name} still holds {published} model{'s' if published != 1 else ''}: "
+                      "unpublish them first", "catalog")
+    pending = catalog.publish_requests.filter(status=RequestStatus.PENDING).count()
+    if pending:
+        raise Refused(f"{catalog.name} has {pending} pending publish request{'s' if pending != 1 else ''}: "
+                      "approve or decline them first", "catalog")
+    catalog.delete()
 
 
 # ---------------------------------------------------------------- owning

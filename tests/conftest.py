@@ -28,6 +28,12 @@ def artifact_storage(settings, tmp_path):
     return tmp_path / "artifacts"
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Personas are made for every test: PBKDF2's deliberate slowness would dominate the suite."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def inline_jobs(monkeypatch, django_capture_on_commit_callbacks):
     """`with inline_jobs(): <upload>`: the tasks the upload starts run synchronously, in order,

@@ -30,6 +30,18 @@ def grant_role(user: User, role: Role) -> None:
     user.forget_roles()
 
 
+def set_roles(user: User, roles: list[str]) -> None:
+    """Grant the roles given and revoke the other roles; groups that are not roles stay."""
+    wanted = set(roles)
+    for role in Role:
+        group, _ = Group.objects.get_or_create(name=role.value)
+        if role.value in wanted:
+            user.groups.add(group)
+        else:
+            user.groups.remove(group)
+    user.forget_roles()
+
+
 def grant_default_role(user: User) -> None:
     grant_role(user, DEFAULT_ROLE)
 

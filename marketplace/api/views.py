@@ -65,7 +65,6 @@ from marketplace.api.serializers import (
 from marketplace.choices import ArtifactKind, RequestStatus, RevisionStatus
 from marketplace.models import (
     Artifact,
-    Catalog,
     Comment,
     Favorite,
     Notification,
@@ -486,17 +485,9 @@ class CatalogViewSet(RolesOnceMixin, VisibleObjectMixin, viewsets.ModelViewSet):
     def destroy(self, request, *args, **kwargs):
         """Only an empty catalog goes: unpublish its models and settle its pending requests first."""
         catalog = self.get_object()
-        self._check_empty(catalog)
-        catalog.delete()
+        with refused_as_400("catalog"):
+            services.delete_catalog(catalog)
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-    @staticmethod
-    def _check_empty(catalog: Catalog) -> None:
-        published = catalog.publications.count()
-        pending = catalog.publish_requests.filter(status=RequestStatus.PENDING).count()
-        if published or pending:
-            raise exceptions.ValidationError({"catalog": [
-                f"{catalog.name} still has {published} publication(s) and {pending} pending request(s)"]})
 
 
 # ---------------------------------------------------------------- publications

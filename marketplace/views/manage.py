@@ -24,7 +24,6 @@ from marketplace.manage_forms import (
     ReviewForm,
     SiteSettingsForm,
     UserAccessForm,
-    delete_catalog,
 )
 from marketplace.models import Catalog
 
@@ -150,7 +149,7 @@ def catalog_edit(request, pk=None):
 def catalog_delete(request, pk):
     catalog = get_object_or_404(Catalog, pk=pk)
     try:
-        delete_catalog(catalog)
+        services.delete_catalog(catalog)
     except services.Refused as refused:
         messages.error(request, f"Not deleted: {refused.message}.")
         return redirect("marketplace:manage-catalog-edit", pk=catalog.pk)

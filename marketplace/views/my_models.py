@@ -27,7 +27,7 @@ from django.views.decorators.http import require_GET
 
 from marketplace import selectors
 from marketplace.choices import RequestStatus
-from marketplace.models import Publication, Revision, SolutionShare
+from marketplace.models import Publication, Revision
 from onboarding.choices import JobStatus, StepStatus
 from onboarding.models import OnboardingJob
 
@@ -59,15 +59,9 @@ def my_models(request):
 
 # ---------------------------------------------------------------- what each tab lists
 
-def mine(solutions: QuerySet, user) -> QuerySet:
-    """Admins manage every model (selectors.managed_solutions), yet My models lists only the ones
-    they own or co-own: it is their own shelf, not the site's."""
-    return solutions.filter(Q(owner=user) | Q(pk__in=SolutionShare.objects.filter(user=user).values("solution_id")))
-
-
 def _live(user) -> QuerySet:
     published = Publication.objects.filter(solution=OuterRef("pk"))
-    return mine(selectors.managed_solutions(user), user).annotate(is_published=Exists(published))
+    return selectors.owned_solutions(user).annotate(is_published=Exists(published))
 
 
 def _tab_items(user, tab: str) -> QuerySet:
@@ -87,13 +81,13 @@ def _published(user) -> QuerySet:
 
 
 def _deleted(user) -> QuerySet:
-    return mine(selectors.deleted_solutions(user), user).annotate(
+    return selectors.owned_solutions(user, deleted=True).annotate(
         revision_count=Count("revisions")).order_by("-deleted_at")
 
 
 def _requests(user) -> QuerySet:
     pending_first = Case(When(status=RequestStatus.PENDING, then=Value(0)), default=Value(1))
-    return (selectors.requests_of(user).filter(solution__in=mine(selectors.managed_solutions(user), user))
+    return (selectors.requests_of(user).filter(solution__in=selectors.owned_solutions(user))
             .select_related("requested_by").order_by(pending_first, "-created"))
 
 
@@ -104,7 +98,7 @@ def _counts(user, running: list[OnboardingJob]) -> dict[str, int]:
     live = _live(user).aggregate(published=Count("pk", filter=Q(is_published=True)),
                                  unpublished=Count("pk", filter=Q(is_published=False)))
     return {"unpublished": live["unpublished"] + len(running), "published": live["published"],
-            "deleted": mine(selectors.deleted_solutions(user), user).count(),
+            "deleted": selectors.owned_solutions(user, deleted=True).count(),
             "requests": _requests(user).count()}
 
 

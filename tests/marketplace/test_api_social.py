@@ -470,7 +470,7 @@ def test_a_catalog_in_use_is_not_deleted(client_for, owner, admin_user, catalogs
     empty = Catalog.objects.create(name="Waiting room", self_publish=False)
     services.publish(owner, world.private.revisions.get(), empty)
     response = post(client_for(admin_user), f"/api/v1/catalogs/{empty.pk}", method="delete")
-    field_error(response, "catalog", "1 pending request")
+    field_error(response, "catalog", "1 pending publish request")
     assert Catalog.objects.filter(pk=empty.pk).exists()
 
 
