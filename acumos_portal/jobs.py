@@ -50,6 +50,15 @@ def _pool() -> ThreadPoolExecutor:
         return _state["executor"]
 
 
+def shutdown() -> None:
+    """Wait for the jobs on this process's thread pool to end, and drop the pool (the next job
+    makes a new one): tests call it before their database goes."""
+    with _lock:
+        executor = _state.pop("executor", None)
+    if executor is not None:
+        executor.shutdown(wait=True, cancel_futures=False)
+
+
 def _run_in_thread(task, args) -> None:
     close_old_connections()
     try:
