@@ -1,8 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from acumos_portal import site
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("site/logo/", site.logo, name="site-logo"),
     path("accounts/", include("acumos_portal.accounts.urls")),
     path("onboarding/", include("onboarding.urls")),
     path("api/v1/", include("acumos_portal.api.urls")),

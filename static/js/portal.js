@@ -57,5 +57,70 @@
     document.querySelectorAll("[data-select-on-focus]").forEach(function (input) {
       input.addEventListener("focus", function () { input.select(); });
     });
+
+    setUpNavToggle();
+    setUpCollapsibles(document);
+  });
+
+  // The top bar's menu button (narrow screens): shows or hides the main links.
+  function setUpNavToggle() {
+    var button = document.querySelector(".nav-toggle");
+    var topbar = document.querySelector(".topbar");
+    if (!button || !topbar) return;
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var open = topbar.classList.toggle("topbar--open");
+      button.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && topbar.classList.contains("topbar--open")) {
+        topbar.classList.remove("topbar--open");
+        button.setAttribute("aria-expanded", "false");
+        button.focus();
+      }
+    });
+  }
+
+  // <details data-collapse-below="860" open>: open on wide screens (its summary is hidden there),
+  // closed at first on narrow ones; a reader's choice is kept when htmx replaces it.
+  var chosenOpen = {};
+  var watched = {};
+  function setUpCollapsibles(root) {
+    root.querySelectorAll("details[data-collapse-below]").forEach(function (details) {
+      var narrow = window.matchMedia("(max-width: " + details.getAttribute("data-collapse-below") + "px)");
+      var key = details.id || "details";
+      details.open = !narrow.matches || chosenOpen[key] === true;
+      details.addEventListener("toggle", function () {
+        if (narrow.matches) chosenOpen[key] = details.open;
+      });
+      if (!watched[key]) {
+        watched[key] = true;
+        narrow.addEventListener("change", function () {
+          var current = document.getElementById(details.id) || details;
+          current.open = !narrow.matches || chosenOpen[key] === true;
+        });
+      }
+    });
+  }
+
+  // htmx: requests from an element marked data-drop-empty leave out empty parameters (cleaner
+  // addresses in the history); swapped-in content gets the same enhancements as the page.
+  document.addEventListener("htmx:configRequest", function (event) {
+    var form = event.detail.elt.closest && event.detail.elt.closest("[data-drop-empty]");
+    if (!form || event.detail.verb !== "get") return;
+    var params = event.detail.parameters;
+    Object.keys(params).forEach(function (name) {
+      if (params[name] === "") delete params[name];
+    });
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    // Restoring history swaps without a target element: the whole page is then set up again.
+    setUpCollapsibles(event.detail.target || document);
+    // A filter link that was followed is gone: keep keyboard users in the results, not at the page top.
+    var source = event.detail.requestConfig && event.detail.requestConfig.elt;
+    if (source && source.tagName === "A" && !document.body.contains(source)) {
+      var landing = event.detail.target && event.detail.target.querySelector("[data-focus-after-swap]");
+      if (landing) landing.focus({ preventScroll: true });
+    }
   });
 })();
