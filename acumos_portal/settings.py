@@ -51,6 +51,12 @@ ROOT_URLCONF = "acumos_portal.urls"
 WSGI_APPLICATION = "acumos_portal.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "accounts:login"
+# How long the browse page's result count and filter counts are reused (0: never). Any change to
+# the catalog starts afresh; the cache is per process unless ACUMOS_CACHE_URL (redis://) is set.
+ACUMOS_SUMMARY_SECONDS = env_int("ACUMOS_SUMMARY_SECONDS", 300)
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env_str(
+    "ACUMOS_CACHE_URL", "")}} if env_str("ACUMOS_CACHE_URL", "") else {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Whether anyone may make an account at /accounts/signup/ (as a Data Scientist).
 ACUMOS_SIGNUP_OPEN = env_bool("ACUMOS_SIGNUP_OPEN", True)
 LOGIN_REDIRECT_URL = "marketplace:my-models"

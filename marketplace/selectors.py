@@ -8,11 +8,13 @@ whatever they do not return is a 404."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
@@ -33,6 +35,7 @@ from marketplace.models import (
 )
 
 SEARCH_CONFIG = "english"
+GENERATION_KEY = "marketplace:generation"
 PAGE_SIZE = 24
 FACET_LIMIT = 12
 
@@ -267,6 +270,48 @@ def facet_counts(solutions: QuerySet[Solution], user) -> dict[str, list[tuple[st
                     .values("catalog_id", "catalog__name")
                     .annotate(n=Count("solution", distinct=True)).order_by("-n", "catalog__name")],
     }
+
+
+@dataclass
+class Summary:
+    """What a result list shows about all its results: how many, and the filter counts."""
+
+    total: int
+    facets: dict
+
+
+def summary_of(solutions: QuerySet[Solution], user, params: SearchParams) -> Summary:
+    """The count and facet counts, cached for SUMMARY_SECONDS per audience and query. They scan
+    every matching row, while a page reads only 24; any change to what is listed or who may see
+    it starts a new generation, so a cached summary never outlives the data it counts."""
+    key = _summary_key(user, params)
+    found = cache.get(key) if key else None
+    if found is None:
+        found = Summary(total=solutions.count(), facets=facet_counts(solutions, user))
+        if key:
+            cache.set(key, found, settings.ACUMOS_SUMMARY_SECONDS)
+    return found
+
+
+def _summary_key(user, params: SearchParams) -> str | None:
+    if not settings.ACUMOS_SUMMARY_SECONDS:
+        return None
+    asked = repr((search_terms(params.q), sorted(params.active_filters.items())))
+    digest = hashlib.sha256(f"{_scope(user)}|{asked}".encode()).hexdigest()[:32]
+    return f"marketplace:summary:{cache.get(GENERATION_KEY, 0)}:{digest}"
+
+
+def _scope(user) -> str:
+    """Who sees the same list: anyone, any member, or (owning private models, reviewing) one user."""
+    if not signed_in(user):
+        return "anyone"
+    if is_admin(user):
+        return "admin"
+    own_private = Solution.objects.filter(Q(owner=user) | Q(pk__in=_shared_with(user)),
+                                          audience=Audience.PRIVATE, deleted_at__isnull=True)
+    if is_publisher(user) or own_private.exists():
+        return f"user:{user.pk}"
+    return "members"
 
 
 def _column_facet(solutions: QuerySet, column: str, labels: dict | None = None) -> list[tuple[str, str, int]]:

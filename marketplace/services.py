@@ -7,8 +7,10 @@ about, so pages and the API show the same message."""
 from __future__ import annotations
 
 import json
+import time
 
 from django.contrib.postgres.search import SearchVector
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Case, Count, Exists, F, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
@@ -58,6 +60,14 @@ class Refused(Exception):
         self.field = field
 
 
+def catalog_changed() -> None:
+    """What lists show, or who may see it, changed: cached result counts start afresh."""
+    try:
+        cache.incr(selectors.GENERATION_KEY)
+    except ValueError:  # not there yet (or evicted): any new value makes new keys
+        cache.set(selectors.GENERATION_KEY, int(time.time() * 1000), None)
+
+
 def seed_catalogs() -> None:
     """The two catalogs every site starts with (Acumos seeds the same two)."""
     for spec in SEED_CATALOGS:
@@ -80,6 +90,7 @@ def publish(user, revision: Revision, catalog: Catalog, message: str = "") -> Pu
         return _add_publication(revision, catalog, published_by=user)
     request = PublishRequest.objects.create(solution=revision.solution, revision=revision, catalog=catalog,
                                             requested_by=user, message=message.strip())
+    catalog_changed()  # publishers now see it
     _tell_publishers(request)
     return request
 
@@ -160,6 +171,7 @@ def _close(request: PublishRequest, reviewer, status: str, comment: str) -> None
     request.review_comment = comment.strip()
     request.reviewed_at = timezone.now()
     request.save(update_fields=["status", "reviewed_by", "review_comment", "reviewed_at"])
+    catalog_changed()
 
 
 @transaction.atomic
@@ -169,6 +181,7 @@ def withdraw(user, request: PublishRequest) -> PublishRequest:
         raise Refused(f"this request was already {request.get_status_display().lower()}")
     request.status = RequestStatus.WITHDRAWN
     request.save(update_fields=["status"])
+    catalog_changed()
     return request
 
 
@@ -191,7 +204,9 @@ def refresh_audiences(solution_ids) -> int:
         When(Exists(published.filter(catalog__access=CatalogAccess.PUBLIC)), then=Value(Audience.ANYONE)),
         When(Exists(published), then=Value(Audience.SIGNED_IN)),
         default=Value(Audience.PRIVATE))
-    return Solution.objects.filter(pk__in=solution_ids).update(audience=audience)
+    changed = Solution.objects.filter(pk__in=solution_ids).update(audience=audience)
+    catalog_changed()
+    return changed
 
 
 @transaction.atomic
@@ -252,11 +267,13 @@ def soft_delete(user, solution: Solution) -> None:
     PublishRequest.objects.filter(solution=solution, status=RequestStatus.PENDING).update(
         status=RequestStatus.WITHDRAWN)
     Solution.objects.filter(pk=solution.pk).update(deleted_at=timezone.now())
+    catalog_changed()
 
 
 def restore(user, solution: Solution) -> None:
     _require(selectors.can_delete_solution(user, solution), "only the owner or an admin restores a model")
     Solution.objects.filter(pk=solution.pk).update(deleted_at=None)
+    catalog_changed()
 
 
 # ---------------------------------------------------------------- ratings, comments, favorites
@@ -357,6 +374,7 @@ def reindex(solution_id) -> None:
     Solution.objects.filter(pk=solution_id).update(search_text=text.lower())
     if connection.vendor == "postgresql":
         Solution.objects.filter(pk=solution_id).update(search_vector=search_vector_expression())
+    catalog_changed()
 
 
 def search_vector_expression():

@@ -29,6 +29,16 @@ def artifact_storage(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def empty_cache():
+    """The cache outlives each test's database transaction: start every test without it."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     """Personas are made for every test: PBKDF2's deliberate slowness would dominate the suite."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

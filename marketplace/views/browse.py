@@ -46,7 +46,8 @@ def browse(request):
     catalog = chosen_catalog(request.GET, request.user)
     params = search_params(request.GET, catalog)
     results = selectors.search_solutions(request.user, params)
-    page = Paginator(results.prefetch_related("tags"), selectors.PAGE_SIZE).get_page(request.GET.get("page"))
+    summary = selectors.summary_of(results, request.user, params)
+    page = paginate(results.prefetch_related("tags"), summary.total, request.GET.get("page"))
     params.page = page.number
     view = request.GET.get("view") if request.GET.get("view") in VIEWS else VIEWS[0]
     links = Links(params, view)
@@ -56,7 +57,7 @@ def browse(request):
         "page": page,
         "pages": links.pages(page),
         "cards": cards_of(page, request.user, links),
-        "facets": facet_sections(results, request.user, params, links),
+        "facets": facet_sections(summary.facets, params, links),
         "chips": chips_of(params, catalog, links),
         "sort_options": sort_options(params),
         "form_fields": [(name, value) for name, value in links.query.items() if name not in ("q", "sort")],
@@ -67,6 +68,13 @@ def browse(request):
     }
     template = "marketplace/_results.html" if context["is_htmx"] else "marketplace/browse.html"
     return render(request, template, context)
+
+
+def paginate(results, total: int, number) -> Page:
+    """A page of `results`, whose count is known already (selectors.summary_of)."""
+    paginator = Paginator(results, selectors.PAGE_SIZE)
+    paginator.__dict__["count"] = total  # Paginator.count is a cached_property: no COUNT query
+    return paginator.get_page(number)
 
 
 def is_partial(request) -> bool:
@@ -211,10 +219,9 @@ def catalogs_by_solution(user, solution_ids: list) -> dict:
     return found
 
 
-def facet_sections(results, user, params: selectors.SearchParams, links: Links) -> list[dict]:
+def facet_sections(counts: dict, params: selectors.SearchParams, links: Links) -> list[dict]:
     """The sidebar: each filter with its values among the results. A value links to the results
     narrowed to it; the chosen one links back to the results without it."""
-    counts = selectors.facet_counts(results, user)
     sections = []
     for name, title in FACETS:
         chosen = getattr(params, name)

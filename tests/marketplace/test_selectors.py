@@ -130,3 +130,36 @@ def test_facets_count_what_the_results_hold(shelf, other_user):
     assert facets["tag"] == [("chemistry", "chemistry", 1)]
     assert [(label, n) for _, label, n in facets["catalog"]] == [("Public Models", 2)]
     assert Solution.objects.count() == 3  # the private one is in no count
+
+
+# ---------------------------------------------------------------- the cached summary
+
+def summary_for(user, q=""):
+    params = selectors.SearchParams(q=q)
+    return selectors.summary_of(selectors.search_solutions(user, params), user, params)
+
+
+def test_the_summary_is_reused_until_the_catalog_changes(shelf, catalogs, django_assert_num_queries):
+    assert summary_for(None).total == 2
+    with django_assert_num_queries(0):  # count and facets come from the cache
+        assert summary_for(None).total == 2
+
+    published_revision(catalogs["public"], name="Petal Counter")
+
+    assert summary_for(None).total == 3
+
+
+def test_a_summary_is_never_shared_with_someone_who_sees_less(shelf, owner, other_user, catalogs):
+    private = RevisionFactory(solution=SolutionFactory(owner=owner, name="Iris Draft"))
+    services.reindex(private.solution_id)
+
+    assert summary_for(owner, "iris").total == 2  # with their own draft
+    assert summary_for(other_user, "iris").total == 1
+    assert summary_for(None, "iris").total == 1
+
+
+def test_no_summary_is_kept_when_the_setting_is_zero(settings, shelf, catalogs):
+    settings.ACUMOS_SUMMARY_SECONDS = 0
+    assert summary_for(None).total == 2
+    Solution.objects.filter(name="Wine Quality").update(audience=0)  # no service: nothing would tell a cache
+    assert summary_for(None).total == 1
