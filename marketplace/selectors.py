@@ -86,7 +86,7 @@ def visible_solutions(user) -> QuerySet[Solution]:
     if signed_in(user):
         seen |= Q(owner=user) | Q(pk__in=_shared_with(user))
     if is_publisher(user):
-        seen |= Q(pk__in=_pending_for_review().values("solution_id"))
+        seen |= Exists(_pending_for_review().filter(solution=OuterRef("pk")))
     return live.filter(seen)
 
 
@@ -117,12 +117,12 @@ def visible_revisions(user) -> QuerySet[Revision]:
         "solution", "solution__owner")
     if is_admin(user):
         return revisions
-    published = Publication.objects.filter(catalog__access__in=_accesses(user)).values("revision_id")
-    seen = Q(pk__in=published)
+    # Correlated EXISTS, not IN: an IN list of every published revision is read whole for one row.
+    seen = Exists(Publication.objects.filter(revision=OuterRef("pk"), catalog__access__in=_accesses(user)))
     if signed_in(user):
         seen |= Q(solution__owner=user) | Q(solution__in=_shared_with(user))
     if is_publisher(user):
-        seen |= Q(pk__in=_pending_for_review().values("revision_id"))
+        seen |= Exists(_pending_for_review().filter(revision=OuterRef("pk")))
     return revisions.filter(seen)
 
 
@@ -213,7 +213,8 @@ def search_terms(q: str) -> list[str]:
 
 def search_solutions(user, params: SearchParams) -> QuerySet[Solution]:
     """The visible solutions matching the query and filters, in the order asked for."""
-    solutions = _filtered(visible_solutions(user), user, params)
+    # The search columns are the widest of a row and no list shows them.
+    solutions = _filtered(visible_solutions(user), user, params).defer("search_text", "search_vector")
     terms = search_terms(params.q)
     if terms and use_full_text():
         query = SearchQuery(" & ".join(f"{term}:*" for term in terms), search_type="raw", config=SEARCH_CONFIG)
