@@ -39,10 +39,15 @@ def can_manage(user, deployment: Deployment) -> bool:
     return _signed_in(user) and (runs_any_deployment(user) or deployment.created_by_id == user.pk)
 
 
-def can_deploy(user, revision: Revision) -> bool:
-    if not _signed_in(user) or not visible_revisions(user).filter(pk=revision.pk).exists():
+def can_deploy(user, revision: Revision, *, seen: bool = False, manages: bool | None = None) -> bool:
+    """Operators and admins deploy any revision they see, owners and co-owners their own. A caller
+    that knows already passes it on: `seen` (found through visible_revisions), `manages`
+    (can_change_solution's answer)."""
+    if not _signed_in(user) or not (seen or visible_revisions(user).filter(pk=revision.pk).exists()):
         return False
-    return runs_any_deployment(user) or can_change_solution(user, revision.solution)
+    if runs_any_deployment(user):
+        return True
+    return manages if manages is not None else can_change_solution(user, revision.solution)
 
 
 def can_configure_targets(user) -> bool:

@@ -22,7 +22,7 @@ class OnboardingJob(TimedRun):
     tracking_id = models.CharField(max_length=100, blank=True)
     model_name = models.CharField(max_length=200)
     solution_uuid = models.UUIDField()
-    revision_uuid = models.UUIDField(default=uuid.uuid4)
+    revision_uuid = models.UUIDField(default=uuid.uuid4, db_index=True)  # the model page finds its job
     version = models.CharField(max_length=50)
     create_microservice = models.BooleanField(default=True)
     parts = models.JSONField(default=dict, help_text="part name -> staging storage key")

@@ -7,6 +7,7 @@ made here, once each, rather than by template tags per link: the page stays chea
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import uuid
@@ -46,8 +47,9 @@ def browse(request):
     catalog = chosen_catalog(request.GET, request.user)
     params = search_params(request.GET, catalog)
     results = selectors.search_solutions(request.user, params)
-    summary = selectors.summary_of(results, request.user, params)
-    page = paginate(results.prefetch_related("tags"), summary.total, request.GET.get("page"))
+    summary = selectors.summary_of(selectors.matching_solutions(request.user, params), request.user, params)
+    listed = selectors.listed_count(summary.total, params)
+    page = paginate(results.prefetch_related("tags"), listed, request.GET.get("page"))
     params.page = page.number
     view = request.GET.get("view") if request.GET.get("view") in VIEWS else VIEWS[0]
     links = Links(params, view)
@@ -55,6 +57,9 @@ def browse(request):
         "params": params,
         "view": view,
         "page": page,
+        "total": summary.total,
+        "ranked_newest": listed if listed < summary.total else 0,
+        "recent_url": links.to(sort=SortOrder.RECENT, page=""),
         "pages": links.pages(page),
         "cards": cards_of(page, request.user, links),
         "facets": facet_sections(summary.facets, params, links),
@@ -263,6 +268,7 @@ _MARKDOWN = (
 )
 
 
+@functools.lru_cache(maxsize=4096)  # a page of cards is mostly the same descriptions as last time
 def plain_excerpt(markdown: str, limit: int = EXCERPT_CHARS) -> str:
     """A description as a line of plain text, roughly: the template escapes it like any user text."""
     text = markdown or ""

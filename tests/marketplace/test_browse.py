@@ -152,6 +152,22 @@ def test_a_search_ranks_a_name_match_above_a_description_match(client, catalogs)
     assert names_in(browse(client, q="rainfall")) == ["Rainfall", "Weather"]
 
 
+def test_a_common_word_ranks_only_the_newest_matches_and_says_so(client, catalogs, settings):
+    settings.ACUMOS_RANK_WINDOW = 2
+    old = published(catalogs["public"], name="Rainfall", description="Predicts rain.")
+    Solution.objects.filter(pk=old.pk).update(modified=timezone.now() - timezone.timedelta(days=9))
+    published(catalogs["public"], name="Weather", description="Uses a rainfall forecast.")
+    published(catalogs["public"], name="Floods", description="From rainfall totals.")
+
+    ranked = browse(client, q="rainfall")
+    assert sorted(names_in(ranked)) == ["Floods", "Weather"]  # the best name match is the oldest
+    html = ranked.content.decode()
+    assert "<strong>3</strong> models" in html and "among the 2 most recently updated" in html
+    assert "sort=recent" in ranked.context["recent_url"]
+    assert names_in(browse(client, q="rainfall", sort="recent")) == ["Floods", "Weather", "Rainfall"]
+    assert "most recently updated" not in browse(client, q="rainfall", sort="recent").content.decode()
+
+
 def test_the_query_is_kept_in_the_search_box_and_the_title(client, zoo):
     html = browse(client, q="iris").content.decode()
     assert 'value="iris"' in html and "<title>iris · Models" in html

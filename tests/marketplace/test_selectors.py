@@ -3,7 +3,10 @@ PostgreSQL's full text and the plain fallback SQLite uses."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from marketplace import selectors, services
 from marketplace.choices import ArtifactKind
@@ -122,6 +125,33 @@ def test_full_text_ranks_name_matches_first(settings, shelf, catalogs):
     assert [s.name for s in results] == ["Petal Counter", "Iris Classifier"]
 
 
+def test_a_ranked_search_scores_the_newest_matches_of_the_window(settings, catalogs):
+    settings.ACUMOS_FULL_TEXT, settings.ACUMOS_RANK_WINDOW = True, 2
+    shown = [("Petal Petal", "petal"), ("Petal Counter", "counts"), ("Sepal Gauge", "also a petal"), ("Roots", "")]
+    made = [published_revision(catalogs["public"], name=name, description=text).solution for name, text in shown]
+    for age, solution in enumerate(made):  # the first made is the oldest
+        Solution.objects.filter(pk=solution.pk).update(modified=timezone.now() - timedelta(days=len(made) - age))
+    ranked = selectors.SearchParams(q="petal")
+
+    assert [s.name for s in selectors.search_solutions(None, ranked)] == ["Petal Counter", "Sepal Gauge"]
+    assert selectors.matching_solutions(None, ranked).count() == 3
+    assert selectors.listed_count(3, ranked) == 2
+    by_date = selectors.SearchParams(q="petal", sort="recent")
+    assert [s.name for s in selectors.search_solutions(None, by_date)] == [
+        "Sepal Gauge", "Petal Counter", "Petal Petal"]
+    assert selectors.listed_count(3, by_date) == 3
+
+
+def test_without_full_text_nothing_is_ranked_or_left_out(settings, catalogs):
+    settings.ACUMOS_FULL_TEXT, settings.ACUMOS_RANK_WINDOW = False, 1
+    for name in ("Petal One", "Petal Two"):
+        published_revision(catalogs["public"], name=name)
+    params = selectors.SearchParams(q="petal")
+
+    assert not selectors.is_ranked(params) and selectors.listed_count(2, params) == 2
+    assert len(selectors.search_solutions(None, params)) == 2
+
+
 def test_facets_count_what_the_results_hold(shelf, other_user):
     solutions = selectors.search_solutions(other_user, selectors.SearchParams())
     facets = selectors.facet_counts(solutions, other_user)
@@ -136,7 +166,7 @@ def test_facets_count_what_the_results_hold(shelf, other_user):
 
 def summary_for(user, q=""):
     params = selectors.SearchParams(q=q)
-    return selectors.summary_of(selectors.search_solutions(user, params), user, params)
+    return selectors.summary_of(selectors.matching_solutions(user, params), user, params)
 
 
 def test_the_summary_is_reused_until_the_catalog_changes(shelf, catalogs, django_assert_num_queries):
