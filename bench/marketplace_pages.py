@@ -475,6 +475,9 @@ def run(args) -> int:
 
 def measure_and_report(args, seeded: seed_marketplace.Seeded) -> dict:
     install_anchor_urlconf()
+    # As runserver or any WSGI server loads the portal: acumos_portal/wsgi.py also settles the process
+    # (gc.freeze of what is loaded) before the first request.
+    importlib.import_module("acumos_portal.wsgi")
     all_probes = probes(seeded)
     pages = [p for p in all_probes if not p.anchor]
     print(f"\n== timing: {args.warmup} warm-up + {args.requests} timed requests per page, round-robin ==",

@@ -51,6 +51,8 @@ from marketplace.selectors import (
 from onboarding.models import StepResult
 
 REVIEWS_SHOWN = 20
+THREADS_SHOWN = 10  # comment threads; the rest behind "Show earlier comments"
+ALL_COMMENTS = "?comments=all"
 _KIND_ORDER = {kind: i for i, kind in enumerate(ArtifactKind.values)}
 
 
@@ -63,7 +65,8 @@ def model(request, pk):
     revision = _chosen(revisions, request.GET.get("version"))
     services.record_view(solution)
     solution.view_count += 1  # what record_view just counted
-    return _page(request, solution, revisions, revision, reply_to=_int(request.GET.get("reply")))
+    return _page(request, solution, revisions, revision, reply_to=_int(request.GET.get("reply")),
+                 all_comments=_all_comments(request))
 
 
 def _page(request, solution, revisions=None, revision=None, *, status: int = 200, **overrides):
@@ -99,7 +102,7 @@ def page_context(user, solution, revisions, revision, **overrides) -> dict:
         **favorite_context(user, solution),
         **ratings_context(user, solution, overrides.get("rating_form"), taking_part=taking_part),
         **comments_context(user, solution, overrides.get("comment_form"), overrides.get("reply_to"),
-                           taking_part=taking_part),
+                           taking_part=taking_part, all_threads=overrides.get("all_comments", False)),
         "can_manage": can_manage,
     }
     if can_manage:
@@ -165,28 +168,38 @@ def ratings_context(user, solution, form=None, *, taking_part: bool | None = Non
     }
 
 
-def comments_context(user, solution, form=None, reply_to=None, *, taking_part: bool | None = None) -> dict:
+def comments_context(user, solution, form=None, reply_to=None, *, taking_part: bool | None = None,
+                     all_threads: bool = False) -> dict:
+    """The latest THREADS_SHOWN threads (or all of them), oldest first, with the forms: a model
+    with a thousand comments draws no slower than one with ten."""
     threads = comment_threads(solution)
-    _link_comments(threads, reverse("marketplace:model-comment", args=[solution.pk]))
     # A reply with errors shows under its comment, unless the comment is the problem: then on top.
     replying = form is not None and bool(form.data.get("parent")) and "parent" not in form.errors
+    reply_to = _int(form.data.get("parent")) if replying else reply_to
+    expanded = all_threads or bool(reply_to)
+    shown = threads if expanded else threads[-THREADS_SHOWN:]
+    # Forms posted from the whole list come back to the whole list.
+    keep = ALL_COMMENTS if expanded and len(threads) > THREADS_SHOWN else ""
+    _link_comments(shown, reverse("marketplace:model-comment", args=[solution.pk]), keep)
     return {
-        "threads": threads,
+        "threads": shown,
+        "comments_query": keep,
         "comment_count": _count_comments(threads),
+        "earlier_comments": _count_comments(threads[:len(threads) - len(shown)]),
         "comment_form": form if form is not None and not replying else CommentForm(),
         "reply_form": form if replying else CommentForm(initial={"parent": reply_to}),
-        "reply_to": _int(form.data.get("parent")) if replying else reply_to,
+        "reply_to": reply_to,
         "can_take_part": can_take_part(user, solution) if taking_part is None else taking_part,
     }
 
 
-def _link_comments(comments, base: str) -> None:
+def _link_comments(comments, base: str, query: str = "") -> None:
     """Each comment's reply and delete addresses (see urlpatterns below), made from one reverse():
     a page holds every comment, and a reverse() per link was a third of its drawing time."""
     for comment in comments:
         comment.reply_url = f"{base}{comment.pk}/reply/"
-        comment.delete_url = f"{base}{comment.pk}/delete/"
-        _link_comments(comment.thread_replies, base)
+        comment.delete_url = f"{base}{comment.pk}/delete/{query}"
+        _link_comments(comment.thread_replies, base, query)
 
 
 def _count_comments(comments) -> int:
@@ -260,8 +273,13 @@ def _is_htmx(request) -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def _back(solution, anchor: str = ""):
-    return redirect(reverse("marketplace:model", args=[solution.pk]) + (f"#{anchor}" if anchor else ""))
+def _all_comments(request) -> bool:
+    """Whether to show every comment thread: asked for, or a reply was posted (its thread may be an old one)."""
+    return request.GET.get("comments") == "all" or bool(request.POST.get("parent"))
+
+
+def _back(solution, anchor: str = "", query: str = ""):
+    return redirect(reverse("marketplace:model", args=[solution.pk]) + query + (f"#{anchor}" if anchor else ""))
 
 
 _SECTIONS = {
@@ -279,7 +297,7 @@ def _section(request, solution, section: str, form=None):
     if section == "reviews":
         context.update(ratings_context(user, solution, form))
     elif section == "comments":
-        context.update(comments_context(user, solution, form))
+        context.update(comments_context(user, solution, form, all_threads=_all_comments(request)))
     else:
         context.update(favorite_context(user, solution))
     return render(request, _SECTIONS[section], context)
@@ -288,7 +306,8 @@ def _section(request, solution, section: str, form=None):
 def _done(request, solution, section: str, anchor: str = ""):
     if _is_htmx(request):
         return _section(request, solution, section)
-    return _back(solution, anchor or section)
+    expanded = section == "comments" and _all_comments(request)
+    return _back(solution, anchor or section, ALL_COMMENTS if expanded else "")
 
 
 def _failed(request, solution, section: str, form):
@@ -296,7 +315,7 @@ def _failed(request, solution, section: str, form):
     if _is_htmx(request):
         return _section(request, solution, section, form)
     form_name = "rating_form" if section == "reviews" else "comment_form"
-    return _page(request, solution, status=400, **{form_name: form})
+    return _page(request, solution, status=400, all_comments=_all_comments(request), **{form_name: form})
 
 
 def _refused(request, solution, refused: services.Refused, form, *, form_name: str, anchor: str = "manage"):

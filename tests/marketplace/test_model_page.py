@@ -524,6 +524,49 @@ def test_a_comment_posted_with_htmx_answers_the_comments_section(client_for, oth
     assert "Write something first" in html_of(bad)
 
 
+@pytest.fixture
+def long_discussion(public):
+    """Twelve threads, the first with a reply: the page shows the latest ten."""
+    threads = [CommentFactory(solution=public, text=f"Thread {number:02}") for number in range(12)]
+    CommentFactory(solution=public, parent=threads[0], text="Old reply")
+    return threads
+
+
+def test_the_latest_comment_threads_show_and_the_earlier_ones_on_request(client_for, other_user, public,
+                                                                       long_discussion):
+    client = client_for(other_user)
+    page = client.get(page_url(public))
+    html = html_of(page)
+    assert page.context["comment_count"] == 13
+    assert "Thread 01" not in html and "Thread 02" in html and "Thread 11" in html
+    assert "Show 3 earlier comments" in html and f'{page_url(public)}?comments=all#comments' in html
+    everything = html_of(client.get(page_url(public, comments="all")))
+    assert "Thread 00" in everything and "Old reply" in everything and "earlier comment" not in everything
+    assert f'action="{action("comment", public)}?comments=all"' in everything
+
+
+def test_a_reply_in_an_earlier_thread_comes_back_to_the_whole_list(client_for, other_user, public,
+                                                                    long_discussion):
+    client = client_for(other_user)
+    oldest = long_discussion[0]
+    plain = client.post(action("comment", public), {"text": "Late reply", "parent": oldest.pk})
+    made = Comment.objects.get(text="Late reply")
+    assert plain.url == page_url(public) + f"?comments=all#comment-{made.pk}"
+    inline = html_of(client.post(action("comment", public), {"text": "Another", "parent": oldest.pk}, **HTMX))
+    assert "Another" in inline and "Thread 00" in inline
+
+
+def test_a_delete_from_the_whole_list_keeps_it_whole(client_for, other_user, public, long_discussion):
+    mine = CommentFactory(solution=public, author=other_user, text="Mine")
+    client = client_for(other_user)
+    delete = action("comment-delete", public, mine.pk)
+    assert f'{delete}?comments=all"' in html_of(client.get(page_url(public, comments="all")))
+    response = client.post(f"{delete}?comments=all")
+    assert response.url == page_url(public) + "?comments=all#comments"
+    assert "Thread 00" in html_of(client.post(f"{action('comment', public)}?comments=all", {"text": "x"},
+                                              **HTMX))
+
+
 def test_people_delete_their_own_comments_only(client_for, other_user, public):
     mine = CommentFactory(solution=public, author=other_user)
     theirs = CommentFactory(solution=public)
