@@ -365,13 +365,14 @@ def profile(probe: Probe, requests: int = 20) -> str:
 
 
 def match_counts(seeded: seed_marketplace.Seeded) -> dict[str, int]:
-    """How many solutions an anonymous visitor finds for the searched words (what the search pages sort)."""
+    """How many solutions an anonymous visitor finds for the searched words (the count the page shows;
+    a search by relevance ranks at most ACUMOS_RANK_WINDOW of them, the newest)."""
     from django.contrib.auth.models import AnonymousUser
 
-    from marketplace.selectors import SearchParams, search_solutions
+    from marketplace.selectors import SearchParams, matching_solutions
 
     words = (seeded.common_word, seeded.rare_word)
-    return {word: search_solutions(AnonymousUser(), SearchParams(q=word)).count() for word in words}
+    return {word: matching_solutions(AnonymousUser(), SearchParams(q=word)).count() for word in words}
 
 
 # ---------------------------------------------------------------- printing

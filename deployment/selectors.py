@@ -12,11 +12,10 @@ from acumos_portal.accounts.choices import Role
 from acumos_portal.choices import JobStatus
 from deployment.choices import SERVING_CHANGES, DeploymentStatus
 from deployment.models import Deployment, Operation, Target
-from marketplace import storage
+from marketplace import signature
 from marketplace.choices import ArtifactKind, RevisionStatus
 from marketplace.models import Revision
 from marketplace.selectors import can_change_solution, visible_revisions
-from runner_image.package import PackageError, read_manifest_from_zip
 
 
 def _signed_in(user) -> bool:
@@ -86,15 +85,10 @@ def deployments_of_revision(user, revision: Revision) -> QuerySet[Deployment]:
 
 def samples_of(revision: Revision | None) -> dict:
     """The requests the model's package says it answers (its smoke-test samples), to fill the
-    "try it" box. Read from the zip's manifest only: nothing of the model is loaded."""
-    model = revision.artifacts.filter(kind=ArtifactKind.MODEL).select_related("blob").first() if revision else None
-    if model is None or model.blob is None:
+    "try it" box. Read from the zip's manifest only, and once per package (marketplace.signature)."""
+    if revision is None:
         return {}
-    try:
-        with storage.local_copy(model.blob.storage_key, ".zip") as path:
-            return dict(read_manifest_from_zip(path).samples)
-    except (PackageError, OSError):
-        return {}
+    return signature.samples_of(list(revision.artifacts.filter(kind=ArtifactKind.MODEL).select_related("blob")))
 
 
 def deploy_panel(revision: Revision, user) -> dict:

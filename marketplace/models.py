@@ -257,6 +257,8 @@ class Comment(models.Model):
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="comments")
     text = models.TextField(max_length=8192)
     created = models.DateTimeField(auto_now_add=True)
+    # Deleted while it had replies: it stays, without its text, so the thread keeps what others wrote.
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created"]

@@ -153,6 +153,18 @@ def can_review(user, request: PublishRequest) -> bool:
                 or SolutionShare.objects.filter(solution_id=request.solution_id, user=user).exists())
 
 
+def owns(user, solution: Solution) -> bool:
+    """The owner or a co-owner (an admin only if one of those)."""
+    if not signed_in(user):
+        return False
+    return solution.owner_id == user.pk or SolutionShare.objects.filter(solution=solution, user=user).exists()
+
+
+def can_rate(user, solution: Solution) -> bool:
+    """Anyone who takes part, but not in a model of their own: a rating is what others think of it."""
+    return can_take_part(user, solution) and not owns(user, solution)
+
+
 def can_take_part(user, solution: Solution) -> bool:
     """Rate, review, comment and favorite: any signed-in user who can see the solution."""
     return signed_in(user) and visible_solutions(user).filter(pk=solution.pk).exists()

@@ -281,12 +281,14 @@ def restore(user, solution: Solution) -> None:
 @transaction.atomic
 def rate(user, solution: Solution, stars: int, review: str = "") -> Rating:
     _require(selectors.can_take_part(user, solution))
+    if selectors.owns(user, solution):
+        raise Refused("you own this model: ratings are for others to give", "stars")
     if not 1 <= int(stars) <= 5:
         raise Refused("give 1 to 5 stars", "stars")
     rating, created = Rating.objects.update_or_create(solution=solution, user=user,
                                                       defaults={"stars": stars, "review": review.strip()})
     _refresh_rating(solution.pk)
-    if created and user.pk != solution.owner_id:
+    if created:
         notify(solution.owner, NotificationKind.REVIEW, f"{user.username} gave {solution.name} {stars} stars",
                url=solution_url(solution) + "#reviews", message=review.strip()[:500])
     return rating
@@ -321,6 +323,8 @@ def add_comment(user, solution: Solution, text: str, parent: Comment | None = No
         raise Refused("at most 8,192 characters", "text")
     if parent is not None and parent.solution_id != solution.pk:
         raise Refused("that comment belongs to another model", "parent")
+    if parent is not None and parent.deleted_at:
+        raise Refused("that comment was deleted", "parent")
     comment = Comment.objects.create(solution=solution, author=user, text=text, parent=parent)
     _tell_about_comment(comment)
     return comment
@@ -337,8 +341,25 @@ def _tell_about_comment(comment: Comment) -> None:
 
 
 def delete_comment(user, comment: Comment) -> None:
+    """Gone, unless others replied to it: then its text goes and its place in the thread stays."""
     _require(comment.author_id == user.pk or selectors.is_admin(user), "only its author deletes a comment")
-    comment.delete()
+    _require(comment.deleted_at is None, "that comment was deleted already")
+    with transaction.atomic():
+        if comment.replies.exists():
+            Comment.objects.filter(pk=comment.pk).update(text="", deleted_at=timezone.now())
+            return
+        comment.delete()
+        _prune(comment.parent_id)
+
+
+def _prune(comment_id: int | None) -> None:
+    """Up the thread, the deleted comments that have no reply left go for good."""
+    while comment_id is not None:
+        parent = Comment.objects.filter(pk=comment_id, deleted_at__isnull=False).first()
+        if parent is None or parent.replies.exists():
+            return
+        parent.delete()
+        comment_id = parent.parent_id
 
 
 def toggle_favorite(user, solution: Solution) -> bool:

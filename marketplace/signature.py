@@ -133,9 +133,9 @@ def _field(argument: dict) -> Field:
 # ---------------------------------------------------------------- samples and examples
 
 def samples_of(artifacts: list[Artifact]) -> dict:
-    """The sample request per method the model package declares (runner.json), if any.
-    The same reading as deployment.selectors.samples_of, but from artifacts already fetched and
-    cached by the package's sha256: packages can be gigabytes and are read once."""
+    """The sample request per method the model package declares (runner.json), if any, from
+    artifacts already fetched; cached by the package's sha256: packages can be gigabytes and are
+    read once. deployment.selectors.samples_of reads them here too."""
     model = next((a for a in artifacts if a.kind == ArtifactKind.MODEL and a.blob_id), None)
     if model is None:
         return {}

@@ -127,12 +127,20 @@ class RatingInput(serializers.Serializer):
 
 
 class CommentSerializer(serializers.ModelSerializer):
-    author = serializers.CharField(source="author.username", read_only=True)
+    author = serializers.SerializerMethodField(help_text="null once deleted")
+    deleted = serializers.SerializerMethodField(
+        help_text="deleted while it had replies: it stays in the thread with no author and no text")
 
     class Meta:
         model = Comment
-        fields = ["id", "parent", "author", "text", "created"]
+        fields = ["id", "parent", "author", "text", "created", "deleted"]
         read_only_fields = fields
+
+    def get_author(self, comment) -> str | None:
+        return None if comment.deleted_at else comment.author.username
+
+    def get_deleted(self, comment) -> bool:
+        return comment.deleted_at is not None
 
 
 class CommentInput(serializers.Serializer):

@@ -295,8 +295,9 @@ class SolutionViewSet(RolesOnceMixin, ListFiltersOnlyMixin, VisibleObjectMixin, 
     @action(detail=True, methods=["delete"], url_path=r"comments/(?P<comment_id>[0-9]+)",
             permission_classes=SIGNED_IN)
     def delete_comment(self, request, pk=None, comment_id=None):
-        """Delete a comment (yours; admins: anyone's), with its replies."""
-        comment = Comment.objects.filter(pk=comment_id, solution=self.get_object()).first()
+        """Delete a comment (yours; admins: anyone's). One with replies stays as a placeholder
+        (`deleted`, no author, no text), so the replies keep their thread."""
+        comment = Comment.objects.filter(pk=comment_id, solution=self.get_object(), deleted_at__isnull=True).first()
         if comment is None:
             raise exceptions.NotFound("no such comment on this model")
         forbid_unless(comment.author_id == request.user.pk or selectors.is_admin(request.user),

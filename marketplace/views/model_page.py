@@ -40,6 +40,7 @@ from marketplace.selectors import (
     comment_threads,
     deleted_solutions,
     managed_solutions,
+    owns,
     publications_of,
     ratings_of,
     requests_of,
@@ -100,7 +101,8 @@ def page_context(user, solution, revisions, revision, **overrides) -> dict:
         "can_deploy": revision is not None and revision.is_ready and can_deploy(
             user, revision, seen=True, manages=can_manage),
         **favorite_context(user, solution),
-        **ratings_context(user, solution, overrides.get("rating_form"), taking_part=taking_part),
+        **ratings_context(user, solution, overrides.get("rating_form"), taking_part=taking_part,
+                          owner=can_manage and owns(user, solution)),
         **comments_context(user, solution, overrides.get("comment_form"), overrides.get("reply_to"),
                            taking_part=taking_part, all_threads=overrides.get("all_comments", False)),
         "can_manage": can_manage,
@@ -150,8 +152,12 @@ def favorite_context(user, solution) -> dict:
     return {"favorite_count": counts["total"], "is_favorite": bool(counts["mine"])}
 
 
-def ratings_context(user, solution, form=None, *, taking_part: bool | None = None) -> dict:
-    """The average, how many gave each number of stars, the latest reviews, and the user's own."""
+def ratings_context(user, solution, form=None, *, taking_part: bool | None = None,
+                    owner: bool | None = None) -> dict:
+    """The average, how many gave each number of stars, the latest reviews, and the user's own.
+    `taking_part` and `owner` (selectors.can_take_part, selectors.owns) when the caller knows."""
+    taking_part = can_take_part(user, solution) if taking_part is None else taking_part
+    owner = taking_part and owns(user, solution) if owner is None else owner
     by_stars = dict(Rating.objects.filter(solution=solution).values_list("stars").annotate(n=Count("pk"))
                     .order_by())
     total = sum(by_stars.values())
@@ -164,7 +170,8 @@ def ratings_context(user, solution, form=None, *, taking_part: bool | None = Non
         "reviews": list(ratings_of(solution).order_by("-modified")[:REVIEWS_SHOWN]),
         "my_rating": mine,
         "rating_form": form or RatingForm(initial={"stars": mine.stars, "review": mine.review} if mine else None),
-        "can_take_part": can_take_part(user, solution) if taking_part is None else taking_part,
+        "can_take_part": taking_part,
+        "is_owner": owner,
     }
 
 
@@ -203,7 +210,7 @@ def _link_comments(comments, base: str, query: str = "") -> None:
 
 
 def _count_comments(comments) -> int:
-    return sum(1 + _count_comments(comment.thread_replies) for comment in comments)
+    return sum((not comment.deleted_at) + _count_comments(comment.thread_replies) for comment in comments)
 
 
 def manage_context(user, solution, *, revisions: list, revision, tags: list, overrides: dict) -> dict:

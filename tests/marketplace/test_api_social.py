@@ -269,6 +269,12 @@ def test_a_body_of_the_wrong_shape_is_a_400(client_for, other_user, world):
     assert_error(response, 400, "parse_error")
 
 
+def test_an_owner_rating_their_own_model_is_refused(client_for, owner, world):
+    response = post(client_for(owner), f"/api/v1/solutions/{world.public.pk}/ratings", {"stars": 5})
+    field_error(response, "stars", "ratings are for others")
+    assert not Rating.objects.exists()
+
+
 def test_ratings_need_a_user_and_a_visible_model(client_for, other_user, world):
     assert_error(post(client_for(None), f"/api/v1/solutions/{world.public.pk}/ratings", {"stars": 4}),
                  401, "not_authenticated")
@@ -315,6 +321,18 @@ def test_only_its_author_or_an_admin_deletes_a_comment(client_for, owner, other_
     again = CommentFactory(solution=world.public, author=other_user)
     assert post(client_for(admin_user), f"/api/v1/solutions/{world.public.pk}/comments/{again.pk}",
                 method="delete").status_code == 204
+
+
+def test_a_deleted_comment_with_replies_is_listed_without_author_or_text(client_for, owner, other_user, world):
+    top = CommentFactory(solution=world.public, author=other_user, text="Which features?")
+    CommentFactory(solution=world.public, author=owner, parent=top, text="Petal sizes.")
+    url = f"/api/v1/solutions/{world.public.pk}/comments"
+    assert post(client_for(other_user), f"{url}/{top.pk}", method="delete").status_code == 204
+
+    listed = client_for(other_user).get(url).json()["results"]
+    assert [(c["author"], c["text"], c["deleted"]) for c in listed] == [
+        (None, "", True), (owner.username, "Petal sizes.", False)]
+    assert_error(post(client_for(other_user), f"{url}/{top.pk}", method="delete"), 404, "not_found")
 
 
 # ---------------------------------------------------------------- favorites

@@ -424,6 +424,14 @@ def test_downloads_are_counted_and_shown(client_for, other_user, public, revisio
 
 # ---------------------------------------------------------------- rating
 
+def test_the_owner_sees_no_rating_form_and_a_forged_rating_is_refused(client_for, public):
+    client = client_for(public.owner)
+    html = html_of(client.get(page_url(public)))
+    assert "ratings and reviews are for others to give" in html and 'class="rate-form"' not in html
+    response = client.post(action("rate", public), {"stars": "5"})
+    assert response.status_code == 400 and not Rating.objects.exists()
+
+
 def test_rating_saves_and_redirects_to_the_reviews(client_for, other_user, public):
     response = client_for(other_user).post(action("rate", public), {"stars": "4", "review": " Nice "})
     assert response.status_code == 302 and response.url == page_url(public) + "#reviews"
@@ -565,6 +573,19 @@ def test_a_delete_from_the_whole_list_keeps_it_whole(client_for, other_user, pub
     assert response.url == page_url(public) + "?comments=all#comments"
     assert "Thread 00" in html_of(client.post(f"{action('comment', public)}?comments=all", {"text": "x"},
                                               **HTMX))
+
+
+def test_a_deleted_comment_keeps_its_replies_under_a_placeholder(client_for, other_user, public):
+    top = CommentFactory(solution=public, author=other_user, text="Which features?")
+    CommentFactory(solution=public, parent=top, text="Petal sizes.")
+    client = client_for(other_user)
+    client.post(action("comment-delete", public, top.pk))
+
+    page = client.get(page_url(public))
+    html = html_of(page)
+    assert "This comment was deleted." in html and "Petal sizes." in html and "Which features?" not in html
+    assert page.context["comment_count"] == 1
+    assert action("reply", public, top.pk) not in html and action("comment-delete", public, top.pk) not in html
 
 
 def test_people_delete_their_own_comments_only(client_for, other_user, public):

@@ -92,7 +92,8 @@ def test_a_review_tells_the_owner_once(owner, other_user, catalogs):
     [note] = told(owner)
     assert note.kind == Kind.REVIEW and "4 stars" in note.title and note.message == "Solid baseline."
     everyone_else([owner], other_user)
-    services.rate(owner, solution, 5)  # rating one's own model tells nobody
+    with pytest.raises(services.Refused):  # owners do not rate their own model, and nobody is told
+        services.rate(owner, solution, 5)
     assert len(told(owner)) == 1
 
 

@@ -201,7 +201,8 @@ ACTS = {
 }
 # Who succeeds, per model state acted on; everyone else who can see it is refused, the rest get 404.
 MAY = {
-    "rate": SIGNED_IN, "comment": SIGNED_IN, "favorite": SIGNED_IN,
+    # Owners and co-owners do not rate their own model (a refusal they are told about: 400).
+    "rate": ("other_user", "publisher", "admin_user"), "comment": SIGNED_IN, "favorite": SIGNED_IN,
     "edit": MANAGERS, "publish": MANAGERS, "share": MANAGERS, "delete": ("owner", "admin_user"),
 }
 
@@ -227,6 +228,8 @@ def test_acting_on_a_model(act, persona, state, people, world, catalogs):
     assert spec.happened(world, people) == allowed, f"{act} on the {state} model as {persona}: {got}"
     if persona == "anonymous":
         assert got == SIGN_IN
+    elif act == "rate" and sees and persona in ("owner", "co_owner"):
+        assert got == 400
     elif not sees or (not allowed and act != "delete"):
         assert got == 404, f"{act} on the {state} model as {persona}: {got}"
 

@@ -7,7 +7,7 @@ import pytest
 
 from marketplace import selectors, services
 from marketplace.choices import Audience, NotificationKind, RequestStatus, RevisionStatus
-from marketplace.models import Download, Notification, Publication, PublishRequest, Solution
+from marketplace.models import Comment, Download, Notification, Publication, PublishRequest, Rating, Solution
 from tests.factories import CatalogFactory, CommentFactory, RevisionFactory, SolutionFactory
 
 pytestmark = pytest.mark.django_db
@@ -186,6 +186,16 @@ def test_details_change_tags_and_the_search_text(owner, revision):
 
 # ---------------------------------------------------------------- ratings, comments, favorites
 
+def test_owners_and_co_owners_do_not_rate_their_own_model(owner, co_owner, revision, catalogs):
+    services.publish(owner, revision, catalogs["company"])
+    services.share(owner, revision.solution, co_owner.username)
+    for who in (owner, co_owner):
+        with pytest.raises(services.Refused, match="ratings are for others") as refused:
+            services.rate(who, revision.solution, 5)
+        assert refused.value.field == "stars"
+    assert not Rating.objects.exists()
+
+
 def test_ratings_keep_the_average_and_tell_the_owner_once(owner, other_user, publisher, revision, catalogs):
     services.publish(owner, revision, catalogs["company"])
     solution = revision.solution
@@ -250,6 +260,26 @@ def test_only_the_author_or_an_admin_deletes_a_comment(owner, other_user, admin_
     with pytest.raises(services.Refused):
         services.delete_comment(owner, comment)
     services.delete_comment(admin_user, comment)
+
+
+def test_a_comment_with_replies_stays_as_a_placeholder_until_its_last_reply_goes(owner, other_user, revision,
+                                                                                   catalogs):
+    services.publish(owner, revision, catalogs["company"])
+    top = services.add_comment(other_user, revision.solution, "Which features?")
+    answer = services.add_comment(owner, revision.solution, "Petal sizes.", parent=top)
+
+    services.delete_comment(other_user, top)
+    top.refresh_from_db()
+    assert top.deleted_at is not None and top.text == ""
+    assert [c.text for c in selectors.comment_threads(revision.solution)[0].thread_replies] == ["Petal sizes."]
+    with pytest.raises(services.Refused, match="was deleted") as refused:
+        services.add_comment(owner, revision.solution, "More?", parent=top)
+    assert refused.value.field == "parent"
+    with pytest.raises(services.Refused, match="already"):
+        services.delete_comment(other_user, top)
+
+    services.delete_comment(owner, answer)
+    assert not Comment.objects.exists()  # the placeholder went with its last reply
 
 
 def test_favorite_toggles(owner, other_user, revision, catalogs):
