@@ -6,7 +6,17 @@ class MarketplaceConfig(AppConfig):
     verbose_name = "Marketplace"
 
     def ready(self):
-        from marketplace.signals import on_revision_ready, revision_ready
+        from django.db.models.signals import m2m_changed, post_delete, post_save
+
+        from marketplace import signals
+        from marketplace.models import Comment, Favorite, Rating, Solution
 
         # A newly ready revision: its licence and search text are noted, its owner told.
-        revision_ready.connect(on_revision_ready, dispatch_uid="marketplace-revision-ready")
+        signals.revision_ready.connect(signals.on_revision_ready, dispatch_uid="marketplace-revision-ready")
+        # The model page's shared part is cached by the solution's page_version: every write to what it
+        # shows moves it on.
+        for model in (Rating, Comment, Favorite):
+            for signal in (post_save, post_delete):
+                signal.connect(signals.on_solution_part_saved, sender=model,
+                               dispatch_uid=f"marketplace-page-{model.__name__}-{signal is post_save}")
+        m2m_changed.connect(signals.on_tags_changed, sender=Solution.tags.through, dispatch_uid="marketplace-page-tags")

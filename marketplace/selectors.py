@@ -24,6 +24,7 @@ from marketplace.models import (
     Artifact,
     Catalog,
     Comment,
+    Favorite,
     Notification,
     Publication,
     PublishRequest,
@@ -37,6 +38,7 @@ from marketplace.models import (
 SEARCH_CONFIG = "english"
 GENERATION_KEY = "marketplace:generation"
 PAGE_SIZE = 24
+REVIEWS_SHOWN = 20  # on a model page
 FACET_LIMIT = 12
 
 
@@ -382,9 +384,41 @@ def ratings_of(solution: Solution) -> QuerySet[Rating]:
     return Rating.objects.filter(solution=solution).select_related("user")
 
 
-def comment_threads(solution: Solution) -> list[Comment]:
-    """Top-level comments, each with `.thread_replies` in order: one query for any depth."""
-    comments = list(Comment.objects.filter(solution=solution).select_related("author").order_by("created"))
+@dataclass
+class PageParts:
+    """What the model page shows alike to everyone who may see the model."""
+
+    tags: list[Tag]
+    stars: dict[int, int]  # stars -> how many gave that many
+    reviews: list[Rating]  # the latest REVIEWS_SHOWN
+    comments: list[Comment]  # all of them, oldest first (comment_threads arranges them)
+    favorites: int
+
+
+def page_parts(solution: Solution) -> PageParts:
+    """Cached under the solution's page_version, which every write to these moves on (marketplace.signals),
+    for at most ACUMOS_PAGE_SECONDS: how long a renamed author may keep the old name here. Five
+    queries, and most of a model page's time, become one cache read."""
+    key = f"marketplace:page:{solution.pk}:{solution.page_version}"
+    parts = cache.get(key) if settings.ACUMOS_PAGE_SECONDS else None
+    if parts is None:
+        parts = PageParts(
+            tags=list(solution.tags.all()),
+            stars=dict(Rating.objects.filter(solution=solution).values_list("stars").annotate(n=Count("pk"))
+                       .order_by()),
+            reviews=list(ratings_of(solution).order_by("-modified")[:REVIEWS_SHOWN]),
+            comments=list(Comment.objects.filter(solution=solution).select_related("author").order_by("created")),
+            favorites=Favorite.objects.filter(solution=solution).count())
+        if settings.ACUMOS_PAGE_SECONDS:
+            cache.set(key, parts, settings.ACUMOS_PAGE_SECONDS)
+    return parts
+
+
+def comment_threads(solution: Solution, comments: list[Comment] | None = None) -> list[Comment]:
+    """Top-level comments, each with `.thread_replies` in order: one query for any depth (none when
+    the comments, oldest first, are given)."""
+    if comments is None:
+        comments = list(Comment.objects.filter(solution=solution).select_related("author").order_by("created"))
     by_parent: dict[int | None, list[Comment]] = {}
     for comment in comments:
         by_parent.setdefault(comment.parent_id, []).append(comment)
@@ -399,5 +433,19 @@ def notifications_of(user) -> QuerySet[Notification]:
     return Notification.objects.filter(user=user) if signed_in(user) else Notification.objects.none()
 
 
+UNREAD_SECONDS = 60  # at most; services.notify and mark_read forget it at once
+
+
 def unread_count(user) -> int:
-    return notifications_of(user).filter(read_at__isnull=True).count() if signed_in(user) else 0
+    """The bell's number, asked by every signed-in page and every poll: cached per user."""
+    if not signed_in(user):
+        return 0
+    count = cache.get(unread_key(user.pk))
+    if count is None:
+        count = notifications_of(user).filter(read_at__isnull=True).count()
+        cache.set(unread_key(user.pk), count, UNREAD_SECONDS)
+    return count
+
+
+def unread_key(user_id: int) -> str:
+    return f"marketplace:unread:{user_id}"

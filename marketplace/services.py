@@ -346,7 +346,8 @@ def delete_comment(user, comment: Comment) -> None:
     _require(comment.deleted_at is None, "that comment was deleted already")
     with transaction.atomic():
         if comment.replies.exists():
-            Comment.objects.filter(pk=comment.pk).update(text="", deleted_at=timezone.now())
+            comment.text, comment.deleted_at = "", timezone.now()
+            comment.save(update_fields=["text", "deleted_at"])
             return
         comment.delete()
         _prune(comment.parent_id)
@@ -431,7 +432,16 @@ def _licence_keyword(revision: Revision) -> str:
 # ---------------------------------------------------------------- notifications
 
 def notify(user, kind: str, title: str, *, url: str = "", message: str = "") -> Notification:
-    return Notification.objects.create(user=user, kind=kind, title=title[:200], url=url, message=message[:2048])
+    made = Notification.objects.create(user=user, kind=kind, title=title[:200], url=url, message=message[:2048])
+    _forget_unread(user.pk)
+    return made
+
+
+def _forget_unread(user_id: int) -> None:
+    """Now, and again once the transaction commits: a read in between may have cached the old count."""
+    key = selectors.unread_key(user_id)
+    cache.delete(key)
+    transaction.on_commit(lambda: cache.delete(key))
 
 
 def mark_read(user, ids: list[int] | None = None) -> int:
@@ -439,7 +449,9 @@ def mark_read(user, ids: list[int] | None = None) -> int:
     unread = Notification.objects.filter(user=user, read_at__isnull=True)
     if ids is not None:
         unread = unread.filter(pk__in=ids)
-    return unread.update(read_at=timezone.now())
+    changed = unread.update(read_at=timezone.now())
+    _forget_unread(user.pk)
+    return changed
 
 
 def solution_url(solution: Solution) -> str:

@@ -10,3 +10,30 @@ def on_revision_ready(sender, revision, **kwargs) -> None:
     from marketplace.services import on_revision_ready as note_ready
 
     note_ready(revision)
+
+
+# ---------------------------------------------------------------- the model page's shared part
+
+def page_changed(solution_id) -> None:
+    """What every visitor of the model page sees has changed: its cached part is stale."""
+    from django.db.models import F
+
+    from marketplace.models import Solution
+
+    Solution.objects.filter(pk=solution_id).update(page_version=F("page_version") + 1)
+
+
+def on_solution_part_saved(sender, instance, **kwargs) -> None:
+    """A rating, comment or favorite saved or deleted (every write, whoever makes it: services,
+    the admin, cascades; not queryset.update(), which no one uses on these)."""
+    page_changed(instance.solution_id)
+
+
+def on_tags_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
+    if not action.startswith("post_"):
+        return
+    if not reverse:  # solution.tags.add/set/remove/clear
+        page_changed(instance.pk)
+    else:  # tag.solutions...: every solution named
+        for solution_id in pk_set or ():
+            page_changed(solution_id)

@@ -11,7 +11,6 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
@@ -34,6 +33,7 @@ from marketplace.forms import (
 from marketplace.markdown import render_markdown
 from marketplace.models import Artifact, Comment, Favorite, Publication, PublishRequest, Rating, SolutionShare
 from marketplace.selectors import (
+    PageParts,
     can_change_solution,
     can_delete_solution,
     can_take_part,
@@ -41,8 +41,8 @@ from marketplace.selectors import (
     deleted_solutions,
     managed_solutions,
     owns,
+    page_parts,
     publications_of,
-    ratings_of,
     requests_of,
     signed_in,
     visible_catalogs,
@@ -51,7 +51,6 @@ from marketplace.selectors import (
 )
 from onboarding.models import StepResult
 
-REVIEWS_SHOWN = 20
 THREADS_SHOWN = 10  # comment threads; the rest behind "Show earlier comments"
 ALL_COMMENTS = "?comments=all"
 _KIND_ORDER = {kind: i for i, kind in enumerate(ArtifactKind.values)}
@@ -86,7 +85,8 @@ def page_context(user, solution, revisions, revision, **overrides) -> dict:
     publications = list(publications_of(solution, user))
     can_manage = can_change_solution(user, solution)
     taking_part = signed_in(user)  # can_take_part, known without asking again
-    tags = list(solution.tags.all())
+    shared = page_parts(solution)
+    tags = shared.tags
     context = {
         "solution": solution, "revisions": revisions, "revision": revision,
         "tags": tags,
@@ -100,11 +100,12 @@ def page_context(user, solution, revisions, revision, **overrides) -> dict:
         **_onboarding_context(revision),
         "can_deploy": revision is not None and revision.is_ready and can_deploy(
             user, revision, seen=True, manages=can_manage),
-        **favorite_context(user, solution),
+        **favorite_context(user, solution, shared),
         **ratings_context(user, solution, overrides.get("rating_form"), taking_part=taking_part,
-                          owner=can_manage and owns(user, solution)),
+                          owner=can_manage and owns(user, solution), shared=shared),
         **comments_context(user, solution, overrides.get("comment_form"), overrides.get("reply_to"),
-                           taking_part=taking_part, all_threads=overrides.get("all_comments", False)),
+                           taking_part=taking_part, all_threads=overrides.get("all_comments", False),
+                           shared=shared),
         "can_manage": can_manage,
     }
     if can_manage:
@@ -144,22 +145,20 @@ def _artifacts(revision) -> list[Artifact]:
     return sorted(artifacts, key=lambda artifact: _KIND_ORDER.get(artifact.kind, len(_KIND_ORDER)))
 
 
-def favorite_context(user, solution) -> dict:
-    favorites = Favorite.objects.filter(solution=solution)
-    if not signed_in(user):
-        return {"favorite_count": favorites.count(), "is_favorite": False}
-    counts = favorites.aggregate(total=Count("pk"), mine=Count("pk", filter=Q(user_id=user.pk)))
-    return {"favorite_count": counts["total"], "is_favorite": bool(counts["mine"])}
+def favorite_context(user, solution, shared: PageParts | None = None) -> dict:
+    shared = shared or page_parts(solution)
+    mine = signed_in(user) and Favorite.objects.filter(solution=solution, user=user).exists()
+    return {"favorite_count": shared.favorites, "is_favorite": mine}
 
 
 def ratings_context(user, solution, form=None, *, taking_part: bool | None = None,
-                    owner: bool | None = None) -> dict:
+                    owner: bool | None = None, shared: PageParts | None = None) -> dict:
     """The average, how many gave each number of stars, the latest reviews, and the user's own.
     `taking_part` and `owner` (selectors.can_take_part, selectors.owns) when the caller knows."""
     taking_part = can_take_part(user, solution) if taking_part is None else taking_part
     owner = taking_part and owns(user, solution) if owner is None else owner
-    by_stars = dict(Rating.objects.filter(solution=solution).values_list("stars").annotate(n=Count("pk"))
-                    .order_by())
+    shared = shared or page_parts(solution)
+    by_stars = shared.stars
     total = sum(by_stars.values())
     mine = Rating.objects.filter(solution=solution, user=user).first() if signed_in(user) else None
     return {
@@ -167,7 +166,7 @@ def ratings_context(user, solution, form=None, *, taking_part: bool | None = Non
         "distribution": [{"stars": stars, "count": by_stars.get(stars, 0),
                           "percent": round(100 * by_stars.get(stars, 0) / total) if total else 0}
                          for stars in range(5, 0, -1)],
-        "reviews": list(ratings_of(solution).order_by("-modified")[:REVIEWS_SHOWN]),
+        "reviews": shared.reviews,
         "my_rating": mine,
         "rating_form": form or RatingForm(initial={"stars": mine.stars, "review": mine.review} if mine else None),
         "can_take_part": taking_part,
@@ -176,10 +175,10 @@ def ratings_context(user, solution, form=None, *, taking_part: bool | None = Non
 
 
 def comments_context(user, solution, form=None, reply_to=None, *, taking_part: bool | None = None,
-                     all_threads: bool = False) -> dict:
+                     all_threads: bool = False, shared: PageParts | None = None) -> dict:
     """The latest THREADS_SHOWN threads (or all of them), oldest first, with the forms: a model
     with a thousand comments draws no slower than one with ten."""
-    threads = comment_threads(solution)
+    threads = comment_threads(solution, (shared or page_parts(solution)).comments)
     # A reply with errors shows under its comment, unless the comment is the problem: then on top.
     replying = form is not None and bool(form.data.get("parent")) and "parent" not in form.errors
     reply_to = _int(form.data.get("parent")) if replying else reply_to

@@ -162,6 +162,34 @@ def test_facets_count_what_the_results_hold(shelf, other_user):
     assert Solution.objects.count() == 3  # the private one is in no count
 
 
+# ---------------------------------------------------------------- the model page's shared part
+
+def fresh(solution: Solution) -> selectors.PageParts:
+    solution.refresh_from_db()  # a page reads the solution, page_version included, on each request
+    return selectors.page_parts(solution)
+
+
+def test_the_shared_part_is_cached_until_anything_it_shows_changes(catalogs, other_user, django_assert_num_queries):
+    from marketplace.models import Favorite, Tag
+    from tests.factories import CommentFactory, RatingFactory
+
+    solution = published_revision(catalogs["public"]).solution
+    assert fresh(solution).comments == []
+    with django_assert_num_queries(0):
+        selectors.page_parts(solution)  # the same version: from the cache
+
+    comment = CommentFactory(solution=solution, text="first")  # no service: the signals still see it
+    assert [c.text for c in fresh(solution).comments] == ["first"]
+    RatingFactory(solution=solution, stars=4)
+    assert fresh(solution).stars == {4: 1}
+    Favorite.objects.create(solution=solution, user=other_user)
+    assert fresh(solution).favorites == 1
+    solution.tags.add(Tag.objects.create(name="vision"))
+    assert [t.name for t in fresh(solution).tags] == ["vision"]
+    comment.delete()
+    assert fresh(solution).comments == []
+
+
 # ---------------------------------------------------------------- the cached summary
 
 def summary_for(user, q=""):
