@@ -57,7 +57,7 @@ LOGIN_URL = "accounts:login"
 ACUMOS_SUMMARY_SECONDS = env_int("ACUMOS_SUMMARY_SECONDS", 300)
 # A search ranked by relevance scores the most recently updated matches, this many (the other
 # orders list every match): see marketplace.selectors.search_solutions.
-ACUMOS_RANK_WINDOW = env_int("ACUMOS_RANK_WINDOW", 1000)
+ACUMOS_RANK_WINDOW = env_int("ACUMOS_RANK_WINDOW", 500)
 # How long a model page's shared part (tags, ratings, comments, favorites) is reused at most (0: never);
 # any change to it starts afresh, so this bounds only how long an author's new name takes to show.
 ACUMOS_PAGE_SECONDS = env_int("ACUMOS_PAGE_SECONDS", 300)

@@ -9,7 +9,8 @@
    descriptions, tags, model types, toolkits, licences, ~70% public / ~20% company / ~10% private, one ready
    revision each with artifacts; five featured public models with versions, ratings and comments);
    VACUUM (FULL for the solutions) ANALYZE.
-2. The pages are served in this process by Django's test Client: the real URLconf and middleware stack
+2. acumos_portal/wsgi.py is imported, as runserver or a WSGI server does (it gc.freeze()s what is loaded).
+   The pages are served in this process by Django's test Client: the real URLconf and middleware stack
    (sessions, CSRF, auth, messages), DEBUG off, a persistent database connection, templates rendered; what is
    timed is client.get() from the call until the response is complete (no network, no WSGI server).
    Warm-up first, then the pages in turn, one request each per round, so that whatever else the machine does

@@ -243,7 +243,7 @@ def search_solutions(user, params: SearchParams) -> QuerySet[Solution]:
     Ranked by relevance, the list holds the RANK_WINDOW most recently updated matches, best first
     (Elasticsearch's rescore window, with recency as the cheap first pass): scoring every match of
     a common word reads every one of them, a quarter of the table for "fraud" at 100,000 models,
-    while the newest thousand come off the recency index. Every other order lists every match."""
+    while the newest few hundred come off the recency index. Every other order lists every match."""
     matches = matching_solutions(user, params)
     if not is_ranked(params):
         return matches.order_by(*_ordering(params.sort, ranked=False))

@@ -127,7 +127,9 @@ def _running_deployment(user, revision):
     if revision is None or not signed_in(user):
         return None
     running = visible_deployments(user).filter(revision=revision, status=DeploymentStatus.RUNNING)
-    return running.exclude(endpoint_url="").order_by("-created").first()
+    # Only what the examples show: the list's joins are not needed here.
+    return (running.exclude(endpoint_url="").select_related(None).only("pk", "name", "endpoint_url")
+            .order_by("-created").first())
 
 
 def _onboarding_context(revision) -> dict:
