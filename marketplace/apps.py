@@ -9,7 +9,7 @@ class MarketplaceConfig(AppConfig):
         from django.db.models.signals import m2m_changed, post_delete, post_save
 
         from marketplace import signals
-        from marketplace.models import Comment, Favorite, Rating, Solution
+        from marketplace.models import Artifact, Comment, Favorite, Rating, Solution
 
         # A newly ready revision: its licence and search text are noted, its owner told.
         signals.revision_ready.connect(signals.on_revision_ready, dispatch_uid="marketplace-revision-ready")
@@ -19,4 +19,7 @@ class MarketplaceConfig(AppConfig):
             for signal in (post_save, post_delete):
                 signal.connect(signals.on_solution_part_saved, sender=model,
                                dispatch_uid=f"marketplace-page-{model.__name__}-{signal is post_save}")
+        for signal in (post_save, post_delete):
+            signal.connect(signals.on_artifact_saved, sender=Artifact,
+                           dispatch_uid=f"marketplace-page-artifact-{signal is post_save}")
         m2m_changed.connect(signals.on_tags_changed, sender=Solution.tags.through, dispatch_uid="marketplace-page-tags")

@@ -51,7 +51,7 @@ class Solution(models.Model):
     rating_sum = models.PositiveIntegerField(default=0)
     rating_avg = models.FloatField(default=0)
     # Bumped by any change to what every visitor of the model page sees alike (its tags, ratings,
-    # comments, favorites): the key of that part's cache (selectors.page_parts).
+    # comments, favorites, its versions' files): the key of that part's cache (selectors.page_cached).
     page_version = models.PositiveIntegerField(default=0, db_default=0)
     # Name, description, tags and author as one text; on PostgreSQL also as a weighted tsvector.
     search_text = models.TextField(blank=True, editable=False)

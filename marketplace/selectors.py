@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
@@ -35,6 +37,7 @@ from marketplace.models import (
     Tag,
 )
 
+T = TypeVar("T")
 SEARCH_CONFIG = "english"
 GENERATION_KEY = "marketplace:generation"
 PAGE_SIZE = 24
@@ -396,22 +399,28 @@ class PageParts:
 
 
 def page_parts(solution: Solution) -> PageParts:
-    """Cached under the solution's page_version, which every write to these moves on (marketplace.signals),
-    for at most ACUMOS_PAGE_SECONDS: how long a renamed author may keep the old name here. Five
-    queries, and most of a model page's time, become one cache read."""
-    key = f"marketplace:page:{solution.pk}:{solution.page_version}"
-    parts = cache.get(key) if settings.ACUMOS_PAGE_SECONDS else None
-    if parts is None:
-        parts = PageParts(
-            tags=list(solution.tags.all()),
-            stars=dict(Rating.objects.filter(solution=solution).values_list("stars").annotate(n=Count("pk"))
-                       .order_by()),
-            reviews=list(ratings_of(solution).order_by("-modified")[:REVIEWS_SHOWN]),
-            comments=list(Comment.objects.filter(solution=solution).select_related("author").order_by("created")),
-            favorites=Favorite.objects.filter(solution=solution).count())
-        if settings.ACUMOS_PAGE_SECONDS:
-            cache.set(key, parts, settings.ACUMOS_PAGE_SECONDS)
-    return parts
+    """Five queries, and most of a model page's time, become one cache read (page_cached)."""
+    return page_cached(solution, "shared", lambda: PageParts(
+        tags=list(solution.tags.all()),
+        stars=dict(Rating.objects.filter(solution=solution).values_list("stars").annotate(n=Count("pk")).order_by()),
+        reviews=list(ratings_of(solution).order_by("-modified")[:REVIEWS_SHOWN]),
+        comments=list(Comment.objects.filter(solution=solution).select_related("author").order_by("created")),
+        favorites=Favorite.objects.filter(solution=solution).count()))
+
+
+def page_cached(solution: Solution, part: str, build: Callable[[], T], settled: Callable[[T], bool] | None = None) -> T:
+    """`build()`, cached under the solution's page_version, which every write to what the model page
+    shows alike moves on (marketplace.signals), for at most ACUMOS_PAGE_SECONDS: how long a renamed
+    author may keep the old name there. A value `settled` does not approve of is not kept."""
+    if not settings.ACUMOS_PAGE_SECONDS:
+        return build()
+    key = f"marketplace:page:{solution.pk}:{solution.page_version}:{part}"
+    found = cache.get(key)
+    if found is None:
+        found = build()
+        if settled is None or settled(found):
+            cache.set(key, found, settings.ACUMOS_PAGE_SECONDS)
+    return found
 
 
 def comment_threads(solution: Solution, comments: list[Comment] | None = None) -> list[Comment]:

@@ -29,6 +29,13 @@ def on_solution_part_saved(sender, instance, **kwargs) -> None:
     page_changed(instance.solution_id)
 
 
+def on_artifact_saved(sender, instance, **kwargs) -> None:
+    """A version's files: an image rebuild replaces its image and build log."""
+    from marketplace.models import Revision
+
+    page_changed(Revision.objects.filter(pk=instance.revision_id).values("solution_id")[:1])
+
+
 def on_tags_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
     if not action.startswith("post_"):
         return

@@ -41,6 +41,7 @@ from marketplace.selectors import (
     deleted_solutions,
     managed_solutions,
     owns,
+    page_cached,
     page_parts,
     publications_of,
     requests_of,
@@ -81,7 +82,7 @@ def _page(request, solution, revisions=None, revision=None, *, status: int = 200
 def page_context(user, solution, revisions, revision, **overrides) -> dict:
     """Everything the page shows, in a number of queries that does not grow with the model.
     `solution` is one the user may see: every caller found it through the selectors."""
-    artifacts = _artifacts(revision)
+    artifacts, steps = _files_and_steps(solution, revision)
     publications = list(publications_of(solution, user))
     can_manage = can_change_solution(user, solution)
     taking_part = signed_in(user)  # can_take_part, known without asking again
@@ -97,7 +98,7 @@ def page_context(user, solution, revisions, revision, **overrides) -> dict:
         "artifacts": artifacts,
         "bundle_ready": revision is not None and revision.is_ready,
         **_api_context(user, revision, artifacts),
-        **_onboarding_context(revision),
+        "job": steps[0].job if steps else None, "steps": steps,
         "can_deploy": revision is not None and revision.is_ready and can_deploy(
             user, revision, seen=True, manages=can_manage),
         **favorite_context(user, solution, shared),
@@ -132,17 +133,23 @@ def _running_deployment(user, revision):
             .order_by("-created").first())
 
 
-def _onboarding_context(revision) -> dict:
-    """The job that onboarded this version and its steps, in one query (a job has steps from the start)."""
+def _files_and_steps(solution, revision) -> tuple[list[Artifact], list[StepResult]]:
+    """The version's artifacts and its onboarding steps. Once onboarding is over they change only
+    when the image is rebuilt, and new artifacts move the page_version on: cached with the page."""
+    if revision is None:
+        return [], []
+    return page_cached(solution, f"revision:{revision.pk}", lambda: (_artifacts(revision), _steps(revision)),
+                       settled=lambda found: revision.is_ready and (not found[1] or found[1][0].job.done))
+
+
+def _steps(revision) -> list[StepResult]:
+    """The latest job's steps, in one query (a job has its steps from the start)."""
     steps = list(StepResult.objects.filter(job__revision_uuid=revision.pk).select_related("job")
-                 .order_by("-job__created", "position")) if revision else []
-    steps = [step for step in steps if step.job_id == steps[0].job_id] if steps else []
-    return {"job": steps[0].job if steps else None, "steps": steps}
+                 .order_by("-job__created", "position"))
+    return [step for step in steps if step.job_id == steps[0].job_id] if steps else []
 
 
 def _artifacts(revision) -> list[Artifact]:
-    if revision is None:
-        return []
     artifacts = Artifact.objects.filter(revision=revision).select_related("blob")
     return sorted(artifacts, key=lambda artifact: _KIND_ORDER.get(artifact.kind, len(_KIND_ORDER)))
 

@@ -33,6 +33,7 @@ from marketplace.models import (
     SolutionShare,
 )
 from marketplace.signals import page_changed
+from onboarding.models import StepResult
 from onboarding.services import onboarding_start
 
 from ..factories import CommentFactory, RatingFactory, RevisionFactory, SolutionFactory, UserFactory
@@ -208,6 +209,22 @@ def test_the_files_have_sizes_and_download_links(client_for, owner, solution, re
         assert reverse("marketplace:artifact-download", args=[artifact.pk]) in html
         assert f'title="{artifact.size} bytes"' in html
     assert reverse("marketplace:bundle-download", args=[revision.pk]) in html
+
+
+def test_a_rebuilt_image_shows_at_once_though_the_files_are_cached(client_for, owner, solution, revision):
+    client = client_for(owner)
+    image = "registry.example/iris@sha256:" + "0" * 64
+    assert image not in html_of(client.get(page_url(solution)))  # the files are cached now
+    Artifact.objects.create(revision=revision, kind=ArtifactKind.IMAGE, name="registry.example/iris", uri=image)
+    assert image in html_of(client.get(page_url(solution)))
+
+
+def test_a_version_still_onboarding_is_never_cached(client_for, owner, solution, revision):
+    Revision.objects.filter(pk=revision.pk).update(status=RevisionStatus.ONBOARDING)
+    client = client_for(owner)
+    before = client.get(page_url(solution)).context["steps"]
+    StepResult.objects.filter(pk=before[0].pk).update(status="failed")
+    assert client.get(page_url(solution)).context["steps"][0].status == "failed"
 
 
 def test_the_onboarding_steps_are_listed(client_for, owner, solution):
@@ -855,12 +872,12 @@ def test_the_page_costs_the_same_number_of_queries_whatever_the_size_of_the_mode
     small, big = build_model(owner, catalogs, size=1), build_model(owner, catalogs, size=6)
     client = client_for(request.getfixturevalue(persona) if persona else None)
     queries_for(client, small)  # warm: the session, the site settings
-    for solution in (small, big):  # the shared part cold (selectors.page_parts), as after any change to it
+    for solution in (small, big):  # the shared part cold (selectors.page_cached), as after any change to it
         page_changed(solution.pk)
     cold = queries_for(client, small)
     assert cold == queries_for(client, big)
     warm = queries_for(client, small)
-    assert warm == queries_for(client, big) == cold - 5  # tags, stars, reviews, comments, favorites
+    assert warm == queries_for(client, big) == cold - 7  # tags, stars, reviews, comments, favorites, files, steps
     assert cold <= (22 if persona else 11)  # what it is today: a page that grows a query shows here
     # Anonymous visitors see the versions in the public catalog only.
     assert len(client.get(page_url(big)).context["revisions"]) == (6 if persona else 3)
