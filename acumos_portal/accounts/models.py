@@ -3,10 +3,27 @@ from __future__ import annotations
 import uuid
 
 from django.contrib.auth.models import AbstractUser
+from django.core.cache import cache
 from django.db import models
 from django.utils.functional import cached_property
 
 from acumos_portal.accounts.choices import Role
+
+# At most: a change to groups forgets the cached roles at once; this bounds a read that raced it.
+ROLES_SECONDS = 60
+ROLES_GENERATION = "accounts:roles:generation"
+
+
+def roles_key(user_id: int) -> str:
+    return f"accounts:roles:{cache.get(ROLES_GENERATION, 0)}:{user_id}"
+
+
+def forget_all_roles() -> None:
+    """A group renamed or deleted: every user's cached roles are stale."""
+    try:
+        cache.incr(ROLES_GENERATION)
+    except ValueError:  # no generation yet
+        cache.set(ROLES_GENERATION, 1, None)
 
 
 class User(AbstractUser):
@@ -22,11 +39,21 @@ class User(AbstractUser):
 
     @cached_property
     def role_names(self) -> frozenset[str]:
-        """Read once per user object: pages and API calls ask about roles many times."""
-        return frozenset(group.name for group in self.groups.all())
+        """Read once per user object (pages and API calls ask about roles many times), and kept in
+        the cache between requests: any change to anyone's groups forgets it (accounts.signals)."""
+        if self.pk is None:
+            return frozenset()
+        key = roles_key(self.pk)
+        names = cache.get(key)
+        if names is None:
+            names = frozenset(self.groups.values_list("name", flat=True))
+            cache.set(key, names, ROLES_SECONDS)
+        return names
 
     def forget_roles(self) -> None:
         self.__dict__.pop("role_names", None)
+        if self.pk is not None:
+            cache.delete(roles_key(self.pk))
 
     @property
     def is_portal_admin(self) -> bool:
