@@ -58,6 +58,8 @@ ACUMOS_SUMMARY_SECONDS = env_int("ACUMOS_SUMMARY_SECONDS", 300)
 # A search ranked by relevance scores the most recently updated matches, this many (the other
 # orders list every match): see marketplace.selectors.search_solutions.
 ACUMOS_RANK_WINDOW = env_int("ACUMOS_RANK_WINDOW", 500)
+# PostgreSQL full-text search; off (or on SQLite), every word is matched as plain text.
+ACUMOS_FULL_TEXT = env_bool("ACUMOS_FULL_TEXT", True)
 # How long a model page's shared part (tags, ratings, comments, favorites) is reused at most (0: never);
 # any change to it starts afresh, so this bounds only how long an author's new name takes to show.
 ACUMOS_PAGE_SECONDS = env_int("ACUMOS_PAGE_SECONDS", 300)
