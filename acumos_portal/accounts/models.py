@@ -43,6 +43,9 @@ class User(AbstractUser):
         the cache between requests: any change to anyone's groups forgets it (accounts.signals)."""
         if self.pk is None:
             return frozenset()
+        prefetched = getattr(self, "_prefetched_objects_cache", {}).get("groups")
+        if prefetched is not None:  # a list of users (Manage > Users) reads all their groups at once
+            return frozenset(group.name for group in prefetched)
         key = roles_key(self.pk)
         names = cache.get(key)
         if names is None:

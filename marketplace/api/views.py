@@ -23,7 +23,6 @@ from django.db.models import (
     Subquery,
     Value,
     When,
-    prefetch_related_objects,
 )
 from django.db.models.functions import Coalesce
 from django.http import Http404
@@ -94,15 +93,6 @@ class VisibleObjectMixin:
             return super().get_object()
         except Http404:
             raise exceptions.NotFound(self.not_found_message) from None
-
-
-class RolesOnceMixin:
-    """Read the caller's roles (groups) once per request: every visibility check asks for them."""
-
-    def perform_authentication(self, request):
-        super().perform_authentication(request)
-        if request.user.is_authenticated:
-            prefetch_related_objects([request.user], "groups")
 
 
 class ListFiltersOnlyMixin:
@@ -195,7 +185,7 @@ COMMENT_ID = OpenApiParameter("comment_id", int, OpenApiParameter.PATH)
 
 
 @extend_schema(tags=["marketplace"])
-class SolutionViewSet(RolesOnceMixin, ListFiltersOnlyMixin, VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
+class SolutionViewSet(ListFiltersOnlyMixin, VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
     """Solutions (models) the caller may see: anyone reads the public ones; signed-in users also
     those of restricted catalogs, their own and those shared with them. The list searches and
     filters exactly as the browse page does."""
@@ -400,7 +390,7 @@ class RevisionFilter(django_filters.FilterSet):
 
 
 @extend_schema(tags=["marketplace"])
-class RevisionViewSet(RolesOnceMixin, VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
+class RevisionViewSet(VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
     """Revisions (versions) of the solutions the caller may see; `?solution=<id>` for one solution's."""
 
     filterset_class = RevisionFilter
@@ -445,7 +435,7 @@ class ArtifactFilter(django_filters.FilterSet):
 
 
 @extend_schema(tags=["marketplace"])
-class ArtifactViewSet(RolesOnceMixin, VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
+class ArtifactViewSet(VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
     """Artifacts of the revisions the caller may see; `?revision=<id>` for one revision's."""
 
     serializer_class = ArtifactSerializer
@@ -470,7 +460,7 @@ class ArtifactViewSet(RolesOnceMixin, VisibleObjectMixin, viewsets.ReadOnlyModel
 # ---------------------------------------------------------------- catalogs
 
 @extend_schema(tags=["publishing"])
-class CatalogViewSet(RolesOnceMixin, VisibleObjectMixin, viewsets.ModelViewSet):
+class CatalogViewSet(VisibleObjectMixin, viewsets.ModelViewSet):
     """Catalogs: anyone sees the public ones, signed-in users the restricted ones too; admins manage them."""
 
     serializer_class = CatalogSerializer
@@ -505,7 +495,7 @@ class PublicationFilter(django_filters.FilterSet):
 
 
 @extend_schema(tags=["publishing"])
-class PublicationViewSet(RolesOnceMixin, VisibleObjectMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+class PublicationViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                          mixins.DestroyModelMixin, viewsets.GenericViewSet):
     """Revisions in catalogs, as far as the caller may see both. POST publishes (or asks to); DELETE unpublishes."""
 
@@ -570,7 +560,7 @@ PENDING_FIRST = Case(When(status=RequestStatus.PENDING, then=Value(0)), default=
 
 
 @extend_schema(tags=["publishing"])
-class PublishRequestViewSet(RolesOnceMixin, ListFiltersOnlyMixin, VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
+class PublishRequestViewSet(ListFiltersOnlyMixin, VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
     """The requests on models you manage, and for publishers the ones they review; pending first.
     A publisher never reviews their own model's request: that answers 400 (you see it as its owner)."""
 
@@ -654,7 +644,7 @@ class NotificationFilter(django_filters.FilterSet):
 
 
 @extend_schema(tags=["notifications"])
-class NotificationViewSet(RolesOnceMixin, ListFiltersOnlyMixin, VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
+class NotificationViewSet(ListFiltersOnlyMixin, VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
     """Your notifications, newest first; `?unread=true` for the unread ones."""
 
     serializer_class = NotificationSerializer
