@@ -403,9 +403,18 @@ def page_parts(solution: Solution) -> PageParts:
     return page_cached(solution, "shared", lambda: PageParts(
         tags=list(solution.tags.all()),
         stars=dict(Rating.objects.filter(solution=solution).values_list("stars").annotate(n=Count("pk")).order_by()),
-        reviews=list(ratings_of(solution).order_by("-modified")[:REVIEWS_SHOWN]),
-        comments=list(Comment.objects.filter(solution=solution).select_related("author").order_by("created")),
+        reviews=list(ratings_of(solution).order_by("-modified").defer(*_unshown("user"))[:REVIEWS_SHOWN]),
+        comments=list(Comment.objects.filter(solution=solution).select_related("author").defer(*_unshown("author"))
+                      .order_by("created")),
         favorites=Favorite.objects.filter(solution=solution).count()))
+
+
+def _unshown(person: str) -> list[str]:
+    """What a page does not show of the person behind a rating or comment: kept out of the cache
+    (no password hash in Redis), and out of the query."""
+    shown = {"id", "username", "first_name", "last_name"}
+    return [f"{person}__{field.name}" for field in Rating.user.field.related_model._meta.concrete_fields
+            if field.name not in shown]
 
 
 def page_cached(solution: Solution, part: str, build: Callable[[], T], settled: Callable[[T], bool] | None = None) -> T:

@@ -180,6 +180,8 @@ def test_the_shared_part_is_cached_until_anything_it_shows_changes(catalogs, oth
 
     comment = CommentFactory(solution=solution, text="first")  # no service: the signals still see it
     assert [c.text for c in fresh(solution).comments] == ["first"]
+    cached_author = fresh(solution).comments[0].author
+    assert cached_author.username and "password" not in cached_author.__dict__  # no hash in the cache
     RatingFactory(solution=solution, stars=4)
     assert fresh(solution).stars == {4: 1}
     Favorite.objects.create(solution=solution, user=other_user)
