@@ -211,7 +211,9 @@ class SolutionViewSet(ListFiltersOnlyMixin, VisibleObjectMixin, viewsets.ReadOnl
 
     @extend_schema(parameters=[SolutionSearchSerializer])
     def list(self, request, *args, **kwargs):
-        """Search (`q`) and filter; `sort` is recent, name, rating, downloads, views or relevance."""
+        """Search (`q`) and filter; `sort` is recent, name, rating, downloads, views or relevance.
+        Relevance (the default with `q` on PostgreSQL) ranks the ACUMOS_RANK_WINDOW (500) most recently
+        updated matches, so `count` is at most that; any other `sort` lists every match."""
         return super().list(request, *args, **kwargs)
 
     def _page(self, items, serializer_class) -> Response:
