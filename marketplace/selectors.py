@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.core.cache import cache
 from django.db import connection
@@ -163,11 +164,6 @@ def owns(user, solution: Solution) -> bool:
     if not signed_in(user):
         return False
     return solution.owner_id == user.pk or SolutionShare.objects.filter(solution=solution, user=user).exists()
-
-
-def can_rate(user, solution: Solution) -> bool:
-    """Anyone who takes part, but not in a model of their own: a rating is what others think of it."""
-    return can_take_part(user, solution) and not owns(user, solution)
 
 
 def can_take_part(user, solution: Solution) -> bool:
@@ -413,7 +409,7 @@ def _unshown(person: str) -> list[str]:
     """What a page does not show of the person behind a rating or comment: kept out of the cache
     (no password hash in Redis), and out of the query."""
     shown = {"id", "username", "first_name", "last_name"}
-    return [f"{person}__{field.name}" for field in Rating.user.field.related_model._meta.concrete_fields
+    return [f"{person}__{field.name}" for field in get_user_model()._meta.concrete_fields
             if field.name not in shown]
 
 

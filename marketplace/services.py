@@ -17,6 +17,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from acumos_portal.accounts.models import User
+from acumos_portal.caching import forget_now_and_on_commit
 from marketplace import selectors, storage
 from marketplace.choices import (
     ArtifactKind,
@@ -438,10 +439,8 @@ def notify(user, kind: str, title: str, *, url: str = "", message: str = "") -> 
 
 
 def _forget_unread(user_id: int) -> None:
-    """Now, and again once the transaction commits: a read in between may have cached the old count."""
     key = selectors.unread_key(user_id)
-    cache.delete(key)
-    transaction.on_commit(lambda: cache.delete(key))
+    forget_now_and_on_commit(lambda: cache.delete(key))
 
 
 def mark_read(user, ids: list[int] | None = None) -> int:

@@ -1,10 +1,10 @@
 from django.contrib.auth.models import Group
 from django.core.cache import cache
-from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from acumos_portal.accounts.models import User, forget_all_roles, roles_key
+from acumos_portal.caching import forget_now_and_on_commit
 
 
 @receiver(post_save, sender=User)
@@ -17,24 +17,18 @@ def give_default_role(sender, instance: User, created: bool, **kwargs):
 
 @receiver(m2m_changed, sender=User.groups.through)
 def forget_changed_roles(sender, instance, action, reverse, pk_set, **kwargs):
-    """Whoever changes them (services, the admin): now, and again once the change commits, since a
-    read in between may have cached the old roles."""
+    """Whoever changes them (services, the admin)."""
     if not action.startswith("post_"):
         return
     user_ids = (pk_set or set()) if reverse else {instance.pk}
     if reverse and action == "post_clear":  # group.user_set.clear(): the users are not named
-        _now_and_on_commit(forget_all_roles)
+        forget_now_and_on_commit(forget_all_roles)
         return
     keys = [roles_key(user_id) for user_id in user_ids]
-    _now_and_on_commit(lambda: cache.delete_many(keys))
+    forget_now_and_on_commit(lambda: cache.delete_many(keys))
 
 
 @receiver(post_save, sender=Group)
 @receiver(post_delete, sender=Group)
 def forget_roles_of_everyone(sender, **kwargs):
-    _now_and_on_commit(forget_all_roles)
-
-
-def _now_and_on_commit(forget) -> None:
-    forget()
-    transaction.on_commit(forget)
+    forget_now_and_on_commit(forget_all_roles)
