@@ -19,7 +19,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 
 from acumos_portal.accounts.choices import Role
 from marketplace.choices import Audience, CatalogAccess, ModelType, RequestStatus, SortOrder
@@ -138,13 +138,12 @@ def visible_artifacts(user) -> QuerySet[Artifact]:
 
 # ---------------------------------------------------------------- what a user may do
 
-def can_change_solution(user, solution: Solution) -> bool:
-    """Owner, co-owner or admin: edit, publish, share, deploy."""
+def can_change_solution(user, solution: Solution, *, marks: ViewerMarks | None = None) -> bool:
+    """Owner, co-owner or admin: edit, publish, share, deploy. `marks` (viewer_marks) when the
+    caller has them: no query then."""
     if not signed_in(user):
         return False
-    if solution.owner_id == user.pk or is_admin(user):
-        return True
-    return SolutionShare.objects.filter(solution=solution, user=user).exists()
+    return is_admin(user) or owns(user, solution, marks=marks)
 
 
 def can_delete_solution(user, solution: Solution) -> bool:
@@ -159,11 +158,57 @@ def can_review(user, request: PublishRequest) -> bool:
                 or SolutionShare.objects.filter(solution_id=request.solution_id, user=user).exists())
 
 
-def owns(user, solution: Solution) -> bool:
+def owns(user, solution: Solution, *, marks: ViewerMarks | None = None) -> bool:
     """The owner or a co-owner (an admin only if one of those)."""
     if not signed_in(user):
         return False
-    return solution.owner_id == user.pk or SolutionShare.objects.filter(solution=solution, user=user).exists()
+    if solution.owner_id == user.pk:
+        return True
+    return marks.co_owner if marks else SolutionShare.objects.filter(solution=solution, user=user).exists()
+
+
+# ---------------------------------------------------------------- what the viewer did to a model
+
+@dataclass(frozen=True)
+class ViewerMarks:
+    """The signed-in viewer's own relation to one solution."""
+
+    co_owner: bool = False
+    favorite: bool = False
+    rating: Rating | None = None  # stars and review only
+
+
+NO_MARKS = ViewerMarks()
+_MARKS = ("viewer_co_owner", "viewer_favorite", "viewer_stars", "viewer_review")
+
+
+def with_viewer_marks(solutions: QuerySet[Solution], user) -> QuerySet[Solution]:
+    """Each solution with the viewer's marks read in the same query (viewer_marks turns them into
+    ViewerMarks): the model page asked three more queries for them."""
+    if not signed_in(user):
+        return solutions
+    mine = {"solution": OuterRef("pk"), "user": user}
+    rating = Rating.objects.filter(**mine)
+    return solutions.annotate(
+        viewer_co_owner=Exists(SolutionShare.objects.filter(**mine)),
+        viewer_favorite=Exists(Favorite.objects.filter(**mine)),
+        viewer_stars=Subquery(rating.values("stars")[:1]),
+        viewer_review=Subquery(rating.values("review")[:1]),
+    )
+
+
+def viewer_marks(user, solution: Solution) -> ViewerMarks:
+    """From with_viewer_marks's annotations when the solution was read through it, else asked now.
+    Annotations are what was true when it was read: an action that changes a mark reads again."""
+    if not signed_in(user):
+        return NO_MARKS
+    if not hasattr(solution, _MARKS[0]):
+        solution = with_viewer_marks(Solution.objects.filter(pk=solution.pk), user).only("pk").get()
+    stars = solution.viewer_stars
+    return ViewerMarks(
+        co_owner=solution.viewer_co_owner, favorite=solution.viewer_favorite,
+        rating=Rating(solution_id=solution.pk, user=user, stars=stars, review=solution.viewer_review)
+        if stars is not None else None)
 
 
 def can_take_part(user, solution: Solution) -> bool:

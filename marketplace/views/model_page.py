@@ -11,6 +11,7 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Exists, OuterRef
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
@@ -31,9 +32,10 @@ from marketplace.forms import (
     add_refusal,
 )
 from marketplace.markdown import render_markdown
-from marketplace.models import Artifact, Comment, Favorite, Publication, PublishRequest, Rating, SolutionShare
+from marketplace.models import Artifact, Comment, Publication, PublishRequest, SolutionShare
 from marketplace.selectors import (
     PageParts,
+    ViewerMarks,
     can_change_solution,
     can_delete_solution,
     can_take_part,
@@ -46,9 +48,11 @@ from marketplace.selectors import (
     publications_of,
     requests_of,
     signed_in,
+    viewer_marks,
     visible_catalogs,
     visible_revisions,
     visible_solutions,
+    with_viewer_marks,
 )
 from onboarding.models import StepResult
 
@@ -61,7 +65,8 @@ _KIND_ORDER = {kind: i for i, kind in enumerate(ArtifactKind.values)}
 
 @require_GET
 def model(request, pk):
-    solution = _visible_or_404(request.user, pk)
+    # The viewer's own favorite, rating and co-ownership come in the same query (viewer_marks).
+    solution = get_object_or_404(with_viewer_marks(visible_solutions(request.user), request.user), pk=pk)
     revisions = _revisions(request.user, solution)
     revision = _chosen(revisions, request.GET.get("version"))
     services.record_view(solution)
@@ -84,7 +89,8 @@ def page_context(user, solution, revisions, revision, **overrides) -> dict:
     `solution` is one the user may see: every caller found it through the selectors."""
     artifacts, steps = _files_and_steps(solution, revision)
     publications = list(publications_of(solution, user))
-    can_manage = can_change_solution(user, solution)
+    marks = viewer_marks(user, solution)
+    can_manage = can_change_solution(user, solution, marks=marks)
     taking_part = signed_in(user)  # can_take_part, known without asking again
     shared = page_parts(solution)
     tags = shared.tags
@@ -101,9 +107,9 @@ def page_context(user, solution, revisions, revision, **overrides) -> dict:
         "job": steps[0].job if steps else None, "steps": steps,
         "can_deploy": revision is not None and revision.is_ready and can_deploy(
             user, revision, seen=True, manages=can_manage),
-        **favorite_context(user, solution, shared),
+        **favorite_context(user, solution, shared, marks=marks),
         **ratings_context(user, solution, overrides.get("rating_form"), taking_part=taking_part,
-                          owner=can_manage and owns(user, solution), shared=shared),
+                          owner=can_manage and owns(user, solution, marks=marks), shared=shared, marks=marks),
         **comments_context(user, solution, overrides.get("comment_form"), overrides.get("reply_to"),
                            taking_part=taking_part, all_threads=overrides.get("all_comments", False),
                            shared=shared),
@@ -124,13 +130,17 @@ def _api_context(user, revision, artifacts) -> dict:
 
 
 def _running_deployment(user, revision):
-    """A running deployment of this version the user can see: the examples call it."""
-    if revision is None or not signed_in(user):
+    """A running deployment of this version the user can see: the examples call it. Not asked
+    for when _revisions found none (most visitors deploy nothing)."""
+    if revision is None or not signed_in(user) or not getattr(revision, "serving", True):
         return None
-    running = visible_deployments(user).filter(revision=revision, status=DeploymentStatus.RUNNING)
     # Only what the examples show: the list's joins are not needed here.
-    return (running.exclude(endpoint_url="").select_related(None).only("pk", "name", "endpoint_url")
+    return (_serving(user).filter(revision=revision).select_related(None).only("pk", "name", "endpoint_url")
             .order_by("-created").first())
+
+
+def _serving(user):
+    return visible_deployments(user).filter(status=DeploymentStatus.RUNNING).exclude(endpoint_url="")
 
 
 def _files_and_steps(solution, revision) -> tuple[list[Artifact], list[StepResult]]:
@@ -154,22 +164,23 @@ def _artifacts(revision) -> list[Artifact]:
     return sorted(artifacts, key=lambda artifact: _KIND_ORDER.get(artifact.kind, len(_KIND_ORDER)))
 
 
-def favorite_context(user, solution, shared: PageParts | None = None) -> dict:
+def favorite_context(user, solution, shared: PageParts | None = None, *, marks: ViewerMarks | None = None) -> dict:
     shared = shared or page_parts(solution)
-    mine = signed_in(user) and Favorite.objects.filter(solution=solution, user=user).exists()
-    return {"favorite_count": shared.favorites, "is_favorite": mine}
+    marks = marks or viewer_marks(user, solution)
+    return {"favorite_count": shared.favorites, "is_favorite": marks.favorite}
 
 
-def ratings_context(user, solution, form=None, *, taking_part: bool | None = None,
-                    owner: bool | None = None, shared: PageParts | None = None) -> dict:
+def ratings_context(user, solution, form=None, *, taking_part: bool | None = None, owner: bool | None = None,
+                    shared: PageParts | None = None, marks: ViewerMarks | None = None) -> dict:
     """The average, how many gave each number of stars, the latest reviews, and the user's own.
-    `taking_part` and `owner` (selectors.can_take_part, selectors.owns) when the caller knows."""
+    `taking_part`, `owner` and `marks` (selectors.can_take_part, owns, viewer_marks) when the caller knows."""
+    marks = marks or viewer_marks(user, solution)
     taking_part = can_take_part(user, solution) if taking_part is None else taking_part
-    owner = taking_part and owns(user, solution) if owner is None else owner
+    owner = taking_part and owns(user, solution, marks=marks) if owner is None else owner
     shared = shared or page_parts(solution)
     by_stars = shared.stars
     total = sum(by_stars.values())
-    mine = Rating.objects.filter(solution=solution, user=user).first() if signed_in(user) else None
+    mine = marks.rating
     return {
         "rating_total": total,
         "distribution": [{"stars": stars, "count": by_stars.get(stars, 0),
@@ -258,7 +269,15 @@ def _managed_or_404(user, pk):
 
 
 def _revisions(user, solution) -> list:
-    return list(visible_revisions(user).filter(solution=solution).order_by("-created"))
+    """The versions the user may see, newest first, each knowing whether it is `serving` (see
+    _running_deployment). Their solution is the one given: no join for it."""
+    revisions = visible_revisions(user).filter(solution=solution).select_related(None).order_by("-created")
+    if signed_in(user):
+        revisions = revisions.annotate(serving=Exists(_serving(user).filter(revision=OuterRef("pk"))))
+    found = list(revisions)
+    for revision in found:
+        revision.solution = solution
+    return found
 
 
 def _chosen(revisions: list, wanted: str | None):

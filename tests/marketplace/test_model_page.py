@@ -878,6 +878,36 @@ def test_the_page_costs_the_same_number_of_queries_whatever_the_size_of_the_mode
     assert cold == queries_for(client, big)
     warm = queries_for(client, small)
     assert warm == queries_for(client, big) == cold - 7  # tags, stars, reviews, comments, favorites, files, steps
-    assert cold <= (22 if persona else 11)  # what it is today: a page that grows a query shows here
+    assert cold <= (16 if persona else 11)  # what it is today: a page that grows a query shows here
     # Anonymous visitors see the versions in the public catalog only.
     assert len(client.get(page_url(big)).context["revisions"]) == (6 if persona else 3)
+
+
+def test_a_visitors_own_favorite_rating_and_co_ownership_cost_no_query_of_their_own(client_for, other_user, public,
+                                                                                    co_owner):
+    queries_for(client_for(None), public)  # the shared part cached
+    anonymous = queries_for(client_for(None), public)
+    stranger = client_for(other_user)
+    queries_for(stranger, public)  # warm: the session
+    bare = queries_for(stranger, public)
+    services.toggle_favorite(other_user, public)
+    services.rate(other_user, public, 2, "Meh")
+    queries_for(stranger, public)  # the shared part moved on with the favorite and the rating
+    assert queries_for(stranger, public) == bare == anonymous + 1  # the user row
+    context = stranger.get(page_url(public)).context
+    assert context["is_favorite"] and (context["my_rating"].stars, context["my_rating"].review) == (2, "Meh")
+    assert not context["can_manage"] and not context["is_owner"]
+    services.share(public.owner, public, co_owner.username)
+    context = client_for(co_owner).get(page_url(public)).context
+    assert context["can_manage"] and context["is_owner"] and not context["is_favorite"] and not context["my_rating"]
+
+
+@pytest.mark.parametrize("status, endpoint", [(DeploymentStatus.STOPPED, "http://127.0.0.1:4100/"),
+                                              (DeploymentStatus.RUNNING, "")])
+def test_the_examples_call_no_deployment_that_is_stopped_or_has_no_endpoint(client_for, owner, public, revision,
+                                                                           status, endpoint):
+    target = Target.objects.create(name="local", kind="local")
+    Deployment.objects.create(name="iris-off", target=target, revision=revision, status=status,
+                              endpoint_url=endpoint, created_by=owner, admin_token_encrypted="-")
+    context = client_for(owner).get(page_url(public)).context
+    assert context["deployment"] is None and context["examples"][0].url.startswith("http://localhost:3330/")
