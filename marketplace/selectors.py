@@ -211,6 +211,11 @@ def viewer_marks(user, solution: Solution) -> ViewerMarks:
         if stars is not None else None)
 
 
+def can_delete_comment(user, comment: Comment) -> bool:
+    """Its author, or an admin."""
+    return signed_in(user) and (comment.author_id == user.pk or is_admin(user))
+
+
 def can_take_part(user, solution: Solution) -> bool:
     """Rate, review, comment and favorite: any signed-in user who can see the solution."""
     return signed_in(user) and visible_solutions(user).filter(pk=solution.pk).exists()

@@ -343,7 +343,7 @@ def _tell_about_comment(comment: Comment) -> None:
 
 def delete_comment(user, comment: Comment) -> None:
     """Gone, unless others replied to it: then its text goes and its place in the thread stays."""
-    _require(comment.author_id == user.pk or selectors.is_admin(user), "only its author deletes a comment")
+    _require(selectors.can_delete_comment(user, comment), "only its author deletes a comment")
     _require(comment.deleted_at is None, "that comment was deleted already")
     with transaction.atomic():
         if comment.replies.exists():

@@ -14,6 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Exists, OuterRef
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import get_template
 from django.urls import path, reverse
 from django.utils.text import capfirst
 from django.views.decorators.http import require_GET, require_POST
@@ -37,6 +38,7 @@ from marketplace.selectors import (
     PageParts,
     ViewerMarks,
     can_change_solution,
+    can_delete_comment,
     can_delete_solution,
     can_take_part,
     comment_threads,
@@ -186,7 +188,7 @@ def ratings_context(user, solution, form=None, *, taking_part: bool | None = Non
         "distribution": [{"stars": stars, "count": by_stars.get(stars, 0),
                           "percent": round(100 * by_stars.get(stars, 0) / total) if total else 0}
                          for stars in range(5, 0, -1)],
-        "reviews": shared.reviews,
+        "reviews": _with_heads(solution, shared.reviews),
         "my_rating": mine,
         "rating_form": form or RatingForm(initial={"stars": mine.stars, "review": mine.review} if mine else None),
         "can_take_part": taking_part,
@@ -194,11 +196,24 @@ def ratings_context(user, solution, form=None, *, taking_part: bool | None = Non
     }
 
 
+def _with_heads(solution, reviews: list) -> list:
+    """Each review with its stars, author and date drawn as HTML once per page version, like the
+    comments (_comment_bodies): the same for every visitor."""
+    def draw() -> dict[int, str]:
+        head = get_template("marketplace/_model_review_head.html")
+        return {rating.pk: head.render({"rating": rating}) for rating in reviews}
+    heads = page_cached(solution, "review-heads", draw)
+    for rating in reviews:
+        rating.head_html = heads.get(rating.pk, "")
+    return reviews
+
+
 def comments_context(user, solution, form=None, reply_to=None, *, taking_part: bool | None = None,
                      all_threads: bool = False, shared: PageParts | None = None) -> dict:
     """The latest THREADS_SHOWN threads (or all of them), oldest first, with the forms: a model
     with a thousand comments draws no slower than one with ten."""
-    threads = comment_threads(solution, (shared or page_parts(solution)).comments)
+    comments = (shared or page_parts(solution)).comments
+    threads = comment_threads(solution, comments)
     # A reply with errors shows under its comment, unless the comment is the problem: then on top.
     replying = form is not None and bool(form.data.get("parent")) and "parent" not in form.errors
     reply_to = _int(form.data.get("parent")) if replying else reply_to
@@ -206,7 +221,8 @@ def comments_context(user, solution, form=None, reply_to=None, *, taking_part: b
     shown = threads if expanded else threads[-THREADS_SHOWN:]
     # Forms posted from the whole list come back to the whole list.
     keep = ALL_COMMENTS if expanded and len(threads) > THREADS_SHOWN else ""
-    _link_comments(shown, reverse("marketplace:model-comment", args=[solution.pk]), keep)
+    _prepare_comments(user, shown, _comment_bodies(solution, comments),
+                      reverse("marketplace:model-comment", args=[solution.pk]), keep)
     return {
         "threads": shown,
         "comments_query": keep,
@@ -219,13 +235,26 @@ def comments_context(user, solution, form=None, reply_to=None, *, taking_part: b
     }
 
 
-def _link_comments(comments, base: str, query: str = "") -> None:
-    """Each comment's reply and delete addresses (see urlpatterns below), made from one reverse():
-    a page holds every comment, and a reverse() per link was a third of its drawing time."""
+def _prepare_comments(user, comments, bodies: dict[int, str], base: str, query: str = "") -> None:
+    """What the template draws of each comment, made here: its shared HTML, whether this user may
+    delete it, and its reply and delete addresses (see urlpatterns below) from one reverse(), as a
+    reverse() per link was a third of the list's drawing time."""
     for comment in comments:
+        comment.body_html = bodies.get(comment.pk, "")
+        comment.can_delete = can_delete_comment(user, comment)
         comment.reply_url = f"{base}{comment.pk}/reply/"
         comment.delete_url = f"{base}{comment.pk}/delete/{query}"
-        _link_comments(comment.thread_replies, base, query)
+        _prepare_comments(user, comment.thread_replies, bodies, base, query)
+
+
+def _comment_bodies(solution, comments) -> dict[int, str]:
+    """Each comment's author, time and text as HTML, the same for every visitor: drawn once per page
+    version (selectors.page_cached), not on every view; they were most of the list's drawing time."""
+    def draw() -> dict[int, str]:
+        body = get_template("marketplace/_model_comment_body.html")
+        return {comment.pk: body.render({"comment": comment, "solution": solution})
+                for comment in comments if not comment.deleted_at}
+    return page_cached(solution, "comment-bodies", draw)
 
 
 def _count_comments(comments) -> int:

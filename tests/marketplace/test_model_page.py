@@ -911,3 +911,21 @@ def test_the_examples_call_no_deployment_that_is_stopped_or_has_no_endpoint(clie
                               endpoint_url=endpoint, created_by=owner, admin_token_encrypted="-")
     context = client_for(owner).get(page_url(public)).context
     assert context["deployment"] is None and context["examples"][0].url.startswith("http://localhost:3330/")
+
+
+def test_comments_and_reviews_drawn_once_still_show_each_visitor_their_own_actions(client_for, other_user, admin_user,
+                                                                                   public):
+    comment = CommentFactory(solution=public, author=other_user, text="<script>alert(1)</script> works")
+    services.rate(other_user, public, 5, "Solid")
+    stranger = client_for(UserFactory())
+    pages = {who: html_of(client.get(page_url(public)))  # one page version: the drawn parts cached once
+             for who, client in (("author", client_for(other_user)), ("stranger", stranger),
+                                 ("admin", client_for(admin_user)), ("anonymous", client_for(None)))}
+    delete = action("comment-delete", public, comment.pk)
+    assert delete in pages["author"] and delete in pages["admin"]
+    assert delete not in pages["stranger"] and delete not in pages["anonymous"]
+    you = '<span class="badge badge--role">You</span>'
+    assert you in pages["author"] and all(you not in pages[who] for who in ("stranger", "admin", "anonymous"))
+    for html in pages.values():
+        assert "&lt;script&gt;alert(1)&lt;/script&gt; works" in html and "<script>alert(1)" not in html
+        assert html.count(f'id="comment-{comment.pk}-by"') == 1 and "Solid" in html
