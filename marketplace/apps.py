@@ -9,7 +9,7 @@ class MarketplaceConfig(AppConfig):
         from django.db.models.signals import m2m_changed, post_delete, post_save
 
         from marketplace import signals
-        from marketplace.models import Artifact, Comment, Favorite, Rating, Solution
+        from marketplace.models import Artifact, Comment, Favorite, Rating, Solution, SolutionShare
 
         # A newly ready revision: its licence and search text are noted, its owner told.
         signals.revision_ready.connect(signals.on_revision_ready, dispatch_uid="marketplace-revision-ready")
@@ -22,4 +22,10 @@ class MarketplaceConfig(AppConfig):
         for signal in (post_save, post_delete):
             signal.connect(signals.on_artifact_saved, sender=Artifact,
                            dispatch_uid=f"marketplace-page-artifact-{signal is post_save}")
+        # Result and filter counts are cached by generation (selectors.summary_of): a new or edited
+        # solution, or a new co-owner, starts the next one.
+        for model in (Solution, SolutionShare):
+            for signal in (post_save, post_delete):
+                signal.connect(signals.on_listing_changed, sender=model,
+                               dispatch_uid=f"marketplace-listing-{model.__name__}-{signal is post_save}")
         m2m_changed.connect(signals.on_tags_changed, sender=Solution.tags.through, dispatch_uid="marketplace-page-tags")

@@ -399,22 +399,33 @@ def summary_of(solutions: QuerySet[Solution], user, params: SearchParams) -> Sum
 def _summary_key(user, params: SearchParams) -> str | None:
     if not settings.ACUMOS_SUMMARY_SECONDS:
         return None
+    generation = cache.get(GENERATION_KEY, 0)
     asked = repr((search_terms(params.q), sorted(params.active_filters.items())))
-    digest = hashlib.sha256(f"{_scope(user)}|{asked}".encode()).hexdigest()[:32]
-    return f"marketplace:summary:{cache.get(GENERATION_KEY, 0)}:{digest}"
+    digest = hashlib.sha256(f"{_scope(user, generation)}|{asked}".encode()).hexdigest()[:32]
+    return f"marketplace:summary:{generation}:{digest}"
 
 
-def _scope(user) -> str:
+def _scope(user, generation: int) -> str:
     """Who sees the same list: anyone, any member, or (owning private models, reviewing) one user."""
     if not signed_in(user):
         return "anyone"
     if is_admin(user):
         return "admin"
-    own_private = Solution.objects.filter(Q(owner=user) | Q(pk__in=_shared_with(user)),
-                                          audience=Audience.PRIVATE, deleted_at__isnull=True)
-    if is_publisher(user) or own_private.exists():
+    if is_publisher(user) or _owns_private(user, generation):
         return f"user:{user.pk}"
     return "members"
+
+
+def _owns_private(user, generation: int) -> bool:
+    """Whether the user owns or co-owns a model no catalog lists; kept for the generation, which
+    every new, shared, published or deleted model moves on (services.catalog_changed)."""
+    key = f"marketplace:owns-private:{generation}:{user.pk}"
+    found = cache.get(key)
+    if found is None:
+        found = Solution.objects.filter(Q(owner=user) | Q(pk__in=_shared_with(user)),
+                                        audience=Audience.PRIVATE, deleted_at__isnull=True).exists()
+        cache.set(key, found, settings.ACUMOS_SUMMARY_SECONDS)
+    return found
 
 
 def _column_facet(solutions: QuerySet, column: str, labels: dict | None = None) -> list[tuple[str, str, int]]:

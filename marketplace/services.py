@@ -62,7 +62,12 @@ class Refused(Exception):
 
 
 def catalog_changed() -> None:
-    """What lists show, or who may see it, changed: cached result counts start afresh."""
+    """What lists show, or who may see it, changed: cached result counts start afresh (again on
+    commit: a request may have counted the old rows in between)."""
+    forget_now_and_on_commit(_next_generation)
+
+
+def _next_generation() -> None:
     try:
         cache.incr(selectors.GENERATION_KEY)
     except ValueError:  # not there yet (or evicted): any new value makes new keys

@@ -12,6 +12,16 @@ def on_revision_ready(sender, revision, **kwargs) -> None:
     note_ready(revision)
 
 
+# ---------------------------------------------------------------- what lists count
+
+def on_listing_changed(sender, **kwargs) -> None:
+    """A solution created, edited, deleted or shared: cached counts (and who owns what) start afresh.
+    Publishing and the rest go through services, which say so themselves."""
+    from marketplace.services import catalog_changed
+
+    catalog_changed()
+
+
 # ---------------------------------------------------------------- the model page's shared part
 
 def page_changed(solution_id) -> None:
@@ -39,6 +49,7 @@ def on_artifact_saved(sender, instance, **kwargs) -> None:
 def on_tags_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
     if not action.startswith("post_"):
         return
+    on_listing_changed(sender)  # the tag filter's counts
     if not reverse:  # solution.tags.add/set/remove/clear
         page_changed(instance.pk)
     else:  # tag.solutions...: every solution named

@@ -223,3 +223,24 @@ def test_no_summary_is_kept_when_the_setting_is_zero(settings, shelf, catalogs):
     assert summary_for(None).total == 2
     Solution.objects.filter(name="Wine Quality").update(audience=0)  # no service: nothing would tell a cache
     assert summary_for(None).total == 1
+
+
+def test_a_member_with_nothing_private_reads_the_summary_without_a_query(shelf, other_user,
+                                                                         django_assert_num_queries):
+    assert summary_for(other_user).total == 2
+    with django_assert_num_queries(0):  # whether they own a private model is kept with the summary
+        assert summary_for(other_user).total == 2
+
+
+def test_a_new_edited_or_shared_model_is_counted_at_once(shelf, owner, other_user):
+    assert summary_for(other_user, "iris").total == 1
+    draft = SolutionFactory(owner=other_user, name="Iris Draft")  # onboarding creates it private
+    services.reindex(draft.pk)
+    assert summary_for(other_user, "iris").total == 2
+    assert summary_for(owner, "iris").total == 1
+    services.share(other_user, draft, owner.username)
+    assert summary_for(owner, "iris").total == 2  # the co-owner sees it now
+    assert ("chemistry", "chemistry", 1) in summary_for(owner).facets["tag"]
+    services.update_details(owner, shelf["wine"], description="", tags=["oenology"], model_type="RG")
+    tags = summary_for(owner).facets["tag"]
+    assert ("oenology", "oenology", 1) in tags and all(name != "chemistry" for name, _, _ in tags)
