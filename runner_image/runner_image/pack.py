@@ -114,6 +114,8 @@ def render_metadata(name: str, flavour: str, methods: dict, requirements: list[d
     }
     if version:
         meta["modelVersion"] = version
+    if description:  # the marketplace starts the model's page from it
+        meta["description"] = description
     return meta
 
 

@@ -148,12 +148,14 @@ def test_it_writes_acumos_metadata(model_file, tmp_path):
     assert method["input"]["name"] == "ClassifyIn"
     assert method["output"]["name"] == "ClassifyOut"
     assert method["description"] == "iris species"
+    assert meta["description"] == "iris species"  # the marketplace's model page starts from it
     assert runner_json(out)["requirements"] == ["numpy==1.26.4"]
 
 
 def test_it_omits_the_model_version_when_none_is_given(model_file, tmp_path):
     assert cli.main(iris_args(model_file, tmp_path / "b")) == 0
-    assert "modelVersion" not in json.loads((tmp_path / "b" / "metadata.json").read_text())
+    meta = json.loads((tmp_path / "b" / "metadata.json").read_text())
+    assert "modelVersion" not in meta and "description" not in meta
 
 
 @pytest.mark.parametrize("signature", ["a:repeated double,b:repeated int64", "repeated a:double, repeated b:int64",

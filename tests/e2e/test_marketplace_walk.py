@@ -19,6 +19,7 @@ from tests.conftest import PASSWORD
 pytestmark = pytest.mark.django_db(transaction=True)
 ONBOARDING_TIMEOUT_MS = 180_000  # ten steps, one of which starts the model in a runner process
 MODEL = "IrisClassifier"  # the name in the example bundle's metadata.json
+DESCRIPTION = "Iris species from sepal and petal sizes"  # the start of the example bundle's description
 REVIEW = "Accurate on my flower photos' measurements; easy to call."
 COMMENT = "Could you add the class names to the output?"
 APPROVAL = "Checked the licence and the smoke test: welcome to Public Models."
@@ -150,10 +151,12 @@ def find_by_search(page: Page, camera) -> None:
     page.wait_for_url(re.compile(r"[?&]q=iris"))
     results = page.locator("#results")
     expect(results.get_by_role("link", name=MODEL)).to_be_visible()
+    expect(results.get_by_text(DESCRIPTION)).to_be_visible()  # from the bundle's metadata.json
     camera.shoot(page, "visitor-search-results")
     camera.shoot_phone(page.context, page.url, "visitor-search-results")
     results.get_by_role("link", name=MODEL).first.click()
     expect(page.get_by_role("heading", name=MODEL, level=1)).to_be_visible()
+    expect(page.get_by_text(DESCRIPTION).first).to_be_visible()
     camera.shoot(page, "visitor-model-page")
     camera.shoot_phone(page.context, page.url, "visitor-model-page")
 
@@ -167,6 +170,8 @@ def rate_and_comment(page: Page, camera, solution: Solution) -> None:
     reviews.get_by_role("button", name="Post rating").click()
     expect(reviews.get_by_role("listitem").filter(has_text=REVIEW)).to_contain_text("other")  # by whom
     expect(reviews.get_by_text("out of 5, from 1 rating")).to_be_visible()
+    review, section = reviews.get_by_role("listitem").filter(has_text=REVIEW).bounding_box(), reviews.bounding_box()
+    assert review["width"] > 0.8 * section["width"]  # as wide as its card (a style of another page narrowed it)
 
     comments = page.get_by_role("region", name="Comments")
     comments.get_by_label("Comment", exact=True).fill(COMMENT)
