@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from django.conf import settings
@@ -358,21 +358,45 @@ def _ordering(sort: str, ranked: bool) -> tuple:
     return (*_ORDERINGS.get(sort, _ORDERINGS[SortOrder.RECENT]), "id")
 
 
-def facet_counts(solutions: QuerySet[Solution], user) -> dict[str, list[tuple[str, str, int]]]:
-    """For each filter, its values among `solutions` as (value, label, count), biggest first."""
-    ids = solutions.order_by().values("pk")
-    return {
-        "model_type": _column_facet(solutions, "model_type", dict(ModelType.choices)),
-        "toolkit": _column_facet(solutions, "toolkit"),
-        "licence": _column_facet(solutions, "licence"),
-        "tag": [(row["name"], row["name"], row["n"]) for row in
-                Tag.objects.filter(solutions__in=ids).values("name").annotate(n=Count("solutions"))
-                .order_by("-n", "name")[:FACET_LIMIT]],
-        "catalog": [(str(row["catalog_id"]), row["catalog__name"], row["n"]) for row in
-                    Publication.objects.filter(solution__in=ids, catalog__access__in=_accesses(user))
-                    .values("catalog_id", "catalog__name")
-                    .annotate(n=Count("solution", distinct=True)).order_by("-n", "catalog__name")],
+Facet = list[tuple[str, str, int]]  # (value, label, count), biggest first
+
+
+def facet_counts(user, params: SearchParams, total: int | None = None) -> dict[str, Facet]:
+    """For each filter, its values as (value, label, count), counted among the results of the query
+    and every other filter but its own (disjunctive facets, as shops have them): with a toolkit
+    chosen, the other toolkits still show, each with the number of results it would give instead.
+    `total`, the count of the results, when the caller has it: the chosen value's count."""
+    matching = matching_solutions(user, params)
+
+    def among(name: str) -> QuerySet[Solution]:
+        return matching_solutions(user, replace(params, **{name: ""})) if getattr(params, name) else matching
+
+    facets = {
+        "model_type": _column_facet(among("model_type"), "model_type", dict(ModelType.choices)),
+        "toolkit": _column_facet(among("toolkit"), "toolkit"),
+        "licence": _column_facet(among("licence"), "licence"),
+        "tag": _tag_facet(among("tag")),
+        "catalog": _catalog_facet(among("catalog"), user),
     }
+    for name in ("toolkit", "licence", "tag"):  # the chosen value shows, even when not among the biggest
+        chosen = getattr(params, name)
+        if chosen and all(value != chosen for value, _, _ in facets[name]):
+            facets[name].append((chosen, chosen, matching.count() if total is None else total))
+    return facets
+
+
+def _tag_facet(solutions: QuerySet[Solution]) -> Facet:
+    rows = (Tag.objects.filter(solutions__in=solutions.order_by().values("pk")).values("name")
+            .annotate(n=Count("solutions")).order_by("-n", "name")[:FACET_LIMIT])
+    return [(row["name"], row["name"], row["n"]) for row in rows]
+
+
+def _catalog_facet(solutions: QuerySet[Solution], user) -> Facet:
+    rows = (Publication.objects.filter(solution__in=solutions.order_by().values("pk"),
+                                       catalog__access__in=_accesses(user))
+            .values("catalog_id", "catalog__name").annotate(n=Count("solution", distinct=True))
+            .order_by("-n", "catalog__name"))
+    return [(str(row["catalog_id"]), row["catalog__name"], row["n"]) for row in rows]
 
 
 @dataclass
@@ -383,14 +407,15 @@ class Summary:
     facets: dict
 
 
-def summary_of(solutions: QuerySet[Solution], user, params: SearchParams) -> Summary:
+def summary_of(user, params: SearchParams) -> Summary:
     """The count and facet counts, cached for SUMMARY_SECONDS per audience and query. They scan
     every matching row, while a page reads only 24; any change to what is listed or who may see
     it starts a new generation, so a cached summary never outlives the data it counts."""
     key = _summary_key(user, params)
     found = cache.get(key) if key else None
     if found is None:
-        found = Summary(total=solutions.count(), facets=facet_counts(solutions, user))
+        total = matching_solutions(user, params).count()
+        found = Summary(total=total, facets=facet_counts(user, params, total))
         if key:
             cache.set(key, found, settings.ACUMOS_SUMMARY_SECONDS)
     return found
@@ -428,7 +453,7 @@ def _owns_private(user, generation: int) -> bool:
     return found
 
 
-def _column_facet(solutions: QuerySet, column: str, labels: dict | None = None) -> list[tuple[str, str, int]]:
+def _column_facet(solutions: QuerySet, column: str, labels: dict | None = None) -> Facet:
     rows = (solutions.order_by().exclude(**{column: ""}).values(column).annotate(n=Count("pk"))
             .order_by("-n", column)[:FACET_LIMIT])
     return [(row[column], (labels or {}).get(row[column], row[column]), row["n"]) for row in rows]

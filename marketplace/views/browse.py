@@ -47,7 +47,7 @@ def browse(request):
     catalog = chosen_catalog(request.GET, request.user)
     params = search_params(request.GET, catalog)
     results = selectors.search_solutions(request.user, params)
-    summary = selectors.summary_of(selectors.matching_solutions(request.user, params), request.user, params)
+    summary = selectors.summary_of(request.user, params)
     listed = selectors.listed_count(summary.total, params)
     page = paginate(results.prefetch_related("tags"), listed, request.GET.get("page"))
     params.page = page.number

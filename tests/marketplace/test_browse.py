@@ -16,7 +16,7 @@ from django.utils import timezone
 from acumos_portal import site
 from acumos_portal.accounts.models import SiteSettings
 from acumos_portal.site import current_site, forget_site
-from marketplace import services
+from marketplace import selectors, services
 from marketplace.choices import ModelType, NotificationKind
 from marketplace.models import Solution, Tag
 from marketplace.views.browse import compact_number, plain_excerpt
@@ -219,6 +219,29 @@ def test_filters_combine_and_counts_follow_the_results(client_for, owner, mixed)
     assert names_in(response) == ["A"]
     assert facet(response, "licence") == {"MIT": 1}
     assert facet(response, "model_type") == {"Classification": 1}
+
+
+def test_a_chosen_filter_still_shows_its_other_values_and_what_each_would_give(client_for, owner, mixed):
+    response = browse(client_for(owner), toolkit="sklearn", tag="vision")
+    # Each filter counts among the results of the others: sklearn models (A, C) by tag,
+    # vision models (A, B) by toolkit.
+    assert facet(response, "tag") == {"vision": 1, "fast": 1, "tabular": 1}
+    assert facet(response, "toolkit") == {"sklearn": 1, "onnx": 1}
+    links = {section["name"]: {item["label"]: item for item in section["values"]} for section in
+             response.context["facets"]}
+    onnx = links["toolkit"]["onnx"]
+    assert not onnx["chosen"] and "toolkit=onnx" in onnx["url"] and "tag=vision" in onnx["url"]
+    assert links["toolkit"]["sklearn"]["chosen"] and "toolkit=" not in links["toolkit"]["sklearn"]["url"]
+    assert names_in(browse(client_for(owner), toolkit="onnx", tag="vision")) == ["B"]  # as the count said
+
+
+def test_a_chosen_value_shows_though_it_is_not_among_the_biggest(client_for, owner, mixed, catalogs):
+    popular = [f"popular{number:02}" for number in range(selectors.FACET_LIMIT)]
+    for number in range(3):  # twelve tags on three models each: more than "vision", on two
+        tag(published(catalogs["public"], name=f"Popular {number}"), *popular)
+    response = browse(client_for(owner), tag="vision")
+    tags = facet(response, "tag")
+    assert len(tags) == selectors.FACET_LIMIT + 1 and tags["vision"] == 2 and "fast" not in tags
 
 
 def test_a_filter_link_keeps_the_other_parameters_and_starts_on_page_one(client_for, owner, mixed):

@@ -153,8 +153,7 @@ def test_without_full_text_nothing_is_ranked_or_left_out(settings, catalogs):
 
 
 def test_facets_count_what_the_results_hold(shelf, other_user):
-    solutions = selectors.search_solutions(other_user, selectors.SearchParams())
-    facets = selectors.facet_counts(solutions, other_user)
+    facets = selectors.facet_counts(other_user, selectors.SearchParams())
 
     assert ("RG", "Regression", 1) in facets["model_type"]
     assert facets["tag"] == [("chemistry", "chemistry", 1)]
@@ -196,7 +195,7 @@ def test_the_shared_part_is_cached_until_anything_it_shows_changes(catalogs, oth
 
 def summary_for(user, q=""):
     params = selectors.SearchParams(q=q)
-    return selectors.summary_of(selectors.matching_solutions(user, params), user, params)
+    return selectors.summary_of(user, params)
 
 
 def test_the_summary_is_reused_until_the_catalog_changes(shelf, catalogs, django_assert_num_queries):
