@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.utils.functional import SimpleLazyObject
 
 from acumos_portal.site import current_site
@@ -28,6 +29,8 @@ def site(request):
         # Lazy: a page that shows no bell or no Manage link (an htmx partial) asks nothing.
         context["UNREAD_COUNT"] = SimpleLazyObject(lambda: selectors.unread_count(user))
         context["IS_PUBLISHER"] = SimpleLazyObject(lambda: selectors.is_publisher(user))
+    else:
+        context["SIGNUP_OPEN"] = settings.ACUMOS_SIGNUP_OPEN  # the top bar offers it beside Sign in
     return context
 
 

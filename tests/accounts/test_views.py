@@ -161,3 +161,14 @@ def test_sign_up_can_be_closed(client, db, settings):
     settings.ACUMOS_SIGNUP_OPEN = False
     assert client.get(reverse("accounts:signup")).status_code == 404
     assert "Create an account" not in client.get(reverse("accounts:login")).content.decode()
+
+
+def test_the_top_bar_offers_sign_up_beside_sign_in_while_it_is_open(client, owner, settings):
+    sign_up = f'href="{reverse("accounts:signup")}">Sign up</a>'
+    assert sign_up in client.get(reverse("marketplace:browse")).content.decode()
+    assert sign_up not in client.get(reverse("accounts:signup")).content.decode()  # there already
+    settings.ACUMOS_SIGNUP_OPEN = False
+    assert sign_up not in client.get(reverse("marketplace:browse")).content.decode()
+    settings.ACUMOS_SIGNUP_OPEN = True
+    client.force_login(owner)
+    assert sign_up not in client.get(reverse("marketplace:browse")).content.decode()
