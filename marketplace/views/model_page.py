@@ -199,13 +199,22 @@ def ratings_context(user, solution, form=None, *, taking_part: bool | None = Non
 def _with_heads(solution, reviews: list) -> list:
     """Each review with its stars, author and date drawn as HTML once per page version, like the
     comments (_comment_bodies): the same for every visitor."""
-    def draw() -> dict[int, str]:
-        head = get_template("marketplace/_model_review_head.html")
-        return {rating.pk: head.render({"rating": rating}) for rating in reviews}
-    heads = page_cached(solution, "review-heads", draw)
+    heads = _drawn_once(solution, "review-heads", "marketplace/_model_review_head.html", "rating", reviews)
     for rating in reviews:
-        rating.head_html = heads.get(rating.pk, "")
+        rating.head_html = heads[rating.pk]
     return reviews
+
+
+def _drawn_once(solution, part: str, template: str, name: str, items: list) -> dict:
+    """`template` drawn for each of `items` (as `name`, with `solution`), by pk, kept with the page's
+    shared part (selectors.page_cached). Any item the kept drawing lacks (the list was read again
+    while a write raced the cache) is drawn now."""
+    def draw(these) -> dict:
+        drawing = get_template(template)
+        return {item.pk: drawing.render({name: item, "solution": solution}) for item in these}
+    drawn = page_cached(solution, part, lambda: draw(items))
+    missing = [item for item in items if item.pk not in drawn]
+    return {**drawn, **draw(missing)} if missing else drawn
 
 
 def comments_context(user, solution, form=None, reply_to=None, *, taking_part: bool | None = None,
@@ -249,12 +258,9 @@ def _prepare_comments(user, comments, bodies: dict[int, str], base: str, query: 
 
 def _comment_bodies(solution, comments) -> dict[int, str]:
     """Each comment's author, time and text as HTML, the same for every visitor: drawn once per page
-    version (selectors.page_cached), not on every view; they were most of the list's drawing time."""
-    def draw() -> dict[int, str]:
-        body = get_template("marketplace/_model_comment_body.html")
-        return {comment.pk: body.render({"comment": comment, "solution": solution})
-                for comment in comments if not comment.deleted_at}
-    return page_cached(solution, "comment-bodies", draw)
+    version, not on every view; they were most of the list's drawing time."""
+    shown = [comment for comment in comments if not comment.deleted_at]
+    return _drawn_once(solution, "comment-bodies", "marketplace/_model_comment_body.html", "comment", shown)
 
 
 def _count_comments(comments) -> int:

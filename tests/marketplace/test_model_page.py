@@ -32,6 +32,7 @@ from marketplace.models import (
     Solution,
     SolutionShare,
 )
+from marketplace.selectors import page_cached
 from marketplace.signals import page_changed
 from onboarding.models import StepResult
 from onboarding.services import onboarding_start
@@ -929,3 +930,13 @@ def test_comments_and_reviews_drawn_once_still_show_each_visitor_their_own_actio
     for html in pages.values():
         assert "&lt;script&gt;alert(1)&lt;/script&gt; works" in html and "<script>alert(1)" not in html
         assert html.count(f'id="comment-{comment.pk}-by"') == 1 and "Solid" in html
+
+
+def test_a_comment_or_review_the_kept_drawing_lacks_is_drawn_all_the_same(client_for, other_user, public):
+    CommentFactory(solution=public, text="Still here")
+    RatingFactory(solution=public, stars=3, review="Fine")
+    public.refresh_from_db()
+    for part in ("comment-bodies", "review-heads"):  # as if drawn from a list read before the write
+        assert page_cached(public, part, dict) == {}
+    html = html_of(client_for(other_user).get(page_url(public)))
+    assert "Still here" in html and 'aria-label="3.0 out of 5 stars"' in html
