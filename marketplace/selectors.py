@@ -179,7 +179,6 @@ class ViewerMarks:
 
 
 NO_MARKS = ViewerMarks()
-_MARKS = ("viewer_co_owner", "viewer_favorite", "viewer_stars", "viewer_review")
 
 
 def with_viewer_marks(solutions: QuerySet[Solution], user) -> QuerySet[Solution]:
@@ -202,7 +201,7 @@ def viewer_marks(user, solution: Solution) -> ViewerMarks:
     Annotations are what was true when it was read: an action that changes a mark reads again."""
     if not signed_in(user):
         return NO_MARKS
-    if not hasattr(solution, _MARKS[0]):
+    if not hasattr(solution, "viewer_co_owner"):  # not read through with_viewer_marks
         solution = with_viewer_marks(Solution.objects.filter(pk=solution.pk), user).only("pk").get()
     stars = solution.viewer_stars
     return ViewerMarks(
