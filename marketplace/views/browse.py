@@ -1,6 +1,6 @@
 """Browse and search: the marketplace home. Public: anonymous visitors see the public catalogs' models.
 
-Everything shown comes from selectors.search_solutions and selectors.facet_counts, so the page costs
+Everything shown comes from selectors.search_solutions and selectors.summary_of, so the page costs
 the same number of queries whatever the number of results, tags, catalogs or ratings: a count, the
 page's rows, their tags, their catalogs and one query per filter. The addresses the page links to are
 made here, once each, rather than by template tags per link: the page stays cheap to draw."""

@@ -3,6 +3,8 @@ PostgreSQL's full text and the plain fallback SQLite uses."""
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -153,7 +155,7 @@ def test_without_full_text_nothing_is_ranked_or_left_out(settings, catalogs):
 
 
 def test_facets_count_what_the_results_hold(shelf, other_user):
-    facets = selectors.facet_counts(other_user, selectors.SearchParams())
+    facets = selectors.count_matches(other_user, selectors.SearchParams()).facets
 
     assert ("RG", "Regression", 1) in facets["model_type"]
     assert facets["tag"] == [("chemistry", "chemistry", 1)]
@@ -243,3 +245,21 @@ def test_a_new_edited_or_shared_model_is_counted_at_once(shelf, owner, other_use
     services.update_details(owner, shelf["wine"], description="", tags=["oenology"], model_type="RG")
     tags = summary_for(owner).facets["tag"]
     assert ("oenology", "oenology", 1) in tags and all(name != "chemistry" for name, _, _ in tags)
+
+
+@pytest.mark.parametrize("params", [
+    {"q": "i"}, {"q": "iris"}, {"q": "e", "model_type": "RG"}, {"q": "e", "toolkit": "sklearn", "licence": "MIT"},
+    {"q": "e", "tag": "no-such-tag"}, {},
+])
+def test_counted_in_one_pass_or_apart_the_counts_are_the_same(params, shelf, owner, catalogs):
+    published_revision(catalogs["public"], name="Extra Tree", toolkit="sklearn", licence="MIT")
+    params = selectors.SearchParams(**params)
+    summary = selectors.count_matches(owner, params)
+    assert summary.total == selectors.matching_solutions(owner, params).count()
+    for column in ("model_type", "toolkit", "licence"):  # each among the others' results, not its own
+        among = selectors.matching_solutions(owner, replace(params, **{column: ""}))
+        expected = Counter(value for value in among.values_list(column, flat=True) if value)
+        chosen = getattr(params, column)
+        if chosen and chosen not in expected and column != "model_type":
+            expected[chosen] = summary.total  # a chosen value always shows
+        assert {value: n for value, _, n in summary.facets[column]} == expected, column
