@@ -122,7 +122,7 @@ def _state_dir(given: Path | None) -> Path:
 def _run_uvicorn(args, state_dir: Path, slot) -> int:
     import uvicorn
 
-    if not os.environ.get("RUNNER_ADMIN_TOKEN"):
+    if not os.environ.get("RUNNER_ADMIN_TOKEN") and not os.environ.get("RUNNER_ADMIN_TOKEN_SHA256"):
         logging.getLogger("runner_image").warning("RUNNER_ADMIN_TOKEN is not set: swaps are refused")
     common = {"host": args.host, "port": args.port, "access_log": False, "log_level": args.log_level.lower(),
               "timeout_graceful_shutdown": 10}

@@ -41,7 +41,7 @@ from runner_image.errors import (
 from runner_image.package import ExtractLimits, validate_config
 from runner_image.protos import compile_proto
 from runner_image.runtime import Runtime, inherit, stage_package
-from runner_image.settings import Settings
+from runner_image.settings import Settings, token_sha256
 from runner_image.slot import (
     CONFIG_FILE,
     MANIFEST_COPY,
@@ -105,13 +105,13 @@ def _unexpected(route: str, exc: Exception) -> RunnerError:
 
 
 def require_admin(request: Request, settings: Settings) -> None:
-    if not settings.admin_token:
+    if not settings.admin_token_sha256:
         raise Forbidden("changes are disabled: the runner was started without RUNNER_ADMIN_TOKEN")
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("this endpoint changes the runner: send Authorization: Bearer <admin token>")
-    if not hmac.compare_digest(token.strip().encode(), settings.admin_token.encode()):
+    if not hmac.compare_digest(token_sha256(token).encode(), settings.admin_token_sha256.encode()):
         raise Unauthorized("the admin token is wrong")
 
 

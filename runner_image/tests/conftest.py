@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 from runner_image.package import ExtractLimits
 from runner_image.runtime import record_seed, seed
 from runner_image.server import create_app
-from runner_image.settings import Settings
+from runner_image.settings import Settings, token_sha256
 from runner_image.slot import load_slot
 from runner_image.state import StateDir
 
@@ -57,7 +57,7 @@ def runner_client(bundle: Path, state_dir: Path, token: str = TOKEN, **overrides
     state = StateDir(state_dir)
     generation = seed(state, bundle, ExtractLimits())
     record_seed(state, load_slot(state.generation_dir(generation), generation))
-    settings = Settings(state_dir=state_dir, admin_token=token, **overrides)
+    settings = Settings(state_dir=state_dir, admin_token_sha256=token_sha256(token) if token else "", **overrides)
     with TestClient(create_app(settings)) as client:
         yield client
 
