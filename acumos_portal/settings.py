@@ -138,8 +138,29 @@ CELERY_BEAT_SCHEDULE = {
 }
 ACUMOS_JOB_STALE_SECONDS = env_int("ACUMOS_JOB_STALE_SECONDS", 600)
 ACUMOS_JOB_MAX_ATTEMPTS = env_int("ACUMOS_JOB_MAX_ATTEMPTS", 3)
+# Fairness: one user runs at most this many models at once (smoke tests); the next waits, holding no
+# worker, and is tried again every ACUMOS_MODEL_RETRY_SECONDS. Model steps get workers of their own:
+# ACUMOS_MODEL_THREADS threads without a broker, the Celery queue ACUMOS_MODEL_QUEUE if set.
+ACUMOS_MODEL_STEPS_PER_USER = env_int("ACUMOS_MODEL_STEPS_PER_USER", 1)
+ACUMOS_MODEL_RETRY_SECONDS = env_int("ACUMOS_MODEL_RETRY_SECONDS", 2)
+ACUMOS_MODEL_THREADS = env_int("ACUMOS_MODEL_THREADS", 2)
+ACUMOS_MODEL_QUEUE = env_str("ACUMOS_MODEL_QUEUE")
 ACUMOS_SMOKE_TEST = env_bool("ACUMOS_SMOKE_TEST", True)
-ACUMOS_SMOKE_TIMEOUT = env_int("ACUMOS_SMOKE_TIMEOUT", 120)
+ACUMOS_SMOKE_TIMEOUT = env_int("ACUMOS_SMOKE_TIMEOUT", 120)  # wall-clock seconds; the reason given when hit
+
+# The sandbox every model process on this host runs in (acumos_portal/sandbox.py): the smoke test
+# and each runner of the local target. Records of live sandboxes and smoke-test workspaces live
+# under ACUMOS_SANDBOX_DIR. Limits hold per sandbox: memory and tasks (processes and threads) for
+# all its processes together, open files and file size per process, CPU time for a smoke test.
+ACUMOS_SANDBOX_DIR = Path(env_str("ACUMOS_SANDBOX_DIR", str(DATA_DIR / "sandboxes")))
+ACUMOS_SANDBOX_MEMORY_MB = env_int("ACUMOS_SANDBOX_MEMORY_MB", 2048)
+ACUMOS_SANDBOX_TASKS = env_int("ACUMOS_SANDBOX_TASKS", 256)
+ACUMOS_SANDBOX_OPEN_FILES = env_int("ACUMOS_SANDBOX_OPEN_FILES", 1024)
+ACUMOS_SANDBOX_FILE_MB = env_int("ACUMOS_SANDBOX_FILE_MB", 1024)
+ACUMOS_SANDBOX_TMP_MB = env_int("ACUMOS_SANDBOX_TMP_MB", 256)  # its private /tmp (memory, within its limit)
+ACUMOS_SANDBOX_CPU_SECONDS = env_int("ACUMOS_SANDBOX_CPU_SECONDS", 120)  # a smoke test's CPU time
+# A local runner's CPU share (cores; 0: no cap); a local target's `cpus` option wins.
+ACUMOS_SANDBOX_CPUS = float(env_str("ACUMOS_SANDBOX_CPUS", "1") or 0)
 
 # Model images (see README, "Model images"). No builder by default: `make run` needs no Docker.
 #   docker: the Docker engine at DOCKER_HOST, through the docker SDK;
@@ -165,6 +186,16 @@ ACUMOS_IMAGE_BUILD_TIMEOUT = env_int("ACUMOS_IMAGE_BUILD_TIMEOUT", 900)
 ACUMOS_DEPLOYMENTS_DIR = Path(env_str("ACUMOS_DEPLOYMENTS_DIR", str(DATA_DIR / "deployments")))
 # Decommissioning is two steps: a stopped deployment is kept (restartable) this long, then destroyed.
 ACUMOS_DEPLOYMENT_GRACE_SECONDS = env_int("ACUMOS_DEPLOYMENT_GRACE_SECONDS", 24 * 3600)
+# Per-user quotas (deployment.selectors, onboarding.services): live deployments (pending, running
+# or not answering; operators and admins are exempt, they run the site) and onboarding jobs in flight
+# (pending or running; everyone). Each is at least 1: there is no "unlimited", set a large number.
+ACUMOS_QUOTA_LIVE_DEPLOYMENTS = env_int("ACUMOS_QUOTA_LIVE_DEPLOYMENTS", 3)
+ACUMOS_QUOTA_ONBOARDING_JOBS = env_int("ACUMOS_QUOTA_ONBOARDING_JOBS", 2)
+for _quota in ("ACUMOS_QUOTA_LIVE_DEPLOYMENTS", "ACUMOS_QUOTA_ONBOARDING_JOBS"):
+    if globals()[_quota] < 1:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"{_quota} must be at least 1 (a quota has no 'unlimited': set a large number)")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -1,27 +1,29 @@
-"""Smoke test: start the runner on the bundle in its own process and call it with its samples.
+"""Smoke test: load the model and answer its samples, in the sandbox, with no network.
 
-The portal never loads a user's model itself: this runner process does, with memory and CPU
-limits, on a free localhost port, and it is killed afterwards whatever happens."""
+The portal never loads a user's model itself. `python -m runner_image check` does, inside
+acumos_portal.sandbox: it unpacks the bundle, loads the model the way a runner does and answers each
+sample through the same code a hot swap uses to accept a candidate, then writes a JSON report. The
+sandbox has a time bound, memory, task and CPU-time limits, and leaves nothing behind.
+
+What comes back is the model's to write (a hostile model can write anything in its own report or
+output), so it is read with a size cap and shown as text only."""
 
 from __future__ import annotations
 
-import ctypes
 import json
-import os
-import resource
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
-from runner_image.package import read_manifest_from_zip
+from django.conf import settings
 
-MEMORY_LIMIT = 4 << 30
-CPU_SECONDS = 600
+from acumos_portal import sandbox
+
+REPORT = "report.json"
+BUNDLE = "/model"
+MAX_REPORT_BYTES = 64 << 10
+MAX_ANSWER_CHARS = 2000
+LOG_TAIL_CHARS = 3000
 
 
 class SmokeFailed(Exception):
@@ -30,94 +32,95 @@ class SmokeFailed(Exception):
         self.log_tail = log_tail
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@dataclass(frozen=True)
+class Left:
+    """What the sandbox left: its report (None when it wrote none that parses) and its output."""
+
+    report: dict | None
+    output: str
 
 
-def _libc():
+def workspace() -> Path:
+    """A directory for one smoke test (its bundle, then the sandbox's own files); a sweep removes
+    it if the process that made it dies."""
+    return sandbox.workspace(Path(settings.ACUMOS_SANDBOX_DIR) / "smoke", "smoke")
+
+
+def run(directory: Path, bundle: Path, timeout: float) -> str:
+    """Check the bundle in `bundle` in a sandbox made in `directory`; the log text, or SmokeFailed."""
     try:
-        return ctypes.CDLL(None, use_errno=True)
+        sandbox.check_available()
+    except sandbox.Unavailable as exc:
+        raise SmokeFailed(f"the smoke test could not run: {exc}") from exc
+    limits = sandbox.configured_limits(cpu_seconds=settings.ACUMOS_SANDBOX_CPU_SECONDS)
+    spec = sandbox.Spec(name=directory.name, directory=directory, read_only={BUNDLE: bundle}, limits=limits,
+                        command=[sandbox.python(), "-m", "runner_image", "check", BUNDLE,
+                                 "--state-dir", f"{sandbox.WORK}/state", "--report", f"{sandbox.WORK}/{REPORT}"])
+    outcome = sandbox.run(spec, records=sandbox.records_dir(), timeout=timeout, collect=_collect)
+    return _judge(outcome, timeout, limits)
+
+
+def _collect(directory: Path) -> Left:
+    report_path = directory / "work" / REPORT
+    report = None
+    try:
+        with open(report_path, "rb") as handle:
+            report = json.loads(handle.read(MAX_REPORT_BYTES + 1)[:MAX_REPORT_BYTES])
+    except (OSError, ValueError):
+        report = None
+    return Left(report if isinstance(report, dict) else None, _tail(directory / sandbox.OUTPUT))
+
+
+def _tail(path: Path) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            handle.seek(max(0, handle.tell() - LOG_TAIL_CHARS))
+            return handle.read().decode(errors="replace")
     except OSError:
-        return None
+        return ""
 
 
-_LIBC = _libc()  # loaded here, not in the child: a forked child should only make plain calls
-PR_SET_PDEATHSIG = 1
+def _judge(outcome: sandbox.Outcome, timeout: float, limits: sandbox.Limits) -> str:
+    left: Left = outcome.collected
+    if outcome.status is None:
+        raise SmokeFailed(f"the smoke test did not finish within {timeout:g} s (ACUMOS_SMOKE_TIMEOUT): the model "
+                          "took too long to load or to answer its samples, and was stopped", left.output)
+    if outcome.out_of_memory:
+        raise SmokeFailed(f"the model was stopped: it used more than its memory limit of "
+                          f"{limits.memory_bytes >> 20} MiB (ACUMOS_SANDBOX_MEMORY_MB)", left.output)
+    if outcome.status < 0 or left.report is None:
+        raise SmokeFailed(f"the model's process ended without a result ({_ending(outcome.status, limits)}):\n"
+                          f"{left.output[-800:]}", left.output)
+    if not left.report.get("ok"):
+        raise SmokeFailed(f"the model failed its smoke test: {_text(left.report.get('error'))}", left.output)
+    return _summary(left.report)
 
 
-def _limits() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
-    # The runner has its own session, so a worker that is killed (OOM, SIGKILL) would leave it
-    # serving for ever: on Linux the kernel kills it when the thread that started it dies.
-    if _LIBC is not None and sys.platform.startswith("linux"):
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+def _ending(status: int, limits: sandbox.Limits) -> str:
+    signals = {-9: "killed", -24: f"it used more than {limits.cpu_seconds} s of CPU time (ACUMOS_SANDBOX_CPU_SECONDS)",
+               -25: f"it wrote a file larger than {limits.file_bytes >> 20} MiB"}
+    return signals.get(status, f"exit status {status}")
 
 
-def run(bundle: Path, workdir: Path, timeout: float) -> str:
-    samples = read_manifest_from_zip(bundle / "modelpackage.zip").samples
-    port = _free_port()
-    log_path = workdir / "runner.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNNER_", "DJANGO_", "DATABASE_", "AWS_"))}
-    cmd = [sys.executable, "-m", "runner_image", "serve", str(bundle), "--host", "127.0.0.1", "--port", str(port),
-           "--state-dir", str(workdir / "state")]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir,
-                                start_new_session=True, preexec_fn=_limits)  # noqa: PLW1509 (limits only)
-    try:
-        _wait_ready(proc, port, timeout, log_path)
-        return _call_samples(port, samples, log_path)
-    finally:
-        _stop(proc)
-
-
-def _tail(log_path: Path, lines: int = 30) -> str:
-    return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _wait_ready(proc, port: int, timeout: float, log_path: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SmokeFailed(f"the runner could not start the model:\n{_tail(log_path, 8)}", _tail(log_path))
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    raise SmokeFailed(f"the runner did not become ready within {timeout:.0f}s", _tail(log_path))
-
-
-def _call_samples(port: int, samples: dict, log_path: Path) -> str:
+def _summary(report: dict) -> str:
+    samples = report.get("samples") if isinstance(report.get("samples"), dict) else {}
+    head = f"the model loaded in the sandbox in {_text(report.get('load_ms'))} ms"
     if not samples:
-        return "the runner loaded the model; the package has no sample to call it with\n"
-    lines = []
-    for method, sample in samples.items():
-        answer = _post(port, method, sample, log_path)
-        lines.append(f"{method}({json.dumps(sample)}) -> {answer}")
-    return "runner loaded the model and answered its samples:\n" + "\n".join(lines) + "\n"
+        return head + "; the package has no sample to call it with\n"
+    lines = [f"{_text(method)}({_json(entry.get('request'))}) -> {_json(entry.get('answer'))}"
+             f" ({_text(entry.get('ms'))} ms)" for method, entry in samples.items() if isinstance(entry, dict)]
+    return head + " and answered its samples:\n" + "\n".join(lines) + "\n"
 
 
-def _post(port: int, method: str, sample: dict, log_path: Path) -> str:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/model/methods/{method}", method="POST",
-                                     data=json.dumps(sample).encode(), headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.read().decode()
-    except urllib.error.HTTPError as exc:
-        body = exc.read().decode(errors="replace")
-        raise SmokeFailed(f"the model failed its sample for {method!r}: {body}", _tail(log_path)) from exc
+def _json(value) -> str:
+    return _text(json.dumps(value, separators=(",", ":")))
 
 
-def _stop(proc) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+def _text(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= MAX_ANSWER_CHARS else text[:MAX_ANSWER_CHARS] + f"... ({len(text)} characters)"
+
+
+def discard(directory: Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -176,16 +175,18 @@ def _store_generated(job, text: str, suffix: str) -> Blob:
 def smoke_test(job, step) -> str:
     if not settings.ACUMOS_SMOKE_TEST:
         raise StepSkipped("smoke tests are switched off (ACUMOS_SMOKE_TEST=false)")
-    with tempfile.TemporaryDirectory(prefix="acumos-smoke-") as tmp:
-        bundle = Path(tmp, "bundle")
+    directory = smoke.workspace()
+    try:
+        bundle = directory / "bundle"
         bundle.mkdir()
         for part in ("metadata", "schema", "model"):
             with staged(job, part) as path:
                 shutil.copyfile(path, bundle / PART_FILES[part])  # streams: packages can be gigabytes
-        try:
-            return smoke.run(bundle, Path(tmp), timeout=settings.ACUMOS_SMOKE_TIMEOUT)
-        except smoke.SmokeFailed as exc:
-            raise StepFailed(str(exc), {"runner_log": exc.log_tail}) from exc
+        return smoke.run(directory, bundle, timeout=settings.ACUMOS_SMOKE_TIMEOUT)
+    except smoke.SmokeFailed as exc:
+        raise StepFailed(str(exc), {"runner_log": exc.log_tail}) from exc
+    finally:
+        smoke.discard(directory)
 
 
 def build_image(job, step) -> str:

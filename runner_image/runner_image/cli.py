@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from runner_image import __version__
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=os.environ.get("RUNNER_LOG_LEVEL", "info"))
     commands = parser.add_subparsers(dest="command", required=True)
     _serve_parser(commands.add_parser("serve", help="serve a model bundle over REST"))
+    _check_parser(commands.add_parser("check", help="load a bundle and answer its samples, without serving"))
     _pack_parser(commands.add_parser("pack", help="write a model bundle from a model file"))
     _push_parser(commands.add_parser("push", help="onboard a bundle to a portal and follow the pipeline"))
     return parser
@@ -62,6 +64,13 @@ def _serve_parser(p: argparse.ArgumentParser) -> None:
                    help="where swapped models are kept; reuse it to keep swaps across restarts "
                         "(default: a fresh temporary directory)")
     p.set_defaults(func=serve)
+
+
+def _check_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bundle", type=Path, help="directory with metadata.json, model.proto, modelpackage.zip")
+    p.add_argument("--state-dir", type=Path, required=True, help="an empty directory to unpack the model in")
+    p.add_argument("--report", type=Path, required=True, help="where to write the JSON report")
+    p.set_defaults(func=check)
 
 
 def _pack_parser(p: argparse.ArgumentParser) -> None:
@@ -108,6 +117,38 @@ def serve(args) -> int:
         record_seed(state, slot)
     os.environ["RUNNER_STATE_DIR"] = str(state_dir)
     return _run_uvicorn(args, state_dir, slot)
+
+
+def check(args) -> int:
+    """Load the bundle and answer its samples in this process, as a swap checks a candidate. The
+    portal's smoke test runs this in the sandbox, with no network: nothing to listen on or reach."""
+    from runner_image.runtime import seed
+    from runner_image.slot import check_samples, load_slot
+    from runner_image.state import StateDir, write_json
+
+    started = time.monotonic()
+    try:
+        state = StateDir(args.state_dir)
+        generation = seed(state, args.bundle.resolve(), ExtractLimits())
+        slot = load_slot(state.generation_dir(generation), generation)
+        loaded = time.monotonic()
+        answers = {method: _timed_sample(check_samples, slot, method, sample)
+                   for method, sample in slot.manifest.samples.items()}
+    except RunnerError as exc:
+        write_json(args.report, {"ok": False, "error": exc.message})
+        return 1
+    except (Exception, SystemExit) as exc:  # the model's own code failed while loading or answering
+        write_json(args.report, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+        return 1
+    write_json(args.report, {"ok": True, "name": slot.name, "flavour": slot.manifest.flavour,
+                             "load_ms": round((loaded - started) * 1000, 1), "samples": answers})
+    return 0
+
+
+def _timed_sample(check_samples, slot, method: str, sample: dict) -> dict:
+    started = time.monotonic()
+    answer = check_samples(slot, {method: sample})[method]
+    return {"request": sample, "answer": answer, "ms": round((time.monotonic() - started) * 1000, 1)}
 
 
 def _state_dir(given: Path | None) -> Path:

@@ -1,0 +1,460 @@
+"""The one way model code runs on the portal's host: in a bubblewrap sandbox, with pasta for the
+network of a serving runner.
+
+A model is code from a stranger (a cloudpickled function; a pickle runs code when it loads). Every
+process that loads one here (the onboarding smoke test, each runner of the `local` target) is
+started by `start` and nothing else. Inside, the model:
+- sees read-only the Python runtime and the runner's packages, read-write only its own directory,
+  and a private /tmp; nothing else of the host (no var/, database, settings, secret key, storage,
+  home directory, other sandboxes);
+- has its own PID namespace: it sees only its own processes, and when the sandbox ends the kernel
+  kills every process in it, detached or not;
+- runs as an unprivileged user with no capabilities, no new privileges, no further user namespaces,
+  an environment of only what the runner needs, and limits: memory and tasks for the whole sandbox
+  (a cgroup), CPU time (smoke test) or CPU share (runner), file size, open files;
+- has no network at all (smoke test), or (a serving runner) only its own loopback, on which pasta
+  forwards the one port it serves from the host's loopback: nothing it opens leaves its namespace.
+
+Without bwrap (or pasta, or a usable cgroup) nothing runs: `Unavailable` names what to install.
+Only `configured_limits` and `records_dir` read Django's settings; the rest takes what it is given."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from acumos_portal import cgroups
+
+SANDBOX_UID = 10001  # the uid a model sees, as in the runner image; outside it is the portal's
+WORK = "/sandbox"  # the model's own directory inside
+OWNER = "owner.json"  # in a workspace: the process that made it
+OUTPUT = "output.log"  # beside work/, so the model writes it only through stdout and stderr
+PR_SET_PDEATHSIG = 1
+NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,80}")
+INSTALL = "apt-get install -y bubblewrap passt"
+
+
+class Unavailable(Exception):
+    """The sandbox cannot be made here: the message names what is missing and how to get it."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_bytes: int = 2 << 30
+    tasks: int = 256  # processes and threads, for the whole sandbox
+    open_files: int = 1024
+    file_bytes: int = 1 << 30
+    tmp_bytes: int = 256 << 20
+    cpu_seconds: int | None = None  # total CPU time per process: a smoke test, not a server
+    cpus: float | None = None  # a share of the CPUs for a server (a cgroup quota)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What to run and what it may touch. `name` is unique among live sandboxes ("smoke-<id>",
+    "runner-<id>"); `directory` is the model's own (read-write, at /sandbox inside); `read_only`
+    maps more host paths to where they appear inside; `port` makes it a serving runner."""
+
+    name: str
+    command: list[str]
+    directory: Path
+    read_only: dict[str, Path] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+    limits: Limits = Limits()
+    port: int | None = None
+    listen_host: str = "127.0.0.1"
+    ends_with_starter: bool = True  # a smoke test dies with its worker; a runner outlives it
+
+
+@dataclass(frozen=True)
+class Record:
+    """What finds a sandbox again (kept in `<records>/<name>.json`): the leader's pid and start time
+    (so a reused pid is never signalled), and who started it (a dead owner's work is swept)."""
+
+    name: str
+    pid: int
+    started: int
+    owner_pid: int
+    owner_started: int
+    directory: str
+    temporary: bool
+
+    def alive(self) -> bool:
+        return _start_time(self.pid) == self.started
+
+    def owner_alive(self) -> bool:
+        return _start_time(self.owner_pid) == self.owner_started
+
+
+# ---------------------------------------------------------------- the site's settings
+
+def configured_limits(**overrides) -> Limits:
+    """The limits the site's settings give every sandbox, with a caller's own (a target's options)."""
+    from django.conf import settings
+
+    limits = Limits(memory_bytes=settings.ACUMOS_SANDBOX_MEMORY_MB << 20, tasks=settings.ACUMOS_SANDBOX_TASKS,
+                    open_files=settings.ACUMOS_SANDBOX_OPEN_FILES, file_bytes=settings.ACUMOS_SANDBOX_FILE_MB << 20,
+                    tmp_bytes=settings.ACUMOS_SANDBOX_TMP_MB << 20)
+    return replace(limits, **{key: value for key, value in overrides.items() if value is not None})
+
+
+def records_dir() -> Path:
+    from django.conf import settings
+
+    return Path(settings.ACUMOS_SANDBOX_DIR) / "records"
+
+
+def workspace(root: Path, prefix: str) -> Path:
+    """A new directory for a sandbox that lives as long as the process making it: it says who made
+    it, so a sweep removes it once that process is gone (a worker killed mid-test)."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"{prefix}-{uuid.uuid4().hex[:20]}"
+    path.mkdir()
+    _write(path / OWNER, {"pid": os.getpid(), "started": _start_time(os.getpid())})
+    return path
+
+
+def _abandoned(path: Path) -> bool:
+    try:
+        owner = json.loads((path / OWNER).read_text())
+    except (OSError, ValueError):
+        return time.time() - path.stat().st_mtime > 3600  # made by an older portal, or half-made long ago
+    return _start_time(owner["pid"]) != owner["started"]
+
+
+# ---------------------------------------------------------------- the tools
+
+def check_available(*, network: bool = False) -> None:
+    """Raise Unavailable unless bwrap (and pasta for a served port) can run here."""
+    missing = [tool for tool in ("bwrap", "pasta" if network else "") if tool and not shutil.which(tool)]
+    if missing:
+        raise Unavailable(f"model code runs only in a sandbox, and {' and '.join(missing)} "
+                          f"{'is' if len(missing) == 1 else 'are'} not installed on this host: {INSTALL} "
+                          "(bubblewrap and pasta from Debian), or deploy to a docker or kubernetes target")
+
+
+def runtime_paths() -> list[Path]:
+    """What the runner needs to start, read-only: this Python, its virtualenv, and the runner
+    package wherever it is installed (an editable install lives outside site-packages)."""
+    paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}
+    spec = importlib.util.find_spec("runner_image")
+    if spec is not None and spec.submodule_search_locations:
+        paths.add(Path(next(iter(spec.submodule_search_locations))).resolve().parent)
+    system = Path("/usr")
+    return sorted(p for p in paths if p != system and system not in p.parents)
+
+
+def python() -> str:
+    """This interpreter, as the sandbox sees it (the same path: its prefix is bound in place)."""
+    return sys.executable
+
+
+# ---------------------------------------------------------------- the command
+
+def bwrap_args(spec: Spec) -> list[str]:
+    args = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--uid", str(SANDBOX_UID),
+            "--gid", str(SANDBOX_UID), "--hostname", "model", "--clearenv", "--chdir", WORK,
+            # Whatever ends bwrap's parent (pasta, or the worker) ends every process inside.
+            "--die-with-parent"]
+    if spec.port is not None:
+        args.append("--share-net")  # pasta's namespace: its own loopback only
+    if os.geteuid() == 0:
+        args += ["--cap-drop", "ALL"]
+    args += ["--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
+             "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+             "--proc", "/proc", "--dev", "/dev", "--size", str(spec.limits.tmp_bytes), "--tmpfs", "/tmp",
+             "--ro-bind", str(_identity_dir(spec.directory) / "passwd"), "/etc/passwd",
+             "--ro-bind", str(_identity_dir(spec.directory) / "group"), "/etc/group"]
+    for path in runtime_paths():
+        args += ["--ro-bind", str(path), str(path)]
+    for inside, outside in spec.read_only.items():
+        args += ["--ro-bind", str(outside), inside]
+    args += ["--bind", str(spec.directory / "work"), WORK]
+    for name, value in _environment(spec).items():
+        args += ["--setenv", name, value]
+    return args + ["--", *spec.command]
+
+
+def _environment(spec: Spec) -> dict[str, str]:
+    """An allow-list: what Python and the runner need, and what the caller gives (RUNNER_*)."""
+    base = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": WORK, "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "USER": "model", "LOGNAME": "model",
+            "OMP_NUM_THREADS": str(max(1, int(spec.limits.cpus or os.cpu_count() or 1)))}
+    return {**base, **spec.environment}
+
+
+def command(spec: Spec, pasta_log: Path | None = None) -> list[str]:
+    """The host command line: bwrap, inside pasta's network namespace when it serves a port."""
+    inner = bwrap_args(spec)
+    if spec.port is None:
+        return inner
+    # --netns-only: pasta makes the network namespace only; bwrap makes the rest. No --config-net:
+    # the namespace has no interface but loopback, so the model can open no connection out of it.
+    # -T/-U none: nothing of the host's loopback is forwarded in. -t: the served port, host to ns.
+    # --runas 0: pasta needs root to make the namespace without a user namespace of its own.
+    return ["pasta", "--runas", "0", "--netns-only", "--foreground", "--quiet",
+            "--log-file", str(pasta_log or os.devnull),
+            "--tcp-ns", "none", "--udp-ns", "none", "--udp-ports", "none",
+            "--tcp-ports", f"{spec.listen_host}/{spec.port}", "--no-dhcp", "--no-ndp", "--no-dhcpv6", "--no-ra",
+            "--", *inner]
+
+
+def _identity_dir(directory: Path) -> Path:
+    return directory / "etc"
+
+
+def prepare(spec: Spec) -> None:
+    """The sandbox's directory: work/ (read-write inside) and the user it runs as."""
+    if not NAME.fullmatch(spec.name):
+        raise ValueError(f"sandbox name {spec.name!r} must be lower-case letters, digits and dashes")
+    (spec.directory / "work").mkdir(parents=True, exist_ok=True)
+    identity = _identity_dir(spec.directory)
+    identity.mkdir(exist_ok=True)
+    (identity / "passwd").write_text(f"model:x:{SANDBOX_UID}:{SANDBOX_UID}:model:{WORK}:/usr/sbin/nologin\n")
+    (identity / "group").write_text(f"model:x:{SANDBOX_UID}:\n")
+
+
+# ---------------------------------------------------------------- running
+
+def start(spec: Spec, *, records: Path, log: Path, temporary: bool = False) -> tuple[subprocess.Popen, Record]:
+    """Start the sandbox and record it. `temporary`: its directory is removed when it is swept."""
+    check_available(network=spec.port is not None)
+    prepare(spec)
+    group = _group(spec, records)
+    limits = _rlimits(spec.limits)
+    parent_dies = spec.ends_with_starter
+
+    def in_child() -> None:  # between fork and exec: plain calls only
+        group.enter(os.getpid())
+        for kind, value in limits:
+            resource.setrlimit(kind, (value, value))
+        if parent_dies and _LIBC is not None:
+            # The thread that started it dies (a worker killed mid-test): so does the sandbox.
+            _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    try:
+        with open(log, "ab") as out:
+            process = subprocess.Popen(command(spec, log.with_name(log.name + ".net")), stdin=subprocess.DEVNULL,
+                                       stdout=out, stderr=subprocess.STDOUT, env=_host_environment(),
+                                       start_new_session=True, preexec_fn=in_child)  # noqa: PLW1509
+    except BaseException:
+        group.remove()
+        raise
+    record = Record(spec.name, process.pid, _start_time(process.pid) or 0, os.getpid(), _start_time(os.getpid()) or 0,
+                    str(spec.directory), temporary)
+    records.mkdir(parents=True, exist_ok=True)
+    _write(records / f"{spec.name}.json", asdict(record))
+    return process, record
+
+
+def _host_environment() -> dict[str, str]:
+    """bwrap and pasta themselves get a bare environment: no secret of the portal's reaches them."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+
+
+def _group_name(records: Path, name: str) -> str:
+    """Groups are global to the host: each portal (its records directory) names its own."""
+    return f"{hashlib.sha256(str(records.resolve()).encode()).hexdigest()[:8]}-{name}"
+
+
+def _group(spec: Spec, records: Path) -> cgroups.Group:
+    try:
+        return cgroups.create(_group_name(records, spec.name), memory_bytes=spec.limits.memory_bytes,
+                              tasks=spec.limits.tasks, cpus=spec.limits.cpus)
+    except cgroups.CgroupUnavailable as exc:
+        raise Unavailable(f"{exc}: the sandbox's memory and process limits need one (run the portal as root, "
+                          "or give its user a delegated cgroup)") from exc
+
+
+def _rlimits(limits: Limits) -> list[tuple[int, int]]:
+    chosen = [(resource.RLIMIT_NOFILE, limits.open_files), (resource.RLIMIT_FSIZE, limits.file_bytes),
+              (resource.RLIMIT_CORE, 0),
+              # Virtual memory is a per-process backstop (a clean MemoryError); the cgroup holds the sum.
+              (resource.RLIMIT_AS, max(limits.memory_bytes * 2, 4 << 30))]
+    if limits.cpu_seconds:
+        chosen.append((resource.RLIMIT_CPU, limits.cpu_seconds))
+    return chosen
+
+
+def _libc():
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _libc()  # loaded here, not in the child
+
+
+def out_of_memory(records: Path, name: str) -> bool:
+    """Did the kernel kill a process of this sandbox for passing its memory limit?"""
+    group = cgroups.find(_group_name(records, name))
+    return bool(group and group.out_of_memory_kills())
+
+
+def stop(record: Record, *, records: Path, grace: float = 10.0) -> None:
+    """End a sandbox: SIGTERM to the model's processes (a runner drains its requests), then SIGKILL
+    to all that is left. Killing bwrap ends the namespace, and the kernel kills all in it."""
+    if record.alive():
+        for pid in _descendants(record.pid):
+            if _command_name(pid) not in ("bwrap", "pasta"):  # they end when the model has ended
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while record.alive() and time.monotonic() < deadline:
+            _reap(record.pid)
+            time.sleep(0.05)
+        _kill_tree(record.pid)
+    finish(record, records=records)
+
+
+def finish(record: Record, *, records: Path) -> None:
+    """After the sandbox's leader has exited: nothing of it is left (processes, group, record, and a
+    temporary directory)."""
+    group = cgroups.find(_group_name(records, record.name))
+    if group is not None:
+        group.remove()
+    if record.temporary:
+        shutil.rmtree(record.directory, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        (records / f"{record.name}.json").unlink()
+
+
+def _kill_tree(pid: int) -> None:
+    for each in [pid, *_descendants(pid)]:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(each, signal.SIGKILL)
+    _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = _stat(int(entry.name))
+            if stat:
+                children.setdefault(int(stat[1]), []).append(int(entry.name))
+    found, todo = [], list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def _command_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name: [state, ppid, ...]."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()
+
+
+def _start_time(pid: int) -> int | None:
+    stat = _stat(pid)
+    if stat is None or stat[0] in ("Z", "X"):  # a zombie has ended
+        return None
+    return int(stat[19])
+
+
+def _write(path: Path, data: dict) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary.write_text(json.dumps(data))
+    os.replace(temporary, path)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int | None  # None: the time ran out
+    out_of_memory: bool  # the kernel killed a process of it for passing the memory limit
+    collected: object  # what `collect` read from its directory
+
+
+def run(spec: Spec, *, records: Path, timeout: float, collect) -> Outcome:
+    """Run a sandbox to its end, for at most `timeout` seconds. `collect(directory)` reads what it
+    left (its report, its output in `output.log`) before the directory is removed: nothing of the
+    sandbox is left afterwards, whatever happened (and a sweep removes it if this process dies)."""
+    process, record = start(spec, records=records, log=spec.directory / OUTPUT, temporary=True)
+    try:
+        try:
+            status = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            status = None
+        out_of_memory_kills = out_of_memory(records, spec.name)
+        _kill_tree(record.pid)  # nothing writes any more while it is read
+        return Outcome(status, out_of_memory_kills, collect(spec.directory))
+    finally:
+        stop(record, records=records, grace=0)
+        process.wait()
+
+
+# ---------------------------------------------------------------- finding and sweeping
+
+def load(records: Path, name: str) -> Record | None:
+    try:
+        return Record(**json.loads((records / f"{name}.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def all_records(records: Path) -> list[Record]:
+    found = []
+    for path in sorted(records.glob("*.json")) if records.exists() else []:
+        record = load(records, path.stem)
+        if record is not None:
+            found.append(record)
+    return found
+
+
+def sweep(records: Path, keep, workspaces: tuple[Path, ...] = ()) -> list[str]:
+    """What a dead process left: a sandbox whose starter died (a smoke test) or that `keep(record)`
+    no longer wants (a runner of a deployment that is gone) is killed, and its group, record and
+    temporary directory removed; so are groups with no record, and workspaces whose maker is gone."""
+    done = []
+    for record in all_records(records):
+        if (record.temporary and not record.owner_alive()) or not keep(record):
+            stop(record, records=records, grace=0)
+            done.append(f"sandbox {record.name}: removed (what started it is gone)")
+        elif not record.alive() and record.temporary:
+            finish(record, records=records)
+            done.append(f"sandbox {record.name}: cleaned up after it ended")
+    known = {_group_name(records, record.name) for record in all_records(records)}
+    mine = _group_name(records, "")
+    for name in {name for name in cgroups.names() if name.startswith(mine)} - known:
+        group = cgroups.find(name)
+        if group is not None:
+            group.remove()
+            done.append(f"sandbox group {name}: removed (no sandbox owns it)")
+    for root in workspaces:
+        for path in sorted(root.iterdir()) if root.exists() else []:
+            if path.is_dir() and _abandoned(path):
+                shutil.rmtree(path, ignore_errors=True)
+                done.append(f"workspace {path.name}: removed (the process that made it is gone)")
+    return done
