@@ -40,5 +40,7 @@ def check_options(kind: str, options: dict) -> None:
             check_kubernetes(options)
         except BadOptions as exc:
             raise BackendError(str(exc)) from exc
-    elif unknown := sorted(set(options) - {"host", "workers"}):
-        raise BackendError(f"unknown option {unknown[0]!r} for a local target: allowed are host, workers")
+    elif kind == TargetKind.LOCAL:
+        from deployment.backends.local import check_options as check_local
+
+        check_local(options)

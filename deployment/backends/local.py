@@ -1,32 +1,45 @@
-"""The embedded default: the runner as a process on this host, in its own session, serving a copy
-of the bundle from the deployment's directory. Its state directory keeps the swap history, so a
-stopped deployment starts again serving what it served last."""
+"""The embedded default: the runner as a process on this host, in the sandbox (acumos_portal.sandbox),
+serving a copy of the bundle from the deployment's directory. The model sees its bundle read-only
+and its state directory (the swap history, so a stopped deployment starts again serving what it
+served last); nothing else of the host, no other deployment, and no network but its own loopback,
+on which pasta forwards the served port from this host's loopback.
+
+Target options: host (a loopback address: 127.0.0.1 by default, or ::1), workers, cpus (a CPU share,
+default ACUMOS_SANDBOX_CPUS), memory_mb (default ACUMOS_SANDBOX_MEMORY_MB). A local runner is reached
+from this host only: to serve other hosts, put a proxy in front or use a docker or kubernetes target."""
 
 from __future__ import annotations
 
-import os
+import ipaddress
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 from django.conf import settings
 
+from acumos_portal import sandbox
 from deployment.backends.base import BackendError, Placement
+from runner_image.settings import token_sha256
 
 READY_TIMEOUT = 60
+STOP_GRACE = 15
+BUNDLE = "/model"
+OPTIONS = ("host", "workers", "cpus", "memory_mb")
 
 
 class LocalBackend:
     kind = "local"
 
     def __init__(self, options: dict):
-        self.host = options.get("host", "127.0.0.1")
+        check_options(options)
+        host = options.get("host", "127.0.0.1")
+        self.host = "127.0.0.1" if host == "localhost" else host
         self.workers = int(options.get("workers", 1))
+        self.cpus = options.get("cpus", settings.ACUMOS_SANDBOX_CPUS) or None
+        self.memory_mb = options.get("memory_mb")
 
     def folder(self, deployment) -> Path:
         return Path(settings.ACUMOS_DEPLOYMENTS_DIR) / str(deployment.pk)
@@ -40,59 +53,95 @@ class LocalBackend:
     def restart(self, deployment, admin_token: str) -> Placement:
         folder = self.folder(deployment)
         port = deployment.handle.get("port") or _free_port(self.host)
-        process = self._spawn(folder, port, admin_token)
-        url = f"http://{self.host}:{port}"
-        _wait_ready(url, process, folder / "runner.log")
-        return Placement(url, {"pid": process.pid, "port": port})
+        spec = self._spec(deployment, folder, port, admin_token)
+        try:
+            process, record = sandbox.start(spec, records=sandbox.records_dir(), log=folder / "runner.log")
+        except sandbox.Unavailable as exc:
+            raise BackendError(f"the local target refuses to start a runner: {exc}") from exc
+        url = f"http://{_url_host(self.host)}:{port}"
+        try:
+            _wait_ready(url, process, folder / "runner.log")
+        except BackendError:
+            sandbox.stop(record, records=sandbox.records_dir(), grace=0)
+            raise
+        return Placement(url, {"pid": record.pid, "port": port, "sandbox": record.name})
 
-    def _spawn(self, folder: Path, port: int, admin_token: str) -> subprocess.Popen:
-        command = [sys.executable, "-m", "runner_image", "serve", str(folder / "bundle"), "--host", self.host,
-                   "--port", str(port), "--workers", str(self.workers), "--state-dir", str(folder / "state")]
-        environment = {**os.environ, "RUNNER_ADMIN_TOKEN": admin_token}
-        with open(folder / "runner.log", "ab") as log:
-            # Its own session: it outlives the worker that started it, and stops as a group.
-            return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment,
-                                    start_new_session=True, cwd=folder)
+    def _spec(self, deployment, folder: Path, port: int, admin_token: str) -> sandbox.Spec:
+        inside = "::1" if ":" in self.host else "127.0.0.1"
+        command = [sandbox.python(), "-m", "runner_image", "serve", BUNDLE, "--host", inside, "--port", str(port),
+                   "--workers", str(self.workers), "--state-dir", f"{sandbox.WORK}/state"]
+        limits = sandbox.configured_limits(cpus=self.cpus, memory_bytes=self.memory_mb and self.memory_mb << 20)
+        # Only the token's hash: the model runs in the runner's process and could read a token.
+        environment = {"RUNNER_ADMIN_TOKEN_SHA256": token_sha256(admin_token)}
+        return sandbox.Spec(name=sandbox_name(deployment), command=command, directory=folder,
+                            read_only={BUNDLE: folder / "bundle"}, environment=environment, limits=limits,
+                            port=port, listen_host=self.host, ends_with_starter=False)
+
+    def _record(self, deployment) -> sandbox.Record | None:
+        return sandbox.load(sandbox.records_dir(), deployment.handle.get("sandbox") or sandbox_name(deployment))
 
     def is_running(self, deployment) -> bool:
-        pid = deployment.handle.get("pid")
-        return bool(pid) and _alive(pid)
+        record = self._record(deployment)
+        return record is not None and record.alive()
 
     def admin_urls(self, deployment) -> list[str]:
         return [deployment.endpoint_url]
 
     def stop(self, deployment) -> None:
-        pid = deployment.handle.get("pid")
-        if not pid or not _alive(pid):
-            return
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(pid):
-            os.killpg(pid, signal.SIGKILL)
+        record = self._record(deployment)
+        if record is not None:
+            sandbox.stop(record, records=sandbox.records_dir(), grace=STOP_GRACE)
 
     def destroy(self, deployment) -> None:
         self.stop(deployment)
         shutil.rmtree(self.folder(deployment), ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def sandbox_name(deployment) -> str:
+    return f"runner-{deployment.pk.hex}"
+
+
+def deployment_id_of(record: sandbox.Record) -> str | None:
+    """The deployment a sandbox serves, from its name (None for a sandbox that is no runner)."""
+    prefix = "runner-"
+    return record.name[len(prefix):] if record.name.startswith(prefix) else None
+
+
+def check_options(options: dict) -> None:
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise BackendError(f"unknown option {unknown[0]!r} for a local target: allowed are {', '.join(OPTIONS)}")
+    host = options.get("host", "127.0.0.1")
+    if not _loopback(host):
+        raise BackendError(f"host {host!r}: a local runner listens on this host's loopback only (127.0.0.1 or ::1); "
+                           "to serve other hosts put a proxy in front of it, or use a docker or kubernetes target")
+    workers = options.get("workers", 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 16:
+        raise BackendError(f"workers {workers!r} must be a whole number from 1 to 16")
+    cpus = options.get("cpus", 1)
+    if isinstance(cpus, bool) or not isinstance(cpus, int | float) or not 0.05 <= cpus <= 256:
+        raise BackendError(f"cpus {cpus!r} must be a number of CPUs, e.g. 0.5 or 2")
+    memory = options.get("memory_mb", 256)
+    if isinstance(memory, bool) or not isinstance(memory, int) or not 64 <= memory <= 1 << 20:
+        raise BackendError(f"memory_mb {memory!r} must be a whole number of MiB, at least 64")
+
+
+def _loopback(host) -> bool:
+    if host == "localhost":
+        return True
     try:
-        finished, _ = os.waitpid(pid, os.WNOHANG)  # reaps it if it was our child and has exited
-        if finished:
-            return False
-    except ChildProcessError:
-        pass  # not our child (started by another worker): ask the kernel
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return ipaddress.ip_address(str(host)).is_loopback
+    except ValueError:
         return False
-    return True
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _free_port(host: str) -> int:
-    with socket.socket() as sock:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
 
@@ -107,7 +156,6 @@ def _wait_ready(url: str, process: subprocess.Popen, log: Path) -> None:
                 return
         except OSError:
             time.sleep(0.1)
-    process.kill()
     raise BackendError(f"the runner did not become ready at {url} in {READY_TIMEOUT} s: {_tail(log)}")
 
 

@@ -5,16 +5,14 @@ registry fixtures are the image tests' (tests/images/conftest.py), re-exported h
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 
 import pytest
 import requests
 
+from acumos_portal import sandbox
 from deployment import services
 from deployment.backends.docker import MANAGED_BY, MANAGER
-from deployment.backends.local import _alive
 from deployment.choices import TargetKind
 from deployment.models import Deployment, Operation, Target
 from marketplace.models import Revision
@@ -41,10 +39,8 @@ PORT_SPAN = 200
 def deployments_dir(settings, tmp_path):
     settings.ACUMOS_DEPLOYMENTS_DIR = tmp_path / "deployments"
     yield settings.ACUMOS_DEPLOYMENTS_DIR
-    for deployment in Deployment.objects.exclude(handle={}):  # whatever a failing test left running
-        pid = deployment.handle.get("pid")
-        if pid and _alive(pid):
-            os.killpg(pid, signal.SIGKILL)
+    # Whatever a failing test left running: every sandbox of this run is stopped, nothing is left.
+    sandbox.sweep(sandbox.records_dir(), keep=lambda record: False)
 
 
 @pytest.fixture
@@ -61,12 +57,16 @@ def builds_images(image_settings):
 
 @pytest.fixture
 def remove_containers(db, docker_client):
-    """Every container made for this test's deployments goes when it ends, passed or failed."""
+    """Every container made for this test's deployments goes when it ends, passed or failed, and
+    then their state volumes."""
     yield
     made = {str(pk) for pk in Deployment.objects.values_list("pk", flat=True)}
     for container in docker_client.containers.list(all=True, filters={"label": f"{MANAGED_BY}={MANAGER}"}):
         if container.labels.get("ai.acumos.deployment.id") in made:
             container.remove(force=True, v=True)
+    for volume in docker_client.volumes.list(filters={"label": f"{MANAGED_BY}={MANAGER}"}):
+        if (volume.attrs.get("Labels") or {}).get("ai.acumos.deployment.id") in made:
+            volume.remove(force=True)
 
 
 def port_range() -> str:

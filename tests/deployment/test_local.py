@@ -4,12 +4,13 @@ stop, start again, destroy; a swap that cannot succeed leaves the old model serv
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import requests
 
 from acumos_portal.choices import JobStatus
 from deployment import services
-from deployment.backends.local import _alive
 from deployment.choices import DeploymentStatus, OperationKind
 from deployment.models import Deployment
 from marketplace import storage
@@ -19,6 +20,14 @@ from marketplace.models import Artifact, Revision
 from ..bundles import builders, parts_of
 from ..factories import RevisionFactory, SolutionFactory
 from .conftest import onboarded, post, run
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
 
 
 @pytest.mark.django_db
