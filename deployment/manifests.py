@@ -4,6 +4,12 @@ Pure functions: nothing here calls an API. The `kubernetes` backend sends these 
 cluster; `deployment_bundle` puts the same objects, a docker-compose.yml and a README in a zip for
 whoever deploys by hand. The runner's admin token only ever goes into a Secret (or an env file),
 never into the Deployment, so reading a Deployment does not hand out the right to swap its model.
+For the portal's own deployments the Secret holds only the token's sha256 (RUNNER_ADMIN_TOKEN_SHA256):
+the model runs in the runner's process, and finds no token there to reuse.
+
+A model is code from a stranger: the pod and its container run as the image's non-root user with no
+capability, no privilege escalation, the runtime's default seccomp profile and a read-only root
+filesystem; the runner writes only to its state volume and /tmp. The compose file takes the same stance.
 """
 
 from __future__ import annotations
@@ -19,11 +25,15 @@ from dataclasses import dataclass, field, replace
 import yaml
 
 from images.oci import ImageRef
+from runner_image.settings import token_sha256
 
 RUNNER_PORT = 3330  # the Service's port, whatever port the runner listens on inside the pod
 DEFAULT_NAMESPACE = "acumos-deployments"
 TOKEN_KEY = "RUNNER_ADMIN_TOKEN"  # the Secret's key is the variable's name: `--from-env-file` makes it so
+TOKEN_SHA256_KEY = "RUNNER_ADMIN_TOKEN_SHA256"  # what the portal's Secrets hold: the token's sha256, in hex
 RUNNER_UID = 10001  # the image's `runner` user (runner_image/Dockerfile)
+PIDS_LIMIT = 1024  # processes and threads (compose; Kubernetes sets it per node, in the kubelet)
+TMP_SIZE = "512m"  # a hot swap spools the upload in /tmp: about twice the package's size
 CONTAINER = "runner"
 STATE_DIR = "/var/lib/runner"
 MANAGED_BY = "acumos-portal"
@@ -50,6 +60,7 @@ class Spec:
     deployment_id: str = ""
     revision_id: str = ""
     options: Mapping = field(default_factory=dict)
+    token_key: str = TOKEN_SHA256_KEY  # the Secret's key and the variable: TOKEN_KEY for a person's own token
 
     @property
     def namespace(self) -> str:
@@ -140,9 +151,11 @@ def _resources(value) -> dict:
 
 def _env(value) -> dict:
     def name(key):
-        if not isinstance(key, str) or not _ENV_NAME.fullmatch(key) or key in (TOKEN_KEY, "RUNNER_PORT"):
+        if not isinstance(key, str) or not _ENV_NAME.fullmatch(key) or key in (TOKEN_KEY, TOKEN_SHA256_KEY,
+                                                                                "RUNNER_PORT"):
             raise ValueError(f"{key!r} is not a variable name, or it is one the portal sets "
-                             f"({TOKEN_KEY} from the Secret, RUNNER_PORT from the option port)")
+                             f"({TOKEN_SHA256_KEY} or {TOKEN_KEY} from the Secret, RUNNER_PORT from the option "
+                             "port)")
         return key
     return _mapping(value, name, lambda v: v if isinstance(v, str) else json.dumps(v))
 
@@ -264,9 +277,12 @@ def namespace(spec: Spec) -> dict:
 
 
 def secret(spec: Spec, admin_token: str) -> dict:
-    encoded = base64.b64encode(admin_token.encode()).decode()
+    """The admin token's sha256 (or, for spec.token_key TOKEN_KEY, the token): what the runner checks
+    a bearer token against."""
+    value = admin_token if spec.token_key == TOKEN_KEY else token_sha256(admin_token)
+    encoded = base64.b64encode(value.encode()).decode()
     return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": _metadata(spec, spec.secret_name), "data": {TOKEN_KEY: encoded}}
+            "metadata": _metadata(spec, spec.secret_name), "data": {spec.token_key: encoded}}
 
 
 def _probe(path: str, spec: Spec, **timing) -> dict:
@@ -274,9 +290,14 @@ def _probe(path: str, spec: Spec, **timing) -> dict:
 
 
 def _environment(spec: Spec) -> list[dict]:
-    token = {"secretKeyRef": {"name": spec.secret_name, "key": TOKEN_KEY}}
+    token = {"secretKeyRef": {"name": spec.secret_name, "key": spec.token_key}}
     extra = [{"name": k, "value": v} for k, v in spec.options.get("env", {}).items()]
-    return [{"name": "RUNNER_PORT", "value": str(spec.port)}, {"name": TOKEN_KEY, "valueFrom": token}, *extra]
+    return [{"name": "RUNNER_PORT", "value": str(spec.port)}, {"name": spec.token_key, "valueFrom": token}, *extra]
+
+
+def _user() -> dict:
+    return {"runAsNonRoot": True, "runAsUser": RUNNER_UID, "runAsGroup": RUNNER_UID,
+            "seccompProfile": {"type": "RuntimeDefault"}}
 
 
 def _resources_of(spec: Spec) -> dict:
@@ -293,8 +314,9 @@ def container(spec: Spec) -> dict:
         "readinessProbe": _probe("/v2/health/ready", spec, periodSeconds=5, failureThreshold=3),
         "livenessProbe": _probe("/v2/health/live", spec, periodSeconds=10, failureThreshold=3),
         "resources": _resources_of(spec),
-        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]}},
+        # The pod's user and seccomp profile again, so that the container holds them on its own.
+        "securityContext": {**_user(), "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "privileged": False, "capabilities": {"drop": ["ALL"]}},
         "volumeMounts": [{"name": "state", "mountPath": STATE_DIR}, {"name": "tmp", "mountPath": "/tmp"}],
     }
     if not spec.options.get("host_network"):  # on the host's network podman refuses port mappings
@@ -314,8 +336,7 @@ def _placement(spec: Spec) -> dict:
 
 
 def pod_spec(spec: Spec) -> dict:
-    security = {"runAsNonRoot": True, "runAsUser": RUNNER_UID, "runAsGroup": RUNNER_UID, "fsGroup": RUNNER_UID,
-                "seccompProfile": {"type": "RuntimeDefault"}}
+    security = {**_user(), "fsGroup": RUNNER_UID}  # fsGroup: the state volume is the runner's to write
     body = {"automountServiceAccountToken": False,  # the runner never calls the Kubernetes API
             "securityContext": security, "containers": [container(spec)],
             "volumes": [{"name": "state", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
@@ -379,15 +400,17 @@ def kubernetes_yaml(spec: Spec, admin_token: str | None = None, *, with_namespac
 
 def compose_yaml(spec: Spec, *, publish: int = RUNNER_PORT) -> str:
     """A docker-compose.yml running the image with the admin token from `.env`. The state volume
-    keeps the swap history, so `docker compose up` after a `down` serves what it served last."""
+    keeps the swap history, so `docker compose up` after a `down` serves what it served last. The
+    container is confined as the docker target's are (deployment/backends/docker.py)."""
     check = (f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{spec.port}/v2/health/ready', "
              f"timeout=2)")
     runner = {
         "image": spec.image, "restart": "unless-stopped", "env_file": [".env"],
         "environment": {"RUNNER_PORT": str(spec.port), **spec.options.get("env", {})},
         "ports": [f"{publish}:{spec.port}"],
-        "read_only": True, "tmpfs": ["/tmp"], "volumes": [f"runner-state:{STATE_DIR}"],
-        "cap_drop": ["ALL"], "security_opt": ["no-new-privileges:true"],
+        "user": f"{RUNNER_UID}:{RUNNER_UID}", "read_only": True,
+        "tmpfs": [f"/tmp:rw,noexec,nosuid,nodev,size={TMP_SIZE},mode=1777"], "volumes": [f"runner-state:{STATE_DIR}"],
+        "cap_drop": ["ALL"], "security_opt": ["no-new-privileges:true"], "pids_limit": PIDS_LIMIT,
         "healthcheck": {"test": ["CMD", "python3", "-c", check], "interval": "10s", "timeout": "3s",
                         "retries": 3, "start_period": "60s"},
     }
@@ -408,7 +431,8 @@ def deployment_bundle(revision, *, name: str | None = None) -> bytes:
     """A zip to deploy the revision's image by hand: kubernetes.yaml, docker-compose.yml,
     .env.example and README.md. It holds no real token: whoever deploys sets one."""
     spec = Spec(name=object_name(name or f"{revision.solution.name}-{revision.version}"),
-                image=image_of(revision), revision_id=str(revision.pk), options=check_options({}))
+                image=image_of(revision), revision_id=str(revision.pk), options=check_options({}),
+                token_key=TOKEN_KEY)  # a person's own token, from .env
     files = {"kubernetes.yaml": kubernetes_yaml(spec), "docker-compose.yml": compose_yaml(spec),
              ".env.example": ENV_EXAMPLE, "README.md": bundle_readme(spec, revision, method_examples(revision))}
     buffer = io.BytesIO()
@@ -472,6 +496,17 @@ def _readme_compose(spec: Spec) -> str:
 ```sh
 cp .env.example .env   # then set RUNNER_ADMIN_TOKEN
 docker compose up -d   # serves on http://127.0.0.1:{RUNNER_PORT}
+```
+
+The model is code run inside the runner, so the container is confined: the image's user
+{RUNNER_UID}, no capabilities, no new privileges, a read-only root filesystem (the runner writes only
+to the volume `runner-state` and a {TMP_SIZE} tmpfs at /tmp; a hot swap spools the upload there)
+and at most {PIDS_LIMIT} processes and threads. To keep the token itself out of the container, put
+only its sha256 in `.env`, in place of `RUNNER_ADMIN_TOKEN` (Docker Compose only: the Kubernetes
+Deployment above reads `RUNNER_ADMIN_TOKEN` from its Secret):
+
+```sh
+echo "RUNNER_ADMIN_TOKEN_SHA256=$(printf %s "$RUNNER_ADMIN_TOKEN" | sha256sum | cut -d' ' -f1)"
 ```
 """
 

@@ -1,8 +1,14 @@
 """The `docker` target: one container per deployment, of the revision's image (built by "Create
 microservice" or onboarding), on a Docker engine, through the docker SDK. Hot swaps then go to the
 runner inside, as for every backend; the runner keeps what it serves in its state directory
-(/var/lib/runner, in the container's own layer), so a stopped container started again serves what it
-served when it stopped.
+(/var/lib/runner, a named volume of the deployment's own), so a stopped container started again serves
+what it served when it stopped.
+
+A model is code from a stranger, and it runs in the runner's process. So the container runs as the
+image's non-root user (10001:10001) with every capability dropped, no-new-privileges, a read-only root
+filesystem, a pids limit, and only two places to write: the state volume and a size-bounded tmpfs at
+/tmp (noexec). It is given the sha256 of the deployment's admin token (RUNNER_ADMIN_TOKEN_SHA256), never
+the token: a model that reads the runner's environment finds nothing it could send back as a token.
 
 Target options (all optional; anything else is refused, naming the option and what is allowed):
 
@@ -20,12 +26,18 @@ Target options (all optional; anything else is refused, naming the option and wh
     labels          extra container labels, {"name": "value"} (not under ai.acumos.)
     workers         runner worker processes (default 1)
     ready_timeout   seconds to wait for the runner to answer /v2/health/ready (default 120)
+    pids_limit      processes and threads the container may have, from 32 to 65536 (default 1024: threads
+                    count, and thread pools of BLAS, OpenMP or onnxruntime take one per core per process)
+    tmp_size        size of the tmpfs at /tmp, e.g. "512m" (default). A hot swap spools the uploaded model
+                    there (about twice the package's size); it counts against the memory limit
 
 The target's secret, when set, is registry credentials for the pull: {"username": ..., "password": ...}.
 
 Containers are named acumos-<first 12 hex digits of the deployment id> and labelled
 ai.acumos.deployment.id, ai.acumos.revision.id (the revision deployed; swaps do not relabel) and
-ai.acumos.managed-by=acumos-portal. One container per deployment: replicas are Kubernetes' job.
+ai.acumos.managed-by=acumos-portal. Its state volume is acumos-state-<the same 12 hex digits>, with
+the same labels; destroying the deployment removes both, and a deploy run again after failing half-way
+removes what the first attempt left. One container per deployment: replicas are Kubernetes' job.
 """
 
 from __future__ import annotations
@@ -47,9 +59,15 @@ from django.conf import settings
 from deployment.backends.base import BackendError, Placement
 from images.oci import ImageRef
 from images.selectors import image_artifact
+from runner_image.settings import token_sha256
 
 RUNNER_PORT = 3330
 STATE_DIR = "/var/lib/runner"
+RUNNER_USER = "10001:10001"  # the image's `runner` user and group (runner_image/Dockerfile)
+TOKEN_SHA256_VARIABLE = "RUNNER_ADMIN_TOKEN_SHA256"
+DEFAULT_PIDS_LIMIT = 1024
+PIDS_LIMITS = (32, 65536)
+DEFAULT_TMP_SIZE = "512m"
 MANAGED_BY = "ai.acumos.managed-by"
 MANAGER = "acumos-portal"
 DEPLOYMENT_LABEL = "ai.acumos.deployment.id"
@@ -62,7 +80,7 @@ DEFAULT_PORT_RANGE = "31000-31999"
 STOP_GRACE = 15
 API_TIMEOUT = 600  # a pull of a large image is one API call
 OPTIONS = ("docker_host", "network", "advertise_host", "port_range", "memory", "cpus", "restart_policy", "labels",
-           "workers", "ready_timeout")
+           "workers", "ready_timeout", "pids_limit", "tmp_size")
 
 
 @dataclass(frozen=True)
@@ -77,6 +95,8 @@ class Settings:
     labels: dict
     workers: int
     ready_timeout: float
+    pids_limit: int = DEFAULT_PIDS_LIMIT
+    tmp_size: str = DEFAULT_TMP_SIZE
 
     @property
     def loopback(self) -> bool:
@@ -107,11 +127,12 @@ class DockerBackend:
             self._check_network(client)
             self._pull(client, image)
             _remove_leftover(client, deployment)  # a deploy run again after failing half-way
-            container = self._create(client, deployment, image, admin_token)
             try:
+                volume = self._create_volume(client, deployment)
+                container = self._create(client, deployment, image, admin_token, volume)
                 return self._run(container, self.settings.docker_host)
             except Exception:
-                container.remove(force=True, v=True)  # a failed deploy leaves nothing running
+                _remove_leftover(client, deployment)  # a failed deploy leaves nothing, running or not
                 raise
 
     def restart(self, deployment, admin_token: str) -> Placement:
@@ -139,11 +160,13 @@ class DockerBackend:
                     container.stop(timeout=STOP_GRACE)
 
     def destroy(self, deployment) -> None:
+        """The container, then its state volume (a volume in use cannot go)."""
         with self._client(deployment) as client:
             container = self._container(client, deployment)
             if container is not None:
                 with _gone_is_fine():
                     container.remove(force=True, v=True)
+            _remove_leftover(client, deployment)
 
     # ------------------------------------------------------------ the engine
 
@@ -186,28 +209,57 @@ class DockerBackend:
         found = client.containers.list(all=True, filters={"label": f"{DEPLOYMENT_LABEL}={deployment.pk}"})
         return found[0] if found else None
 
-    def _create(self, client, deployment, image: ImageRef, admin_token: str):
+    def _labels(self, deployment) -> dict:
+        return {**self.settings.labels, MANAGED_BY: MANAGER, DEPLOYMENT_LABEL: str(deployment.pk),
+                REVISION_LABEL: str(deployment.revision_id)}
+
+    def _create_volume(self, client, deployment) -> str:
+        """The deployment's own state volume, new and empty: the engine fills it from the image's
+        STATE_DIR (owned by the runner user) when the container first mounts it."""
+        name = volume_name(deployment)
+        try:
+            client.volumes.get(name)
+        except docker.errors.NotFound:
+            pass
+        else:  # not the deployment's (those went with the leftovers): someone else's state, keep out
+            raise BackendError(f"the engine {self.settings.docker_host} has a volume {name} that this portal "
+                               "did not make for this deployment: remove it, or destroy this deployment")
+        try:
+            return client.volumes.create(name, driver="local", labels=self._labels(deployment)).name
+        except docker.errors.APIError as exc:
+            raise BackendError(f"the engine {self.settings.docker_host} could not create the volume {name}: "
+                               f"{exc.explanation or exc}") from exc
+
+    def _create(self, client, deployment, image: ImageRef, admin_token: str, volume: str):
         port = self._choose_port(client) if self.settings.network == "host" else None
         try:
             return client.containers.create(_pinned(image), name=container_name(deployment),
-                                            detach=True, **self._run_options(deployment, admin_token, port))
+                                            detach=True, **self._run_options(deployment, admin_token, port, volume))
         except docker.errors.APIError as exc:
             raise BackendError(f"the engine {self.settings.docker_host} could not create the container: "
                                f"{exc.explanation or exc}") from exc
 
-    def _run_options(self, deployment, admin_token: str, port: int | None) -> dict:
+    def _run_options(self, deployment, admin_token: str, port: int | None, volume: str) -> dict:
         s = self.settings
-        environment = {"RUNNER_ADMIN_TOKEN": admin_token, "RUNNER_WORKERS": str(s.workers)}
-        labels = {**s.labels, MANAGED_BY: MANAGER, DEPLOYMENT_LABEL: str(deployment.pk),
-                  REVISION_LABEL: str(deployment.revision_id)}
+        # Only the hash: the model runs in the runner's process and can read its environment.
+        environment = {TOKEN_SHA256_VARIABLE: token_sha256(admin_token), "RUNNER_WORKERS": str(s.workers)}
+        labels = self._labels(deployment)
         options = {"environment": environment, "labels": labels, "mem_limit": s.memory, "nano_cpus": s.nano_cpus,
-                   "restart_policy": {"Name": s.restart_policy}}
+                   "restart_policy": {"Name": s.restart_policy}, **self._confinement(volume)}
         if port is None:  # bridge: the engine picks the host port; loopback-only when so advertised
             published = ("127.0.0.1", None) if s.loopback else None
             return {**options, "network_mode": "bridge", "ports": {f"{RUNNER_PORT}/tcp": published}}
         environment.update(RUNNER_HOST=s.listen_host, RUNNER_PORT=str(port))
         labels[PORT_LABEL] = str(port)
         return {**options, "network_mode": "host"}
+
+    def _confinement(self, volume: str) -> dict:
+        """What a model from a stranger may do: write its state and temporary files, nothing else;
+        no capability, no privilege gained through setuid or file capabilities, bounded processes."""
+        return {"user": RUNNER_USER, "cap_drop": ["ALL"], "security_opt": ["no-new-privileges:true"],
+                "read_only": True, "pids_limit": self.settings.pids_limit,
+                "tmpfs": {"/tmp": f"rw,noexec,nosuid,nodev,size={self.settings.tmp_size},mode=1777"},
+                "mounts": [docker.types.Mount(target=STATE_DIR, source=volume, type="volume")]}
 
     def _choose_port(self, client) -> int:
         """A port of the range that no acumos container of this engine holds (running or stopped: a
@@ -229,8 +281,9 @@ class DockerBackend:
         port = self._port_of(container)
         url = f"http://{_url_host(self.settings.advertise_host)}:{port}"
         self._wait_ready(container, url)
+        volumes = [m["Name"] for m in container.attrs.get("Mounts", []) if m.get("Destination") == STATE_DIR]
         handle = {"container_id": container.id, "name": container.name, "port": port, "docker_host": docker_host,
-                  "network": container.attrs["HostConfig"]["NetworkMode"]}
+                  "network": container.attrs["HostConfig"]["NetworkMode"], "volume": next(iter(volumes), "")}
         return Placement(url, handle)
 
     def _port_of(self, container) -> int:
@@ -271,7 +324,8 @@ def parse_options(options: dict) -> Settings:
         nano_cpus=_nano_cpus(options.get("cpus")),
         restart_policy=_choice(options, "restart_policy", RESTART_POLICIES, "unless-stopped"),
         labels=_labels(options.get("labels", {})), workers=_positive_int(options, "workers", 1),
-        ready_timeout=_positive_number(options, "ready_timeout", 120))
+        ready_timeout=_positive_number(options, "ready_timeout", 120), pids_limit=_pids_limit(options),
+        tmp_size=_tmp_size(options.get("tmp_size", DEFAULT_TMP_SIZE)))
 
 
 def _docker_host(value) -> str:
@@ -311,6 +365,22 @@ def _memory(value) -> str | None:
         raise BackendError(f"memory {value!r} must be a size: a number with an optional unit b, k, m or g, "
                            "e.g. \"512m\"")
     return str(value).lower()
+
+
+def _pids_limit(options: dict) -> int:
+    value = options.get("pids_limit", DEFAULT_PIDS_LIMIT)
+    low, high = PIDS_LIMITS
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise BackendError(f"pids_limit {value!r} must be a whole number from {low} to {high}: the processes and "
+                           "threads the container may have")
+    return value
+
+
+def _tmp_size(value) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[1-9]\d*[kmg]", value.lower()):
+        raise BackendError(f"tmp_size {value!r} must be a size with a unit k, m or g, e.g. \"512m\" (the tmpfs "
+                           "at /tmp)")
+    return value.lower()
 
 
 def _nano_cpus(value) -> int | None:
@@ -369,6 +439,10 @@ def container_name(deployment) -> str:
     return f"acumos-{deployment.pk.hex[:12]}"
 
 
+def volume_name(deployment) -> str:
+    return f"acumos-state-{deployment.pk.hex[:12]}"
+
+
 def image_of(revision) -> ImageRef:
     artifact = image_artifact(revision)
     if artifact is None or not artifact.uri:
@@ -385,9 +459,14 @@ def _managed(client) -> list:
 
 
 def _remove_leftover(client, deployment) -> None:
-    for container in client.containers.list(all=True, filters={"label": f"{DEPLOYMENT_LABEL}={deployment.pk}"}):
+    """The deployment's containers, then its volumes (found by their labels)."""
+    owned = {"label": f"{DEPLOYMENT_LABEL}={deployment.pk}"}
+    for container in client.containers.list(all=True, filters=owned):
         with _gone_is_fine():
             container.remove(force=True, v=True)
+    for volume in client.volumes.list(filters=owned):
+        with _gone_is_fine():
+            volume.remove(force=True)
 
 
 def _is_loopback(host: str) -> bool:

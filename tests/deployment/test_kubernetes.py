@@ -29,6 +29,7 @@ from deployment.choices import DeploymentStatus, TargetKind
 from deployment.models import Deployment, Target
 from marketplace.choices import ArtifactKind
 from marketplace.models import Artifact, Revision
+from runner_image.settings import token_sha256
 
 from ..bundles import builders
 from ..images.conftest import free_port
@@ -69,15 +70,18 @@ def kubernetes_target(fake, **options) -> Target:
 
 @pytest.fixture
 def runner_process(tmp_path):
-    """`runner_process(bundle, token, port)`: a real runner on 127.0.0.1:<port>, stopped after."""
+    """`runner_process(bundle, token, port)`: a real runner on 127.0.0.1:<port>, stopped after. It is
+    given the token's hash, as the pods are (from the Secret)."""
     started: list[subprocess.Popen] = []
 
     def start(bundle: Path, token: str, port: int, host: str = "127.0.0.1") -> str:
         log = open(tmp_path / f"runner-{host}-{port}.log", "wb")  # noqa: SIM115 (the process writes it)
         command = [sys.executable, "-m", "runner_image", "serve", str(bundle), "--host", host,
                    "--port", str(port), "--state-dir", str(tmp_path / f"state-{host}-{port}")]
-        started.append(subprocess.Popen(command, env={**os.environ, "RUNNER_ADMIN_TOKEN": token}, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True))
+        environment = {**os.environ, "RUNNER_ADMIN_TOKEN_SHA256": token_sha256(token)}
+        environment.pop("RUNNER_ADMIN_TOKEN", None)
+        started.append(subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True))
         log.close()
         url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         wait_ready(url, started[-1])
@@ -186,11 +190,12 @@ def check_objects(fake, deployment: Deployment, name: str) -> None:
     assert container["resources"]["limits"] == {"cpu": "2", "memory": "1Gi"}
     assert container["resources"]["requests"] == manifests.DEFAULT_REQUESTS
     assert {"name": "RUNNER_PORT", "value": "3330"} in container["env"]
-    assert {"name": "RUNNER_ADMIN_TOKEN", "valueFrom": {"secretKeyRef": {
-        "name": f"{name}-admin", "key": "RUNNER_ADMIN_TOKEN"}}} in container["env"]
+    assert {"name": "RUNNER_ADMIN_TOKEN_SHA256", "valueFrom": {"secretKeyRef": {
+        "name": f"{name}-admin", "key": "RUNNER_ADMIN_TOKEN_SHA256"}}} in container["env"]
+    assert not [item for item in container["env"] if item["name"] == "RUNNER_ADMIN_TOKEN"]
     assert pod["imagePullSecrets"] == [{"name": "registry-credentials"}]
     assert pod["nodeSelector"] == {"acumos.ai/pool": "models"}
-    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 10001
+    check_confined(pod)
 
     service = stored(fake, "services", name)
     assert service["spec"]["type"] == "ClusterIP"
@@ -204,14 +209,25 @@ def check_objects(fake, deployment: Deployment, name: str) -> None:
     assert ingress["rules"][0]["host"] == "iris.models.example.org"
 
 
+def check_confined(pod: dict) -> None:
+    """The securityContext as the API server received it: the pod's and the container's, each whole."""
+    user = {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert pod["securityContext"] == {**user, "fsGroup": 10001}
+    (container,) = pod["containers"]
+    assert container["securityContext"] == {**user, "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                            "privileged": False, "capabilities": {"drop": ["ALL"]}}
+    assert pod["automountServiceAccountToken"] is False
+
+
 def check_token_only_in_the_secret(fake, token: str) -> None:
+    """The cluster gets the token's hash, in the Secret; the token itself is never sent, not even there."""
     secret = stored(fake, "secrets", fake.names("secrets", NAMESPACE)[0])
-    assert base64.b64decode(secret["data"]["RUNNER_ADMIN_TOKEN"]).decode() == token
-    encoded = base64.b64encode(token.encode()).decode()
+    assert secret["data"] == {"RUNNER_ADMIN_TOKEN_SHA256": base64.b64encode(token_sha256(token).encode()).decode()}
+    hashed = [base64.b64encode(token_sha256(token).encode()).decode(), token_sha256(token)]
     for request in fake.requests:
         sent = json.dumps(request.body)
-        assert token not in sent  # never in clear, anywhere
-        assert encoded not in sent or request.resource == "secrets"
+        assert token not in sent and base64.b64encode(token.encode()).decode() not in sent
+        assert not any(value in sent for value in hashed) or request.resource == "secrets"
 
 
 # ---------------------------------------------------------------- the backend directly

@@ -30,6 +30,7 @@ from kubernetes import client
 from deployment import manifests
 from marketplace.choices import ArtifactKind
 from marketplace.models import Artifact, Revision
+from runner_image.settings import token_sha256
 
 from ..bundles import builders
 from ..images.conftest import free_port
@@ -67,19 +68,38 @@ def test_a_plain_spec_makes_a_secret_a_deployment_and_a_service():
     assert [item["kind"] for item in made] == ["Secret", "Deployment", "Service"]
     assert {item["metadata"]["namespace"] for item in made} == {"acumos-deployments"}
     secret, deployment, service = made
-    assert base64.b64decode(secret["data"]["RUNNER_ADMIN_TOKEN"]) == b"the-token"
-    assert "the-token" not in json.dumps(deployment)
+    # Only the token's hash, which the runner checks a bearer token against: not the token itself.
+    hashed = base64.b64encode(token_sha256("the-token").encode()).decode()
+    assert secret["data"] == {"RUNNER_ADMIN_TOKEN_SHA256": hashed}
+    assert "the-token" not in json.dumps(made)
+    assert base64.b64encode(b"the-token").decode() not in json.dumps(made)
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["ports"] == [{"name": "http", "containerPort": 3330, "protocol": "TCP"}]
     assert container["resources"] == {"requests": manifests.DEFAULT_REQUESTS}
     assert "nodeSelector" not in pod and "imagePullSecrets" not in pod and "hostNetwork" not in pod
-    assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] == 10001
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"name": "RUNNER_ADMIN_TOKEN_SHA256", "valueFrom": {"secretKeyRef": {
+        "name": "iris-1-0-0-admin", "key": "RUNNER_ADMIN_TOKEN_SHA256"}}} in container["env"]
+    assert not [item for item in container["env"] if item["name"] == "RUNNER_ADMIN_TOKEN"]
+    assert_confined(pod)
     assert pod["automountServiceAccountToken"] is False
     assert service["spec"]["ports"][0]["port"] == 3330
     assert deployment["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
     assert manifests.REVISION_LABEL not in deployment["spec"]["selector"]["matchLabels"]  # a selector is for good
+
+
+def assert_confined(pod: dict) -> None:
+    """A model is code from a stranger: the pod and its container say so, each on its own."""
+    user = {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert pod["securityContext"] == {**user, "fsGroup": 10001}
+    (container,) = pod["containers"]
+    assert container["securityContext"] == {**user, "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                            "privileged": False, "capabilities": {"drop": ["ALL"]}}
+    # With a read-only root, the runner writes to its state and /tmp only: two volumes of the pod's own.
+    assert container["volumeMounts"] == [{"name": "state", "mountPath": "/var/lib/runner"},
+                                         {"name": "tmp", "mountPath": "/tmp"}]
+    assert pod["volumes"] == [{"name": "state", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
+    assert "hostPID" not in pod and "hostIPC" not in pod
 
 
 def test_every_option_shows_where_it_belongs():
@@ -114,6 +134,7 @@ def test_preferred_placement_is_a_node_affinity_and_host_network_has_no_port_map
     assert preferred == [{"weight": 100, "preference": {"matchExpressions": [
         {"key": "gpu", "operator": "In", "values": ["yes"]}]}}]
     assert pod["hostNetwork"] is True and "ports" not in pod["containers"][0]
+    assert_confined(pod)  # on the host's network too
 
 
 @pytest.mark.parametrize("options", [{}, FULL_OPTIONS, {"host_network": True, "node_selector": {"a": "b"},
@@ -147,6 +168,12 @@ def test_compose_runs_the_image_with_the_token_from_the_env_file():
     assert "http://127.0.0.1:8080/v2/health/ready" in runner["healthcheck"]["test"][3]
     assert runner["volumes"] == ["runner-state:/var/lib/runner"] and "runner-state" in compose["volumes"]
     assert "RUNNER_ADMIN_TOKEN" not in json.dumps(runner)
+    # As the docker target runs its containers (deployment/backends/docker.py).
+    assert runner["user"] == "10001:10001"
+    assert (runner["cap_drop"], runner["security_opt"], runner["read_only"]) == (
+        ["ALL"], ["no-new-privileges:true"], True)
+    assert runner["tmpfs"] == ["/tmp:rw,noexec,nosuid,nodev,size=512m,mode=1777"]
+    assert runner["pids_limit"] == 1024
 
 
 # ---------------------------------------------------------------- names, images, options
@@ -206,6 +233,8 @@ def test_a_revision_without_an_image_says_to_build_it(iris):
                                                    "name"),
     ({"env": {"RUNNER_ADMIN_TOKEN": "x"}}, "option 'env': 'RUNNER_ADMIN_TOKEN' is not a variable name, or it is "
                                            "one the portal sets"),
+    ({"env": {"RUNNER_ADMIN_TOKEN_SHA256": "0" * 64}}, "option 'env': 'RUNNER_ADMIN_TOKEN_SHA256' is not a "
+                                                        "variable name, or it is one the portal sets"),
     ({"host_network": "true"}, "option 'host_network': 'true' is not true or false"),
     ({"image_registry": "https://registry"}, "option 'image_registry': 'https://registry' is not a registry host"),
 ])
@@ -233,6 +262,11 @@ def test_the_bundle_deploys_by_hand_and_holds_no_real_token(iris):
     assert [d["kind"] for d in documents] == ["Namespace", "Deployment", "Service"]  # the Secret is made by hand
     assert documents[1]["metadata"]["name"] == name
     assert documents[1]["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
+    # A person's own token, from the .env file the README makes the Secret from (the runner takes both).
+    assert {"name": "RUNNER_ADMIN_TOKEN", "valueFrom": {"secretKeyRef": {"name": f"{name}-admin",
+                                                                         "key": "RUNNER_ADMIN_TOKEN"}}} in (
+        documents[1]["spec"]["template"]["spec"]["containers"][0]["env"])
+    assert_confined(documents[1]["spec"]["template"]["spec"])
     compose = yaml.safe_load(archive.read("docker-compose.yml"))
     assert compose["services"][name]["image"] == IMAGE
     assert archive.read(".env.example").decode().splitlines()[-1] == "RUNNER_ADMIN_TOKEN=change-me"
@@ -241,6 +275,8 @@ def test_the_bundle_deploys_by_hand_and_holds_no_real_token(iris):
     assert "kubectl apply -f kubernetes.yaml" in readme
     assert f"create secret generic {name}-admin --from-env-file=.env" in readme
     assert "docker compose up -d" in readme
+    assert "no capabilities, no new privileges, a read-only root filesystem" in readme
+    assert "RUNNER_ADMIN_TOKEN_SHA256=$(printf %s \"$RUNNER_ADMIN_TOKEN\" | sha256sum | cut -d' ' -f1)" in readme
     sample = json.dumps(builders.IRIS_SAMPLE)
     assert "curl -X POST http://127.0.0.1:3330/model/methods/classify \\\n" in readme
     assert f"-d '{sample}'" in readme  # the model's own sample, which onboarding checked it answers
@@ -360,9 +396,10 @@ def test_the_generated_yaml_runs_the_onboarded_image_with_podman(
         options=manifests.check_options({"host_network": True, "port": port,
                                          "env": {"RUNNER_HOST": "127.0.0.1"},  # this host's loopback only
                                          "resources": {"limits": {"memory": "1Gi"}}}))
-    token = f"podman-token-{uuid.uuid4().hex}"
+    token = f"podman-token-{uuid.uuid4().hex}"  # as the portal makes one per deployment
     documents = manifests.objects(spec_for_podman, token, with_namespace=True)
     secret = next(d for d in documents if d["kind"] == "Secret")
+    assert token not in json.dumps(documents)  # the Secret holds the hash, as for the portal's deployments
     podman_kube(yaml.safe_dump_all([d for d in documents if d["kind"] != "Secret"]), secret)
 
     url, container = f"http://127.0.0.1:{port}", f"{spec_for_podman.name}-pod-0-runner"  # podman's naming
@@ -370,6 +407,7 @@ def test_the_generated_yaml_runs_the_onboarded_image_with_podman(
     running = podman("inspect", "--format", "{{.ImageName}} {{.Config.User}} {{.HostConfig.ReadonlyRootfs}}",
                      container)
     assert running.stdout.split() == [spec_for_podman.image, "10001:10001", "true"]  # as the YAML says
+    assert_confined_in(container, token)
     answer = requests.post(f"{url}/model/methods/classify", json=builders.IRIS_VIRGINICA, timeout=30)
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"species": 2}
@@ -382,3 +420,18 @@ def test_the_generated_yaml_runs_the_onboarded_image_with_podman(
     swapped = requests.put(f"{url}/model", files=files, timeout=120, headers={"Authorization": f"Bearer {token}"})
     assert swapped.status_code == 200, swapped.text
     assert swapped.json()["generation"] == 2
+
+
+def assert_confined_in(container: str, token: str) -> None:
+    """What the securityContext made of the runner (pid 1 of its container), seen from inside."""
+    status = {key: value.strip() for key, _, value in
+              (line.partition(":") for line in podman("exec", container, "cat", "/proc/1/status").stdout.splitlines())}
+    assert (status["Uid"].split()[0], status["Gid"].split()[0]) == ("10001", "10001")
+    assert status["CapEff"] == status["CapPrm"] == status["CapBnd"] == "0" * 16  # drop ALL
+    assert status["NoNewPrivs"] == "1"  # allowPrivilegeEscalation: false
+    assert status["Seccomp"] == "2"  # a filtering seccomp profile
+    environ = podman("exec", container, "cat", "/proc/1/environ").stdout.split("\0")
+    assert f"RUNNER_ADMIN_TOKEN_SHA256={token_sha256(token)}" in environ
+    assert not [item for item in environ if item.startswith("RUNNER_ADMIN_TOKEN=") or token in item]
+    assert "Read-only file system" in podman("exec", container, "touch", "/app/bundle/changed", check=False).stderr
+    podman("exec", container, "touch", "/var/lib/runner/written", "/tmp/written")  # its two writable places
