@@ -1,0 +1,124 @@
+"""Hostile models deployed to the `local` target, for real: each runner in its sandbox (bubblewrap,
+pasta, cgroup limits). An ordinary user's model looks for the portal's secrets, other users'
+deployments (their files, environments, admin tokens, ports) and the host's services, forks without
+end, leaves a detached child, allocates past its memory. It reaches nothing, another user's
+deployment goes on serving what it served, the portal keeps serving, and a stop leaves nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+import requests
+from django.conf import settings as django_settings
+
+from acumos_portal import sandbox
+from acumos_portal.choices import JobStatus
+from deployment import runner_client, services
+from deployment.choices import DeploymentStatus
+from deployment.models import Target
+
+from ..bundles import builders
+from ..conftest import REPO
+from ..hostile import Canaries, Listener, assert_reached_nothing, hostile_bundle, processes_with
+from .conftest import onboarded, post, run
+
+
+def deployed(user, revision, target):
+    deployment = services.deploy(revision=revision, target=target, user=user)
+    operation = run(deployment.operations.get())
+    assert operation.status == JobStatus.SUCCEEDED, operation.error
+    deployment.refresh_from_db()
+    return deployment
+
+
+def ask(deployment, cmd: str) -> dict:
+    """One call of the hostile model; its report."""
+    answer = post(deployment, "probe", {"cmd": cmd})
+    return json.loads(answer["out"])
+
+
+def gone(marker: str, wait: float = 5.0) -> bool:
+    deadline = time.monotonic() + wait
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not processes_with(marker)
+
+
+@pytest.mark.django_db
+def test_a_deployed_model_reaches_nothing_and_cannot_touch_another_users_deployment(
+        owner, other_user, local_target, example_bundle, inline_jobs, tmp_path, deployments_dir, monkeypatch):
+    victim = deployed(other_user, onboarded(other_user, example_bundle, inline_jobs), local_target)
+    portal = Listener()
+    canaries = Canaries()
+    monkeypatch.setenv("CANARY_PORTAL_ENV", canaries.secret)
+    folder = deployments_dir / str(victim.pk)
+    canaries.files = [str(folder / "runner.log"), str(folder / "bundle" / "modelpackage.zip"),
+                      str(folder / "work" / "state" / "control.json"), str(REPO / "acumos_portal" / "settings.py"),
+                      str(sandbox.records_dir() / f"runner-{victim.pk.hex}.json"), "/etc/shadow"]
+    canaries.ports = [("127.0.0.1", victim.handle["port"]), ("127.0.0.1", 5432), ("127.0.0.1", 6379),
+                      ("127.0.0.1", portal.port)]
+    canaries.writes = [str(folder / "work" / "state" / f"pwned-{uuid.uuid4().hex}"),
+                       str(django_settings.DATA_DIR / f"written-{uuid.uuid4().hex}")]
+    mine = deployed(owner, onboarded(owner, hostile_bundle(tmp_path / "probe", canaries, None), inline_jobs),
+                    local_target)
+
+    report = ask(mine, "look")
+
+    assert_reached_nothing(report, canaries, victim.admin_token(), mine.admin_token())
+    assert "RUNNER_ADMIN_TOKEN_SHA256" in report["own_environment"]  # its own token's hash, never a token
+    portal.close()
+    assert portal.accepted == 0
+    # The other user's deployment serves what it served, unswapped, and says so to the status check.
+    assert post(victim, "classify", builders.IRIS_SAMPLE) == {"species": 0}
+    assert runner_client.active(victim.endpoint_url)["active"]["generation"] == 1
+    assert services.check_deployment(victim).endswith("(serving IrisClassifier (generation 1))")
+    # Its runner refuses a swap without the token, which the model could not have found.
+    swap = requests.put(f"{victim.endpoint_url}/model", headers={"Authorization": "Bearer guessed"}, timeout=10)
+    assert swap.status_code == 401
+    for deployment in (mine, victim):
+        run(services.stop(deployment, deployment.created_by))
+    assert sandbox.all_records(sandbox.records_dir()) == []
+
+
+@pytest.mark.django_db
+def test_a_deployed_fork_bomb_and_detached_child_are_held_and_gone_after_stop(
+        owner, local_target, inline_jobs, tmp_path, settings):
+    settings.ACUMOS_SANDBOX_TASKS = 64
+    canaries = Canaries(forks=200)
+    mine = deployed(owner, onboarded(owner, hostile_bundle(tmp_path / "bomb", canaries, None), inline_jobs),
+                    local_target)
+
+    assert ask(mine, "detach") == {"detached": True}
+    forked = ask(mine, "fork")
+    assert 0 < forked["forked"] < 64 and forked["error"] == "BlockingIOError"
+    assert processes_with(canaries.marker), "the model's children run (inside its sandbox) until it stops"
+
+    stopped = run(services.stop(mine, owner))
+
+    assert stopped.status == JobStatus.SUCCEEDED, stopped.error
+    assert gone(canaries.marker), "a process of the model outlived its deployment"
+    assert sandbox.all_records(sandbox.records_dir()) == []
+
+
+@pytest.mark.django_db
+def test_a_deployed_model_past_its_memory_is_stopped_and_the_portal_keeps_serving(
+        owner, inline_jobs, tmp_path, client_for):
+    target = Target.objects.create(name="small host", kind="local", options={"memory_mb": 160})
+    canaries = Canaries()
+    mine = deployed(owner, onboarded(owner, hostile_bundle(tmp_path / "memory", canaries, None), inline_jobs), target)
+
+    with pytest.raises(requests.RequestException):
+        answer = requests.post(f"{mine.endpoint_url}/model/methods/probe", json={"cmd": "memory"}, timeout=30)
+        answer.raise_for_status()
+
+    assert client_for(owner).get("/").status_code == 200  # the portal goes on
+    deadline = time.monotonic() + 10
+    while "down" not in services.check_deployment(mine) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    mine.refresh_from_db()
+    assert mine.status == DeploymentStatus.DOWN
+    assert run(services.stop(mine, owner)).status == JobStatus.SUCCEEDED
+    assert sandbox.all_records(sandbox.records_dir()) == []
