@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-runner test services images browser lint fmt bench bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-marketplace clean example
+.PHONY: run run-runner test services images browser sandbox lint fmt bench bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-marketplace clean example
 
 $(STAMP): requirements.txt requirements-dev.txt runner_image/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +15,11 @@ $(STAMP): requirements.txt requirements-dev.txt runner_image/pyproject.toml
 venv: $(STAMP)
 
 # The portal on the embedded default: SQLite, local files, background jobs on threads.
-run: $(STAMP) example
+run: $(STAMP) example sandbox
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py bootstrap
 	$(PY) manage.py reap_jobs
+	$(PY) manage.py sweep_sandboxes
 	@echo "portal: http://127.0.0.1:8000  (upload build/example-iris: metadata.json, model.proto, modelpackage.zip)"
 	@# The periodic jobs (deployment status checks, decommissioning, reapers) beside the server.
 	$(PY) manage.py run_schedule & trap 'kill $$!' EXIT INT TERM; \
@@ -38,11 +39,15 @@ services:
 images: $(STAMP)
 	bash scripts/ensure-images.sh
 
+# bubblewrap and pasta: every model process on this host runs in their sandbox (README, "Security").
+sandbox:
+	bash scripts/ensure-sandbox.sh
+
 # Debian's Chromium for the end-to-end tests (Playwright drives it; no browser download).
 browser:
 	bash scripts/ensure-browser.sh
 
-test: $(STAMP) lint services images browser
+test: $(STAMP) lint services sandbox images browser
 	$(PY) manage.py makemigrations --check --dry-run > /dev/null
 	$(PY) -m pytest runner_image/tests
 	$(PY) -m pytest tests

@@ -118,6 +118,13 @@ def records_dir() -> Path:
     return Path(settings.ACUMOS_SANDBOX_DIR) / "records"
 
 
+def workspaces_dir() -> Path:
+    """Where temporary sandboxes (smoke tests) get their directory; `sweep` looks here."""
+    from django.conf import settings
+
+    return Path(settings.ACUMOS_SANDBOX_DIR) / "work"
+
+
 def workspace(root: Path, prefix: str) -> Path:
     """A new directory for a sandbox that lives as long as the process making it: it says who made
     it, so a sweep removes it once that process is gone (a worker killed mid-test)."""
@@ -439,9 +446,12 @@ def sweep(records: Path, keep, workspaces: tuple[Path, ...] = ()) -> list[str]:
     temporary directory removed; so are groups with no record, and workspaces whose maker is gone."""
     done = []
     for record in all_records(records):
-        if (record.temporary and not record.owner_alive()) or not keep(record):
+        if record.temporary and not record.owner_alive():
             stop(record, records=records, grace=0)
-            done.append(f"sandbox {record.name}: removed (what started it is gone)")
+            done.append(f"sandbox {record.name}: removed (the process that started it is gone)")
+        elif not keep(record):
+            stop(record, records=records, grace=0)
+            done.append(f"sandbox {record.name}: removed (nothing wants it any more: its deployment is not live)")
         elif not record.alive() and record.temporary:
             finish(record, records=records)
             done.append(f"sandbox {record.name}: cleaned up after it ended")

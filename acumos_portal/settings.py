@@ -135,6 +135,7 @@ CELERY_BEAT_SCHEDULE = {
     "check-deployments": {"task": "deployment.check_deployments", "schedule": 30.0},
     "decommission-due-deployments": {"task": "deployment.decommission_due", "schedule": 60.0},
     "reap-stale-deployment-operations": {"task": "deployment.reap_stale_operations", "schedule": 60.0},
+    "sweep-sandboxes": {"task": "deployment.sweep_sandboxes", "schedule": 60.0},
 }
 ACUMOS_JOB_STALE_SECONDS = env_int("ACUMOS_JOB_STALE_SECONDS", 600)
 ACUMOS_JOB_MAX_ATTEMPTS = env_int("ACUMOS_JOB_MAX_ATTEMPTS", 3)

@@ -13,12 +13,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from acumos_portal import jobs
+from acumos_portal import jobs, sandbox
 from acumos_portal.choices import JobStatus
-from deployment import runner_client
+from deployment import runner_client, selectors
 from deployment import secrets as secret_store
 from deployment.backends import BackendError, backend_for
 from deployment.choices import LIVE, DeploymentStatus, OperationKind, Trigger
@@ -36,15 +38,27 @@ class DeploymentRefused(Exception):
     """What was asked cannot be done (a revision not ready, a destroyed deployment)."""
 
 
+class QuotaReached(DeploymentRefused):
+    """The user has as many live deployments as ACUMOS_QUOTA_LIVE_DEPLOYMENTS allows. The message
+    says so and how to free one; `details` (the quota, the live deployments' ids) is for the API."""
+
+    def __init__(self, message: str, details: dict):
+        super().__init__(message)
+        self.details = details
+
+
 # ---------------------------------------------------------------- asking
 
 def deploy(*, revision: Revision, target: Target, user, name: str = "", replicas: int = 1,
            follow: bool = False) -> Deployment:
+    """Who may deploy what where is the caller's question (deployment.selectors.deployable_targets);
+    this checks what holds for anyone: a ready revision, an enabled target, the user's quota."""
     if not revision.is_ready:
         raise DeploymentRefused("only a ready revision can be deployed")
     if not target.enabled:
         raise DeploymentRefused(f"the target {target.name} is disabled")
     with transaction.atomic():
+        _within_quota(user)
         deployment = Deployment.objects.create(
             name=name or f"{revision.solution.name} {revision.version}", target=target, revision=revision,
             follows=revision.solution if follow else None, replicas=replicas, created_by=user,
@@ -68,7 +82,25 @@ def stop(deployment: Deployment, user) -> Operation:
 
 
 def start(deployment: Deployment, user) -> Operation:
-    return _ask(deployment, OperationKind.START, user)
+    """Starting a stopped or failed deployment makes it live again: it counts against the quota."""
+    with transaction.atomic():
+        _within_quota(user, starting=deployment)
+        return _ask(deployment, OperationKind.START, user)
+
+
+def _within_quota(user, *, starting: Deployment | None = None) -> None:
+    """Refuse one live deployment past the user's quota. Runs inside the transaction that makes the
+    row that counts (the deployment, or the start operation) and locks the user's row first, so two
+    requests at once take turns: the second counts after the first has committed (PostgreSQL, READ
+    COMMITTED). SQLite ignores the lock but lets one transaction write at a time, and one that read
+    before another wrote cannot write after it ("database is locked"), so there too the last slot is
+    taken once; the other request fails instead of hearing about the quota."""
+    if selectors.deployment_quota(user) is None:
+        return
+    get_user_model().objects.select_for_update().only("pk").get(pk=user.pk)
+    message, details = selectors.deployment_quota_reached(user, starting=starting)
+    if message:
+        raise QuotaReached(message, details)
 
 
 def destroy(deployment: Deployment, user, *, force: bool = False) -> Operation:
@@ -339,3 +371,20 @@ def reap_stale_operations() -> list[str]:
 
 def on_revision_ready(sender, revision: Revision, **kwargs) -> None:
     transaction.on_commit(lambda: follow_new_revision(revision))
+
+
+def sweep_sandboxes() -> list[str]:
+    """What dead processes left on this host (acumos_portal.sandbox.sweep): a local runner whose
+    deployment is not live any more (stopped, destroyed, failed, deleted) and not being worked on,
+    and a smoke test whose worker died. `make run` calls it at start; the schedule every minute."""
+    from deployment.backends.local import deployment_id_of
+
+    busy_ids = Operation.objects.filter(status__in=(JobStatus.PENDING, JobStatus.RUNNING)).values("deployment_id")
+    wanted = {pk.hex for pk in Deployment.objects.filter(
+        Q(status__in=(*LIVE, DeploymentStatus.PENDING)) | Q(pk__in=busy_ids)).values_list("pk", flat=True)}
+
+    def keep(record: sandbox.Record) -> bool:
+        deployment_id = deployment_id_of(record)
+        return deployment_id is None or deployment_id in wanted
+
+    return sandbox.sweep(sandbox.records_dir(), keep, workspaces=(sandbox.workspaces_dir(),))

@@ -25,3 +25,8 @@ def decommission_due() -> None:
 @shared_task(name="deployment.reap_stale_operations", ignore_result=True)
 def reap_stale_operations() -> None:
     services.reap_stale_operations()
+
+
+@shared_task(name="deployment.sweep_sandboxes", ignore_result=True)
+def sweep_sandboxes() -> None:
+    services.sweep_sandboxes()

@@ -43,7 +43,7 @@ class Left:
 def workspace() -> Path:
     """A directory for one smoke test (its bundle, then the sandbox's own files); a sweep removes
     it if the process that made it dies."""
-    return sandbox.workspace(Path(settings.ACUMOS_SANDBOX_DIR) / "smoke", "smoke")
+    return sandbox.workspace(sandbox.workspaces_dir(), "smoke")
 
 
 def run(directory: Path, bundle: Path, timeout: float) -> str:

@@ -17,8 +17,9 @@ from django.conf import settings as django_settings
 from acumos_portal import sandbox
 from acumos_portal.choices import JobStatus
 from deployment import runner_client, services
+from deployment.backends.local import LocalBackend
 from deployment.choices import DeploymentStatus
-from deployment.models import Target
+from deployment.models import Deployment, Target
 
 from ..bundles import builders
 from ..conftest import REPO
@@ -122,3 +123,21 @@ def test_a_deployed_model_past_its_memory_is_stopped_and_the_portal_keeps_servin
     assert mine.status == DeploymentStatus.DOWN
     assert run(services.stop(mine, owner)).status == JobStatus.SUCCEEDED
     assert sandbox.all_records(sandbox.records_dir()) == []
+
+
+@pytest.mark.django_db
+def test_a_runner_whose_deployment_is_gone_is_swept(owner, local_target, example_bundle, inline_jobs):
+    """`make run` and the schedule sweep: a runner left by a portal that died mid-destroy goes; a
+    live deployment's runner stays."""
+    kept = deployed(owner, onboarded(owner, example_bundle, inline_jobs), local_target)
+    orphan = services.deploy(revision=kept.revision, target=local_target, user=owner)
+    run(orphan.operations.get())
+    orphan.refresh_from_db()
+    Deployment.objects.filter(pk=orphan.pk).update(status=DeploymentStatus.DESTROYED)  # the row says gone
+
+    swept = services.sweep_sandboxes()
+
+    assert swept == [f"sandbox runner-{orphan.pk.hex}: removed (nothing wants it any more: its deployment is not live)"]
+    assert not LocalBackend({}).is_running(orphan) and LocalBackend({}).is_running(kept)
+    assert post(kept, "classify", builders.IRIS_SAMPLE) == {"species": 0}
+    run(services.stop(kept, owner))

@@ -61,7 +61,7 @@ def nothing_left(canaries: Canaries) -> None:
         time.sleep(0.05)
     assert processes_with(canaries.marker) == []
     assert not sandbox.all_records(sandbox.records_dir())
-    workspaces = django_settings.ACUMOS_SANDBOX_DIR / "smoke"
+    workspaces = sandbox.workspaces_dir()
     assert not workspaces.exists() or not list(workspaces.iterdir())
 
 

@@ -1,0 +1,77 @@
+"""acumos_portal.sandbox itself: nothing outlives a starter that dies, and a sweep removes what a
+dead process left (its sandbox's processes, cgroup, record and directory)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from acumos_portal import cgroups, sandbox
+
+from .hostile import processes_with
+
+
+def wait_for(condition, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+def test_a_sandbox_whose_starter_is_killed_leaves_nothing_after_a_sweep(tmp_path):
+    records, work = tmp_path / "records", tmp_path / "work"
+    marker = f"{5000 + time.monotonic_ns() % 3000}.{time.monotonic_ns() % 97 + 1}"
+    starter = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from acumos_portal import sandbox
+        directory = sandbox.workspace(Path({str(work)!r}), "smoke")
+        spec = sandbox.Spec(name=directory.name, directory=directory, command=["/usr/bin/sleep", {marker!r}])
+        sandbox.start(spec, records=Path({str(records)!r}), log=directory / "output.log", temporary=True)
+        print("started", flush=True)
+        time.sleep(600)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert starter.stdout.readline().strip() == "started"
+        assert wait_for(lambda: processes_with(marker)), "the sandboxed process runs"
+        assert len(sandbox.all_records(records)) == 1 and len(list(work.iterdir())) == 1
+    finally:
+        starter.send_signal(signal.SIGKILL)  # the worker dies mid-test
+        starter.wait()
+
+    assert wait_for(lambda: not processes_with(marker)), "the sandbox outlived the process that started it"
+    done = sandbox.sweep(records, keep=lambda record: True, workspaces=(work,))
+
+    assert done and sandbox.all_records(records) == [] and list(work.iterdir()) == []
+    assert not [name for name in cgroups.names() if name.endswith(done[0].split()[1].rstrip(":"))]
+
+
+def test_a_sweep_keeps_what_a_live_process_uses(tmp_path):
+    live = sandbox.workspace(tmp_path / "work", "smoke")
+    assert sandbox.sweep(tmp_path / "records", keep=lambda record: True, workspaces=(tmp_path / "work",)) == []
+    assert live.exists()
+
+
+def test_a_sandbox_runs_with_no_network_no_capabilities_and_only_its_own_processes(tmp_path):
+    script = ("import os, socket; print(len(os.listdir('/proc/self/task')) > 0, "
+              "[n for _, n in socket.if_nameindex()], os.getuid(), "
+              "[l.split()[1] for l in open('/proc/self/status') if l.startswith(('CapEff', 'NoNewPrivs'))], "
+              "sorted(p for p in os.listdir('/proc') if p.isdigit()))")
+    spec = sandbox.Spec(name="probe", directory=tmp_path / "sandbox", command=[sandbox.python(), "-c", script])
+    outcome = sandbox.run(spec, records=tmp_path / "records", timeout=30,
+                          collect=lambda directory: (directory / sandbox.OUTPUT).read_text())
+
+    assert outcome.status == 0, outcome.collected
+    assert outcome.collected.strip() == "True ['lo'] 10001 ['0000000000000000', '1'] ['1', '2']"
+    assert not (tmp_path / "sandbox").exists() and sandbox.all_records(tmp_path / "records") == []
+
+
+def test_without_bubblewrap_nothing_runs_and_the_message_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(sandbox.Unavailable, match="apt-get install -y bubblewrap passt"):
+        sandbox.check_available(network=True)
