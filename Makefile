@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-runner test services images browser sandbox lint fmt bench bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-marketplace clean example
+.PHONY: run run-runner test services images browser sandbox lint fmt bench bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace clean example
 
 $(STAMP): requirements.txt requirements-dev.txt runner_image/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,7 +58,7 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
-bench: bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-marketplace
+bench: bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace
 
 bench-runner: $(STAMP)
 	$(PY) bench/runner_vs_mlflow.py
@@ -74,6 +74,9 @@ bench-images: $(STAMP)
 
 bench-deploy: $(STAMP)
 	$(PY) bench/reuse_vs_redeploy.py
+
+bench-sandbox: $(STAMP) sandbox
+	$(PY) bench/sandbox_overhead.py
 
 # Seeds 100,000 solutions into a PostgreSQL database of its own; ARGS=--quick for 5,000.
 bench-marketplace: $(STAMP) services
