@@ -7,7 +7,8 @@ from deployment.models import Deployment, Operation, Target
 @admin.register(Target)
 class TargetAdmin(admin.ModelAdmin):
     form = TargetForm
-    list_display = ("name", "kind", "enabled", "created")
+    list_display = ("name", "kind", "enabled", "deployers", "created")
+    list_filter = ("kind", "enabled", "deployers")
 
 
 class OperationInline(admin.TabularInline):

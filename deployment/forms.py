@@ -11,17 +11,20 @@ MAX_REPLICAS = 20
 
 
 class DeployForm(forms.Form):
+    """`targets`: where this user may deploy (deployment.selectors.targets_for); any other target is
+    refused as an unknown choice."""
+
     target = forms.ModelChoiceField(queryset=Target.objects.none(), empty_label=None,
-                                    help_text="where it runs; admins configure targets")
+                                    help_text="where it runs; admins configure targets and who may use them")
     name = forms.CharField(max_length=100, required=False, help_text="defaults to the model's name and version")
     replicas = forms.IntegerField(min_value=1, max_value=MAX_REPLICAS, initial=1,
                                   help_text="copies of the runner (Kubernetes targets; others run one)")
     follow = forms.BooleanField(required=False, label="Follow latest",
                                 help_text="swap in every new ready version of this model automatically")
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, targets, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["target"].queryset = selectors.usable_targets()
+        self.fields["target"].queryset = targets
 
 
 class SwapForm(forms.Form):
@@ -62,9 +65,13 @@ class TargetForm(forms.ModelForm):
 
     class Meta:
         model = Target
-        fields = ["name", "kind", "options", "enabled"]
+        fields = ["name", "kind", "options", "enabled", "deployers"]
+        labels = {"deployers": "Who may deploy here"}
         help_texts = {"options": 'JSON, e.g. {"network": "host"} (docker) or {"namespace": "models"} (kubernetes); '
-                                 "see the README's deployment section"}
+                                 "see the README's deployment section",
+                      "deployers": "Operators and admins deploy to every enabled target. “Model owners too” lets "
+                                   "anyone deploy here the models they own or co-own (within their live-deployments "
+                                   "quota); the model's code then runs on this target."}
 
     def clean_options(self):
         options = self.cleaned_data["options"]

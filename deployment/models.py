@@ -11,10 +11,19 @@ from deployment import secrets
 from deployment.choices import SERVING_CHANGES, DeploymentStatus, OperationKind, TargetKind, Trigger
 
 
+class TargetDeployers(models.TextChoices):
+    """Who may deploy to a target (deployment.selectors applies it). Operators and admins deploy to
+    every enabled target; OWNERS lets anyone else deploy there the models they own or co-own."""
+
+    OPERATORS = "operators", "Operators and admins only"
+    OWNERS = "owners", "Model owners too"
+
+
 class Target(models.Model):
     """Where deployments go, configured by admins. `options` holds what is not secret (Docker host,
     network mode, limits, namespace...); `secret` (a kubeconfig, a pull secret) is stored encrypted
-    and never shown back."""
+    and never shown back. A new target takes deployments from operators and admins only until an
+    admin opens it to model owners (`deployers`)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=100, unique=True)
@@ -22,6 +31,9 @@ class Target(models.Model):
     options = models.JSONField(default=dict, blank=True)
     secret_encrypted = models.TextField(blank=True, editable=False)
     enabled = models.BooleanField(default=True)
+    deployers = models.CharField(
+        max_length=10, choices=TargetDeployers.choices, default=TargetDeployers.OPERATORS,
+        help_text="who may deploy here: operators and admins only, or also model owners (their own models)")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

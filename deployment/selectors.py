@@ -2,16 +2,20 @@
 
 Operators and admins see and run every deployment; anyone else sees and runs only those they
 created. Deploying needs a revision the user may see (marketplace.selectors decides) and either
-an operator or admin role or being the model's owner. Targets are configured by admins only."""
+an operator or admin role or being the model's owner, and a target open to the user: operators
+and admins use every enabled target, model owners only those whose `deployers` is "owners".
+Anyone but operators and admins has at most ACUMOS_QUOTA_LIVE_DEPLOYMENTS live deployments.
+Targets are configured by admins only."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.conf import settings
+from django.db.models import Q, QuerySet
 
 from acumos_portal.accounts.choices import Role
 from acumos_portal.choices import JobStatus
-from deployment.choices import SERVING_CHANGES, DeploymentStatus
-from deployment.models import Deployment, Operation, Target
+from deployment.choices import SERVING_CHANGES, DeploymentStatus, OperationKind
+from deployment.models import Deployment, Operation, Target, TargetDeployers
 from marketplace import signature
 from marketplace.choices import ArtifactKind, RevisionStatus
 from marketplace.models import Revision
@@ -57,6 +61,60 @@ def usable_targets() -> QuerySet[Target]:
     return Target.objects.filter(enabled=True)
 
 
+def targets_for(user) -> QuerySet[Target]:
+    """The enabled targets the user may deploy to: every one for operators and admins; for anyone
+    else signed in, those open to model owners. With can_deploy (which models) this is the whole
+    rule: the deploy form offers these, and the API and the form refuse any other target as if it
+    did not exist."""
+    if not _signed_in(user):
+        return Target.objects.none()
+    if runs_any_deployment(user):
+        return usable_targets()
+    return usable_targets().filter(deployers=TargetDeployers.OWNERS)
+
+
+# ---------------------------------------------------------------- the live-deployments quota
+
+# A runner stands behind these, or soon will (pending: its deploy operation has not run yet).
+QUOTA_STATUSES = (DeploymentStatus.PENDING, DeploymentStatus.RUNNING, DeploymentStatus.DOWN)
+
+
+def deployment_quota(user) -> int | None:
+    """How many live deployments the user may have; None: no limit (operators and admins run the site)."""
+    return None if runs_any_deployment(user) else settings.ACUMOS_QUOTA_LIVE_DEPLOYMENTS
+
+
+def live_deployments_of(user) -> QuerySet[Deployment]:
+    """What counts against the user's quota: the deployments they created that are pending, running
+    or not answering, and stopped or failed ones with a start under way (the start makes them live)."""
+    starting = Operation.objects.filter(kind=OperationKind.START, status__in=(JobStatus.PENDING, JobStatus.RUNNING))
+    return Deployment.objects.filter(created_by=user).filter(
+        Q(status__in=QUOTA_STATUSES) | Q(pk__in=starting.values("deployment_id")))
+
+
+def deployment_quota_reached(user, *, starting: Deployment | None = None) -> tuple[str, dict]:
+    """("", {}) while the user may have one more live deployment (deploy, or start `starting` again);
+    else the message that says the quota and how to free it, and the details the API gives."""
+    limit = deployment_quota(user)
+    if limit is None:
+        return "", {}
+    live = live_deployments_of(user)
+    if starting is not None:
+        live = live.exclude(pk=starting.pk)
+    ids = [str(pk) for pk in live.values_list("pk", flat=True)]
+    if len(ids) < limit:
+        return "", {}
+    what = "start this one again" if starting is not None else "deploy another"
+    have = f"{len(ids)} live deployment{'' if len(ids) == 1 else 's'}"
+    if len(ids) == limit:
+        message = f"You have {have}, the most allowed per user: stop one (Deployments → Stop) to {what}."
+    else:  # the quota was lowered below what the user had
+        message = (f"You have {have} and the most allowed per user is {limit}: stop {len(ids) - limit + 1} "
+                   f"(Deployments → Stop) to {what}.")
+    return message, {"quota": limit, "live": len(ids), "live_deployments": ids,
+                     "setting": "ACUMOS_QUOTA_LIVE_DEPLOYMENTS"}
+
+
 def swappable_revisions(user) -> QuerySet[Revision]:
     """What may be swapped into a deployment: any ready revision the user may see, of any model."""
     return (visible_revisions(user).filter(status=RevisionStatus.READY)
@@ -92,8 +150,12 @@ def samples_of(revision: Revision | None) -> dict:
 
 
 def deploy_panel(revision: Revision, user) -> dict:
-    """What the revision page shows about deploying it."""
+    """What the revision page shows about deploying it: the form offers only the targets the user may
+    use, and says so when the user's live deployments are at the quota."""
     from deployment.forms import DeployForm
 
-    return {"deployments": list(deployments_of_revision(user, revision)),
-            "can_deploy": can_deploy(user, revision), "deploy_form": DeployForm()}
+    allowed = can_deploy(user, revision)
+    quota_message = deployment_quota_reached(user)[0] if allowed and revision.is_ready else ""
+    return {"deployments": list(deployments_of_revision(user, revision)), "can_deploy": allowed,
+            "deploy_form": DeployForm(targets=targets_for(user) if allowed else Target.objects.none()),
+            "runs_any_deployment": runs_any_deployment(user), "deploy_quota_message": quota_message}

@@ -51,7 +51,7 @@ class QuotaReached(DeploymentRefused):
 
 def deploy(*, revision: Revision, target: Target, user, name: str = "", replicas: int = 1,
            follow: bool = False) -> Deployment:
-    """Who may deploy what where is the caller's question (deployment.selectors.deployable_targets);
+    """Who may deploy what where is the caller's question (deployment.selectors: can_deploy, targets_for);
     this checks what holds for anyone: a ready revision, an enabled target, the user's quota."""
     if not revision.is_ready:
         raise DeploymentRefused("only a ready revision can be deployed")

@@ -26,14 +26,17 @@ from marketplace.selectors import visible_revisions
 @login_required
 def deploy(request, pk):
     revision = get_object_or_404(visible_revisions(request.user), pk=pk)
-    if not selectors.can_deploy(request.user, revision):
+    if not selectors.can_deploy(request.user, revision, seen=True):
         return HttpResponseForbidden("only operators, admins and the model's owner deploy it")
-    form = DeployForm(request.POST)
+    # A target the user may not use is not among the choices: refused as an unknown one.
+    form = DeployForm(request.POST, targets=selectors.targets_for(request.user))
     if not form.is_valid():
         messages.error(request, _form_errors(form))
         return redirect("marketplace:revision", revision.pk)
     try:
         deployment = services.deploy(revision=revision, user=request.user, **form.cleaned_data)
+    except services.QuotaReached:  # the deploy form says it, with how to free one
+        return redirect(reverse("marketplace:revision", args=[revision.pk]) + "#deploy")
     except services.DeploymentRefused as exc:
         messages.error(request, str(exc))
         return redirect("marketplace:revision", revision.pk)

@@ -1,5 +1,6 @@
 """Accepting an upload: check it, reserve its solution, revision and version, stage its parts,
-and start the pipeline after commit. A refused upload leaves nothing behind."""
+and start the pipeline after commit. A refused upload (closed site, quota reached, bad bundle)
+leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import uuid
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -52,6 +55,46 @@ def check_open() -> None:
         raise OnboardingClosed()
 
 
+# ---------------------------------------------------------------- the jobs-in-flight quota
+
+IN_FLIGHT = (JobStatus.PENDING, JobStatus.RUNNING)
+
+
+class OnboardingQuotaReached(Exception):
+    """The user has as many onboarding jobs in flight as ACUMOS_QUOTA_ONBOARDING_JOBS allows (everyone,
+    admins too: each job runs the uploaded model's code in its smoke test). The message says so and
+    how to free one; `details` (the quota, the jobs' ids) is for the APIs."""
+
+    def __init__(self, jobs: list[str], limit: int):
+        have = f"{len(jobs)} onboarding job{'' if len(jobs) == 1 else 's'} in flight"
+        if len(jobs) == limit:
+            message = f"You have {have}, the most allowed per user: wait for one to finish"
+        else:  # the quota was lowered below what the user had
+            message = (f"You have {have} and the most allowed per user is {limit}: "
+                       f"wait for {len(jobs) - limit + 1} to finish")
+        self.message = f"{message} (each job's page shows its steps), then upload again."
+        super().__init__(self.message)
+        self.details = {"quota": limit, "in_flight": len(jobs), "jobs": jobs,
+                        "setting": "ACUMOS_QUOTA_ONBOARDING_JOBS"}
+
+
+def check_quota(user) -> None:
+    """Asked by every entry point before it reads an upload's body (so a refused upload is not even
+    received), and again by onboarding_start under the user's row lock, which is what holds."""
+    limit = settings.ACUMOS_QUOTA_ONBOARDING_JOBS
+    jobs_in_flight = [str(pk) for pk in OnboardingJob.objects.filter(owner=user, status__in=IN_FLIGHT)
+                      .order_by("created").values_list("pk", flat=True)]
+    if len(jobs_in_flight) >= limit:
+        raise OnboardingQuotaReached(jobs_in_flight, limit)
+
+
+def _lock_user(user) -> None:
+    """Two uploads of one user at once take turns from here to their commit, so the second counts the
+    first's job (PostgreSQL, READ COMMITTED). SQLite ignores the lock; it lets one transaction write at a
+    time, and one that read before another wrote cannot write after it ("database is locked")."""
+    get_user_model().objects.select_for_update().only("pk").get(pk=user.pk)
+
+
 # ---------------------------------------------------------------- accepting an upload
 
 def check_bundle(parts: dict[str, Path]) -> dict:
@@ -72,10 +115,13 @@ def check_bundle(parts: dict[str, Path]) -> dict:
 def onboarding_start(*, user, parts: dict[str, Path], source: str = Source.API, tracking_id: str = "",
                      create_microservice: bool = True) -> OnboardingJob:
     check_open()  # the callers asked already; this keeps any future entry point from forgetting
+    check_quota(user)  # likewise (before the bundle's checks); asked again below, where it holds
     metadata = check_bundle(parts)
     staged: list[str] = []
     try:
         with transaction.atomic():
+            _lock_user(user)
+            check_quota(user)
             job = _create_job(user, metadata, source, tracking_id, create_microservice)
             job.parts = {part: _stage(job, part, path, staged) for part, path in parts.items()}
             job.save(update_fields=["parts"])

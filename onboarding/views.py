@@ -4,6 +4,7 @@ onboarding.services exactly as an API upload does; a job is seen by its owner an
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.uploadhandler import StopUpload
 from django.http import JsonResponse
@@ -19,7 +20,7 @@ from onboarding import http
 from onboarding.choices import STEPS, Source, StepStatus
 from onboarding.forms import OnboardForm
 from onboarding.models import OnboardingJob
-from onboarding.services import OnboardingClosed, onboarding_open, onboarding_start
+from onboarding.services import OnboardingClosed, OnboardingQuotaReached, check_quota, onboarding_open, onboarding_start
 from onboarding.validation import Invalid
 
 
@@ -44,9 +45,21 @@ def _closed(request, status: int = 200):
 def new(request):
     if not onboarding_open():  # before the body is read: nothing of a refused upload is kept
         return _closed(request, status=200 if request.method == "GET" else 503)
+    try:
+        check_quota(request.user)  # before the body is read too
+    except OnboardingQuotaReached as exc:
+        if request.method == "GET":  # the form stays: a job may finish before the files are chosen
+            messages.warning(request, exc.message)
+        else:
+            return _over_quota(request, exc)
     if request.method == "GET":
         return _page(request, OnboardForm())
     return _upload(request)
+
+
+def _over_quota(request, refused: OnboardingQuotaReached):
+    """429, as from the APIs (onboarding.api.views.QUOTA_STATUS), with the message on the form."""
+    return _page(request, OnboardForm(data={}, refusal=refused.message), status=429)
 
 
 def _upload(request):
@@ -67,10 +80,11 @@ def _upload(request):
         return _page(request, form, status=400)
     except OnboardingClosed:  # closed while the body was arriving
         return _closed(request, status=503)
+    except OnboardingQuotaReached as exc:  # another upload of this user's took the last slot meanwhile
+        return _over_quota(request, exc)
     location = reverse("onboarding:job", args=[job.pk])
-    if _is_xhr(request):
-        return JsonResponse({"job": str(job.pk), "location": location}, status=201)
-    return redirect(location)
+    return JsonResponse({"job": str(job.pk), "location": location}, status=201) if _is_xhr(request) \
+        else redirect(location)
 
 
 def _visible_job(request, pk) -> OnboardingJob:

@@ -7,11 +7,12 @@ from deployment.models import Deployment, Operation, Target
 
 
 class TargetSerializer(serializers.ModelSerializer):
-    """What anyone who may deploy sees of a target: never its secret or its options (hosts, namespaces)."""
+    """What anyone who may deploy sees of a target: never its secret or its options (hosts, namespaces).
+    `deployers`: "operators" (operators and admins only) or "owners" (model owners too)."""
 
     class Meta:
         model = Target
-        fields = ["id", "name", "kind", "enabled"]
+        fields = ["id", "name", "kind", "enabled", "deployers"]
 
 
 class OperationSerializer(serializers.ModelSerializer):
@@ -37,7 +38,8 @@ class DeploymentSerializer(serializers.ModelSerializer):
 
 class DeployRequestSerializer(serializers.Serializer):
     revision = serializers.UUIDField(help_text="the ready revision to deploy")
-    target = serializers.UUIDField(help_text="an enabled target's id (GET /api/v1/deployment-targets)")
+    target = serializers.UUIDField(help_text="the id of an enabled target the caller may use "
+                                             "(GET /api/v1/deployment-targets)")
     name = serializers.CharField(max_length=100, required=False, allow_blank=True)
     replicas = serializers.IntegerField(min_value=1, max_value=MAX_REPLICAS, default=1)
     follow = serializers.BooleanField(default=False, help_text="swap in every new ready revision of its solution")

@@ -3,11 +3,12 @@ and change what comes only from deployment.selectors; what is not visible answer
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from acumos_portal.api.errors import ApiError
 from deployment import selectors, services
 from deployment.api.serializers import (
     DeploymentSerializer,
@@ -38,16 +39,19 @@ class DeploymentViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retrie
     def get_queryset(self):
         return selectors.visible_deployments(self.request.user)
 
-    @extend_schema(request=DeployRequestSerializer, responses={202: DeploymentSerializer})
+    @extend_schema(request=DeployRequestSerializer, responses={202: DeploymentSerializer, 429: OpenApiResponse(
+        description="the caller's live deployments are at the quota (ACUMOS_QUOTA_LIVE_DEPLOYMENTS; "
+                    "code quota_exceeded)")})
     def create(self, request):
         given = _valid(DeployRequestSerializer, request)
         revision = _revision(request, given["revision"])
-        if not selectors.can_deploy(request.user, revision):
+        if not selectors.can_deploy(request.user, revision, seen=True):
             raise exceptions.PermissionDenied("only operators, admins and the model's owner deploy it")
-        target = selectors.usable_targets().filter(pk=given["target"]).first()
+        # Unknown, disabled and not open to this user read the same: which targets exist is not told.
+        target = selectors.targets_for(request.user).filter(pk=given["target"]).first()
         if target is None:
             raise exceptions.ValidationError({"target": ["no enabled target with this id"]})
-        deployment = _refused_is_400(lambda: services.deploy(
+        deployment = _refused(lambda: services.deploy(
             revision=revision, target=target, user=request.user, name=given.get("name", ""),
             replicas=given["replicas"], follow=given["follow"]))
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
@@ -72,7 +76,8 @@ class DeploymentViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retrie
         deployment = self._managed()
         return _accepted(lambda: services.stop(deployment, request.user))
 
-    @extend_schema(request=None, responses=ACCEPTED)
+    @extend_schema(request=None, responses={**ACCEPTED, 429: OpenApiResponse(
+        description="starting it would pass the caller's live-deployments quota (code quota_exceeded)")})
     @action(detail=True, methods=["post"])
     def start(self, request, pk=None):
         deployment = self._managed()
@@ -106,15 +111,23 @@ def _revision(request, pk):
     return revision
 
 
-def _refused_is_400(ask):
+# A user at their live-deployments quota gets 429 Too Many Requests (the request is fine, there are
+# too many of them live); the message says the quota and how to free a slot. No Retry-After: it
+# frees when the user stops a deployment, not after a time.
+QUOTA_STATUS = status.HTTP_429_TOO_MANY_REQUESTS
+
+
+def _refused(ask):
     try:
         return ask()
+    except services.QuotaReached as exc:
+        raise ApiError(str(exc), code="quota_exceeded", status_code=QUOTA_STATUS, details=exc.details) from exc
     except services.DeploymentRefused as exc:
         raise exceptions.ValidationError({"deployment": [str(exc)]}) from exc
 
 
 def _accepted(ask) -> Response:
-    return Response(OperationSerializer(_refused_is_400(ask)).data, status=status.HTTP_202_ACCEPTED)
+    return Response(OperationSerializer(_refused(ask)).data, status=status.HTTP_202_ACCEPTED)
 
 
 @extend_schema(tags=["deployments"])
@@ -132,10 +145,11 @@ class OperationViewSet(VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
 
 @extend_schema(tags=["deployments"])
 class TargetViewSet(VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
-    """Enabled targets to deploy to (admins configure them in the portal)."""
+    """The enabled targets the caller may deploy to (admins configure them in the portal): every one
+    for operators and admins; for anyone else, those open to model owners (`deployers` "owners")."""
 
     serializer_class = TargetSerializer
     not_found_message = "no such target"
 
     def get_queryset(self):
-        return selectors.usable_targets()
+        return selectors.targets_for(self.request.user)

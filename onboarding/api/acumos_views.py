@@ -30,9 +30,9 @@ from acumos_portal.api.authentication import TokenAuthentication
 from acumos_portal.uploads import UploadTooLarge
 from marketplace.api.views import AnyAcceptNegotiation
 from onboarding import http
-from onboarding.api.views import CLOSED_STATUS, parse_flag, parse_tracking_id, read_parts
+from onboarding.api.views import CLOSED_STATUS, QUOTA_STATUS, parse_flag, parse_tracking_id, read_parts
 from onboarding.choices import Source
-from onboarding.services import OnboardingClosed, check_open, onboarding_start
+from onboarding.services import OnboardingClosed, OnboardingQuotaReached, check_open, check_quota, onboarding_start
 from onboarding.validation import Invalid
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ UNAUTHORIZED = "UNAUTHORIZED"
 INVALID_PARAMETER = "INVALID_PARAMETER"
 PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
 ONBOARDING_CLOSED = "ONBOARDING_CLOSED"
+QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
 MISSING_CREDENTIALS = ("Unauthorized User: no credentials; send the header `Authorization: <login>:<api token>` "
                        "or `Authorization: Bearer <token>` (an API token, or the jwtToken from "
                        "/onboarding-app/v2/auth)")
@@ -133,12 +134,15 @@ class PushModelView(AcumosView):
             400: OpenApiResponse(ERROR_ENVELOPE, description="the bundle is invalid"),
             401: OpenApiResponse(ERROR_ENVELOPE, description="missing or wrong credentials"),
             413: OpenApiResponse(ERROR_ENVELOPE, description="larger than ACUMOS_MAX_UPLOAD_BYTES"),
+            429: OpenApiResponse(ERROR_ENVELOPE, description="the caller has ACUMOS_QUOTA_ONBOARDING_JOBS jobs in "
+                                                             "flight"),
             503: OpenApiResponse(ERROR_ENVELOPE, description="onboarding is closed on this site"),
         })
     def post(self, request):
         """Onboard a model bundle (Acumos push). The pipeline runs in the background."""
         try:
             check_open()  # before the body is read (see onboarding.api.views.CLOSED_STATUS)
+            check_quota(request.user)
             create_microservice = parse_flag(request.headers.get("isCreateMicroservice"), "isCreateMicroservice")
             if parse_flag(request.headers.get("deploy"), "deploy", default=False):
                 create_microservice = True  # as in Acumos: deploying needs the microservice
@@ -156,6 +160,9 @@ class PushModelView(AcumosView):
                                 [{"field": "", "message": f"the limit is {exc.limit} bytes"}])
         except OnboardingClosed as exc:
             return acumos_error(CLOSED_STATUS, ONBOARDING_CLOSED, exc.message)
+        except OnboardingQuotaReached as exc:
+            return acumos_error(QUOTA_STATUS, QUOTA_EXCEEDED, exc.message,
+                                [{"field": "", "message": f"at most {exc.details['quota']} jobs in flight"}])
         return Response({
             "status": "SUCCESS",
             "result": {"solutionId": str(job.solution_uuid), "revisionId": str(job.revision_uuid),

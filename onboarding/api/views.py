@@ -20,7 +20,7 @@ from onboarding import http
 from onboarding.api.serializers import JobSerializer, JobSummarySerializer, JobUploadSerializer
 from onboarding.choices import Source
 from onboarding.models import OnboardingJob, StepResult
-from onboarding.services import OnboardingClosed, check_open, onboarding_start
+from onboarding.services import OnboardingClosed, OnboardingQuotaReached, check_open, check_quota, onboarding_start
 from onboarding.validation import Invalid
 
 TRACKING_ID_MAX = OnboardingJob._meta.get_field("tracking_id").max_length
@@ -52,6 +52,9 @@ def parse_tracking_id(value, name: str = "tracking_id") -> str:
 # "not now" rather than "not you" (403 reads as a missing role or a bad token, and the caller
 # would look at their credentials). No Retry-After: nobody knows when an admin reopens it.
 CLOSED_STATUS = status.HTTP_503_SERVICE_UNAVAILABLE
+# A caller with as many jobs in flight as their quota allows gets 429 Too Many Requests: "not you,
+# not now", until one of their jobs ends. No Retry-After: nobody knows when that is.
+QUOTA_STATUS = status.HTTP_429_TOO_MANY_REQUESTS
 
 
 def read_parts(request, workdir) -> dict:
@@ -123,12 +126,15 @@ class OnboardingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mix
     @extend_schema(request={"multipart/form-data": JobUploadSerializer}, responses={
         201: JobSerializer, 400: OpenApiResponse(description="the bundle is invalid (details.errors say where)"),
         413: OpenApiResponse(description="the upload is larger than ACUMOS_MAX_UPLOAD_BYTES"),
+        429: OpenApiResponse(description="the caller has ACUMOS_QUOTA_ONBOARDING_JOBS jobs in flight "
+                                         "(code quota_exceeded)"),
         503: OpenApiResponse(description="onboarding is closed on this site (code onboarding_closed)")})
     def create(self, request, *args, **kwargs):
         """Upload a bundle (parts `model`, `metadata`, `schema`, optional `license`, or one zip as `bundle`)
         and start onboarding it. The pipeline runs in the background: follow the job's `url`."""
         try:
             check_open()  # before the body is read: a refused upload leaves nothing behind
+            check_quota(request.user)
             with http.workdir() as tmp:
                 parts = read_parts(request, tmp)
                 job = onboarding_start(
@@ -142,6 +148,8 @@ class OnboardingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mix
                            details={"limit_bytes": exc.limit}) from exc
         except OnboardingClosed as exc:
             raise ApiError(exc.message, code="onboarding_closed", status_code=CLOSED_STATUS) from exc
+        except OnboardingQuotaReached as exc:
+            raise ApiError(exc.message, code="quota_exceeded", status_code=QUOTA_STATUS, details=exc.details) from exc
         job = jobs_with_steps(OnboardingJob.objects.filter(pk=job.pk)).get()
         data = JobSerializer(job, context=self.get_serializer_context()).data
         return Response(data, status=status.HTTP_201_CREATED, headers={"Location": data["url"]})

@@ -4,7 +4,12 @@ who created this deployment) runs their own; anyone else does not see it (404, n
 leak nothing). Anonymous API callers get 401, anonymous page visitors the sign-in page.
 
 Operations asked for here are never run (the test's transaction never commits), so no runner is
-started: the table is about who may ask."""
+started: the table is about who may ask.
+
+A second table is about targets: who may deploy a model everyone may see to a target for operators
+(operators and admins only) and to a target open to model owners, by the API and the pages. A
+target the caller may not use is refused as an unknown one (400 naming `target`), and is neither
+listed nor named to them."""
 
 from __future__ import annotations
 
@@ -19,9 +24,10 @@ from django.utils import timezone
 from acumos_portal.accounts import services as account_services
 from deployment import secrets
 from deployment.choices import DeploymentStatus, TargetKind
-from deployment.models import Deployment, Operation, Target
+from deployment.models import Deployment, Operation, Target, TargetDeployers
+from marketplace import services as marketplace_services
 
-from ..factories import RevisionFactory, SolutionFactory
+from ..factories import RevisionFactory, SolutionFactory, published_revision
 
 PERSONAS = ("owner", "other_user", "publisher", "operator", "admin_user", "anonymous")
 SEE, HIDDEN = "see", "hidden"
@@ -93,7 +99,8 @@ def fast_passwords(settings):
 @pytest.fixture
 def world(owner):
     revision = RevisionFactory(solution=SolutionFactory(owner=owner, name="Iris"), version="1.0.0")
-    target = Target.objects.create(name="this host", kind=TargetKind.LOCAL)
+    # Like the "This host" of `make run`: model owners deploy there too (the target table is below).
+    target = Target.objects.create(name="this host", kind=TargetKind.LOCAL, deployers=TargetDeployers.OWNERS)
 
     def deployment(**fields) -> Deployment:
         return Deployment.objects.create(name="iris", target=target, revision=revision, created_by=owner,
@@ -197,3 +204,95 @@ def test_no_answer_ever_shows_a_targets_secret_or_a_deployments_admin_token(worl
         body = client.get(url).content.decode()
         assert "very-secret-kubeconfig" not in body and world.target.secret_encrypted not in body, url
         assert f'"{token}"' not in body and world.deployment.admin_token_encrypted not in body, url
+
+
+# ---------------------------------------------------------------- who may deploy to which target
+
+TARGET_PERSONAS = ("owner", "co_owner", "other_user", "publisher", "operator", "admin_user", "anonymous")
+# The model is public: everyone signed in sees it, so what is refused is refused for the target's
+# sake (or, for others, because only the model's owners deploy it: 403, they see the model).
+API_DEPLOY_TO = {
+    "operators": {"owner": 400, "co_owner": 400, "other_user": 403, "publisher": 403, "operator": 202,
+                  "admin_user": 202, "anonymous": 401},
+    "owners": {"owner": 202, "co_owner": 202, "other_user": 403, "publisher": 403, "operator": 202,
+               "admin_user": 202, "anonymous": 401},
+}
+# The page answers a redirect whether it deployed or not (the form says why); whether a deployment
+# was made is the answer.
+PAGE_DEPLOYS_TO = {
+    "operators": {"operator", "admin_user"},
+    "owners": {"owner", "co_owner", "operator", "admin_user"},
+}
+PAGE_STATUS = {"other_user": 403, "publisher": 403}
+# The deploy form on the revision page offers (for this model) ...
+OFFERED = {"owner": {"owners"}, "co_owner": {"owners"}, "other_user": set(), "publisher": set(),
+           "operator": {"operators", "owners"}, "admin_user": {"operators", "owners"}, "anonymous": set()}
+# ... and the API lists (for any model the caller owns).
+LISTED_TARGETS = OFFERED | {"other_user": {"owners"}, "publisher": {"owners"}}
+
+
+@pytest.fixture
+def targets_world(owner, co_owner, catalogs):
+    revision = published_revision(catalogs["company"], owner=owner, name="Shared iris")
+    marketplace_services.share(owner, revision.solution, co_owner.username)
+    targets = {"operators": Target.objects.create(name="production cluster", kind=TargetKind.DOCKER),
+               "owners": Target.objects.create(name="sandbox host", kind=TargetKind.LOCAL,
+                                               deployers=TargetDeployers.OWNERS)}
+    Target.objects.create(name="switched off", kind=TargetKind.LOCAL, deployers=TargetDeployers.OWNERS,
+                          enabled=False)
+    return SimpleNamespace(revision=revision, targets=targets)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("persona", TARGET_PERSONAS)
+@pytest.mark.parametrize("deployers", ["operators", "owners"])
+def test_the_api_deploys_only_to_targets_open_to_the_caller(request, targets_world, persona, deployers):
+    client, headers = _client(request, persona, api=True)
+    target = targets_world.targets[deployers]
+    response = client.post("/api/v1/deployments", {"revision": str(targets_world.revision.pk),
+                                                   "target": str(target.pk)},
+                           content_type="application/json", headers=headers)
+    expected = API_DEPLOY_TO[deployers][persona]
+    assert response.status_code == expected, response.content
+    if expected == 400:  # as for a target that does not exist: the field named, the target not
+        error = response.json()["error"]
+        assert error["details"] == {"target": ["no enabled target with this id"]}
+        assert target.name not in response.content.decode()
+    assert Deployment.objects.filter(target=target).exists() == (expected == 202)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("persona", TARGET_PERSONAS)
+@pytest.mark.parametrize("deployers", ["operators", "owners"])
+def test_the_page_deploys_only_to_targets_open_to_the_caller(request, targets_world, persona, deployers):
+    client, _ = _client(request, persona, api=False)
+    target = targets_world.targets[deployers]
+    response = client.post(f"/revisions/{targets_world.revision.pk}/deploy/", {"target": str(target.pk),
+                                                                                "replicas": 1})
+    assert response.status_code == PAGE_STATUS.get(persona, 302)
+    made = Deployment.objects.filter(target=target).exists()
+    assert made == (persona in PAGE_DEPLOYS_TO[deployers]), f"{persona} -> {deployers}"
+    if persona in ("owner", "co_owner") and not made:  # refused as an unknown choice, on the page
+        page = client.get(response["Location"]).content.decode()
+        assert "Select a valid choice" in page and target.name not in page
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("persona", TARGET_PERSONAS)
+def test_the_deploy_form_and_the_target_list_offer_only_the_targets_open_to_the_caller(
+        request, targets_world, persona):
+    names = {deployers: target.name for deployers, target in targets_world.targets.items()}
+    page_client, _ = _client(request, persona, api=False)
+    page = page_client.get(f"/revisions/{targets_world.revision.pk}/").content.decode()
+    assert {deployers for deployers, name in names.items() if name in page} == OFFERED[persona]
+    assert "switched off" not in page
+
+    api_client, headers = _client(request, persona, api=True)
+    listed = api_client.get("/api/v1/deployment-targets", headers=headers)
+    if persona == "anonymous":
+        assert listed.status_code == 401
+        return
+    assert {entry["deployers"] for entry in listed.json()["results"]} == LISTED_TARGETS[persona]
+    for deployers, target in targets_world.targets.items():
+        one = api_client.get(f"/api/v1/deployment-targets/{target.pk}", headers=headers)
+        assert one.status_code == (200 if deployers in LISTED_TARGETS[persona] else 404)

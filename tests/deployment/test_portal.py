@@ -19,10 +19,19 @@ from django.utils import timezone
 from acumos_portal.choices import JobStatus
 from deployment import services
 from deployment.choices import DeploymentStatus, OperationKind, Trigger
-from deployment.models import Deployment, Operation
+from deployment.models import Deployment, Operation, TargetDeployers
 
 from ..bundles import builders
 from .conftest import docker_target, onboarded, post, run
+
+
+@pytest.fixture
+def local_target(local_target):
+    """Like the "This host" of `make run`: model owners deploy their own models there too (a new
+    target takes operators and admins only)."""
+    local_target.deployers = TargetDeployers.OWNERS
+    local_target.save(update_fields=["deployers"])
+    return local_target
 
 
 def deployment_of(revision) -> Deployment:
