@@ -52,6 +52,7 @@ class LocalBackend:
 
     def restart(self, deployment, admin_token: str) -> Placement:
         folder = self.folder(deployment)
+        _move_old_state(folder)
         port = deployment.handle.get("port") or _free_port(self.host)
         spec = self._spec(deployment, folder, port, admin_token)
         try:
@@ -95,6 +96,15 @@ class LocalBackend:
     def destroy(self, deployment) -> None:
         self.stop(deployment)
         shutil.rmtree(self.folder(deployment), ignore_errors=True)
+
+
+def _move_old_state(folder: Path) -> None:
+    """A deployment made before the sandbox kept its state in <folder>/state; the sandbox's own
+    directory is <folder>/work, so it moves there and the runner resumes what it served."""
+    old, new = folder / "state", folder / "work" / "state"
+    if old.is_dir() and not new.exists():
+        new.parent.mkdir(parents=True, exist_ok=True)
+        old.rename(new)
 
 
 def sandbox_name(deployment) -> str:

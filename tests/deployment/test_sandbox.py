@@ -141,3 +141,19 @@ def test_a_runner_whose_deployment_is_gone_is_swept(owner, local_target, example
     assert not LocalBackend({}).is_running(orphan) and LocalBackend({}).is_running(kept)
     assert post(kept, "classify", builders.IRIS_SAMPLE) == {"species": 0}
     run(services.stop(kept, owner))
+
+
+@pytest.mark.django_db
+def test_without_bubblewrap_the_local_target_refuses_to_start_a_runner(owner, local_target, example_bundle,
+                                                                       inline_jobs, tmp_path, monkeypatch):
+    iris = onboarded(owner, example_bundle, inline_jobs)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap, no pasta
+
+    deployment = services.deploy(revision=iris, target=local_target, user=owner)
+    operation = run(deployment.operations.get())
+
+    assert operation.status == JobStatus.FAILED
+    assert operation.error.startswith("the local target refuses to start a runner: model code runs only in a sandbox")
+    assert "apt-get install -y bubblewrap passt" in operation.error
+    deployment.refresh_from_db()
+    assert deployment.status == DeploymentStatus.FAILED and sandbox.all_records(sandbox.records_dir()) == []
