@@ -1,5 +1,10 @@
-"""Send a background task: to Celery when a broker is configured, else to a thread pool in this
-process. Either way the task runs after the current transaction commits, and takes ids only."""
+"""Send a background task: to Celery when a broker is configured, else to thread pools in this
+process. Either way the task runs after the current transaction commits, and takes ids only.
+
+Tasks that run a user's model (`runs_model=True` on the task) get workers of their own, so a slow
+model never holds quick work: their own thread pool (ACUMOS_MODEL_THREADS) here, and with Celery
+the queue ACUMOS_MODEL_QUEUE when it is set (then a worker must consume it). How many of one user's
+models run at once is decided by the pipeline when it claims a step (onboarding.pipeline)."""
 
 from __future__ import annotations
 
@@ -14,8 +19,13 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 log = logging.getLogger(__name__)
-_lock = threading.Lock()
-_state: dict[str, ThreadPoolExecutor] = {}
+QUICK_THREADS = 2
+MODELS, QUICK = "models", "quick"
+# Reentrant: a timer that fires submits its task (which makes a pool) under the lock, so that
+# shutdown() never misses a task between its timer and its pool.
+_lock = threading.RLock()
+_pools: dict[str, ThreadPoolExecutor] = {}
+_timers: set[threading.Timer] = set()
 
 
 def enqueue(task, *args) -> None:
@@ -32,31 +42,68 @@ def _send_committed(task, args) -> None:
         log.exception("could not send %s%s to the broker; the reaper will send it again", task.name, args)
 
 
-def send(task, *args) -> None:
+def send(task, *args, countdown: float = 0) -> None:
+    """Run `task(*args)` in the background, at once or in `countdown` seconds."""
     if settings.CELERY_BROKER_URL:
-        task.apply_async(args=args)
+        queue = settings.ACUMOS_MODEL_QUEUE if runs_model(task) else ""
+        task.apply_async(args=args, countdown=countdown or None, **({"queue": queue} if queue else {}))
+    elif countdown:
+        _later(countdown, task, args)
     else:
-        _pool().submit(_run_in_thread, task, args)
+        _submit(task, args)
 
 
 def embedded() -> bool:
     return not settings.CELERY_BROKER_URL
 
 
-def _pool() -> ThreadPoolExecutor:
+def runs_model(task) -> bool:
+    return getattr(task, "runs_model", False)
+
+
+def _submit(task, args) -> None:
+    _pool(MODELS if runs_model(task) else QUICK).submit(_run_in_thread, task, args)
+
+
+def _pool(lane: str) -> ThreadPoolExecutor:
     with _lock:
-        if "executor" not in _state:
-            _state["executor"] = ThreadPoolExecutor(max_workers=2, thread_name_prefix="acumos-job")
-        return _state["executor"]
+        if lane not in _pools:
+            size = max(1, settings.ACUMOS_MODEL_THREADS) if lane == MODELS else QUICK_THREADS
+            _pools[lane] = ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"acumos-{lane}")
+        return _pools[lane]
+
+
+def _later(delay: float, task, args) -> None:
+    """A timer, not a sleeping pool thread: a task that waits holds no worker."""
+
+    def fire() -> None:
+        with _lock:
+            if timer in _timers:  # not dropped by shutdown() meanwhile
+                _timers.discard(timer)
+                _submit(task, args)
+
+    timer = threading.Timer(delay, fire)
+    timer.daemon = True
+    with _lock:
+        _timers.add(timer)
+    timer.start()
 
 
 def shutdown() -> None:
-    """Wait for the jobs on this process's thread pool to end, and drop the pool (the next job
-    makes a new one): tests call it before their database goes."""
-    with _lock:
-        executor = _state.pop("executor", None)
-    if executor is not None:
-        executor.shutdown(wait=True, cancel_futures=False)
+    """Wait for the jobs running or queued on this process's threads, and drop the pools (the next
+    job makes new ones): tests call it before their database goes. Tasks put off to later are
+    dropped: their rows stay pending, and the reaper sends them again, as after a restart."""
+    while True:
+        with _lock:
+            pools = list(_pools.values())
+            _pools.clear()
+            for timer in _timers:
+                timer.cancel()
+            _timers.clear()
+        if not pools:
+            return
+        for pool in pools:  # a running task may send the next one meanwhile: hence the loop
+            pool.shutdown(wait=True, cancel_futures=False)
 
 
 def _run_in_thread(task, args) -> None:

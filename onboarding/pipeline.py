@@ -3,7 +3,11 @@
 Every step is a StepResult row. A step is claimed with a conditional update, so a duplicate
 delivery of the same task does nothing (tasks are idempotent). A permanent failure fails the
 job at once and undoes what it made; a transient one is retried with a bound; a worker that
-dies mid-step leaves a running row, and a lost task a pending one, that the reaper re-queues or fails."""
+dies mid-step leaves a running row, and a lost task a pending one, that the reaper re-queues or fails.
+
+Fairness: a step that runs the user's model (MODEL_STEPS) is claimed only while its owner has fewer
+than ACUMOS_MODEL_STEPS_PER_USER of them running, on any worker or thread. Otherwise the task is put
+off: it frees its worker for other users and is sent again after ACUMOS_MODEL_RETRY_SECONDS."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Concat
@@ -24,6 +29,11 @@ from onboarding.models import OnboardingJob, StepResult
 
 log = logging.getLogger(__name__)
 STEP_ORDER = [name for name, _ in STEPS]
+UNFINISHED = [JobStatus.PENDING, JobStatus.RUNNING]
+# Steps that run the user's model (in a runner process): one owner's are limited, and they have
+# workers of their own (the tasks' runs_model, acumos_portal.jobs).
+MODEL_STEPS = frozenset({"smoke_test"})
+WAITING_NOTE = "waiting for the owner's other models to finish (ACUMOS_MODEL_STEPS_PER_USER run at once)\n"
 
 
 class StepFailed(Exception):
@@ -43,8 +53,16 @@ class TransientError(Exception):
     """Storage or a service hiccup: the step is retried (bounded by the task's max_retries)."""
 
 
+class OwnerBusy(Exception):
+    """The owner already runs as many models as allowed: the step waits its turn."""
+
+
 def run_step(job_id: str, name: str) -> None:
-    step = claim_step(job_id, name)
+    try:
+        step = claim_step(job_id, name)
+    except OwnerBusy:
+        defer_step(job_id, name)
+        return
     if step is None:
         return  # already done, being done elsewhere, or the job has failed
     from onboarding.steps import STEP_FUNCTIONS
@@ -77,15 +95,49 @@ def heartbeat(job_id: str):
 
 
 def claim_step(job_id: str, name: str) -> StepResult | None:
+    """Mark the step running, or return None if it is not pending; raise OwnerBusy (nothing claimed)
+    for a model step whose owner is at the limit."""
     now = timezone.now()
-    claimed = StepResult.objects.filter(
-        job_id=job_id, name=name, status=StepStatus.PENDING, job__status__in=[JobStatus.PENDING, JobStatus.RUNNING],
-    ).update(status=StepStatus.RUNNING, started=now, finished=None, attempts=F("attempts") + 1)
-    if not claimed:
-        return None
+    with transaction.atomic():
+        claimed = StepResult.objects.filter(
+            job_id=job_id, name=name, status=StepStatus.PENDING, job__status__in=UNFINISHED,
+        ).update(status=StepStatus.RUNNING, started=now, finished=None, attempts=F("attempts") + 1)
+        if not claimed:
+            return None
+        if name in MODEL_STEPS:
+            _check_owner_limit(job_id)
     OnboardingJob.objects.filter(pk=job_id, status=JobStatus.PENDING).update(status=JobStatus.RUNNING, started=now)
     OnboardingJob.objects.filter(pk=job_id).update(heartbeat=now)
     return StepResult.objects.select_related("job", "job__owner").get(job_id=job_id, name=name)
+
+
+def _check_owner_limit(job_id: str) -> None:
+    """The one fairness rule, the same for threads and Celery workers in any process: an owner's
+    running model steps, this one included, may not exceed ACUMOS_MODEL_STEPS_PER_USER.
+
+    Called inside the claim's transaction, after its update. On PostgreSQL the owner's row lock makes
+    two claims of one owner take turns, and the second counts the first once it is committed; on
+    SQLite the update already holds the database's only write lock (taken by a first statement
+    that writes, it is waited for; a read first could fail with "database is locked")."""
+    owner_id = OnboardingJob.objects.filter(pk=job_id).values_list("owner_id", flat=True).get()
+    list(get_user_model().objects.select_for_update().filter(pk=owner_id).values_list("pk", flat=True))
+    running = StepResult.objects.filter(job__owner_id=owner_id, job__status__in=UNFINISHED, name__in=MODEL_STEPS,
+                                        status=StepStatus.RUNNING).count()
+    if running > max(1, settings.ACUMOS_MODEL_STEPS_PER_USER):
+        raise OwnerBusy  # rolls the claim back: still pending, no attempt counted
+
+
+def defer_step(job_id: str, name: str) -> None:
+    """Send the step again after ACUMOS_MODEL_RETRY_SECONDS (a timer, or a Celery countdown: a new
+    message, not a retry, so waiting uses none of the task's retries). The heartbeat moves on, so
+    the reaper sees a job that waits, not one that stopped."""
+    from acumos_portal import jobs
+    from onboarding.tasks import step_task
+
+    note = StepResult.objects.filter(job_id=job_id, name=name, status=StepStatus.PENDING)
+    note.exclude(log__contains=WAITING_NOTE).update(log=Concat(F("log"), Value(WAITING_NOTE)))
+    OnboardingJob.objects.filter(pk=job_id).update(heartbeat=timezone.now())
+    jobs.send(step_task(name), str(job_id), countdown=settings.ACUMOS_MODEL_RETRY_SECONDS)
 
 
 def _finish(step: StepResult, status: str, output: str) -> None:

@@ -177,8 +177,8 @@ class Worker:
 
 @pytest.fixture
 def start_worker(transactional_db, settings, celery_broker, artifact_storage, tmp_path):
-    """`start_worker(**env)` starts a worker on the test database, the Redis db and this test's
-    artifact directory (ACUMOS_DATA_DIR/artifacts is the `artifact_storage` location)."""
+    """`start_worker(queues="celery", **env)` starts a worker on the test database, the Redis db and
+    this test's artifact directory (ACUMOS_DATA_DIR/artifacts is the `artifact_storage` location)."""
     if connection.vendor != "postgresql":
         pytest.fail(f"a worker process cannot share this test database ({connection.vendor}): the tests must run on "
                     "PostgreSQL, and DATABASE_URL must be set before pytest-django loads the settings")
@@ -188,7 +188,7 @@ def start_worker(transactional_db, settings, celery_broker, artifact_storage, tm
     temp_dir.mkdir()
     workers: list[Worker] = []
 
-    def start(**extra_env: str) -> Worker:
+    def start(queues: str = "celery", **extra_env: str) -> Worker:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "ACUMOS_", "DATABASE_"))}
         env.update({
             "DJANGO_SETTINGS_MODULE": "acumos_portal.settings",
@@ -196,6 +196,7 @@ def start_worker(transactional_db, settings, celery_broker, artifact_storage, tm
             "DJANGO_SECRET_KEY": settings.SECRET_KEY,
             "CELERY_BROKER_URL": celery_broker,
             "ACUMOS_DATA_DIR": str(data_dir),
+            "ACUMOS_SANDBOX_DIR": str(settings.ACUMOS_SANDBOX_DIR),  # the test finds a smoke test's workspace
             "ACUMOS_SMOKE_TIMEOUT": str(settings.ACUMOS_SMOKE_TIMEOUT),
             "TMPDIR": str(temp_dir),
             "PYTHONUNBUFFERED": "1",
@@ -203,7 +204,7 @@ def start_worker(transactional_db, settings, celery_broker, artifact_storage, tm
         })
         log_path = tmp_path / f"worker-{len(workers) + 1}.log"
         cmd = [str(VENV_BIN / "celery"), "-A", "acumos_portal", "worker", "--pool=solo", "--concurrency=1",
-               "--without-gossip", "--without-mingle", "-Q", "celery", "--loglevel=INFO",
+               "--without-gossip", "--without-mingle", "-Q", queues, "--loglevel=INFO",
                "-n", f"test-worker-{len(workers) + 1}@%h"]
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
