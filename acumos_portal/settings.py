@@ -88,8 +88,10 @@ TEMPLATES = [{
 DATABASES = {"default": dj_database_url.parse(
     env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}"), conn_max_age=60)}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # Background job threads write while requests read: wait for the lock instead of failing.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # Background job threads write while requests read: wait for the lock instead of failing, and
+    # take the write lock when a transaction begins (a deferred one that reads, then writes, fails
+    # at once with "database is locked" instead of waiting: a quota count before a row is made).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=30, transaction_mode="IMMEDIATE")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Artifacts: local files by default; any S3-compatible store with ACUMOS_STORAGE=s3.

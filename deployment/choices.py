@@ -38,3 +38,11 @@ LIVE = (DeploymentStatus.RUNNING, DeploymentStatus.DOWN)
 
 # Operations that change what the deployment serves: its history.
 SERVING_CHANGES = (OperationKind.DEPLOY, OperationKind.SWAP, OperationKind.ROLLBACK)
+
+
+class TargetDeployers(models.TextChoices):
+    """Who may deploy to a target (deployment.selectors applies it). Operators and admins deploy to
+    every enabled target; OWNERS lets anyone else deploy there the models they own or co-own."""
+
+    OPERATORS = "operators", "Operators and admins only"
+    OWNERS = "owners", "Model owners too"

@@ -8,15 +8,7 @@ from django.db import models
 from acumos_portal.choices import JobStatus
 from acumos_portal.models import TimedRun
 from deployment import secrets
-from deployment.choices import SERVING_CHANGES, DeploymentStatus, OperationKind, TargetKind, Trigger
-
-
-class TargetDeployers(models.TextChoices):
-    """Who may deploy to a target (deployment.selectors applies it). Operators and admins deploy to
-    every enabled target; OWNERS lets anyone else deploy there the models they own or co-own."""
-
-    OPERATORS = "operators", "Operators and admins only"
-    OWNERS = "owners", "Model owners too"
+from deployment.choices import SERVING_CHANGES, DeploymentStatus, OperationKind, TargetDeployers, TargetKind, Trigger
 
 
 class Target(models.Model):

@@ -14,8 +14,8 @@ from django.db.models import Q, QuerySet
 
 from acumos_portal.accounts.choices import Role
 from acumos_portal.choices import JobStatus
-from deployment.choices import SERVING_CHANGES, DeploymentStatus, OperationKind
-from deployment.models import Deployment, Operation, Target, TargetDeployers
+from deployment.choices import SERVING_CHANGES, DeploymentStatus, OperationKind, TargetDeployers
+from deployment.models import Deployment, Operation, Target
 from marketplace import signature
 from marketplace.choices import ArtifactKind, RevisionStatus
 from marketplace.models import Revision

@@ -13,7 +13,7 @@ import requests
 from acumos_portal import sandbox
 from deployment import services
 from deployment.backends.docker import MANAGED_BY, MANAGER
-from deployment.choices import TargetKind
+from deployment.choices import TargetDeployers, TargetKind
 from deployment.models import Deployment, Operation, Target
 from marketplace.models import Revision
 from onboarding.services import onboarding_start
@@ -45,7 +45,7 @@ def deployments_dir(settings, tmp_path):
 
 @pytest.fixture
 def local_target(db):
-    return Target.objects.create(name="this host", kind=TargetKind.LOCAL)
+    return Target.objects.create(name="this host", kind=TargetKind.LOCAL, deployers=TargetDeployers.OWNERS)
 
 
 @pytest.fixture

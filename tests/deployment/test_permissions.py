@@ -23,8 +23,8 @@ from django.utils import timezone
 
 from acumos_portal.accounts import services as account_services
 from deployment import secrets
-from deployment.choices import DeploymentStatus, TargetKind
-from deployment.models import Deployment, Operation, Target, TargetDeployers
+from deployment.choices import DeploymentStatus, TargetDeployers, TargetKind
+from deployment.models import Deployment, Operation, Target
 from marketplace import services as marketplace_services
 
 from ..factories import RevisionFactory, SolutionFactory, published_revision

@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from acumos_portal.choices import JobStatus
 from deployment import services
-from deployment.choices import DeploymentStatus, OperationKind, Trigger
-from deployment.models import Deployment, Operation, TargetDeployers
+from deployment.choices import DeploymentStatus, OperationKind, TargetDeployers, Trigger
+from deployment.models import Deployment, Operation
 
 from ..bundles import builders
 from .conftest import docker_target, onboarded, post, run
@@ -194,10 +194,10 @@ def test_the_status_check_marks_a_dead_runner_down_and_a_restarted_one_running(
 
 
 def _wait_dead(deployment, timeout=10) -> None:
-    from deployment.backends.local import _alive
+    from deployment.backends.local import LocalBackend
 
     deadline = time.monotonic() + timeout
-    while _alive(deployment.handle["pid"]) and time.monotonic() < deadline:
+    while LocalBackend({}).is_running(deployment) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 

@@ -19,8 +19,8 @@ from django.test import Client
 from acumos_portal import jobs
 from acumos_portal.choices import JobStatus
 from deployment import secrets, selectors, services
-from deployment.choices import DeploymentStatus, OperationKind, TargetKind
-from deployment.models import Deployment, Operation, Target, TargetDeployers
+from deployment.choices import DeploymentStatus, OperationKind, TargetDeployers, TargetKind
+from deployment.models import Deployment, Operation, Target
 
 from ..factories import RevisionFactory, SolutionFactory
 from .conftest import run

@@ -11,7 +11,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from deployment.models import Target, TargetDeployers
+from deployment.choices import TargetDeployers
+from deployment.models import Target
 
 
 def submit(client, url: str, **fields):

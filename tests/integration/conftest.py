@@ -184,7 +184,8 @@ def start_worker(transactional_db, settings, celery_broker, artifact_storage, tm
                     "PostgreSQL, and DATABASE_URL must be set before pytest-django loads the settings")
     data_dir = artifact_storage.parent
     assert artifact_storage == data_dir / "artifacts"
-    temp_dir = tmp_path / "worker-tmp"  # the smoke test's scratch dirs, left behind if a worker is killed
+    temp_dir = tmp_path / "worker-tmp"
+    settings.ACUMOS_SANDBOX_DIR = tmp_path / "sandboxes"  # the workers' and this test's: smoke-test workspaces
     temp_dir.mkdir()
     workers: list[Worker] = []
 
@@ -196,7 +197,7 @@ def start_worker(transactional_db, settings, celery_broker, artifact_storage, tm
             "DJANGO_SECRET_KEY": settings.SECRET_KEY,
             "CELERY_BROKER_URL": celery_broker,
             "ACUMOS_DATA_DIR": str(data_dir),
-            "ACUMOS_SANDBOX_DIR": str(settings.ACUMOS_SANDBOX_DIR),  # the test finds a smoke test's workspace
+            "ACUMOS_SANDBOX_DIR": str(settings.ACUMOS_SANDBOX_DIR),
             "ACUMOS_SMOKE_TIMEOUT": str(settings.ACUMOS_SMOKE_TIMEOUT),
             "TMPDIR": str(temp_dir),
             "PYTHONUNBUFFERED": "1",

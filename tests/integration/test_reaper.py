@@ -2,7 +2,7 @@
 after ACUMOS_JOB_MAX_ATTEMPTS, and a job whose task was lost is sent on again; no job stays running.
 
 The first tests kill a real `celery worker` (SIGKILL, as the OOM killer would) while the smoke test
-is calling a model that blocks for as long as a "hold" file exists; the others drive the reaper
+is calling a model that blocks until the test releases it; the others drive the reaper
 directly on jobs left in the states a lost task or a dead worker leaves behind."""
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import signal
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
+from acumos_portal import sandbox
 from acumos_portal.celery import app as celery_app
 from marketplace.choices import RevisionStatus
 from marketplace.models import Blob, Revision, Solution
@@ -31,17 +33,20 @@ STALE_SECONDS = 1
 LAST_STEP = STEPS[-1][0]
 
 
-def blocking_model(entered: str, hold: str):
-    """y = x, after touching `entered` and waiting while `hold` exists (at most 60 s).
-    A nested function, so cloudpickle stores it by value and the runner process can load it."""
+def blocking_model():
+    """y = x, after touching `entered` in its own directory and waiting (at most 60 s) until the
+    test puts `release` beside it. The sandbox shows a model nothing of the host, so the test
+    reaches it through the model's own directory (a smoke-test workspace's work/, /sandbox inside).
+    A nested function, so cloudpickle stores it by value and the sandboxed runner can load it."""
 
     def scale(x: float):
         import pathlib
         import time
 
-        pathlib.Path(entered).touch()
+        own = pathlib.Path("/sandbox")
+        (own / "entered").touch()
         deadline = time.monotonic() + 60
-        while pathlib.Path(hold).exists() and time.monotonic() < deadline:
+        while not (own / "release").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         return {"tag": "blocking", "y": x}
 
@@ -50,12 +55,16 @@ def blocking_model(entered: str, hold: str):
 
 @pytest.fixture
 def blocking_bundle(tmp_path):
-    entered, hold = tmp_path / "entered", tmp_path / "hold"
-    bundle = pack_bundle(model=blocking_model(str(entered), str(hold)), flavour="python", name="Blocking",
-                         method="scale", inputs="x:double", outputs="tag:string,y:double", out=tmp_path / "blocking",
+    bundle = pack_bundle(model=blocking_model(), flavour="python", name="Blocking", method="scale",
+                         inputs="x:double", outputs="tag:string,y:double", out=tmp_path / "blocking",
                          sample={"x": 2.0}, check=False)
-    hold.touch()
-    return parts_of(bundle), entered, hold
+    return parts_of(bundle)
+
+
+def model_entered(seen: set[Path]) -> Path | None:
+    """The `entered` file of a smoke test that is calling the blocking model, not one seen before."""
+    found = set(sandbox.workspaces_dir().glob("*/work/entered")) - seen
+    return next(iter(found), None)
 
 
 @pytest.fixture
@@ -74,19 +83,19 @@ def runner_pids():
             os.killpg(pid, signal.SIGKILL)
 
 
-def kill_during_smoke_test(worker, job, entered, runner_pids: list[int]) -> StepResult:
+def kill_during_smoke_test(worker, job, runner_pids: list[int], seen: set[Path]) -> StepResult:
     """Wait until the model is inside its sample call, then SIGKILL the worker."""
-    wait_for(entered.exists, 90, "the smoke test to call the model",
-             diagnose=lambda: f"{steps_report(job)}\n{worker.tail()}")
+    entered = wait_for(lambda: model_entered(seen), 90, "the smoke test to call the model",
+                       diagnose=lambda: f"{steps_report(job)}\n{worker.tail()}")
+    seen.add(entered)
     step = StepResult.objects.get(job=job, name="smoke_test")
     assert step.status == StepStatus.RUNNING
     runners = children_of(worker.pid)
-    assert runners, "the smoke test's runner process was not found under the worker"
+    assert runners, "the smoke test's sandbox was not found under the worker"
     runner_pids.extend(runners)
     worker.kill()
-    # The runner dies with the worker that started it instead of serving for ever.
-    wait_for(lambda: not any(pid_alive(pid) for pid in runners), 10, "the runner to die with its worker")
-    entered.unlink()
+    # The sandbox dies with the worker that started it instead of running for ever.
+    wait_for(lambda: not any(pid_alive(pid) for pid in runners), 10, "the sandbox to die with its worker")
     return step
 
 
@@ -98,10 +107,10 @@ def reap_until_acted() -> list[str]:
 @pytest.mark.django_db(transaction=True)
 def test_it_requeues_the_step_of_a_killed_worker_and_a_new_worker_finishes_the_job(
         owner, blocking_bundle, start_worker, reaper_settings, runner_pids):
-    parts, entered, hold = blocking_bundle
+    parts, seen = blocking_bundle, set()
     worker = start_worker(ACUMOS_JOB_STALE_SECONDS=str(STALE_SECONDS))
     job = onboarding_start(user=owner, parts=parts)
-    kill_during_smoke_test(worker, job, entered, runner_pids)
+    kill_during_smoke_test(worker, job, runner_pids, seen)
 
     step = StepResult.objects.get(job=job, name="smoke_test")
     job.refresh_from_db()
@@ -110,8 +119,9 @@ def test_it_requeues_the_step_of_a_killed_worker_and_a_new_worker_finishes_the_j
     step.refresh_from_db()
     assert step.status == StepStatus.PENDING and "re-queued after its worker stopped" in step.log
 
-    hold.unlink()  # the model answers at once from now on
     second = start_worker(ACUMOS_JOB_STALE_SECONDS=str(STALE_SECONDS))
+    entered = wait_for(lambda: model_entered(seen), 90, "the second smoke test to call the model")
+    (entered.parent / "release").touch()  # this time the model answers
     wait_for_job(job, second)
     assert job.status == JobStatus.SUCCEEDED, f"{job.error}\n{steps_report(job)}"
     step.refresh_from_db()
@@ -129,13 +139,13 @@ def two_attempts(reaper_settings):
 @pytest.mark.usefixtures("two_attempts")
 def test_it_fails_the_job_after_the_last_attempt_and_leaves_nothing_behind(
         owner, blocking_bundle, start_worker, runner_pids, artifact_storage):
-    parts, entered, _hold = blocking_bundle  # the model blocks on every attempt
+    parts, seen = blocking_bundle, set()  # the model blocks on every attempt
     env = {"ACUMOS_JOB_STALE_SECONDS": str(STALE_SECONDS), "ACUMOS_JOB_MAX_ATTEMPTS": "2"}
     job = onboarding_start(user=owner, parts=parts)
 
-    kill_during_smoke_test(start_worker(**env), job, entered, runner_pids)
+    kill_during_smoke_test(start_worker(**env), job, runner_pids, seen)
     assert reap_until_acted() == [f"requeued {job.id} smoke_test"]
-    kill_during_smoke_test(start_worker(**env), job, entered, runner_pids)
+    kill_during_smoke_test(start_worker(**env), job, runner_pids, seen)
     assert reap_until_acted() == [f"failed {job.id}"]
 
     job.refresh_from_db()

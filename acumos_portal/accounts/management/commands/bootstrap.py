@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand
 from acumos_portal.accounts import services
 from acumos_portal.accounts.choices import Role
 from acumos_portal.accounts.models import User
-from deployment.choices import TargetKind
+from deployment.choices import TargetDeployers, TargetKind
 from deployment.models import Target
 
 
@@ -35,8 +35,9 @@ class Command(BaseCommand):
 
     def _ensure_local_target(self) -> None:
         if not Target.objects.exists():
-            Target.objects.create(name="This host", kind=TargetKind.LOCAL)
-            self.stdout.write("deployment target: 'This host' (runner processes on this machine)")
+            # Model owners may deploy here (the README's first walk): each runner is sandboxed.
+            Target.objects.create(name="This host", kind=TargetKind.LOCAL, deployers=TargetDeployers.OWNERS)
+            self.stdout.write("deployment target: 'This host' (sandboxed runner processes on this machine)")
 
     def _announce(self, password: str) -> None:
         self.stdout.write(self.style.SUCCESS(f"demo admin: user 'admin', password '{password}'"))
