@@ -10,8 +10,9 @@ started by `start` and nothing else. Inside, the model:
 - has its own PID namespace: it sees only its own processes, and when the sandbox ends the kernel
   kills every process in it, detached or not;
 - runs as an unprivileged user with no capabilities, no new privileges, no further user namespaces,
-  an environment of only what the runner needs, and limits: memory and tasks for the whole sandbox
-  (a cgroup), CPU time (smoke test) or CPU share (runner), file size, open files;
+  a system-call filter (acumos_portal.seccomp), an environment of only what the runner needs, and
+  limits: memory and tasks for the whole sandbox (a cgroup), CPU time (smoke test) or CPU share
+  (runner), file size, open files;
 - has no network at all (smoke test), or (a serving runner) only its own loopback, on which pasta
   forwards the one port it serves from the host's loopback: nothing it opens leaves its namespace.
 
@@ -37,7 +38,7 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from acumos_portal import cgroups
+from acumos_portal import cgroups, seccomp
 
 SANDBOX_UID = 10001  # the uid a model sees, as in the runner image; outside it is the portal's
 WORK = "/sandbox"  # the model's own directory inside
@@ -172,7 +173,7 @@ def python() -> str:
 
 # ---------------------------------------------------------------- the command
 
-def bwrap_args(spec: Spec) -> list[str]:
+def bwrap_args(spec: Spec, seccomp_fd: int | None = None) -> list[str]:
     args = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--uid", str(SANDBOX_UID),
             "--gid", str(SANDBOX_UID), "--hostname", "model", "--clearenv", "--chdir", WORK,
             # Whatever ends bwrap's parent (pasta, or the worker) ends every process inside.
@@ -181,6 +182,8 @@ def bwrap_args(spec: Spec) -> list[str]:
         args.append("--share-net")  # pasta's namespace: its own loopback only
     if os.geteuid() == 0:
         args += ["--cap-drop", "ALL"]
+    if seccomp_fd is not None:
+        args += ["--seccomp", str(seccomp_fd)]  # acumos_portal.seccomp: calls no model needs answer EPERM
     args += ["--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
              "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
              "--proc", "/proc", "--dev", "/dev", "--size", str(spec.limits.tmp_bytes), "--tmpfs", "/tmp",
@@ -204,9 +207,9 @@ def _environment(spec: Spec) -> dict[str, str]:
     return {**base, **spec.environment}
 
 
-def command(spec: Spec, pasta_log: Path | None = None) -> list[str]:
+def command(spec: Spec, pasta_log: Path | None = None, seccomp_fd: int | None = None) -> list[str]:
     """The host command line: bwrap, inside pasta's network namespace when it serves a port."""
-    inner = bwrap_args(spec)
+    inner = bwrap_args(spec, seccomp_fd)
     if spec.port is None:
         return inner
     # --netns-only: pasta makes the network namespace only; bwrap makes the rest. No --config-net:
@@ -254,18 +257,33 @@ def start(spec: Spec, *, records: Path, log: Path, temporary: bool = False) -> t
             _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
     try:
-        with open(log, "ab") as out:
-            process = subprocess.Popen(command(spec, log.with_name(log.name + ".net")), stdin=subprocess.DEVNULL,
-                                       stdout=out, stderr=subprocess.STDOUT, env=_host_environment(),
-                                       start_new_session=True, preexec_fn=in_child)  # noqa: PLW1509
+        filter_fd = _seccomp_descriptor()
     except BaseException:
         group.remove()
         raise
+    try:
+        with open(log, "ab") as out:
+            process = subprocess.Popen(command(spec, log.with_name(log.name + ".net"), filter_fd),
+                                       stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                       env=_host_environment(), pass_fds=(filter_fd,), start_new_session=True,
+                                       preexec_fn=in_child)  # noqa: PLW1509 (plain calls only)
+    except BaseException:
+        group.remove()
+        raise
+    finally:
+        os.close(filter_fd)
     record = Record(spec.name, process.pid, _start_time(process.pid) or 0, os.getpid(), _start_time(os.getpid()) or 0,
                     str(spec.directory), temporary)
     records.mkdir(parents=True, exist_ok=True)
     _write(records / f"{spec.name}.json", asdict(record))
     return process, record
+
+
+def _seccomp_descriptor() -> int:
+    try:
+        return seccomp.descriptor()
+    except seccomp.SeccompUnavailable as exc:
+        raise Unavailable(f"the sandbox's system-call filter cannot be made: {exc}") from exc
 
 
 def _host_environment() -> dict[str, str]:

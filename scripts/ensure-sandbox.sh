@@ -8,6 +8,7 @@ set -uo pipefail
 missing=()
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v pasta >/dev/null 2>&1 || missing+=(passt)
+ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || missing+=(libseccomp2)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "installing ${missing[*]} (the model sandbox)"
@@ -15,7 +16,7 @@ if [ ${#missing[@]} -gt 0 ]; then
             || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y \
                  --no-install-recommends "${missing[@]}" >/dev/null; }
     else
-        echo "model code runs only in a sandbox: install ${missing[*]} as root (apt-get install -y bubblewrap passt)" >&2
+        echo "model code runs only in a sandbox: install ${missing[*]} as root (apt-get install -y bubblewrap passt libseccomp2)" >&2
         exit 1
     fi
 fi

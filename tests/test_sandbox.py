@@ -3,6 +3,8 @@ dead process left (its sandbox's processes, cgroup, record and directory)."""
 
 from __future__ import annotations
 
+import errno
+import json
 import signal
 import subprocess
 import sys
@@ -11,7 +13,7 @@ import time
 
 import pytest
 
-from acumos_portal import cgroups, sandbox
+from acumos_portal import cgroups, sandbox, seccomp
 
 from .hostile import processes_with
 
@@ -75,3 +77,23 @@ def test_without_bubblewrap_nothing_runs_and_the_message_says_what_to_install(tm
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(sandbox.Unavailable, match="apt-get install -y bubblewrap passt"):
         sandbox.check_available(network=True)
+
+
+def test_the_calls_no_model_needs_are_refused_inside(tmp_path):
+    """io_uring, bpf, perf events, keyrings, ptrace and unshare answer EPERM; ordinary work goes on."""
+    lib = seccomp._library()
+    calls = {name: lib.seccomp_syscall_resolve_name(name.encode())
+             for name in ("io_uring_setup", "bpf", "perf_event_open", "keyctl", "ptrace", "unshare")}
+    script = ("import ctypes, json, os, subprocess, threading; libc = ctypes.CDLL(None, use_errno=True); "
+              f"print(json.dumps({{n: [libc.syscall(nr, 0, 0, 0, 0, 0), ctypes.get_errno()] "
+              f"for n, nr in {calls!r}.items()}})); "
+              "t = threading.Thread(target=print, args=('thread',)); t.start(); t.join(); "
+              "print(subprocess.run(['/usr/bin/true']).returncode, os.fork() and 'forked')")
+    spec = sandbox.Spec(name="calls", directory=tmp_path / "sandbox", command=[sandbox.python(), "-c", script])
+    outcome = sandbox.run(spec, records=tmp_path / "records", timeout=30,
+                          collect=lambda directory: (directory / sandbox.OUTPUT).read_text())
+
+    assert outcome.status == 0, outcome.collected
+    refused = json.loads(outcome.collected.splitlines()[0])
+    assert refused == dict.fromkeys(calls, [-1, errno.EPERM]), refused
+    assert "thread" in outcome.collected and "0 forked" in outcome.collected

@@ -1,0 +1,97 @@
+"""The sandbox's system-call filter, compiled by libseccomp (Debian's libseccomp2: the library Docker,
+podman and systemd build their filters with) and handed to bubblewrap as BPF (`--seccomp FD`).
+
+A model needs files, memory, threads, processes and sockets; it never needs the calls below, which
+load code into the kernel, reach other processes' memory, or have been the way into the kernel again
+and again (io_uring, bpf, userfaultfd, perf events, keyrings). They answer EPERM, as under Docker's
+default profile; anything else is allowed. A call from another ABI (x32, i386 on x86_64) kills the
+process: libseccomp's default for a foreign architecture.
+
+No Django here; the compiled filter is cached per process."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import functools
+import os
+
+BLOCKED = (
+    # code into the kernel, or the kernel replaced
+    "bpf", "init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load", "reboot",
+    # the kernel's most attacked interfaces, which no model needs
+    "io_uring_setup", "io_uring_enter", "io_uring_register", "userfaultfd", "perf_event_open",
+    "keyctl", "add_key", "request_key",
+    # other processes' memory, and leaving the namespaces bubblewrap made
+    "ptrace", "process_vm_readv", "process_vm_writev", "setns", "unshare",
+    # file systems and devices
+    "mount", "umount2", "pivot_root", "move_mount", "open_tree", "fsopen", "fsconfig", "fsmount", "fspick",
+    "swapon", "swapoff", "open_by_handle_at", "name_to_handle_at", "quotactl", "acct", "syslog",
+    "fanotify_init", "lookup_dcookie",
+)
+SCMP_ACT_ALLOW = 0x7FFF0000
+SCMP_ACT_ERRNO = 0x00050000
+
+
+class SeccompUnavailable(Exception):
+    """libseccomp is missing or refused: the message says what to install."""
+
+
+def _library():
+    name = ctypes.util.find_library("seccomp") or "libseccomp.so.2"
+    try:
+        lib = ctypes.CDLL(name, use_errno=True)
+    except OSError as exc:
+        raise SeccompUnavailable(f"libseccomp is not installed ({exc}): apt-get install -y libseccomp2") from exc
+    lib.seccomp_init.restype = ctypes.c_void_p
+    lib.seccomp_init.argtypes = [ctypes.c_uint32]
+    lib.seccomp_rule_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint]
+    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.seccomp_release.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+@functools.cache
+def program() -> bytes:
+    """The compiled filter (BPF), as bubblewrap reads it from a file descriptor."""
+    lib = _library()
+    context = lib.seccomp_init(SCMP_ACT_ALLOW)
+    if not context:
+        raise SeccompUnavailable("libseccomp could not make a filter")
+    try:
+        for name in BLOCKED:
+            number = lib.seccomp_syscall_resolve_name(name.encode())
+            if number < 0:
+                continue  # not a call of this architecture (or this libseccomp is older than it)
+            if lib.seccomp_rule_add(context, SCMP_ACT_ERRNO | errno.EPERM, number, 0) != 0:
+                raise SeccompUnavailable(f"libseccomp refused the rule for {name}")
+        read, write = os.pipe()
+        try:
+            if lib.seccomp_export_bpf(context, write) != 0:
+                raise SeccompUnavailable("libseccomp could not export the filter")
+            os.close(write)
+            write = -1
+            return _read_all(read)
+        finally:
+            os.close(read)
+            if write >= 0:
+                os.close(write)
+    finally:
+        lib.seccomp_release(context)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def descriptor() -> int:
+    """A file descriptor holding the filter, to hand to bubblewrap (`--seccomp FD`); the caller closes it."""
+    fd = os.memfd_create("acumos-seccomp", 0)
+    os.write(fd, program())
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
