@@ -28,7 +28,7 @@ from deployment.models import Deployment, Operation, Target
 from deployment.runner_client import RunnerError
 from marketplace import downloads
 from marketplace import services as marketplace_services
-from marketplace.choices import NotificationKind, RevisionStatus
+from marketplace.choices import ArtifactKind, NotificationKind, RevisionStatus
 from marketplace.models import Revision
 
 log = logging.getLogger(__name__)
@@ -315,9 +315,10 @@ def check_deployment(deployment: Deployment) -> str:
         return f"{deployment.pk}: an operation is running; not checked"
     status, health = _look_at(deployment)
     changed = Deployment.objects.filter(pk=deployment.pk, status__in=LIVE).exclude(status=status).exists()
+    drifted = DRIFT in health and DRIFT not in deployment.health
     Deployment.objects.filter(pk=deployment.pk, status__in=LIVE).update(status=status, health=health,
                                                                      checked_at=timezone.now())
-    if changed:
+    if changed or drifted:
         _tell(deployment.created_by, deployment, DeploymentStatus(status).label.lower(), health)
     if status == DeploymentStatus.RUNNING:
         _catch_up(deployment)
@@ -331,7 +332,26 @@ def _look_at(deployment: Deployment) -> tuple[str, str]:
         active = runner_client.active(deployment.endpoint_url, timeout=10)["active"]
     except (BackendError, RunnerError) as exc:
         return DeploymentStatus.DOWN, str(exc)[:500]
-    return DeploymentStatus.RUNNING, f"serving {active.get('name')} (generation {active.get('generation')})"
+    serving = f"serving {active.get('name')} (generation {active.get('generation')})"
+    return DeploymentStatus.RUNNING, (serving + _drift(deployment, active))[:500]
+
+
+DRIFT = "NOT what the portal deployed"
+
+
+def _drift(deployment: Deployment, active: dict) -> str:
+    """Does the runner serve the files of the revision the portal says it serves? A swap made past
+    the portal (with the runner's token) shows here. The runner reports its own hashes, so this
+    catches a change from outside, not a model that lies about itself."""
+    expected = dict(deployment.revision.artifacts.filter(
+        kind__in=(ArtifactKind.MODEL, ArtifactKind.PROTO)).values_list("kind", "blob__sha256"))
+    reported = active.get("sha256") if isinstance(active.get("sha256"), dict) else {}
+    differ = [part for part, kind in (("model", ArtifactKind.MODEL), ("proto", ArtifactKind.PROTO))
+              if kind in expected and reported.get(part) != expected[kind]]
+    if not differ:
+        return ""
+    return (f"; {DRIFT}: its {' and '.join(differ)} differ from {deployment.revision}'s "
+            "(changed past the portal: swap or roll back from here to serve a known revision)")
 
 
 def _catch_up(deployment: Deployment) -> None:

@@ -157,3 +157,23 @@ def test_without_bubblewrap_the_local_target_refuses_to_start_a_runner(owner, lo
     assert "apt-get install -y bubblewrap passt" in operation.error
     deployment.refresh_from_db()
     assert deployment.status == DeploymentStatus.FAILED and sandbox.all_records(sandbox.records_dir()) == []
+
+
+@pytest.mark.django_db
+def test_a_swap_made_past_the_portal_is_flagged_by_the_status_check(owner, local_target, example_bundle,
+                                                                     inline_jobs, tmp_path):
+    """Had anyone got a runner's token (the sandbox keeps it from every model), what they swapped in
+    would not pass as the revision the portal deployed: the status check says so and tells the owner."""
+    deployment = deployed(owner, onboarded(owner, example_bundle, inline_jobs), local_target)
+    assert services.check_deployment(deployment).endswith("(serving IrisClassifier (generation 1))")
+
+    runner_client.swap(deployment.endpoint_url, deployment.admin_token(), builders.text_bundle(tmp_path / "text"))
+    services.check_deployment(deployment)
+
+    deployment.refresh_from_db()
+    assert deployment.status == DeploymentStatus.RUNNING
+    assert deployment.health == (f"serving TextMeasure (generation 2); NOT what the portal deployed: its model and "
+                                 f"proto differ from {deployment.revision}'s (changed past the portal: swap or roll "
+                                 "back from here to serve a known revision)")
+    assert owner.notifications.filter(message=deployment.health).exists()
+    run(services.stop(deployment, owner))
