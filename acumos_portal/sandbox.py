@@ -9,7 +9,8 @@ started by `start` and nothing else. Inside, the model:
   home directory, other sandboxes);
 - has its own PID namespace: it sees only its own processes, and when the sandbox ends the kernel
   kills every process in it, detached or not;
-- runs as an unprivileged user with no capabilities, no new privileges, no further user namespaces,
+- runs as an unprivileged user (a host uid of its own when the portal is root, never root) with no
+  capabilities, no new privileges, no further user namespaces,
   a system-call filter (acumos_portal.seccomp), an environment of only what the runner needs, and
   limits: memory and tasks for the whole sandbox (a cgroup), CPU time (smoke test) or CPU share
   (runner), file size, open files;
@@ -40,7 +41,8 @@ from pathlib import Path
 
 from acumos_portal import cgroups, seccomp
 
-SANDBOX_UID = 10001  # the uid a model sees, as in the runner image; outside it is the portal's
+SANDBOX_UID = 10001  # the uid a model sees when the portal is not root (as in the runner image)
+HOST_UID_BASE, HOST_UID_SPAN = 1_500_000_000, 1_000_000  # a root portal's sandboxes: uids no user has
 WORK = "/sandbox"  # the model's own directory inside
 OWNER = "owner.json"  # in a workspace: the process that made it
 OUTPUT = "output.log"  # beside work/, so the model writes it only through stdout and stderr
@@ -173,30 +175,67 @@ def python() -> str:
 
 # ---------------------------------------------------------------- the command
 
+def host_uid(name: str) -> int | None:
+    """The host uid a sandbox runs as when the portal is root: one of its own, no user's and not
+    root (a uid 0 without capabilities still owns /proc/sys and every root-owned file). None when the
+    portal is not root: bubblewrap then maps the model to the portal's own unprivileged uid."""
+    if os.geteuid() != 0:
+        return None
+    return HOST_UID_BASE + int(hashlib.sha256(name.encode()).hexdigest(), 16) % HOST_UID_SPAN
+
+
 def bwrap_args(spec: Spec, seccomp_fd: int | None = None) -> list[str]:
-    args = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--uid", str(SANDBOX_UID),
-            "--gid", str(SANDBOX_UID), "--hostname", "model", "--clearenv", "--chdir", WORK,
+    uid = host_uid(spec.name)
+    args = ["bwrap", *_namespaces(spec, uid), "--hostname", "model", "--clearenv", "--chdir", WORK,
             # Whatever ends bwrap's parent (pasta, or the worker) ends every process inside.
             "--die-with-parent"]
-    if spec.port is not None:
-        args.append("--share-net")  # pasta's namespace: its own loopback only
-    if os.geteuid() == 0:
-        args += ["--cap-drop", "ALL"]
     if seccomp_fd is not None:
         args += ["--seccomp", str(seccomp_fd)]  # acumos_portal.seccomp: calls no model needs answer EPERM
     args += ["--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
              "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-             "--proc", "/proc", "--dev", "/dev", "--size", str(spec.limits.tmp_bytes), "--tmpfs", "/tmp",
+             "--proc", "/proc", "--dev", "/dev",
+             "--perms", "1777", "--size", str(spec.limits.tmp_bytes), "--tmpfs", "/tmp",
              "--ro-bind", str(_identity_dir(spec.directory) / "passwd"), "/etc/passwd",
              "--ro-bind", str(_identity_dir(spec.directory) / "group"), "/etc/group"]
-    for path in runtime_paths():
-        args += ["--ro-bind", str(path), str(path)]
-    for inside, outside in spec.read_only.items():
-        args += ["--ro-bind", str(outside), inside]
+    binds = [(str(path), str(path)) for path in runtime_paths()] + [
+        (str(outside), inside) for inside, outside in spec.read_only.items()]
+    for parent in _parents(inside for _, inside in binds):
+        args += ["--perms", "0755", "--dir", parent]  # bwrap would make them 0700, closed to the model
+    for outside, inside in binds:
+        args += ["--ro-bind", outside, inside]
     args += ["--bind", str(spec.directory / "work"), WORK]
     for name, value in _environment(spec).items():
         args += ["--setenv", name, value]
-    return args + ["--", *spec.command]
+    return args + ["--", *_as_model(uid), *spec.command]
+
+
+def _parents(paths) -> list[str]:
+    """The directories above each bind's mount point, outermost first, once each."""
+    found: list[str] = []
+    for path in paths:
+        for parent in reversed(Path(path).parents[:-1]):  # without "/"
+            if str(parent) not in found and str(parent) not in ("/usr", "/tmp", "/etc", "/proc", "/dev"):
+                found.append(str(parent))
+    return found
+
+
+def _namespaces(spec: Spec, uid: int | None) -> list[str]:
+    network = [] if spec.port is not None else ["--unshare-net"]  # a runner uses pasta's namespace
+    if uid is None:
+        # Not root: a user namespace maps the model's uid to the portal's own (unprivileged) one.
+        return ["--unshare-user", "--disable-userns", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+                "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try", *network]
+    # Root: no user namespace (it would map the model to root outside); bubblewrap keeps only what
+    # setpriv needs to become the sandbox's own uid, and setpriv drops even that before the model runs.
+    return ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try", *network,
+            "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
+
+
+def _as_model(uid: int | None) -> list[str]:
+    if uid is None:
+        return []
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+            "--bounding-set=-all", "--"]
 
 
 def _environment(spec: Spec) -> dict[str, str]:
@@ -228,14 +267,29 @@ def _identity_dir(directory: Path) -> Path:
 
 
 def prepare(spec: Spec) -> None:
-    """The sandbox's directory: work/ (read-write inside) and the user it runs as."""
+    """The sandbox's directory: work/ (read-write inside, owned by the sandbox's uid) and the user it
+    runs as."""
     if not NAME.fullmatch(spec.name):
         raise ValueError(f"sandbox name {spec.name!r} must be lower-case letters, digits and dashes")
-    (spec.directory / "work").mkdir(parents=True, exist_ok=True)
+    work = spec.directory / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    uid = host_uid(spec.name)
+    if uid is not None:
+        _own(work, uid)
+    inside = uid if uid is not None else SANDBOX_UID
     identity = _identity_dir(spec.directory)
     identity.mkdir(exist_ok=True)
-    (identity / "passwd").write_text(f"model:x:{SANDBOX_UID}:{SANDBOX_UID}:model:{WORK}:/usr/sbin/nologin\n")
-    (identity / "group").write_text(f"model:x:{SANDBOX_UID}:\n")
+    (identity / "passwd").write_text(f"model:x:{inside}:{inside}:model:{WORK}:/usr/sbin/nologin\n")
+    (identity / "group").write_text(f"model:x:{inside}:\n")
+
+
+def _own(root: Path, uid: int) -> None:
+    """Hand the work directory (and what an earlier run left in it) to the sandbox's uid; links are
+    changed themselves, never followed."""
+    os.chown(root, uid, uid)
+    for directory, names, files in os.walk(root):
+        for name in names + files:
+            os.chown(os.path.join(directory, name), uid, uid, follow_symlinks=False)
 
 
 # ---------------------------------------------------------------- running
@@ -245,7 +299,7 @@ def start(spec: Spec, *, records: Path, log: Path, temporary: bool = False) -> t
     check_available(network=spec.port is not None)
     prepare(spec)
     group = _group(spec, records)
-    limits = _rlimits(spec.limits)
+    limits = _rlimits(spec.limits, own_uid=host_uid(spec.name) is not None)
     parent_dies = spec.ends_with_starter
 
     def in_child() -> None:  # between fork and exec: plain calls only
@@ -305,13 +359,18 @@ def _group(spec: Spec, records: Path) -> cgroups.Group:
                           "or give its user a delegated cgroup)") from exc
 
 
-def _rlimits(limits: Limits) -> list[tuple[int, int]]:
+def _rlimits(limits: Limits, own_uid: bool) -> list[tuple[int, int]]:
     chosen = [(resource.RLIMIT_NOFILE, limits.open_files), (resource.RLIMIT_FSIZE, limits.file_bytes),
               (resource.RLIMIT_CORE, 0),
+
               # Virtual memory is a per-process backstop (a clean MemoryError); the cgroup holds the sum.
               (resource.RLIMIT_AS, max(limits.memory_bytes * 2, 4 << 30))]
     if limits.cpu_seconds:
         chosen.append((resource.RLIMIT_CPU, limits.cpu_seconds))
+    if own_uid:
+        # Counted per uid: a sandbox with a uid of its own is held to its tasks as by the cgroup
+        # (root, that is bwrap, is not). With the portal's uid it would count the portal's too.
+        chosen.append((resource.RLIMIT_NPROC, limits.tasks))
     return chosen
 
 

@@ -29,9 +29,20 @@ BLOCKED = (
     "mount", "umount2", "pivot_root", "move_mount", "open_tree", "fsopen", "fsconfig", "fsmount", "fspick",
     "swapon", "swapoff", "open_by_handle_at", "name_to_handle_at", "quotactl", "acct", "syslog",
     "fanotify_init", "lookup_dcookie",
+    # other processes and NUMA pages
+    "kcmp", "pidfd_getfd", "move_pages", "migrate_pages", "memfd_secret",
 )
+CLONE_NEWUSER = 0x10000000
+SCMP_CMP_MASKED_EQ = 7
 SCMP_ACT_ALLOW = 0x7FFF0000
 SCMP_ACT_ERRNO = 0x00050000
+
+
+class ArgumentTest(ctypes.Structure):
+    """libseccomp's struct scmp_arg_cmp: (argument `arg` & datum_a) == datum_b, for MASKED_EQ."""
+
+    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
+                ("datum_b", ctypes.c_uint64)]
 
 
 class SeccompUnavailable(Exception):
@@ -47,6 +58,8 @@ def _library():
     lib.seccomp_init.restype = ctypes.c_void_p
     lib.seccomp_init.argtypes = [ctypes.c_uint32]
     lib.seccomp_rule_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint]
+    lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
+                                           ctypes.POINTER(ArgumentTest)]
     lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
     lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
     lib.seccomp_release.argtypes = [ctypes.c_void_p]
@@ -67,6 +80,7 @@ def program() -> bytes:
                 continue  # not a call of this architecture (or this libseccomp is older than it)
             if lib.seccomp_rule_add(context, SCMP_ACT_ERRNO | errno.EPERM, number, 0) != 0:
                 raise SeccompUnavailable(f"libseccomp refused the rule for {name}")
+        _no_user_namespaces(lib, context)
         read, write = os.pipe()
         try:
             if lib.seccomp_export_bpf(context, write) != 0:
@@ -80,6 +94,19 @@ def program() -> bytes:
                 os.close(write)
     finally:
         lib.seccomp_release(context)
+
+
+def _no_user_namespaces(lib, context) -> None:
+    """No new user namespace (the kernel's largest attack surface for a process without privileges):
+    clone with CLONE_NEWUSER answers EPERM; clone3, whose flags a filter cannot read, answers ENOSYS,
+    so the C library falls back to clone (as under Docker's default profile)."""
+    clone = lib.seccomp_syscall_resolve_name(b"clone")
+    test = (ArgumentTest * 1)(ArgumentTest(0, SCMP_CMP_MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER))
+    if clone >= 0 and lib.seccomp_rule_add_array(context, SCMP_ACT_ERRNO | errno.EPERM, clone, 1, test) != 0:
+        raise SeccompUnavailable("libseccomp refused the rule for clone")
+    clone3 = lib.seccomp_syscall_resolve_name(b"clone3")
+    if clone3 >= 0 and lib.seccomp_rule_add(context, SCMP_ACT_ERRNO | errno.ENOSYS, clone3, 0) != 0:
+        raise SeccompUnavailable("libseccomp refused the rule for clone3")
 
 
 def _read_all(fd: int) -> bytes:

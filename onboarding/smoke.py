@@ -11,7 +11,9 @@ output), so it is read with a size cap and shown as text only."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,14 +63,30 @@ def run(directory: Path, bundle: Path, timeout: float) -> str:
 
 
 def _collect(directory: Path) -> Left:
-    report_path = directory / "work" / REPORT
-    report = None
+    return Left(_report(directory / "work"), _tail(directory / sandbox.OUTPUT))
+
+
+def _report(work: Path) -> dict | None:
+    """The model wrote its directory: the report may be a link to a file of the host's or a FIFO
+    that blocks a reader for ever. Only a regular file, opened without following links, is read."""
     try:
-        with open(report_path, "rb") as handle:
-            report = json.loads(handle.read(MAX_REPORT_BYTES + 1)[:MAX_REPORT_BYTES])
-    except (OSError, ValueError):
-        report = None
-    return Left(report if isinstance(report, dict) else None, _tail(directory / sandbox.OUTPUT))
+        folder = os.open(work, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        handle = os.open(REPORT, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+    except OSError:
+        return None
+    finally:
+        os.close(folder)
+    with os.fdopen(handle, "rb") as report:
+        if not stat.S_ISREG(os.fstat(report.fileno()).st_mode):
+            return None
+        try:
+            value = json.loads(report.read(MAX_REPORT_BYTES + 1)[:MAX_REPORT_BYTES])
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) else None
 
 
 def _tail(path: Path) -> str:

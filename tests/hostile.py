@@ -85,6 +85,17 @@ def hostile_function(canaries: dict):  # noqa: PLR0915
                 except OSError as exc:
                     writes[path] = type(exc).__name__
             report["write"] = writes
+            sysctls = {}
+            for path in ("/proc/sys/kernel/core_pattern", "/proc/sys/vm/drop_caches", "/proc/sysrq-trigger"):
+                try:
+                    os.close(os.open(path, os.O_WRONLY))  # opened only: nothing is written
+                    sysctls[path] = "OPENED FOR WRITING"
+                except OSError as exc:
+                    sysctls[path] = type(exc).__name__
+            report["sysctl"] = sysctls
+            with open("/sandbox/setuid", "w") as handle:
+                handle.write("#!/bin/sh\n")
+            os.chmod("/sandbox/setuid", 0o6755)
             report["root"] = sorted(os.listdir("/"))
             report["uid"] = os.getuid()
             report["pids"] = len(glob.glob("/proc/[0-9]*"))
@@ -116,6 +127,12 @@ def hostile_function(canaries: dict):  # noqa: PLR0915
             report = {"allocated": len(blob)}
         elif cmd == "sleep":
             time.sleep(60)
+        elif cmd in ("fifo", "link"):  # a report the portal must not read: a FIFO, or a host file
+            if cmd == "fifo":
+                os.mkfifo("/sandbox/report.json")
+            else:
+                os.symlink(canaries["files"][0], "/sandbox/report.json")
+            os._exit(3)
         return {"out": json.dumps(report)}
 
     return probe
@@ -187,6 +204,8 @@ def assert_reached_nothing(report: dict, canaries: Canaries, *extra_secrets: str
     assert set(report["root"]) <= {"bin", "dev", "etc", "lib", "lib64", "model", "proc", "root", "sandbox", "sbin",
                                    "tmp", "usr", "work"}, report["root"]
     assert "CapEff:\t0000000000000000" in report["status"] and "NoNewPrivs:\t1" in report["status"]
+    assert "OPENED FOR WRITING" not in report["sysctl"].values(), report["sysctl"]
+    assert report["uid"] != 0
     seen = set(report["own_environment"]).union(*map(set, report["environ"].values()))
     leaked = {name for name in seen if name.startswith(("DJANGO", "DATABASE", "AWS", "ACUMOS",
                                                                               "CANARY", "CELERY"))}

@@ -69,7 +69,8 @@ def test_a_sandbox_runs_with_no_network_no_capabilities_and_only_its_own_process
                           collect=lambda directory: (directory / sandbox.OUTPUT).read_text())
 
     assert outcome.status == 0, outcome.collected
-    assert outcome.collected.strip() == "True ['lo'] 10001 ['0000000000000000', '1'] ['1', '2']"
+    uid = sandbox.host_uid("probe") or sandbox.SANDBOX_UID  # never root: a uid of its own when the portal is
+    assert outcome.collected.strip() == f"True ['lo'] {uid} ['0000000000000000', '1'] ['1', '2']"
     assert not (tmp_path / "sandbox").exists() and sandbox.all_records(tmp_path / "records") == []
 
 
@@ -83,10 +84,14 @@ def test_the_calls_no_model_needs_are_refused_inside(tmp_path):
     """io_uring, bpf, perf events, keyrings, ptrace and unshare answer EPERM; ordinary work goes on."""
     lib = seccomp._library()
     calls = {name: lib.seccomp_syscall_resolve_name(name.encode())
-             for name in ("io_uring_setup", "bpf", "perf_event_open", "keyctl", "ptrace", "unshare")}
+             for name in ("io_uring_setup", "bpf", "perf_event_open", "keyctl", "ptrace", "unshare", "kcmp")}
+    new_user_namespace = {"clone": [lib.seccomp_syscall_resolve_name(b"clone"), seccomp.CLONE_NEWUSER],
+                          "clone3": [lib.seccomp_syscall_resolve_name(b"clone3"), 0]}
     script = ("import ctypes, json, os, subprocess, threading; libc = ctypes.CDLL(None, use_errno=True); "
               f"print(json.dumps({{n: [libc.syscall(nr, 0, 0, 0, 0, 0), ctypes.get_errno()] "
               f"for n, nr in {calls!r}.items()}})); "
+              f"print(json.dumps({{n: [libc.syscall(nr, a, 0, 0, 0, 0), ctypes.get_errno()] "
+              f"for n, (nr, a) in {new_user_namespace!r}.items()}})); "
               "t = threading.Thread(target=print, args=('thread',)); t.start(); t.join(); "
               "print(subprocess.run(['/usr/bin/true']).returncode, os.fork() and 'forked')")
     spec = sandbox.Spec(name="calls", directory=tmp_path / "sandbox", command=[sandbox.python(), "-c", script])
@@ -96,4 +101,5 @@ def test_the_calls_no_model_needs_are_refused_inside(tmp_path):
     assert outcome.status == 0, outcome.collected
     refused = json.loads(outcome.collected.splitlines()[0])
     assert refused == dict.fromkeys(calls, [-1, errno.EPERM]), refused
+    assert json.loads(outcome.collected.splitlines()[1]) == {"clone": [-1, errno.EPERM], "clone3": [-1, errno.ENOSYS]}
     assert "thread" in outcome.collected and "0 forked" in outcome.collected

@@ -169,5 +169,11 @@ def _wait_ready(url: str, process: subprocess.Popen, log: Path) -> None:
     raise BackendError(f"the runner did not become ready at {url} in {READY_TIMEOUT} s: {_tail(log)}")
 
 
-def _tail(log: Path) -> str:
-    return log.read_text(errors="replace")[-2000:] if log.exists() else ""
+def _tail(log: Path, size: int = 2000) -> str:
+    """The end of the runner's log (which the model writes to: it may be a gigabyte)."""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, 2) - size))
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""

@@ -7,6 +7,7 @@ deployment goes on serving what it served, the portal keeps serving, and a stop 
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 
@@ -70,6 +71,8 @@ def test_a_deployed_model_reaches_nothing_and_cannot_touch_another_users_deploym
 
     assert_reached_nothing(report, canaries, victim.admin_token(), mine.admin_token())
     assert "RUNNER_ADMIN_TOKEN_SHA256" in report["own_environment"]  # its own token's hash, never a token
+    made = (deployments_dir / str(mine.pk) / "work" / "setuid").stat()  # a setuid file it left is not root's
+    assert made.st_uid != 0 and made.st_uid == (sandbox.host_uid(f"runner-{mine.pk.hex}") or os.getuid())
     portal.close()
     assert portal.accepted == 0
     # The other user's deployment serves what it served, unswapped, and says so to the status check.
