@@ -14,8 +14,11 @@ started by `start` and nothing else. Inside, the model:
   a system-call filter (acumos_portal.seccomp), an environment of only what the runner needs, and
   limits: memory and tasks for the whole sandbox (a cgroup), CPU time (smoke test) or CPU share
   (runner), file size, open files;
-- has no network at all (smoke test), or (a serving runner) only its own loopback, on which pasta
-  forwards the one port it serves from the host's loopback: nothing it opens leaves its namespace.
+- has no network at all (smoke test); a serving runner may listen on its one port and connect nowhere:
+  on the host's network fenced by Landlock (TCP bind on its port only, no TCP connect, no abstract
+  Unix socket outside, and the seccomp guard refuses every other kind of socket), or, on kernels
+  without Landlock's network rules, in a namespace of its own with only loopback, its port relayed by
+  pasta.
 
 Without bwrap (or pasta, or a usable cgroup) nothing runs: `Unavailable` names what to install.
 Only `configured_limits` and `records_dir` read Django's settings; the rest takes what it is given."""
@@ -39,7 +42,7 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from acumos_portal import cgroups, seccomp
+from acumos_portal import cgroups, landlock, seccomp
 
 SANDBOX_UID = 10001  # the uid a model sees when the portal is not root (as in the runner image)
 HOST_UID_BASE, HOST_UID_SPAN = 1_500_000_000, 1_000_000  # a root portal's sandboxes: uids no user has
@@ -81,6 +84,7 @@ class Spec:
     port: int | None = None
     listen_host: str = "127.0.0.1"
     ends_with_starter: bool = True  # a smoke test dies with its worker; a runner outlives it
+    network: str = "auto"  # a runner's fence: "landlock", "pasta", or "auto" (Landlock where the kernel has it)
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,7 @@ def _abandoned(path: Path) -> bool:
 # ---------------------------------------------------------------- the tools
 
 def check_available(*, network: bool = False) -> None:
-    """Raise Unavailable unless bwrap (and pasta for a served port) can run here."""
+    """Raise Unavailable unless bwrap (and pasta, when it relays a port) can run here."""
     missing = [tool for tool in ("bwrap", "pasta" if network else "") if tool and not shutil.which(tool)]
     if missing:
         raise Unavailable(f"model code runs only in a sandbox, and {' and '.join(missing)} "
@@ -246,10 +250,26 @@ def _environment(spec: Spec) -> dict[str, str]:
     return {**base, **spec.environment}
 
 
-def command(spec: Spec, pasta_log: Path | None = None, seccomp_fd: int | None = None) -> list[str]:
-    """The host command line: bwrap, inside pasta's network namespace when it serves a port."""
-    inner = bwrap_args(spec, seccomp_fd)
+NETWORKS = ("auto", "landlock", "pasta")
+
+
+def network_mode(spec: Spec) -> str | None:
+    """How a serving runner is kept from the network: "landlock" (the host's network, fenced by the
+    kernel: its port only, no connection out; no relay), or "pasta" (a namespace of its own with only
+    loopback, the port relayed by pasta; for kernels before 6.12). None: no network at all."""
     if spec.port is None:
+        return None
+    if spec.network not in NETWORKS:
+        raise ValueError(f"sandbox network {spec.network!r}: use one of {', '.join(NETWORKS)}")
+    if spec.network == "auto":
+        return "landlock" if landlock.available() else "pasta"
+    return spec.network
+
+
+def command(spec: Spec, pasta_log: Path | None = None, seccomp_fd: int | None = None) -> list[str]:
+    """The host command line: bwrap, inside pasta's network namespace when it relays a port."""
+    inner = bwrap_args(spec, seccomp_fd)
+    if network_mode(spec) != "pasta":
         return inner
     # --netns-only: pasta makes the network namespace only; bwrap makes the rest. No --config-net:
     # the namespace has no interface but loopback, so the model can open no connection out of it.
@@ -296,22 +316,29 @@ def _own(root: Path, uid: int) -> None:
 
 def start(spec: Spec, *, records: Path, log: Path, temporary: bool = False) -> tuple[subprocess.Popen, Record]:
     """Start the sandbox and record it. `temporary`: its directory is removed when it is swept."""
-    check_available(network=spec.port is not None)
+    mode = network_mode(spec)
+    check_available(network=mode == "pasta")
+    if mode == "landlock" and not landlock.available():
+        raise Unavailable(f"this kernel has no Landlock network rules (ABI {landlock.abi()}, 6 needed: Linux 6.12): "
+                          "set ACUMOS_SANDBOX_NETWORK=pasta")
     prepare(spec)
     group = _group(spec, records)
     limits = _rlimits(spec.limits, own_uid=host_uid(spec.name) is not None)
     parent_dies = spec.ends_with_starter
+    fenced_port = spec.port if mode == "landlock" else None
 
     def in_child() -> None:  # between fork and exec: plain calls only
         group.enter(os.getpid())
         for kind, value in limits:
             resource.setrlimit(kind, (value, value))
+        if fenced_port is not None:
+            landlock.restrict(fenced_port)
         if parent_dies and _LIBC is not None:
             # The thread that started it dies (a worker killed mid-test): so does the sandbox.
             _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
     try:
-        filter_fd = _seccomp_descriptor()
+        filter_fd = _seccomp_descriptor(network_guard=mode == "landlock")
     except BaseException:
         group.remove()
         raise
@@ -333,9 +360,9 @@ def start(spec: Spec, *, records: Path, log: Path, temporary: bool = False) -> t
     return process, record
 
 
-def _seccomp_descriptor() -> int:
+def _seccomp_descriptor(network_guard: bool) -> int:
     try:
-        return seccomp.descriptor()
+        return seccomp.descriptor(network_guard)
     except seccomp.SeccompUnavailable as exc:
         raise Unavailable(f"the sandbox's system-call filter cannot be made: {exc}") from exc
 

@@ -33,7 +33,12 @@ BLOCKED = (
     "kcmp", "pidfd_getfd", "move_pages", "migrate_pages", "memfd_secret",
 )
 CLONE_NEWUSER = 0x10000000
-SCMP_CMP_MASKED_EQ = 7
+SCMP_CMP_EQ, SCMP_CMP_GT, SCMP_CMP_MASKED_EQ = 4, 6, 7
+AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
+STREAM_TYPES = 0xF  # the type's low bits; the rest are SOCK_NONBLOCK and SOCK_CLOEXEC
+NOT_STREAM = (2, 3, 4, 5, 10)  # SOCK_DGRAM, RAW, RDM, SEQPACKET, PACKET
+IPPROTO_TCP = 6
+MSG_FASTOPEN = 0x20000000
 SCMP_ACT_ALLOW = 0x7FFF0000
 SCMP_ACT_ERRNO = 0x00050000
 
@@ -67,8 +72,10 @@ def _library():
 
 
 @functools.cache
-def program() -> bytes:
-    """The compiled filter (BPF), as bubblewrap reads it from a file descriptor."""
+def program(network_guard: bool = False) -> bytes:
+    """The compiled filter (BPF), as bubblewrap reads it from a file descriptor. `network_guard`: the
+    sandbox shares the host's network (fenced by Landlock, acumos_portal.landlock), so only Unix and
+    TCP sockets may be made: no UDP, raw, netlink, SCTP or any other family Landlock does not fence."""
     lib = _library()
     context = lib.seccomp_init(SCMP_ACT_ALLOW)
     if not context:
@@ -81,6 +88,8 @@ def program() -> bytes:
             if lib.seccomp_rule_add(context, SCMP_ACT_ERRNO | errno.EPERM, number, 0) != 0:
                 raise SeccompUnavailable(f"libseccomp refused the rule for {name}")
         _no_user_namespaces(lib, context)
+        if network_guard:
+            _tcp_and_unix_only(lib, context)
         read, write = os.pipe()
         try:
             if lib.seccomp_export_bpf(context, write) != 0:
@@ -109,6 +118,34 @@ def _no_user_namespaces(lib, context) -> None:
         raise SeccompUnavailable("libseccomp refused the rule for clone3")
 
 
+def _rule(lib, context, action: int, name: str, *tests: tuple[int, int, int, int]) -> None:
+    number = lib.seccomp_syscall_resolve_name(name.encode())
+    if number < 0:
+        return
+    array = (ArgumentTest * len(tests))(*(ArgumentTest(*test) for test in tests))
+    if lib.seccomp_rule_add_array(context, action, number, len(tests), array) != 0:
+        raise SeccompUnavailable(f"libseccomp refused a rule for {name}")
+
+
+def _tcp_and_unix_only(lib, context) -> None:
+    refuse = SCMP_ACT_ERRNO | errno.EPERM
+    _rule(lib, context, refuse, "socket", (0, SCMP_CMP_GT, AF_INET6, 0))  # families above AF_INET6
+    for family in range(AF_INET + 1, AF_INET6):  # between: AX.25, IPX, AppleTalk, X.25...
+        _rule(lib, context, refuse, "socket", (0, SCMP_CMP_EQ, family, 0))
+    _rule(lib, context, refuse, "socket", (0, SCMP_CMP_EQ, 0, 0))  # AF_UNSPEC
+    for family in (AF_INET, AF_INET6):
+        for kind in NOT_STREAM:
+            _rule(lib, context, refuse, "socket", (0, SCMP_CMP_EQ, family, 0),
+                  (1, SCMP_CMP_MASKED_EQ, STREAM_TYPES, kind))
+        for protocol in range(1, IPPROTO_TCP):  # a stream of another protocol (SCTP, MPTCP above TCP)
+            _rule(lib, context, refuse, "socket", (0, SCMP_CMP_EQ, family, 0), (2, SCMP_CMP_EQ, protocol, 0))
+        _rule(lib, context, refuse, "socket", (0, SCMP_CMP_EQ, family, 0), (2, SCMP_CMP_GT, IPPROTO_TCP, 0))
+    # TCP Fast Open connects from sendto/sendmsg: keep every connection to connect(), which Landlock sees.
+    _rule(lib, context, refuse, "sendto", (3, SCMP_CMP_MASKED_EQ, MSG_FASTOPEN, MSG_FASTOPEN))
+    _rule(lib, context, refuse, "sendmsg", (2, SCMP_CMP_MASKED_EQ, MSG_FASTOPEN, MSG_FASTOPEN))
+    _rule(lib, context, refuse, "sendmmsg", (3, SCMP_CMP_MASKED_EQ, MSG_FASTOPEN, MSG_FASTOPEN))
+
+
 def _read_all(fd: int) -> bytes:
     chunks = []
     while chunk := os.read(fd, 65536):
@@ -116,9 +153,9 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def descriptor() -> int:
+def descriptor(network_guard: bool = False) -> int:
     """A file descriptor holding the filter, to hand to bubblewrap (`--seccomp FD`); the caller closes it."""
     fd = os.memfd_create("acumos-seccomp", 0)
-    os.write(fd, program())
+    os.write(fd, program(network_guard))
     os.lseek(fd, 0, os.SEEK_SET)
     return fd

@@ -162,6 +162,10 @@ ACUMOS_SANDBOX_OPEN_FILES = env_int("ACUMOS_SANDBOX_OPEN_FILES", 1024)
 ACUMOS_SANDBOX_FILE_MB = env_int("ACUMOS_SANDBOX_FILE_MB", 1024)
 ACUMOS_SANDBOX_TMP_MB = env_int("ACUMOS_SANDBOX_TMP_MB", 256)  # its private /tmp (memory, within its limit)
 ACUMOS_SANDBOX_CPU_SECONDS = env_int("ACUMOS_SANDBOX_CPU_SECONDS", 120)  # a smoke test's CPU time
+# How a local runner is kept off the network: "landlock" (the host's network, the kernel lets it bind
+# its port only and connect nowhere; Linux 6.12+), "pasta" (a namespace of its own, its port relayed),
+# or "auto" (Landlock where the kernel has it).
+ACUMOS_SANDBOX_NETWORK = env_str("ACUMOS_SANDBOX_NETWORK", "auto")
 # A local runner's CPU share (cores; 0: no cap); a local target's `cpus` option wins.
 ACUMOS_SANDBOX_CPUS = float(env_str("ACUMOS_SANDBOX_CPUS", "1") or 0)
 

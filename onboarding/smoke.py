@@ -24,7 +24,7 @@ from acumos_portal import sandbox
 REPORT = "report.json"
 BUNDLE = "/model"
 MAX_REPORT_BYTES = 64 << 10
-MAX_ANSWER_CHARS = 2000
+MAX_ANSWER_CHARS = 6000  # per answer in the log its uploader reads
 LOG_TAIL_CHARS = 3000
 
 

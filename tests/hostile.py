@@ -27,12 +27,15 @@ class Canaries:
     files: list[str] = field(default_factory=list)  # host files holding `secret` (or private anyway)
     ports: list[tuple[str, int]] = field(default_factory=list)  # host services on loopback
     writes: list[str] = field(default_factory=list)  # host paths the model must not create
+    udp: list[tuple[str, int]] = field(default_factory=list)  # host UDP services on loopback
+    abstract: list[str] = field(default_factory=list)  # host abstract Unix sockets
     marker: str = field(default_factory=lambda: f"{4000 + uuid.uuid4().int % 5000}.{uuid.uuid4().int % 997 + 1}")
     forks: int = 300
     memory: int = 600 << 20
 
     def as_dict(self) -> dict:
         return {"secret": self.secret, "files": self.files, "ports": self.ports, "writes": self.writes,
+                "udp": self.udp, "abstract": self.abstract,
                 "marker": self.marker, "forks": self.forks, "memory": self.memory}
 
 
@@ -75,6 +78,21 @@ def hostile_function(canaries: dict):  # noqa: PLR0915
                         connections[f"{host}:{port}"] = "CONNECTED"
                 except OSError as exc:
                     connections[f"{host}:{port}"] = type(exc).__name__
+            for host, port in canaries["udp"]:
+                try:
+                    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as datagram:
+                        datagram.sendto(b"from a model", (host, port))
+                    connections[f"udp {host}:{port}"] = "SENT"
+                except OSError as exc:
+                    connections[f"udp {host}:{port}"] = type(exc).__name__
+            for name in canaries["abstract"]:
+                try:
+                    with socket.socket(socket.AF_UNIX) as unix:
+                        unix.settimeout(1)
+                        unix.connect("\0" + name)
+                    connections[f"abstract {name}"] = "CONNECTED"
+                except OSError as exc:
+                    connections[f"abstract {name}"] = type(exc).__name__
             report["connect"] = connections
             writes = {}
             for path in canaries["writes"]:
@@ -145,30 +163,51 @@ def hostile_bundle(out: Path, canaries: Canaries, sample_cmd: str | None, name: 
 
 
 class Listener:
-    """A service on the host's loopback standing in for the portal: it counts who connected."""
+    """Services on the host standing in for the portal and its neighbours: a TCP port and a UDP port
+    on loopback and an abstract Unix socket. They count whatever reached them."""
 
     def __init__(self):
         self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", 0))
+        self.udp_port = self.udp.getsockname()[1]
+        self.abstract_name = f"acumos-canary-{uuid.uuid4().hex}"
+        self.unix = socket.socket(socket.AF_UNIX)
+        self.unix.bind("\0" + self.abstract_name)
+        self.unix.listen()
+        for each in (self.sock, self.udp, self.unix):
+            each.settimeout(0.1)
         self.accepted = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
+    def plant(self, canaries: Canaries) -> None:
+        canaries.ports.append(("127.0.0.1", self.port))
+        canaries.udp.append(("127.0.0.1", self.udp_port))
+        canaries.abstract.append(self.abstract_name)
+
     def _serve(self) -> None:
         while not self._stop.is_set():
+            for server in (self.sock, self.unix):
+                try:
+                    connection, _ = server.accept()
+                except OSError:
+                    continue
+                self.accepted += 1
+                connection.close()
             try:
-                connection, _ = self.sock.accept()
+                self.udp.recv(100)
+                self.accepted += 1
             except OSError:
-                continue
-            self.accepted += 1
-            connection.close()
+                pass
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
-        self.sock.close()
+        for each in (self.sock, self.udp, self.unix):
+            each.close()
 
 
 def processes_with(marker: str) -> list[int]:
@@ -197,7 +236,11 @@ def assert_reached_nothing(report: dict, canaries: Canaries, *extra_secrets: str
     for secret in (canaries.secret, os.environ.get("DJANGO_SECRET_KEY", "x" * 40), *extra_secrets):
         assert secret not in text, f"the model found {secret[:12]}...: {text[:400]}"
     assert not [path for path, found in report["files"].items() if found.startswith("READ")], report["files"]
-    assert set(report["connect"].values()) <= {"ConnectionRefusedError", "OSError", "TimeoutError"}, report
+    # Refused by the kernel's fence (PermissionError: Landlock, the seccomp guard) or by an empty
+    # namespace (pasta's: nothing listens on its loopback). A UDP datagram may leave a socket in
+    # pasta's namespace ("SENT") but reaches no host service: the listeners count what arrived.
+    allowed = {"ConnectionRefusedError", "OSError", "TimeoutError", "PermissionError", "SENT"}
+    assert set(report["connect"].values()) <= allowed, report["connect"]
     assert "CONNECTED" not in report["connect"].values()
     assert "WROTE" not in report["write"].values() and not any(Path(p).exists() for p in canaries.writes)
     assert report["pids"] <= 12, f"it sees {report['pids']} processes: only its own are in its namespace"

@@ -76,7 +76,8 @@ class LocalBackend:
         environment = {"RUNNER_ADMIN_TOKEN_SHA256": token_sha256(admin_token)}
         return sandbox.Spec(name=sandbox_name(deployment), command=command, directory=folder,
                             read_only={BUNDLE: folder / "bundle"}, environment=environment, limits=limits,
-                            port=port, listen_host=self.host, ends_with_starter=False)
+                            port=port, listen_host=self.host, ends_with_starter=False,
+                            network=settings.ACUMOS_SANDBOX_NETWORK)
 
     def _record(self, deployment) -> sandbox.Record | None:
         return sandbox.load(sandbox.records_dir(), deployment.handle.get("sandbox") or sandbox_name(deployment))

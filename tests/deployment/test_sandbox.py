@@ -50,8 +50,11 @@ def gone(marker: str, wait: float = 5.0) -> bool:
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("network", ["landlock", "pasta"])
 def test_a_deployed_model_reaches_nothing_and_cannot_touch_another_users_deployment(
-        owner, other_user, local_target, example_bundle, inline_jobs, tmp_path, deployments_dir, monkeypatch):
+        owner, other_user, local_target, example_bundle, inline_jobs, tmp_path, deployments_dir, monkeypatch,
+        settings, network):
+    settings.ACUMOS_SANDBOX_NETWORK = network  # both fences: Landlock (Linux 6.12+) and pasta's namespace
     victim = deployed(other_user, onboarded(other_user, example_bundle, inline_jobs), local_target)
     portal = Listener()
     canaries = Canaries()
@@ -60,8 +63,8 @@ def test_a_deployed_model_reaches_nothing_and_cannot_touch_another_users_deploym
     canaries.files = [str(folder / "runner.log"), str(folder / "bundle" / "modelpackage.zip"),
                       str(folder / "work" / "state" / "control.json"), str(REPO / "acumos_portal" / "settings.py"),
                       str(sandbox.records_dir() / f"runner-{victim.pk.hex}.json"), "/etc/shadow"]
-    canaries.ports = [("127.0.0.1", victim.handle["port"]), ("127.0.0.1", 5432), ("127.0.0.1", 6379),
-                      ("127.0.0.1", portal.port)]
+    canaries.ports = [("127.0.0.1", victim.handle["port"]), ("127.0.0.1", 5432), ("127.0.0.1", 6379)]
+    portal.plant(canaries)
     canaries.writes = [str(folder / "work" / "state" / f"pwned-{uuid.uuid4().hex}"),
                        str(django_settings.DATA_DIR / f"written-{uuid.uuid4().hex}")]
     mine = deployed(owner, onboarded(owner, hostile_bundle(tmp_path / "probe", canaries, None), inline_jobs),

@@ -40,7 +40,8 @@ def canaries(tmp_path, artifact_storage, monkeypatch, other_user, client_for, bu
     portal = Listener()
     planted.files = [str(key_file), *others[:2], str(REPO / "acumos_portal" / "settings.py"), "/etc/shadow",
                      str(sandbox.records_dir())]
-    planted.ports = [("127.0.0.1", 5432), ("127.0.0.1", 6379), ("127.0.0.1", portal.port), ("::1", 6379)]
+    planted.ports = [("127.0.0.1", 5432), ("127.0.0.1", 6379), ("::1", 6379)]
+    portal.plant(planted)
     planted.writes = [str(django_settings.DATA_DIR / f"written-{name}"), str(tmp_path / f"written-{name}")]
     yield planted
     portal.close()
