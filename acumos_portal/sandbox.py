@@ -296,6 +296,8 @@ def prepare(spec: Spec) -> None:
     uid = host_uid(spec.name)
     if uid is not None:
         _own(work, uid)
+        for path in spec.read_only.values():  # the model's own files (its bundle): readable by it
+            _own(Path(path), uid)  # whatever their modes; the bind keeps them read-only
     inside = uid if uid is not None else SANDBOX_UID
     identity = _identity_dir(spec.directory)
     identity.mkdir(exist_ok=True)

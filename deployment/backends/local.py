@@ -10,8 +10,11 @@ from this host only: to serve other hosts, put a proxy in front or use a docker 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -84,6 +87,8 @@ class LocalBackend:
 
     def is_running(self, deployment) -> bool:
         record = self._record(deployment)
+        if record is None and _legacy_pid(deployment):
+            return True  # started before the sandbox existed: stop and start it to sandbox it
         return record is not None and record.alive()
 
     def admin_urls(self, deployment) -> list[str]:
@@ -93,10 +98,37 @@ class LocalBackend:
         record = self._record(deployment)
         if record is not None:
             sandbox.stop(record, records=sandbox.records_dir(), grace=STOP_GRACE)
+        elif pid := _legacy_pid(deployment):
+            _stop_legacy(pid)
 
     def destroy(self, deployment) -> None:
         self.stop(deployment)
         shutil.rmtree(self.folder(deployment), ignore_errors=True)
+
+
+def _legacy_pid(deployment) -> int | None:
+    """A runner this portal started before the sandbox (its handle has a pid and no sandbox): its
+    process group, if a runner still leads it."""
+    pid = deployment.handle.get("pid")
+    if not pid or deployment.handle.get("sandbox"):
+        return None
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return pid if b"runner_image" in command and b"serve" in command else None
+
+
+def _stop_legacy(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def _move_old_state(folder: Path) -> None:

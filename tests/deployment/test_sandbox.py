@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
 import time
 import uuid
 
@@ -18,6 +22,7 @@ from django.conf import settings as django_settings
 from acumos_portal import sandbox
 from acumos_portal.choices import JobStatus
 from deployment import runner_client, services
+from deployment import secrets as secret_store
 from deployment.backends.local import LocalBackend
 from deployment.choices import DeploymentStatus
 from deployment.models import Deployment, Target
@@ -25,7 +30,7 @@ from deployment.models import Deployment, Target
 from ..bundles import builders
 from ..conftest import REPO
 from ..hostile import Canaries, Listener, assert_reached_nothing, hostile_bundle, processes_with
-from .conftest import onboarded, post, run
+from .conftest import free_port, onboarded, post, run
 
 
 def deployed(user, revision, target):
@@ -183,3 +188,38 @@ def test_a_swap_made_past_the_portal_is_flagged_by_the_status_check(owner, local
                                  "back from here to serve a known revision)")
     assert owner.notifications.filter(message=deployment.health).exists()
     run(services.stop(deployment, owner))
+
+
+@pytest.mark.django_db
+def test_a_runner_started_before_the_sandbox_is_still_seen_and_stopped(owner, local_target, example_bundle,
+                                                                       inline_jobs, tmp_path, deployments_dir):
+    """An upgrade: a runner the earlier portal started as a plain process (no sandbox record) is found
+    by its pid and stopped; starting the deployment again runs it in the sandbox."""
+    revision = onboarded(owner, example_bundle, inline_jobs)
+    port = free_port()
+    deployment = Deployment.objects.create(
+        name="old", target=local_target, revision=revision, created_by=owner, status=DeploymentStatus.RUNNING,
+        endpoint_url=f"http://127.0.0.1:{port}", admin_token_encrypted=secret_store.encrypt("old-token"))
+    folder = deployments_dir / str(deployment.pk)  # as the earlier portal laid it out: bundle/, state/
+    shutil.copytree(example_bundle, folder / "bundle")
+    plain = subprocess.Popen([sys.executable, "-m", "runner_image", "serve", str(folder / "bundle"), "--port",
+                              str(port), "--state-dir", str(folder / "state")], start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        Deployment.objects.filter(pk=deployment.pk).update(handle={"pid": plain.pid, "port": port})
+        deployment.refresh_from_db()
+        assert LocalBackend({}).is_running(deployment)
+
+        assert run(services.stop(deployment, owner)).status == JobStatus.SUCCEEDED
+        assert plain.wait(timeout=20) is not None
+        started = run(services.start(deployment, owner))
+        assert started.status == JobStatus.SUCCEEDED, started.error
+        deployment.refresh_from_db()
+        assert deployment.handle["sandbox"] == f"runner-{deployment.pk.hex}"
+        assert (folder / "work" / "state").is_dir() and not (folder / "state").exists()  # its state moved in
+        assert post(deployment, "classify", builders.IRIS_SAMPLE) == {"species": 0}
+        run(services.stop(deployment, owner))
+    finally:
+        if plain.poll() is None:
+            os.killpg(plain.pid, signal.SIGKILL)
+            plain.wait()
