@@ -17,6 +17,17 @@ SECRET_KEY = env_secret("DJANGO_SECRET_KEY", DATA_DIR / "secret_key")
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+# Served over HTTPS (behind a TLS proxy in production: README, "Security"): cookies only over TLS, plain
+# http redirected, HSTS. Each can be set on its own; DJANGO_HTTPS gives them all their production value.
+# The proxy header is trusted only when set: a client could send it itself to a portal reached directly.
+DJANGO_HTTPS = env_bool("DJANGO_HTTPS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", DJANGO_HTTPS)
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", DJANGO_HTTPS)
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000 if DJANGO_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SITE_NAME = env_str("ACUMOS_SITE_NAME", "Acumos Marketplace")
 
 INSTALLED_APPS = [
