@@ -43,8 +43,21 @@ class RollbackForm(forms.Form):
 
 
 class TryForm(forms.Form):
+    """`methods`: those the deployment serves; a name is a proto identifier, never a path."""
+
     method = forms.CharField(max_length=100)
     body = forms.CharField(widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}), label="Request (JSON)")
+
+    def __init__(self, *args, methods: list[str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.methods = methods
+
+    def clean_method(self) -> str:
+        method = self.cleaned_data["method"]
+        if self.methods is not None and method not in self.methods:
+            served = ", ".join(self.methods) or "none"
+            raise forms.ValidationError(f"{method!r} is not a method this deployment serves: {served}")
+        return method
 
     def clean_body(self) -> dict:
         try:

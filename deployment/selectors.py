@@ -141,6 +141,17 @@ def deployments_of_revision(user, revision: Revision) -> QuerySet[Deployment]:
     return visible_deployments(user).filter(revision=revision).exclude(status=DeploymentStatus.DESTROYED)
 
 
+def served_methods(revision: Revision | None) -> list[str]:
+    """The methods the revision's proto declares: all that "Try it" may call on its deployment."""
+    if revision is None:
+        return []
+    try:
+        methods = signature.api_signature(list(revision.artifacts.select_related("blob")))
+    except signature.SignatureUnavailable:
+        return list(samples_of(revision))
+    return [method.name for method in methods]
+
+
 def samples_of(revision: Revision | None) -> dict:
     """The requests the model's package says it answers (its smoke-test samples), to fill the
     "try it" box. Read from the zip's manifest only, and once per package (marketplace.signature)."""

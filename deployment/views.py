@@ -181,7 +181,7 @@ def try_it(request, pk):
     """Send a request to the deployed model, from the page: the portal calls the endpoint as any
     client would and shows the answer (or the runner's error)."""
     deployment = _visible(request, pk)
-    form = TryForm(request.POST)
+    form = TryForm(request.POST, methods=selectors.served_methods(deployment.revision))
     context = {"try_form": form}
     if not deployment.endpoint_url:
         context["try_error"] = "the deployment has no endpoint; it is not running"

@@ -63,12 +63,14 @@ def test_deploy_try_swap_and_roll_back_from_the_pages(owner, local_target, examp
     assert '&quot;species&quot;: 2' in answer.content.decode()
     bad = client.post(f"/deployments/{deployment.pk}/try/", {"method": "classify", "body": "{not json"})
     assert "not valid JSON" in bad.content.decode()
+    path = client.post(f"/deployments/{deployment.pk}/try/", {"method": "../../model/rollback", "body": "{}"})
+    assert "&#x27;../../model/rollback&#x27; is not a method this deployment serves: classify" in path.content.decode()
 
     with inline_jobs():
         client.post(f"/deployments/{deployment.pk}/swap/", {"revision": text.pk})
     assert post(deployment, "measure", {"text": "four"}) == {"length": 4, "tag": "page"}
     missing = client.post(f"/deployments/{deployment.pk}/try/", {"method": "classify", "body": "{}"})
-    assert "the runner refused" in missing.content.decode()
+    assert "&#x27;classify&#x27; is not a method this deployment serves: measure" in missing.content.decode()
 
     history = client.get(f"/deployments/{deployment.pk}/").content.decode()
     assert "Roll back to this" in history and "TextMeasure" in history and " ms<" in history
