@@ -169,7 +169,10 @@ def _to_float(value) -> float:
             return float(value)
         except ValueError:
             raise ValueError(f"{value!r} is not a number") from None
-    return float(value)
+    number = float(value)
+    if math.isinf(number):  # 1e999, or JSON's non-standard bare Infinity: a mistake, not a value
+        raise ValueError(f"{value!r} is out of range for a number; send the string \"Infinity\" if you mean it")
+    return number
 
 
 def _to_int(value) -> int:

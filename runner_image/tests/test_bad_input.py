@@ -121,6 +121,12 @@ PREDICT_CASES = [
                  400, "bad_request", ["'petal_width'", "an array"], {"field": "petal_width"}, id="array-for-double"),
     pytest.param({"content-type": "application/json"}, json.dumps({**IRIS_SAMPLE, "petal_length": True}).encode(),
                  400, "bad_request", ["'petal_length'", "a boolean"], {"field": "petal_length"}, id="bool-for-double"),
+    pytest.param({"content-type": "application/json"}, b'{"sepal_length": 1e999, "sepal_width": 3.5, '
+                 b'"petal_length": 1.4, "petal_width": 0.2}', 400, "bad_request",
+                 ["'sepal_length'", "out of range", '"Infinity"'], {"field": "sepal_length"}, id="overflowing-number"),
+    pytest.param({"content-type": "application/json"}, b'{"sepal_length": 5.1, "sepal_width": -Infinity, '
+                 b'"petal_length": 1.4, "petal_width": 0.2}', 400, "bad_request",
+                 ["'sepal_width'", "out of range"], {"field": "sepal_width"}, id="bare-infinity"),
     pytest.param({"content-type": PROTOBUF}, b"\xff\xff\xff\xff", 400, "bad_request",
                  ["not a valid protobuf ClassifyIn message"], {}, id="malformed-protobuf"),
     pytest.param({"content-type": PROTOBUF}, b"\x09\x00\x00", 400, "bad_request",
