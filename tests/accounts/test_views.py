@@ -145,6 +145,9 @@ def test_sign_up_makes_a_data_scientist_and_signs_in(client, db):
 @pytest.mark.parametrize(("change", "field"), [
     ({"password2": "something else entirely"}, "password2"),
     ({"password1": "short", "password2": "short"}, "password2"),
+    ({"password1": "83927461", "password2": "83927461"}, "password2"),  # all digits
+    ({"password1": "newcomer123", "password2": "newcomer123"}, "password2"),  # like the username
+    ({"password1": "password123", "password2": "password123"}, "password2"),  # a common one
     ({"email": "not an email"}, "email"),
     ({"username": "owner"}, "username"),
     ({"email": "owner@example.com"}, "email"),
