@@ -9,11 +9,9 @@ threaded test drops them), so no runner is started: only the stop that frees a s
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
-from django.db import connections
 from django.test import Client
 
 from acumos_portal import jobs
@@ -22,6 +20,7 @@ from deployment import secrets, selectors, services
 from deployment.choices import DeploymentStatus, OperationKind, TargetDeployers, TargetKind
 from deployment.models import Deployment, Operation, Target
 
+from ..concurrency import at_once
 from ..factories import RevisionFactory, SolutionFactory
 from .conftest import run
 
@@ -170,20 +169,8 @@ def test_two_deploys_at_once_at_the_last_slot_make_one_deployment(owner, target,
     clients = [Client(), Client()]
     for client in clients:
         client.force_login(owner)
-    start, answers = threading.Barrier(2), []
-
-    def deploy(client):
-        try:
-            start.wait()
-            answers.append(deploy_by_api(client, revision, target))
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=deploy, args=(client,)) for client in clients]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    answers = at_once(*(lambda client=client: deploy_by_api(client, revision, target) for client in clients),
+                      timeout=30)
     assert sorted(response.status_code for response in answers) == [202, 429]
     [refused] = [response for response in answers if response.status_code == 429]
     assert refused.json()["error"]["message"] == AT_QUOTA

@@ -12,7 +12,6 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
 from acumos_portal import jobs
@@ -21,6 +20,7 @@ from onboarding.choices import JobStatus, StepStatus
 from onboarding.models import OnboardingJob, StepResult
 from onboarding.services import onboarding_start
 
+from ..concurrency import at_once
 from ..factories import UserFactory
 from .test_api import JOBS, uploads
 
@@ -181,22 +181,13 @@ def test_it_lets_one_of_two_simultaneous_claims_of_one_owner_through(at_smoke_te
     the owner's row lock makes them take turns, so exactly one runs."""
     alice = UserFactory(username="alice")
     job_ids = [str(at_smoke_test(alice, f"Model{n}").id) for n in range(2)]
-    start, outcomes = threading.Barrier(2), []
-
-    def claim(job_id: str) -> None:
+    def claim(job_id: str) -> str:
         try:
-            start.wait()
-            outcomes.append("claimed" if pipeline.claim_step(job_id, "smoke_test") else "none")
+            return "claimed" if pipeline.claim_step(job_id, "smoke_test") else "none"
         except pipeline.OwnerBusy:
-            outcomes.append("busy")
-        finally:
-            connections.close_all()
+            return "busy"
 
-    workers = [threading.Thread(target=claim, args=(job_id,)) for job_id in job_ids]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=30)
+    outcomes = at_once(*(lambda job_id=job_id: claim(job_id) for job_id in job_ids), timeout=30)
     assert sorted(outcomes) == ["busy", "claimed"]
     assert StepResult.objects.filter(name="smoke_test", status=StepStatus.RUNNING).count() == 1
 

@@ -6,12 +6,10 @@ the last slot, on real threads against PostgreSQL, start one job, not two."""
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 
 import pytest
-from django.db import connections
 from django.test import Client
 from django.urls import reverse
 
@@ -22,6 +20,7 @@ from onboarding.choices import JobStatus
 from onboarding.models import OnboardingJob
 from onboarding.services import OnboardingQuotaReached, onboarding_start
 
+from ..concurrency import at_once
 from .test_acumos_api import acumos_push, contents
 from .test_api import JOBS, assert_error, stored_files, uploads
 from .test_views import post_files
@@ -153,20 +152,7 @@ def test_two_uploads_at_once_at_the_last_slot_start_one_job(owner, bundle_parts,
     clients = [Client(), Client()]
     for client in clients:
         client.force_login(owner)
-    start, answers = threading.Barrier(2), []
-
-    def upload(client):
-        try:
-            start.wait()
-            answers.append(client.post(JOBS, uploads(bundle_parts)))
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=upload, args=(client,)) for client in clients]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    answers = at_once(*(lambda client=client: client.post(JOBS, uploads(bundle_parts)) for client in clients))
     assert sorted(response.status_code for response in answers) == [201, 429]
     [refused] = [response for response in answers if response.status_code == 429]
     assert refused.json()["error"]["message"] == AT_QUOTA
