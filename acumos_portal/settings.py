@@ -3,9 +3,11 @@ that makes `make run` work on a fresh machine: SQLite, local files, jobs on back
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 
 from acumos_portal.env import env_bool, env_int, env_list, env_secret, env_str
 
@@ -28,6 +30,21 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", Fals
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
 if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Content-Security-Policy on every answer (django-csp; README, "Security"): scripts, styles, images, fonts
+# and requests from this origin only, nothing inline, no eval, no plugins, no framing, forms post here.
+# The API docs page loosens images (data: icons) for itself (acumos_portal/api/urls.py); the logo view
+# sends a stricter policy of its own. ACUMOS_CSP_REPORT_ONLY=true sends it as Report-Only (the browser
+# reports and blocks nothing), for an operator trying a change of theirs.
+_CSP = {"DIRECTIVES": {
+    "default-src": [SELF], "script-src": [SELF], "style-src": [SELF], "img-src": [SELF], "font-src": [SELF],
+    "connect-src": [SELF], "object-src": [NONE], "base-uri": [SELF], "form-action": [SELF],
+    "frame-ancestors": [NONE],
+    # Where browsers send violation reports (an operator's collector), if anywhere.
+    "report-uri": env_str("ACUMOS_CSP_REPORT_URI") or None,
+}}
+ACUMOS_CSP_REPORT_ONLY = env_bool("ACUMOS_CSP_REPORT_ONLY", False)
+CONTENT_SECURITY_POLICY = None if ACUMOS_CSP_REPORT_ONLY else _CSP
+CONTENT_SECURITY_POLICY_REPORT_ONLY = _CSP if ACUMOS_CSP_REPORT_ONLY else None
 SITE_NAME = env_str("ACUMOS_SITE_NAME", "Acumos Marketplace")
 
 INSTALLED_APPS = [
@@ -42,6 +59,8 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
+    "axes",  # sign-in lockout (AUTHENTICATION_BACKENDS below)
     "acumos_portal.accounts",
     "marketplace",
     "onboarding",
@@ -50,13 +69,18 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "acumos_portal.health.health_check_middleware",  # /healthz, before the host check and HTTPS redirect
     "django.middleware.security.SecurityMiddleware",
+    # Static files answered here, before sessions and the rest (whitenoise: compressed, cached, from STATIC_ROOT).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",  # early: error answers (a bad Host's 400 too) carry the policy
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out sign-in page into the lockout page (429)
 ]
 
 ROOT_URLCONF = "acumos_portal.urls"
@@ -81,6 +105,58 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", 
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 # Whether anyone may make an account at /accounts/signup/ (as a Data Scientist).
 ACUMOS_SIGNUP_OPEN = env_bool("ACUMOS_SIGNUP_OPEN", True)
+# Accounts (README, "Security: accounts"). Who the client is (acumos_portal/accounts/clientip.py), for the
+# sign-in lockout, the API throttles and the sign-up limit: REMOTE_ADDR, or, when that is one of these proxies
+# (addresses or networks, e.g. 10.0.0.5,172.18.0.0/16), the nearest X-Forwarded-For address that is not one of
+# them. Empty: X-Forwarded-For is never read (anyone can write it).
+ACUMOS_TRUSTED_PROXIES = env_list("ACUMOS_TRUSTED_PROXIES", [])
+for _proxy in ACUMOS_TRUSTED_PROXIES:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"ACUMOS_TRUSTED_PROXIES: {_proxy!r} is not an address or network") from None
+# Every way to sign in (the form, the admin, /onboarding-app/v2/auth, API tokens, <login>:<token>, JWTs) goes
+# through authenticate(), where django-axes refuses a locked-out client and counts failures in the database
+# (one count for every process and host). Two bounds: failures for one account from one address (a person's
+# typos; an attacker's lockout does not lock the account out elsewhere), and failures from one address for
+# any accounts (password spraying). Each failure in a lockout starts the wait again.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+    "acumos_portal.accounts.backends.ApiCredentialBackend",
+]
+AXES_HANDLER = "acumos_portal.accounts.lockout.LockoutHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]  # this order: LockoutHandler reads it
+AXES_FAILURE_LIMIT = env_int("ACUMOS_SIGNIN_FAILURES", 5)  # per account and address
+ACUMOS_SIGNIN_FAILURES_PER_ADDRESS = env_int("ACUMOS_SIGNIN_FAILURES_PER_ADDRESS", 50)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("ACUMOS_SIGNIN_LOCKOUT_MINUTES", 15))
+AXES_CLIENT_IP_CALLABLE = "acumos_portal.accounts.clientip.client_ip"
+AXES_USERNAME_CALLABLE = "acumos_portal.accounts.lockout.username_key"
+AXES_LOCKOUT_CALLABLE = "acumos_portal.accounts.lockout.lockout_page"
+AXES_RESET_ON_SUCCESS = False  # axes would clear the address's count too; LockoutHandler clears the account's
+# Sign-up: at most this many requests from one address per hour (each sends an email), and how long the
+# email's link to finish the account works.
+ACUMOS_SIGNUP_PER_ADDRESS_HOUR = env_int("ACUMOS_SIGNUP_PER_ADDRESS_HOUR", 5)
+ACUMOS_SIGNUP_LINK_HOURS = env_int("ACUMOS_SIGNUP_LINK_HOURS", 24)
+PASSWORD_RESET_TIMEOUT = env_int("ACUMOS_PASSWORD_RESET_HOURS", 3) * 3600
+# Email (sign-up links, password resets): Django's backends; "console" prints each mail on the server's
+# output (make run), "smtp" sends it through EMAIL_HOST, or a backend's dotted path.
+_EMAIL_BACKENDS = {"console": "django.core.mail.backends.console.EmailBackend",
+                   "smtp": "django.core.mail.backends.smtp.EmailBackend"}
+_EMAIL_BACKEND = env_str("ACUMOS_EMAIL_BACKEND") or "console"
+EMAIL_BACKEND = _EMAIL_BACKENDS.get(_EMAIL_BACKEND, _EMAIL_BACKEND)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Acumos Marketplace <noreply@localhost>")
 LOGIN_REDIRECT_URL = "marketplace:my-models"
 LOGOUT_REDIRECT_URL = "accounts:login"
 
@@ -98,11 +174,18 @@ TEMPLATES = [{
 
 DATABASES = {"default": dj_database_url.parse(
     env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}"), conn_max_age=60)}
+# How long a SQLite writer waits for another's write lock before "database is locked", which then
+# answers 503 with Retry-After (acumos_portal.capacity) or retries the pipeline step.
+ACUMOS_SQLITE_BUSY_SECONDS = env_int("ACUMOS_SQLITE_BUSY_SECONDS", 30)
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # Background job threads write while requests read: wait for the lock instead of failing, and
-    # take the write lock when a transaction begins (a deferred one that reads, then writes, fails
-    # at once with "database is locked" instead of waiting: a quota count before a row is made).
-    DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=30, transaction_mode="IMMEDIATE")
+    # Background job threads write while requests read. WAL: readers never wait for the writer, nor it
+    # for them (pages and job polls keep answering while a job writes); synchronous=NORMAL is safe
+    # with WAL (a power cut may lose the last commits, never corrupts) and spares an fsync per commit.
+    # A writer waits for the lock instead of failing, and takes it when its transaction begins (a
+    # deferred one that reads, then writes, fails at once with "database is locked" instead of waiting).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=ACUMOS_SQLITE_BUSY_SECONDS, transaction_mode="IMMEDIATE",
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Artifacts: local files by default; any S3-compatible store with ACUMOS_STORAGE=s3.
@@ -121,7 +204,9 @@ else:
                         "OPTIONS": {"location": str(MEDIA_ROOT)}}
 STORAGES = {
     "default": _default_storage,
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # collectstatic (make run, the image) also writes a gzip copy of each file, which whitenoise sends when
+    # the browser takes it. Not the manifest storage: names stay plain, so pages render before any collectstatic.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -234,6 +319,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # No badge from validator.swagger.io (it would send the schema's address there; the CSP refuses it anyway).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     # Three models have a `status`; name each enum after its choices class.
     "ENUM_NAME_OVERRIDES": {"RevisionStatusEnum": "marketplace.choices.RevisionStatus",
                             "JobStatusEnum": "acumos_portal.choices.JobStatus",

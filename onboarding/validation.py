@@ -15,6 +15,7 @@ from pathlib import Path
 from django.conf import settings
 from jsonschema import Draft7Validator, ValidationError, validators
 
+from acumos_portal.text import hidden_character_error
 from runner_image.errors import RunnerError
 from runner_image.package import ExtractLimits, Manifest, check_archive
 from runner_image.protos import CompiledProto, compile_proto
@@ -81,6 +82,11 @@ def _raise_schema_errors(part: str, what: str, errors: list[dict]) -> None:
 def validate_metadata(path: Path) -> dict:
     metadata = _read_json(path, "metadata")
     _raise_schema_errors("metadata", "metadata.json", _schema_errors(_validator("model-metadata.json"), metadata))
+    # The name is shown on pages and in file names: nothing that hides or reverses text (RTL override...)
+    # and no control character (PostgreSQL cannot store NUL).
+    hidden = hidden_character_error(metadata["name"])
+    if hidden:
+        raise Invalid("metadata", f"metadata.json: name: {hidden}", [{"field": "name", "message": hidden}])
     return metadata
 
 

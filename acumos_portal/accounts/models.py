@@ -2,12 +2,16 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.crypto import salted_hmac
 from django.utils.functional import cached_property
 
 from acumos_portal.accounts.choices import Role
+from acumos_portal.accounts.names import username_key
 
 # At most: a change to groups forgets the cached roles at once; this bounds a read that raced it.
 ROLES_SECONDS = 60
@@ -31,6 +35,42 @@ class User(AbstractUser):
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     organization = models.CharField(max_length=200, blank=True)
+    # The username as a reader sees it (accounts.names): a second name that reads the same is refused.
+    # Null only for an account made before this rule that reads as an older one.
+    username_key = models.CharField(max_length=600, unique=True, null=True, editable=False)
+    # Every JWT carries it and every session's auth hash covers it: one more ends every sign-in made
+    # before (sign out everywhere; a new password).
+    auth_generation = models.PositiveIntegerField(default=0, editable=False)
+
+    def clean(self):
+        super().clean()
+        if self.username and User.objects.exclude(pk=self.pk).filter(username_key=username_key(self.username)).exists():
+            raise ValidationError({"username": "This username reads the same as an existing one; choose another."})
+
+    def save(self, *args, **kwargs):
+        self.username_key = username_key(self.username)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "username" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "username_key"}
+        # set_password() keeps the new password in _password until it is saved; a hash upgrade at sign-in
+        # clears it first (Django: "hash upgrades shouldn't be considered password changes").
+        if self._password is not None and self.pk is not None:
+            self.auth_generation += 1
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "auth_generation"}
+        super().save(*args, **kwargs)
+
+    def _auth_hash(self, secret=None) -> str:
+        return salted_hmac("acumos_portal.accounts.User.session_auth_hash", f"{self.password}:{self.auth_generation}",
+                           secret=secret, algorithm="sha256").hexdigest()
+
+    def get_session_auth_hash(self) -> str:
+        """Django signs a session out when this changes: with a new password, and with a new generation."""
+        return self._auth_hash()
+
+    def get_session_auth_fallback_hash(self):
+        for secret in settings.SECRET_KEY_FALLBACKS:
+            yield self._auth_hash(secret)
 
     def has_role(self, role: Role) -> bool:
         if self.is_superuser and role == Role.ADMIN:
@@ -106,3 +146,35 @@ class SiteSettings(models.Model):
     @classmethod
     def current(cls) -> SiteSettings:
         return cls.objects.get_or_create(pk=1)[0]
+
+
+class UserSession(models.Model):
+    """A session a user signed in with (recorded at sign-in, dropped at sign-out), so that signing out
+    everywhere, or a new password, deletes that user's sessions at once rather than scanning all."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="signed_in_sessions")
+    session_key = models.CharField(max_length=40, unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} since {self.created:%Y-%m-%d %H:%M}"
+
+
+class SignUpRequest(models.Model):
+    """One sign-up form sent from an address: the rate limit counts these. Only a request for a name
+    and email that were free holds a password hash and a link token (its sha256); the account is made
+    when the email's link is followed, so nothing exists for an address nobody confirmed."""
+
+    client_ip = models.GenericIPAddressField(null=True)
+    username = models.CharField(max_length=150)
+    email = models.EmailField()
+    password = models.CharField(max_length=128, blank=True)
+    token_hash = models.CharField(max_length=64, null=True, unique=True)  # looked up when the link is followed
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        # The rate limit: requests from one address in the last hour.
+        indexes = [models.Index(fields=["client_ip", "created"])]
+
+    def __str__(self) -> str:
+        return f"{self.username} <{self.email}> from {self.client_ip}"

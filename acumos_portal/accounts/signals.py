@@ -1,4 +1,5 @@
 from django.contrib.auth.models import Group
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.core.cache import cache
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
@@ -32,3 +33,20 @@ def forget_changed_roles(sender, instance, action, reverse, pk_set, **kwargs):
 @receiver(post_delete, sender=Group)
 def forget_roles_of_everyone(sender, **kwargs):
     forget_now_and_on_commit(forget_all_roles)
+
+
+@receiver(user_logged_in)
+def remember_session(sender, request, user, **kwargs):
+    """So that signing out everywhere, or a new password, finds the user's sessions."""
+    from acumos_portal.accounts.services import session_remember
+
+    session = getattr(request, "session", None)
+    session_remember(user, session.session_key if session is not None else None)
+
+
+@receiver(user_logged_out)
+def forget_session(sender, request, user, **kwargs):
+    from acumos_portal.accounts.services import session_forget
+
+    session = getattr(request, "session", None)
+    session_forget(session.session_key if session is not None else None)

@@ -1,10 +1,23 @@
-"""API authentication: `Bearer <api token or JWT>` and Acumos's `<login>:<api token>`."""
+"""API authentication: `Bearer <api token or JWT>` and Acumos's `<login>:<api token>`, through the
+sign-in lockout (accounts.services.user_for_api_credential): a wrong token counts as a failed sign-in,
+and a locked-out client gets 429 with Retry-After before any token is checked."""
 
 from __future__ import annotations
 
-from rest_framework import authentication, exceptions
+from rest_framework import authentication, exceptions, status
 
 from acumos_portal.accounts import services
+
+
+class LockedOut(exceptions.Throttled):
+    """429 in each API's own envelope (a Throttled to DRF: Retry-After from `wait`)."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "locked_out"
+
+    def __init__(self, locked: services.LockedOut):
+        exceptions.APIException.__init__(self, str(locked), self.default_code)
+        self.wait = locked.retry_after
 
 
 class TokenAuthentication(authentication.BaseAuthentication):
@@ -16,7 +29,10 @@ class TokenAuthentication(authentication.BaseAuthentication):
         if scheme.lower() == "basic":
             return None
         credential = rest.strip() if scheme.lower() == "bearer" else header
-        user = services.user_for_credential(credential)
+        try:
+            user = services.user_for_api_credential(request._request, credential)
+        except services.LockedOut as locked:
+            raise LockedOut(locked) from None
         if user is None:
             raise exceptions.AuthenticationFailed("the token is wrong, expired or revoked")
         return user, credential

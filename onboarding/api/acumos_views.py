@@ -12,6 +12,7 @@ Errors: {"status": "ERROR", "errorCode", "errorMessage", "errors": [{"field", "m
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 
 from django.http import Http404, JsonResponse
@@ -22,11 +23,12 @@ from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from acumos_portal import capacity
 from acumos_portal.accounts import services as account_services
 from acumos_portal.api.authentication import TokenAuthentication
+from acumos_portal.api.throttling import ClientScopedRateThrottle
 from acumos_portal.uploads import UploadTooLarge
 from marketplace.api.views import AnyAcceptNegotiation
 from onboarding import http
@@ -77,7 +79,12 @@ def acumos_exception_handler(exc, context):
         code = next((c for cls, c in _CODES.items() if isinstance(exc, cls)), "ERROR")
         detail = exc.detail
         message = str(detail) if isinstance(detail, str) else "the request is invalid"
-        return acumos_error(exc.status_code, code, message)
+        wait = getattr(exc, "wait", None)  # a throttle or the sign-in lockout: when to try again
+        return acumos_error(exc.status_code, code, message,
+                            headers={"Retry-After": str(math.ceil(wait))} if wait else None)
+    shortage = capacity.shortage_of(exc)  # a busy database (503) or a full disk (507): not a bug
+    if shortage is not None:
+        return acumos_error(shortage.status, shortage.acumos_code, shortage.message, headers=shortage.headers)
     error_id = uuid.uuid4().hex[:12]
     log.exception("acumos onboarding API failed [%s]", error_id)
     return acumos_error(status.HTTP_500_INTERNAL_SERVER_ERROR, "INTERNAL_ERROR",
@@ -136,7 +143,11 @@ class PushModelView(AcumosView):
             413: OpenApiResponse(ERROR_ENVELOPE, description="larger than ACUMOS_MAX_UPLOAD_BYTES"),
             429: OpenApiResponse(ERROR_ENVELOPE, description="the caller has ACUMOS_QUOTA_ONBOARDING_JOBS jobs in "
                                                              "flight"),
-            503: OpenApiResponse(ERROR_ENVELOPE, description="onboarding is closed on this site"),
+            503: OpenApiResponse(ERROR_ENVELOPE, description="onboarding is closed on this site (ONBOARDING_CLOSED), "
+                                                             "or the database is busy (SERVICE_UNAVAILABLE, with "
+                                                             "Retry-After)"),
+            507: OpenApiResponse(ERROR_ENVELOPE, description="the server's disk is full (INSUFFICIENT_STORAGE); "
+                                                             "nothing was kept"),
         })
     def post(self, request):
         """Onboard a model bundle (Acumos push). The pipeline runs in the background."""
@@ -177,7 +188,8 @@ class PushModelView(AcumosView):
 class AuthView(AcumosView):
     authentication_classes = []
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]  # password guessing: a few tries a minute per address
+    # Guessing is stopped by the sign-in lockout (accounts.lockout); this bounds sign-ins that succeed.
+    throttle_classes = [ClientScopedRateThrottle]
     throttle_scope = "password"
     parser_classes = [JSONParser]
 
@@ -190,6 +202,8 @@ class AuthView(AcumosView):
                                                         "jwtToken": serializers.CharField()}),
             400: OpenApiResponse(ERROR_ENVELOPE, description="the body is not as described"),
             401: OpenApiResponse(ERROR_ENVELOPE, description="wrong username or password"),
+            429: OpenApiResponse(ERROR_ENVELOPE, description="too many failed sign-ins from this address (or "
+                                                             "for this account from it): Retry-After says when"),
         })
     def post(self, request):
         """Exchange a username and password for a JWT (also in the `jwtToken` response header), to send
@@ -202,7 +216,12 @@ class AuthView(AcumosView):
             return acumos_error(status.HTTP_400_BAD_REQUEST, INVALID_PARAMETER,
                                 'the body must be {"request_body": {"username": "...", "password": "..."}}',
                                 [{"field": f"request_body.{f}", "message": "required"} for f in missing or fields])
-        token = account_services.jwt_for_password(credentials["username"], credentials["password"])
+        try:
+            token = account_services.jwt_for_password(request._request, credentials["username"],
+                                                      credentials["password"])
+        except account_services.LockedOut as locked:
+            return acumos_error(status.HTTP_429_TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", str(locked),
+                                headers={"Retry-After": str(locked.retry_after)})
         if token is None:
             return acumos_error(status.HTTP_401_UNAUTHORIZED, UNAUTHORIZED,
                                 "Unauthorized User: wrong username or password")

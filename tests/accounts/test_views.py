@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from acumos_portal.accounts.choices import Role
-from acumos_portal.accounts.models import ApiToken, User
+from acumos_portal.accounts.models import ApiToken
 from acumos_portal.accounts.services import token_create, user_for_credential
 
 from ..conftest import PASSWORD
@@ -126,39 +125,7 @@ def test_it_refuses_token_actions_by_get(client_for, owner):
     assert user_for_credential(key) == owner
 
 
-# ---------------------------------------------------------------- sign-up
-
-SIGN_UP = {"username": "newcomer", "email": "New@Example.com", "password1": "a long enough passphrase",
-           "password2": "a long enough passphrase"}
-
-
-def test_sign_up_makes_a_data_scientist_and_signs_in(client, db):
-    assert "Create an account" in client.get(reverse("accounts:login")).content.decode()
-    response = client.post(reverse("accounts:signup"), SIGN_UP)
-
-    assert response.status_code == 302 and response.url == reverse("marketplace:browse")
-    user = User.objects.get(username="newcomer")
-    assert user.email == "new@example.com" and user.roles == [Role.DATA_SCIENTIST]
-    assert client.get(reverse("marketplace:my-models")).status_code == 200
-
-
-@pytest.mark.parametrize(("change", "field"), [
-    ({"password2": "something else entirely"}, "password2"),
-    ({"password1": "short", "password2": "short"}, "password2"),
-    ({"password1": "83927461", "password2": "83927461"}, "password2"),  # all digits
-    ({"password1": "newcomer123", "password2": "newcomer123"}, "password2"),  # like the username
-    ({"password1": "password123", "password2": "password123"}, "password2"),  # a common one
-    ({"email": "not an email"}, "email"),
-    ({"username": "owner"}, "username"),
-    ({"email": "owner@example.com"}, "email"),
-])
-def test_sign_up_says_which_field_is_wrong(change, field, client, owner):
-    response = client.post(reverse("accounts:signup"), {**SIGN_UP, **change})
-
-    assert response.status_code == 400
-    assert response.context["form"].errors[field]
-    assert not User.objects.filter(username="newcomer").exists()
-
+# ---------------------------------------------------------------- sign-up (more in test_signup.py)
 
 def test_sign_up_can_be_closed(client, db, settings):
     settings.ACUMOS_SIGNUP_OPEN = False

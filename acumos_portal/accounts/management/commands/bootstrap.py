@@ -1,9 +1,15 @@
-"""Roles, the demo admin `make run` promises (password from ACUMOS_ADMIN_PASSWORD, or generated once
-and printed), and the embedded deployment target: this host, runner processes."""
+"""Roles, the demo admin `make run` promises, and the embedded deployment target: this host, runner
+processes.
+
+The admin's password is never printed into a log: one given in ACUMOS_ADMIN_PASSWORD is not echoed;
+one generated here goes to <ACUMOS_DATA_DIR>/admin-password, a new file only its owner may read (and,
+when a person watches the terminal, is shown there once)."""
 
 import os
 import secrets
+from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from acumos_portal.accounts import services
@@ -11,6 +17,16 @@ from acumos_portal.accounts.choices import Role
 from acumos_portal.accounts.models import User
 from deployment.choices import TargetDeployers, TargetKind
 from deployment.models import Target
+
+PASSWORD_FILE = "admin-password"
+
+
+def write_owner_only(path: Path, text: str) -> None:
+    """A new file, mode 0600 from its first byte: O_EXCL refuses a file or link someone put there first."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text + "\n")
 
 
 class Command(BaseCommand):
@@ -20,16 +36,16 @@ class Command(BaseCommand):
         services.ensure_roles()
         self._ensure_local_target()
         admin = User.objects.filter(username="admin").first()
-        password = os.environ.get("ACUMOS_ADMIN_PASSWORD", "").strip()
+        given = os.environ.get("ACUMOS_ADMIN_PASSWORD", "").strip()
         if admin is None:
-            password = password or secrets.token_urlsafe(12)
+            password = given or secrets.token_urlsafe(16)
             admin = User.objects.create_superuser("admin", "admin@example.com", password)
             services.grant_role(admin, Role.ADMIN)
-            self._announce(password)
-        elif password and not admin.check_password(password):
-            admin.set_password(password)
+            self._announce(generated=None if given else password)
+        elif given and not admin.check_password(given):
+            admin.set_password(given)
             admin.save(update_fields=["password"])
-            self._announce(password)
+            self._announce(generated=None)
         else:
             self.stdout.write("demo admin: user 'admin' exists (set ACUMOS_ADMIN_PASSWORD to reset its password)")
 
@@ -39,5 +55,13 @@ class Command(BaseCommand):
             Target.objects.create(name="This host", kind=TargetKind.LOCAL, deployers=TargetDeployers.OWNERS)
             self.stdout.write("deployment target: 'This host' (sandboxed runner processes on this machine)")
 
-    def _announce(self, password: str) -> None:
-        self.stdout.write(self.style.SUCCESS(f"demo admin: user 'admin', password '{password}'"))
+    def _announce(self, *, generated: str | None) -> None:
+        if generated is None:
+            self.stdout.write(self.style.SUCCESS("demo admin: user 'admin', password from ACUMOS_ADMIN_PASSWORD"))
+            return
+        path = Path(settings.DATA_DIR) / PASSWORD_FILE
+        write_owner_only(path, generated)
+        message = f"demo admin: user 'admin', password in {path} (readable by its owner only)"
+        self.stdout.write(self.style.SUCCESS(message))
+        if self.stdout.isatty():  # a person at a terminal, not a log: shown this once
+            self.stdout.write(f"demo admin password (shown once): {generated}")
