@@ -43,3 +43,28 @@ def test_a_renamed_group_is_a_new_role_for_everyone(other_user):
     assert "Renamed" in roles_of(other_user)
     group.delete()
     assert "Renamed" not in roles_of(other_user)
+
+
+def test_a_new_auth_generation_or_password_changes_the_session_hash_a_hash_upgrade_does_not(owner):
+    first = owner.get_session_auth_hash()
+    owner.auth_generation += 1
+    assert owner.get_session_auth_hash() != first
+    owner.refresh_from_db()
+    assert owner.get_session_auth_hash() == first
+
+    generation = owner.auth_generation
+    owner.set_password("another long passphrase")
+    owner.save()
+    assert owner.auth_generation == generation + 1  # a new password: every JWT and session of before ends
+    owner.set_password("another long passphrase")
+    owner._password = None  # what Django does when it only re-hashes at sign-in
+    owner.save(update_fields=["password"])
+    owner.refresh_from_db()
+    assert owner.auth_generation == generation + 1
+
+
+def test_the_username_key_follows_the_username(owner):
+    owner.username = "Renamed"
+    owner.save(update_fields=["username"])
+    owner.refresh_from_db()
+    assert owner.username_key == "renarned"  # "rn" is how UTS #39 reads "m"

@@ -222,3 +222,24 @@ def test_it_refuses_a_licence_profile_with_the_field_path(change, field, says, t
 def test_it_refuses_a_licence_that_is_not_an_object(tmp_path):
     invalid = refused(validation.validate_licence, write_json(tmp_path, ["Apache-2.0"], "license.json"))
     assert fields(invalid) == ["(root)"]
+
+
+@pytest.mark.parametrize(("name", "named"), [
+    pytest.param("nul\x00byte", "U+0000 NULL", id="nul"),
+    pytest.param("CRLF\r\nSet-Cookie: pwn=1", "U+000D CARRIAGE RETURN", id="crlf"),
+    pytest.param("Модель ☃ 模型 \u202egpj.exe", "U+202E RIGHT-TO-LEFT OVERRIDE", id="rtl-override"),
+    pytest.param("Iris\u200bClassifier", "U+200B ZERO WIDTH SPACE", id="zero-width-space"),
+    pytest.param("Iris\u2067Classifier", "U+2067 RIGHT-TO-LEFT ISOLATE", id="isolate"),
+])
+def test_it_refuses_a_model_name_with_hidden_characters_naming_it(name, named, tmp_path):
+    document = {**METADATA["0.6.0"], "name": name}
+    with pytest.raises(Invalid) as caught:
+        validation.validate_metadata(write_json(tmp_path, document))
+    message = f"contains {named}; control and direction characters are not allowed"
+    assert str(caught.value) == f"metadata.json: name: {message}"
+    assert caught.value.errors == [{"field": "name", "message": message}]
+
+
+def test_it_accepts_a_model_name_in_any_script(tmp_path):
+    document = {**METADATA["0.6.0"], "name": "Модель ☃ 模型 Iris (v2)"}
+    assert validation.validate_metadata(write_json(tmp_path, document))["name"] == document["name"]
