@@ -138,6 +138,9 @@ AXES_CLIENT_IP_CALLABLE = "acumos_portal.accounts.clientip.client_ip"
 AXES_USERNAME_CALLABLE = "acumos_portal.accounts.lockout.username_key"
 AXES_LOCKOUT_CALLABLE = "acumos_portal.accounts.lockout.lockout_page"
 AXES_RESET_ON_SUCCESS = False  # axes would clear the address's count too; LockoutHandler clears the account's
+# Its log lines show the client's address (for an operator's fail2ban) but not the username typed: people type
+# their password there by mistake.
+AXES_SENSITIVE_PARAMETERS = ["username"]
 # Sign-up: at most this many requests from one address per hour (each sends an email), and how long the
 # email's link to finish the account works.
 ACUMOS_SIGNUP_PER_ADDRESS_HOUR = env_int("ACUMOS_SIGNUP_PER_ADDRESS_HOUR", 5)
@@ -210,7 +213,8 @@ STORAGES = {
 }
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = DATA_DIR / "static"
+# Where collectstatic puts the files whitenoise serves; an image collects them into itself (Dockerfile).
+STATIC_ROOT = Path(env_str("ACUMOS_STATIC_ROOT", str(DATA_DIR / "static")))
 
 # Uploads stream to temporary files, never whole into memory; the limit is enforced while streaming.
 ACUMOS_MAX_UPLOAD_BYTES = env_int("ACUMOS_MAX_UPLOAD_BYTES", 2 << 30)
@@ -346,4 +350,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("ACUMOS_LOG_LEVEL", "INFO")},
+    # django-axes says several INFO lines per sign-in; its warnings (each failure, each lockout) stay.
+    "loggers": {"axes": {"level": "WARNING"}},
 }
