@@ -4,12 +4,11 @@ site settings with a logo checked by its bytes."""
 
 from __future__ import annotations
 
-import re
-
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
+from acumos_portal import svg
 from acumos_portal.accounts import services as account_services
 from acumos_portal.accounts.choices import Role
 from acumos_portal.accounts.models import SiteSettings, User
@@ -103,11 +102,6 @@ class UserAccessForm(forms.Form):
 LOGO_MAX_BYTES = 512 * 1024
 _PNG = b"\x89PNG\r\n\x1a\n"
 _JPEG = b"\xff\xd8\xff"
-# An SVG starts with its root element, after an optional XML declaration, comments and doctype.
-_SVG_START = re.compile(r"^\s*(<\?xml[^>]*\?>\s*)?(<!--.*?-->\s*|<!DOCTYPE[^>\[]*>\s*)*<svg[\s>/]", re.S | re.I)
-# What would run or fetch something when the logo is opened on its own: scripts, event handlers,
-# javascript: links, and entity declarations (entity expansion).
-_SVG_UNSAFE = re.compile(r"<script|[\s\"'/]on[a-z]+\s*=|javascript:|<!ENTITY", re.I)
 
 
 class SiteSettingsForm(forms.ModelForm):
@@ -153,22 +147,17 @@ def _read(upload: UploadedFile) -> bytes:
 
 def logo_kind(data: bytes) -> str:
     """"png", "jpg" or "svg", decided by the bytes (never by the name or the browser's content
-    type); anything else, and an SVG that could run code, is refused with the reason."""
+    type); anything else, and an SVG that could run or fetch something (acumos_portal.svg's allow-list),
+    is refused with the reason."""
     if data.startswith(_PNG):
         return "png"
     if data.startswith(_JPEG):
         return "jpg"
-    text = _as_text(data)
-    if text is None or not _SVG_START.match(text):
-        raise forms.ValidationError("The logo must be a PNG, JPEG or SVG image; this file is none of them.")
-    if _SVG_UNSAFE.search(text):
-        raise forms.ValidationError("This SVG contains scripts, event handlers (on…= attributes), javascript: "
-                                    "links or entity declarations; remove them and upload it again.")
-    return "svg"
-
-
-def _as_text(data: bytes) -> str | None:
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return None
+        svg.check_svg(data)
+    except svg.NotSvg as error:
+        raise forms.ValidationError(
+            f"The logo must be a PNG, JPEG or SVG image; this file is none of them ({error}).") from None
+    except svg.UnsafeSvg as error:
+        raise forms.ValidationError(f"This SVG is refused: {error}") from None
+    return "svg"

@@ -281,9 +281,22 @@ def test_a_logo_is_stored_by_what_its_bytes_are(client_for, admin_user, data, st
     (b"GIF89a" + b"\x00" * 40, "must be a PNG, JPEG or SVG"),
     (b"<html><body>hi</body></html>", "must be a PNG, JPEG or SVG"),
     (b"\xff\xfe<\x00s\x00v\x00g\x00", "must be a PNG, JPEG or SVG"),
-    (b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', "contains scripts"),
-    (b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"></svg>', "event handlers"),
-    (b'<svg xmlns="http://www.w3.org/2000/svg"><a href="javascript:alert(1)"><rect/></a></svg>', "javascript:"),
+    (b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', "is not an element a logo may have"),
+    (b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"></svg>', "the event handler onload"),
+    (b'<svg xmlns="http://www.w3.org/2000/svg"><a href="javascript:alert(1)"><rect/></a></svg>',
+     "may only point inside the file"),
+    # The security review's bypasses of the old regex (acumos_portal/svg.py is tested in full in tests/test_svg.py).
+    (b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink">'
+     b'<a xlink:href="javascript&#58;alert(document.domain)"><rect/></a></svg>', "may only point inside the file"),
+    (b'<svg xmlns="http://www.w3.org/2000/svg"><foreignObject><iframe xmlns="http://www.w3.org/1999/xhtml" '
+     b'srcdoc="&lt;script&gt;alert(document.domain)&lt;/script&gt;"/></foreignObject></svg>',
+     "is not an element a logo may have"),
+    (b'<svg xmlns="http://www.w3.org/2000/svg"><rect><set attributeName="onmouseover" to="alert(1)"/></rect></svg>',
+     "an animation may change how the logo looks"),
+    (b'<svg xmlns="http://www.w3.org/2000/svg"><image href="https://tracker.example/x.png"/></svg>',
+     "is not an element a logo may have"),
+    (b'<!DOCTYPE svg [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+     b'<svg xmlns="http://www.w3.org/2000/svg"><text>&b;</text></svg>', "DOCTYPE"),
     (PNG + b"\x00" * (512 * 1024), "the limit is 512 KB"),
 ])
 def test_a_logo_that_is_not_a_safe_image_is_refused(client_for, admin_user, data, error):
@@ -291,7 +304,7 @@ def test_a_logo_that_is_not_a_safe_image_is_refused(client_for, admin_user, data
     response = save_site(client_for(admin_user), logo=logo, site_name="Unchanged?")
     assert response.status_code == 400
     assert error in " ".join(response.context["form"].errors["logo"])
-    assert error.split(":")[0] in response.content.decode()
+    assert error in response.content.decode()
     settings = SiteSettings.current()
     assert not settings.logo and settings.site_name == ""
 
