@@ -20,7 +20,6 @@ from deployment.choices import DeploymentStatus
 from deployment.models import Deployment, Target
 from marketplace import services, signature, storage
 from marketplace.choices import ArtifactKind, Audience, RequestStatus, RevisionStatus
-from marketplace.markdown import render_markdown
 from marketplace.models import (
     Artifact,
     Comment,
@@ -282,31 +281,6 @@ def test_comments_are_threaded_with_anchors_and_reply_links(client_for, other_us
     assert html.index("How accurate") < html.index("About 95%") < html.index("On which split")
     assert html.count('class="comments comments--replies"') == 2
     assert action("comment-delete", public, top.pk) not in html  # not theirs
-
-
-# ---------------------------------------------------------------- markdown
-
-def test_markdown_keeps_tables_code_and_lists():
-    html = render_markdown("| a | b |\n|---|--:|\n| 1 | 2 |\n\n```python\nprint('hi')\n```\n\n1. one\n2. two\n")
-    assert "<table>" in html and "<th>a</th>" in html and '<td style="text-align:right">2</td>' in html
-    assert "<pre><code>print('hi')\n</code></pre>" in html
-    assert "<ol>\n<li>one</li>" in html
-
-
-def test_markdown_removes_scripts_handlers_and_javascript_links():
-    html = render_markdown(
-        "<script>alert(1)</script>\n\n<img src=\"x.png\" onerror=\"alert(2)\">\n\n[a](javascript:alert(3))\n\n"
-        "<iframe src=\"https://evil.example\"></iframe><style>body{}</style>\n\n"
-        "<a href=\"https://ok.example\" onclick=\"alert(4)\">ok</a>")
-    assert "script" not in html and "alert" not in html and "onerror" not in html and "onclick" not in html
-    assert "iframe" not in html and "style" not in html and "javascript" not in html
-    assert '<a href="https://ok.example" rel="nofollow noopener">ok</a>' in html
-    assert '<img src="x.png">' in html
-
-
-def test_markdown_links_get_nofollow_noopener():
-    assert render_markdown("[x](https://example.org)") == (
-        '<p><a href="https://example.org" rel="nofollow noopener">x</a></p>')
 
 
 # ---------------------------------------------------------------- the signature
