@@ -30,8 +30,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", Fals
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
 if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# Content-Security-Policy on every answer (django-csp; README, "Security"): scripts, styles, images, fonts
-# and requests from this origin only, nothing inline, no eval, no plugins, no framing, forms post here.
+# Content-Security-Policy on every answer (django-csp; README, "Security: the pages"): scripts, styles, images,
+# fonts and requests from this origin only, nothing inline, no eval, no plugins, no framing, forms post here.
 # The API docs page loosens images (data: icons) for itself (acumos_portal/api/urls.py); the logo view
 # sends a stricter policy of its own. ACUMOS_CSP_REPORT_ONLY=true sends it as Report-Only (the browser
 # reports and blocks nothing), for an operator trying a change of theirs.

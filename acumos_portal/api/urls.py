@@ -1,11 +1,12 @@
 """The native REST API, /api/v1/: marketplace, onboarding jobs, API tokens, and its OpenAPI schema
 (/api/v1/schema/) and docs page (/api/v1/docs/, assets from drf-spectacular-sidecar, no CDN)."""
 
+from csp.decorators import csp_update
 from django.http import JsonResponse
 from django.urls import Resolver404, include, path, re_path, resolve
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
 from acumos_portal.accounts.api import ApiTokenViewSet
@@ -41,10 +42,19 @@ def fallback(request, *args, **kwargs):
     return JsonResponse(error_body("not_found", f"no API endpoint at {request.path}"), status=404)
 
 
+def docs_page():
+    """Swagger UI under the site's Content-Security-Policy: its start-up script is served by the view
+    itself (?script) rather than inline, its page styles from a static file (templates/api/swagger_ui.html),
+    and its icons, which its style sheet carries as data: images, are allowed on this page alone."""
+    view = SpectacularSwaggerSplitView.as_view(url_name="api:schema", template_name="api/swagger_ui.html")
+    data_images = {"img-src": ["data:"]}
+    return csp_update(data_images)(csp_update(data_images, REPORT_ONLY=True)(view))
+
+
 app_name = "api"
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("docs/", docs_page(), name="docs"),
     path("", include("marketplace.api.urls")),
     path("", include("images.api.urls")),
     path("", include("deployment.api.urls")),

@@ -58,6 +58,15 @@
       input.addEventListener("focus", function () { input.select(); });
     });
 
+    // A plain form marked data-confirm="question" is sent only once the question is answered OK (an inline
+    // onsubmit would be refused by the Content-Security-Policy; htmx forms have hx-confirm).
+    document.addEventListener("submit", function (event) {
+      var form = event.target;
+      if (form.hasAttribute && form.hasAttribute("data-confirm") && !window.confirm(form.getAttribute("data-confirm"))) {
+        event.preventDefault();
+      }
+    });
+
     setUpNavToggle();
     setUpCollapsibles(document);
   });

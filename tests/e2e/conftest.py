@@ -125,8 +125,9 @@ def camera() -> Camera:
 @pytest.fixture
 def browser_problems() -> list[str]:
     """What went wrong beneath the pages, which a screenshot may not show: a server error (5xx)
-    on any request (htmx ones too), an uncaught script error, an error in the console. The test
-    asserts there are none; they are also printed, so a failure elsewhere shows them too."""
+    on any request (htmx ones too), an uncaught script error, an error in the console, anything the
+    Content-Security-Policy refused, a request to any other site than the portal. The test asserts
+    there are none; they are also printed, so a failure elsewhere shows them too."""
     problems: list[str] = []
     yield problems
     for problem in problems:
@@ -144,7 +145,7 @@ def open_as(browser, portal, browser_problems):
         contexts.append(context)
         if user is not None:
             context.add_cookies([_session_cookie(user, portal.url)])
-        _watch(context, browser_problems)
+        _watch(context, browser_problems, portal.url)
         page = context.new_page()
         page.set_default_timeout(PAGE_TIMEOUT_MS)
         return page
@@ -154,18 +155,41 @@ def open_as(browser, portal, browser_problems):
         context.close()
 
 
-def _watch(context: BrowserContext, problems: list[str]) -> None:
+def _watch(context: BrowserContext, problems: list[str], origin: str) -> None:
+    def on_request(request) -> None:
+        if not request.url.startswith((origin + "/", "data:", "blob:")):
+            problems.append(f"a request to another site: {request.method} {request.url} (from {request.frame.url})")
+
     def on_response(response) -> None:
         if response.status >= 500:
             problems.append(f"HTTP {response.status} {response.request.method} {response.url}")
+
+    def on_violation(source, violation: dict) -> None:
+        problems.append("CSP violation on {page}: {directive} refused {blocked} ({where}) {sample}".format(
+            page=source["page"].url, directive=violation["directive"], blocked=violation["blocked"] or "inline",
+            where=violation["where"], sample=violation["sample"]).rstrip())
+
+    # Every Content-Security-Policy violation in any page of this context, as the page's own event reports
+    # it (Playwright's init scripts and bindings are not subject to the page's policy).
+    context.expose_binding("reportCspViolation", on_violation)
+    context.add_init_script(_CSP_WATCH_JS)
 
     def on_page(page: Page) -> None:
         page.on("pageerror", lambda error: problems.append(f"script error on {page.url}: {error}"))
         page.on("console", lambda message: message.type == "error" and problems.append(
             f"console error on {page.url}: {message.text}"))
 
+    context.on("request", on_request)
     context.on("response", on_response)
     context.on("page", on_page)
+
+
+_CSP_WATCH_JS = """document.addEventListener("securitypolicyviolation", (event) => {
+  window.reportCspViolation({
+    directive: event.effectiveDirective, blocked: event.blockedURI, sample: event.sample || "",
+    where: `${event.sourceFile || event.documentURI}:${event.lineNumber}:${event.columnNumber}`,
+  });
+});"""
 
 
 def _session_cookie(user, url: str) -> dict:
