@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from django.conf import settings
-from django.db import close_old_connections, connection, connections, transaction
+from django.db import DatabaseError, close_old_connections, connection, connections, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
@@ -106,6 +109,18 @@ def shutdown() -> None:
             pool.shutdown(wait=True, cancel_futures=False)
 
 
+def _forget_pools_in_child() -> None:
+    """A forked child (a server that loads the app, then forks its workers) has none of its parent's
+    threads: its pools and timers are the parent's, and must not be used. The lock is held across
+    the fork, so the child never copies it taken by a thread it does not have."""
+    _pools.clear()
+    _timers.clear()
+    _lock.release()
+
+
+os.register_at_fork(before=_lock.acquire, after_in_parent=_lock.release, after_in_child=_forget_pools_in_child)
+
+
 def _run_in_thread(task, args) -> None:
     close_old_connections()
     try:
@@ -128,7 +143,10 @@ def keep_alive(rows, on_exit=None):
     def beat() -> None:
         try:
             while not stop.wait(interval):
-                rows.update(heartbeat=timezone.now())
+                try:
+                    rows.update(heartbeat=timezone.now())
+                except DatabaseError:  # busy or gone for a moment: the next beat tries again
+                    log.warning("heartbeat missed", exc_info=True)
         finally:
             connection.close()  # this thread's own connection
 
@@ -141,3 +159,31 @@ def keep_alive(rows, on_exit=None):
         thread.join(timeout=5)
         if on_exit is not None:
             on_exit()
+
+
+# ---------------------------------------------------------------- which process runs a job
+
+def this_process() -> str:
+    """This process as a claimant of work: host, pid and the pid's start time (a pid the kernel
+    gives again later is another process)."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
+
+
+def process_gone(claimant: str) -> bool:
+    """True if `claimant` (this_process() of whoever claimed some work) was a process of this host
+    that has ended; False while it runs, and for another host's (only its heartbeat tells)."""
+    try:
+        host, pid, started = claimant.rsplit(":", 2)
+    except ValueError:  # not claimed (an older row): nothing to tell
+        return False
+    return host == socket.gethostname() and (not pid.isdigit() or _start_time(int(pid)) != started)
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat, field 22); "" if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return ""
+    return fields[19] if fields[0] != "Z" else ""  # a zombie has ended

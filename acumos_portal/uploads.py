@@ -1,7 +1,10 @@
 """Upload handling: every file part streams to a temporary file, and the whole request is refused
-as soon as it passes ACUMOS_MAX_UPLOAD_BYTES (not after it has been written in full)."""
+as soon as it passes ACUMOS_MAX_UPLOAD_BYTES (not after it has been written in full), or as soon as
+the disk cannot take more of it (then what was written is deleted at once)."""
 
 from __future__ import annotations
+
+import contextlib
 
 from django.conf import settings
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
@@ -26,19 +29,40 @@ class LimitedTemporaryFileUploadHandler(TemporaryFileUploadHandler):
             return QueryDict(encoding=encoding), MultiValueDict()
         return None
 
+    def new_file(self, *args, **kwargs):
+        try:
+            super().new_file(*args, **kwargs)
+        except OSError as exc:
+            self._stop_for(exc)
+
     def receive_data_chunk(self, raw_data, start):
         self.received += len(raw_data)
         if self.received > self.limit:
             self.request.upload_too_large = self.limit
             raise StopUpload(connection_reset=False)
-        return super().receive_data_chunk(raw_data, start)
+        try:
+            return super().receive_data_chunk(raw_data, start)
+        except OSError as exc:
+            self._stop_for(exc)
+
+    def _stop_for(self, exc: OSError):
+        """Writing the upload failed (the disk is full): delete what was written (a temporary file
+        goes when closed) and read no further; check_upload_size raises the error for the view."""
+        self.request.upload_failed = exc
+        with contextlib.suppress(AttributeError, OSError):
+            self.file.close()
+        raise StopUpload(connection_reset=False)
 
 
 def check_upload_size(request) -> None:
-    """Call after touching request.FILES: raises UploadTooLarge if the handler stopped the upload."""
+    """Call after touching request.FILES: raises UploadTooLarge if the handler stopped the upload for
+    its size, or the OSError (ENOSPC: acumos_portal.capacity answers 507) that stopped its writing."""
     limit = getattr(request, "upload_too_large", None)
     if limit:
         raise UploadTooLarge(limit)
+    failed = getattr(request, "upload_failed", None)
+    if failed is not None:
+        raise failed
 
 
 def csrf_failure(request, reason=""):
@@ -49,6 +73,11 @@ def csrf_failure(request, reason=""):
 
         return HttpResponse(f"The upload is larger than the limit of {limit} bytes.", status=413,
                             content_type="text/plain")
+    from acumos_portal import capacity
+
+    shortage = capacity.shortage_of(getattr(request, "upload_failed", None))
+    if shortage is not None:  # the disk filled before the token was read
+        return capacity.page_response(shortage)
     from django.views.csrf import csrf_failure as default_failure
 
     return default_failure(request, reason)

@@ -3,6 +3,9 @@ from django.urls import include, path
 
 from acumos_portal import site
 
+# A busy database or a full disk is not a bug: 503 or 507 saying so, not the 500 page.
+handler500 = "acumos_portal.capacity.server_error"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("site/logo/", site.logo, name="site-logo"),

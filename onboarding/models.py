@@ -61,6 +61,9 @@ class StepResult(TimedRun):
     position = models.PositiveSmallIntegerField()
     status = models.CharField(max_length=10, choices=StepStatus.choices, default=StepStatus.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # The process that claimed it, "host:pid:start" (acumos_portal.jobs.this_process): once that
+    # process is gone, the reaper takes the step up at once instead of waiting for it to turn stale.
+    claimed_by = models.CharField(max_length=300, blank=True)
     log = models.TextField(blank=True)
     error = models.TextField(blank=True)
     details = models.JSONField(default=dict, blank=True)

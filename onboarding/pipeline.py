@@ -2,8 +2,11 @@
 
 Every step is a StepResult row. A step is claimed with a conditional update, so a duplicate
 delivery of the same task does nothing (tasks are idempotent). A permanent failure fails the
-job at once and undoes what it made; a transient one is retried with a bound; a worker that
-dies mid-step leaves a running row, and a lost task a pending one, that the reaper re-queues or fails.
+job at once and undoes what it made; a transient one (a busy database among them) is retried with
+a bound; a worker that dies mid-step leaves a running row, and a lost task a pending one, that the
+reaper re-queues or fails: at once when the step's process is known to be gone (it ran on this host),
+else once the job's heartbeat is ACUMOS_JOB_STALE_SECONDS old. On the embedded default the web
+server, when it starts, takes up every job a stopped one left (resume_interrupted_jobs).
 
 Fairness: a step that runs the user's model (MODEL_STEPS) is claimed only while its owner has fewer
 than ACUMOS_MODEL_STEPS_PER_USER of them running, on any worker or thread. Otherwise the task is put
@@ -17,11 +20,12 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
+from acumos_portal import capacity, jobs
 from marketplace.choices import NotificationKind
 from marketplace.services import notify
 from onboarding.choices import STEPS, JobStatus, StepStatus
@@ -33,6 +37,7 @@ UNFINISHED = [JobStatus.PENDING, JobStatus.RUNNING]
 # Steps that run the user's model (in a runner process): one owner's are limited, and they have
 # workers of their own (the tasks' runs_model, acumos_portal.jobs).
 MODEL_STEPS = frozenset({"smoke_test"})
+PUT_BACK_TRIES = 3  # each waits up to the busy timeout (ACUMOS_SQLITE_BUSY_SECONDS)
 WAITING_NOTE = "waiting for the owner's other models to finish (ACUMOS_MODEL_STEPS_PER_USER run at once)\n"
 
 
@@ -58,13 +63,45 @@ class OwnerBusy(Exception):
 
 
 def run_step(job_id: str, name: str) -> None:
+    """Claim, do and record one step. A busy database ("database is locked": SQLite's one write lock
+    held past the busy timeout), wherever it is met, is transient like a storage hiccup: the claim is
+    undone and the task retried (with its bound), never a failed job."""
+    try:
+        _run_step(job_id, name)
+    except OperationalError as exc:
+        if not capacity.is_database_busy(exc):
+            raise
+        log.warning("onboarding step %s of job %s met a busy database; retrying: %s", name, job_id, exc)
+        _put_back(job_id, name)
+        raise TransientError(f"the database was busy: {exc}") from exc
+
+
+def _put_back(job_id: str, name: str) -> None:
+    """Undo this process's claim of a step, for the retry. A claim left standing would hold the step
+    until the job's heartbeat is stale, so this waits for the database a few times over; if it still
+    cannot write, the reaper takes the step up then."""
+    mine = StepResult.objects.filter(job_id=job_id, name=name, status=StepStatus.RUNNING,
+                                     claimed_by=jobs.this_process())
+    for _ in range(PUT_BACK_TRIES):
+        try:
+            if mine.exists():  # a read: it does not wait for the write lock
+                mine.update(status=StepStatus.PENDING)
+            return
+        except OperationalError as exc:
+            if not capacity.is_database_busy(exc):
+                raise
+    log.warning("could not put step %s of job %s back; the reaper will", name, job_id)
+
+
+def _run_step(job_id: str, name: str) -> None:
     try:
         step = claim_step(job_id, name)
     except OwnerBusy:
         defer_step(job_id, name)
         return
-    if step is None:
-        return  # already done, being done elsewhere, or the job has failed
+    if step is None:  # already done, being done elsewhere, or the job has failed
+        _move_on_if_left(job_id, name)
+        return
     from onboarding.steps import STEP_FUNCTIONS
 
     try:
@@ -79,6 +116,8 @@ def run_step(job_id: str, name: str) -> None:
         StepResult.objects.filter(pk=step.pk).update(status=StepStatus.PENDING)
         raise
     except Exception as exc:  # a bug must fail the job visibly, not leave it running
+        if capacity.is_database_busy(exc):
+            raise  # transient: run_step retries it
         error_id = uuid.uuid4().hex[:12]
         log.exception("onboarding step %s failed [%s] job=%s", name, error_id, job_id)
         fail_job(step.job, step, f"internal error in step {name} (error id {error_id}): {exc}", {"error_id": error_id})
@@ -88,9 +127,24 @@ def run_step(job_id: str, name: str) -> None:
     advance(step.job, name)
 
 
-def heartbeat(job_id: str):
-    from acumos_portal import jobs
+def _move_on_if_left(job_id: str, name: str) -> None:
+    """A step that is done while its job did not move on (the database was busy, or the worker
+    stopped, between recording the step and sending the next): move the job on now, when the task
+    is retried or sent again. Sending a next step that is already queued is harmless: one claim holds."""
+    done = (StepResult.objects.select_related("job")
+            .filter(job_id=job_id, name=name, status__in=[StepStatus.SUCCEEDED, StepStatus.SKIPPED],
+                    job__status__in=UNFINISHED).first())
+    if done is None:
+        return
+    position = STEP_ORDER.index(name)
+    if position + 1 < len(STEP_ORDER):
+        following = StepResult.objects.filter(job_id=job_id, name=STEP_ORDER[position + 1]).first()
+        if following is None or following.status != StepStatus.PENDING or following.attempts:
+            return  # it has moved on
+    advance(done.job, name)
 
+
+def heartbeat(job_id: str):
     return jobs.keep_alive(OnboardingJob.objects.filter(pk=job_id))
 
 
@@ -101,7 +155,8 @@ def claim_step(job_id: str, name: str) -> StepResult | None:
     with transaction.atomic():
         claimed = StepResult.objects.filter(
             job_id=job_id, name=name, status=StepStatus.PENDING, job__status__in=UNFINISHED,
-        ).update(status=StepStatus.RUNNING, started=now, finished=None, attempts=F("attempts") + 1)
+        ).update(status=StepStatus.RUNNING, started=now, finished=None, attempts=F("attempts") + 1,
+                 claimed_by=jobs.this_process())
         if not claimed:
             return None
         if name in MODEL_STEPS:
@@ -131,7 +186,6 @@ def defer_step(job_id: str, name: str) -> None:
     """Send the step again after ACUMOS_MODEL_RETRY_SECONDS (a timer, or a Celery countdown: a new
     message, not a retry, so waiting uses none of the task's retries). The heartbeat moves on, so
     the reaper sees a job that waits, not one that stopped."""
-    from acumos_portal import jobs
     from onboarding.tasks import step_task
 
     note = StepResult.objects.filter(job_id=job_id, name=name, status=StepStatus.PENDING)
@@ -149,7 +203,6 @@ def _finish(step: StepResult, status: str, output: str) -> None:
 def advance(job: OnboardingJob, name: str) -> None:
     position = STEP_ORDER.index(name)
     if position + 1 < len(STEP_ORDER):
-        from acumos_portal import jobs
         from onboarding.tasks import step_task
 
         OnboardingJob.objects.filter(pk=job.pk).update(heartbeat=timezone.now())
@@ -186,16 +239,41 @@ def fail_job(job: OnboardingJob, step: StepResult, message: str, details: dict |
 def reap_stale_jobs() -> list[str]:
     """Jobs that stopped moving: a step left running by a worker that died is re-queued (or the job
     failed after the last attempt); a job whose next task was lost (broker down when it was sent,
-    retries used up) is sent on again, so no job stays pending or running for ever."""
+    retries used up) is sent on again, so no job stays pending or running for ever. Staged files no
+    job holds any more are removed."""
+    from onboarding.services import sweep_staging
+
     cutoff = timezone.now() - timedelta(seconds=settings.ACUMOS_JOB_STALE_SECONDS)
     stale = StepResult.objects.select_related("job").filter(
         status=StepStatus.RUNNING, started__lt=cutoff, job__status=JobStatus.RUNNING, job__heartbeat__lt=cutoff)
-    actions = [_reap(step) for step in stale]
+    steps = {step.pk: step for step in [*stale, *_orphaned_steps()]}
+    actions = [_reap(step) for step in steps.values()]
     actions += [_resume(job) for job in _stalled_jobs(cutoff)]
+    actions += sweep_staging()
     return [action for action in actions if action]
 
 
-def _reap(step: StepResult) -> str:
+def resume_interrupted_jobs() -> list[str]:
+    """Run by the process that runs the jobs when it starts (the embedded default's web server,
+    acumos_portal.wsgi): every job a stopped process left is taken up now, not when it turns stale.
+    A step whose process is gone is re-queued (its job failed after the last attempt); every
+    unfinished job with no step running is sent on. A job that is in fact queued in a live process
+    is sent twice, which is harmless: the second delivery finds its step claimed and does nothing."""
+    actions = [_reap(step, send=False) for step in _orphaned_steps()]
+    actions += [_resume(job) for job in _stalled_jobs(timezone.now())]
+    for action in filter(None, actions):
+        log.info("interrupted onboarding job taken up: %s", action)
+    return [action for action in actions if action]
+
+
+def _orphaned_steps() -> list[StepResult]:
+    """Running steps whose process is known to be gone: it ran on this host and has ended."""
+    running = StepResult.objects.select_related("job").filter(status=StepStatus.RUNNING,
+                                                               job__status__in=UNFINISHED)
+    return [step for step in running if jobs.process_gone(step.claimed_by)]
+
+
+def _reap(step: StepResult, send: bool = True) -> str:
     if step.attempts >= settings.ACUMOS_JOB_MAX_ATTEMPTS:
         # Conditional, like a claim: the step may have finished since it was read.
         if not StepResult.objects.filter(pk=step.pk, status=StepStatus.RUNNING).exists():
@@ -203,12 +281,15 @@ def _reap(step: StepResult) -> str:
         fail_job(step.job, step, f"step {step.name} did not finish after {step.attempts} attempts "
                                  "(the worker running it stopped); giving up")
         return f"failed {step.job_id}"
-    updated = StepResult.objects.filter(pk=step.pk, status=StepStatus.RUNNING).update(status=StepStatus.PENDING)
+    updated = StepResult.objects.filter(pk=step.pk, status=StepStatus.RUNNING,
+                                        claimed_by=step.claimed_by).update(status=StepStatus.PENDING)
     if updated:
         # Concat, not F() + str: `+` is numeric addition in SQL (an error on PostgreSQL, "0" on SQLite).
-        note = Value("re-queued after its worker stopped\n")
+        note = Value(f"re-queued after its worker stopped (attempt {step.attempts} of "
+                     f"{settings.ACUMOS_JOB_MAX_ATTEMPTS})\n")
         StepResult.objects.filter(pk=step.pk).update(log=Concat(F("log"), note))
-        _send(step.job_id, step.name)
+        if send:
+            _send(step.job_id, step.name)
     return f"requeued {step.job_id} {step.name}"
 
 
@@ -220,6 +301,10 @@ def _stalled_jobs(cutoff):
 
 
 def _resume(job: OnboardingJob) -> str:
+    failed = job.steps.filter(status=StepStatus.FAILED).first()
+    if failed is not None:  # the worker stopped (or lost the database) while failing the job
+        fail_job(job, failed, failed.error or f"step {failed.name} failed", failed.details)
+        return f"failed {job.id}"
     pending = job.steps.filter(status=StepStatus.PENDING).order_by("position").first()
     if pending is None:  # the last step finished but the worker stopped before marking the job
         advance(job, STEP_ORDER[-1])
@@ -233,7 +318,6 @@ def _resume(job: OnboardingJob) -> str:
 
 def _send(job_id, name: str) -> None:
     """Send a step again. The heartbeat moves on, so the reaper waits a full period before the next try."""
-    from acumos_portal import jobs
     from onboarding.tasks import step_task
 
     OnboardingJob.objects.filter(pk=job_id).update(heartbeat=timezone.now())

@@ -8,6 +8,7 @@ import contextlib
 import re
 import uuid
 import zipfile
+from datetime import timedelta
 from pathlib import Path, PurePosixPath
 
 from django.conf import settings
@@ -15,8 +16,9 @@ from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.utils import timezone
 
-from acumos_portal import jobs
+from acumos_portal import capacity, jobs
 from acumos_portal.accounts.models import SiteSettings
 from marketplace.models import Revision, Solution
 from onboarding import validation
@@ -28,6 +30,7 @@ from onboarding.validation import Invalid
 PART_FILES = {"metadata": "metadata.json", "schema": "model.proto", "model": "modelpackage.zip",
               "license": "license.json"}
 REQUIRED_PARTS = ("model", "metadata", "schema")
+STAGING = "staging"  # staging/<job id>/<part file> in the default storage, until the job ends
 PART_LABELS = {"model": "model (modelpackage.zip)", "metadata": "metadata (metadata.json)",
                "schema": "schema (model.proto)", "license": "license (license.json)"}
 
@@ -117,49 +120,83 @@ def onboarding_start(*, user, parts: dict[str, Path], source: str = Source.API, 
     check_open()  # the callers asked already; this keeps any future entry point from forgetting
     check_quota(user)  # likewise (before the bundle's checks); asked again below, where it holds
     metadata = check_bundle(parts)
+    job_id = uuid.uuid4()
     staged: list[str] = []
     try:
+        # Staged before the transaction: copying gigabytes must not hold the database's write lock
+        # (SQLite has one), and a full disk fails the upload before any row is written.
+        keys = {part: _stage(job_id, part, path, staged) for part, path in parts.items()}
         with transaction.atomic():
             _lock_user(user)
             check_quota(user)
-            job = _create_job(user, metadata, source, tracking_id, create_microservice)
-            job.parts = {part: _stage(job, part, path, staged) for part, path in parts.items()}
-            job.save(update_fields=["parts"])
+            job = _create_job(job_id, user, metadata, parts=keys, source=source, tracking_id=tracking_id,
+                              create_microservice=create_microservice)
             _create_steps(job)
             from onboarding.tasks import first_step_task
 
             jobs.enqueue(first_step_task(), str(job.id))
     except BaseException:
-        for key in staged:
-            default_storage.delete(key)
-        _remove_empty_staging_dir(staged)
+        discard_staged(job_id, staged)
         raise
     return job
 
 
-def _remove_empty_staging_dir(keys: list[str]) -> None:
-    if not keys:
-        return
-    with contextlib.suppress(NotImplementedError, OSError):  # remote storage has no directories
-        Path(default_storage.path(keys[0])).parent.rmdir()
-
-
-def _create_job(user, metadata: dict, source: str, tracking_id: str, create_microservice: bool) -> OnboardingJob:
+def _create_job(job_id, user, metadata: dict, *, parts: dict[str, str], source: str, tracking_id: str,
+                create_microservice: bool) -> OnboardingJob:
     name = metadata["name"]
     solution = Solution.objects.select_for_update().filter(owner=user, name=name).first()
     version = reserve_version(user, name, solution, metadata.get("modelVersion"))
     return OnboardingJob.objects.create(
-        owner=user, source=source, tracking_id=tracking_id or str(uuid.uuid4()), model_name=name,
-        solution_uuid=solution.id if solution else uuid.uuid4(), version=version,
-        create_microservice=create_microservice)
+        id=job_id, owner=user, source=source, tracking_id=tracking_id or str(uuid.uuid4()), model_name=name,
+        solution_uuid=solution.id if solution else _reserved_solution(user, name), version=version,
+        parts=parts, create_microservice=create_microservice)
 
 
-def _stage(job: OnboardingJob, part: str, path: Path, staged: list[str]) -> str:
-    key = f"staging/{job.id}/{PART_FILES[part]}"
+def _reserved_solution(user, name: str) -> uuid.UUID:
+    """The id a new solution of this name will have. An unfinished job of the same user and name
+    has reserved one already (two first uploads of a name at once, taking turns under the user's
+    lock): the second gets the same id, because its revision goes to the solution the first makes
+    (onboarding.steps._solution_for); the answer's solutionId must be where the revision goes."""
+    reserved = (OnboardingJob.objects.filter(owner=user, model_name=name, status__in=IN_FLIGHT)
+                .order_by("created").values_list("solution_uuid", flat=True).first())
+    return reserved or uuid.uuid4()
+
+
+def _stage(job_id, part: str, path: Path, staged: list[str]) -> str:
+    key = f"staging/{job_id}/{PART_FILES[part]}"
+    staged.append(key)  # before the save: a save cut short (the disk full) leaves part of a file
     with open(path, "rb") as handle:
-        key = default_storage.save(key, File(handle))
-    staged.append(key)
-    return key
+        saved = default_storage.save(key, File(handle))
+    if saved != key:
+        staged.append(saved)
+    return saved
+
+
+def discard_staged(job_id, keys) -> None:
+    """Delete a job's staged files and its staging directory (of a local storage)."""
+    for key in keys:
+        default_storage.delete(key)
+    with contextlib.suppress(NotImplementedError, OSError):  # remote storage has no directories
+        Path(default_storage.path(f"staging/{job_id}")).rmdir()
+
+
+def sweep_staging() -> list[str]:
+    """Staged files no unfinished job holds, left by a process that died between staging an upload
+    and its commit, or while discarding a finished job's. Only those untouched for
+    ACUMOS_JOB_STALE_SECONDS: a directory being staged right now has no job row yet."""
+    try:
+        folders, _ = default_storage.listdir(STAGING)
+    except FileNotFoundError:
+        return []
+    cutoff = timezone.now() - timedelta(seconds=settings.ACUMOS_JOB_STALE_SECONDS)
+    live = {str(pk) for pk in OnboardingJob.objects.filter(status__in=IN_FLIGHT).values_list("pk", flat=True)}
+    done = []
+    for folder in sorted(set(folders) - live):
+        keys = [f"{STAGING}/{folder}/{name}" for name in default_storage.listdir(f"{STAGING}/{folder}")[1]]
+        if all(default_storage.get_modified_time(key) < cutoff for key in keys):
+            discard_staged(folder, keys)
+            done.append(f"staging/{folder}: removed (no unfinished job holds it)")
+    return done
 
 
 def _create_steps(job: OnboardingJob) -> None:
@@ -232,6 +269,10 @@ def _extract_part(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path,
                 if written > max_bytes:
                     raise Invalid("bundle", f"{info.filename} expands past the limit of {max_bytes} bytes")
                 out.write(chunk)
-    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+    except OSError as exc:
+        if capacity.is_disk_full(exc):  # the server's fault, not the bundle's (507)
+            raise
+        raise Invalid("bundle", f"{info.filename} in the bundle is corrupt: {exc}") from exc
+    except (zipfile.BadZipFile, EOFError, RuntimeError, NotImplementedError) as exc:
         raise Invalid("bundle", f"{info.filename} in the bundle is corrupt: {exc}") from exc
     return target

@@ -3,14 +3,12 @@ StepFailed (permanent), StepSkipped or TransientError."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
@@ -26,7 +24,7 @@ from onboarding import descriptors, smoke, validation
 from onboarding.choices import JobStatus
 from onboarding.models import StepResult
 from onboarding.pipeline import StepFailed, StepSkipped, TransientError
-from onboarding.services import PART_FILES
+from onboarding.services import PART_FILES, discard_staged
 from onboarding.validation import Invalid
 
 PART_KINDS = {"model": ArtifactKind.MODEL, "metadata": ArtifactKind.METADATA, "schema": ArtifactKind.PROTO,
@@ -109,6 +107,9 @@ def store_artifacts(job, step) -> str:
 
 
 def create_revision(job, step) -> str:
+    made = Revision.objects.select_related("solution").filter(pk=job.revision_uuid).first()
+    if made is not None:  # made by an attempt whose worker stopped (or lost the database) before recording it
+        return f"revision {made.version} ({made.id}) of solution {made.solution.name} was already made\n"
     metadata = _metadata(job)
     blobs = job.steps.get(name="store_artifacts").details["blobs"]
     with staged(job, "model") as path:
@@ -125,11 +126,14 @@ def create_revision(job, step) -> str:
 
 
 def _solution_for(job, metadata: dict, flavour: str) -> tuple[Solution, bool]:
-    solution = Solution.objects.select_for_update().filter(owner=job.owner, name=job.model_name).first()
-    if solution is not None:
+    """The owner's solution of this name, or a new one with the id the upload answered with. Two
+    first uploads of a name share that id (onboarding.services._reserved_solution); the one that
+    comes second finds the solution the first made (get_or_create: also when both try at once)."""
+    solution, created = Solution.objects.get_or_create(
+        owner=job.owner, name=job.model_name,
+        defaults={"id": job.solution_uuid, "toolkit": flavour, "description": metadata.get("description", "")})
+    if not created:
         return solution, False
-    solution = Solution.objects.create(id=job.solution_uuid, owner=job.owner, name=job.model_name,
-                                       toolkit=flavour, description=metadata.get("description", ""))
     job.created_solution = True
     job.save(update_fields=["created_solution"])
     return solution, True
@@ -150,7 +154,10 @@ def generate_descriptors(job, step) -> str:
     documents = {ArtifactKind.PROTOBUF_JSON: descriptors.protobuf_json(proto),
                  ArtifactKind.TGIF: descriptors.tgif_json(proto, revision)}
     lines = []
+    made = set(revision.artifacts.values_list("kind", flat=True))  # by an attempt cut short before it was recorded
     for kind, document in documents.items():
+        if kind in made:
+            continue
         blob = _store_json(job, document)
         add_artifact(revision, kind, blob=blob)
         lines.append(f"{ARTIFACT_FILE_NAMES[kind]}: sha256 {blob.sha256}")
@@ -216,8 +223,10 @@ def build_image(job, step) -> str:
 
 def mark_ready(job, step) -> str:
     revision = Revision.objects.get(pk=job.revision_uuid)
-    blob = _store_generated(job, onboarding_log(job), ".log")
-    add_artifact(revision, ArtifactKind.LOG, blob=blob)
+    if revision.status == RevisionStatus.READY:  # an attempt cut short after it made it ready
+        return f"revision {revision.version} is ready\n"
+    if not revision.artifacts.filter(kind=ArtifactKind.LOG).exists():
+        add_artifact(revision, ArtifactKind.LOG, blob=_store_generated(job, onboarding_log(job), ".log"))
     Revision.objects.filter(pk=revision.pk).update(status=RevisionStatus.READY, ready_at=timezone.now())
     revision.refresh_from_db()
     revision_ready.send(sender=Revision, revision=revision)
@@ -259,10 +268,7 @@ def _blobs_held_by_unfinished_jobs(job) -> set[int]:
 
 
 def discard_staging(job) -> None:
-    for key in job.parts.values():
-        default_storage.delete(key)
-    with contextlib.suppress(NotImplementedError, OSError):  # remote storage has no directories
-        Path(default_storage.path(f"staging/{job.id}")).rmdir()
+    discard_staged(job.id, job.parts.values())
 
 
 STEP_FUNCTIONS = {

@@ -1,5 +1,5 @@
-"""Celery tasks: one per pipeline step, named `onboarding.<step>`, plus the reaper. Thin: each
-calls the pipeline with the job id."""
+"""Celery tasks: one per pipeline step, named `onboarding.<step>`, plus the reaper and the
+start-up resume. Thin: each calls the pipeline with the job id."""
 
 from __future__ import annotations
 
@@ -33,3 +33,8 @@ def first_step_task():
 @shared_task(name="onboarding.reap_stale_jobs", ignore_result=True)
 def reap_stale_jobs() -> list[str]:
     return pipeline.reap_stale_jobs()
+
+
+@shared_task(name="onboarding.resume_interrupted_jobs", ignore_result=True)
+def resume_interrupted_jobs() -> list[str]:
+    return pipeline.resume_interrupted_jobs()

@@ -3,10 +3,13 @@ onboarding.services exactly as an API upload does; a job is seen by its owner an
 
 from __future__ import annotations
 
+import functools
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.uploadhandler import StopUpload
+from django.db import OperationalError
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
@@ -14,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
+from acumos_portal import capacity
 from acumos_portal.uploads import UploadTooLarge, check_upload_size
 from marketplace.selectors import visible_revisions
 from onboarding import http
@@ -28,10 +32,13 @@ def _is_xhr(request) -> bool:
     return request.headers.get("X-Requested-With") == "XMLHttpRequest"
 
 
-def _page(request, form: OnboardForm, status: int = 200):
+def _page(request, form: OnboardForm, status: int = 200, headers: dict | None = None):
     template = "onboarding/_upload_form.html" if _is_xhr(request) else "onboarding/new.html"
     context = {"form": form, "steps": STEPS, "max_bytes": settings.ACUMOS_MAX_UPLOAD_BYTES}
-    return render(request, template, context, status=status)
+    response = render(request, template, context, status=status)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
 
 
 def _closed(request, status: int = 200):
@@ -62,6 +69,25 @@ def _over_quota(request, refused: OnboardingQuotaReached):
     return _page(request, OnboardForm(data={}, refusal=refused.message), status=429)
 
 
+def _shortage_on_the_form(view):
+    """The disk full (507) or the database busy (503) while an upload is taken: said on the form, as
+    the APIs say it in their envelopes (acumos_portal.capacity)."""
+
+    @functools.wraps(view)
+    def wrapped(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except (OSError, OperationalError) as exc:
+            shortage = capacity.shortage_of(exc)
+            if shortage is None:
+                raise
+            return _page(request, OnboardForm(data={}, refusal=shortage.message), status=shortage.status,
+                         headers=shortage.headers)
+
+    return wrapped
+
+
+@_shortage_on_the_form
 def _upload(request):
     try:
         form = OnboardForm(request.POST, request.FILES)  # reading the body streams the files to disk

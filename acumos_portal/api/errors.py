@@ -8,6 +8,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from acumos_portal import capacity
+
 # Django's own exceptions, which DRF turns into responses but which carry no code of their own.
 _DJANGO_CODES = {Http404: "not_found", PermissionDenied: "permission_denied"}
 
@@ -29,6 +31,9 @@ def error_body(code: str, message: str, details=None) -> dict:
 def exception_handler(exc, context):
     if isinstance(exc, ApiError):
         return Response(error_body(exc.error_code, str(exc.detail), exc.details), status=exc.status_code)
+    shortage = capacity.shortage_of(exc)  # a busy database (503) or a full disk (507): not a bug
+    if shortage is not None:
+        return Response(error_body(shortage.code, shortage.message), status=shortage.status, headers=shortage.headers)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

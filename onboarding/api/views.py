@@ -128,7 +128,9 @@ class OnboardingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mix
         413: OpenApiResponse(description="the upload is larger than ACUMOS_MAX_UPLOAD_BYTES"),
         429: OpenApiResponse(description="the caller has ACUMOS_QUOTA_ONBOARDING_JOBS jobs in flight "
                                          "(code quota_exceeded)"),
-        503: OpenApiResponse(description="onboarding is closed on this site (code onboarding_closed)")})
+        503: OpenApiResponse(description="onboarding is closed on this site (code onboarding_closed), or the "
+                                         "database is busy (code database_busy, with Retry-After)"),
+        507: OpenApiResponse(description="the server's disk is full (code disk_full); nothing was kept")})
     def create(self, request, *args, **kwargs):
         """Upload a bundle (parts `model`, `metadata`, `schema`, optional `license`, or one zip as `bundle`)
         and start onboarding it. The pipeline runs in the background: follow the job's `url`."""

@@ -163,7 +163,7 @@
         if (xhr.status === 201 && type.indexOf("application/json") === 0) {
           label.textContent = "Accepted. Opening the onboarding job…";
           window.location.assign(JSON.parse(xhr.responseText).location);
-        } else if ((xhr.status === 400 || xhr.status === 413 || xhr.status === 429) && type.indexOf("text/html") === 0) {
+        } else if ([400, 413, 429, 503, 507].indexOf(xhr.status) !== -1 && type.indexOf("text/html") === 0) {
           replace(xhr.responseText);
         } else if (xhr.status === 200 && xhr.responseURL && xhr.responseURL.indexOf(form.action) === -1) {
           window.location.assign(xhr.responseURL);  // signed out meanwhile: the sign-in page
