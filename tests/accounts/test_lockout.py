@@ -16,7 +16,6 @@ from acumos_portal.api.throttling import ClientScopedRateThrottle
 
 from ..conftest import PASSWORD
 from ..factories import UserFactory
-from ..onboarding.test_acumos_api import acumos_push, contents
 
 pytestmark = pytest.mark.django_db
 
@@ -186,13 +185,16 @@ def test_wrong_bare_tokens_and_jwts_lock_bare_credentials_out_from_the_address(o
     assert api_call(f"Bearer {key}", ip="127.0.0.2").status_code == 200
 
 
-def test_a_failed_upload_is_refused_without_its_body_being_read(owner, bundle_parts, settings, tmp_path):
-    """The lockout records a failure's form fields; for an upload that would read all of it first."""
-    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
-    response = acumos_push(Client(), contents(bundle_parts), "owner:acu_wrong")
-    assert response.status_code == 401
-    assert AccessAttempt.objects.get().post_data == ""
-    assert list(tmp_path.iterdir()) == []
+def test_a_failed_upload_is_refused_without_its_body_being_read(owner):
+    """axes records a failure's form fields: for an upload that would read all of it before the 401."""
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nread me\r\n"
+            b"--b\r\nContent-Disposition: form-data; name=\"model\"; filename=\"m.zip\"\r\n\r\n" + bytes(1 << 20)
+            + b"\r\n--b--\r\n")
+    response = Client().generic("POST", "/onboarding-app/v2/models", body, HTTP_AUTHORIZATION="owner:acu_wrong",
+                                content_type="multipart/form-data; boundary=b")
+    assert response.status_code == 401 and response.json()["errorCode"] == "UNAUTHORIZED"
+    attempt = AccessAttempt.objects.get()
+    assert attempt.failures_since_start == 1 and "read me" not in attempt.post_data
 
 
 # ---------------------------------------------------------------- behind a proxy
