@@ -2,84 +2,103 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# Two installs, each with its stamp: `make run` installs what the portal runs with; `make test` and the
+# bench targets add the test and benchmark stack on top (README, "Performance": what each costs).
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+EDITABLE := --config-settings editable_mode=compat -e
 
-.PHONY: run run-runner test services images browser sandbox lint fmt bench bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace clean example
+.PHONY: venv run run-runner test services images compose browser sandbox lint fmt bench bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace clean example
 
-$(STAMP): requirements.txt requirements-dev.txt runner_image/pyproject.toml
+# The portal's runtime (requirements.txt) and the runner with the one flavour the example uses.
+$(RUN_STAMP): requirements.txt runner_image/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt --config-settings editable_mode=compat -e './runner_image[all]'
-	touch $(STAMP)
+	$(PY) -m pip install --quiet -r requirements.txt $(EDITABLE) './runner_image[sklearn]'
+	touch $@
 
-venv: $(STAMP)
+# pytest, Playwright, moto, MLflow and every runner flavour (xgboost, lightgbm, onnx...): tests and benchmarks.
+$(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt $(EDITABLE) './runner_image[all]'
+	touch $@
 
-# The portal on the embedded default: SQLite, local files, background jobs on threads.
-run: $(STAMP) example sandbox
+venv: $(RUN_STAMP)
+
+# The portal on the embedded default: SQLite, local files, background jobs on threads, served by gunicorn
+# (acumos_portal/gunicorn.conf.py: ACUMOS_WEB_BIND, default 127.0.0.1:8000) with static files by whitenoise.
+run: $(RUN_STAMP) example sandbox
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py bootstrap
 	$(PY) manage.py reap_jobs
 	$(PY) manage.py sweep_sandboxes
-	@echo "portal: http://127.0.0.1:8000  (upload build/example-iris: metadata.json, model.proto, modelpackage.zip)"
+	@echo "portal: http://$${ACUMOS_WEB_BIND:-127.0.0.1:8000}  (upload build/example-iris: metadata.json, model.proto, modelpackage.zip)"
 	@# The periodic jobs (deployment status checks, decommissioning, reapers) beside the server.
 	$(PY) manage.py run_schedule & trap 'kill $$!' EXIT INT TERM; \
-	$(PY) manage.py runserver 127.0.0.1:8000 --noreload --insecure
+	$(PY) -m gunicorn -c acumos_portal/gunicorn.conf.py acumos_portal.wsgi
 
 # The runner alone, serving the example model on :3330.
-run-runner: $(STAMP) example
-	RUNNER_ADMIN_TOKEN=$${RUNNER_ADMIN_TOKEN:-dev-admin-token} $(PY) -m runner_image serve build/example-iris --port 3330
+run-runner: $(RUN_STAMP) example
+	@# The runner refuses a weak token (under 24 characters): without RUNNER_ADMIN_TOKEN, make a random one.
+	@token=$${RUNNER_ADMIN_TOKEN:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(32))')}; \
+	echo "runner admin token (for PUT /model and the other changes): $$token"; \
+	RUNNER_ADMIN_TOKEN=$$token $(PY) -m runner_image serve build/example-iris --port 3330
 
-example: $(STAMP)
+example: $(RUN_STAMP)
 	$(PY) examples/iris/make_bundle.py build/example-iris
 
 services:
 	bash scripts/ensure-services.sh
 
 # The Docker engine, the registry on 127.0.0.1:5000 and the offline runner base image (cached).
-images: $(STAMP)
+images: $(RUN_STAMP)
 	bash scripts/ensure-images.sh
 
 # bubblewrap and pasta: every model process on this host runs in their sandbox (README, "Security").
 sandbox:
 	bash scripts/ensure-sandbox.sh
 
+# Debian's docker-compose (v1) for the compose stack's test (tests/test_compose.py), on the engine of `images`.
+compose: images
+	bash scripts/ensure-compose.sh
+
 # Debian's Chromium for the end-to-end tests (Playwright drives it; no browser download).
 browser:
 	bash scripts/ensure-browser.sh
 
-test: $(STAMP) lint services sandbox images browser
+test: $(DEV_STAMP) lint services sandbox images browser compose
 	$(PY) manage.py makemigrations --check --dry-run > /dev/null
 	$(PY) -m pytest runner_image/tests
 	$(PY) -m pytest tests
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 
-fmt: $(STAMP)
+fmt: $(DEV_STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 bench: bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace
 
-bench-runner: $(STAMP)
+bench-runner: $(DEV_STAMP)
 	$(PY) bench/runner_vs_mlflow.py
 
-bench-swap: $(STAMP)
+bench-swap: $(DEV_STAMP)
 	$(PY) bench/swap_under_load.py
 
-bench-onboarding: $(STAMP)
+bench-onboarding: $(DEV_STAMP)
 	$(PY) bench/onboarding.py
 
-bench-images: $(STAMP)
+bench-images: $(DEV_STAMP)
 	$(PY) bench/image_build.py
 
-bench-deploy: $(STAMP)
+bench-deploy: $(DEV_STAMP)
 	$(PY) bench/reuse_vs_redeploy.py
 
-bench-sandbox: $(STAMP) sandbox
+bench-sandbox: $(DEV_STAMP) sandbox
 	$(PY) bench/sandbox_overhead.py
 
 # Seeds 100,000 solutions into a PostgreSQL database of its own; ARGS=--quick for 5,000.
-bench-marketplace: $(STAMP) services
+bench-marketplace: $(DEV_STAMP) services
 	$(PY) bench/marketplace_pages.py $(ARGS)
 
 clean:
