@@ -140,7 +140,7 @@ def bench_runner(bundle: Path, work: Path, script: Path, *, expected: int, worke
     name = f"runner-w{workers}"
     log = work / f"{name}.log"
     cmd = harness.runner_command(bundle, port, workers, work / f"state-{name}")
-    env = harness.offline_env(RUNNER_ADMIN_TOKEN="bench-admin-token")
+    env = harness.offline_env(RUNNER_ADMIN_TOKEN="bench-admin-token-runner-vs-mlflow")
     busy = harness.check_quiet(name)
     with harness.serving(name, cmd, env=env, port=port, log=log, keep_as=f"{BENCH}-{name}") as server, \
             harness.http_client() as client:

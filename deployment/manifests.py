@@ -423,6 +423,7 @@ ENV_EXAMPLE = f"""\
 # The runner's admin token: hot swaps and rollbacks need it (Authorization: Bearer <token>).
 # Copy this file to .env and set a long random value, for example the output of
 #   python3 -c "import secrets; print(secrets.token_urlsafe(32))"
+# The runner refuses to start with a weaker one (under 24 characters, or fewer than 8 different), so with change-me.
 {TOKEN_KEY}=change-me
 """
 

@@ -100,9 +100,12 @@ def _push_parser(p: argparse.ArgumentParser) -> None:
 
 def serve(args) -> int:
     from runner_image.runtime import record_seed, seed
+    from runner_image.settings import HttpLimits, admin_token_sha256
     from runner_image.slot import load_slot
     from runner_image.state import StateDir
 
+    admin_token_sha256()  # a weak token or a bad setting stops the runner here, before any worker starts
+    limits = HttpLimits.from_env()
     state_dir = _state_dir(args.state_dir)
     state = StateDir(state_dir)
     active = state.control().get("active")
@@ -116,7 +119,7 @@ def serve(args) -> int:
     if fresh:
         record_seed(state, slot)
     os.environ["RUNNER_STATE_DIR"] = str(state_dir)
-    return _run_uvicorn(args, state_dir, slot)
+    return _run_uvicorn(args, state_dir, slot, limits)
 
 
 def check(args) -> int:
@@ -160,13 +163,20 @@ def _state_dir(given: Path | None) -> Path:
     return path
 
 
-def _run_uvicorn(args, state_dir: Path, slot) -> int:
+def _run_uvicorn(args, state_dir: Path, slot, limits) -> int:
     import uvicorn
+
+    from runner_image.httpguard import GuardedHttpToolsProtocol
 
     if not os.environ.get("RUNNER_ADMIN_TOKEN") and not os.environ.get("RUNNER_ADMIN_TOKEN_SHA256"):
         logging.getLogger("runner_image").warning("RUNNER_ADMIN_TOKEN is not set: swaps are refused")
+    _raise_open_files_limit()
+    # limit_concurrency stays off unless RUNNER_LIMIT_CONCURRENCY sets it: uvicorn counts every open
+    # connection, slow ones included, so under a slowloris flood it would answer 503 to everyone until
+    # the header and body deadlines (GuardedHttpToolsProtocol) cleared them. The deadlines are the bound.
     common = {"host": args.host, "port": args.port, "access_log": False, "log_level": args.log_level.lower(),
-              "timeout_graceful_shutdown": 10}
+              "timeout_graceful_shutdown": 10, "http": GuardedHttpToolsProtocol,
+              "limit_concurrency": limits.limit_concurrency}
     if args.workers <= 1:
         from runner_image.server import create_app
 
@@ -178,6 +188,20 @@ def _run_uvicorn(args, state_dir: Path, slot) -> int:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     uvicorn.run("runner_image.server:create_app", factory=True, workers=args.workers, **common)
     return 0
+
+
+def _raise_open_files_limit() -> None:
+    """Many clients at once need many descriptors: take the hard limit the system allows, not the
+    soft default (often 1024)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = hard if hard != resource.RLIM_INFINITY else 1 << 16
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ImportError, ValueError, OSError):  # not on this system, or not allowed: keep what there is
+        pass
 
 
 def pack(args) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 class RunnerError(Exception):
     status = 500
     code = "internal_error"
+    headers: dict[str, str] = {}  # noqa: RUF012 (a class default, never mutated)
 
     def __init__(self, message: str, details: dict | None = None, status: int | None = None):
         super().__init__(message)
@@ -16,6 +17,10 @@ class RunnerError(Exception):
         self.details = details or {}
         if status is not None:
             self.status = status
+
+    def __reduce__(self):
+        # Errors cross from the proto compile process to the server: keep details and status on the way.
+        return (type(self), (self.message, self.details, self.status))
 
     def to_dict(self) -> dict:
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}
@@ -92,3 +97,14 @@ class PredictionFailed(RunnerError):
 class NotReady(RunnerError):
     status = 503
     code = "not_ready"
+
+
+class Busy(RunnerError):
+    """Every slot for this kind of work is taken: the caller may try again after `retry_after` seconds."""
+
+    status = 503
+    code = "busy"
+
+    def __init__(self, message: str, details: dict | None = None, status: int | None = None):
+        super().__init__(message, details, status)
+        self.headers = {"Retry-After": str(self.details.get("retry_after_seconds", 5))}

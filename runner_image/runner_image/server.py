@@ -2,7 +2,8 @@
 
 Predictions run inline on the event loop (small models answer in well under a millisecond of
 Python; a thread hop would cost more than it saves); swaps run in a thread so that the loop keeps
-answering with the old model while the new one loads.
+answering with the old model while the new one loads; a proto a caller sends with its data is
+compiled in a separate process (runner_image.compiler).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from starlette.routing import Route
 
 from runner_image import __version__, metrics, oip, openapi
 from runner_image.codec import message_from_bytes, message_from_json, message_to_dict, message_to_json
-from runner_image.csvcodec import message_from_csv
+from runner_image.compiler import ProtoCompiler, parse_data
 from runner_image.errors import (
     BadRequest,
     Forbidden,
@@ -39,7 +40,8 @@ from runner_image.errors import (
     UnsupportedMediaType,
 )
 from runner_image.package import ExtractLimits, validate_config
-from runner_image.protos import compile_proto
+from runner_image.protos import cache as proto_cache
+from runner_image.protos import check_proto_size, compile_proto
 from runner_image.runtime import Runtime, inherit, stage_package
 from runner_image.settings import Settings, token_sha256
 from runner_image.slot import (
@@ -95,7 +97,7 @@ def endpoint(route: str, admin: bool = False):
 
 
 def error_response(exc: RunnerError) -> JSONResponse:
-    return JSONResponse(exc.to_dict(), status_code=exc.status)
+    return JSONResponse(exc.to_dict(), status_code=exc.status, headers=exc.headers or None)
 
 
 def _unexpected(route: str, exc: Exception) -> RunnerError:
@@ -205,14 +207,8 @@ def form_field(form, request: Request, name: str) -> str | None:
 
 def operation_of(slot, proto, form, request) -> str:
     name = form_field(form, request, "operation") or proto.default_method
-    if proto.method(name) is None:
-        raise NotFound(f"unknown operation {name!r}; the proto has: {', '.join(proto.methods)}",
-                       {"operation": name, "methods": list(proto.methods)})
+    proto.require_method(name)
     return name
-
-
-def parse_data(cls, data: bytes, kind: str):
-    return message_from_csv(cls, data) if kind == "csv" else message_from_json(cls, data)
 
 
 # ---------------------------------------------------------------- predict and artifacts
@@ -247,10 +243,15 @@ def _binary_endpoint(data_part: str, data_kind: str, own_proto: bool):
     async def handler(request: Request, runtime: Runtime) -> Response:
         form = await read_form(request)
         data = await part_bytes(form, data_part)
-        proto = compile_proto(await part_bytes(form, "proto")) if own_proto else runtime.active().proto
-        method = operation_of(None, proto, form, request)
-        msg = parse_data(proto.method(method).input, data, data_kind)
-        return Response(msg.SerializeToString(), media_type="application/octet-stream")
+        operation = form_field(form, request, "operation")
+        if own_proto:
+            raw_proto = await part_bytes(form, "proto")
+            encoded = await request.app.state.compiler.encode(raw_proto, data, data_kind, operation)
+        else:
+            proto = runtime.active().proto
+            rpc = proto.require_method(operation or proto.default_method)
+            encoded = parse_data(rpc.input, data, data_kind).SerializeToString()
+        return Response(encoded, media_type="application/octet-stream")
 
     return handler
 
@@ -364,6 +365,8 @@ async def _swap(request: Request, runtime: Runtime, action: str, *, parts: dict,
     try:
         for name, target in parts.items():
             await upload.take(form, name, target)
+        if "proto" in upload.files:
+            check_proto_size(upload.files["proto"].stat().st_size, runtime.settings.max_proto_bytes)
         check = check_factory(upload, form, request) if check_factory else _sample_check(upload)
         limits = ExtractLimits(max_bytes=runtime.settings.max_package_bytes)
         return await run_in_threadpool(runtime.swap, action, _builder(upload, limits), check)
@@ -588,14 +591,18 @@ def create_app(settings: Settings | None = None, preloaded=None) -> Starlette:
         configure_logging()
         settings = Settings.from_env()
     runtime = Runtime(settings)
+    compiler = ProtoCompiler(settings)
+    proto_cache.resize(settings.proto_cache_bytes)
 
     @asynccontextmanager
     async def lifespan(app):
         await run_in_threadpool(runtime.start, preloaded)
         yield
+        compiler.close()
         runtime.stop()
 
     app = Starlette(routes=ROUTES, lifespan=lifespan)
     app.state.settings = settings
     app.state.runtime = runtime
+    app.state.compiler = compiler
     return app

@@ -31,16 +31,69 @@ def token_sha256(token: str) -> str:
     return hashlib.sha256(token.strip().encode()).hexdigest()
 
 
+MIN_TOKEN_LENGTH = 24
+MIN_TOKEN_DISTINCT = 8
+_TOKEN_ADVICE = 'make one with: python3 -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+def weak_token_reason(token: str) -> str | None:
+    """Why `token` is too weak to guard the runner's changes, or None. Length and variety are all a
+    runner can check; a random token (secrets.token_urlsafe(32): 43 characters) always passes."""
+    if len(token) < MIN_TOKEN_LENGTH:
+        return f"it has {len(token)} characters"
+    distinct = len(set(token))
+    if distinct < MIN_TOKEN_DISTINCT:
+        return f"it uses only {distinct} different characters"
+    return None
+
+
 def admin_token_sha256() -> str:
     """RUNNER_ADMIN_TOKEN_SHA256 (what the portal gives its runners), else the hash of
-    RUNNER_ADMIN_TOKEN (what a person running the image by hand sets)."""
+    RUNNER_ADMIN_TOKEN (what a person running the image by hand sets), which must be strong.
+
+    A hash cannot be checked for strength, and need not be: it is what the portal gives the runners
+    it starts, for tokens it makes with secrets.token_urlsafe(32)."""
     hashed = os.environ.get("RUNNER_ADMIN_TOKEN_SHA256", "").strip().lower()
     if hashed:
         if not re.fullmatch(r"[0-9a-f]{64}", hashed):
             raise SystemExit("RUNNER_ADMIN_TOKEN_SHA256 must be a sha256 in hex (64 characters 0-9a-f)")
         return hashed
     token = os.environ.get("RUNNER_ADMIN_TOKEN", "").strip()
-    return token_sha256(token) if token else ""
+    if not token:
+        return ""
+    reason = weak_token_reason(token)
+    if reason:
+        raise SystemExit(f"RUNNER_ADMIN_TOKEN is too weak: {reason}. The runner needs at least {MIN_TOKEN_LENGTH} "
+                         f"characters, {MIN_TOKEN_DISTINCT} or more of them different; {_TOKEN_ADVICE} "
+                         "(or leave it unset, and the runner refuses every change)")
+    return token_sha256(token)
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """How long a client may take to send a request; see runner_image.httpguard."""
+
+    header_timeout: float = 10.0
+    """Seconds from the connection (or the first byte of a request after another) to the end of its headers."""
+    body_timeout: float = 30.0
+    """Seconds a request body may take, plus one more per `body_min_rate` bytes received."""
+    body_min_rate: int = 16 << 10
+    """Bytes per second a long upload must keep up to be given more time."""
+    limit_concurrency: int | None = None
+    """uvicorn's cap on open connections and tasks (503 beyond); off by default, see cli._run_uvicorn."""
+
+    @classmethod
+    def from_env(cls) -> HttpLimits:
+        limits = cls(header_timeout=_env_float("RUNNER_HEADER_TIMEOUT", 10.0),
+                     body_timeout=_env_float("RUNNER_BODY_TIMEOUT", 30.0),
+                     body_min_rate=_env_int("RUNNER_BODY_MIN_RATE", 16 << 10),
+                     limit_concurrency=_env_int("RUNNER_LIMIT_CONCURRENCY", 0) or None)
+        for name, value in (("RUNNER_HEADER_TIMEOUT", limits.header_timeout),
+                            ("RUNNER_BODY_TIMEOUT", limits.body_timeout),
+                            ("RUNNER_BODY_MIN_RATE", limits.body_min_rate)):
+            if value <= 0:
+                raise SystemExit(f"{name} must be above 0, got {value}")
+        return limits
 
 
 @dataclass(frozen=True)
@@ -62,6 +115,16 @@ class Settings:
     """Seconds a swap waits for every worker to load and switch."""
     poll_interval: float = 0.02
     """How often a worker looks for a swap started by another worker."""
+    max_proto_bytes: int = 1 << 20
+    """Largest .proto a request may carry (a caller's own on /getBinary*, or a swap's)."""
+    proto_compile_concurrency: int = 1
+    """Caller protos compiled at once by each worker process; one leaves a core to the predictions."""
+    proto_compile_wait: float = 10.0
+    """Seconds a caller proto waits for a free compile slot before a 503 with Retry-After."""
+    proto_cache_bytes: int = 4 << 20
+    """Compiled protos kept per process, counted in bytes of their descriptors (protos.ProtoCache)."""
+    proto_compile_nice: int = 10
+    """How much lower the compile process's CPU priority is than the server's."""
     metrics_multiproc: bool = field(default=False)
 
     @classmethod
@@ -78,5 +141,10 @@ class Settings:
             keep_generations=max(2, _env_int("RUNNER_KEEP_GENERATIONS", 5)),
             swap_timeout=_env_float("RUNNER_SWAP_TIMEOUT", 300.0),
             poll_interval=_env_float("RUNNER_POLL_INTERVAL", 0.02),
+            max_proto_bytes=_env_int("RUNNER_MAX_PROTO_BYTES", 1 << 20),
+            proto_compile_concurrency=max(1, _env_int("RUNNER_PROTO_COMPILE_CONCURRENCY", 1)),
+            proto_compile_wait=max(0.0, _env_float("RUNNER_PROTO_COMPILE_WAIT", 10.0)),
+            proto_cache_bytes=max(0, _env_int("RUNNER_PROTO_CACHE_BYTES", 4 << 20)),
+            proto_compile_nice=max(0, _env_int("RUNNER_PROTO_COMPILE_NICE", 10)),
             metrics_multiproc=bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR")),
         )

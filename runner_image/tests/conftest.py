@@ -24,7 +24,7 @@ from runner_image.state import StateDir
 
 from . import builders
 
-TOKEN = "test-admin-token"
+TOKEN = "test-admin-token-7Qm2xKp9vR4w"  # strong enough for a real runner (settings.weak_token_reason)
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +96,11 @@ class RunnerProcess:
         self.log = open(self.log_path, "w")  # noqa: SIM115 (open for the process lifetime)
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=environ,
                                      start_new_session=True)
-        self.wait_ready(workers)
+        try:
+            self.wait_ready(workers)
+        except BaseException:  # never ready: stop it here, the fixture does not know of it yet
+            self.stop()
+            raise
 
     def wait_ready(self, workers: int, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import struct
+import subprocess
+import sys
 import tempfile
 
 import httpx
 import pytest
 
+from runner_image.settings import token_sha256, weak_token_reason
+
 from .builders import IRIS_SAMPLE
-from .conftest import TOKEN
+from .conftest import TOKEN, free_port
 
 CSV = b"sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n"
 JSON_SAMPLE = json.dumps(IRIS_SAMPLE).encode()
@@ -233,3 +238,43 @@ def test_it_refuses_a_swap_on_a_real_process_started_without_a_token(scale_a, sc
     model = httpx.get(f"{runner.url}/model", timeout=30).json()
     assert model["active"]["generation"] == 1
     assert [entry["action"] for entry in model["history"]] == ["start"]
+
+
+WEAK_TOKENS = {
+    "one-character": ("x", "it has 1 characters"),
+    "the-old-make-default": ("dev-admin-token", "it has 15 characters"),
+    "one-repeated-character": ("a" * 40, "it uses only 1 different characters"),
+    "two-characters-repeated": ("ab" * 16, "it uses only 2 different characters"),
+}
+
+
+@pytest.mark.parametrize("weak", list(WEAK_TOKENS))
+def test_a_runner_refuses_to_start_with_a_weak_admin_token(iris, tmp_path, weak):
+    token, reason = WEAK_TOKENS[weak]
+    port = free_port()
+    environ = {**os.environ, "RUNNER_ADMIN_TOKEN": token}
+    environ.pop("RUNNER_ADMIN_TOKEN_SHA256", None)
+    command = [sys.executable, "-m", "runner_image", "serve", str(iris), "--port", str(port),
+               "--state-dir", str(tmp_path / "state")]
+    result = subprocess.run(command, env=environ, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1, result.stderr
+    assert (f"RUNNER_ADMIN_TOKEN is too weak: {reason}. The runner needs at least 24 characters, 8 or more of "
+            "them different; make one with: python3 -c \"import secrets; print(secrets.token_urlsafe(32))\""
+            ) in result.stderr
+    if len(token) > 8:
+        assert token not in result.stderr  # the message does not repeat the token
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/model", timeout=2)
+
+
+@pytest.mark.parametrize("token", [TOKEN, "q3J9_xV2mT8rLw0cZk5N-fHa1YbPeUo7sDgRi4Ej6Q", "9f86d081884c7d659a2feaa0"])
+def test_strong_tokens_pass_the_check(token):
+    assert weak_token_reason(token) is None
+
+
+def test_a_token_hash_is_trusted_as_given(iris, start_runner):
+    """RUNNER_ADMIN_TOKEN_SHA256 cannot be checked for strength; the portal gives it for tokens it makes
+    with secrets.token_urlsafe(32). A hash of a weak token is still accepted (and documented so)."""
+    runner = start_runner(iris, token=None, env={"RUNNER_ADMIN_TOKEN_SHA256": token_sha256("short")})
+    response = httpx.post(f"{runner.url}/model/rollback", headers={"Authorization": "Bearer short"}, timeout=30)
+    assert response.status_code == 409, response.text  # past the token check: nothing to roll back to
