@@ -32,6 +32,7 @@ OWN_PREFIXES = ("ACUMOS_", "CELERY_", "DATABASE_", "DJANGO_")
 def start_up_commands() -> list[list[str]]:
     """What `make run` runs before it serves, in order."""
     return [[PYTHON, "manage.py", "migrate", "--noinput"],
+            [PYTHON, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
             [PYTHON, "manage.py", "bootstrap"],
             [PYTHON, "manage.py", "reap_jobs"],
             [PYTHON, "manage.py", "sweep_sandboxes"]]
@@ -43,8 +44,10 @@ def scheduler_command() -> list[str]:
 
 
 def server_command(port: int) -> list[str]:
-    """The web server `make run` starts (it also runs the background jobs, on threads)."""
-    return [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--insecure"]
+    """The web server `make run` starts (it also runs the background jobs, on threads): gunicorn with the
+    repository's configuration, on this port instead of ACUMOS_WEB_BIND's (the command line wins)."""
+    return [PYTHON, "-m", "gunicorn", "-c", "acumos_portal/gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
+            "acumos_portal.wsgi"]
 
 
 def free_port() -> int:
