@@ -45,7 +45,9 @@ fi
 # 2. The wheelhouse: what the portal's Dockerfile and moto_server install, built here (cp311, glibc 2.36).
 # Plus what this host's newer Python 3.11 skips: redis wants async-timeout below 3.11.3 (Debian has 3.11.2),
 # and setuptools and wheel to build the runner from its source.
-wheels_hash=$( (cat "$REPO/requirements.txt" "$REPO/runner_image/pyproject.toml"; echo "$MOTO async-timeout") | hash_of)
+# (Comments in requirements.txt change nothing here.)
+wheels_hash=$( (sed 's/ *#.*//' "$REPO/requirements.txt"; cat "$REPO/runner_image/pyproject.toml"; echo "$MOTO async-timeout") \
+              | hash_of)
 wheels="$ROOT/cache/compose-wheels-$wheels_hash/wheels"  # "wheels": its name in the build context
 if [ ! -f "$wheels/.complete" ]; then
     log "building the wheelhouse ($wheels)"
