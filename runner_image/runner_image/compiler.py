@@ -5,13 +5,19 @@ pool and the message classes from its output is C code (upb) that holds the GIL,
 MiB of proto (measured: 0.08 s for 0.5 MiB, 0.37 s for 2.4 MiB). In a thread, every prediction
 would wait for it; and the classes (about 35 times the descriptors in memory) would stay in the
 serving process. So the whole job, protoc, the pool, and turning the caller's data into the
-message and its bytes, runs in a spawned worker process at a lower CPU priority, and only bytes
-come back. The serving process never holds a class of a caller's proto; the worker keeps its own
-cache of compiled protos, bounded in bytes.
+message and its bytes, runs in a worker process at a lower CPU priority, and only bytes come back.
+The serving process never holds a class of a caller's proto; each worker keeps its own cache of
+compiled protos, bounded in bytes.
+
+Why not concurrent.futures.ProcessPoolExecutor: its queues need POSIX semaphores (/dev/shm), which
+the portal's sandbox for local runners does not give, and a job it has started cannot be stopped.
+A worker here is `python -m runner_image.compiler` with two pipes: the event loop writes a job and
+reads the answer without a thread; a worker that takes too long is killed (with its protoc); a
+worker whose server is gone reads end-of-file and exits.
 
 Limits, all from Settings: the proto's size (413 before anything runs); at most
 `proto_compile_concurrency` jobs at once in each of the runner's worker processes (1 by default, so
-that on a small machine a core stays with the predictions); a bounded queue, and a bounded wait in
+that on a small machine a core stays with the predictions); a short queue, and a bounded wait in
 it, after which the caller gets 503 with Retry-After.
 
 The proto needs no admin token: it changes nothing the runner serves, and these limits are what
@@ -21,24 +27,31 @@ keep it from costing the other callers anything.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import math
-import multiprocessing
 import os
-import threading
-import time
-from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
+import signal
+import struct
+import sys
 
-from runner_image import protos
+from runner_image import errors, protos
 from runner_image.codec import message_from_json
 from runner_image.csvcodec import message_from_csv
-from runner_image.errors import Busy, ProtoError
+from runner_image.errors import BadRequest, Busy, ProtoError, RunnerError
 from runner_image.settings import Settings
 
 log = logging.getLogger("runner_image")
 
 QUEUE_PER_SLOT = 8
 """Callers that may wait for each compile slot; more are told to come back at once (each holds its body)."""
+JOB_TIMEOUT_SECONDS = protos.PROTOC_TIMEOUT_SECONDS + 30
+"""protoc has its own 30 s; the rest (the pool, the data) is a fraction of a second for 1 MiB."""
+
+_JOB = struct.Struct(">III")  # lengths of: the job's JSON, the proto, the data
+_ANSWER = struct.Struct(">BI")  # outcome, length of what follows
+_DONE, _REFUSED, _FAILED = 0, 1, 2  # bytes; a RunnerError as JSON; an unexpected error's text
 
 
 def parse_data(cls, data: bytes, kind: str):
@@ -47,20 +60,23 @@ def parse_data(cls, data: bytes, kind: str):
 
 
 def encode_with_proto(raw_proto: bytes, data: bytes, data_kind: str, operation: str | None) -> bytes:
-    """The caller's data as the serialized input message of `operation` in the caller's proto.
-    Runs in the compile worker; RunnerErrors come back to the server whole (errors.RunnerError.__reduce__)."""
+    """The caller's data as the serialized input message of `operation` in the caller's proto (in a worker)."""
     proto = protos.compile_proto(raw_proto)
     rpc = proto.require_method(operation or proto.default_method)
-    return parse_data(rpc.input, data, data_kind).SerializeToString()
+    try:
+        return parse_data(rpc.input, data, data_kind).SerializeToString()
+    except RecursionError:  # json.loads on "[[[[..." nests deeper than Python allows
+        raise BadRequest("the JSON file is nested too deeply") from None
 
 
 class ProtoCompiler:
-    """The compile worker pool of one server process, with its gate. Started on first use."""
+    """The compile workers of one server process, and the gate in front of them. Started on first use."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self._executor: ProcessPoolExecutor | None = None
-        self._lock = threading.Lock()
+        self._idle: list[asyncio.subprocess.Process] = []
+        self._busy: set[asyncio.subprocess.Process] = set()
+        self._retiring: set[asyncio.Task] = set()
         self._gate: asyncio.Semaphore | None = None
         self._waiting = 0
 
@@ -68,76 +84,147 @@ class ProtoCompiler:
         protos.check_proto_size(len(raw_proto), self.settings.max_proto_bytes)
         await self._enter()
         try:
-            future = self._pool().submit(encode_with_proto, raw_proto, data, data_kind, operation)
-        except BaseException:
+            worker = self._take_idle() or await self._start_worker()
+            self._busy.add(worker)
+            outcome, payload = await self._run(worker, raw_proto, data, data_kind, operation)
+        finally:
             self._gate.release()
-            raise
-        loop = asyncio.get_running_loop()
-        # The slot is free when the job is, even if this caller went away: a job cannot be stopped
-        # once the worker has it, and the gate must count what really runs.
-        future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._gate.release))
-        try:
-            return await asyncio.wrap_future(future)
-        except BrokenExecutor as exc:
-            self._discard(future)
-            raise ProtoError("compiling model.proto stopped the compile process; the proto was not used") from exc
+        return _result(outcome, payload)
 
     async def _enter(self) -> None:
         if self._gate is None:
             self._gate = asyncio.Semaphore(self.settings.proto_compile_concurrency)
         wait = self.settings.proto_compile_wait
         if self._gate.locked() and self._waiting >= QUEUE_PER_SLOT * self.settings.proto_compile_concurrency:
-            raise self._busy("every compile slot is taken and its queue is full")
+            raise self._refusal("every compile slot is taken and its queue is full")
         self._waiting += 1
         try:
             async with asyncio.timeout(wait):
                 await self._gate.acquire()
         except TimeoutError:
-            raise self._busy(f"no compile slot came free within {wait:g} s") from None
+            raise self._refusal(f"no compile slot came free within {wait:g} s") from None
         finally:
             self._waiting -= 1
 
-    def _busy(self, why: str) -> Busy:
+    def _refusal(self, why: str) -> Busy:
         retry = max(1, math.ceil(self.settings.proto_compile_wait))
         return Busy(f"the runner is compiling other callers' protos: {why} "
                     f"(RUNNER_PROTO_COMPILE_CONCURRENCY={self.settings.proto_compile_concurrency}); "
                     f"try again in {retry} s, or use the served proto (/getBinaryDefault, /getBinaryJSONDefault)",
                     {"retry_after_seconds": retry})
 
-    def _pool(self) -> ProcessPoolExecutor:
-        with self._lock:
-            if self._executor is None:
-                # spawn, not fork: the server has threads (the anyio pool, the swap watcher) whose
-                # locks a forked child could inherit held.
-                self._executor = ProcessPoolExecutor(
-                    max_workers=self.settings.proto_compile_concurrency,
-                    mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
-                    initargs=(self.settings.proto_compile_nice, self.settings.proto_cache_bytes))
-            return self._executor
+    def _take_idle(self) -> asyncio.subprocess.Process | None:
+        while self._idle:
+            worker = self._idle.pop()
+            if worker.returncode is None:
+                return worker
+            _close(worker)  # it died while idle (killed, out of memory): leave it behind
+        return None
 
-    def _discard(self, future: Future) -> None:
-        with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            log.warning("the proto compile process stopped; a new one starts with the next caller proto")
-            executor.shutdown(wait=False, cancel_futures=True)
+    async def _start_worker(self) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "runner_image.compiler", str(self.settings.proto_compile_nice),
+            str(self.settings.proto_cache_bytes), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            start_new_session=True)  # its own process group: a kill takes its protoc along
 
-    def close(self) -> None:
-        with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+    async def _run(self, worker, raw_proto: bytes, data: bytes, data_kind: str, operation) -> tuple[int, bytes]:
+        """One job on `worker`; the worker goes back to the idle list only if the job ended cleanly."""
+        job = json.dumps({"kind": data_kind, "operation": operation}).encode()
+        try:
+            async with asyncio.timeout(JOB_TIMEOUT_SECONDS):
+                worker.stdin.write(_JOB.pack(len(job), len(raw_proto), len(data)) + job + raw_proto + data)
+                await worker.stdin.drain()
+                outcome, length = _ANSWER.unpack(await worker.stdout.readexactly(_ANSWER.size))
+                payload = await worker.stdout.readexactly(length)
+        except TimeoutError:
+            await self._retire(worker)
+            raise ProtoError(f"compiling model.proto took longer than {JOB_TIMEOUT_SECONDS} s") from None
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            await self._retire(worker)
+            log.warning("a proto compile process stopped (exit status %s); the next caller proto starts another",
+                        worker.returncode)
+            raise ProtoError("compiling model.proto stopped the compile process; the proto was not used") from exc
+        except BaseException:  # cancelled mid-job: its answer would be the next caller's
+            task = asyncio.get_running_loop().create_task(self._retire(worker))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+            raise
+        self._busy.discard(worker)
+        self._idle.append(worker)
+        return outcome, payload
+
+    async def _retire(self, worker) -> None:
+        """Kill `worker` and its protoc (its own process group), and reap it."""
+        self._busy.discard(worker)
+        if worker.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGKILL)
+        await worker.wait()
+        _close(worker)
+
+    async def aclose(self) -> None:
+        """Workers read end-of-file and leave; one that does not within a second is killed."""
+        workers, self._idle = [*self._idle, *self._busy], []
+        for worker in workers:
+            worker.stdin.close()
+        for worker in workers:
+            try:
+                await asyncio.wait_for(worker.wait(), 1)
+            except TimeoutError:
+                await self._retire(worker)
+            _close(worker)
+        if self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
 
 
-def _start_worker(nice: int, cache_bytes: int) -> None:
+def _close(worker: asyncio.subprocess.Process) -> None:
+    # asyncio's Process has no close(); its transport, collected unclosed, warns and may touch a closed loop.
+    worker._transport.close()
+
+
+def _result(outcome: int, payload: bytes) -> bytes:
+    if outcome == _DONE:
+        return payload
+    if outcome == _REFUSED:
+        error = json.loads(payload)
+        cls = getattr(errors, error["type"], None)
+        if not (isinstance(cls, type) and issubclass(cls, RunnerError)):
+            cls = RunnerError
+        raise cls(error["message"], error["details"], error["status"])
+    raise RuntimeError(f"the proto compile process failed: {payload.decode(errors='replace')}")  # 500, logged
+
+
+# ---------------------------------------------------------------- the worker process
+
+def serve_jobs(nice: int, cache_bytes: int) -> None:
+    """Answer jobs from stdin until it closes. Answers go to a private copy of stdout; fd 1 itself
+    becomes stderr, so that nothing else printed here can break the framing."""
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    jobs = sys.stdin.buffer
     if nice:
         os.nice(nice)  # protoc, its child, inherits it too
     protos.cache.resize(cache_bytes)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
+    while header := jobs.read(_JOB.size):
+        if len(header) < _JOB.size:
+            return
+        job_length, proto_length, data_length = _JOB.unpack(header)
+        job = json.loads(jobs.read(job_length))
+        raw_proto, data = jobs.read(proto_length), jobs.read(data_length)
+        outcome, payload = _answer(raw_proto, data, job["kind"], job["operation"])
+        answers.write(_ANSWER.pack(outcome, len(payload)) + payload)
+        answers.flush()
 
 
-def _exit_with_parent(parent: int) -> None:
-    """A killed server leaves no compile process behind (its queue's pipe does not close for it)."""
-    while os.getppid() == parent:
-        time.sleep(1)
-    os._exit(0)
+def _answer(raw_proto: bytes, data: bytes, kind: str, operation: str | None) -> tuple[int, bytes]:
+    try:
+        return _DONE, encode_with_proto(raw_proto, data, kind, operation)
+    except RunnerError as exc:
+        return _REFUSED, json.dumps({"type": type(exc).__name__, "message": exc.message, "details": exc.details,
+                                     "status": exc.status}).encode()
+    except Exception as exc:  # a bug: the server answers 500 with an error id, the worker goes on
+        return _FAILED, f"{type(exc).__name__}: {exc}".encode()
+
+
+if __name__ == "__main__":
+    serve_jobs(int(sys.argv[1]), int(sys.argv[2]))

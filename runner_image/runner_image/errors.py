@@ -18,10 +18,6 @@ class RunnerError(Exception):
         if status is not None:
             self.status = status
 
-    def __reduce__(self):
-        # Errors cross from the proto compile process to the server: keep details and status on the way.
-        return (type(self), (self.message, self.details, self.status))
-
     def to_dict(self) -> dict:
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}
 

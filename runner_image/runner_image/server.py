@@ -598,7 +598,7 @@ def create_app(settings: Settings | None = None, preloaded=None) -> Starlette:
     async def lifespan(app):
         await run_in_threadpool(runtime.start, preloaded)
         yield
-        compiler.close()
+        await compiler.aclose()
         runtime.stop()
 
     app = Starlette(routes=ROUTES, lifespan=lifespan)
