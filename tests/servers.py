@@ -120,12 +120,17 @@ class Portal:
 
     def user_with_token(self, username: str) -> str:
         """A user (a data scientist) and the `Authorization` header its API token makes."""
-        token = self.python(
+        return self.users_with_tokens(username)[0]
+
+    def users_with_tokens(self, *usernames: str) -> list[str]:
+        """Users and the `Authorization` header each one's API token makes, in one manage.py run."""
+        tokens = self.python(
             "from acumos_portal.accounts import services; from acumos_portal.accounts.models import User\n"
-            f"user = User.objects.filter(username={username!r}).first() or "
-            f"User.objects.create_user({username!r}, {username + '@example.com'!r}, 'not-used-by-the-tests')\n"
-            "print(services.token_create(user=user, name='tests')[1])").strip()
-        return f"{username}:{token}"
+            f"for name in {list(usernames)!r}:\n"
+            "    user = User.objects.filter(username=name).first() or "
+            "User.objects.create_user(name, name + '@example.com', 'not-used-by-the-tests')\n"
+            "    print(services.token_create(user=user, name='tests')[1])").split()
+        return [f"{name}:{token}" for name, token in zip(usernames, tokens[-len(usernames):], strict=True)]
 
     # ------------------------------------------------------------ what it said
 

@@ -102,7 +102,7 @@ def test_it_accepts_and_onboards_a_burst_of_uploads_on_sqlite(iris):
     # raised here, because what is tested is the database under load, not the quota. Five users, so the
     # smoke tests spread over both model threads (one user runs one model at a time).
     with running_portal(ACUMOS_QUOTA_ONBOARDING_JOBS="20") as portal:
-        users = [portal.user_with_token(f"user{n}") for n in range(USERS)]
+        users = portal.users_with_tokens(*(f"user{n}" for n in range(USERS)))
         started = time.monotonic()
         sequential = [push(portal, users[n % USERS], renamed(iris, f"Burst{n}")) for n in range(10)]
         with ThreadPoolExecutor(5) as pool:
