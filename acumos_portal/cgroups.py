@@ -58,6 +58,13 @@ class Group:
                             return int(value)
         return 0
 
+    def age(self) -> float:
+        """Seconds since the group was made (its directory's change time)."""
+        try:
+            return time.time() - self.paths[0].stat().st_ctime
+        except OSError:
+            return 0.0
+
     def kill_all(self) -> None:
         for path in self.paths:
             kill = path / "cgroup.kill"

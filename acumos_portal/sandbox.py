@@ -546,6 +546,9 @@ def all_records(records: Path) -> list[Record]:
     return found
 
 
+STARTING_SECONDS = 60  # longer than bwrap takes from its group to its record
+
+
 def sweep(records: Path, keep, workspaces: tuple[Path, ...] = ()) -> list[str]:
     """What a dead process left: a sandbox whose starter died (a smoke test) or that `keep(record)`
     no longer wants (a runner of a deployment that is gone) is killed, and its group, record and
@@ -565,7 +568,8 @@ def sweep(records: Path, keep, workspaces: tuple[Path, ...] = ()) -> list[str]:
     mine = _group_name(records, "")
     for name in {name for name in cgroups.names() if name.startswith(mine)} - known:
         group = cgroups.find(name)
-        if group is not None:
+        # start() makes the group before it writes the record: a young group may be one starting now.
+        if group is not None and group.age() > STARTING_SECONDS:
             group.remove()
             done.append(f"sandbox group {name}: removed (no sandbox owns it)")
     for root in workspaces:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 
 import pytest
 
@@ -57,6 +58,23 @@ def test_a_sweep_keeps_what_a_live_process_uses(tmp_path):
     live = sandbox.workspace(tmp_path / "work", "smoke")
     assert sandbox.sweep(tmp_path / "records", keep=lambda record: True, workspaces=(tmp_path / "work",)) == []
     assert live.exists()
+
+
+def test_a_sweep_leaves_a_group_being_started_and_removes_it_once_it_is_old(tmp_path, monkeypatch):
+    # start() makes the group, then the record: a sweep between the two must not kill the model.
+    records = tmp_path / "records"
+    name = sandbox._group_name(records, f"starting-{uuid.uuid4().hex[:8]}")
+    group = cgroups.create(name, memory_bytes=64 << 20, tasks=16, cpus=None)
+    try:
+        assert sandbox.sweep(records, keep=lambda record: True) == []
+        assert name in cgroups.names()
+
+        monkeypatch.setattr(sandbox, "STARTING_SECONDS", 0)
+        assert sandbox.sweep(records, keep=lambda record: True) == [
+            f"sandbox group {name}: removed (no sandbox owns it)"]
+        assert name not in cgroups.names()
+    finally:
+        group.remove()
 
 
 def test_a_sandbox_runs_with_no_network_no_capabilities_and_only_its_own_processes(tmp_path):
