@@ -11,3 +11,6 @@ os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/acumo
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
 os.environ.setdefault("ACUMOS_DATA_DIR", tempfile.mkdtemp(prefix="acumos-test-data-"))
 os.environ.pop("CELERY_BROKER_URL", None)
+# whitenoise reads STATIC_ROOT when the app starts; tests find static files without collectstatic.
+os.makedirs(os.environ.get("ACUMOS_STATIC_ROOT") or os.path.join(os.environ["ACUMOS_DATA_DIR"], "static"),
+            exist_ok=True)

@@ -62,12 +62,13 @@ class OwnerBusy(Exception):
     """The owner already runs as many models as allowed: the step waits its turn."""
 
 
-def run_step(job_id: str, name: str) -> None:
+def run_step(job_id: str, name: str, *, retried: bool = False) -> None:
     """Claim, do and record one step. A busy database ("database is locked": SQLite's one write lock
     held past the busy timeout), wherever it is met, is transient like a storage hiccup: the claim is
-    undone and the task retried (with its bound), never a failed job."""
+    undone and the task retried (with its bound), never a failed job. `retried`: this is a retry of
+    the task (not a first delivery, nor a duplicate one)."""
     try:
-        _run_step(job_id, name)
+        _run_step(job_id, name, retried)
     except OperationalError as exc:
         if not capacity.is_database_busy(exc):
             raise
@@ -93,14 +94,15 @@ def _put_back(job_id: str, name: str) -> None:
     log.warning("could not put step %s of job %s back; the reaper will", name, job_id)
 
 
-def _run_step(job_id: str, name: str) -> None:
+def _run_step(job_id: str, name: str, retried: bool) -> None:
     try:
         step = claim_step(job_id, name)
     except OwnerBusy:
         defer_step(job_id, name)
         return
     if step is None:  # already done, being done elsewhere, or the job has failed
-        _move_on_if_left(job_id, name)
+        if retried:  # a duplicate delivery does nothing: the first one moved the job on
+            _move_on_if_left(job_id, name)
         return
     from onboarding.steps import STEP_FUNCTIONS
 
@@ -128,9 +130,10 @@ def _run_step(job_id: str, name: str) -> None:
 
 
 def _move_on_if_left(job_id: str, name: str) -> None:
-    """A step that is done while its job did not move on (the database was busy, or the worker
-    stopped, between recording the step and sending the next): move the job on now, when the task
-    is retried or sent again. Sending a next step that is already queued is harmless: one claim holds."""
+    """A step that is done while its job did not move on (the database was busy between recording
+    the step and sending the next): move the job on now, at the task's retry. Only a retry does
+    this: a duplicate delivery would start a second chain of messages (harmless, one claim holds,
+    but every later step twice on the queue). A worker that stopped there is the reaper's."""
     done = (StepResult.objects.select_related("job")
             .filter(job_id=job_id, name=name, status__in=[StepStatus.SUCCEEDED, StepStatus.SKIPPED],
                     job__status__in=UNFINISHED).first())

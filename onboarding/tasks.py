@@ -12,9 +12,10 @@ from onboarding.choices import STEPS
 def _make_step_task(name: str):
     # runs_model: a step that runs the user's model gets workers of its own (acumos_portal.jobs).
     @shared_task(name=f"onboarding.{name}", acks_late=True, autoretry_for=(pipeline.TransientError,),
-                 max_retries=3, retry_backoff=2, ignore_result=True, runs_model=name in pipeline.MODEL_STEPS)
-    def step(job_id: str) -> None:
-        pipeline.run_step(job_id, name)
+                 max_retries=3, retry_backoff=2, ignore_result=True, runs_model=name in pipeline.MODEL_STEPS,
+                 bind=True)
+    def step(task, job_id: str) -> None:
+        pipeline.run_step(job_id, name, retried=bool(task.request.retries))
 
     return step
 
