@@ -28,6 +28,8 @@ import httpx
 import pytest
 import yaml
 
+from .waiting import wait_for
+
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"
 OFFLINE_FILE = REPO / "tests" / "compose" / "docker-compose.offline.yml"
@@ -163,12 +165,7 @@ def stack(tmp_path_factory):
 
 
 def wait_until(predicate, timeout: float, what: str, stack: Stack):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(1)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{stack.logs()}")
+    return wait_for(predicate, timeout, what, interval=1, diagnose=stack.logs)
 
 
 def test_every_long_running_service_turns_healthy(stack):

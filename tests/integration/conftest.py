@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -21,6 +20,7 @@ from kombu import pools
 from acumos_portal.celery import app as celery_app
 
 from ..conftest import REPO
+from ..waiting import wait_for  # noqa: F401  (the integration tests import it from here)
 
 VENV_BIN = Path(sys.executable).parent
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -29,17 +29,6 @@ REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 REDIS_DBS = range(11, 16)
 REDIS_LOCK = "acumos-tests:lock"
 WORKER_READY_SECONDS = 60
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.2, diagnose=lambda: ""):
-    """Poll `predicate` until it returns something truthy; fail with `what` (and diagnostics) on timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{diagnose()}")
 
 
 def free_port() -> int:

@@ -21,6 +21,7 @@ from runner_image.pack import pack_bundle
 from ..bundles import builders
 from ..disks import MIB, files_under, fill, free_bytes, small_disk
 from ..servers import running_portal
+from ..waiting import wait_for
 from .test_fairness import slow_model
 
 USERS = 5
@@ -82,15 +83,6 @@ def wait_for_jobs(portal, jobs: list[tuple[str, str]], timeout: float) -> dict[s
 def where_is(job: dict) -> str:
     return ", ".join(f"{step['name']} {step['status']} x{step['attempts']}" for step in job["steps"]
                      if step["status"] not in ("succeeded", "skipped"))
-
-
-def wait_for(predicate, timeout: float, what: str, portal):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{portal.tail()}")
 
 
 # ---------------------------------------------------------------- a burst of uploads
@@ -207,7 +199,7 @@ def test_it_takes_up_the_job_a_killed_server_left_running_as_soon_as_it_starts_a
         assert answer.status_code == 201, answer.text
         task, revision = answer.json()["taskId"], answer.json()["result"]["revisionId"]
         wait_for(lambda: step_of(job_of(portal, auth, task), "smoke_test")["status"] == "running", 60,
-                 "the smoke test to run", portal)
+                 "the smoke test to run", diagnose=portal.tail)
         time.sleep(1)  # well inside the model's sample call
         portal.crash()
         assert workspaces(portal), "the killed smoke test left no workspace: nothing to show"
@@ -219,7 +211,7 @@ def test_it_takes_up_the_job_a_killed_server_left_running_as_soon_as_it_starts_a
             smoke = step_of(job_of(portal, auth, task), "smoke_test")
             return smoke["attempts"] == 2 and smoke["status"] != "pending"
 
-        wait_for(resumed, RESUME_SECONDS, "the interrupted smoke test to run again", portal)
+        wait_for(resumed, RESUME_SECONDS, "the interrupted smoke test to run again", diagnose=portal.tail)
         resumed_after = time.monotonic() - answering
         [job] = wait_for_jobs(portal, [(auth, task)], JOB_SECONDS).values()
         ended_after = time.monotonic() - answering
@@ -283,7 +275,7 @@ def refused_on_a_full_disk(portal, auth: str, parts: dict[str, bytes], disk: Pat
     assert files_under(disk / "data" / "artifacts" / "staging") == [], where
     # The upload's temporary files go when the request is closed, just after the answer is sent.
     wait_for(lambda: files_under(disk / "uploads") == [], 10, f"the upload's temporary files to go ({where})",
-             portal)
+             diagnose=portal.tail)
     assert free_bytes(disk) >= before - MIB, f"{where}: bytes were kept"  # the database may grow a little
     said = portal.log().rsplit("answered 507 (disk_full): [Errno 28] No space left on device", 1)[-1]
     assert where in said, f"the disk did not fill {where}\n{said}"
