@@ -7,7 +7,7 @@ from django.db import models
 
 from acumos_portal.choices import JobStatus
 from acumos_portal.models import TimedRun
-from deployment import secrets
+from deployment import secretbox
 from deployment.choices import SERVING_CHANGES, DeploymentStatus, OperationKind, TargetDeployers, TargetKind, Trigger
 
 
@@ -35,10 +35,10 @@ class Target(models.Model):
         return f"{self.name} ({self.kind})"
 
     def set_secret(self, value: str) -> None:
-        self.secret_encrypted = secrets.encrypt(value)
+        self.secret_encrypted = secretbox.encrypt(value)
 
     def secret(self) -> str:
-        return secrets.decrypt(self.secret_encrypted)
+        return secretbox.decrypt(self.secret_encrypted)
 
 
 class Deployment(models.Model):
@@ -75,7 +75,7 @@ class Deployment(models.Model):
         return self.status in (DeploymentStatus.RUNNING, DeploymentStatus.DOWN)
 
     def admin_token(self) -> str:
-        return secrets.decrypt(self.admin_token_encrypted)
+        return secretbox.decrypt(self.admin_token_encrypted)
 
 
 class Operation(TimedRun):

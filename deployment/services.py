@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets as token_source
+import secrets
 import tempfile
 import uuid
 from datetime import timedelta
@@ -19,9 +19,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from acumos_portal import jobs, sandbox
+from acumos_portal.api.refusals import Refused
 from acumos_portal.choices import JobStatus
 from deployment import runner_client, selectors
-from deployment import secrets as secret_store
+from deployment import secretbox
 from deployment.backends import BackendError, backend_for
 from deployment.choices import LIVE, DeploymentStatus, OperationKind, Trigger
 from deployment.models import Deployment, Operation, Target
@@ -34,7 +35,7 @@ from marketplace.models import Revision
 log = logging.getLogger(__name__)
 
 
-class DeploymentRefused(Exception):
+class DeploymentRefused(Refused):
     """What was asked cannot be done (a revision not ready, a destroyed deployment)."""
 
 
@@ -43,8 +44,7 @@ class QuotaReached(DeploymentRefused):
     says so and how to free one; `details` (the quota, the live deployments' ids) is for the API."""
 
     def __init__(self, message: str, details: dict):
-        super().__init__(message)
-        self.details = details
+        super().__init__(message, details=details)
 
 
 # ---------------------------------------------------------------- asking
@@ -62,7 +62,7 @@ def deploy(*, revision: Revision, target: Target, user, name: str = "", replicas
         deployment = Deployment.objects.create(
             name=name or f"{revision.solution.name} {revision.version}", target=target, revision=revision,
             follows=revision.solution if follow else None, replicas=replicas, created_by=user,
-            admin_token_encrypted=secret_store.encrypt(token_source.token_urlsafe(32)))
+            admin_token_encrypted=secretbox.encrypt(secrets.token_urlsafe(32)))
         _ask(deployment, OperationKind.DEPLOY, user, revision=revision)
     return deployment
 

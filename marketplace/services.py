@@ -16,6 +16,7 @@ from django.db.models import Case, Count, Exists, F, OuterRef, Q, Subquery, Sum,
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from acumos_portal.api.refusals import Refused
 from acumos_portal.accounts.models import User
 from acumos_portal.caching import forget_now_and_on_commit
 from marketplace import selectors, storage
@@ -52,13 +53,6 @@ SEED_CATALOGS = (
 )
 
 
-class Refused(Exception):
-    """What was asked cannot be done; `field` names the input it is about, if any."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
 
 
 def catalog_changed() -> None:

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from acumos_portal import capacity, jobs
+from acumos_portal.api.refusals import Refused
 from acumos_portal.accounts.models import SiteSettings
 from marketplace.models import Revision, Solution
 from onboarding import validation
@@ -40,12 +41,11 @@ PART_LABELS = {"model": "model (modelpackage.zip)", "metadata": "metadata (metad
 CLOSED_MESSAGE = "Onboarding is closed on this site: an administrator has turned it off for now."
 
 
-class OnboardingClosed(Exception):
+class OnboardingClosed(Refused):
     """The site does not take new models now (SiteSettings.onboarding_open is off)."""
 
     def __init__(self):
         super().__init__(CLOSED_MESSAGE)
-        self.message = CLOSED_MESSAGE
 
 
 def onboarding_open() -> bool:
@@ -63,7 +63,7 @@ def check_open() -> None:
 IN_FLIGHT = (JobStatus.PENDING, JobStatus.RUNNING)
 
 
-class OnboardingQuotaReached(Exception):
+class OnboardingQuotaReached(Refused):
     """The user has as many onboarding jobs in flight as ACUMOS_QUOTA_ONBOARDING_JOBS allows (everyone,
     admins too: each job runs the uploaded model's code in its smoke test). The message says so and
     how to free one; `details` (the quota, the jobs' ids) is for the APIs."""
@@ -75,10 +75,9 @@ class OnboardingQuotaReached(Exception):
         else:  # the quota was lowered below what the user had
             message = (f"You have {have} and the most allowed per user is {limit}: "
                        f"wait for {len(jobs) - limit + 1} to finish")
-        self.message = f"{message} (each job's page shows its steps), then upload again."
-        super().__init__(self.message)
-        self.details = {"quota": limit, "in_flight": len(jobs), "jobs": jobs,
-                        "setting": "ACUMOS_QUOTA_ONBOARDING_JOBS"}
+        super().__init__(f"{message} (each job's page shows its steps), then upload again.",
+                         details={"quota": limit, "in_flight": len(jobs), "jobs": jobs,
+                                  "setting": "ACUMOS_QUOTA_ONBOARDING_JOBS"})
 
 
 def check_quota(user) -> None:

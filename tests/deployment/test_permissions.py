@@ -22,7 +22,7 @@ from django.test import Client
 from django.utils import timezone
 
 from acumos_portal.accounts import services as account_services
-from deployment import secrets
+from deployment import secretbox
 from deployment.choices import DeploymentStatus, TargetDeployers, TargetKind
 from deployment.models import Deployment, Operation, Target
 from marketplace import services as marketplace_services
@@ -104,7 +104,7 @@ def world(owner):
 
     def deployment(**fields) -> Deployment:
         return Deployment.objects.create(name="iris", target=target, revision=revision, created_by=owner,
-                                         admin_token_encrypted=secrets.encrypt("t"), **fields)
+                                         admin_token_encrypted=secretbox.encrypt("t"), **fields)
 
     running = deployment(status=DeploymentStatus.RUNNING, endpoint_url="http://127.0.0.1:9", handle={"pid": 0})
     stopped = deployment(status=DeploymentStatus.STOPPED, handle={"pid": 0},

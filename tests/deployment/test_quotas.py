@@ -16,7 +16,7 @@ from django.test import Client
 
 from acumos_portal import jobs
 from acumos_portal.choices import JobStatus
-from deployment import secrets, selectors, services
+from deployment import secretbox, selectors, services
 from deployment.choices import DeploymentStatus, OperationKind, TargetDeployers, TargetKind
 from deployment.models import Deployment, Operation, Target
 
@@ -43,7 +43,7 @@ def live(user, target, revision, count: int, status=DeploymentStatus.RUNNING) ->
     """Deployments as their deploy operations leave them (no runner: there is no process to stop)."""
     return [Deployment.objects.create(name=f"iris {n}", target=target, revision=revision, created_by=user,
                                       status=status, handle={"pid": 0},
-                                      admin_token_encrypted=secrets.encrypt("t")) for n in range(count)]
+                                      admin_token_encrypted=secretbox.encrypt("t")) for n in range(count)]
 
 
 def deploy_by_api(client: Client, revision, target):

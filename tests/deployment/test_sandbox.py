@@ -22,7 +22,7 @@ from django.conf import settings as django_settings
 from acumos_portal import sandbox
 from acumos_portal.choices import JobStatus
 from deployment import runner_client, services
-from deployment import secrets as secret_store
+from deployment import secretbox
 from deployment.backends.local import LocalBackend
 from deployment.choices import DeploymentStatus
 from deployment.models import Deployment, Target
@@ -199,7 +199,7 @@ def test_a_runner_started_before_the_sandbox_is_still_seen_and_stopped(owner, lo
     port = free_port()
     deployment = Deployment.objects.create(
         name="old", target=local_target, revision=revision, created_by=owner, status=DeploymentStatus.RUNNING,
-        endpoint_url=f"http://127.0.0.1:{port}", admin_token_encrypted=secret_store.encrypt("old-token"))
+        endpoint_url=f"http://127.0.0.1:{port}", admin_token_encrypted=secretbox.encrypt("old-token"))
     folder = deployments_dir / str(deployment.pk)  # as the earlier portal laid it out: bundle/, state/
     shutil.copytree(example_bundle, folder / "bundle")
     plain = subprocess.Popen([sys.executable, "-m", "runner_image", "serve", str(folder / "bundle"), "--port",

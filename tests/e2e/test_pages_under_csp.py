@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from acumos_portal.accounts.models import SiteSettings
-from deployment import secrets
+from deployment import secretbox
 from deployment.choices import DeploymentStatus, TargetDeployers, TargetKind
 from deployment.models import Deployment, Target
 from marketplace import services
@@ -77,7 +77,7 @@ def world(portal, settings, inline_jobs, example_bundle, owner, other_user, publ
     target = Target.objects.create(name="this host", kind=TargetKind.LOCAL, deployers=TargetDeployers.OWNERS)
     deployment = Deployment.objects.create(
         name="iris live", target=target, revision=revision, created_by=owner, status=DeploymentStatus.RUNNING,
-        endpoint_url="http://127.0.0.1:9", handle={"pid": 0}, admin_token_encrypted=secrets.encrypt("t"))
+        endpoint_url="http://127.0.0.1:9", handle={"pid": 0}, admin_token_encrypted=secretbox.encrypt("t"))
     root = UserFactory(username="root", is_staff=True, is_superuser=True)
     half_done(owner)
     return {"job": job, "revision": revision, "solution": solution, "deployment": deployment, "target": target,

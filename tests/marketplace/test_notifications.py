@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from acumos_portal.choices import JobStatus
-from deployment import secrets as deployment_secrets
+from deployment import secretbox
 from deployment import services as deployment_services
 from deployment.choices import DeploymentStatus, TargetKind
 from deployment.models import Deployment, Target
@@ -139,7 +139,7 @@ def deployment(owner):
     target = Target.objects.create(name="This host", kind=TargetKind.LOCAL)
     return Deployment.objects.create(name="iris", target=target, revision=revision, created_by=owner,
                                      status=DeploymentStatus.RUNNING, endpoint_url="http://127.0.0.1:9/",
-                                     admin_token_encrypted=deployment_secrets.encrypt("token"))
+                                     admin_token_encrypted=secretbox.encrypt("token"))
 
 
 def test_a_deployment_status_change_tells_its_creator(deployment, owner, other_user):
