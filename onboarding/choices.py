@@ -2,7 +2,7 @@ from django.db import models
 
 from acumos_portal.choices import JobStatus
 
-__all__ = ["STEPS", "STEP_TITLES", "JobStatus", "Source", "StepStatus"]
+__all__ = ["STEPS", "STEP_TITLES", "UNFINISHED_STEPS", "JobStatus", "Source", "StepStatus"]
 
 
 class StepStatus(models.TextChoices):
@@ -11,6 +11,10 @@ class StepStatus(models.TextChoices):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"
+
+
+# A step still to do or being done (the rest are finished: succeeded, failed or skipped).
+UNFINISHED_STEPS = (StepStatus.PENDING, StepStatus.RUNNING)
 
 
 class Source(models.TextChoices):
