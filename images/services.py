@@ -25,8 +25,10 @@ from images.choices import UNFINISHED, BuilderKind, BuildTrigger
 from images.models import ImageBuild
 from images.oci import ImageRef, Registry
 from marketplace import downloads, storage
-from marketplace.choices import ARTIFACT_FILE_NAMES, BUNDLE_KINDS, ArtifactKind
+from marketplace import services as marketplace_services
+from marketplace.choices import BUNDLE_KINDS, ArtifactKind
 from marketplace.models import Artifact, Blob, Revision
+from runner_image.package import read_manifest_from_zip
 
 log = logging.getLogger(__name__)
 LABEL_PREFIX = "ai.acumos"
@@ -191,11 +193,9 @@ def _dependencies(revision: Revision, artifacts: list[Artifact], write) -> depen
 
 
 def _manifest_requirements(artifacts: list[Artifact]) -> list[str]:
-    from onboarding.validation import validate_package
-
     package = next(a for a in artifacts if a.kind == ArtifactKind.MODEL)
     with storage.local_copy(package.blob.storage_key, suffix=".zip") as path:
-        return list(validate_package(path).requirements)
+        return list(read_manifest_from_zip(path).requirements)
 
 
 def _pushed_size(pushed: ImageRef) -> tuple[int, int]:
@@ -205,22 +205,16 @@ def _pushed_size(pushed: ImageRef) -> tuple[int, int]:
 
 
 def record_image(build: ImageBuild, pushed: ImageRef, size: int, log_blob: Blob) -> None:
-    """The image and its build log are what a build makes from the (immutable) bundle, so a rebuild
-    may replace them on a ready revision; the bundle's own artifacts never change."""
+    """The revision's image and build log (marketplace.services.revision_set_image: the one change a
+    ready revision allows) and the build's success, together."""
+    image = str(replace(pushed, digest=""))
     with transaction.atomic():
-        revision = Revision.objects.select_for_update().get(pk=build.revision_id)
-        old_logs = [a.blob for a in revision.artifacts.filter(kind=ArtifactKind.BUILD_LOG).select_related("blob")]
-        revision.artifacts.filter(kind__in=[ArtifactKind.IMAGE, ArtifactKind.BUILD_LOG]).delete()
-        Artifact.objects.create(revision=revision, kind=ArtifactKind.IMAGE, name=str(replace(pushed, digest='')),
-                                uri=str(pushed))
-        Artifact.objects.create(revision=revision, kind=ArtifactKind.BUILD_LOG,
-                                name=ARTIFACT_FILE_NAMES[ArtifactKind.BUILD_LOG], blob=log_blob)
+        old_logs = marketplace_services.revision_set_image(build.revision, image, str(pushed), log_blob)
         ImageBuild.objects.filter(pk=build.pk).update(
-            status=JobStatus.SUCCEEDED, image=str(replace(pushed, digest='')), digest=pushed.digest, size=size,
-            finished=timezone.now(), error="")
+            status=JobStatus.SUCCEEDED, image=image, digest=pushed.digest, size=size, finished=timezone.now(),
+            error="")
     for blob in old_logs:
-        if blob.pk != log_blob.pk:
-            storage.delete_blob_if_orphan(blob)
+        storage.delete_blob_if_orphan(blob)
 
 
 def store_log(text: str) -> Blob:

@@ -1,5 +1,5 @@
-"""Everything that changes the marketplace: publishing and its review, sharing, soft delete,
-ratings, comments, favorites, counters, the search index and notifications.
+"""Everything that changes the marketplace: revisions and their artifacts, publishing and its review,
+sharing, soft delete, ratings, comments, favorites, counters, the search index and notifications.
 
 Who may do what is asked of marketplace.selectors; a refusal raises Refused with the field it is
 about, so pages and the API show the same message."""
@@ -16,11 +16,12 @@ from django.db.models import Case, Count, Exists, F, OuterRef, Q, Subquery, Sum,
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from acumos_portal.api.refusals import Refused
 from acumos_portal.accounts.models import User
+from acumos_portal.api.refusals import Refused
 from acumos_portal.caching import forget_now_and_on_commit
 from marketplace import selectors, storage
 from marketplace.choices import (
+    ARTIFACT_FILE_NAMES,
     ArtifactKind,
     Audience,
     CatalogAccess,
@@ -30,6 +31,7 @@ from marketplace.choices import (
 )
 from marketplace.models import (
     Artifact,
+    Blob,
     Catalog,
     Comment,
     Download,
@@ -43,6 +45,7 @@ from marketplace.models import (
     SolutionShare,
     Tag,
 )
+from marketplace.signals import revision_ready
 
 MAX_TAGS = 10
 SEED_CATALOGS = (
@@ -77,6 +80,80 @@ def seed_catalogs() -> None:
 def _require(allowed: bool, message: str = "not found") -> None:
     if not allowed:
         raise Refused(message)
+
+
+# ---------------------------------------------------------------- revisions and their artifacts
+
+class RevisionImmutable(Refused):
+    """A ready revision's artifacts never change (its image and build log aside: revision_set_image)."""
+
+    status = 409
+    code = "revision_immutable"
+
+
+@transaction.atomic
+def revision_create(*, owner, solution_id, solution_name: str, toolkit: str, revision_id, version: str,
+                    metadata: dict, artifacts: dict[str, Blob]) -> tuple[Revision, bool]:
+    """A new revision of the owner's solution of this name, with the bundle's artifacts (kind: blob);
+    and whether the solution was made for it (with `solution_id`, the id the upload answered with)."""
+    solution, created = _solution_for(owner, solution_id, solution_name, toolkit, metadata)
+    revision = Revision.objects.create(id=revision_id, solution=solution, version=version,
+                                       metadata=metadata, description=metadata.get("description", ""),
+                                       created_by=owner)
+    for kind, blob in artifacts.items():
+        artifact_add(revision, kind, blob=blob)
+    return revision, created
+
+
+def _solution_for(owner, solution_id, name: str, toolkit: str, metadata: dict) -> tuple[Solution, bool]:
+    """The owner's solution of this name, or a new one with the id the upload answered with. Two
+    first uploads of a name share that id (onboarding.services._reserved_solution); the one that
+    comes second finds the solution the first made (get_or_create: also when both try at once)."""
+    return Solution.objects.get_or_create(
+        owner=owner, name=name,
+        defaults={"id": solution_id, "toolkit": toolkit, "description": metadata.get("description", "")})
+
+
+def artifact_add(revision: Revision, kind: str, *, blob: Blob | None = None, uri: str = "") -> Artifact:
+    """The only way artifacts are added: a ready revision is immutable."""
+    if Revision.objects.filter(pk=revision.pk, status=RevisionStatus.READY).exists():
+        raise RevisionImmutable(f"revision {revision.version} is ready and can no longer change")
+    return Artifact.objects.create(revision=revision, kind=kind, name=ARTIFACT_FILE_NAMES.get(kind, kind),
+                                   blob=blob, uri=uri)
+
+
+def revision_mark_ready(revision: Revision) -> None:
+    """Onboarding finished: the revision is ready (and immutable from now on), and the marketplace is
+    told once (marketplace.signals.revision_ready), by the call that made it ready."""
+    made_ready = Revision.objects.filter(pk=revision.pk).exclude(status=RevisionStatus.READY).update(
+        status=RevisionStatus.READY, ready_at=timezone.now())
+    revision.refresh_from_db()
+    if made_ready:
+        revision_ready.send(sender=Revision, revision=revision)
+
+
+@transaction.atomic
+def revision_discard(revision_id, *, solution_id=None) -> None:
+    """Undo an onboarding that failed: its revision goes unless it became ready, and the solution
+    (given when the onboarding made it) if no revision is left in it."""
+    Revision.objects.filter(pk=revision_id).exclude(status=RevisionStatus.READY).delete()
+    if solution_id is not None:
+        Solution.objects.filter(pk=solution_id, revisions__isnull=True).delete()
+
+
+@transaction.atomic
+def revision_set_image(revision: Revision, image_name: str, image_uri: str, log_blob: Blob) -> list[Blob]:
+    """The image and its build log are what a build makes from the (immutable) bundle, so a rebuild
+    may replace them on a ready revision; the bundle's own artifacts never change. Returns the build
+    logs replaced, for the caller to delete once its transaction is over (storage.delete_blob_if_orphan:
+    a file deleted inside a transaction that rolls back would be gone for good)."""
+    revision = Revision.objects.select_for_update().get(pk=revision.pk)
+    old_logs = [a.blob for a in revision.artifacts.filter(kind=ArtifactKind.BUILD_LOG).select_related("blob")]
+    revision.artifacts.filter(kind__in=[ArtifactKind.IMAGE, ArtifactKind.BUILD_LOG]).delete()
+    Artifact.objects.create(revision=revision, kind=ArtifactKind.IMAGE, name=image_name, uri=image_uri)
+    Artifact.objects.create(revision=revision, kind=ArtifactKind.BUILD_LOG,
+                            name=ARTIFACT_FILE_NAMES[ArtifactKind.BUILD_LOG], blob=log_blob)
+    return [blob for blob in old_logs if blob.pk != log_blob.pk]
 
 
 # ---------------------------------------------------------------- publishing
