@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "onboarding",
     "images",
     "deployment",
+    "pages",  # last: the screens that assemble the apps above
 ]
 
 MIDDLEWARE = [
@@ -171,7 +172,7 @@ TEMPLATES = [{
         "django.template.context_processors.request",
         "django.contrib.auth.context_processors.auth",
         "django.contrib.messages.context_processors.messages",
-        "acumos_portal.context_processors.site",
+        "pages.context_processors.site",
     ]},
 }]
 

@@ -15,5 +15,5 @@ urlpatterns = [
     path("onboarding-app/v2/", include("onboarding.api.acumos_urls")),
     path("", include("images.urls")),
     path("", include("deployment.urls")),
-    path("", include("marketplace.urls")),
+    path("", include("pages.urls")),
 ]

@@ -19,7 +19,7 @@ from acumos_portal.site import current_site, forget_site
 from marketplace import selectors, services
 from marketplace.choices import ModelType, NotificationKind
 from marketplace.models import Solution, Tag
-from marketplace.views.browse import compact_number, plain_excerpt
+from pages.views.browse import compact_number, plain_excerpt
 
 from ..factories import RatingFactory, RevisionFactory, SolutionFactory, UserFactory, published_revision
 

@@ -16,9 +16,9 @@ from django.utils import timezone
 
 from marketplace import services
 from marketplace.models import Solution
-from marketplace.views.my_models import TABS
 from onboarding.choices import STEPS, JobStatus, StepStatus
 from onboarding.models import OnboardingJob, StepResult
+from pages.views.my_models import TABS
 
 from ..factories import RevisionFactory, SolutionFactory, published_revision
 

@@ -23,15 +23,6 @@ from deployment.choices import DeploymentStatus
 from deployment.selectors import can_deploy, visible_deployments
 from marketplace import services, signature
 from marketplace.choices import ArtifactKind
-from marketplace.forms import (
-    CommentForm,
-    DeleteForm,
-    DetailsForm,
-    PublishForm,
-    RatingForm,
-    ShareForm,
-    add_refusal,
-)
 from marketplace.markdown import render_markdown
 from marketplace.models import Artifact, Comment, Publication, PublishRequest, SolutionShare
 from marketplace.selectors import (
@@ -57,6 +48,15 @@ from marketplace.selectors import (
     with_viewer_marks,
 )
 from onboarding.models import StepResult
+from pages.forms import (
+    CommentForm,
+    DeleteForm,
+    DetailsForm,
+    PublishForm,
+    RatingForm,
+    ShareForm,
+    add_refusal,
+)
 
 THREADS_SHOWN = 10  # comment threads; the rest behind "Show earlier comments"
 ALL_COMMENTS = "?comments=all"

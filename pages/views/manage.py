@@ -18,14 +18,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from acumos_portal.accounts.models import SiteSettings, User
 from marketplace import selectors, services
 from marketplace.choices import RequestStatus
-from marketplace.manage_forms import (
+from marketplace.models import Catalog
+from pages.manage_forms import (
     APPROVE,
     CatalogForm,
     ReviewForm,
     SiteSettingsForm,
     UserAccessForm,
 )
-from marketplace.models import Catalog
 
 PAGE_SIZE = 25
 # The queue's filter, by a word in the URL; "pending" first and by default.
