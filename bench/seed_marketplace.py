@@ -421,7 +421,7 @@ def _store_blobs() -> _Blobs:
     """The iris example's real bundle (model.proto, metadata.json, modelpackage.zip with its sample), its
     PROTOBUF.json as onboarding writes it, and a licence profile per keyword: what the model page reads."""
     from marketplace import storage
-    from onboarding.descriptors import protobuf_json
+    from marketplace.descriptors import protobuf_json
     from runner_image.protos import compile_proto
 
     with tempfile.TemporaryDirectory(prefix="acumos-bench-bundle-") as tmp:

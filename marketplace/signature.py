@@ -17,7 +17,11 @@ from django.core.files.storage import default_storage
 
 from marketplace import storage
 from marketplace.choices import ArtifactKind
+from marketplace.descriptors import protobuf_json
 from marketplace.models import Artifact
+from runner_image.errors import PackageError, ProtoError
+from runner_image.package import read_manifest_from_zip
+from runner_image.protos import compile_proto
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +101,6 @@ def _from_protobuf_json(sha256: str, storage_key: str) -> tuple[Method, ...]:
 
 @lru_cache(maxsize=_CACHE_SIZE)
 def _from_proto(sha256: str, storage_key: str) -> tuple[Method, ...]:
-    from onboarding.descriptors import protobuf_json
-    from runner_image.errors import ProtoError
-    from runner_image.protos import compile_proto
-
     try:
         with default_storage.open(storage_key, "rb") as handle:
             return methods_from_protobuf_json(protobuf_json(compile_proto(handle.read())))
@@ -109,7 +109,7 @@ def _from_proto(sha256: str, storage_key: str) -> tuple[Method, ...]:
 
 
 def methods_from_protobuf_json(document: dict) -> tuple[Method, ...]:
-    """PROTOBUF.json as onboarding.descriptors writes it (the Acumos TOSCA generator's shape)."""
+    """PROTOBUF.json as marketplace.descriptors writes it (the Acumos TOSCA generator's shape)."""
     messages = {spec["messageName"]: _message(spec) for spec in document.get("listOfMessages") or []}
     methods = []
     for operation in (document.get("service") or {}).get("listOfOperations") or []:
@@ -148,8 +148,6 @@ def samples_of(artifacts: list[Artifact]) -> dict:
 
 @lru_cache(maxsize=_CACHE_SIZE)
 def _samples(sha256: str, storage_key: str) -> dict:
-    from runner_image.package import PackageError, read_manifest_from_zip
-
     try:
         with storage.local_copy(storage_key, ".zip") as path:
             return dict(read_manifest_from_zip(path).samples)

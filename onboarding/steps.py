@@ -1,40 +1,40 @@
-"""What each pipeline step does. Each takes (job, step), returns log text, and raises
-StepFailed (permanent), StepSkipped or TransientError."""
+"""What each pipeline step does. Each takes (job, step), returns log text, and raises StepFailed
+(permanent), StepSkipped or acumos_portal.jobs.Transient (retried). The steps are listed once, in
+onboarding.choices.STEPS; each is the function of its name here (STEP_FUNCTIONS)."""
 
 from __future__ import annotations
 
 import json
 import shutil
 from contextlib import contextmanager
-from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
+from acumos_portal.jobs import Transient
 from images import services as image_services
 from images.builders.base import BuilderUnavailable, BuildFailed
-from images.choices import BuildTrigger
-from images.models import ImageBuild
-from marketplace import storage
+from marketplace import descriptors, storage
+from marketplace import services as marketplace_services
 from marketplace.choices import ARTIFACT_FILE_NAMES, ArtifactKind, RevisionStatus
-from marketplace.models import Artifact, Blob, Revision, Solution
-from marketplace.signals import revision_ready
-from onboarding import descriptors, smoke, validation
-from onboarding.choices import JobStatus
-from onboarding.models import StepResult
-from onboarding.pipeline import StepFailed, StepSkipped, TransientError
-from onboarding.services import PART_FILES, discard_staged
+from marketplace.models import Artifact, Blob, Revision
+from onboarding import smoke, validation
+from onboarding.bundle import PART_FILES, PART_KINDS, staged
+from onboarding.choices import STEPS
 from onboarding.validation import Invalid
 
-PART_KINDS = {"model": ArtifactKind.MODEL, "metadata": ArtifactKind.METADATA, "schema": ArtifactKind.PROTO,
-              "license": ArtifactKind.LICENCE}
+
+class StepFailed(Exception):
+    """A permanent failure: the bundle is wrong, retrying cannot help."""
+
+    def __init__(self, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
 
 
-@contextmanager
-def staged(job, part: str):
-    with storage.local_copy(job.parts[part], suffix=Path(PART_FILES[part]).suffix) as path:
-        yield path
+class StepSkipped(Exception):
+    """The step does not apply to this upload (no licence, no image builder configured)."""
 
 
 @contextmanager
@@ -115,36 +115,30 @@ def create_revision(job, step) -> str:
     with staged(job, "model") as path:
         flavour = validation.validate_package(path).flavour
     with transaction.atomic():
-        solution, created = _solution_for(job, metadata, flavour)
-        revision = Revision.objects.create(id=job.revision_uuid, solution=solution, version=job.version,
-                                           metadata=metadata, description=metadata.get("description", ""),
-                                           created_by=job.owner)
-        for part, blob_id in blobs.items():
-            add_artifact(revision, PART_KINDS[part], blob=Blob.objects.get(pk=blob_id))
+        revision, created = marketplace_services.revision_create(
+            owner=job.owner, solution_id=job.solution_uuid, solution_name=job.model_name, toolkit=flavour,
+            revision_id=job.revision_uuid, version=job.version, metadata=metadata,
+            artifacts={PART_KINDS[part]: Blob.objects.get(pk=blob_id) for part, blob_id in blobs.items()})
+        if created:  # recorded with it: the cleanup deletes the solution only if this job made it
+            job.created_solution = True
+            job.save(update_fields=["created_solution"])
+    solution = revision.solution
     verb = "created solution" if created else "new revision of solution"
     return f"{verb} {solution.name} ({solution.id}); revision {revision.version} ({revision.id})\n"
 
 
-def _solution_for(job, metadata: dict, flavour: str) -> tuple[Solution, bool]:
-    """The owner's solution of this name, or a new one with the id the upload answered with. Two
-    first uploads of a name share that id (onboarding.services._reserved_solution); the one that
-    comes second finds the solution the first made (get_or_create: also when both try at once)."""
-    solution, created = Solution.objects.get_or_create(
-        owner=job.owner, name=job.model_name,
-        defaults={"id": job.solution_uuid, "toolkit": flavour, "description": metadata.get("description", "")})
-    if not created:
-        return solution, False
-    job.created_solution = True
-    job.save(update_fields=["created_solution"])
-    return solution, True
+@contextmanager
+def immutable_is_failure():
+    try:
+        yield
+    except marketplace_services.RevisionImmutable as exc:
+        raise StepFailed(exc.message) from exc
 
 
 def add_artifact(revision: Revision, kind: str, *, blob: Blob | None = None, uri: str = "") -> Artifact:
-    """The only way artifacts are added: a ready revision is immutable."""
-    if Revision.objects.filter(pk=revision.pk, status=RevisionStatus.READY).exists():
-        raise StepFailed(f"revision {revision.version} is ready and can no longer change")
-    return Artifact.objects.create(revision=revision, kind=kind, name=ARTIFACT_FILE_NAMES.get(kind, kind),
-                                   blob=blob, uri=uri)
+    """marketplace.services.artifact_add, its refusal a failure of the step (the job page says why)."""
+    with immutable_is_failure():
+        return marketplace_services.artifact_add(revision, kind, blob=blob, uri=uri)
 
 
 def generate_descriptors(job, step) -> str:
@@ -205,9 +199,7 @@ def build_image(job, step) -> str:
     if problem:
         raise StepSkipped(problem)
     revision = Revision.objects.select_related("solution").get(pk=job.revision_uuid)
-    build = ImageBuild.objects.create(revision=revision, trigger=BuildTrigger.ONBOARDING, requested_by=job.owner,
-                                      builder=settings.ACUMOS_IMAGE_BUILDER, status=JobStatus.RUNNING,
-                                      started=timezone.now())
+    build = image_services.start_pipeline_build(revision, job.owner)
     step.details = {"image_build": str(build.pk)}
     step.save(update_fields=["details"])
     try:
@@ -216,7 +208,7 @@ def build_image(job, step) -> str:
         raise StepFailed(f"the image build failed: {exc}", {"image_build": str(build.pk)}) from exc
     except BuilderUnavailable as exc:
         image_services.fail(build, str(exc))
-        raise TransientError(str(exc)) from exc
+        raise Transient(str(exc)) from exc
     build.refresh_from_db()
     return build.log + f"image {pushed}\n"
 
@@ -227,9 +219,7 @@ def mark_ready(job, step) -> str:
         return f"revision {revision.version} is ready\n"
     if not revision.artifacts.filter(kind=ArtifactKind.LOG).exists():
         add_artifact(revision, ArtifactKind.LOG, blob=_store_generated(job, onboarding_log(job), ".log"))
-    Revision.objects.filter(pk=revision.pk).update(status=RevisionStatus.READY, ready_at=timezone.now())
-    revision.refresh_from_db()
-    revision_ready.send(sender=Revision, revision=revision)
+    marketplace_services.revision_mark_ready(revision)
     return f"revision {revision.version} is ready\n"
 
 
@@ -241,40 +231,5 @@ def onboarding_log(job) -> str:
     return "\n".join(lines) + "\n"
 
 
-# ---------------------------------------------------------------- cleaning up
-
-def undo_job(job) -> None:
-    """Remove what a failed job made: its revision, a solution it created, blobs nothing else uses."""
-    with transaction.atomic():
-        Revision.objects.filter(pk=job.revision_uuid).exclude(status=RevisionStatus.READY).delete()
-        if job.created_solution:
-            Solution.objects.filter(pk=job.solution_uuid, revisions__isnull=True).delete()
-    # The blobs it stored, and those it found stored (the job that stored them may have failed
-    # since, leaving them to this one), but not those another unfinished job holds without an
-    # artifact yet: deleting those would break that job at create_revision.
-    candidates = set(job.created_blobs) | set(_stored_blobs(job))
-    for blob in Blob.objects.filter(pk__in=candidates - _blobs_held_by_unfinished_jobs(job)):
-        storage.delete_blob_if_orphan(blob)
-
-
-def _stored_blobs(job) -> list[int]:
-    step = job.steps.filter(name="store_artifacts").first()
-    return list((step.details or {}).get("blobs", {}).values()) if step else []
-
-
-def _blobs_held_by_unfinished_jobs(job) -> set[int]:
-    steps = StepResult.objects.filter(name="store_artifacts", job__status__in=[JobStatus.PENDING, JobStatus.RUNNING])
-    return {pk for step in steps.exclude(job=job) for pk in (step.details or {}).get("blobs", {}).values()}
-
-
-def discard_staging(job) -> None:
-    discard_staged(job.id, job.parts.values())
-
-
-STEP_FUNCTIONS = {
-    "validate_metadata": validate_metadata, "validate_proto": validate_proto,
-    "validate_package": validate_package, "validate_licence": validate_licence,
-    "store_artifacts": store_artifacts, "create_revision": create_revision,
-    "generate_descriptors": generate_descriptors, "smoke_test": smoke_test,
-    "build_image": build_image, "mark_ready": mark_ready,
-}
+# Each step is the function of its name (onboarding.choices.STEPS is the one list).
+STEP_FUNCTIONS = {name: globals()[name] for name, _ in STEPS}

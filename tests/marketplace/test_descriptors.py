@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from onboarding import descriptors
+from marketplace import descriptors
 from runner_image.protos import compile_proto
 
 PROTO = """syntax = "proto3";

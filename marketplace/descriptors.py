@@ -1,5 +1,6 @@
 """PROTOBUF.json and TGIF.json, the descriptors Acumos's Design Studio reads (shapes as in the
-Acumos TOSCA generator), built from the compiled proto."""
+Acumos TOSCA generator), built from the compiled proto. Onboarding writes them (generate_descriptors);
+marketplace.signature reads PROTOBUF.json back for the model page."""
 
 from __future__ import annotations
 
