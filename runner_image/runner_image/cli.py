@@ -21,7 +21,12 @@ from pathlib import Path
 
 from runner_image import __version__
 from runner_image.errors import RunnerError
+from runner_image.pack import SignatureError, pack_bundle
 from runner_image.package import FLAVOURS, POSTPROCESSORS, ExtractLimits
+from runner_image.push import add_arguments as add_push_arguments
+from runner_image.push import run as run_push
+from runner_image.settings import HttpLimits, admin_token_sha256, configure_logging, log_level
+from runner_image.state import StateDir, write_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,17 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def configure_logging() -> None:
-    """Set up the runner's log lines once per process (uvicorn's spawned workers call it too)."""
-    level = os.environ.get("RUNNER_LOG_LEVEL", "info").upper()
-    logging.basicConfig(level=getattr(logging, level, logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s")
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m runner_image", description="Acumos-style model runner")
     parser.add_argument("--version", action="version", version=__version__)
-    parser.add_argument("--log-level", default=os.environ.get("RUNNER_LOG_LEVEL", "info"))
+    parser.add_argument("--log-level", default=log_level())
     commands = parser.add_subparsers(dest="command", required=True)
     _serve_parser(commands.add_parser("serve", help="serve a model bundle over REST"))
     _check_parser(commands.add_parser("check", help="load a bundle and answer its samples, without serving"))
@@ -92,17 +90,15 @@ def _pack_parser(p: argparse.ArgumentParser) -> None:
 
 
 def _push_parser(p: argparse.ArgumentParser) -> None:
-    from runner_image.push import add_arguments
-
-    add_arguments(p)
+    add_push_arguments(p)
     p.set_defaults(func=push)
 
 
 def serve(args) -> int:
+    # The model stack (protobuf, the flavours) loads only for the commands that load a model: not for
+    # --help, push or pack --no-check.
     from runner_image.runtime import record_seed, seed
-    from runner_image.settings import HttpLimits, admin_token_sha256
     from runner_image.slot import load_slot
-    from runner_image.state import StateDir
 
     admin_token_sha256()  # a weak token or a bad setting stops the runner here, before any worker starts
     limits = HttpLimits.from_env()
@@ -125,9 +121,8 @@ def serve(args) -> int:
 def check(args) -> int:
     """Load the bundle and answer its samples in this process, as a swap checks a candidate. The
     portal's smoke test runs this in the sandbox, with no network: nothing to listen on or reach."""
-    from runner_image.runtime import seed
+    from runner_image.runtime import seed  # the model stack: see serve
     from runner_image.slot import check_samples, load_slot
-    from runner_image.state import StateDir, write_json
 
     started = time.monotonic()
     try:
@@ -164,9 +159,11 @@ def _state_dir(given: Path | None) -> Path:
 
 
 def _run_uvicorn(args, state_dir: Path, slot, limits) -> int:
+    # The web stack (uvicorn, starlette, the routes) is the serve command's alone.
     import uvicorn
 
     from runner_image.httpguard import GuardedHttpToolsProtocol
+    from runner_image.server import create_app
 
     if not os.environ.get("RUNNER_ADMIN_TOKEN") and not os.environ.get("RUNNER_ADMIN_TOKEN_SHA256"):
         logging.getLogger("runner_image").warning("RUNNER_ADMIN_TOKEN is not set: swaps are refused")
@@ -178,8 +175,6 @@ def _run_uvicorn(args, state_dir: Path, slot, limits) -> int:
               "timeout_graceful_shutdown": 10, "http": GuardedHttpToolsProtocol,
               "limit_concurrency": limits.limit_concurrency}
     if args.workers <= 1:
-        from runner_image.server import create_app
-
         uvicorn.run(create_app(preloaded=slot), **common)
         return 0
     metrics_dir = state_dir / "metrics"
@@ -194,7 +189,7 @@ def _raise_open_files_limit() -> None:
     """Many clients at once need many descriptors: take the hard limit the system allows, not the
     soft default (often 1024)."""
     try:
-        import resource
+        import resource  # POSIX only: elsewhere the ImportError below keeps what there is
 
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         wanted = hard if hard != resource.RLIM_INFINITY else 1 << 16
@@ -205,8 +200,6 @@ def _raise_open_files_limit() -> None:
 
 
 def pack(args) -> int:
-    from runner_image.pack import SignatureError, pack_bundle
-
     try:
         sample = json.loads(args.sample.read_text()) if args.sample else None
     except (OSError, ValueError) as exc:
@@ -225,6 +218,4 @@ def pack(args) -> int:
 
 
 def push(args) -> int:
-    from runner_image.push import run
-
-    return run(args)
+    return run_push(args)

@@ -42,6 +42,19 @@ def _columns(descriptor):
     return list(descriptor.fields)
 
 
+def requested_method(body) -> str | None:
+    """The method an inference request names in `parameters.method`, or None."""
+    parameters = body.get("parameters") if isinstance(body, dict) else None
+    if parameters is None:
+        return None
+    if not isinstance(parameters, dict):
+        raise BadRequest("'parameters' must be a JSON object", {"field": "parameters"})
+    method = parameters.get("method")
+    if method is not None and not isinstance(method, str):
+        raise BadRequest("'parameters.method' must be a method name (a string)", {"field": "parameters.method"})
+    return method
+
+
 def model_metadata(slot, method: str) -> dict:
     rpc = slot.rpc(method)
     return {"name": slot.name, "versions": [str(slot.generation)], "platform": f"acumos-{slot.manifest.flavour}",

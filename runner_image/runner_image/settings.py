@@ -1,11 +1,13 @@
-"""Runner settings: every value from a RUNNER_* environment variable, with a safe default."""
+"""Runner settings: every value from a RUNNER_* environment variable, with a safe default; and the
+runner's log set-up (RUNNER_LOG_LEVEL), which the serve command and every worker it spawns share."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 
@@ -25,6 +27,28 @@ def _env_float(name: str, default: float) -> float:
         return float(raw) if raw else default
     except ValueError:
         raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+
+
+def _env_number(name: str, default, floor=None):
+    """A RUNNER_* number, read as the default's type (int or float), raised to `floor` if below it."""
+    value = _env_float(name, default) if isinstance(default, float) else _env_int(name, default)
+    return value if floor is None else max(floor, value)
+
+
+def _defaults(cls) -> dict:
+    """The defaults a settings dataclass declares, by field name: the one place each is written."""
+    return {f.name: f.default for f in fields(cls)}
+
+
+def log_level() -> str:
+    return os.environ.get("RUNNER_LOG_LEVEL", "info")
+
+
+def configure_logging() -> None:
+    """Set up the runner's log lines once per process (uvicorn's spawned workers call it too)."""
+    level = log_level().upper()
+    logging.basicConfig(level=getattr(logging, level, logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s")
 
 
 def token_sha256(token: str) -> str:
@@ -84,10 +108,11 @@ class HttpLimits:
 
     @classmethod
     def from_env(cls) -> HttpLimits:
-        limits = cls(header_timeout=_env_float("RUNNER_HEADER_TIMEOUT", 10.0),
-                     body_timeout=_env_float("RUNNER_BODY_TIMEOUT", 30.0),
-                     body_min_rate=_env_int("RUNNER_BODY_MIN_RATE", 16 << 10),
-                     limit_concurrency=_env_int("RUNNER_LIMIT_CONCURRENCY", 0) or None)
+        default = _defaults(cls)
+        limits = cls(header_timeout=_env_number("RUNNER_HEADER_TIMEOUT", default["header_timeout"]),
+                     body_timeout=_env_number("RUNNER_BODY_TIMEOUT", default["body_timeout"]),
+                     body_min_rate=_env_number("RUNNER_BODY_MIN_RATE", default["body_min_rate"]),
+                     limit_concurrency=_env_int("RUNNER_LIMIT_CONCURRENCY", 0) or None)  # 0: off, as unset
         for name, value in (("RUNNER_HEADER_TIMEOUT", limits.header_timeout),
                             ("RUNNER_BODY_TIMEOUT", limits.body_timeout),
                             ("RUNNER_BODY_MIN_RATE", limits.body_min_rate)):
@@ -132,19 +157,23 @@ class Settings:
         state = os.environ.get("RUNNER_STATE_DIR", "").strip()
         if not state:
             raise SystemExit("RUNNER_STATE_DIR is not set (the serve command sets it)")
-        return cls(
-            state_dir=Path(state),
-            admin_token_sha256=admin_token_sha256(),
-            max_request_bytes=_env_int("RUNNER_MAX_REQUEST_BYTES", 16 << 20),
-            max_upload_bytes=_env_int("RUNNER_MAX_UPLOAD_BYTES", 1 << 30),
-            max_package_bytes=_env_int("RUNNER_MAX_PACKAGE_BYTES", 4 << 30),
-            keep_generations=max(2, _env_int("RUNNER_KEEP_GENERATIONS", 5)),
-            swap_timeout=_env_float("RUNNER_SWAP_TIMEOUT", 300.0),
-            poll_interval=_env_float("RUNNER_POLL_INTERVAL", 0.02),
-            max_proto_bytes=_env_int("RUNNER_MAX_PROTO_BYTES", 1 << 20),
-            proto_compile_concurrency=max(1, _env_int("RUNNER_PROTO_COMPILE_CONCURRENCY", 1)),
-            proto_compile_wait=max(0.0, _env_float("RUNNER_PROTO_COMPILE_WAIT", 10.0)),
-            proto_cache_bytes=max(0, _env_int("RUNNER_PROTO_CACHE_BYTES", 4 << 20)),
-            proto_compile_nice=max(0, _env_int("RUNNER_PROTO_COMPILE_NICE", 10)),
-            metrics_multiproc=bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR")),
-        )
+        default = _defaults(cls)
+        tuned = {name: _env_number(variable, default[name], floor) for name, (variable, floor) in _VARIABLES.items()}
+        return cls(state_dir=Path(state), admin_token_sha256=admin_token_sha256(),
+                   metrics_multiproc=bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR")), **tuned)
+
+
+# The Settings fields a RUNNER_* variable sets, and the least value each may take (None: no floor).
+_VARIABLES = {
+    "max_request_bytes": ("RUNNER_MAX_REQUEST_BYTES", None),
+    "max_upload_bytes": ("RUNNER_MAX_UPLOAD_BYTES", None),
+    "max_package_bytes": ("RUNNER_MAX_PACKAGE_BYTES", None),
+    "keep_generations": ("RUNNER_KEEP_GENERATIONS", 2),
+    "swap_timeout": ("RUNNER_SWAP_TIMEOUT", None),
+    "poll_interval": ("RUNNER_POLL_INTERVAL", None),
+    "max_proto_bytes": ("RUNNER_MAX_PROTO_BYTES", None),
+    "proto_compile_concurrency": ("RUNNER_PROTO_COMPILE_CONCURRENCY", 1),
+    "proto_compile_wait": ("RUNNER_PROTO_COMPILE_WAIT", 0.0),
+    "proto_cache_bytes": ("RUNNER_PROTO_CACHE_BYTES", 0),
+    "proto_compile_nice": ("RUNNER_PROTO_COMPILE_NICE", 0),
+}

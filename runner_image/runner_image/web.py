@@ -1,0 +1,182 @@
+"""HTTP plumbing every route shares: the `endpoint` decorator (admin-token check, body limits, error
+mapping, metrics), content negotiation between JSON and protobuf, and multipart form reading.
+
+It knows nothing of particular routes; server.py uses it for each of them, swaps.py to read a swap's parts.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+import uuid
+from functools import wraps
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from runner_image import metrics
+from runner_image.codec import message_from_bytes, message_from_json, message_to_json
+from runner_image.errors import (
+    BadRequest,
+    Forbidden,
+    NotAcceptable,
+    PayloadTooLarge,
+    RunnerError,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from runner_image.settings import Settings, token_sha256
+
+log = logging.getLogger("runner_image")
+
+PROTOBUF = "application/vnd.google.protobuf"
+JSON = "application/json"
+_PROTOBUF_TYPES = {PROTOBUF, "application/x-protobuf", "application/protobuf", "application/octet-stream"}
+JSON_TYPES = {JSON, "text/json"}
+
+
+def endpoint(route: str, admin: bool = False):
+    """Error mapping, admin check, body limits and metrics, in one place for every route."""
+
+    def decorate(fn):
+        @wraps(fn)
+        async def handler(request: Request) -> Response:
+            started = time.perf_counter()
+            app = request.app.state
+            limited = request
+            try:
+                if admin:
+                    require_admin(request, app.settings)
+                limit = app.settings.max_upload_bytes if admin else app.settings.max_request_bytes
+                limited = _limited(request, limit)
+                response = await fn(limited, app.runtime)
+            except RunnerError as exc:
+                response = error_response(exc)
+            except RecursionError:  # json.loads on "[[[[..." nests deeper than Python allows
+                response = error_response(BadRequest("the JSON body is nested too deeply"))
+            except Exception as exc:  # a bug here must still answer JSON and keep serving
+                response = error_response(_unexpected(route, exc))
+            finally:
+                await limited.close()  # closes spooled multipart files at once
+            metrics.observe(route, response.status_code, time.perf_counter() - started)
+            return response
+
+        return handler
+
+    return decorate
+
+
+def error_response(exc: RunnerError) -> JSONResponse:
+    return JSONResponse(exc.to_dict(), status_code=exc.status, headers=exc.headers or None)
+
+
+def _unexpected(route: str, exc: Exception) -> RunnerError:
+    error_id = uuid.uuid4().hex[:12]
+    log.error("unexpected error [%s] on %s", error_id, route, exc_info=exc)
+    return RunnerError(f"internal error (error id {error_id}): {type(exc).__name__}: {exc}", {"error_id": error_id})
+
+
+def require_admin(request: Request, settings: Settings) -> None:
+    if not settings.admin_token_sha256:
+        raise Forbidden("changes are disabled: the runner was started without RUNNER_ADMIN_TOKEN")
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("this endpoint changes the runner: send Authorization: Bearer <admin token>")
+    if not hmac.compare_digest(token_sha256(token).encode(), settings.admin_token_sha256.encode()):
+        raise Unauthorized("the admin token is wrong")
+
+
+def _limited(request: Request, limit: int) -> Request:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the request body is {declared} bytes; the limit here is {limit}",
+                              {"limit_bytes": limit})
+    received = 0
+    receive = request.receive
+
+    async def counting_receive():
+        nonlocal received
+        message = await receive()
+        received += len(message.get("body", b""))
+        if received > limit:
+            raise PayloadTooLarge(f"the request body exceeds the limit of {limit} bytes", {"limit_bytes": limit})
+        return message
+
+    return Request(request.scope, counting_receive)
+
+
+def media_type(value: str | None) -> str:
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
+def content_kind(request: Request) -> str:
+    kind = media_type(request.headers.get("content-type"))
+    if kind in JSON_TYPES:
+        return "json"
+    if kind in _PROTOBUF_TYPES:
+        return "protobuf"
+    raise UnsupportedMediaType(f"Content-Type {kind or '(none)'} is not supported; send {JSON} or {PROTOBUF}",
+                               {"allowed": [JSON, PROTOBUF]})
+
+
+def accept_kind(request: Request, default: str) -> str:
+    accepted = [media_type(part) for part in request.headers.get("accept", "").split(",") if part.strip()]
+    for kind in accepted:
+        if kind in JSON_TYPES:
+            return "json"
+        if kind in _PROTOBUF_TYPES:
+            return "protobuf"
+        if kind in ("*/*", "application/*"):
+            return default
+    if not accepted:
+        return default
+    raise NotAcceptable(f"cannot answer as {', '.join(accepted)}; accept {JSON} or {PROTOBUF}",
+                        {"allowed": [JSON, PROTOBUF]})
+
+
+def decode(cls, body: bytes, kind: str):
+    return message_from_json(cls, body) if kind == "json" else message_from_bytes(cls, body)
+
+
+def encode(msg, kind: str) -> Response:
+    if kind == "json":
+        return Response(message_to_json(msg), media_type=JSON)
+    return Response(msg.SerializeToString(), media_type=PROTOBUF)
+
+
+async def read_form(request: Request) -> dict:
+    if media_type(request.headers.get("content-type")) != "multipart/form-data":
+        raise UnsupportedMediaType("send multipart/form-data with the parts this endpoint takes",
+                                   {"allowed": ["multipart/form-data"]})
+    try:
+        return await request.form(max_files=16, max_fields=32)
+    except RunnerError:
+        raise
+    except Exception as exc:
+        raise BadRequest(f"the multipart body cannot be read: {exc}") from exc
+
+
+async def part_bytes(form, name: str, required: bool = True) -> bytes | None:
+    value = form.get(name)
+    if value is None:
+        if required:
+            raise BadRequest(f"the multipart part '{name}' is required", {"part": name})
+        return None
+    if isinstance(value, str):
+        return value.encode()
+    return await value.read()
+
+
+def form_field(form, request: Request, name: str) -> str | None:
+    value = form.get(name) if form is not None else None
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return request.query_params.get(name)
+
+
+def operation_of(slot, proto, form, request) -> str:
+    name = form_field(form, request, "operation") or proto.default_method
+    proto.require_method(name)
+    return name
