@@ -18,6 +18,8 @@ from __future__ import annotations
 import csv
 import io
 
+from google.protobuf.descriptor import FieldDescriptor as FD
+
 from runner_image.codec import is_repeated, scalar_value
 from runner_image.errors import BadRequest
 from runner_image.tables import input_shape
@@ -129,8 +131,6 @@ def _store(target, field, value, shape: str) -> None:
 
 def _zero(field):
     """The proto3 default for one element of a repeated scalar field."""
-    from google.protobuf.descriptor import FieldDescriptor as FD
-
     if field.type in (FD.TYPE_DOUBLE, FD.TYPE_FLOAT):
         return 0.0
     if field.type == FD.TYPE_BOOL:

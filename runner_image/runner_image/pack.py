@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from importlib import metadata as pkg_metadata
 from pathlib import Path
 
-from runner_image.package import FLAVOURS, MANIFEST_NAME, SERIALIZATIONS, Manifest, validate_config
+from runner_image.package import FLAVOURS, MANIFEST_NAME, SERIALIZATIONS, ExtractLimits, Manifest, validate_config
+from runner_image.state import StateDir
 
 SCALAR_TYPES = ("double", "float", "int64", "int32", "uint64", "uint32", "bool", "string", "bytes")
 SCHEMA = "acumos.schema.model:0.6.0"
@@ -180,7 +181,7 @@ def _check_or_remove(out: Path) -> None:
 def _model_path(model, flavour: str, tmp: Path) -> Path:
     # Not only callables: the runner also serves a dict of functions or an object with method attributes.
     if flavour == "python" and not isinstance(model, (str, os.PathLike)):
-        import cloudpickle
+        import cloudpickle  # optional: only the python flavour needs it (acumos-runner[python])
 
         path = tmp / "model.pkl"
         path.write_bytes(cloudpickle.dumps(model))
@@ -213,10 +214,10 @@ def _guess_serialization(flavour: str, model_path: Path) -> str:
 
 def check_bundle(bundle: Path) -> dict:
     """Load the bundle as the runner would and answer its sample; raises RunnerError if it cannot."""
-    from runner_image.package import ExtractLimits
+    # The model stack (protobuf, the flavours) loads only when a bundle is checked: `pack --no-check`,
+    # `--help` and the other light commands, which import this module, do without it.
     from runner_image.runtime import seed
     from runner_image.slot import check_samples, load_slot
-    from runner_image.state import StateDir
 
     with tempfile.TemporaryDirectory(prefix="runner-check-") as tmp:
         state = StateDir(Path(tmp))

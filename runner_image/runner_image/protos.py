@@ -21,6 +21,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc_tools
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from runner_image.errors import NotFound, PayloadTooLarge, ProtoError
@@ -141,8 +142,6 @@ def _decode_proto(raw: bytes) -> str:
 
 
 def _well_known_include_dir() -> str:
-    import grpc_tools
-
     return os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
 
 

@@ -32,12 +32,12 @@ class Table:
         return len(self.data[0]) if self.data else 0
 
     def as_array(self, dtype=None):
-        import numpy as np
+        import numpy as np  # not a runner dependency: the model libraries that take arrays bring it
 
         return np.asarray(self.data, dtype=dtype).T.reshape(self.n_rows, len(self.columns))
 
     def as_frame(self):
-        import pandas as pd
+        import pandas as pd  # not a runner dependency: the models that take a DataFrame bring it
 
         return pd.DataFrame(dict(zip(self.columns, self.data, strict=True)), columns=self.columns)
 
@@ -173,7 +173,7 @@ def _shape_error(out_cls, result, n_fields: int) -> ModelRejected:
 
 
 def argmax(result):
-    import numpy as np
+    import numpy as np  # as in Table.as_array
 
     array = np.asarray(result)
     return array.argmax(axis=1) if array.ndim == 2 else (array > 0.5).astype("int64")

@@ -9,6 +9,8 @@ from runner_image.errors import ModelRejected
 from runner_image.flavours.base import LoadedModel
 from runner_image.package import Manifest
 
+# Loaded on demand, by name: each flavour module imports its model library (an optional extra) only
+# when a model of that flavour loads, so a runner without it still serves the others.
 _MODULES = {
     "sklearn": "runner_image.flavours.sklearn",
     "xgboost": "runner_image.flavours.xgboost",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from runner_image.errors import ModelRejected
+
 
 class LoadedModel:
     """A loaded model. Tabular models take a Table; function models take the message as kwargs."""
@@ -17,8 +19,6 @@ class LoadedModel:
 
 
 def callable_attr(obj, name: str, flavour: str):
-    from runner_image.errors import ModelRejected
-
     fn = getattr(obj, name, None)
     if not callable(fn):
         raise ModelRejected(f"the {flavour} model has no method {name!r} (set config.methods.<method>.call)")
