@@ -8,3 +8,7 @@ class JobStatus(models.TextChoices):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+
+# A job still to do or being done.
+UNFINISHED = (JobStatus.PENDING, JobStatus.RUNNING)

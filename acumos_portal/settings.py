@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "csp",
     "axes",  # sign-in lockout (AUTHENTICATION_BACKENDS below)
+    "acumos_portal",  # the floor: the job shape (jobs.py), reap_jobs and run_schedule
     "acumos_portal.accounts",
     "marketplace",
     "onboarding",
@@ -233,11 +234,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
-    "reap-stale-onboarding-jobs": {"task": "onboarding.reap_stale_jobs", "schedule": 60.0},
-    "reap-stale-image-builds": {"task": "images.reap_stale_builds", "schedule": 60.0},
+    "reap-jobs": {"task": "acumos_portal.reap_jobs", "schedule": 60.0},
     "check-deployments": {"task": "deployment.check_deployments", "schedule": 30.0},
     "decommission-due-deployments": {"task": "deployment.decommission_due", "schedule": 60.0},
-    "reap-stale-deployment-operations": {"task": "deployment.reap_stale_operations", "schedule": 60.0},
     "sweep-sandboxes": {"task": "deployment.sweep_sandboxes", "schedule": 60.0},
 }
 ACUMOS_JOB_STALE_SECONDS = env_int("ACUMOS_JOB_STALE_SECONDS", 600)

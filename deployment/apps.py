@@ -4,11 +4,16 @@ from django.apps import AppConfig
 class DeploymentConfig(AppConfig):
     name = "deployment"
     verbose_name = "Deployments"
-    default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from deployment.services import on_revision_ready
+        # Imported here, not at the top: an app's models and services load once the registry is ready.
+        from acumos_portal import jobs
+        from acumos_portal.accounts.signals import bootstrapped
+        from deployment import services, tasks  # noqa: F401 (its tasks are registered with Celery here)
         from marketplace.signals import revision_ready
 
+        jobs.register(services.JOBS)
         # Deployments that follow a solution take its newly ready revisions ("follow latest").
-        revision_ready.connect(on_revision_ready, dispatch_uid="deployment-follow-latest")
+        revision_ready.connect(services.on_revision_ready, dispatch_uid="deployment-follow-latest")
+        # A new site gets the "This host" target when it is set up (manage.py bootstrap).
+        bootstrapped.connect(services.on_bootstrap, dispatch_uid="deployment-local-target")

@@ -5,8 +5,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from acumos_portal.choices import JobStatus
-from acumos_portal.models import TimedRun
+from acumos_portal.models import JobRow
 from deployment import secretbox
 from deployment.choices import SERVING_CHANGES, DeploymentStatus, OperationKind, TargetDeployers, TargetKind, Trigger
 
@@ -78,7 +77,7 @@ class Deployment(models.Model):
         return secretbox.decrypt(self.admin_token_encrypted)
 
 
-class Operation(TimedRun):
+class Operation(JobRow):
     """One thing done to a deployment (deploy, swap, rollback, stop, start, destroy): a visible job
     row with its log. Swaps and rollbacks are the deployment's history: who, what, when, how long."""
 
@@ -86,7 +85,6 @@ class Operation(TimedRun):
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="operations")
     kind = models.CharField(max_length=10, choices=OperationKind.choices)
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.USER)
-    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="+")
     revision = models.ForeignKey("marketplace.Revision", null=True, blank=True, on_delete=models.SET_NULL,
@@ -96,12 +94,11 @@ class Operation(TimedRun):
     generation = models.PositiveIntegerField(null=True, blank=True, help_text="the runner's generation after it")
     target_generation = models.PositiveIntegerField(null=True, blank=True, help_text="rollback: to which")
     swap_ms = models.FloatField(null=True, blank=True, help_text="the runner's own swap time")
-    log = models.TextField(blank=True)
-    error = models.TextField(blank=True)
-    created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created"]
+        # The reaper looks for running operations whose heartbeat is old.
+        indexes = [models.Index(fields=["status", "heartbeat"], name="operation_status_heartbeat")]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.deployment_id} ({self.status})"

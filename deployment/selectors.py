@@ -159,14 +159,3 @@ def samples_of(revision: Revision | None) -> dict:
         return {}
     return signature.samples_of(list(revision.artifacts.filter(kind=ArtifactKind.MODEL).select_related("blob")))
 
-
-def deploy_panel(revision: Revision, user) -> dict:
-    """What the revision page shows about deploying it: the form offers only the targets the user may
-    use, and says so when the user's live deployments are at the quota."""
-    from deployment.forms import DeployForm
-
-    allowed = can_deploy(user, revision)
-    quota_message = deployment_quota_reached(user)[0] if allowed and revision.is_ready else ""
-    return {"deployments": list(deployments_of_revision(user, revision)), "can_deploy": allowed,
-            "deploy_form": DeployForm(targets=targets_for(user) if allowed else Target.objects.none()),
-            "runs_any_deployment": runs_any_deployment(user), "deploy_quota_message": quota_message}

@@ -8,7 +8,6 @@ import contextlib
 import logging
 import secrets
 import tempfile
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,10 +20,9 @@ from django.utils import timezone
 from acumos_portal import jobs, sandbox
 from acumos_portal.api.refusals import Refused
 from acumos_portal.choices import JobStatus
-from deployment import runner_client, selectors
-from deployment import secretbox
+from deployment import runner_client, secretbox, selectors
 from deployment.backends import BackendError, backend_for
-from deployment.choices import LIVE, DeploymentStatus, OperationKind, Trigger
+from deployment.choices import LIVE, DeploymentStatus, OperationKind, TargetDeployers, TargetKind, Trigger
 from deployment.models import Deployment, Operation, Target
 from deployment.runner_client import RunnerError
 from marketplace import downloads
@@ -42,6 +40,11 @@ class DeploymentRefused(Refused):
 class QuotaReached(DeploymentRefused):
     """The user has as many live deployments as ACUMOS_QUOTA_LIVE_DEPLOYMENTS allows. The message
     says so and how to free one; `details` (the quota, the live deployments' ids) is for the API."""
+
+    # 429 Too Many Requests: the request is fine, there are too many of them live. No Retry-After:
+    # a slot frees when the user stops a deployment, not after a time.
+    status = 429
+    code = "quota_exceeded"
 
     def __init__(self, message: str, details: dict):
         super().__init__(message, details=details)
@@ -127,36 +130,35 @@ def _ask(deployment: Deployment, kind: str, user, trigger: str = Trigger.USER, *
         raise DeploymentRefused("another operation on this deployment is still running; try again when it ends")
     operation = Operation.objects.create(deployment=deployment, kind=kind, requested_by=user, trigger=trigger,
                                          previous_revision=deployment.revision, **fields)
-    from deployment.tasks import run_operation
-
-    jobs.enqueue(run_operation, str(operation.pk))
+    jobs.enqueue(OPERATION_TASK, str(operation.pk))
     return operation
 
 
 # ---------------------------------------------------------------- doing
 
 def run_operation(operation_id: str) -> None:
-    """The task body: claim the row (a duplicate delivery does nothing), do it, record it."""
-    if not Operation.objects.filter(pk=operation_id, status=JobStatus.PENDING).update(
-            status=JobStatus.RUNNING, started=timezone.now()):
+    """The task body: claim the row (a duplicate delivery does nothing), do it with a heartbeat (a
+    slow image pull or rollout is long, not dead), record it (acumos_portal.jobs)."""
+    rows = Operation.objects.filter(pk=operation_id)
+    if not jobs.claim(rows):
         return
-    operation = Operation.objects.select_related("deployment__target", "revision__solution").get(pk=operation_id)
-    try:
-        text = ACTIONS[operation.kind](operation)
-    except (BackendError, RunnerError, DeploymentRefused) as exc:
-        _finish(operation, JobStatus.FAILED, error=str(exc))
-        _after_failure(operation)
-    except Exception as exc:  # a bug must end the row visibly, not leave it running
-        error_id = uuid.uuid4().hex[:12]
-        log.exception("deployment operation %s failed [%s]", operation_id, error_id)
-        _finish(operation, JobStatus.FAILED, error=f"internal error (error id {error_id}): {exc}")
-    else:
+    operation = rows.select_related("deployment__target", "revision__solution").get()
+    text = jobs.run_claimed(operation, lambda claimed: ACTIONS[claimed.kind](claimed), fail=_failed,
+                            permanent=(BackendError, RunnerError, DeploymentRefused),
+                            what=f"deployment operation {operation_id}")
+    if text is not None:
         _finish(operation, JobStatus.SUCCEEDED, log_text=text)
 
 
+def _failed(operation: Operation, message: str) -> None:
+    """A deploy that failed leaves a failed deployment; a failed swap leaves it running as it was."""
+    _finish(operation, JobStatus.FAILED, error=message)
+    if operation.kind in (OperationKind.DEPLOY, OperationKind.START):
+        Deployment.objects.filter(pk=operation.deployment_id).update(status=DeploymentStatus.FAILED)
+
+
 def _finish(operation: Operation, status: str, *, error: str = "", log_text: str = "") -> None:
-    Operation.objects.filter(pk=operation.pk).update(status=status, error=error, log=log_text,
-                                                     finished=timezone.now())
+    jobs.finish(Operation.objects.filter(pk=operation.pk), status, error=error, log=log_text)
     _tell(operation.requested_by or operation.deployment.created_by, operation.deployment,
           f"{operation.get_kind_display()} {'done' if status == JobStatus.SUCCEEDED else 'failed'}", error)
 
@@ -165,12 +167,6 @@ def _tell(user, deployment: Deployment, what: str, message: str = "") -> None:
     """A notification about a deployment's status for the person who acted (or created it)."""
     marketplace_services.notify(user, NotificationKind.DEPLOYMENT, f"{deployment}: {what}",
                                 url=f"/deployments/{deployment.pk}/", message=message)
-
-
-def _after_failure(operation: Operation) -> None:
-    """A deploy that failed leaves a failed deployment; a failed swap leaves it running as it was."""
-    if operation.kind in (OperationKind.DEPLOY, OperationKind.START):
-        Deployment.objects.filter(pk=operation.deployment_id).update(status=DeploymentStatus.FAILED)
 
 
 def _deploy(operation: Operation) -> str:
@@ -373,20 +369,23 @@ def decommission_due() -> list[str]:
     return done
 
 
-def reap_stale_operations() -> list[str]:
-    """Operations whose worker is gone: a pending one is sent again, a running one is failed (the
-    next status check says what the deployment really does)."""
-    stale = timezone.now() - timedelta(seconds=settings.ACUMOS_JOB_STALE_SECONDS)
-    actions = []
-    for operation in Operation.objects.filter(status=JobStatus.PENDING, created__lt=stale):
-        from deployment.tasks import run_operation
+def _reaped(operation: Operation, message: str) -> None:
+    """The worker stopped: the operation failed, and the next status check says what the deployment does."""
+    _finish(operation, JobStatus.FAILED, error=message)
 
-        jobs.send(run_operation, str(operation.pk))
-        actions.append(f"operation {operation.pk}: sent again")
-    for operation in Operation.objects.filter(status=JobStatus.RUNNING, started__lt=stale):
-        _finish(operation, JobStatus.FAILED, error="the worker running this operation stopped")
-        actions.append(f"operation {operation.pk}: failed (its worker stopped)")
-    return actions
+
+OPERATION_TASK = "deployment.run_operation"
+JOBS = jobs.JobKind("deployment operation", Operation, OPERATION_TASK, fail=_reaped,
+                    stopped_message="the worker running this operation stopped")
+
+
+def on_bootstrap(sender, **kwargs) -> str:
+    """A new site's first target: this host. Model owners may deploy here (the README's first walk):
+    each runner is sandboxed."""
+    if Target.objects.exists():
+        return ""
+    Target.objects.create(name="This host", kind=TargetKind.LOCAL, deployers=TargetDeployers.OWNERS)
+    return "deployment target: 'This host' (sandboxed runner processes on this machine)"
 
 
 def on_revision_ready(sender, revision: Revision, **kwargs) -> None:

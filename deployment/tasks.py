@@ -1,13 +1,14 @@
-"""Celery tasks for deployments: thin, they take ids."""
+"""Celery tasks for deployments: thin, they take ids (the job's shape: acumos_portal.jobs)."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
+from acumos_portal import jobs
 from deployment import services
 
 
-@shared_task(name="deployment.run_operation", acks_late=True, ignore_result=True)
+@jobs.job_task(services.OPERATION_TASK)
 def run_operation(operation_id: str) -> None:
     services.run_operation(operation_id)
 
@@ -20,11 +21,6 @@ def check_deployments() -> None:
 @shared_task(name="deployment.decommission_due", ignore_result=True)
 def decommission_due() -> None:
     services.decommission_due()
-
-
-@shared_task(name="deployment.reap_stale_operations", ignore_result=True)
-def reap_stale_operations() -> None:
-    services.reap_stale_operations()
 
 
 @shared_task(name="deployment.sweep_sandboxes", ignore_result=True)

@@ -1,7 +1,5 @@
 from django.db import models
 
-from acumos_portal.choices import JobStatus
-
 
 class BuildTrigger(models.TextChoices):
     ONBOARDING = "onboarding", "Onboarding"
@@ -15,5 +13,3 @@ class BuilderKind(models.TextChoices):
     DOCKER = "docker", "Docker engine"
     DAEMONLESS = "daemonless", "Daemonless (registry API)"
 
-
-UNFINISHED = (JobStatus.PENDING, JobStatus.RUNNING)

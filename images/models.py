@@ -5,12 +5,11 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from acumos_portal.choices import JobStatus
-from acumos_portal.models import TimedRun
-from images.choices import UNFINISHED, BuilderKind, BuildTrigger
+from acumos_portal.models import JobRow
+from images.choices import BuilderKind, BuildTrigger
 
 
-class ImageBuild(TimedRun):
+class ImageBuild(JobRow):
     """One build of a revision's runner image: a visible job row with its log, whether the
     onboarding pipeline asked for it or someone pressed "Create microservice"."""
 
@@ -18,16 +17,11 @@ class ImageBuild(TimedRun):
     revision = models.ForeignKey("marketplace.Revision", on_delete=models.CASCADE, related_name="image_builds")
     trigger = models.CharField(max_length=10, choices=BuildTrigger.choices)
     builder = models.CharField(max_length=10, choices=BuilderKind.choices)
-    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="+")
     image = models.CharField(max_length=500, blank=True, help_text="registry/repository:tag")
     digest = models.CharField(max_length=80, blank=True, help_text="the pushed manifest's digest")
     size = models.BigIntegerField(null=True, blank=True, help_text="compressed size of all layers")
-    log = models.TextField(blank=True)
-    error = models.TextField(blank=True)
-    created = models.DateTimeField(auto_now_add=True)
-    heartbeat = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]
@@ -39,7 +33,3 @@ class ImageBuild(TimedRun):
     @property
     def reference(self) -> str:
         return f"{self.image}@{self.digest}" if self.digest else self.image
-
-    @property
-    def done(self) -> bool:
-        return self.status not in UNFINISHED

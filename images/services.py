@@ -8,25 +8,26 @@ import logging
 import re
 import tempfile
 import time
-import uuid
 from dataclasses import replace
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
 from acumos_portal import jobs
-from acumos_portal.choices import JobStatus
+from acumos_portal.api.refusals import Refused
+from acumos_portal.choices import UNFINISHED, JobStatus
 from images import dependencies
 from images.builders.base import BuilderUnavailable, BuildFailed, BuildRequest
-from images.choices import UNFINISHED, BuilderKind, BuildTrigger
+from images.choices import BuilderKind, BuildTrigger
 from images.models import ImageBuild
 from images.oci import ImageRef, Registry
 from marketplace import downloads, storage
 from marketplace import services as marketplace_services
-from marketplace.choices import BUNDLE_KINDS, ArtifactKind
+from marketplace.choices import BUNDLE_KINDS, ArtifactKind, RevisionStatus
 from marketplace.models import Artifact, Blob, Revision
 from runner_image.package import read_manifest_from_zip
 
@@ -124,8 +125,21 @@ def labels_for(revision: Revision, artifacts: list[Artifact], base: ImageRef) ->
 
 # ---------------------------------------------------------------- requests and runs
 
+class BuildRefused(Refused):
+    """A build that cannot start: the revision is still onboarding, or no builder is configured."""
+
+
+def check_can_build(revision: Revision) -> None:
+    """When an image build may start, for every way in (the page, the API, the pipeline's step)."""
+    if revision.status != RevisionStatus.READY:
+        raise BuildRefused("this version is still being onboarded; its image is built at the end", "revision")
+    if problem := configuration_problem():
+        raise BuildRefused(problem, "revision")
+
+
 def request_build(revision: Revision, user) -> ImageBuild:
     """"Create microservice": one build at a time per revision; a second press shows the first."""
+    check_can_build(revision)
     with transaction.atomic():
         Revision.objects.select_for_update().filter(pk=revision.pk).first()
         running = ImageBuild.objects.filter(revision=revision, status__in=UNFINISHED).first()
@@ -133,31 +147,34 @@ def request_build(revision: Revision, user) -> ImageBuild:
             return running
         build = ImageBuild.objects.create(revision=revision, trigger=BuildTrigger.MANUAL, requested_by=user,
                                           builder=settings.ACUMOS_IMAGE_BUILDER)
-        from images.tasks import build_image
+        jobs.enqueue(BUILD_TASK, str(build.pk))
+    return build
 
-        jobs.enqueue(build_image, str(build.pk))
+
+def start_pipeline_build(revision: Revision, user) -> ImageBuild:
+    """The onboarding pipeline's build, run by its own step (which sends no task): made and claimed
+    here like any other, so the reaper sees the same row a manual build makes."""
+    build = ImageBuild.objects.create(revision=revision, trigger=BuildTrigger.ONBOARDING, requested_by=user,
+                                      builder=settings.ACUMOS_IMAGE_BUILDER)
+    jobs.claim(ImageBuild.objects.filter(pk=build.pk))
+    build.refresh_from_db()
     return build
 
 
 def run_build(build_id: str) -> None:
-    """The task body: claim the row (a duplicate delivery does nothing), build, record the result."""
-    now = timezone.now()
-    if not ImageBuild.objects.filter(pk=build_id, status=JobStatus.PENDING).update(
-            status=JobStatus.RUNNING, started=now, heartbeat=now):
+    """The task body: claim the row (a duplicate delivery does nothing), build, record the result.
+    An engine or registry out of reach is retried (acumos_portal.jobs); a build that cannot succeed
+    fails with its reason."""
+    rows = ImageBuild.objects.filter(pk=build_id)
+    if not jobs.claim(rows):
         return
-    build = ImageBuild.objects.select_related("revision__solution").get(pk=build_id)
-    try:
-        execute(build, store_log=store_log)
-    except (BuildFailed, BuilderUnavailable) as exc:
-        fail(build, str(exc))
-    except Exception as exc:  # a bug must end the row visibly, not leave it running
-        error_id = uuid.uuid4().hex[:12]
-        log.exception("image build %s failed [%s]", build_id, error_id)
-        fail(build, f"internal error (error id {error_id}): {exc}")
+    build = rows.select_related("revision__solution").get()
+    jobs.run_claimed(build, lambda claimed: execute(claimed, store_log=store_log), fail=fail,
+                     permanent=(BuildFailed,), transient=(BuilderUnavailable,), what=f"image build {build_id}")
 
 
 def fail(build: ImageBuild, message: str) -> None:
-    ImageBuild.objects.filter(pk=build.pk).update(status=JobStatus.FAILED, error=message, finished=timezone.now())
+    jobs.finish(ImageBuild.objects.filter(pk=build.pk), JobStatus.FAILED, error=message)
 
 
 def execute(build: ImageBuild, *, store_log) -> ImageRef:
@@ -246,26 +263,9 @@ class BuildLog:
         return jobs.keep_alive(ImageBuild.objects.filter(pk=self.build_id), on_exit=self.flush)
 
 
-# ---------------------------------------------------------------- the reaper
+# ---------------------------------------------------------------- for the reaper
 
-def reap_stale_builds() -> list[str]:
-    """A build whose worker stopped stays "running" for ever unless someone ends it."""
-    cutoff = timezone.now() - timezone.timedelta(seconds=settings.ACUMOS_JOB_STALE_SECONDS)
-    stale = ImageBuild.objects.filter(status=JobStatus.RUNNING, heartbeat__lt=cutoff)
-    ids = [str(pk) for pk in stale.values_list("pk", flat=True)]
-    stale.update(status=JobStatus.FAILED, finished=timezone.now(),
-                 error="the worker building this image stopped; press Create microservice to try again")
-    actions = [f"failed image build {pk}" for pk in ids]
-    return actions + [_resend(build) for build in _lost_builds(cutoff)]
-
-
-def _lost_builds(cutoff):
-    """Manual builds still pending long after they were asked for: their task never arrived."""
-    return ImageBuild.objects.filter(status=JobStatus.PENDING, trigger=BuildTrigger.MANUAL, created__lt=cutoff)
-
-
-def _resend(build: ImageBuild) -> str:
-    from images.tasks import build_image
-
-    jobs.send(build_image, str(build.pk))
-    return f"resent image build {build.pk}"
+BUILD_TASK = "images.build"
+# Manual builds only: the pipeline's builds run inside its own step, which the pipeline takes up.
+JOBS = jobs.JobKind("image build", ImageBuild, BUILD_TASK, fail=fail, lost=Q(trigger=BuildTrigger.MANUAL),
+                    stopped_message="the worker building this image stopped; press Create microservice to try again")

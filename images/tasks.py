@@ -1,17 +1,11 @@
-"""Celery tasks for images: thin, they take ids."""
+"""Celery tasks for images: thin, they take ids (the job's shape: acumos_portal.jobs)."""
 
 from __future__ import annotations
 
-from celery import shared_task
-
+from acumos_portal import jobs
 from images import services
 
 
-@shared_task(name="images.build", acks_late=True, ignore_result=True)
+@jobs.job_task(services.BUILD_TASK)
 def build_image(build_id: str) -> None:
     services.run_build(build_id)
-
-
-@shared_task(name="images.reap_stale_builds", ignore_result=True)
-def reap_stale_builds() -> list[str]:
-    return services.reap_stale_builds()

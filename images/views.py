@@ -13,7 +13,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from images import oci, services
-from images.selectors import image_artifact, image_panel
+from images.panels import image_panel
+from images.selectors import image_artifact
 from marketplace.choices import RevisionStatus
 from marketplace.selectors import can_change_solution, visible_revisions
 

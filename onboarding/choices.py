@@ -2,7 +2,8 @@ from django.db import models
 
 from acumos_portal.choices import JobStatus
 
-__all__ = ["STEPS", "STEP_TITLES", "UNFINISHED_STEPS", "JobStatus", "Source", "StepStatus"]
+__all__ = ["MODEL_STEPS", "STEPS", "STEP_TITLES", "UNFINISHED_STEPS", "JobStatus", "Source", "StepStatus",
+           "step_task_name"]
 
 
 class StepStatus(models.TextChoices):
@@ -22,7 +23,9 @@ class Source(models.TextChoices):
     API = "api"
 
 
-# The pipeline, in order: (name, title). One Celery task and one StepResult row per step.
+# The pipeline, in order: (name, title). The one list of steps: each is done by the function of its
+# name in onboarding/steps.py, run by its own Celery task (step_task_name) and shown as a StepResult
+# row. Adding a step is a line here and its function there.
 STEPS = (
     ("validate_metadata", "Validate metadata"),
     ("validate_proto", "Validate proto"),
@@ -36,3 +39,11 @@ STEPS = (
     ("mark_ready", "Mark ready"),
 )
 STEP_TITLES = dict(STEPS)
+# Steps that run the user's model (in a sandboxed runner process): one owner's are limited, and they
+# have workers of their own (the task's runs_model, acumos_portal.jobs).
+MODEL_STEPS = frozenset({"smoke_test"})
+
+
+def step_task_name(step: str) -> str:
+    """The name of the Celery task that runs a step (stable: tests/test_task_names.py)."""
+    return f"onboarding.{step}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django import forms
 
-from onboarding.services import PART_FILES
+from onboarding.bundle import PART_FILES
 from onboarding.validation import Invalid
 
 FILE_PARTS = ("metadata", "schema", "model", "license")

@@ -12,9 +12,7 @@ from pathlib import Path
 from django.conf import settings
 
 from acumos_portal.uploads import check_upload_size
-from onboarding.services import split_bundle_zip
-
-PART_NAMES = ("model", "metadata", "schema", "license")
+from onboarding.bundle import PART_NAMES, split_bundle_zip
 
 
 def parts_from_request(request, workdir: Path) -> dict[str, Path]:

@@ -5,11 +5,12 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from acumos_portal.models import TimedRun
+from acumos_portal.models import JobRow, TimedRun
+from marketplace.models import Revision
 from onboarding.choices import STEP_TITLES, JobStatus, Source, StepStatus
 
 
-class OnboardingJob(TimedRun):
+class OnboardingJob(JobRow):
     """One upload going through the pipeline. Its id is the Acumos `taskId`.
 
     The solution, revision and version are reserved when the upload is accepted (the Acumos API
@@ -17,7 +18,6 @@ class OnboardingJob(TimedRun):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="onboarding_jobs")
-    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING)
     source = models.CharField(max_length=5, choices=Source.choices, default=Source.API)
     tracking_id = models.CharField(max_length=100, blank=True)
     model_name = models.CharField(max_length=200)
@@ -28,9 +28,6 @@ class OnboardingJob(TimedRun):
     parts = models.JSONField(default=dict, help_text="part name -> staging storage key")
     created_solution = models.BooleanField(default=False)
     created_blobs = models.JSONField(default=list, help_text="blob ids this job stored first (cleanup)")
-    error = models.TextField(blank=True)
-    created = models.DateTimeField(auto_now_add=True)
-    heartbeat = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]
@@ -42,17 +39,11 @@ class OnboardingJob(TimedRun):
 
     @property
     def revision(self):
-        from marketplace.models import Revision
-
         return Revision.objects.filter(pk=self.revision_uuid).first()
 
     @property
     def finished_ok(self) -> bool:
         return self.status == JobStatus.SUCCEEDED
-
-    @property
-    def done(self) -> bool:
-        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
 
 
 class StepResult(TimedRun):

@@ -15,7 +15,6 @@ off: it frees its worker for other users and is sent again after ACUMOS_MODEL_RE
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -26,36 +25,20 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from acumos_portal import capacity, jobs
+from acumos_portal.choices import UNFINISHED
+from marketplace import services as marketplace_services
+from marketplace import storage
 from marketplace.choices import NotificationKind
-from marketplace.services import notify
-from onboarding.choices import STEPS, JobStatus, StepStatus
+from marketplace.models import Blob
+from onboarding import bundle
+from onboarding.choices import MODEL_STEPS, STEPS, JobStatus, StepStatus, step_task_name
 from onboarding.models import OnboardingJob, StepResult
+from onboarding.steps import STEP_FUNCTIONS, StepFailed, StepSkipped
 
 log = logging.getLogger(__name__)
 STEP_ORDER = [name for name, _ in STEPS]
-UNFINISHED = [JobStatus.PENDING, JobStatus.RUNNING]
-# Steps that run the user's model (in a runner process): one owner's are limited, and they have
-# workers of their own (the tasks' runs_model, acumos_portal.jobs).
-MODEL_STEPS = frozenset({"smoke_test"})
 PUT_BACK_TRIES = 3  # each waits up to the busy timeout (ACUMOS_SQLITE_BUSY_SECONDS)
 WAITING_NOTE = "waiting for the owner's other models to finish (ACUMOS_MODEL_STEPS_PER_USER run at once)\n"
-
-
-class StepFailed(Exception):
-    """A permanent failure: the bundle is wrong, retrying cannot help."""
-
-    def __init__(self, message: str, details: dict | None = None):
-        super().__init__(message)
-        self.message = message
-        self.details = details or {}
-
-
-class StepSkipped(Exception):
-    """The step does not apply to this upload (no licence, no image builder configured)."""
-
-
-class TransientError(Exception):
-    """Storage or a service hiccup: the step is retried (bounded by the task's max_retries)."""
 
 
 class OwnerBusy(Exception):
@@ -74,7 +57,7 @@ def run_step(job_id: str, name: str, *, retried: bool = False) -> None:
             raise
         log.warning("onboarding step %s of job %s met a busy database; retrying: %s", name, job_id, exc)
         _put_back(job_id, name)
-        raise TransientError(f"the database was busy: {exc}") from exc
+        raise jobs.Transient(f"the database was busy: {exc}") from exc
 
 
 def _put_back(job_id: str, name: str) -> None:
@@ -104,29 +87,30 @@ def _run_step(job_id: str, name: str, retried: bool) -> None:
         if retried:  # a duplicate delivery does nothing: the first one moved the job on
             _move_on_if_left(job_id, name)
         return
-    from onboarding.steps import STEP_FUNCTIONS
+    # The job's heartbeat shows it alive; the claim, the retry of a transient error and the error-id
+    # catch-all are every job's (acumos_portal.jobs).
+    done = jobs.run_claimed(step, _do_step, fail=_failed_by_bug, alive=OnboardingJob.objects.filter(pk=job_id),
+                            what=f"onboarding step {name} of job {job_id}", where=f" in step {name}")
+    if done:
+        advance(step.job, name)
 
+
+def _do_step(step: StepResult) -> bool:
+    """Do the step and record how it ended; True if the job moves on."""
     try:
-        with heartbeat(job_id):
-            output = STEP_FUNCTIONS[name](step.job, step)
+        output = STEP_FUNCTIONS[step.name](step.job, step)
     except StepSkipped as skipped:
         _finish(step, StepStatus.SKIPPED, str(skipped))
     except StepFailed as failure:
         fail_job(step.job, step, failure.message, failure.details)
-        return
-    except TransientError:
-        StepResult.objects.filter(pk=step.pk).update(status=StepStatus.PENDING)
-        raise
-    except Exception as exc:  # a bug must fail the job visibly, not leave it running
-        if capacity.is_database_busy(exc):
-            raise  # transient: run_step retries it
-        error_id = uuid.uuid4().hex[:12]
-        log.exception("onboarding step %s failed [%s] job=%s", name, error_id, job_id)
-        fail_job(step.job, step, f"internal error in step {name} (error id {error_id}): {exc}", {"error_id": error_id})
-        return
+        return False
     else:
         _finish(step, StepStatus.SUCCEEDED, output or "")
-    advance(step.job, name)
+    return True
+
+
+def _failed_by_bug(step: StepResult, message: str) -> None:
+    fail_job(step.job, step, message)
 
 
 def _move_on_if_left(job_id: str, name: str) -> None:
@@ -147,20 +131,12 @@ def _move_on_if_left(job_id: str, name: str) -> None:
     advance(done.job, name)
 
 
-def heartbeat(job_id: str):
-    return jobs.keep_alive(OnboardingJob.objects.filter(pk=job_id))
-
-
 def claim_step(job_id: str, name: str) -> StepResult | None:
     """Mark the step running, or return None if it is not pending; raise OwnerBusy (nothing claimed)
     for a model step whose owner is at the limit."""
     now = timezone.now()
     with transaction.atomic():
-        claimed = StepResult.objects.filter(
-            job_id=job_id, name=name, status=StepStatus.PENDING, job__status__in=UNFINISHED,
-        ).update(status=StepStatus.RUNNING, started=now, finished=None, attempts=F("attempts") + 1,
-                 claimed_by=jobs.this_process())
-        if not claimed:
+        if not jobs.claim(StepResult.objects.filter(job_id=job_id, name=name, job__status__in=UNFINISHED)):
             return None
         if name in MODEL_STEPS:
             _check_owner_limit(job_id)
@@ -189,12 +165,10 @@ def defer_step(job_id: str, name: str) -> None:
     """Send the step again after ACUMOS_MODEL_RETRY_SECONDS (a timer, or a Celery countdown: a new
     message, not a retry, so waiting uses none of the task's retries). The heartbeat moves on, so
     the reaper sees a job that waits, not one that stopped."""
-    from onboarding.tasks import step_task
-
     note = StepResult.objects.filter(job_id=job_id, name=name, status=StepStatus.PENDING)
     note.exclude(log__contains=WAITING_NOTE).update(log=Concat(F("log"), Value(WAITING_NOTE)))
     OnboardingJob.objects.filter(pk=job_id).update(heartbeat=timezone.now())
-    jobs.send(step_task(name), str(job_id), countdown=settings.ACUMOS_MODEL_RETRY_SECONDS)
+    jobs.send(_task(name), str(job_id), countdown=settings.ACUMOS_MODEL_RETRY_SECONDS)
 
 
 def _finish(step: StepResult, status: str, output: str) -> None:
@@ -206,21 +180,15 @@ def _finish(step: StepResult, status: str, output: str) -> None:
 def advance(job: OnboardingJob, name: str) -> None:
     position = STEP_ORDER.index(name)
     if position + 1 < len(STEP_ORDER):
-        from onboarding.tasks import step_task
-
         OnboardingJob.objects.filter(pk=job.pk).update(heartbeat=timezone.now())
-        jobs.send(step_task(STEP_ORDER[position + 1]), str(job.id))
+        jobs.send(_task(STEP_ORDER[position + 1]), str(job.id))
         return
     now = timezone.now()
     OnboardingJob.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED, finished=now, heartbeat=now)
-    from onboarding.steps import discard_staging
-
     discard_staging(job)
 
 
 def fail_job(job: OnboardingJob, step: StepResult, message: str, details: dict | None = None) -> None:
-    from onboarding.steps import discard_staging, undo_job
-
     now = timezone.now()
     with transaction.atomic():
         StepResult.objects.filter(pk=step.pk).update(status=StepStatus.FAILED, finished=now, error=message,
@@ -233,8 +201,9 @@ def fail_job(job: OnboardingJob, step: StepResult, message: str, details: dict |
     finally:
         OnboardingJob.objects.filter(pk=job.pk).update(status=JobStatus.FAILED, finished=timezone.now(),
                                                        error=message)
-        notify(job.owner, NotificationKind.ONBOARDING_FAILED, f"Onboarding {job.model_name} failed at {step.name}",
-               url=f"/onboarding/jobs/{job.pk}/", message=message)
+        marketplace_services.notify(job.owner, NotificationKind.ONBOARDING_FAILED,
+                                    f"Onboarding {job.model_name} failed at {step.name}",
+                                    url=f"/onboarding/jobs/{job.pk}/", message=message)
 
 
 # ---------------------------------------------------------------- the reaper
@@ -244,15 +213,13 @@ def reap_stale_jobs() -> list[str]:
     failed after the last attempt); a job whose next task was lost (broker down when it was sent,
     retries used up) is sent on again, so no job stays pending or running for ever. Staged files no
     job holds any more are removed."""
-    from onboarding.services import sweep_staging
-
     cutoff = timezone.now() - timedelta(seconds=settings.ACUMOS_JOB_STALE_SECONDS)
     stale = StepResult.objects.select_related("job").filter(
         status=StepStatus.RUNNING, started__lt=cutoff, job__status=JobStatus.RUNNING, job__heartbeat__lt=cutoff)
     steps = {step.pk: step for step in [*stale, *_orphaned_steps()]}
     actions = [_reap(step) for step in steps.values()]
     actions += [_resume(job) for job in _stalled_jobs(cutoff)]
-    actions += sweep_staging()
+    actions += bundle.sweep_staging()
     return [action for action in actions if action]
 
 
@@ -321,7 +288,47 @@ def _resume(job: OnboardingJob) -> str:
 
 def _send(job_id, name: str) -> None:
     """Send a step again. The heartbeat moves on, so the reaper waits a full period before the next try."""
-    from onboarding.tasks import step_task
-
     OnboardingJob.objects.filter(pk=job_id).update(heartbeat=timezone.now())
-    jobs.send(step_task(name), str(job_id))
+    jobs.send(_task(name), str(job_id))
+
+
+def _task(name: str):
+    return jobs.task_named(step_task_name(name))
+
+
+def _reap_kind(send: bool) -> list[str]:
+    """The reaper's policy for onboarding jobs (acumos_portal.jobs.reap_all): step by step. Where the
+    reaper may not send (a command on the embedded default), only the staging is swept."""
+    return reap_stale_jobs() if send else bundle.sweep_staging()
+
+
+JOBS = jobs.JobKind("onboarding job", OnboardingJob, step_task_name(STEP_ORDER[0]), fail=None,
+                    reaper=_reap_kind, resumer=resume_interrupted_jobs)
+
+
+# ---------------------------------------------------------------- cleaning up
+
+def undo_job(job) -> None:
+    """Remove what a failed job made: its revision, a solution it created, blobs nothing else uses."""
+    marketplace_services.revision_discard(job.revision_uuid,
+                                          solution_id=job.solution_uuid if job.created_solution else None)
+    # The blobs it stored, and those it found stored (the job that stored them may have failed
+    # since, leaving them to this one), but not those another unfinished job holds without an
+    # artifact yet: deleting those would break that job at create_revision.
+    candidates = set(job.created_blobs) | set(_stored_blobs(job))
+    for blob in Blob.objects.filter(pk__in=candidates - _blobs_held_by_unfinished_jobs(job)):
+        storage.delete_blob_if_orphan(blob)
+
+
+def _stored_blobs(job) -> list[int]:
+    step = job.steps.filter(name="store_artifacts").first()
+    return list((step.details or {}).get("blobs", {}).values()) if step else []
+
+
+def _blobs_held_by_unfinished_jobs(job) -> set[int]:
+    steps = StepResult.objects.filter(name="store_artifacts", job__status__in=UNFINISHED)
+    return {pk for step in steps.exclude(job=job) for pk in (step.details or {}).get("blobs", {}).values()}
+
+
+def discard_staging(job) -> None:
+    bundle.discard_staged(job.id, job.parts.values())

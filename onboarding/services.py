@@ -4,37 +4,24 @@ leaves nothing behind."""
 
 from __future__ import annotations
 
-import contextlib
 import re
 import uuid
-import zipfile
-from datetime import timedelta
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.files import File
-from django.core.files.storage import default_storage
 from django.db import transaction
-from django.utils import timezone
 
-from acumos_portal import capacity, jobs
-from acumos_portal.api.refusals import Refused
+from acumos_portal import jobs
 from acumos_portal.accounts.models import SiteSettings
+from acumos_portal.api.refusals import Refused
+from acumos_portal.choices import UNFINISHED
 from marketplace.models import Revision, Solution
-from onboarding import validation
-from onboarding.choices import STEPS, JobStatus, Source
+from onboarding import bundle, validation
+from onboarding.bundle import PART_LABELS, REQUIRED_PARTS
+from onboarding.choices import STEPS, Source, step_task_name
 from onboarding.models import OnboardingJob, StepResult
 from onboarding.validation import Invalid
-
-# Acumos part names -> the file each one is in a bundle.
-PART_FILES = {"metadata": "metadata.json", "schema": "model.proto", "model": "modelpackage.zip",
-              "license": "license.json"}
-REQUIRED_PARTS = ("model", "metadata", "schema")
-STAGING = "staging"  # staging/<job id>/<part file> in the default storage, until the job ends
-PART_LABELS = {"model": "model (modelpackage.zip)", "metadata": "metadata (metadata.json)",
-               "schema": "schema (model.proto)", "license": "license (license.json)"}
-
 
 # ---------------------------------------------------------------- open or closed
 
@@ -43,6 +30,12 @@ CLOSED_MESSAGE = "Onboarding is closed on this site: an administrator has turned
 
 class OnboardingClosed(Refused):
     """The site does not take new models now (SiteSettings.onboarding_open is off)."""
+
+    # 503, not 403: it is the same for every caller (admins too) and says "not now" rather than
+    # "not you" (403 reads as a missing role or a bad token, and the caller would look at their
+    # credentials). No Retry-After: nobody knows when an admin reopens it.
+    status = 503
+    code = "onboarding_closed"
 
     def __init__(self):
         super().__init__(CLOSED_MESSAGE)
@@ -60,13 +53,15 @@ def check_open() -> None:
 
 # ---------------------------------------------------------------- the jobs-in-flight quota
 
-IN_FLIGHT = (JobStatus.PENDING, JobStatus.RUNNING)
-
-
 class OnboardingQuotaReached(Refused):
     """The user has as many onboarding jobs in flight as ACUMOS_QUOTA_ONBOARDING_JOBS allows (everyone,
     admins too: each job runs the uploaded model's code in its smoke test). The message says so and
     how to free one; `details` (the quota, the jobs' ids) is for the APIs."""
+
+    # 429 Too Many Requests: "not you, not now", until one of the user's jobs ends. No Retry-After:
+    # nobody knows when that is.
+    status = 429
+    code = "quota_exceeded"
 
     def __init__(self, jobs: list[str], limit: int):
         have = f"{len(jobs)} onboarding job{'' if len(jobs) == 1 else 's'} in flight"
@@ -84,7 +79,7 @@ def check_quota(user) -> None:
     """Asked by every entry point before it reads an upload's body (so a refused upload is not even
     received), and again by onboarding_start under the user's row lock, which is what holds."""
     limit = settings.ACUMOS_QUOTA_ONBOARDING_JOBS
-    jobs_in_flight = [str(pk) for pk in OnboardingJob.objects.filter(owner=user, status__in=IN_FLIGHT)
+    jobs_in_flight = [str(pk) for pk in OnboardingJob.objects.filter(owner=user, status__in=UNFINISHED)
                       .order_by("created").values_list("pk", flat=True)]
     if len(jobs_in_flight) >= limit:
         raise OnboardingQuotaReached(jobs_in_flight, limit)
@@ -124,18 +119,16 @@ def onboarding_start(*, user, parts: dict[str, Path], source: str = Source.API, 
     try:
         # Staged before the transaction: copying gigabytes must not hold the database's write lock
         # (SQLite has one), and a full disk fails the upload before any row is written.
-        keys = {part: _stage(job_id, part, path, staged) for part, path in parts.items()}
+        keys = {part: bundle.stage(job_id, part, path, staged) for part, path in parts.items()}
         with transaction.atomic():
             _lock_user(user)
             check_quota(user)
             job = _create_job(job_id, user, metadata, parts=keys, source=source, tracking_id=tracking_id,
                               create_microservice=create_microservice)
             _create_steps(job)
-            from onboarding.tasks import first_step_task
-
-            jobs.enqueue(first_step_task(), str(job.id))
+            jobs.enqueue(step_task_name(STEPS[0][0]), str(job.id))
     except BaseException:
-        discard_staged(job_id, staged)
+        bundle.discard_staged(job_id, staged)
         raise
     return job
 
@@ -156,46 +149,9 @@ def _reserved_solution(user, name: str) -> uuid.UUID:
     has reserved one already (two first uploads of a name at once, taking turns under the user's
     lock): the second gets the same id, because its revision goes to the solution the first makes
     (onboarding.steps._solution_for); the answer's solutionId must be where the revision goes."""
-    reserved = (OnboardingJob.objects.filter(owner=user, model_name=name, status__in=IN_FLIGHT)
+    reserved = (OnboardingJob.objects.filter(owner=user, model_name=name, status__in=UNFINISHED)
                 .order_by("created").values_list("solution_uuid", flat=True).first())
     return reserved or uuid.uuid4()
-
-
-def _stage(job_id, part: str, path: Path, staged: list[str]) -> str:
-    key = f"staging/{job_id}/{PART_FILES[part]}"
-    staged.append(key)  # before the save: a save cut short (the disk full) leaves part of a file
-    with open(path, "rb") as handle:
-        saved = default_storage.save(key, File(handle))
-    if saved != key:
-        staged.append(saved)
-    return saved
-
-
-def discard_staged(job_id, keys) -> None:
-    """Delete a job's staged files and its staging directory (of a local storage)."""
-    for key in keys:
-        default_storage.delete(key)
-    with contextlib.suppress(NotImplementedError, OSError):  # remote storage has no directories
-        Path(default_storage.path(f"staging/{job_id}")).rmdir()
-
-
-def sweep_staging() -> list[str]:
-    """Staged files no unfinished job holds, left by a process that died between staging an upload
-    and its commit, or while discarding a finished job's. Only those untouched for
-    ACUMOS_JOB_STALE_SECONDS: a directory being staged right now has no job row yet."""
-    try:
-        folders, _ = default_storage.listdir(STAGING)
-    except FileNotFoundError:
-        return []
-    cutoff = timezone.now() - timedelta(seconds=settings.ACUMOS_JOB_STALE_SECONDS)
-    live = {str(pk) for pk in OnboardingJob.objects.filter(status__in=IN_FLIGHT).values_list("pk", flat=True)}
-    done = []
-    for folder in sorted(set(folders) - live):
-        keys = [f"{STAGING}/{folder}/{name}" for name in default_storage.listdir(f"{STAGING}/{folder}")[1]]
-        if all(default_storage.get_modified_time(key) < cutoff for key in keys):
-            discard_staged(folder, keys)
-            done.append(f"staging/{folder}: removed (no unfinished job holds it)")
-    return done
 
 
 def _create_steps(job: OnboardingJob) -> None:
@@ -221,8 +177,7 @@ def reserve_version(user, name: str, solution: Solution | None, requested: str |
 
 
 def _taken_versions(user, name: str, solution: Solution | None) -> set[str]:
-    pending = OnboardingJob.objects.filter(owner=user, model_name=name, status__in=[JobStatus.PENDING,
-                                                                                    JobStatus.RUNNING])
+    pending = OnboardingJob.objects.filter(owner=user, model_name=name, status__in=UNFINISHED)
     taken = set(pending.values_list("version", flat=True))
     if solution is not None:
         taken |= set(Revision.objects.filter(solution=solution).values_list("version", flat=True))
@@ -236,42 +191,3 @@ def _semver(text: str) -> tuple[int, int, int] | None:
     return int(match[1]), int(match[2]), int(match[3] or 0)
 
 
-# ---------------------------------------------------------------- a whole bundle in one zip
-
-_BUNDLE_NAMES = {"metadata.json": "metadata", "model.proto": "schema", "modelpackage.zip": "model",
-                 "model.zip": "model", "license.json": "license"}
-
-
-def split_bundle_zip(bundle: Path, dest: Path, max_bytes: int) -> dict[str, Path]:
-    """The parts of a bundle uploaded as one zip (flat, or inside one folder), streamed out."""
-    try:
-        archive = zipfile.ZipFile(bundle)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise Invalid("bundle", f"the bundle is not a readable zip: {exc}") from exc
-    parts: dict[str, Path] = {}
-    with archive:
-        for info in archive.infolist():
-            part = _BUNDLE_NAMES.get(PurePosixPath(info.filename).name)
-            if part and not info.is_dir() and part not in parts:
-                parts[part] = _extract_part(archive, info, dest / PART_FILES[part], max_bytes)
-    return parts
-
-
-def _extract_part(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, max_bytes: int) -> Path:
-    if info.file_size > max_bytes:
-        raise Invalid("bundle", f"{info.filename} is larger than the limit of {max_bytes} bytes")
-    written = 0
-    try:
-        with archive.open(info) as src, open(target, "wb") as out:
-            while chunk := src.read(1 << 20):
-                written += len(chunk)
-                if written > max_bytes:
-                    raise Invalid("bundle", f"{info.filename} expands past the limit of {max_bytes} bytes")
-                out.write(chunk)
-    except OSError as exc:
-        if capacity.is_disk_full(exc):  # the server's fault, not the bundle's (507)
-            raise
-        raise Invalid("bundle", f"{info.filename} in the bundle is corrupt: {exc}") from exc
-    except (zipfile.BadZipFile, EOFError, RuntimeError, NotImplementedError) as exc:
-        raise Invalid("bundle", f"{info.filename} in the bundle is corrupt: {exc}") from exc
-    return target

@@ -1,19 +1,16 @@
-"""Celery tasks: one per pipeline step, named `onboarding.<step>`, plus the reaper and the
-start-up resume. Thin: each calls the pipeline with the job id."""
+"""Celery tasks: one per pipeline step, named by onboarding.choices.step_task_name. Thin: each calls
+the pipeline with the job id (the job's shape: acumos_portal.jobs)."""
 
 from __future__ import annotations
 
-from celery import shared_task
-
+from acumos_portal import jobs
 from onboarding import pipeline
-from onboarding.choices import STEPS
+from onboarding.choices import MODEL_STEPS, STEPS, step_task_name
 
 
 def _make_step_task(name: str):
     # runs_model: a step that runs the user's model gets workers of its own (acumos_portal.jobs).
-    @shared_task(name=f"onboarding.{name}", acks_late=True, autoretry_for=(pipeline.TransientError,),
-                 max_retries=3, retry_backoff=2, ignore_result=True, runs_model=name in pipeline.MODEL_STEPS,
-                 bind=True)
+    @jobs.job_task(step_task_name(name), runs_model=name in MODEL_STEPS, bind=True)
     def step(task, job_id: str) -> None:
         pipeline.run_step(job_id, name, retried=bool(task.request.retries))
 
@@ -29,13 +26,3 @@ def step_task(name: str):
 
 def first_step_task():
     return STEP_TASKS[STEPS[0][0]]
-
-
-@shared_task(name="onboarding.reap_stale_jobs", ignore_result=True)
-def reap_stale_jobs() -> list[str]:
-    return pipeline.reap_stale_jobs()
-
-
-@shared_task(name="onboarding.resume_interrupted_jobs", ignore_result=True)
-def resume_interrupted_jobs() -> list[str]:
-    return pipeline.resume_interrupted_jobs()

@@ -15,6 +15,7 @@ from pathlib import Path
 from django.conf import settings
 from jsonschema import Draft7Validator, ValidationError, validators
 
+from acumos_portal.api.refusals import Refused
 from acumos_portal.text import hidden_character_error
 from runner_image.errors import RunnerError
 from runner_image.package import ExtractLimits, Manifest, check_archive
@@ -25,12 +26,21 @@ MAX_JSON_BYTES = 1 << 20
 
 
 @dataclass
-class Invalid(Exception):
-    """A bundle part that fails its checks. `errors` are [{"field", "message"}]."""
+class Invalid(Refused):
+    """A bundle part that fails its checks. `errors` are [{"field", "message"}]; the APIs answer them
+    as `details` (400 "invalid_bundle")."""
+
+    code = "invalid_bundle"
 
     part: str
     message: str
     errors: list[dict] = field(default_factory=list)
+
+    def __post_init__(self):
+        # Refused's attributes, set here rather than by Refused.__init__ so that `args` stay what the
+        # dataclass was called with (an exception is rebuilt from them when it is pickled).
+        self.field = None
+        self.details = self.as_details()
 
     def __str__(self) -> str:
         return self.message

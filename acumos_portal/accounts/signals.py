@@ -2,10 +2,15 @@ from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.core.cache import cache
 from django.db.models.signals import m2m_changed, post_delete, post_save
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 from acumos_portal.accounts.models import User, forget_all_roles, roles_key
 from acumos_portal.caching import forget_now_and_on_commit
+
+# Sent by `manage.py bootstrap` once the roles and the admin exist: each app sets up what a new site
+# needs of it (deployment: the "This host" target), so the floor never imports the apps above it.
+# A receiver returns a line to print, or "".
+bootstrapped = Signal()
 
 
 @receiver(post_save, sender=User)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 class Refused(Exception):
     """`field` names the input the refusal is about, if any; `details` is for API callers.
-    `status` and `code` are what the API answers: subclasses set their own."""
+    `status` and `code` are what the API answers. A plain refusal is about one input: it answers as an
+    invalid field does (400 "invalid", its message under `field`). Subclasses with a code of their own
+    (a closed site, a quota, a bad bundle) answer their status, code, message and details."""
 
     status = 400
-    code = "refused"
+    code = "invalid"
 
     def __init__(self, message: str, field: str | None = None, details: dict | None = None):
         super().__init__(message)

@@ -7,13 +7,12 @@ from django.urls import Resolver404, include, path, re_path, resolve
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
-from rest_framework.routers import SimpleRouter
 
 from acumos_portal.accounts.api import ApiTokenViewSet
 from acumos_portal.api.errors import error_body
+from acumos_portal.api.routers import Router
 
-accounts = SimpleRouter()
-accounts.trailing_slash = ""  # /api/v1/solutions; with a final slash too, see acumos_portal.api.urls
+accounts = Router()
 accounts.register("tokens", ApiTokenViewSet, basename="token")
 
 

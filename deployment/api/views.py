@@ -1,5 +1,6 @@
 """/api/v1/deployments, /api/v1/deployment-operations and /api/v1/deployment-targets. Who may see
-and change what comes only from deployment.selectors; what is not visible answers 404."""
+and change what comes only from deployment.selectors; what is not visible answers 404. What
+deployment.services refuses answers 400 about the deployment, a quota reached 429 (acumos_portal.api.errors)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from acumos_portal.api.errors import ApiError
+from acumos_portal.api.errors import refusals_about
+from acumos_portal.api.views import VisibleObjectMixin, forbid_unless, valid
 from deployment import selectors, services
 from deployment.api.serializers import (
     DeploymentSerializer,
@@ -20,7 +22,6 @@ from deployment.api.serializers import (
     TargetSerializer,
 )
 from deployment.models import Operation
-from marketplace.api.views import VisibleObjectMixin
 from marketplace.selectors import visible_revisions
 
 ACCEPTED = {202: OperationSerializer}
@@ -43,31 +44,32 @@ class DeploymentViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retrie
         description="the caller's live deployments are at the quota (ACUMOS_QUOTA_LIVE_DEPLOYMENTS; "
                     "code quota_exceeded)")})
     def create(self, request):
-        given = _valid(DeployRequestSerializer, request)
+        given = valid(DeployRequestSerializer, request)
         revision = _revision(request, given["revision"])
-        if not selectors.can_deploy(request.user, revision, seen=True):
-            raise exceptions.PermissionDenied("only operators, admins and the model's owner deploy it")
+        forbid_unless(selectors.can_deploy(request.user, revision, seen=True),
+                      "only operators, admins and the model's owner deploy it")
         # Unknown, disabled and not open to this user read the same: which targets exist is not told.
         target = selectors.targets_for(request.user).filter(pk=given["target"]).first()
         if target is None:
             raise exceptions.ValidationError({"target": ["no enabled target with this id"]})
-        deployment = _refused(lambda: services.deploy(
-            revision=revision, target=target, user=request.user, name=given.get("name", ""),
-            replicas=given["replicas"], follow=given["follow"]))
+        with refusals_about("deployment"):
+            deployment = services.deploy(revision=revision, target=target, user=request.user,
+                                         name=given.get("name", ""), replicas=given["replicas"],
+                                         follow=given["follow"])
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=SwapRequestSerializer, responses=ACCEPTED)
     @action(detail=True, methods=["post"])
     def swap(self, request, pk=None):
         deployment = self._managed()
-        revision = _revision(request, _valid(SwapRequestSerializer, request)["revision"])
+        revision = _revision(request, valid(SwapRequestSerializer, request)["revision"])
         return _accepted(lambda: services.swap(deployment, revision, request.user))
 
     @extend_schema(request=RollbackRequestSerializer, responses=ACCEPTED)
     @action(detail=True, methods=["post"])
     def rollback(self, request, pk=None):
         deployment = self._managed()
-        generation = _valid(RollbackRequestSerializer, request).get("generation")
+        generation = valid(RollbackRequestSerializer, request).get("generation")
         return _accepted(lambda: services.rollback(deployment, request.user, generation))
 
     @extend_schema(request=None, responses=ACCEPTED)
@@ -88,20 +90,14 @@ class DeploymentViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retrie
     def decommission(self, request, pk=None):
         """The second step of decommissioning: a stopped deployment, after its grace period."""
         deployment = self._managed()
-        force = _valid(DestroyRequestSerializer, request)["force"] and request.user.is_portal_admin
+        force = valid(DestroyRequestSerializer, request)["force"] and request.user.is_portal_admin
         return _accepted(lambda: services.destroy(deployment, request.user, force=force))
 
     def _managed(self):
         deployment = self.get_object()
-        if not selectors.can_manage(self.request.user, deployment):
-            raise exceptions.PermissionDenied("only operators, admins and whoever created this deployment change it")
+        forbid_unless(selectors.can_manage(self.request.user, deployment),
+                      "only operators, admins and whoever created this deployment change it")
         return deployment
-
-
-def _valid(serializer_class, request) -> dict:
-    given = serializer_class(data=request.data)
-    given.is_valid(raise_exception=True)
-    return given.validated_data
 
 
 def _revision(request, pk):
@@ -111,23 +107,11 @@ def _revision(request, pk):
     return revision
 
 
-# A user at their live-deployments quota gets 429 Too Many Requests (the request is fine, there are
-# too many of them live); the message says the quota and how to free a slot. No Retry-After: it
-# frees when the user stops a deployment, not after a time.
-QUOTA_STATUS = status.HTTP_429_TOO_MANY_REQUESTS
-
-
-def _refused(ask):
-    try:
-        return ask()
-    except services.QuotaReached as exc:
-        raise ApiError(str(exc), code="quota_exceeded", status_code=QUOTA_STATUS, details=exc.details) from exc
-    except services.DeploymentRefused as exc:
-        raise exceptions.ValidationError({"deployment": [str(exc)]}) from exc
-
-
 def _accepted(ask) -> Response:
-    return Response(OperationSerializer(_refused(ask)).data, status=status.HTTP_202_ACCEPTED)
+    """The operation `ask` starts, answered 202."""
+    with refusals_about("deployment"):
+        operation = ask()
+    return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
 
 
 @extend_schema(tags=["deployments"])

@@ -18,8 +18,10 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from deployment import manifests
+from deployment import bundle, manifests
 from deployment.backends.base import BackendError, Placement
+from deployment.options import BadOptions, boolean, one_of, whole_number
+from deployment.options import check_options as check_manifest_options
 
 DEFAULT_TIMEOUT = 300
 POLL_SECONDS = 1.0
@@ -46,16 +48,16 @@ def _endpoint_base(value):
 
 
 BACKEND_OPTIONS = {
-    "in_cluster": manifests.boolean,
-    "timeout": manifests.whole_number(1, 3600),
+    "in_cluster": boolean,
+    "timeout": whole_number(1, 3600),
     "endpoint_base": _endpoint_base,
-    "admin_via": manifests.one_of("endpoint", "pods"),
+    "admin_via": one_of("endpoint", "pods"),
 }
 
 
 def check_options(options) -> dict:
-    """A kubernetes target's options, checked (manifests.BadOptions says which and why)."""
-    return manifests.check_options(options, BACKEND_OPTIONS)
+    """A kubernetes target's options, checked (BadOptions says which and why)."""
+    return check_manifest_options(options, BACKEND_OPTIONS)
 
 
 class KubernetesBackend:
@@ -64,7 +66,7 @@ class KubernetesBackend:
     def __init__(self, options: dict, secret: str):
         try:
             self.options = check_options(options)
-        except manifests.BadOptions as exc:
+        except BadOptions as exc:
             raise BackendError(f"the target's options are wrong: {exc}") from exc
         self.secret = secret
         self._client = None
@@ -128,8 +130,8 @@ class KubernetesBackend:
     def _spec(self, deployment) -> manifests.Spec:
         namespace, name = self._where(deployment)
         try:
-            return manifests.spec_for(deployment, {**self.options, "namespace": namespace}, name)
-        except manifests.NoImage as exc:
+            return bundle.spec_for(deployment, {**self.options, "namespace": namespace}, name)
+        except bundle.NoImage as exc:
             raise BackendError(str(exc)) from exc
 
     def _where(self, deployment) -> tuple[str, str]:

@@ -6,10 +6,10 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.response import Response
 
+from acumos_portal.api.views import VisibleObjectMixin, forbid_unless, valid
 from images import services
 from images.api.serializers import ImageBuildRequestSerializer, ImageBuildSerializer
 from images.models import ImageBuild
-from marketplace.api.views import VisibleObjectMixin
 from marketplace.choices import RevisionStatus
 from marketplace.selectors import can_change_solution, visible_revisions
 
@@ -29,13 +29,12 @@ class ImageBuildViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retrie
 
     @extend_schema(request=ImageBuildRequestSerializer, responses={202: ImageBuildSerializer})
     def create(self, request):
-        given = ImageBuildRequestSerializer(data=request.data)
-        given.is_valid(raise_exception=True)
-        revision = visible_revisions(request.user).filter(pk=given.validated_data["revision"]).first()
+        given = valid(ImageBuildRequestSerializer, request)
+        revision = visible_revisions(request.user).filter(pk=given["revision"]).first()
         if revision is None:
             raise exceptions.NotFound("no such revision")
-        if not can_change_solution(request.user, revision.solution):
-            raise exceptions.PermissionDenied("only the model's owner or an admin can build its image")
+        forbid_unless(can_change_solution(request.user, revision.solution),
+                      "only the model's owner or an admin can build its image")
         if revision.status != RevisionStatus.READY:
             raise exceptions.ValidationError({"revision": ["this revision is still being onboarded"]})
         if problem := services.configuration_problem():

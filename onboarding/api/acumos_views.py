@@ -28,13 +28,14 @@ from rest_framework.views import APIView
 from acumos_portal import capacity
 from acumos_portal.accounts import services as account_services
 from acumos_portal.api.authentication import TokenAuthentication
+from acumos_portal.api.refusals import Refused
 from acumos_portal.api.throttling import ClientScopedRateThrottle
+from acumos_portal.api.views import AnyAcceptNegotiation
 from acumos_portal.uploads import UploadTooLarge
-from marketplace.api.views import AnyAcceptNegotiation
 from onboarding import http
-from onboarding.api.views import CLOSED_STATUS, QUOTA_STATUS, parse_flag, parse_tracking_id, read_parts
+from onboarding.api.views import parse_flag, parse_tracking_id, read_parts
 from onboarding.choices import Source
-from onboarding.services import OnboardingClosed, OnboardingQuotaReached, check_open, check_quota, onboarding_start
+from onboarding.services import OnboardingQuotaReached, check_open, check_quota, onboarding_start
 from onboarding.validation import Invalid
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ _CODES = {
     exceptions.PermissionDenied: "FORBIDDEN",
     exceptions.Throttled: "TOO_MANY_REQUESTS",
 }
+# A refusal's code (acumos_portal.api.refusals) as Acumos names it; any other refusal is an invalid parameter.
+_REFUSAL_CODES = {"onboarding_closed": ONBOARDING_CLOSED, "quota_exceeded": QUOTA_EXCEEDED}
 
 
 def acumos_error(status_code: int, code: str, message: str, errors: list[dict] | None = None,
@@ -66,8 +69,33 @@ def acumos_error(status_code: int, code: str, message: str, errors: list[dict] |
     return Response(body, status=status_code, headers=headers)
 
 
+def acumos_refusal(refused: Refused) -> Response:
+    """A refusal with its status and message, as the native API answers it, and Acumos's code for it."""
+    code = _REFUSAL_CODES.get(refused.code, INVALID_PARAMETER)
+    return acumos_error(refused.status, code, refused.message, _refusal_errors(refused))
+
+
+def _refusal_errors(refused: Refused) -> list[dict]:
+    """Where it applies, as Acumos's `errors` list it."""
+    if isinstance(refused, Invalid):
+        errors = [{"field": e.get("field") or refused.part, "message": e.get("message", "")} for e in refused.errors]
+        return errors or [{"field": refused.part, "message": refused.message}]
+    if isinstance(refused, OnboardingQuotaReached):
+        return [{"field": "", "message": f"at most {refused.details['quota']} jobs in flight"}]
+    return [{"field": refused.field, "message": refused.message}] if refused.field else []
+
+
+def acumos_upload_too_large(too_large: UploadTooLarge) -> Response:
+    return acumos_error(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, PAYLOAD_TOO_LARGE, str(too_large),
+                        [{"field": "", "message": f"the limit is {too_large.limit} bytes"}])
+
+
 def acumos_exception_handler(exc, context):
     """Every error of these views in the Acumos envelope, including the ones DRF raises itself."""
+    if isinstance(exc, Refused):
+        return acumos_refusal(exc)
+    if isinstance(exc, UploadTooLarge):
+        return acumos_upload_too_large(exc)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
@@ -151,29 +179,16 @@ class PushModelView(AcumosView):
         })
     def post(self, request):
         """Onboard a model bundle (Acumos push). The pipeline runs in the background."""
-        try:
-            check_open()  # before the body is read (see onboarding.api.views.CLOSED_STATUS)
-            check_quota(request.user)
-            create_microservice = parse_flag(request.headers.get("isCreateMicroservice"), "isCreateMicroservice")
-            if parse_flag(request.headers.get("deploy"), "deploy", default=False):
-                create_microservice = True  # as in Acumos: deploying needs the microservice
-            tracking_id = parse_tracking_id(request.headers.get("tracking_id"))
-            with http.workdir() as tmp:
-                parts = read_parts(request, tmp)
-                job = onboarding_start(user=request.user, parts=parts, source=Source.API, tracking_id=tracking_id,
-                                       create_microservice=create_microservice)
-        except Invalid as exc:
-            errors = [{"field": e.get("field") or exc.part, "message": e.get("message", "")} for e in exc.errors]
-            return acumos_error(status.HTTP_400_BAD_REQUEST, INVALID_PARAMETER, exc.message,
-                                errors or [{"field": exc.part, "message": exc.message}])
-        except UploadTooLarge as exc:
-            return acumos_error(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, PAYLOAD_TOO_LARGE, str(exc),
-                                [{"field": "", "message": f"the limit is {exc.limit} bytes"}])
-        except OnboardingClosed as exc:
-            return acumos_error(CLOSED_STATUS, ONBOARDING_CLOSED, exc.message)
-        except OnboardingQuotaReached as exc:
-            return acumos_error(QUOTA_STATUS, QUOTA_EXCEEDED, exc.message,
-                                [{"field": "", "message": f"at most {exc.details['quota']} jobs in flight"}])
+        check_open()  # before the body is read (see onboarding.services.OnboardingClosed)
+        check_quota(request.user)
+        create_microservice = parse_flag(request.headers.get("isCreateMicroservice"), "isCreateMicroservice")
+        if parse_flag(request.headers.get("deploy"), "deploy", default=False):
+            create_microservice = True  # as in Acumos: deploying needs the microservice
+        tracking_id = parse_tracking_id(request.headers.get("tracking_id"))
+        with http.workdir() as tmp:
+            parts = read_parts(request, tmp)
+            job = onboarding_start(user=request.user, parts=parts, source=Source.API, tracking_id=tracking_id,
+                                   create_microservice=create_microservice)
         return Response({
             "status": "SUCCESS",
             "result": {"solutionId": str(job.solution_uuid), "revisionId": str(job.revision_uuid),

@@ -6,21 +6,19 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.files.uploadhandler import StopUpload
-from django.db.models import Exists, OuterRef, Prefetch
-from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from acumos_portal.api.errors import ApiError
+from acumos_portal.api.views import VisibleObjectMixin
 from acumos_portal.uploads import UploadTooLarge
-from marketplace.models import Revision, Solution
 from onboarding import http
 from onboarding.api.serializers import JobSerializer, JobSummarySerializer, JobUploadSerializer
 from onboarding.choices import Source
-from onboarding.models import OnboardingJob, StepResult
-from onboarding.services import OnboardingClosed, OnboardingQuotaReached, check_open, check_quota, onboarding_start
+from onboarding.models import OnboardingJob
+from onboarding.selectors import jobs_with_steps, visible_jobs
+from onboarding.services import check_open, check_quota, onboarding_start
 from onboarding.validation import Invalid
 
 TRACKING_ID_MAX = OnboardingJob._meta.get_field("tracking_id").max_length
@@ -48,15 +46,6 @@ def parse_tracking_id(value, name: str = "tracking_id") -> str:
     return text
 
 
-# A closed site answers 503, not 403: it is the same for every caller (admins too) and says
-# "not now" rather than "not you" (403 reads as a missing role or a bad token, and the caller
-# would look at their credentials). No Retry-After: nobody knows when an admin reopens it.
-CLOSED_STATUS = status.HTTP_503_SERVICE_UNAVAILABLE
-# A caller with as many jobs in flight as their quota allows gets 429 Too Many Requests: "not you,
-# not now", until one of their jobs ends. No Retry-After: nobody knows when that is.
-QUOTA_STATUS = status.HTTP_429_TOO_MANY_REQUESTS
-
-
 def read_parts(request, workdir) -> dict:
     """The uploaded parts as local paths (onboarding.http). Raises UploadTooLarge past the limit."""
     try:
@@ -67,33 +56,14 @@ def read_parts(request, workdir) -> dict:
             from stopped
 
 
-def jobs_with_steps(queryset, *, logs: bool = True):
-    steps = StepResult.objects.order_by("position")
-    if not logs:
-        steps = steps.defer("log")
-    return queryset.select_related("owner").prefetch_related(Prefetch("steps", queryset=steps)).annotate(
-        has_revision=Exists(Revision.objects.filter(pk=OuterRef("revision_uuid"))),
-        has_solution=Exists(Solution.objects.filter(pk=OuterRef("solution_uuid"))),
-    )
-
-
-def visible_jobs(user, *, everyone: bool = False):
-    """The caller's own jobs; with `everyone`, a portal admin's view of all jobs."""
-    if not (user and user.is_authenticated):
-        return OnboardingJob.objects.none()
-    if everyone and user.is_portal_admin:
-        return OnboardingJob.objects.all()
-    return OnboardingJob.objects.filter(owner=user)
-
-
 @extend_schema(tags=["onboarding"])
-class OnboardingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                           viewsets.GenericViewSet):
+class OnboardingJobViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                           mixins.CreateModelMixin, viewsets.GenericViewSet):
     """Onboarding jobs. The id is the Acumos `taskId` that `POST /onboarding-app/v2/models` answers with."""
 
     serializer_class = JobSerializer
-
     parser_classes = [MultiPartParser]
+    not_found_message = "no such onboarding job"
 
     def get_serializer_class(self):
         return JobSummarySerializer if self.action == "list" else JobSerializer
@@ -106,12 +76,6 @@ class OnboardingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mix
             everyone = self.request.query_params.get("all", "").lower() in _TRUE
             queryset = visible_jobs(user, everyone=everyone)
         return jobs_with_steps(queryset, logs=self.action != "list")
-
-    def get_object(self):
-        try:
-            return super().get_object()
-        except Http404:
-            raise exceptions.NotFound("no such onboarding job") from None
 
     @extend_schema(parameters=[OpenApiParameter("all", bool, description="portal admins: every user's jobs")])
     def list(self, request, *args, **kwargs):
@@ -134,24 +98,14 @@ class OnboardingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mix
     def create(self, request, *args, **kwargs):
         """Upload a bundle (parts `model`, `metadata`, `schema`, optional `license`, or one zip as `bundle`)
         and start onboarding it. The pipeline runs in the background: follow the job's `url`."""
-        try:
-            check_open()  # before the body is read: a refused upload leaves nothing behind
-            check_quota(request.user)
-            with http.workdir() as tmp:
-                parts = read_parts(request, tmp)
-                job = onboarding_start(
-                    user=request.user, parts=parts, source=Source.API,
-                    tracking_id=parse_tracking_id(request.data.get("tracking_id")),
-                    create_microservice=parse_flag(request.data.get("create_microservice"), "create_microservice"))
-        except Invalid as exc:
-            raise ApiError(exc.message, code="invalid_bundle", details=exc.as_details()) from exc
-        except UploadTooLarge as exc:
-            raise ApiError(str(exc), code="upload_too_large", status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-                           details={"limit_bytes": exc.limit}) from exc
-        except OnboardingClosed as exc:
-            raise ApiError(exc.message, code="onboarding_closed", status_code=CLOSED_STATUS) from exc
-        except OnboardingQuotaReached as exc:
-            raise ApiError(exc.message, code="quota_exceeded", status_code=QUOTA_STATUS, details=exc.details) from exc
+        check_open()  # before the body is read: a refused upload leaves nothing behind
+        check_quota(request.user)
+        with http.workdir() as tmp:
+            parts = read_parts(request, tmp)
+            job = onboarding_start(
+                user=request.user, parts=parts, source=Source.API,
+                tracking_id=parse_tracking_id(request.data.get("tracking_id")),
+                create_microservice=parse_flag(request.data.get("create_microservice"), "create_microservice"))
         job = jobs_with_steps(OnboardingJob.objects.filter(pk=job.pk)).get()
         data = JobSerializer(job, context=self.get_serializer_context()).data
         return Response(data, status=status.HTTP_201_CREATED, headers={"Location": data["url"]})

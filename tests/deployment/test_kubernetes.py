@@ -27,6 +27,7 @@ from deployment.backends import BackendError
 from deployment.backends.kubernetes import KubernetesBackend, check_options
 from deployment.choices import DeploymentStatus, TargetKind
 from deployment.models import Deployment, Target
+from deployment.options import BadOptions
 from marketplace.choices import ArtifactKind
 from marketplace.models import Artifact, Revision
 from runner_image.settings import token_sha256
@@ -425,7 +426,7 @@ def test_bad_options_are_refused_before_anything_is_sent(owner, fake, ready_revi
     ({"replicas": 3}, "unknown option 'replicas': the allowed options are admin_via, create_namespace, "),
 ])
 def test_backend_options_are_checked(options, error):
-    with pytest.raises(manifests.BadOptions) as caught:
+    with pytest.raises(BadOptions) as caught:
         check_options(options)
     assert error in str(caught.value)
 

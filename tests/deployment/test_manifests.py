@@ -1,4 +1,5 @@
-"""The Kubernetes objects, the docker-compose.yml and the deployment bundle (deployment/manifests.py).
+"""The Kubernetes objects, the docker-compose.yml (deployment/manifests.py), their options
+(deployment/options.py) and the deployment bundle (deployment/bundle.py).
 
 No Kubernetes API server can run here. So the objects are checked three ways instead: against
 the API schema, by a lossless round trip through the kubernetes client's models (they are
@@ -28,6 +29,8 @@ import yaml
 from kubernetes import client
 
 from deployment import manifests
+from deployment.bundle import NoImage, deployment_bundle, image_of
+from deployment.options import BadOptions, check_options
 from marketplace.choices import ArtifactKind
 from marketplace.models import Artifact, Revision
 from runner_image.settings import token_sha256
@@ -54,7 +57,7 @@ MODELS = {"Namespace": client.V1Namespace, "Secret": client.V1Secret, "Deploymen
 
 def spec(**options) -> manifests.Spec:
     return manifests.Spec(name="iris-1-0-0", image=IMAGE, replicas=3, deployment_id=str(uuid.uuid4()),
-                          revision_id=str(uuid.uuid4()), options=manifests.check_options(options))
+                          revision_id=str(uuid.uuid4()), options=check_options(options))
 
 
 def by_kind(objects: list[dict]) -> dict[str, dict]:
@@ -204,14 +207,14 @@ def iris(owner, example_bundle, inline_jobs, settings) -> Revision:
 
 def test_the_image_is_pinned_by_digest_and_may_move_to_another_registry(iris):
     with_image(iris, "127.0.0.1:5000/acumos/iris:1.0.0@sha256:" + "c3" * 32)
-    assert manifests.image_of(iris) == "127.0.0.1:5000/acumos/iris@sha256:" + "c3" * 32
-    assert manifests.image_of(iris, "registry.example.org:5443") == (
+    assert image_of(iris) == "127.0.0.1:5000/acumos/iris@sha256:" + "c3" * 32
+    assert image_of(iris, "registry.example.org:5443") == (
         "registry.example.org:5443/acumos/iris@sha256:" + "c3" * 32)
 
 
 def test_a_revision_without_an_image_says_to_build_it(iris):
-    with pytest.raises(manifests.NoImage) as caught:
-        manifests.deployment_bundle(iris)
+    with pytest.raises(NoImage) as caught:
+        deployment_bundle(iris)
     assert str(caught.value) == f"revision {iris} has no image yet: build it first (Create microservice)"
 
 
@@ -239,22 +242,22 @@ def test_a_revision_without_an_image_says_to_build_it(iris):
     ({"image_registry": "https://registry"}, "option 'image_registry': 'https://registry' is not a registry host"),
 ])
 def test_wrong_options_say_which_what_and_what_is_allowed(options, error):
-    with pytest.raises(manifests.BadOptions) as caught:
-        manifests.check_options(options)
+    with pytest.raises(BadOptions) as caught:
+        check_options(options)
     assert str(caught.value).startswith(error)
     assert isinstance(caught.value, ValueError)
 
 
 def test_options_must_be_a_mapping():
-    with pytest.raises(manifests.BadOptions, match="the options must be a mapping of names to values, not list"):
-        manifests.check_options(["namespace"])
+    with pytest.raises(BadOptions, match="the options must be a mapping of names to values, not list"):
+        check_options(["namespace"])
 
 
 # ---------------------------------------------------------------- the deployment bundle
 
 def test_the_bundle_deploys_by_hand_and_holds_no_real_token(iris):
     with_image(iris, IMAGE)
-    archive = zipfile.ZipFile(io.BytesIO(manifests.deployment_bundle(iris)))
+    archive = zipfile.ZipFile(io.BytesIO(deployment_bundle(iris)))
     assert sorted(archive.namelist()) == [".env.example", "README.md", "docker-compose.yml", "kubernetes.yaml"]
     name = manifests.object_name(f"{iris.solution.name}-{iris.version}")
 
@@ -304,7 +307,7 @@ def test_the_revision_page_offers_the_bundle_once_there_is_an_image(iris, owner,
 
 def test_the_bundle_takes_a_name(iris):
     with_image(iris, IMAGE)
-    archive = zipfile.ZipFile(io.BytesIO(manifests.deployment_bundle(iris, name="Iris in Production")))
+    archive = zipfile.ZipFile(io.BytesIO(deployment_bundle(iris, name="Iris in Production")))
     compose = yaml.safe_load(archive.read("docker-compose.yml"))
     assert list(compose["services"]) == ["iris-in-production"]
 
@@ -335,7 +338,7 @@ def test_kubectl_takes_the_yaml(iris, tmp_path):
         "ingress.networking.k8s.io/iris-1-0-0 created (dry run)"]
 
     with_image(iris, IMAGE)
-    bundle = zipfile.ZipFile(io.BytesIO(manifests.deployment_bundle(iris)))
+    bundle = zipfile.ZipFile(io.BytesIO(deployment_bundle(iris)))
     assert "created (dry run)" in kubectl_dry_run(bundle.read("kubernetes.yaml").decode(), tmp_path)
 
 
@@ -392,8 +395,8 @@ def test_the_generated_yaml_runs_the_onboarded_image_with_podman(
     revision = onboarded(owner, example_bundle, inline_jobs)
     port = free_port()
     spec_for_podman = manifests.Spec(
-        name=f"iris-podman-{uuid.uuid4().hex[:8]}", image=manifests.image_of(revision), revision_id=str(revision.pk),
-        options=manifests.check_options({"host_network": True, "port": port,
+        name=f"iris-podman-{uuid.uuid4().hex[:8]}", image=image_of(revision), revision_id=str(revision.pk),
+        options=check_options({"host_network": True, "port": port,
                                          "env": {"RUNNER_HOST": "127.0.0.1"},  # this host's loopback only
                                          "resources": {"limits": {"memory": "1Gi"}}}))
     token = f"podman-token-{uuid.uuid4().hex}"  # as the portal makes one per deployment

@@ -82,9 +82,10 @@ def test_the_reaper_ends_builds_whose_worker_stopped_and_resends_lost_ones(revis
     sent = []
     monkeypatch.setattr(jobs, "send", lambda task, *args: sent.append((task.name, args)))
 
-    actions = services.reap_stale_builds()
+    actions = services.JOBS.reap()
 
-    assert f"failed image build {stale.pk}" in actions and f"resent image build {lost.pk}" in actions
+    assert f"image build {stale.pk}: failed (its worker stopped)" in actions
+    assert f"image build {lost.pk}: sent again" in actions
     stale.refresh_from_db()
     alive.refresh_from_db()
     assert stale.status == JobStatus.FAILED and "worker building this image stopped" in stale.error

@@ -254,7 +254,7 @@ def test_it_answers_507_when_the_disk_fills_keeps_nothing_and_works_again_once_s
             auth = portal.user_with_token("alice")
             # Room to receive the upload (written to the upload directory) but not to stage a copy of it;
             # then not even room to receive it.
-            refused_on_a_full_disk(portal, auth, big, disk, PACKAGE_MIB * MIB * 3 // 2, "in _stage")
+            refused_on_a_full_disk(portal, auth, big, disk, PACKAGE_MIB * MIB * 3 // 2, "in stage")
             refused_on_a_full_disk(portal, auth, big, disk, PACKAGE_MIB * MIB // 2, "in receive_data_chunk")
 
             accepted = push(portal, auth, iris)

@@ -14,7 +14,8 @@ from marketplace import storage
 from marketplace.choices import ArtifactKind, RevisionStatus
 from marketplace.models import Artifact, Blob, Revision, Solution
 from onboarding.choices import JobStatus, StepStatus
-from onboarding.services import PART_FILES, onboarding_start
+from onboarding.bundle import PART_FILES
+from onboarding.services import onboarding_start
 
 from ..bundles import builders, parts_of
 from .test_celery_worker import steps_report, stored_files

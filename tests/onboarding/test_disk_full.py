@@ -24,7 +24,7 @@ PACKAGE_MIB = 4
 MESSAGE = "The server's disk is full; nothing was kept; try later."
 # Room left on the disk, and where the upload then meets the full disk (the function writing).
 ROOM = {"received": PACKAGE_MIB * MIB // 2, "staged": PACKAGE_MIB * MIB * 3 // 2}
-WRITER = {"received": "receive_data_chunk", "staged": "_stage", "split": "_extract_part"}
+WRITER = {"received": "receive_data_chunk", "staged": "stage", "split": "_extract_part"}
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,8 @@ from marketplace.models import Revision, Solution
 from onboarding import pipeline
 from onboarding.choices import STEPS, JobStatus
 from onboarding.models import OnboardingJob
-from onboarding.services import onboarding_start, sweep_staging
+from onboarding.bundle import sweep_staging
+from onboarding.services import onboarding_start
 
 from ..concurrency import at_once
 from .test_acumos_api import acumos_push, contents, stored_files, without_version

@@ -1,5 +1,5 @@
-"""Roles, the demo admin `make run` promises, and the embedded deployment target: this host, runner
-processes.
+"""Roles, the demo admin `make run` promises, and what each app sets up for a new site (the
+`bootstrapped` signal: deployment makes the embedded target, this host's sandboxed runner processes).
 
 The admin's password is never printed into a log: one given in ACUMOS_ADMIN_PASSWORD is not echoed;
 one generated here goes to <ACUMOS_DATA_DIR>/admin-password, a new file only its owner may read (and,
@@ -15,8 +15,7 @@ from django.core.management.base import BaseCommand
 from acumos_portal.accounts import services
 from acumos_portal.accounts.choices import Role
 from acumos_portal.accounts.models import User
-from deployment.choices import TargetDeployers, TargetKind
-from deployment.models import Target
+from acumos_portal.accounts.signals import bootstrapped
 
 PASSWORD_FILE = "admin-password"
 
@@ -34,7 +33,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         services.ensure_roles()
-        self._ensure_local_target()
+        for _, said in bootstrapped.send(sender=self.__class__):
+            if said:
+                self.stdout.write(said)
         admin = User.objects.filter(username="admin").first()
         given = os.environ.get("ACUMOS_ADMIN_PASSWORD", "").strip()
         if admin is None:
@@ -48,12 +49,6 @@ class Command(BaseCommand):
             self._announce(generated=None)
         else:
             self.stdout.write("demo admin: user 'admin' exists (set ACUMOS_ADMIN_PASSWORD to reset its password)")
-
-    def _ensure_local_target(self) -> None:
-        if not Target.objects.exists():
-            # Model owners may deploy here (the README's first walk): each runner is sandboxed.
-            Target.objects.create(name="This host", kind=TargetKind.LOCAL, deployers=TargetDeployers.OWNERS)
-            self.stdout.write("deployment target: 'This host' (sandboxed runner processes on this machine)")
 
     def _announce(self, *, generated: str | None) -> None:
         if generated is None:
