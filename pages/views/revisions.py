@@ -7,8 +7,8 @@ from django.urls import path
 from django.views.decorators.http import require_GET
 from django.views.generic import RedirectView
 
-from deployment.selectors import deploy_panel
-from images.selectors import image_panel
+from deployment.panels import deploy_panel
+from images.panels import image_panel
 from marketplace import downloads, services
 from marketplace.choices import ArtifactKind, RevisionStatus
 from marketplace.selectors import visible_artifacts, visible_revisions
