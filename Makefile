@@ -71,8 +71,10 @@ test: $(DEV_STAMP) lint services sandbox images browser compose
 	$(PY) -m pytest runner_image/tests
 	$(PY) -m pytest tests
 
+# ruff, and the house's import rules (pyproject.toml, [tool.importlinter]: layers, no circles).
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 fmt: $(DEV_STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from acumos_portal import site
+from acumos_portal.accounts import site
 
 # A busy database or a full disk is not a bug: 503 or 507 saying so, not the 500 page.
 handler500 = "acumos_portal.capacity.server_error"

@@ -20,7 +20,8 @@ from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from acumos_portal.accounts.choices import Role
 from marketplace.choices import Audience, CatalogAccess, ModelType, RequestStatus, SortOrder
@@ -209,6 +210,28 @@ def viewer_marks(user, solution: Solution) -> ViewerMarks:
         co_owner=solution.viewer_co_owner, favorite=solution.viewer_favorite,
         rating=Rating(solution_id=solution.pk, user=user, stars=stars, review=solution.viewer_review)
         if stars is not None else None)
+
+
+def decorate_solutions(solutions: QuerySet, user, revisions: QuerySet | None = None) -> QuerySet[Solution]:
+    """Everything the API's SolutionSerializer shows, in a constant number of queries however long the
+    page. `revision_count` counts `revisions` (default: those the user may see)."""
+    revisions = revisions if revisions is not None else visible_revisions(user)
+    revision_count = (revisions.filter(solution=OuterRef("pk")).order_by()
+                      .values("solution").annotate(n=Count("pk")).values("n"))
+    publications = Publication.objects.filter(catalog__in=visible_catalogs(user)).select_related("catalog")
+    return solutions.annotate(
+        revision_count=Coalesce(Subquery(revision_count), 0),
+        is_favorite=_is_favorite(user),
+    ).prefetch_related(
+        Prefetch("tags", queryset=Tag.objects.order_by("name")),
+        Prefetch("publications", queryset=publications, to_attr="visible_publications"),
+    )
+
+
+def _is_favorite(user):
+    if not signed_in(user):
+        return Value(False)
+    return Exists(Favorite.objects.filter(solution=OuterRef("pk"), user=user))
 
 
 def can_delete_comment(user, comment: Comment) -> bool:
@@ -526,7 +549,7 @@ def _unshown(person: str) -> list[str]:
 
 def page_cached(solution: Solution, part: str, build: Callable[[], T], settled: Callable[[T], bool] | None = None) -> T:
     """`build()`, cached under the solution's page_version, which every write to what the model page
-    shows alike moves on (marketplace.signals), for at most ACUMOS_PAGE_SECONDS: how long a renamed
+    shows alike moves on (marketplace.receivers), for at most ACUMOS_PAGE_SECONDS: how long a renamed
     author may keep the old name there. A value `settled` does not approve of is not kept."""
     if not settings.ACUMOS_PAGE_SECONDS:
         return build()

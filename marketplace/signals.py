@@ -1,57 +1,7 @@
-"""What the marketplace tells other apps, without knowing them."""
+"""What the marketplace tells other apps, without knowing them. The marketplace's own receivers,
+which act on these and on model saves, are marketplace.receivers."""
 
 from django.dispatch import Signal
 
 # Sent with `revision=` when a revision has passed onboarding (smoke test included) and is ready.
 revision_ready = Signal()
-
-
-def on_revision_ready(sender, revision, **kwargs) -> None:
-    from marketplace.services import on_revision_ready as note_ready
-
-    note_ready(revision)
-
-
-# ---------------------------------------------------------------- what lists count
-
-def on_listing_changed(sender, **kwargs) -> None:
-    """A solution created, edited, deleted or shared: cached counts (and who owns what) start afresh.
-    Publishing and the rest go through services, which say so themselves."""
-    from marketplace.services import catalog_changed
-
-    catalog_changed()
-
-
-# ---------------------------------------------------------------- the model page's shared part
-
-def page_changed(solution_id) -> None:
-    """What every visitor of the model page sees has changed: its cached part is stale."""
-    from django.db.models import F
-
-    from marketplace.models import Solution
-
-    Solution.objects.filter(pk=solution_id).update(page_version=F("page_version") + 1)
-
-
-def on_solution_part_saved(sender, instance, **kwargs) -> None:
-    """A rating, comment or favorite saved or deleted (every write, whoever makes it: services,
-    the admin, cascades; not queryset.update(), which no one uses on these)."""
-    page_changed(instance.solution_id)
-
-
-def on_artifact_saved(sender, instance, **kwargs) -> None:
-    """A version's files: an image rebuild replaces its image and build log."""
-    from marketplace.models import Revision
-
-    page_changed(Revision.objects.filter(pk=instance.revision_id).values("solution_id")[:1])
-
-
-def on_tags_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
-    if not action.startswith("post_"):
-        return
-    on_listing_changed(sender)  # the tag filter's counts
-    if not reverse:  # solution.tags.add/set/remove/clear
-        page_changed(instance.pk)
-    else:  # tag.solutions...: every solution named
-        for solution_id in pk_set or ():
-            page_changed(solution_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.utils.functional import SimpleLazyObject
 
-from acumos_portal.site import current_site
+from acumos_portal.accounts.site import current_site
 from marketplace import selectors
 
 # Which top-bar link a page belongs to, by the start of its URL name.

@@ -12,7 +12,7 @@ from acumos_portal import svg
 from acumos_portal.accounts import services as account_services
 from acumos_portal.accounts.choices import Role
 from acumos_portal.accounts.models import SiteSettings, User
-from acumos_portal.site import forget_site
+from acumos_portal.accounts.site import forget_site
 from marketplace import services
 from marketplace.models import Catalog, Publication
 

@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from acumos_portal.accounts.models import SignUpRequest, User
 from acumos_portal.accounts.names import username_key
-from acumos_portal.site import current_site
+from acumos_portal.accounts.site import current_site
 
 WINDOW = timedelta(hours=1)
 

@@ -19,7 +19,7 @@ from acumos_portal.accounts import lockout, services, signup
 from acumos_portal.accounts.clientip import client_ip
 from acumos_portal.accounts.forms import SignInForm, SignUpForm, TokenForm
 from acumos_portal.accounts.models import ApiToken
-from acumos_portal.site import current_site
+from acumos_portal.accounts.site import current_site
 
 
 class SignInView(auth_views.LoginView):

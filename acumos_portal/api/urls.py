@@ -8,9 +8,9 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from acumos_portal.accounts.api import ApiTokenViewSet
 from acumos_portal.api.errors import error_body
 from acumos_portal.api.routers import Router
+from acumos_portal.api.tokens import ApiTokenViewSet
 
 accounts = Router()
 accounts.register("tokens", ApiTokenViewSet, basename="token")

@@ -13,9 +13,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import NoReverseMatch, include, path, reverse
 from django.utils import timezone
 
-from acumos_portal import site
+from acumos_portal.accounts import site
 from acumos_portal.accounts.models import SiteSettings
-from acumos_portal.site import current_site, forget_site
+from acumos_portal.accounts.site import current_site, forget_site
 from marketplace import selectors, services
 from marketplace.choices import ModelType, NotificationKind
 from marketplace.models import Solution, Tag

@@ -31,8 +31,8 @@ from marketplace.models import (
     Solution,
     SolutionShare,
 )
+from marketplace.receivers import page_changed
 from marketplace.selectors import page_cached
-from marketplace.signals import page_changed
 from onboarding.models import StepResult
 from onboarding.services import onboarding_start
 
