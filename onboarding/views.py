@@ -10,8 +10,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.uploadhandler import StopUpload
 from django.db import OperationalError
-from django.http import JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
@@ -21,9 +21,10 @@ from acumos_portal import capacity
 from acumos_portal.uploads import UploadTooLarge, check_upload_size
 from marketplace.selectors import visible_revisions
 from onboarding import http
-from onboarding.choices import STEPS, Source, StepStatus
+from onboarding.choices import STEPS, UNFINISHED_STEPS, Source, StepStatus
 from onboarding.forms import OnboardForm
 from onboarding.models import OnboardingJob
+from onboarding.selectors import visible_job_or_none
 from onboarding.services import OnboardingClosed, OnboardingQuotaReached, check_quota, onboarding_open, onboarding_start
 from onboarding.validation import Invalid
 
@@ -114,10 +115,11 @@ def _upload(request):
 
 
 def _visible_job(request, pk) -> OnboardingJob:
-    jobs = OnboardingJob.objects.select_related("owner")
-    if not request.user.is_portal_admin:
-        jobs = jobs.filter(owner=request.user)
-    return get_object_or_404(jobs, pk=pk)
+    """Its owner's and a portal admin's (onboarding.selectors); a 404 to anyone else."""
+    found = visible_job_or_none(request.user, pk)
+    if found is None:
+        raise Http404("no such job")
+    return found
 
 
 def _job_context(request, job: OnboardingJob) -> dict:
@@ -126,7 +128,7 @@ def _job_context(request, job: OnboardingJob) -> dict:
     for step in steps:  # a running step shows how long it has been running
         step.elapsed = (now - step.started).total_seconds() if step.status == StepStatus.RUNNING and step.started \
             else None
-    finished = sum(step.status not in (StepStatus.PENDING, StepStatus.RUNNING) for step in steps)
+    finished = sum(step.status not in UNFINISHED_STEPS for step in steps)
     revision = visible_revisions(request.user).filter(pk=job.revision_uuid).first() if job.finished_ok else None
     return {"job": job, "steps": steps, "steps_finished": finished, "revision": revision}
 

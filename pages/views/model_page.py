@@ -48,6 +48,7 @@ from marketplace.selectors import (
     with_viewer_marks,
 )
 from onboarding.models import StepResult
+from onboarding.selectors import latest_steps_of
 from pages.forms import (
     CommentForm,
     DeleteForm,
@@ -150,15 +151,8 @@ def _files_and_steps(solution, revision) -> tuple[list[Artifact], list[StepResul
     when the image is rebuilt, and new artifacts move the page_version on: cached with the page."""
     if revision is None:
         return [], []
-    return page_cached(solution, f"revision:{revision.pk}", lambda: (_artifacts(revision), _steps(revision)),
+    return page_cached(solution, f"revision:{revision.pk}", lambda: (_artifacts(revision), latest_steps_of(revision)),
                        settled=lambda found: revision.is_ready and (not found[1] or found[1][0].job.done))
-
-
-def _steps(revision) -> list[StepResult]:
-    """The latest job's steps, in one query (a job has its steps from the start)."""
-    steps = list(StepResult.objects.filter(job__revision_uuid=revision.pk).select_related("job")
-                 .order_by("-job__created", "position"))
-    return [step for step in steps if step.job_id == steps[0].job_id] if steps else []
 
 
 def _artifacts(revision) -> list[Artifact]:

@@ -25,18 +25,19 @@ from django.urls import path
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from acumos_portal.choices import UNFINISHED
 from marketplace import selectors
 from marketplace.choices import RequestStatus
 from marketplace.models import Publication, Revision
-from onboarding.choices import JobStatus, StepStatus
+from onboarding.choices import JobStatus
 from onboarding.models import OnboardingJob
+from onboarding.selectors import jobs_with_progress
 
 TABS = {"unpublished": "Unpublished", "published": "Published", "deleted": "Deleted", "requests": "Publish requests"}
 PAGE_SIZE = 20
 RECENT_FAILURES = timedelta(days=7)
 FAILED_SHOWN = 5
 POLL_SECONDS = 2
-_UNFINISHED_STEPS = [StepStatus.PENDING, StepStatus.RUNNING]
 
 
 @require_GET
@@ -45,8 +46,9 @@ def my_models(request):
     user = request.user
     prefetch_related_objects([user], "groups")  # every selector asks the user's roles: once, not per call
     tab = request.GET.get("tab") if request.GET.get("tab") in TABS else "unpublished"
-    running = list(_jobs(user).filter(status__in=[JobStatus.PENDING, JobStatus.RUNNING]))
-    failed = list(_jobs(user).filter(status=JobStatus.FAILED, finished__gte=timezone.now() - RECENT_FAILURES)
+    jobs = jobs_with_progress(user)
+    running = list(jobs.filter(status__in=UNFINISHED))
+    failed = list(jobs.filter(status=JobStatus.FAILED, finished__gte=timezone.now() - RECENT_FAILURES)
                   [:FAILED_SHOWN]) if tab == "unpublished" else []
     counts = _counts(user, running)
     page = Paginator(_tab_items(user, tab), PAGE_SIZE).get_page(request.GET.get("page"))
@@ -100,14 +102,6 @@ def _counts(user, running: list[OnboardingJob]) -> dict[str, int]:
     return {"unpublished": live["unpublished"] + len(running), "published": live["published"],
             "deleted": selectors.owned_solutions(user, deleted=True).count(),
             "requests": _requests(user).count()}
-
-
-def _jobs(user) -> QuerySet[OnboardingJob]:
-    """The user's uploads with their progress (what templates/includes/job_progress.html shows)."""
-    return (OnboardingJob.objects.filter(owner=user)
-            .annotate(steps_total=Count("steps"),
-                      steps_done=Count("steps", filter=~Q(steps__status__in=_UNFINISHED_STEPS)))
-            .order_by("-created"))
 
 
 urlpatterns = [path("my-models/", my_models, name="my-models")]

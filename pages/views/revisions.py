@@ -12,7 +12,7 @@ from images.panels import image_panel
 from marketplace import downloads, services
 from marketplace.choices import ArtifactKind, RevisionStatus
 from marketplace.selectors import visible_artifacts, visible_revisions
-from onboarding.models import OnboardingJob
+from onboarding.selectors import latest_job_of
 from onboarding.validation import message_name, runtime_of
 
 _KIND_ORDER = {kind: i for i, kind in enumerate(ArtifactKind.values)}
@@ -22,7 +22,7 @@ _KIND_ORDER = {kind: i for i, kind in enumerate(ArtifactKind.values)}
 def revision(request, pk):
     found = get_object_or_404(visible_revisions(request.user), pk=pk)
     artifacts = sorted(visible_artifacts(request.user).filter(revision=found), key=lambda a: _KIND_ORDER[a.kind])
-    job = OnboardingJob.objects.filter(revision_uuid=found.pk).first()
+    job = latest_job_of(found)
     return render(request, "marketplace/revision.html", {
         "revision": found, "solution": found.solution, "artifacts": artifacts,
         "summary": metadata_summary(found.metadata), "job": job,
