@@ -8,8 +8,10 @@ import contextlib
 
 from django.conf import settings
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
-from django.http import QueryDict
+from django.http import HttpResponse, QueryDict
 from django.utils.datastructures import MultiValueDict
+
+from acumos_portal import capacity
 
 
 class UploadTooLarge(Exception):
@@ -69,12 +71,8 @@ def csrf_failure(request, reason=""):
     """An upload refused for its size never had its body (and so its CSRF token) read: say why."""
     limit = getattr(request, "upload_too_large", None)
     if limit:
-        from django.http import HttpResponse
-
         return HttpResponse(f"The upload is larger than the limit of {limit} bytes.", status=413,
                             content_type="text/plain")
-    from acumos_portal import capacity
-
     shortage = capacity.shortage_of(getattr(request, "upload_failed", None))
     if shortage is not None:  # the disk filled before the token was read
         return capacity.page_response(shortage)

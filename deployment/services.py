@@ -22,6 +22,7 @@ from acumos_portal.api.refusals import Refused
 from acumos_portal.choices import JobStatus
 from deployment import runner_client, secretbox, selectors
 from deployment.backends import BackendError, backend_for
+from deployment.backends.local import deployment_id_of
 from deployment.choices import LIVE, DeploymentStatus, OperationKind, TargetDeployers, TargetKind, Trigger
 from deployment.models import Deployment, Operation, Target
 from deployment.runner_client import RunnerError
@@ -396,8 +397,6 @@ def sweep_sandboxes() -> list[str]:
     """What dead processes left on this host (acumos_portal.sandbox.sweep): a local runner whose
     deployment is not live any more (stopped, destroyed, failed, deleted) and not being worked on,
     and a smoke test whose worker died. `make run` calls it at start; the schedule every minute."""
-    from deployment.backends.local import deployment_id_of
-
     busy_ids = Operation.objects.filter(status__in=(JobStatus.PENDING, JobStatus.RUNNING)).values("deployment_id")
     wanted = {pk.hex for pk in Deployment.objects.filter(
         Q(status__in=(*LIVE, DeploymentStatus.PENDING)) | Q(pk__in=busy_ids)).values_list("pk", flat=True)}

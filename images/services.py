@@ -22,6 +22,8 @@ from acumos_portal.api.refusals import Refused
 from acumos_portal.choices import UNFINISHED, JobStatus
 from images import dependencies
 from images.builders.base import BuilderUnavailable, BuildFailed, BuildRequest
+from images.builders.daemonless import DaemonlessBuilder
+from images.builders.docker_engine import DockerEngineBuilder
 from images.choices import BuilderKind, BuildTrigger
 from images.models import ImageBuild
 from images.oci import ImageRef, Registry
@@ -78,13 +80,9 @@ def registry(host: str | None = None) -> Registry:
 
 def make_builder(kind: str):
     if kind == BuilderKind.DOCKER:
-        from images.builders.docker_engine import DockerEngineBuilder
-
         return DockerEngineBuilder(username=settings.ACUMOS_REGISTRY_USERNAME,
                                    password=settings.ACUMOS_REGISTRY_PASSWORD,
                                    timeout=settings.ACUMOS_IMAGE_BUILD_TIMEOUT)
-    from images.builders.daemonless import DaemonlessBuilder
-
     return DaemonlessBuilder(registry(), settings.ACUMOS_IMAGE_CACHE)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from django.contrib.auth.backends import BaseBackend
 
+from acumos_portal.accounts.services import user_for_credential
+
 
 class ApiCredentialBackend(BaseBackend):
     """`authenticate(request, api_credential=...)`: an API token, `<login>:<api token>` or a JWT."""
@@ -13,6 +15,4 @@ class ApiCredentialBackend(BaseBackend):
     def authenticate(self, request, api_credential: str | None = None, **kwargs):
         if api_credential is None:
             return None
-        from acumos_portal.accounts.services import user_for_credential
-
         return user_for_credential(api_credential)

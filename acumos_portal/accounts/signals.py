@@ -5,6 +5,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import Signal, receiver
 
 from acumos_portal.accounts.models import User, forget_all_roles, roles_key
+from acumos_portal.accounts.services import grant_default_role, session_forget, session_remember
 from acumos_portal.caching import forget_now_and_on_commit
 
 # Sent by `manage.py bootstrap` once the roles and the admin exist: each app sets up what a new site
@@ -16,8 +17,6 @@ bootstrapped = Signal()
 @receiver(post_save, sender=User)
 def give_default_role(sender, instance: User, created: bool, **kwargs):
     if created:
-        from acumos_portal.accounts.services import grant_default_role
-
         grant_default_role(instance)
 
 
@@ -43,15 +42,11 @@ def forget_roles_of_everyone(sender, **kwargs):
 @receiver(user_logged_in)
 def remember_session(sender, request, user, **kwargs):
     """So that signing out everywhere, or a new password, finds the user's sessions."""
-    from acumos_portal.accounts.services import session_remember
-
     session = getattr(request, "session", None)
     session_remember(user, session.session_key if session is not None else None)
 
 
 @receiver(user_logged_out)
 def forget_session(sender, request, user, **kwargs):
-    from acumos_portal.accounts.services import session_forget
-
     session = getattr(request, "session", None)
     session_forget(session.session_key if session is not None else None)
