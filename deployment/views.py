@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from acumos_portal.htmx import is_htmx
 from deployment import manifests, runner_client, selectors, services
 from deployment.forms import DeployForm, RollbackForm, SwapForm, TargetForm, TryForm
 from deployment.models import Target
@@ -191,7 +192,7 @@ def try_it(request, pk):
                 deployment.endpoint_url, form.cleaned_data["method"], form.cleaned_data["body"]))
         except runner_client.RunnerError as exc:
             context["try_error"] = str(exc)
-    if request.headers.get("HX-Request"):  # htmx replaces the answer box only
+    if is_htmx(request):  # htmx replaces the answer box only
         return render(request, "deployment/_try.html", context)
     return render(request, "deployment/detail.html", {**_detail_context(request, deployment), **context})
 

@@ -25,6 +25,7 @@ from django.utils.timesince import timesince
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
+from acumos_portal.htmx import is_htmx
 from marketplace import selectors
 from marketplace.choices import ModelType, SortOrder
 from marketplace.models import Catalog, Publication, Solution
@@ -69,7 +70,7 @@ def browse(request):
         "clear_filters_url": links.to(**dict.fromkeys(params.active_filters, "")),
         "layout_urls": {name: links.to(view="" if name == VIEWS[0] else name, page=links.page_param(page.number))
                         for name in VIEWS},
-        "is_htmx": is_partial(request),
+        "is_htmx": is_htmx(request),  # htmx swaps only the results
     }
     template = "marketplace/_results.html" if context["is_htmx"] else "marketplace/browse.html"
     return render(request, template, context)
@@ -80,11 +81,6 @@ def paginate(results, total: int, number) -> Page:
     paginator = Paginator(results, selectors.PAGE_SIZE)
     paginator.__dict__["count"] = total  # Paginator.count is a cached_property: no COUNT query
     return paginator.get_page(number)
-
-
-def is_partial(request) -> bool:
-    """htmx swaps only the results; restoring history after a cache miss needs the whole page."""
-    return bool(request.headers.get("HX-Request")) and not request.headers.get("HX-History-Restore-Request")
 
 
 # ---------------------------------------------------------------- reading the query string

@@ -19,6 +19,7 @@ from django.urls import path, reverse
 from django.utils.text import capfirst
 from django.views.decorators.http import require_GET, require_POST
 
+from acumos_portal.htmx import is_htmx
 from deployment.choices import DeploymentStatus
 from deployment.selectors import can_deploy, visible_deployments
 from marketplace import services, signature
@@ -332,10 +333,6 @@ def _int(value) -> int | None:
 
 # ---------------------------------------------------------------- answering a POST
 
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
 def _all_comments(request) -> bool:
     """Whether to show every comment thread: asked for, or a reply was posted (its thread may be an old one)."""
     return request.GET.get("comments") == "all" or bool(request.POST.get("parent"))
@@ -367,7 +364,7 @@ def _section(request, solution, section: str, form=None):
 
 
 def _done(request, solution, section: str, anchor: str = ""):
-    if _is_htmx(request):
+    if is_htmx(request):
         return _section(request, solution, section)
     expanded = section == "comments" and _all_comments(request)
     return _back(solution, anchor or section, ALL_COMMENTS if expanded else "")
@@ -375,7 +372,7 @@ def _done(request, solution, section: str, anchor: str = ""):
 
 def _failed(request, solution, section: str, form):
     """A participation form with errors: the section again (htmx), or the whole page."""
-    if _is_htmx(request):
+    if is_htmx(request):
         return _section(request, solution, section, form)
     form_name = "rating_form" if section == "reviews" else "comment_form"
     return _page(request, solution, status=400, all_comments=_all_comments(request), **{form_name: form})
@@ -443,7 +440,7 @@ def reply_form(request, pk, comment_id):
     """The reply box under one comment (htmx opens it inline; without htmx the page does)."""
     solution = _visible_or_404(request.user, pk)
     parent = get_object_or_404(Comment, pk=comment_id, solution=solution)
-    if not _is_htmx(request):
+    if not is_htmx(request):
         url = reverse("marketplace:model", args=[solution.pk])
         return redirect(f"{url}?reply={parent.pk}#comment-{parent.pk}")
     return render(request, "marketplace/_model_reply_form.html", {
@@ -469,7 +466,7 @@ def comment_delete(request, pk, comment_id):
 def favorite(request, pk):
     solution = _visible_or_404(request.user, pk)
     now = services.toggle_favorite(request.user, solution)
-    if not _is_htmx(request):
+    if not is_htmx(request):
         messages.success(request, "Added to your favorites." if now else "Removed from your favorites.")
     return _done(request, solution, "favorite")
 

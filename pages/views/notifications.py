@@ -14,6 +14,7 @@ from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from acumos_portal.htmx import is_htmx
 from marketplace import selectors, services
 
 PAGE_SIZE = 25
@@ -50,7 +51,7 @@ def open_notification(request, pk: int):
 def mark_read(request):
     """Every unread one, or only the `ids` posted; ids that are not the user's change nothing."""
     changed = services.mark_read(request.user, _ids(request.POST.getlist("ids")))
-    if request.headers.get("HX-Request"):
+    if is_htmx(request):
         # The page again (the list it showed: `show` and `page` are posted), for htmx to swap in.
         response = _page(request, request.POST)
         response["HX-Trigger"] = "notifications-read"  # a bell on the page may refresh its count
