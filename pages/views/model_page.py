@@ -23,7 +23,6 @@ from acumos_portal.htmx import is_htmx
 from deployment.choices import DeploymentStatus
 from deployment.selectors import can_deploy, visible_deployments
 from marketplace import services, signature
-from marketplace.choices import ArtifactKind
 from marketplace.markdown import render_markdown
 from marketplace.models import Artifact, Comment, Publication, PublishRequest, SolutionShare
 from marketplace.selectors import (
@@ -50,6 +49,7 @@ from marketplace.selectors import (
 )
 from onboarding.models import StepResult
 from onboarding.selectors import latest_steps_of
+from pages.artifacts import in_kind_order
 from pages.forms import (
     CommentForm,
     DeleteForm,
@@ -62,7 +62,6 @@ from pages.forms import (
 
 THREADS_SHOWN = 10  # comment threads; the rest behind "Show earlier comments"
 ALL_COMMENTS = "?comments=all"
-_KIND_ORDER = {kind: i for i, kind in enumerate(ArtifactKind.values)}
 
 
 # ---------------------------------------------------------------- the page
@@ -157,8 +156,7 @@ def _files_and_steps(solution, revision) -> tuple[list[Artifact], list[StepResul
 
 
 def _artifacts(revision) -> list[Artifact]:
-    artifacts = Artifact.objects.filter(revision=revision).select_related("blob")
-    return sorted(artifacts, key=lambda artifact: _KIND_ORDER.get(artifact.kind, len(_KIND_ORDER)))
+    return in_kind_order(Artifact.objects.filter(revision=revision).select_related("blob"))
 
 
 def favorite_context(user, solution, shared: PageParts | None = None, *, marks: ViewerMarks | None = None) -> dict:

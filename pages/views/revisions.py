@@ -10,18 +10,17 @@ from django.views.generic import RedirectView
 from deployment.panels import deploy_panel
 from images.panels import image_panel
 from marketplace import downloads, services
-from marketplace.choices import ArtifactKind, RevisionStatus
+from marketplace.choices import RevisionStatus
 from marketplace.selectors import visible_artifacts, visible_revisions
 from onboarding.selectors import latest_job_of
 from onboarding.validation import message_name, runtime_of
-
-_KIND_ORDER = {kind: i for i, kind in enumerate(ArtifactKind.values)}
+from pages.artifacts import in_kind_order
 
 
 @require_GET
 def revision(request, pk):
     found = get_object_or_404(visible_revisions(request.user), pk=pk)
-    artifacts = sorted(visible_artifacts(request.user).filter(revision=found), key=lambda a: _KIND_ORDER[a.kind])
+    artifacts = in_kind_order(visible_artifacts(request.user).filter(revision=found))
     job = latest_job_of(found)
     return render(request, "marketplace/revision.html", {
         "revision": found, "solution": found.solution, "artifacts": artifacts,

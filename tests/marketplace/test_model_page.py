@@ -716,7 +716,7 @@ def test_publications_and_requests_are_listed_with_unpublish_and_withdraw(client
     html = html_of(client_for(owner).get(page_url(public)))
     publication = Publication.objects.get()
     assert action("unpublish", public, publication.pk) in html
-    assert "Needs a description" in html and "badge--declined" in html and "badge--pending" in html
+    assert "Needs a description" in html and "badge--dc" in html and "badge--pe" in html
     assert action("withdraw", public, pending.pk) in html
     assert action("withdraw", public, declined.pk) not in html
 
