@@ -20,6 +20,15 @@ class Placement:
 
 
 class Backend(Protocol):
+    kind: str
+    uses_secret: bool  # whether it is made with the target's secret (a kubeconfig, registry credentials)
+
+    def __init__(self, options: dict, secret: str = ""): ...
+
+    @staticmethod
+    def check_options(options: dict) -> None:
+        """Raise BackendError naming the wrong option, what is wrong and what is allowed."""
+
     def start(self, deployment, bundle: Path, admin_token: str) -> Placement:
         """Run `deployment.revision` (its image where the target runs images, else `bundle`, the
         revision's files in a folder) and wait until it is ready."""

@@ -110,10 +110,15 @@ class Settings:
 
 class DockerBackend:
     kind = "docker"
+    uses_secret = True  # registry credentials for the pull
 
     def __init__(self, options: dict, secret: str = ""):
         self.settings = parse_options(options or {})
         self.auth = parse_secret(secret)
+
+    @staticmethod
+    def check_options(options: dict) -> None:
+        parse_options(options)
 
     # ------------------------------------------------------------ the protocol
 

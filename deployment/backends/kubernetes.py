@@ -55,21 +55,29 @@ BACKEND_OPTIONS = {
 }
 
 
-def check_options(options) -> dict:
+def checked_options(options) -> dict:
     """A kubernetes target's options, checked (BadOptions says which and why)."""
     return check_manifest_options(options, BACKEND_OPTIONS)
 
 
 class KubernetesBackend:
     kind = "kubernetes"
+    uses_secret = True  # a kubeconfig
 
     def __init__(self, options: dict, secret: str):
         try:
-            self.options = check_options(options)
+            self.options = checked_options(options)
         except BadOptions as exc:
             raise BackendError(f"the target's options are wrong: {exc}") from exc
         self.secret = secret
         self._client = None
+
+    @staticmethod
+    def check_options(options: dict) -> None:
+        try:
+            checked_options(options)
+        except BadOptions as exc:
+            raise BackendError(str(exc)) from exc
 
     # ------------------------------------------------------------ the Backend protocol
 

@@ -35,14 +35,35 @@ OPTIONS = ("host", "workers", "cpus", "memory_mb")
 
 class LocalBackend:
     kind = "local"
+    uses_secret = False
 
     def __init__(self, options: dict):
-        check_options(options)
+        self.check_options(options)
         host = options.get("host", "127.0.0.1")
         self.host = "127.0.0.1" if host == "localhost" else host
         self.workers = int(options.get("workers", 1))
         self.cpus = options.get("cpus", settings.ACUMOS_SANDBOX_CPUS) or None
         self.memory_mb = options.get("memory_mb")
+
+    @staticmethod
+    def check_options(options: dict) -> None:
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise BackendError(f"unknown option {unknown[0]!r} for a local target: allowed are {', '.join(OPTIONS)}")
+        host = options.get("host", "127.0.0.1")
+        if not _loopback(host):
+            raise BackendError(f"host {host!r}: a local runner listens on this host's loopback only "
+                               "(127.0.0.1 or ::1); to serve other hosts put a proxy in front of it, or use a docker "
+                               "or kubernetes target")
+        workers = options.get("workers", 1)
+        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 16:
+            raise BackendError(f"workers {workers!r} must be a whole number from 1 to 16")
+        cpus = options.get("cpus", 1)
+        if isinstance(cpus, bool) or not isinstance(cpus, int | float) or not 0.05 <= cpus <= 256:
+            raise BackendError(f"cpus {cpus!r} must be a number of CPUs, e.g. 0.5 or 2")
+        memory = options.get("memory_mb", 256)
+        if isinstance(memory, bool) or not isinstance(memory, int) or not 64 <= memory <= 1 << 20:
+            raise BackendError(f"memory_mb {memory!r} must be a whole number of MiB, at least 64")
 
     def folder(self, deployment) -> Path:
         return Path(settings.ACUMOS_DEPLOYMENTS_DIR) / str(deployment.pk)
@@ -148,25 +169,6 @@ def deployment_id_of(record: sandbox.Record) -> str | None:
     """The deployment a sandbox serves, from its name (None for a sandbox that is no runner)."""
     prefix = "runner-"
     return record.name[len(prefix):] if record.name.startswith(prefix) else None
-
-
-def check_options(options: dict) -> None:
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise BackendError(f"unknown option {unknown[0]!r} for a local target: allowed are {', '.join(OPTIONS)}")
-    host = options.get("host", "127.0.0.1")
-    if not _loopback(host):
-        raise BackendError(f"host {host!r}: a local runner listens on this host's loopback only (127.0.0.1 or ::1); "
-                           "to serve other hosts put a proxy in front of it, or use a docker or kubernetes target")
-    workers = options.get("workers", 1)
-    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 16:
-        raise BackendError(f"workers {workers!r} must be a whole number from 1 to 16")
-    cpus = options.get("cpus", 1)
-    if isinstance(cpus, bool) or not isinstance(cpus, int | float) or not 0.05 <= cpus <= 256:
-        raise BackendError(f"cpus {cpus!r} must be a number of CPUs, e.g. 0.5 or 2")
-    memory = options.get("memory_mb", 256)
-    if isinstance(memory, bool) or not isinstance(memory, int) or not 64 <= memory <= 1 << 20:
-        raise BackendError(f"memory_mb {memory!r} must be a whole number of MiB, at least 64")
 
 
 def _loopback(host) -> bool:

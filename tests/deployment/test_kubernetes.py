@@ -24,7 +24,7 @@ import requests
 from acumos_portal.choices import JobStatus
 from deployment import manifests, services
 from deployment.backends import BackendError
-from deployment.backends.kubernetes import KubernetesBackend, check_options
+from deployment.backends.kubernetes import KubernetesBackend, checked_options
 from deployment.choices import DeploymentStatus, TargetKind
 from deployment.models import Deployment, Target
 from deployment.options import BadOptions
@@ -427,12 +427,12 @@ def test_bad_options_are_refused_before_anything_is_sent(owner, fake, ready_revi
 ])
 def test_backend_options_are_checked(options, error):
     with pytest.raises(BadOptions) as caught:
-        check_options(options)
+        checked_options(options)
     assert error in str(caught.value)
 
 
 def test_endpoint_base_is_a_template_of_name_and_namespace():
-    assert check_options({"endpoint_base": "https://{name}.{namespace}.models.example.org/"}) == {
+    assert checked_options({"endpoint_base": "https://{name}.{namespace}.models.example.org/"}) == {
         "endpoint_base": "https://{name}.{namespace}.models.example.org"}
 
 
