@@ -21,8 +21,7 @@ from django.conf import settings as django_settings
 
 from acumos_portal import sandbox
 from acumos_portal.choices import JobStatus
-from deployment import runner_client, services
-from deployment import secretbox
+from deployment import runner_client, secretbox, services
 from deployment.backends.local import LocalBackend
 from deployment.choices import DeploymentStatus
 from deployment.models import Deployment, Target
