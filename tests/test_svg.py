@@ -1,7 +1,7 @@
 """The SVG logo check (acumos_portal/svg.py): an SVG is parsed and walked against an allow-list. Logos
 as editors write them pass; everything that could run or fetch is refused, naming what it found. The
 security review's bypasses of the old regex are here, each refused (the form that uses this check is
-tested in tests/marketplace/test_manage.py)."""
+tested in tests/pages/test_manage.py)."""
 
 from __future__ import annotations
 
