@@ -1,12 +1,10 @@
 """/api/v1/solutions, /revisions, /artifacts, /catalogs, /publications, /publish-requests and
 /notifications (mounted in the `api` namespace)."""
 
-from rest_framework.routers import SimpleRouter
-
+from acumos_portal.api.routers import Router
 from marketplace.api import views
 
-router = SimpleRouter()
-router.trailing_slash = ""  # /api/v1/solutions; with a final slash too, see acumos_portal.api.urls
+router = Router()
 router.register("solutions", views.SolutionViewSet, basename="solution")
 router.register("revisions", views.RevisionViewSet, basename="revision")
 router.register("artifacts", views.ArtifactViewSet, basename="artifact")

@@ -9,32 +9,34 @@ refuses answers 400 with the field it is about."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
-import django_filters
-from django.db.models import (
-    Case,
-    Count,
-    Exists,
-    OuterRef,
-    Prefetch,
-    Q,
-    QuerySet,
-    Subquery,
-    Value,
-    When,
-)
-from django.db.models.functions import Coalesce
-from django.http import Http404
-from drf_spectacular.types import OpenApiTypes
+from django.db.models import Case, Q, Value, When
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, permissions, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
+from acumos_portal.api.errors import refusals_about
 from acumos_portal.api.pagination import Pagination
+from acumos_portal.api.views import (
+    FILE_RESPONSE,
+    NO_CONTENT,
+    READ_OR_SIGNED_IN,
+    SIGNED_IN,
+    AnyAcceptNegotiation,
+    ListFiltersOnlyMixin,
+    VisibleObjectMixin,
+    forbid_unless,
+    valid,
+)
 from marketplace import downloads, selectors, services
+from marketplace.api.filters import (
+    ArtifactFilter,
+    NotificationFilter,
+    PublicationFilter,
+    PublishRequestFilter,
+    RevisionFilter,
+    SolutionFilter,
+)
 from marketplace.api.serializers import (
     ApproveInput,
     ArtifactSerializer,
@@ -61,49 +63,12 @@ from marketplace.api.serializers import (
     SolutionShareSerializer,
     UnreadCountSerializer,
 )
-from marketplace.choices import ArtifactKind, RequestStatus, RevisionStatus
-from marketplace.models import (
-    Artifact,
-    Comment,
-    Favorite,
-    Notification,
-    Publication,
-    PublishRequest,
-    Rating,
-    Revision,
-    Solution,
-    Tag,
-)
-
-
-class AnyAcceptNegotiation(DefaultContentNegotiation):
-    """For endpoints that answer a file (or a fixed JSON shape): any `Accept` is fine; errors are JSON."""
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
-
-
-class VisibleObjectMixin:
-    """404 with the API's error shape (code "not_found") for what is missing or not visible."""
-
-    not_found_message = "not found"
-
-    def get_object(self):
-        try:
-            return super().get_object()
-        except Http404:
-            raise exceptions.NotFound(self.not_found_message) from None
-
-
-class ListFiltersOnlyMixin:
-    """Query filters narrow lists only: an action on one object never 404s because of `?name=`."""
-
-    def filter_queryset(self, queryset):
-        return super().filter_queryset(queryset) if self.action == "list" else queryset
+from marketplace.choices import RequestStatus, RevisionStatus
+from marketplace.models import Comment, Favorite, Publication, PublishRequest, Rating, Revision, Solution
 
 
 class ReadOrAdmin(permissions.BasePermission):
-    """Anyone reads (what the queryset lets them see); only portal admins change."""
+    """Anyone reads (what the queryset lets them see); only portal admins change (catalogs only)."""
 
     message = "only admins manage catalogs"
 
@@ -111,56 +76,7 @@ class ReadOrAdmin(permissions.BasePermission):
         return request.method in permissions.SAFE_METHODS or selectors.is_admin(request.user)
 
 
-FILE_RESPONSE = OpenApiResponse(OpenApiTypes.BINARY, description="the file, streamed")
-READ_OR_SIGNED_IN = [permissions.IsAuthenticatedOrReadOnly]
-SIGNED_IN = [permissions.IsAuthenticated]
-NO_CONTENT = {204: None}
-
-
-def valid(serializer_class, request) -> dict:
-    given = serializer_class(data=request.data)
-    given.is_valid(raise_exception=True)
-    return given.validated_data
-
-
-@contextmanager
-def refused_as_400(subject: str):
-    """services.Refused is a 400 naming its field, or `subject` (what the call is about) if it names none."""
-    try:
-        yield
-    except services.Refused as exc:
-        raise exceptions.ValidationError({exc.field or subject: [exc.message]}) from exc
-
-
-def forbid_unless(allowed: bool, message: str) -> None:
-    if not allowed:
-        raise exceptions.PermissionDenied(message)
-
-
 # ---------------------------------------------------------------- solutions
-
-def decorate_solutions(solutions: QuerySet, user, revisions: QuerySet | None = None) -> QuerySet:
-    """Everything SolutionSerializer shows, in a constant number of queries however long the page.
-    `revision_count` counts `revisions` (default: those the user may see)."""
-    revisions = revisions if revisions is not None else selectors.visible_revisions(user)
-    revision_count = (revisions.filter(solution=OuterRef("pk")).order_by()
-                      .values("solution").annotate(n=Count("pk")).values("n"))
-    publications = (Publication.objects.filter(catalog__in=selectors.visible_catalogs(user))
-                    .select_related("catalog"))
-    return solutions.annotate(
-        revision_count=Coalesce(Subquery(revision_count), 0),
-        is_favorite=_is_favorite(user),
-    ).prefetch_related(
-        Prefetch("tags", queryset=Tag.objects.order_by("name")),
-        Prefetch("publications", queryset=publications, to_attr="visible_publications"),
-    )
-
-
-def _is_favorite(user):
-    if not selectors.signed_in(user):
-        return Value(False)
-    return Exists(Favorite.objects.filter(solution=OuterRef("pk"), user=user))
-
 
 def search_params(request) -> selectors.SearchParams:
     given = SolutionSearchSerializer(data=request.query_params)
@@ -169,15 +85,6 @@ def search_params(request) -> selectors.SearchParams:
     if "catalog" in fields:
         fields["catalog"] = str(fields["catalog"])
     return selectors.SearchParams(**fields)
-
-
-class SolutionFilter(django_filters.FilterSet):
-    name = django_filters.CharFilter(lookup_expr="icontains")
-    owner = django_filters.CharFilter(field_name="owner__username")
-
-    class Meta:
-        model = Solution
-        fields = ["name", "owner"]
 
 
 USER_ID = OpenApiParameter("user_id", int, OpenApiParameter.PATH, description="the co-owner's user id")
@@ -204,10 +111,10 @@ class SolutionViewSet(ListFiltersOnlyMixin, VisibleObjectMixin, viewsets.ReadOnl
         elif self.action in ("deleted", "restore"):
             # Deleted models are no one's to see but those who manage them, revisions included.
             solutions = selectors.deleted_solutions(user).order_by("-deleted_at", "id")
-            return decorate_solutions(solutions, user, revisions=Revision.objects.all())
+            return selectors.decorate_solutions(solutions, user, revisions=Revision.objects.all())
         else:
             solutions = selectors.visible_solutions(user).order_by("-modified", "id")
-        return decorate_solutions(solutions, user)
+        return selectors.decorate_solutions(solutions, user)
 
     @extend_schema(parameters=[SolutionSearchSerializer])
     def list(self, request, *args, **kwargs):
@@ -221,7 +128,7 @@ class SolutionViewSet(ListFiltersOnlyMixin, VisibleObjectMixin, viewsets.ReadOnl
         return self.get_paginated_response(serializer_class(page, many=True).data)
 
     def _reread(self, solution: Solution) -> dict:
-        fresh = decorate_solutions(selectors.visible_solutions(self.request.user), self.request.user).get(
+        fresh = selectors.decorate_solutions(selectors.visible_solutions(self.request.user), self.request.user).get(
             pk=solution.pk)
         return SolutionSerializer(fresh).data
 
@@ -246,7 +153,7 @@ class SolutionViewSet(ListFiltersOnlyMixin, VisibleObjectMixin, viewsets.ReadOnl
             return self._unrate(solution)
         given = valid(RatingInput, request)
         rated_before = Rating.objects.filter(solution=solution, user=request.user).exists()
-        with refused_as_400("solution"):
+        with refusals_about("solution"):
             rating = services.rate(request.user, solution, given["stars"], given["review"])
         answer = status.HTTP_200_OK if rated_before else status.HTTP_201_CREATED
         return Response(RatingSerializer(rating).data, status=answer)
@@ -270,7 +177,7 @@ class SolutionViewSet(ListFiltersOnlyMixin, VisibleObjectMixin, viewsets.ReadOnl
             return self._page(comments, CommentSerializer)
         given = valid(CommentInput, request)
         parent = self._parent(solution, given.get("parent"))
-        with refused_as_400("solution"):
+        with refusals_about("solution"):
             comment = services.add_comment(request.user, solution, given["text"], parent)
         return Response(CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
 
@@ -292,8 +199,7 @@ class SolutionViewSet(ListFiltersOnlyMixin, VisibleObjectMixin, viewsets.ReadOnl
         comment = Comment.objects.filter(pk=comment_id, solution=self.get_object(), deleted_at__isnull=True).first()
         if comment is None:
             raise exceptions.NotFound("no such comment on this model")
-        forbid_unless(comment.author_id == request.user.pk or selectors.is_admin(request.user),
-                      "only its author deletes a comment")
+        forbid_unless(selectors.can_delete_comment(request.user, comment), "only its author deletes a comment")
         services.delete_comment(request.user, comment)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -306,7 +212,7 @@ class SolutionViewSet(ListFiltersOnlyMixin, VisibleObjectMixin, viewsets.ReadOnl
         solution = self.get_object()
         wanted = request.method == "POST"
         if solution.is_favorite != wanted:
-            with refused_as_400("solution"):
+            with refusals_about("solution"):
                 services.toggle_favorite(request.user, solution)
         return Response({"favorite": wanted, "count": Favorite.objects.filter(solution=solution).count()})
 
@@ -325,7 +231,7 @@ class SolutionViewSet(ListFiltersOnlyMixin, VisibleObjectMixin, viewsets.ReadOnl
         """Make someone a co-owner: they see it and manage it like its owner (but do not delete it)."""
         solution = self._managed()
         username = valid(ShareInput, request)["username"]
-        with refused_as_400("username"):
+        with refusals_about("username"):
             shared = services.share(request.user, solution, username)
         return Response(SolutionShareSerializer(shared).data, status=status.HTTP_201_CREATED)
 
@@ -345,7 +251,7 @@ class SolutionViewSet(ListFiltersOnlyMixin, VisibleObjectMixin, viewsets.ReadOnl
         """Change its description (Markdown), tags or model type; what is not given stays."""
         solution = self._managed()
         given = valid(SolutionDetailsInput, request)
-        with refused_as_400("solution"):
+        with refusals_about("solution"):
             services.update_details(
                 request.user, solution, description=given.get("description", solution.description),
                 tags=given.get("tags", [tag.name for tag in solution.tags.all()]),
@@ -382,15 +288,6 @@ class SolutionViewSet(ListFiltersOnlyMixin, VisibleObjectMixin, viewsets.ReadOnl
 
 # ---------------------------------------------------------------- revisions
 
-class RevisionFilter(django_filters.FilterSet):
-    solution = django_filters.UUIDFilter(field_name="solution_id")
-    status = django_filters.ChoiceFilter(choices=RevisionStatus.choices)
-
-    class Meta:
-        model = Revision
-        fields = ["solution", "status", "version"]
-
-
 @extend_schema(tags=["marketplace"])
 class RevisionViewSet(VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
     """Revisions (versions) of the solutions the caller may see; `?solution=<id>` for one solution's."""
@@ -426,15 +323,6 @@ class RevisionViewSet(VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
 
 
 # ---------------------------------------------------------------- artifacts
-
-class ArtifactFilter(django_filters.FilterSet):
-    revision = django_filters.UUIDFilter(field_name="revision_id")
-    kind = django_filters.ChoiceFilter(choices=ArtifactKind.choices)
-
-    class Meta:
-        model = Artifact
-        fields = ["revision", "kind"]
-
 
 @extend_schema(tags=["marketplace"])
 class ArtifactViewSet(VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
@@ -478,23 +366,12 @@ class CatalogViewSet(VisibleObjectMixin, viewsets.ModelViewSet):
     def destroy(self, request, *args, **kwargs):
         """Only an empty catalog goes: unpublish its models and settle its pending requests first."""
         catalog = self.get_object()
-        with refused_as_400("catalog"):
+        with refusals_about("catalog"):
             services.delete_catalog(catalog)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # ---------------------------------------------------------------- publications
-
-class PublicationFilter(django_filters.FilterSet):
-    # Plain ids, not model choices: "not a valid choice" would tell a private id from a missing one.
-    catalog = django_filters.UUIDFilter(field_name="catalog_id")
-    solution = django_filters.UUIDFilter(field_name="solution_id")
-    revision = django_filters.UUIDFilter(field_name="revision_id")
-
-    class Meta:
-        model = Publication
-        fields = ["catalog", "solution", "revision"]
-
 
 @extend_schema(tags=["publishing"])
 class PublicationViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
@@ -522,7 +399,7 @@ class PublicationViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retri
         catalog = selectors.visible_catalogs(request.user).filter(pk=given["catalog"]).first()
         if catalog is None:
             raise exceptions.ValidationError({"catalog": ["no such catalog"]})
-        with refused_as_400("revision"):
+        with refusals_about("revision"):
             made = services.publish(request.user, revision, catalog, given["message"])
         if isinstance(made, PublishRequest):
             return Response(PublishRequestSerializer(made).data, status=status.HTTP_202_ACCEPTED)
@@ -547,16 +424,6 @@ class PublicationViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retri
 
 
 # ---------------------------------------------------------------- publish requests
-
-class PublishRequestFilter(django_filters.FilterSet):
-    status = django_filters.ChoiceFilter(choices=RequestStatus.choices)
-    solution = django_filters.UUIDFilter(field_name="solution_id")
-    catalog = django_filters.UUIDFilter(field_name="catalog_id")
-
-    class Meta:
-        model = PublishRequest
-        fields = ["status", "solution", "catalog"]
-
 
 PENDING_FIRST = Case(When(status=RequestStatus.PENDING, then=Value(0)), default=Value(1))
 
@@ -594,7 +461,7 @@ class PublishRequestViewSet(ListFiltersOnlyMixin, VisibleObjectMixin, viewsets.R
         """Publish the revision in the catalog; the owner is told (with your comment, if any)."""
         publish_request = self._to_review()
         comment = valid(ApproveInput, request)["comment"]
-        with refused_as_400("publish_request"):
+        with refusals_about("publish_request"):
             services.approve(request.user, publish_request, comment)
         return self._answer(publish_request)
 
@@ -604,7 +471,7 @@ class PublishRequestViewSet(ListFiltersOnlyMixin, VisibleObjectMixin, viewsets.R
         """Refuse it, saying why in `comment`: the owner reads it."""
         publish_request = self._to_review()
         comment = valid(DeclineInput, request)["comment"]
-        with refused_as_400("publish_request"):
+        with refusals_about("publish_request"):
             services.decline(request.user, publish_request, comment)
         return self._answer(publish_request)
 
@@ -615,7 +482,7 @@ class PublishRequestViewSet(ListFiltersOnlyMixin, VisibleObjectMixin, viewsets.R
         publish_request = self.get_object()
         forbid_unless(selectors.can_change_solution(request.user, publish_request.solution),
                       "only the model's owner, its co-owners and admins withdraw its requests")
-        with refused_as_400("publish_request"):
+        with refusals_about("publish_request"):
             services.withdraw(request.user, publish_request)
         return self._answer(publish_request)
 
@@ -635,14 +502,6 @@ class NotificationPagination(Pagination):
         answer["properties"]["unread"] = {"type": "integer", "description": "how many of yours are unread"}
         answer["required"] = [*answer.get("required", []), "unread"]
         return answer
-
-
-class NotificationFilter(django_filters.FilterSet):
-    unread = django_filters.BooleanFilter(field_name="read_at", lookup_expr="isnull", label="only the unread ones")
-
-    class Meta:
-        model = Notification
-        fields = ["unread", "kind"]
 
 
 @extend_schema(tags=["notifications"])
