@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
+
 import factory
 from django.utils import timezone
 
 from acumos_portal.accounts.models import User
+from deployment import secretbox
+from deployment.choices import OperationKind, TargetKind
+from deployment.models import Deployment, Operation, Target
+from images.choices import BuilderKind, BuildTrigger
+from images.models import ImageBuild
 from marketplace import services
 from marketplace.choices import CatalogAccess, RevisionStatus
 from marketplace.models import Catalog, Comment, Rating, Revision, Solution
+from onboarding.choices import STEPS, StepStatus
+from onboarding.models import OnboardingJob, StepResult
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -74,3 +83,80 @@ def published_revision(catalog: Catalog, **solution_fields) -> Revision:
     revision = RevisionFactory(solution=SolutionFactory(**solution_fields))
     services.publish_directly(revision, catalog)
     return revision
+
+
+# ---------------------------------------------------------------- job rows and where they run
+# Only the fields a row cannot be saved without: the rest keep their models' defaults, so a field
+# added later with a default needs nothing here.
+
+class TargetFactory(factory.django.DjangoModelFactory):
+    """`secret="..."` sets the target's secret (a kubeconfig, registry credentials), stored encrypted."""
+
+    class Meta:
+        model = Target
+
+    class Params:
+        secret = ""
+
+    name = factory.Sequence(lambda n: f"target {n}")
+    kind = TargetKind.LOCAL
+    secret_encrypted = factory.LazyAttribute(lambda t: secretbox.encrypt(t.secret))
+
+
+class DeploymentFactory(factory.django.DjangoModelFactory):
+    """`admin_token="..."` sets the runner's admin token, stored encrypted as the portal stores it."""
+
+    class Meta:
+        model = Deployment
+
+    class Params:
+        admin_token = "t"
+
+    name = factory.Sequence(lambda n: f"deployment {n}")
+    target = factory.SubFactory(TargetFactory)
+    revision = factory.SubFactory(RevisionFactory)
+    created_by = factory.LazyAttribute(lambda d: d.revision.created_by)
+    admin_token_encrypted = factory.LazyAttribute(lambda d: secretbox.encrypt(d.admin_token))
+
+
+class OperationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Operation
+
+    deployment = factory.SubFactory(DeploymentFactory)
+    kind = OperationKind.DEPLOY
+
+
+class ImageBuildFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ImageBuild
+
+    revision = factory.SubFactory(RevisionFactory)
+    trigger = BuildTrigger.MANUAL
+    builder = BuilderKind.DAEMONLESS
+
+
+class OnboardingJobFactory(factory.django.DjangoModelFactory):
+    """`steps_done=N` also gives the job its StepResult rows (add_steps); without it, it has none."""
+
+    class Meta:
+        model = OnboardingJob
+        skip_postgeneration_save = True  # the rows are the steps', not the job's: nothing to save again
+
+    owner = factory.SubFactory(UserFactory)
+    model_name = factory.Sequence(lambda n: f"Model {n}")
+    solution_uuid = factory.LazyFunction(uuid.uuid4)
+    version = "1.0.0"
+
+    @factory.post_generation
+    def steps_done(job, create, extracted, **kwargs):
+        if create and extracted is not None:
+            add_steps(job, done=extracted)
+
+
+def add_steps(job: OnboardingJob, done: int = 0) -> list[StepResult]:
+    """The job's StepResult rows, one per step of the pipeline in its order (onboarding.choices.STEPS):
+    the first `done` succeeded, the rest pending, as the pipeline leaves a job part-way."""
+    return StepResult.objects.bulk_create(
+        StepResult(job=job, name=name, position=i, status=StepStatus.SUCCEEDED if i < done else StepStatus.PENDING)
+        for i, (name, _) in enumerate(STEPS))

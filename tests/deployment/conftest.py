@@ -19,6 +19,7 @@ from marketplace.models import Revision
 from onboarding.services import onboarding_start
 
 from ..bundles import parts_of
+from ..factories import TargetFactory
 from ..images.conftest import (  # noqa: F401 (fixtures)
     base_image,
     cleanup_images,
@@ -45,7 +46,7 @@ def deployments_dir(settings, tmp_path):
 
 @pytest.fixture
 def local_target(db):
-    return Target.objects.create(name="this host", kind=TargetKind.LOCAL, deployers=TargetDeployers.OWNERS)
+    return TargetFactory(name="this host", kind=TargetKind.LOCAL, deployers=TargetDeployers.OWNERS)
 
 
 @pytest.fixture
@@ -78,7 +79,7 @@ def port_range() -> str:
 def docker_target(docker_host: str, name: str = "private engine", **options) -> Target:
     options = {"docker_host": docker_host, "network": "host", "advertise_host": "127.0.0.1",
                "port_range": port_range(), **options}
-    return Target.objects.create(name=name, kind=TargetKind.DOCKER, options=options)
+    return TargetFactory(name=name, kind=TargetKind.DOCKER, options=options)
 
 
 def onboarded(owner, bundle: Path, inline_jobs) -> Revision:

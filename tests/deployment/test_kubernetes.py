@@ -33,6 +33,7 @@ from marketplace.models import Artifact, Revision
 from runner_image.settings import token_sha256
 
 from ..bundles import builders
+from ..factories import DeploymentFactory, TargetFactory
 from ..images.conftest import free_port
 from .conftest import onboarded, post, run
 from .fake_kubernetes import FakeServer, kubeconfig
@@ -63,10 +64,7 @@ def with_image(revision: Revision, repository: str) -> Revision:
 
 
 def kubernetes_target(fake, **options) -> Target:
-    target = Target(name="cluster", kind=TargetKind.KUBERNETES, options=options)
-    target.set_secret(kubeconfig(fake.host))
-    target.save()
-    return target
+    return TargetFactory(name="cluster", kind=TargetKind.KUBERNETES, options=options, secret=kubeconfig(fake.host))
 
 
 @pytest.fixture
@@ -246,8 +244,8 @@ def placed(backend: KubernetesBackend, deployment: Deployment) -> Deployment:
 
 
 def new_deployment(revision: Revision, target: Target, replicas: int = 1) -> Deployment:
-    return Deployment.objects.create(name="Iris for tests", target=target, revision=revision, replicas=replicas,
-                                     created_by=revision.created_by, admin_token_encrypted="")
+    return DeploymentFactory(name="Iris for tests", target=target, revision=revision, replicas=replicas,
+                             admin_token="")
 
 
 def test_admin_urls_reach_every_ready_pod_when_the_portal_runs_in_the_cluster(fake, ready_revision):
@@ -369,9 +367,7 @@ def test_a_forbidden_create_fails_the_operation_and_says_what_the_cluster_said(o
 
 def test_an_unreachable_api_server_fails_the_operation_clearly(owner, ready_revision):
     closed = free_port()  # nothing listens there
-    target = Target.objects.create(name="gone", kind=TargetKind.KUBERNETES)
-    target.set_secret(kubeconfig(f"http://127.0.0.1:{closed}"))
-    target.save()
+    target = TargetFactory(name="gone", kind=TargetKind.KUBERNETES, secret=kubeconfig(f"http://127.0.0.1:{closed}"))
     deployment = services.deploy(revision=ready_revision, target=target, user=owner)
 
     failed = run(deployment.operations.get())

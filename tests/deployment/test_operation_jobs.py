@@ -15,20 +15,18 @@ from django.utils import timezone
 
 from acumos_portal import jobs
 from acumos_portal.choices import JobStatus
-from deployment import secretbox, services
+from deployment import services
 from deployment.choices import OperationKind, TargetDeployers, TargetKind
-from deployment.models import Deployment, Operation, Target
-from tests.factories import RevisionFactory
+from deployment.models import Operation
+from tests.factories import DeploymentFactory, OperationFactory, TargetFactory
 
 STALE_SECONDS = 2
 
 
 @pytest.fixture
 def deployment(owner):
-    target = Target.objects.create(name="this host", kind=TargetKind.LOCAL, deployers=TargetDeployers.OWNERS)
-    revision = RevisionFactory(solution__owner=owner)
-    return Deployment.objects.create(name="long", target=target, revision=revision, created_by=owner,
-                                     admin_token_encrypted=secretbox.encrypt("t"))
+    target = TargetFactory(name="this host", kind=TargetKind.LOCAL, deployers=TargetDeployers.OWNERS)
+    return DeploymentFactory(name="long", target=target, revision__solution__owner=owner)
 
 
 def test_an_operation_longer_than_the_stale_time_is_not_reaped_while_it_runs(
@@ -42,7 +40,7 @@ def test_an_operation_longer_than_the_stale_time_is_not_reaped_while_it_runs(
         return "deployed slowly\n"
 
     monkeypatch.setitem(services.ACTIONS, OperationKind.DEPLOY, slow_deploy)
-    operation = Operation.objects.create(deployment=deployment, kind=OperationKind.DEPLOY, requested_by=owner)
+    operation = OperationFactory(deployment=deployment, kind=OperationKind.DEPLOY, requested_by=owner)
     worker = threading.Thread(target=_run_and_close, args=(str(operation.pk),))
     worker.start()
     try:
@@ -71,15 +69,15 @@ def test_the_operation_of_a_dead_worker_is_failed_by_the_reaper(deployment, owne
     settings.ACUMOS_JOB_STALE_SECONDS = STALE_SECONDS
     gone_here = f"{socket.gethostname()}:999999999:1"  # a process of this host that has ended: at once
     quiet = timezone.now() - timedelta(seconds=STALE_SECONDS * 5)  # another host's, silent too long
-    dead = Operation.objects.create(deployment=deployment, kind=OperationKind.DEPLOY, requested_by=owner,
-                                    status=JobStatus.RUNNING, started=timezone.now(), heartbeat=timezone.now(),
-                                    claimed_by=gone_here, attempts=1)
-    silent = Operation.objects.create(deployment=deployment, kind=OperationKind.STOP, requested_by=owner,
-                                      status=JobStatus.RUNNING, started=quiet, heartbeat=quiet,
-                                      claimed_by="elsewhere:42:7", attempts=1)
-    alive = Operation.objects.create(deployment=deployment, kind=OperationKind.SWAP, requested_by=owner,
-                                     status=JobStatus.RUNNING, started=quiet, heartbeat=timezone.now(),
-                                     claimed_by=jobs.this_process(), attempts=1)
+    dead = OperationFactory(deployment=deployment, kind=OperationKind.DEPLOY, requested_by=owner,
+                            status=JobStatus.RUNNING, started=timezone.now(), heartbeat=timezone.now(),
+                            claimed_by=gone_here, attempts=1)
+    silent = OperationFactory(deployment=deployment, kind=OperationKind.STOP, requested_by=owner,
+                              status=JobStatus.RUNNING, started=quiet, heartbeat=quiet,
+                              claimed_by="elsewhere:42:7", attempts=1)
+    alive = OperationFactory(deployment=deployment, kind=OperationKind.SWAP, requested_by=owner,
+                             status=JobStatus.RUNNING, started=quiet, heartbeat=timezone.now(),
+                             claimed_by=jobs.this_process(), attempts=1)
 
     actions = jobs.reap_all()
 
@@ -97,9 +95,9 @@ def test_the_operation_of_a_dead_worker_is_failed_by_the_reaper(deployment, owne
 def test_a_lost_operation_is_sent_again_and_failed_after_its_last_attempt(deployment, owner, settings, monkeypatch):
     settings.ACUMOS_JOB_STALE_SECONDS = STALE_SECONDS
     old = timezone.now() - timedelta(seconds=STALE_SECONDS * 5)
-    lost = Operation.objects.create(deployment=deployment, kind=OperationKind.DEPLOY, requested_by=owner)
-    tried_out = Operation.objects.create(deployment=deployment, kind=OperationKind.STOP, requested_by=owner,
-                                         attempts=settings.ACUMOS_JOB_MAX_ATTEMPTS)
+    lost = OperationFactory(deployment=deployment, kind=OperationKind.DEPLOY, requested_by=owner)
+    tried_out = OperationFactory(deployment=deployment, kind=OperationKind.STOP, requested_by=owner,
+                                 attempts=settings.ACUMOS_JOB_MAX_ATTEMPTS)
     Operation.objects.filter(pk__in=[lost.pk, tried_out.pk]).update(created=old)
     sent = []
     monkeypatch.setattr(jobs, "send", lambda task, *args, **options: sent.append((task.name, args)))

@@ -22,12 +22,18 @@ from django.test import Client
 from django.utils import timezone
 
 from acumos_portal.accounts import services as account_services
-from deployment import secretbox
 from deployment.choices import DeploymentStatus, TargetDeployers, TargetKind
-from deployment.models import Deployment, Operation, Target
+from deployment.models import Deployment, Operation
 from marketplace import services as marketplace_services
 
-from ..factories import RevisionFactory, SolutionFactory, published_revision
+from ..factories import (
+    DeploymentFactory,
+    OperationFactory,
+    RevisionFactory,
+    SolutionFactory,
+    TargetFactory,
+    published_revision,
+)
 
 PERSONAS = ("owner", "other_user", "publisher", "operator", "admin_user", "anonymous")
 SEE, HIDDEN = "see", "hidden"
@@ -100,17 +106,16 @@ def fast_passwords(settings):
 def world(owner):
     revision = RevisionFactory(solution=SolutionFactory(owner=owner, name="Iris"), version="1.0.0")
     # Like the "This host" of `make run`: model owners deploy there too (the target table is below).
-    target = Target.objects.create(name="this host", kind=TargetKind.LOCAL, deployers=TargetDeployers.OWNERS)
+    target = TargetFactory(name="this host", kind=TargetKind.LOCAL, deployers=TargetDeployers.OWNERS)
 
     def deployment(**fields) -> Deployment:
-        return Deployment.objects.create(name="iris", target=target, revision=revision, created_by=owner,
-                                         admin_token_encrypted=secretbox.encrypt("t"), **fields)
+        return DeploymentFactory(name="iris", target=target, revision=revision, created_by=owner, **fields)
 
     running = deployment(status=DeploymentStatus.RUNNING, endpoint_url="http://127.0.0.1:9", handle={"pid": 0})
     stopped = deployment(status=DeploymentStatus.STOPPED, handle={"pid": 0},
                          destroy_after=timezone.now() - timedelta(seconds=1))
-    operation = Operation.objects.create(deployment=running, kind="deploy", status="succeeded", revision=revision,
-                                         requested_by=owner)
+    operation = OperationFactory(deployment=running, kind="deploy", status="succeeded", revision=revision,
+                                 requested_by=owner)
     return SimpleNamespace(revision=revision, target=target, deployment=running, stopped=stopped,
                            operation=operation, bodies={
                                "deploy": {"revision": str(revision.pk), "target": str(target.pk)},
@@ -235,11 +240,9 @@ LISTED_TARGETS = OFFERED | {"other_user": {"owners"}, "publisher": {"owners"}}
 def targets_world(owner, co_owner, catalogs):
     revision = published_revision(catalogs["company"], owner=owner, name="Shared iris")
     marketplace_services.share(owner, revision.solution, co_owner.username)
-    targets = {"operators": Target.objects.create(name="production cluster", kind=TargetKind.DOCKER),
-               "owners": Target.objects.create(name="sandbox host", kind=TargetKind.LOCAL,
-                                               deployers=TargetDeployers.OWNERS)}
-    Target.objects.create(name="switched off", kind=TargetKind.LOCAL, deployers=TargetDeployers.OWNERS,
-                          enabled=False)
+    targets = {"operators": TargetFactory(name="production cluster", kind=TargetKind.DOCKER),
+               "owners": TargetFactory(name="sandbox host", kind=TargetKind.LOCAL, deployers=TargetDeployers.OWNERS)}
+    TargetFactory(name="switched off", kind=TargetKind.LOCAL, deployers=TargetDeployers.OWNERS, enabled=False)
     return SimpleNamespace(revision=revision, targets=targets)
 
 

@@ -16,12 +16,12 @@ from django.test import Client
 
 from acumos_portal import jobs
 from acumos_portal.choices import JobStatus
-from deployment import secretbox, selectors, services
+from deployment import selectors, services
 from deployment.choices import DeploymentStatus, OperationKind, TargetDeployers, TargetKind
-from deployment.models import Deployment, Operation, Target
+from deployment.models import Deployment, Operation
 
 from ..concurrency import at_once
-from ..factories import RevisionFactory, SolutionFactory
+from ..factories import DeploymentFactory, OperationFactory, RevisionFactory, SolutionFactory, TargetFactory
 from .conftest import run
 
 AT_QUOTA = ("You have 3 live deployments, the most allowed per user: stop one (Deployments → Stop) to "
@@ -31,7 +31,7 @@ DEPLOYMENTS = "/api/v1/deployments"
 
 @pytest.fixture
 def target(db):
-    return Target.objects.create(name="this host", kind=TargetKind.LOCAL, deployers=TargetDeployers.OWNERS)
+    return TargetFactory(name="this host", kind=TargetKind.LOCAL, deployers=TargetDeployers.OWNERS)
 
 
 @pytest.fixture
@@ -41,9 +41,8 @@ def revision(owner):
 
 def live(user, target, revision, count: int, status=DeploymentStatus.RUNNING) -> list[Deployment]:
     """Deployments as their deploy operations leave them (no runner: there is no process to stop)."""
-    return [Deployment.objects.create(name=f"iris {n}", target=target, revision=revision, created_by=user,
-                                      status=status, handle={"pid": 0},
-                                      admin_token_encrypted=secretbox.encrypt("t")) for n in range(count)]
+    return [DeploymentFactory(name=f"iris {n}", target=target, revision=revision, created_by=user, status=status,
+                              handle={"pid": 0}) for n in range(count)]
 
 
 def deploy_by_api(client: Client, revision, target):
@@ -127,7 +126,7 @@ def test_pending_running_and_not_answering_deployments_count(owner, other_user, 
     refused = selectors.deployment_quota_reached(owner)[0]
     assert bool(refused) == counts
     if status in (DeploymentStatus.STOPPED, DeploymentStatus.FAILED):  # being started again counts
-        Operation.objects.create(deployment=third, kind=OperationKind.START)
+        OperationFactory(deployment=third, kind=OperationKind.START)
         assert selectors.deployment_quota_reached(owner)[0] == AT_QUOTA
 
 

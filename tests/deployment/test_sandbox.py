@@ -21,13 +21,14 @@ from django.conf import settings as django_settings
 
 from acumos_portal import sandbox
 from acumos_portal.choices import JobStatus
-from deployment import runner_client, secretbox, services
+from deployment import runner_client, services
 from deployment.backends.local import LocalBackend
 from deployment.choices import DeploymentStatus
-from deployment.models import Deployment, Target
+from deployment.models import Deployment
 
 from ..bundles import builders
 from ..conftest import REPO
+from ..factories import DeploymentFactory, TargetFactory
 from ..hostile import Canaries, Listener, assert_reached_nothing, hostile_bundle, processes_with
 from .conftest import free_port, onboarded, post, run
 
@@ -117,7 +118,7 @@ def test_a_deployed_fork_bomb_and_detached_child_are_held_and_gone_after_stop(
 @pytest.mark.django_db
 def test_a_deployed_model_past_its_memory_is_stopped_and_the_portal_keeps_serving(
         owner, inline_jobs, tmp_path, client_for):
-    target = Target.objects.create(name="small host", kind="local", options={"memory_mb": 160})
+    target = TargetFactory(name="small host", kind="local", options={"memory_mb": 160})
     canaries = Canaries()
     mine = deployed(owner, onboarded(owner, hostile_bundle(tmp_path / "memory", canaries, None), inline_jobs), target)
 
@@ -196,9 +197,9 @@ def test_a_runner_started_before_the_sandbox_is_still_seen_and_stopped(owner, lo
     by its pid and stopped; starting the deployment again runs it in the sandbox."""
     revision = onboarded(owner, example_bundle, inline_jobs)
     port = free_port()
-    deployment = Deployment.objects.create(
-        name="old", target=local_target, revision=revision, created_by=owner, status=DeploymentStatus.RUNNING,
-        endpoint_url=f"http://127.0.0.1:{port}", admin_token_encrypted=secretbox.encrypt("old-token"))
+    deployment = DeploymentFactory(name="old", target=local_target, revision=revision, created_by=owner,
+                                   status=DeploymentStatus.RUNNING, endpoint_url=f"http://127.0.0.1:{port}",
+                                   admin_token="old-token")
     folder = deployments_dir / str(deployment.pk)  # as the earlier portal laid it out: bundle/, state/
     shutil.copytree(example_bundle, folder / "bundle")
     plain = subprocess.Popen([sys.executable, "-m", "runner_image", "serve", str(folder / "bundle"), "--port",

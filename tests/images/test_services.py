@@ -10,11 +10,10 @@ from django.utils import timezone
 from acumos_portal import jobs
 from acumos_portal.choices import JobStatus
 from images import services
-from images.choices import BuildTrigger
 from images.models import ImageBuild
 from marketplace.choices import RevisionStatus
 
-from ..factories import RevisionFactory, SolutionFactory
+from ..factories import ImageBuildFactory, RevisionFactory, SolutionFactory
 
 
 @pytest.fixture
@@ -48,7 +47,7 @@ def test_a_wrong_configuration_is_explained(settings):
 
 @pytest.mark.django_db
 def test_a_build_is_claimed_once(revision, monkeypatch):
-    build = ImageBuild.objects.create(revision=revision, trigger=BuildTrigger.MANUAL, builder="daemonless")
+    build = ImageBuildFactory(revision=revision)
     calls = []
     monkeypatch.setattr(services, "execute", lambda b, store_log: calls.append(b.pk))
     services.run_build(str(build.pk))
@@ -58,7 +57,7 @@ def test_a_build_is_claimed_once(revision, monkeypatch):
 
 @pytest.mark.django_db
 def test_a_bug_in_a_build_ends_it_visibly(revision, monkeypatch):
-    build = ImageBuild.objects.create(revision=revision, trigger=BuildTrigger.MANUAL, builder="daemonless")
+    build = ImageBuildFactory(revision=revision)
 
     def broken(build, store_log):
         raise KeyError("surprise")
@@ -73,11 +72,9 @@ def test_a_bug_in_a_build_ends_it_visibly(revision, monkeypatch):
 @pytest.mark.django_db
 def test_the_reaper_ends_builds_whose_worker_stopped_and_resends_lost_ones(revision, settings, monkeypatch):
     old = timezone.now() - timedelta(seconds=settings.ACUMOS_JOB_STALE_SECONDS + 60)
-    stale = ImageBuild.objects.create(revision=revision, trigger=BuildTrigger.MANUAL, builder="daemonless",
-                                      status=JobStatus.RUNNING, heartbeat=old)
-    alive = ImageBuild.objects.create(revision=revision, trigger=BuildTrigger.MANUAL, builder="daemonless",
-                                      status=JobStatus.RUNNING, heartbeat=timezone.now())
-    lost = ImageBuild.objects.create(revision=revision, trigger=BuildTrigger.MANUAL, builder="daemonless")
+    stale = ImageBuildFactory(revision=revision, status=JobStatus.RUNNING, heartbeat=old)
+    alive = ImageBuildFactory(revision=revision, status=JobStatus.RUNNING, heartbeat=timezone.now())
+    lost = ImageBuildFactory(revision=revision)
     ImageBuild.objects.filter(pk=lost.pk).update(created=old)
     sent = []
     monkeypatch.setattr(jobs, "send", lambda task, *args: sent.append((task.name, args)))

@@ -11,7 +11,7 @@ from images.models import ImageBuild
 from images.services import NOT_CONFIGURED
 from marketplace.choices import RevisionStatus
 
-from ..factories import RevisionFactory, SolutionFactory
+from ..factories import ImageBuildFactory, RevisionFactory, SolutionFactory
 
 BASE = "127.0.0.1:5000/acumos/runner-base:x"
 BUTTON = "type=\"submit\">Create microservice</button>"
@@ -108,8 +108,8 @@ def test_there_is_no_tarball_before_an_image_exists(builds_on, revision, owner, 
 
 @pytest.mark.django_db
 def test_a_failed_build_shows_its_reason(builds_on, revision, owner, client_for):
-    ImageBuild.objects.create(revision=revision, trigger="manual", builder="docker", status=JobStatus.FAILED,
-                              error="could not get these Python packages for the image: nope==1", log="pip said no")
+    ImageBuildFactory(revision=revision, builder="docker", status=JobStatus.FAILED,
+                      error="could not get these Python packages for the image: nope==1", log="pip said no")
     html = page(client_for(owner), revision)
     assert "could not get these Python packages for the image: nope==1" in html and "pip said no" in html
     assert BUTTON in html  # try again
