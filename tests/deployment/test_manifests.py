@@ -315,6 +315,8 @@ def test_the_bundle_takes_a_name(iris):
 # ---------------------------------------------------------------- kubectl
 
 def kubectl_dry_run(text: str, tmp_path) -> str:
+    if not shutil.which("kubectl"):
+        pytest.fail("this test needs kubectl: run `bash scripts/ensure-kubectl.sh`", pytrace=False)
     manifest = tmp_path / "kubernetes.yaml"
     manifest.write_text(text)
     with FakeServer() as fake:
@@ -328,7 +330,6 @@ def kubectl_dry_run(text: str, tmp_path) -> str:
     return result.stdout
 
 
-@pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl is not installed")
 def test_kubectl_takes_the_yaml(iris, tmp_path):
     out = kubectl_dry_run(manifests.kubernetes_yaml(spec(**FULL_OPTIONS), "t"), tmp_path)
     assert out.splitlines() == [
