@@ -8,7 +8,7 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 EDITABLE := --config-settings editable_mode=compat -e
 
-.PHONY: venv run run-runner test services images compose browser sandbox lint fmt bench bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace clean example
+.PHONY: venv run run-runner test services images compose browser kubectl sandbox lint fmt bench bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace clean example
 
 # The portal's runtime (requirements.txt) and the runner with the one flavour the example uses.
 $(RUN_STAMP): requirements.txt runner_image/pyproject.toml
@@ -66,7 +66,11 @@ compose: images
 browser:
 	bash scripts/ensure-browser.sh
 
-test: $(DEV_STAMP) lint services sandbox images browser compose
+# kubectl, which validates the generated Kubernetes manifests (tests/deployment/test_manifests.py).
+kubectl:
+	bash scripts/ensure-kubectl.sh
+
+test: $(DEV_STAMP) lint services sandbox images browser compose kubectl
 	$(PY) manage.py makemigrations --check --dry-run > /dev/null
 	$(PY) -m pytest runner_image/tests
 	$(PY) -m pytest tests

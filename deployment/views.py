@@ -15,7 +15,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from acumos_portal.htmx import is_htmx
-from deployment import manifests, runner_client, selectors, services
+from deployment import bundle, runner_client, selectors, services
 from deployment.forms import DeployForm, RollbackForm, SwapForm, TargetForm, TryForm
 from deployment.models import Target
 from marketplace.selectors import visible_revisions
@@ -55,8 +55,8 @@ def _form_errors(form) -> str:
 def deployment_bundle(request, pk):
     revision = get_object_or_404(visible_revisions(request.user), pk=pk)
     try:
-        content = manifests.deployment_bundle(revision)
-    except manifests.NoImage as exc:
+        content = bundle.deployment_bundle(revision)
+    except bundle.NoImage as exc:
         messages.error(request, str(exc))
         return redirect(reverse("marketplace:revision", args=[revision.pk]) + "#image")
     response = HttpResponse(content, content_type="application/zip")

@@ -15,7 +15,6 @@ from django.views.decorators.http import require_GET, require_POST
 from images import oci, services
 from images.panels import image_panel
 from images.selectors import image_artifact
-from marketplace.choices import RevisionStatus
 from marketplace.selectors import can_change_solution, visible_revisions
 
 
@@ -25,12 +24,11 @@ def start_build(request, pk):
     revision = get_object_or_404(visible_revisions(request.user), pk=pk)
     if not can_change_solution(request.user, revision.solution):
         return HttpResponseForbidden("only the model's owner or an admin can build its image")
-    if revision.status != RevisionStatus.READY:
-        messages.error(request, "This version is still being onboarded; its image is built at the end.")
-    elif problem := services.configuration_problem():
-        messages.error(request, problem)
-    else:
+    try:
         build = services.request_build(revision, request.user)
+    except services.BuildRefused as refused:
+        messages.error(request, refused.message[:1].upper() + refused.message[1:] + ".")
+    else:
         messages.success(request, f"Image build {str(build.pk)[:8]} started.")
     return redirect(reverse("marketplace:revision", args=[revision.pk]) + "#image")
 

@@ -43,8 +43,8 @@ def _page(request, form: OnboardForm, status: int = 200, headers: dict | None = 
 
 
 def _closed(request, status: int = 200):
-    """No form: the site does not take models now. Refused uploads get 503, as from the APIs
-    (onboarding.api.views explains why 503). The card keeps data-onboard-panel so upload.js can show it."""
+    """No form: the site does not take models now. Refused uploads get OnboardingClosed's status (503,
+    as from the APIs; the class says why). The card keeps data-onboard-panel so upload.js can show it."""
     return render(request, "onboarding/new.html", {"closed": True, "steps": STEPS}, status=status)
 
 
@@ -52,7 +52,7 @@ def _closed(request, status: int = 200):
 @login_required
 def new(request):
     if not onboarding_open():  # before the body is read: nothing of a refused upload is kept
-        return _closed(request, status=200 if request.method == "GET" else 503)
+        return _closed(request, status=200 if request.method == "GET" else OnboardingClosed.status)
     try:
         check_quota(request.user)  # before the body is read too
     except OnboardingQuotaReached as exc:
@@ -66,8 +66,8 @@ def new(request):
 
 
 def _over_quota(request, refused: OnboardingQuotaReached):
-    """429, as from the APIs (onboarding.api.views.QUOTA_STATUS), with the message on the form."""
-    return _page(request, OnboardForm(data={}, refusal=refused.message), status=429)
+    """The refusal's status (429, as from the APIs), with the message on the form."""
+    return _page(request, OnboardForm(data={}, refusal=refused.message), status=refused.status)
 
 
 def _shortage_on_the_form(view):

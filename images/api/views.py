@@ -10,7 +10,6 @@ from acumos_portal.api.views import VisibleObjectMixin, forbid_unless, valid
 from images import services
 from images.api.serializers import ImageBuildRequestSerializer, ImageBuildSerializer
 from images.models import ImageBuild
-from marketplace.choices import RevisionStatus
 from marketplace.selectors import can_change_solution, visible_revisions
 
 
@@ -35,9 +34,5 @@ class ImageBuildViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retrie
             raise exceptions.NotFound("no such revision")
         forbid_unless(can_change_solution(request.user, revision.solution),
                       "only the model's owner or an admin can build its image")
-        if revision.status != RevisionStatus.READY:
-            raise exceptions.ValidationError({"revision": ["this revision is still being onboarded"]})
-        if problem := services.configuration_problem():
-            raise exceptions.ValidationError({"revision": [problem]})
-        build = services.request_build(revision, request.user)
+        build = services.request_build(revision, request.user)  # a refusal names the revision (400)
         return Response(ImageBuildSerializer(build).data, status=status.HTTP_202_ACCEPTED)
