@@ -260,8 +260,9 @@ def run_claimed(row, work: Callable, *, fail: Callable[[object, str], None], per
     """Do `work(row)` for a row this process has claimed, keeping the heartbeat of `alive` (the row
     itself unless given) fresh; return what `work` returns, or None when it failed. A `permanent`
     exception fails the row with its message; a `transient` one, Transient or a busy database puts
-    the row back and raises Transient (the task retries it); anything else is a bug: logged with an
-    error id that the failure names (`what` for the log, `where` for the sentence)."""
+    the row back and raises Transient (the task retries it) until the row's last attempt; anything
+    else is a bug: logged with an error id that the failure names (`what` for the log, `where` for
+    the sentence)."""
     rows = type(row).objects.filter(pk=row.pk)
     try:
         with keep_alive(rows if alive is None else alive):
@@ -269,16 +270,25 @@ def run_claimed(row, work: Callable, *, fail: Callable[[object, str], None], per
     except permanent as exc:
         fail(row, str(exc))
     except (Transient, *transient) as exc:
-        put_back(rows)
-        if isinstance(exc, Transient):
-            raise
-        raise Transient(str(exc)) from exc
+        _try_again_or_fail(row, rows, exc, fail)
     except Exception as exc:
-        if capacity.is_database_busy(exc):
-            put_back(rows)
-            raise Transient(f"the database was busy: {exc}") from exc
-        fail(row, internal_error(exc, what or f"{type(row).__name__} {row.pk}", where))
+        if not capacity.is_database_busy(exc):
+            fail(row, internal_error(exc, what or f"{type(row).__name__} {row.pk}", where))
+            return None
+        _try_again_or_fail(row, rows, Transient(f"the database was busy: {exc}"), fail)
     return None
+
+
+def _try_again_or_fail(row, rows, exc: Exception, fail) -> None:
+    """A transient error: the row goes back to pending and Transient is raised, so the task tries
+    again; on the row's last attempt (ACUMOS_JOB_MAX_ATTEMPTS claims) it fails, saying why."""
+    if row.attempts >= settings.ACUMOS_JOB_MAX_ATTEMPTS:
+        fail(row, f"gave up after {row.attempts} attempts: {exc}")
+        return
+    put_back(rows)
+    if isinstance(exc, Transient):
+        raise exc
+    raise Transient(str(exc)) from exc
 
 
 def internal_error(exc: Exception, what: str, where: str = "") -> str:

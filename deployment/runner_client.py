@@ -7,8 +7,12 @@ from pathlib import Path
 
 import requests
 
+from marketplace.choices import ARTIFACT_FILE_NAMES, ArtifactKind
+
 SWAP_TIMEOUT = 300
-PARTS = {"model": "modelpackage.zip", "proto": "model.proto", "metadata": "metadata.json"}
+# The runner's PUT /model parts -> the bundle's files.
+PARTS = {"model": ARTIFACT_FILE_NAMES[ArtifactKind.MODEL], "proto": ARTIFACT_FILE_NAMES[ArtifactKind.PROTO],
+         "metadata": ARTIFACT_FILE_NAMES[ArtifactKind.METADATA]}
 
 
 class RunnerError(Exception):

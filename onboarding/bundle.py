@@ -17,21 +17,20 @@ from django.utils import timezone
 from acumos_portal import capacity
 from acumos_portal.choices import UNFINISHED
 from marketplace import storage
-from marketplace.choices import ArtifactKind
+from marketplace.choices import ARTIFACT_FILE_NAMES, ArtifactKind
 from onboarding.models import OnboardingJob
 from onboarding.validation import Invalid
+from runner_image.package import Manifest, read_manifest_from_zip
 
-# Acumos part names -> the file each one is in a bundle.
-PART_FILES = {"metadata": "metadata.json", "schema": "model.proto", "model": "modelpackage.zip",
-              "license": "license.json"}
-REQUIRED_PARTS = ("model", "metadata", "schema")
-STAGING = "staging"  # staging/<job id>/<part file> in the default storage, until the job ends
-PART_LABELS = {"model": "model (modelpackage.zip)", "metadata": "metadata (metadata.json)",
-               "schema": "schema (model.proto)", "license": "license (license.json)"}
-PART_NAMES = tuple(PART_FILES)
-# The artifact each part becomes.
-PART_KINDS = {"model": ArtifactKind.MODEL, "metadata": ArtifactKind.METADATA, "schema": ArtifactKind.PROTO,
+# Acumos part names -> the artifact each becomes, and so the file it is in a bundle
+# (marketplace.choices.ARTIFACT_FILE_NAMES: metadata.json, model.proto, modelpackage.zip, license.json).
+PART_KINDS = {"metadata": ArtifactKind.METADATA, "schema": ArtifactKind.PROTO, "model": ArtifactKind.MODEL,
               "license": ArtifactKind.LICENCE}
+PART_FILES = {part: ARTIFACT_FILE_NAMES[kind] for part, kind in PART_KINDS.items()}
+PART_NAMES = tuple(PART_FILES)
+REQUIRED_PARTS = ("model", "metadata", "schema")
+PART_LABELS = {part: f"{part} ({file})" for part, file in PART_FILES.items()}
+STAGING = "staging"  # staging/<job id>/<part file> in the default storage, until the job ends
 
 
 # ---------------------------------------------------------------- staged parts
@@ -41,6 +40,13 @@ def staged(job, part: str):
     """A staged part of the job as a local file (a copy when the storage is remote)."""
     with storage.local_copy(job.parts[part], suffix=Path(PART_FILES[part]).suffix) as path:
         yield path
+
+
+def package_manifest(job) -> Manifest:
+    """The staged model package's runner.json (flavour, model file, samples, requirements), read with
+    the runner's own package code. Called after the package step has validated it."""
+    with staged(job, "model") as path:
+        return read_manifest_from_zip(path)
 
 
 def stage(job_id, part: str, path: Path, staged: list[str]) -> str:

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from django import forms
 
-from onboarding.bundle import PART_FILES
+from onboarding.bundle import PART_FILES, PART_NAMES
 from onboarding.validation import Invalid
-
-FILE_PARTS = ("metadata", "schema", "model", "license")
 
 
 class OnboardForm(forms.Form):
@@ -40,7 +38,7 @@ class OnboardForm(forms.Form):
         data = super().clean()
         if self.refusal:
             raise forms.ValidationError(self.refusal)
-        separate = [part for part in FILE_PARTS if data.get(part)]
+        separate = [part for part in PART_NAMES if data.get(part)]
         if data.get("bundle") and separate:
             raise forms.ValidationError("Upload either the separate files or one bundle zip, not both.")
         if not data.get("bundle") and not separate:
@@ -69,7 +67,7 @@ class OnboardForm(forms.Form):
                 return "bundle", message
             where = f"{PART_FILES[part]} → {field}" if field else PART_FILES[part]
             return "bundle", f"{where}: {message}"
-        if field in FILE_PARTS:
+        if field in PART_NAMES:
             return field, message
         target = part if part in self.fields else None
         return target, f"{field}: {message}" if field else message

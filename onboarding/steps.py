@@ -18,7 +18,7 @@ from marketplace import descriptors, storage
 from marketplace import services as marketplace_services
 from marketplace.choices import ARTIFACT_FILE_NAMES, ArtifactKind, RevisionStatus
 from marketplace.models import Artifact, Blob, Revision
-from onboarding import smoke, validation
+from onboarding import bundle, smoke, validation
 from onboarding.bundle import PART_FILES, PART_KINDS, staged
 from onboarding.choices import STEPS
 from onboarding.validation import Invalid
@@ -112,8 +112,7 @@ def create_revision(job, step) -> str:
         return f"revision {made.version} ({made.id}) of solution {made.solution.name} was already made\n"
     metadata = _metadata(job)
     blobs = job.steps.get(name="store_artifacts").details["blobs"]
-    with staged(job, "model") as path:
-        flavour = validation.validate_package(path).flavour
+    flavour = bundle.package_manifest(job).flavour
     with transaction.atomic():
         revision, created = marketplace_services.revision_create(
             owner=job.owner, solution_id=job.solution_uuid, solution_name=job.model_name, toolkit=flavour,

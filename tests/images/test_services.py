@@ -10,6 +10,7 @@ from django.utils import timezone
 from acumos_portal import jobs
 from acumos_portal.choices import JobStatus
 from images import services
+from images.builders.base import BuilderUnavailable
 from images.models import ImageBuild
 from marketplace.choices import RevisionStatus
 
@@ -88,3 +89,23 @@ def test_the_reaper_ends_builds_whose_worker_stopped_and_resends_lost_ones(revis
     assert stale.status == JobStatus.FAILED and "worker building this image stopped" in stale.error
     assert alive.status == JobStatus.RUNNING
     assert sent == [("images.build", (str(lost.pk),))]
+
+
+@pytest.mark.django_db
+def test_an_unreachable_builder_is_retried_and_fails_on_the_last_attempt_saying_why(revision, settings,
+                                                                                    monkeypatch):
+    build = ImageBuildFactory(revision=revision)
+
+    def unreachable(build, store_log):
+        raise BuilderUnavailable("the registry at 127.0.0.1:5000 did not answer")
+
+    monkeypatch.setattr(services, "execute", unreachable)
+    for attempt in range(1, settings.ACUMOS_JOB_MAX_ATTEMPTS):
+        with pytest.raises(jobs.Transient):  # the task's retry sends it again
+            services.run_build(str(build.pk))
+        build.refresh_from_db()
+        assert build.status == JobStatus.PENDING and build.attempts == attempt
+    services.run_build(str(build.pk))
+    build.refresh_from_db()
+    assert build.status == JobStatus.FAILED and build.attempts == settings.ACUMOS_JOB_MAX_ATTEMPTS
+    assert build.error == "gave up after 3 attempts: the registry at 127.0.0.1:5000 did not answer"

@@ -13,8 +13,8 @@ import pytest
 from marketplace import storage
 from marketplace.choices import ArtifactKind, RevisionStatus
 from marketplace.models import Artifact, Blob, Revision, Solution
-from onboarding.choices import JobStatus, StepStatus
 from onboarding.bundle import PART_FILES
+from onboarding.choices import JobStatus, StepStatus
 from onboarding.services import onboarding_start
 
 from ..bundles import builders, parts_of

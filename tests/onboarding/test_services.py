@@ -16,9 +16,9 @@ from django.test import Client
 from acumos_portal import jobs
 from marketplace.models import Revision, Solution
 from onboarding import pipeline
+from onboarding.bundle import sweep_staging
 from onboarding.choices import STEPS, JobStatus
 from onboarding.models import OnboardingJob
-from onboarding.bundle import sweep_staging
 from onboarding.services import onboarding_start
 
 from ..concurrency import at_once
