@@ -14,7 +14,9 @@ class OnboardingJob(JobRow):
     """One upload going through the pipeline. Its id is the Acumos `taskId`.
 
     The solution, revision and version are reserved when the upload is accepted (the Acumos API
-    answers with them at once); the rows are created by the pipeline and removed if it fails."""
+    answers with them at once); the rows are created by the pipeline and removed if it fails.
+    Its steps are claimed one by one (StepResult counts each step's attempts and names its process),
+    so the job row's own `attempts` and `claimed_by` stay empty; its heartbeat is the job's."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="onboarding_jobs")

@@ -21,7 +21,8 @@ class OperationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Operation
         fields = ["id", "deployment", "kind", "trigger", "status", "requested_by", "previous_revision", "revision",
-                  "generation", "target_generation", "swap_ms", "log", "error", "created", "started", "finished"]
+                  "generation", "target_generation", "swap_ms", "log", "error", "created", "started", "finished",
+                  "heartbeat", "attempts"]
         read_only_fields = fields
 
 

@@ -12,7 +12,7 @@ class ImageBuildSerializer(serializers.ModelSerializer):
     class Meta:
         model = ImageBuild
         fields = ["id", "revision", "trigger", "builder", "status", "requested_by", "image", "digest", "reference",
-                  "size", "error", "log", "created", "started", "finished"]
+                  "size", "error", "log", "created", "started", "finished", "heartbeat", "attempts"]
         read_only_fields = [f for f in fields if f != "revision"]
 
 

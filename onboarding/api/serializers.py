@@ -44,7 +44,7 @@ class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = OnboardingJob
         fields = ["id", "url", "status", "name", "version", "source", "tracking_id", "create_microservice",
-                  "revision", "solution", "created", "started", "finished", "error", "steps"]
+                  "revision", "solution", "created", "started", "finished", "heartbeat", "error", "steps"]
         read_only_fields = fields
 
     @extend_schema_field(serializers.UUIDField(allow_null=True))
