@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from acumos_portal.accounts.choices import Role
-from acumos_portal.choices import JobStatus
+from acumos_portal.choices import UNFINISHED, JobStatus
 from deployment.choices import SERVING_CHANGES, DeploymentStatus, OperationKind, TargetDeployers
 from deployment.models import Deployment, Operation, Target
 from marketplace import signature
@@ -87,7 +87,7 @@ def deployment_quota(user) -> int | None:
 def live_deployments_of(user) -> QuerySet[Deployment]:
     """What counts against the user's quota: the deployments they created that are pending, running
     or not answering, and stopped or failed ones with a start under way (the start makes them live)."""
-    starting = Operation.objects.filter(kind=OperationKind.START, status__in=(JobStatus.PENDING, JobStatus.RUNNING))
+    starting = Operation.objects.filter(kind=OperationKind.START, status__in=UNFINISHED)
     return Deployment.objects.filter(created_by=user).filter(
         Q(status__in=QUOTA_STATUSES) | Q(pk__in=starting.values("deployment_id")))
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from acumos_portal import jobs, sandbox
 from acumos_portal.api.refusals import Refused
-from acumos_portal.choices import JobStatus
+from acumos_portal.choices import UNFINISHED, JobStatus
 from deployment import runner_client, secretbox, selectors
 from deployment.backends import BackendError, backend_for
 from deployment.backends.local import deployment_id_of
@@ -67,29 +67,29 @@ def deploy(*, revision: Revision, target: Target, user, name: str = "", replicas
             name=name or f"{revision.solution.name} {revision.version}", target=target, revision=revision,
             follows=revision.solution if follow else None, replicas=replicas, created_by=user,
             admin_token_encrypted=secretbox.encrypt(secrets.token_urlsafe(32)))
-        _ask(deployment, OperationKind.DEPLOY, user, revision=revision)
+        _request_operation(deployment, OperationKind.DEPLOY, user, revision=revision)
     return deployment
 
 
 def swap(deployment: Deployment, revision: Revision, user) -> Operation:
     if not revision.is_ready:
         raise DeploymentRefused("only a ready revision can be swapped in")
-    return _ask(deployment, OperationKind.SWAP, user, revision=revision)
+    return _request_operation(deployment, OperationKind.SWAP, user, revision=revision)
 
 
 def rollback(deployment: Deployment, user, generation: int | None = None) -> Operation:
-    return _ask(deployment, OperationKind.ROLLBACK, user, target_generation=generation)
+    return _request_operation(deployment, OperationKind.ROLLBACK, user, target_generation=generation)
 
 
 def stop(deployment: Deployment, user) -> Operation:
-    return _ask(deployment, OperationKind.STOP, user)
+    return _request_operation(deployment, OperationKind.STOP, user)
 
 
 def start(deployment: Deployment, user) -> Operation:
     """Starting a stopped or failed deployment makes it live again: it counts against the quota."""
     with transaction.atomic():
         _within_quota(user, starting=deployment)
-        return _ask(deployment, OperationKind.START, user)
+        return _request_operation(deployment, OperationKind.START, user)
 
 
 def _within_quota(user, *, starting: Deployment | None = None) -> None:
@@ -116,15 +116,15 @@ def destroy(deployment: Deployment, user, *, force: bool = False) -> Operation:
     if due and due > timezone.now() and not force:
         raise DeploymentRefused(f"it is kept, restartable, until {due:%Y-%m-%d %H:%M} UTC (the grace period); "
                                 f"it is destroyed then")
-    return _ask(deployment, OperationKind.DESTROY, user)
+    return _request_operation(deployment, OperationKind.DESTROY, user)
 
 
 def busy(deployment: Deployment) -> bool:
     """One operation at a time: a swap during a deploy, or two stops, would race on the runner."""
-    return deployment.operations.filter(status__in=(JobStatus.PENDING, JobStatus.RUNNING)).exists()
+    return deployment.operations.filter(status__in=UNFINISHED).exists()
 
 
-def _ask(deployment: Deployment, kind: str, user, trigger: str = Trigger.USER, **fields) -> Operation:
+def _request_operation(deployment: Deployment, kind: str, user, trigger: str = Trigger.USER, **fields) -> Operation:
     if deployment.status == DeploymentStatus.DESTROYED:
         raise DeploymentRefused("this deployment has been destroyed")
     if busy(deployment):
@@ -160,11 +160,11 @@ def _failed(operation: Operation, message: str) -> None:
 
 def _finish(operation: Operation, status: str, *, error: str = "", log_text: str = "") -> None:
     jobs.finish(Operation.objects.filter(pk=operation.pk), status, error=error, log=log_text)
-    _tell(operation.requested_by or operation.deployment.created_by, operation.deployment,
+    _notify(operation.requested_by or operation.deployment.created_by, operation.deployment,
           f"{operation.get_kind_display()} {'done' if status == JobStatus.SUCCEEDED else 'failed'}", error)
 
 
-def _tell(user, deployment: Deployment, what: str, message: str = "") -> None:
+def _notify(user, deployment: Deployment, what: str, message: str = "") -> None:
     """A notification about a deployment's status for the person who acted (or created it)."""
     marketplace_services.notify(user, NotificationKind.DEPLOYMENT, f"{deployment}: {what}",
                                 url=f"/deployments/{deployment.pk}/", message=message)
@@ -175,13 +175,13 @@ def _deploy(operation: Operation) -> str:
     with tempfile.TemporaryDirectory(prefix="acumos-deploy-") as tmp:
         bundle = downloads.write_bundle(list(operation.revision.artifacts.select_related("blob")), Path(tmp, "bundle"))
         placement = backend_for(deployment.target).start(deployment, bundle, deployment.admin_token())
-    _placed(deployment, placement)
+    _record_placement(deployment, placement)
     active = runner_client.active(placement.endpoint_url)["active"]
     Operation.objects.filter(pk=operation.pk).update(generation=active["generation"])
     return f"serving {operation.revision} at {placement.endpoint_url} (generation {active['generation']})\n"
 
 
-def _placed(deployment: Deployment, placement) -> None:
+def _record_placement(deployment: Deployment, placement) -> None:
     Deployment.objects.filter(pk=deployment.pk).update(
         status=DeploymentStatus.RUNNING, endpoint_url=placement.endpoint_url, handle=placement.handle,
         stopped_at=None, destroy_after=None, health="", modified=timezone.now())
@@ -267,7 +267,7 @@ def _stop(operation: Operation) -> str:
 def _start(operation: Operation) -> str:
     deployment = operation.deployment
     placement = backend_for(deployment.target).restart(deployment, deployment.admin_token())
-    _placed(deployment, placement)
+    _record_placement(deployment, placement)
     return f"started again at {placement.endpoint_url}, serving what it served when it stopped\n"
 
 
@@ -293,7 +293,8 @@ def follow_new_revision(revision: Revision) -> list[Operation]:
     operations = []
     for deployment in followers:
         try:
-            operations.append(_ask(deployment, OperationKind.SWAP, None, trigger=Trigger.FOLLOW, revision=revision))
+            operations.append(_request_operation(deployment, OperationKind.SWAP, None, trigger=Trigger.FOLLOW,
+                                                 revision=revision))
         except DeploymentRefused as exc:  # busy: the next check takes it (see check_deployment)
             log.info("deployment %s does not follow %s yet: %s", deployment.pk, revision, exc)
     return operations
@@ -310,19 +311,19 @@ def check_deployment(deployment: Deployment) -> str:
     down (and running again when it answers); a follower that missed a revision catches up."""
     if busy(deployment):
         return f"{deployment.pk}: an operation is running; not checked"
-    status, health = _look_at(deployment)
+    status, health = _observe(deployment)
     changed = Deployment.objects.filter(pk=deployment.pk, status__in=LIVE).exclude(status=status).exists()
     drifted = DRIFT in health and DRIFT not in deployment.health
     Deployment.objects.filter(pk=deployment.pk, status__in=LIVE).update(status=status, health=health,
                                                                      checked_at=timezone.now())
     if changed or drifted:
-        _tell(deployment.created_by, deployment, DeploymentStatus(status).label.lower(), health)
+        _notify(deployment.created_by, deployment, DeploymentStatus(status).label.lower(), health)
     if status == DeploymentStatus.RUNNING:
-        _catch_up(deployment)
+        _catch_up_with_latest(deployment)
     return f"{deployment.pk}: {status} ({health})"
 
 
-def _look_at(deployment: Deployment) -> tuple[str, str]:
+def _observe(deployment: Deployment) -> tuple[str, str]:
     try:
         if not backend_for(deployment.target).is_running(deployment):
             return DeploymentStatus.DOWN, "the runner is not running on the target"
@@ -351,7 +352,7 @@ def _drift(deployment: Deployment, active: dict) -> str:
             "(changed past the portal: swap or roll back from here to serve a known revision)")
 
 
-def _catch_up(deployment: Deployment) -> None:
+def _catch_up_with_latest(deployment: Deployment) -> None:
     if deployment.follows_id is None:
         return
     latest = deployment.follows.revisions.filter(status=RevisionStatus.READY).order_by("-ready_at").first()
@@ -365,7 +366,7 @@ def decommission_due() -> list[str]:
     done = []
     for deployment in due:
         with contextlib.suppress(DeploymentRefused):
-            _ask(deployment, OperationKind.DESTROY, None, trigger=Trigger.SCHEDULE)
+            _request_operation(deployment, OperationKind.DESTROY, None, trigger=Trigger.SCHEDULE)
             done.append(f"{deployment.pk}: grace period over, destroying")
     return done
 
@@ -397,7 +398,7 @@ def sweep_sandboxes() -> list[str]:
     """What dead processes left on this host (acumos_portal.sandbox.sweep): a local runner whose
     deployment is not live any more (stopped, destroyed, failed, deleted) and not being worked on,
     and a smoke test whose worker died. `make run` calls it at start; the schedule every minute."""
-    busy_ids = Operation.objects.filter(status__in=(JobStatus.PENDING, JobStatus.RUNNING)).values("deployment_id")
+    busy_ids = Operation.objects.filter(status__in=UNFINISHED).values("deployment_id")
     wanted = {pk.hex for pk in Deployment.objects.filter(
         Q(status__in=(*LIVE, DeploymentStatus.PENDING)) | Q(pk__in=busy_ids)).values_list("pk", flat=True)}
 

@@ -266,7 +266,7 @@ def _reap(step: StepResult, send: bool = True) -> str:
 def _stalled_jobs(cutoff):
     """Unfinished jobs with no step running and no sign of life since the cutoff."""
     quiet = Q(heartbeat__lt=cutoff) | Q(heartbeat__isnull=True, created__lt=cutoff)
-    return (OnboardingJob.objects.filter(quiet, status__in=[JobStatus.PENDING, JobStatus.RUNNING])
+    return (OnboardingJob.objects.filter(quiet, status__in=UNFINISHED)
             .exclude(steps__status=StepStatus.RUNNING))
 
 
