@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from acumos_portal.api.views import VisibleObjectMixin, forbid_unless, valid
 from images import services
 from images.api.serializers import ImageBuildRequestSerializer, ImageBuildSerializer
-from images.models import ImageBuild
+from images.selectors import visible_builds
 from marketplace.selectors import can_change_solution, visible_revisions
 
 
@@ -23,8 +23,7 @@ class ImageBuildViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retrie
     not_found_message = "no such image build"
 
     def get_queryset(self):
-        revisions = visible_revisions(self.request.user)
-        return ImageBuild.objects.filter(revision__in=revisions).select_related("requested_by").order_by("-created")
+        return visible_builds(self.request.user)
 
     @extend_schema(request=ImageBuildRequestSerializer, responses={202: ImageBuildSerializer})
     def create(self, request):
