@@ -38,6 +38,14 @@ class DeploymentRefused(Refused):
     """What was asked cannot be done (a revision not ready, a destroyed deployment)."""
 
 
+class DeploymentBusy(DeploymentRefused):
+    """Another operation on the deployment has not ended: 409 Conflict, the deployment's state (not the
+    request) is in the way, and the same request succeeds once that operation ends."""
+
+    status = 409
+    code = "deployment_busy"
+
+
 class QuotaReached(DeploymentRefused):
     """The user has as many live deployments as ACUMOS_QUOTA_LIVE_DEPLOYMENTS allows. The message
     says so and how to free one; `details` (the quota, the live deployments' ids) is for the API."""
@@ -128,7 +136,7 @@ def _request_operation(deployment: Deployment, kind: str, user, trigger: str = T
     if deployment.status == DeploymentStatus.DESTROYED:
         raise DeploymentRefused("this deployment has been destroyed")
     if busy(deployment):
-        raise DeploymentRefused("another operation on this deployment is still running; try again when it ends")
+        raise DeploymentBusy("another operation on this deployment is still running; try again when it ends")
     operation = Operation.objects.create(deployment=deployment, kind=kind, requested_by=user, trigger=trigger,
                                          previous_revision=deployment.revision, **fields)
     jobs.enqueue(OPERATION_TASK, str(operation.pk))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -189,9 +190,42 @@ def get_jwt(root: str, username: str, password: str) -> str:
     return token
 
 
+def with_version(parts: list[Part], version: str | None, workdir: Path) -> list[Part]:
+    """The parts with metadata.json's `modelVersion` set to `version`, or removed when `version` is
+    "" (the portal then gives the next version after the newest); unchanged when it is None. The
+    bundle's own file is not touched: a changed copy in `workdir` is sent."""
+    if version is None:
+        return parts
+    return [Part(part.name, part.filename, part.content_type, _versioned_metadata(part.path, version, workdir))
+            if part.name == "metadata" else part for part in parts]
+
+
+def _versioned_metadata(path: Path, version: str, workdir: Path) -> Path:
+    try:
+        metadata = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise PushError(f"{path} is not readable JSON: {exc}") from exc
+    if not isinstance(metadata, dict):
+        raise PushError(f"{path} is not a JSON object")
+    metadata.pop("modelVersion", None)
+    if version:
+        metadata["modelVersion"] = version
+    copy = workdir / "metadata.json"
+    copy.write_text(json.dumps(metadata, indent=2))
+    return copy
+
+
 def push_bundle(bundle: Path, root: str, token: str, *, create_microservice: bool = True,
-                tracking_id: str | None = None, timeout: float = 600) -> Pushed:
-    body = MultipartBody(bundle_parts(bundle))
+                tracking_id: str | None = None, timeout: float = 600, version: str | None = None) -> Pushed:
+    """`version`: see with_version (None sends the bundle as it is)."""
+    with tempfile.TemporaryDirectory(prefix="acumos-push-") as workdir:
+        return _push(with_version(bundle_parts(bundle), version, Path(workdir)), root, token,
+                     create_microservice=create_microservice, tracking_id=tracking_id, timeout=timeout)
+
+
+def _push(parts: list[Part], root: str, token: str, *, create_microservice: bool, tracking_id: str | None,
+          timeout: float) -> Pushed:
+    body = MultipartBody(parts)
     headers = {"Content-Type": body.content_type, "Content-Length": str(body.length),
                "isCreateMicroservice": "true" if create_microservice else "false", "deploy": "false"}
     if tracking_id:
@@ -248,6 +282,12 @@ def add_arguments(p) -> None:
     p.add_argument("--no-wait", action="store_true", help="print the answer and exit; do not follow the job")
     p.add_argument("--no-microservice", action="store_true", help="send isCreateMicroservice: false")
     p.add_argument("--tracking-id", help="your id for this upload (default: the portal makes one)")
+    versions = p.add_mutually_exclusive_group()
+    versions.add_argument("--version", help="onboard as this version (replaces metadata.json's modelVersion in "
+                                            "what is sent; the bundle is not changed)")
+    versions.add_argument("--next-version", action="store_true",
+                          help="let the portal give the next version after the newest (sends metadata.json "
+                               "without modelVersion): for pushing the same bundle again")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between status polls (default 1)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the pipeline (default 3600)")
 
@@ -259,7 +299,7 @@ def run(args, out=None, err=None) -> int:
         token = _token(args, root)
         _warn_if_plain_http(root, err)
         pushed = push_bundle(args.bundle, root, token, create_microservice=not args.no_microservice,
-                             tracking_id=args.tracking_id)
+                             tracking_id=args.tracking_id, version=_version_wanted(args))
         _print_pushed(pushed, out)
         if args.no_wait:
             print(f"status: {root + JOB_PATH.format(pushed.task_id)}", file=out, flush=True)
@@ -268,7 +308,7 @@ def run(args, out=None, err=None) -> int:
         job = wait_for_job(root, token, pushed.task_id, on_step=lambda step: _print_step(step, out),
                            interval=args.interval, timeout=args.timeout)
     except PushError as exc:
-        print(f"error: {exc.message}", file=err, flush=True)
+        print(f"error: {exc.message}{_hint(exc)}", file=err, flush=True)
         return 2
     if job["status"] == "succeeded":
         revision = job.get("revision") or pushed.revision_id
@@ -279,6 +319,22 @@ def run(args, out=None, err=None) -> int:
     reason = (failed or {}).get("error") or job.get("error") or "no reason given"
     print(f"failed{where}: {reason}", file=err, flush=True)
     return 1
+
+
+def _hint(exc: PushError) -> str:
+    """What to do next, where the portal's message leaves it to the reader."""
+    if exc.status == 400 and "already exists" in exc.message:
+        return "\n(to push this bundle again: --next-version, or --version <version>)"
+    return ""
+
+
+def _version_wanted(args) -> str | None:
+    if getattr(args, "next_version", False):
+        return ""
+    version = getattr(args, "version", None)
+    if version is not None and not version.strip():
+        raise PushError("--version is empty: give a version, or use --next-version")
+    return version.strip() if version is not None else None
 
 
 def _token(args, root: str) -> str:

@@ -182,3 +182,22 @@ def test_it_names_the_missing_bundle_files(tmp_path):
     (tmp_path / "model.proto").write_text("")
     with pytest.raises(PushError, match="lacks modelpackage.zip or model.zip, metadata.json"):
         bundle_parts(tmp_path)
+
+
+@pytest.mark.parametrize(("option", "sent"), [(["--version", "2.1.0"], "2.1.0"), (["--next-version"], None)])
+def test_it_sends_the_version_asked_for_and_leaves_the_bundle_alone(bundle, capsys, option, sent):
+    (bundle / "metadata.json").write_text('{"name": "Scaler", "modelVersion": "1.0.0"}')
+    with fake_portal((201, PUSHED), []) as (url, seen):
+        assert main(["push", str(bundle), "--url", url, "--token", "t", "--no-wait", *option]) == 0
+    request = seen[0]
+    parts = parse_multipart(request["headers"]["Content-Type"], request["body"])
+    metadata = json.loads(parts["metadata"][2])
+    assert metadata.get("modelVersion") == sent and metadata["name"] == "Scaler"
+    assert json.loads((bundle / "metadata.json").read_text())["modelVersion"] == "1.0.0"
+
+
+def test_it_refuses_an_empty_version_and_both_version_options(bundle, capsys):
+    assert main(["push", str(bundle), "--url", "http://127.0.0.1:9", "--token", "t", "--version", " "]) == 2
+    assert "--version is empty" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["push", str(bundle), "--url", "http://127.0.0.1:9", "--version", "1", "--next-version"])

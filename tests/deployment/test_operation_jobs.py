@@ -18,7 +18,7 @@ from acumos_portal.choices import JobStatus
 from deployment import services
 from deployment.choices import OperationKind, TargetDeployers, TargetKind
 from deployment.models import Operation
-from tests.factories import DeploymentFactory, OperationFactory, TargetFactory
+from tests.factories import DeploymentFactory, OperationFactory, RevisionFactory, TargetFactory
 
 STALE_SECONDS = 2
 
@@ -109,3 +109,22 @@ def test_a_lost_operation_is_sent_again_and_failed_after_its_last_attempt(deploy
     tried_out.refresh_from_db()
     assert tried_out.status == JobStatus.FAILED and "did not finish after 3 attempts" in tried_out.error
     assert services.JOBS.reap() == []  # sent again: the reaper waits a full period before the next try
+
+
+@pytest.mark.django_db
+def test_a_change_while_another_operation_runs_answers_409_and_changes_nothing(owner, client_for):
+    deployment = DeploymentFactory(revision=RevisionFactory(solution__owner=owner), created_by=owner,
+                                   status="running")
+    other = RevisionFactory(solution=deployment.revision.solution)
+    OperationFactory(deployment=deployment, kind=OperationKind.SWAP, status=JobStatus.RUNNING)
+    client = client_for(owner)
+
+    swap = client.post(f"/api/v1/deployments/{deployment.pk}/swap", {"revision": str(other.pk)},
+                       content_type="application/json")
+    stop = client.post(f"/api/v1/deployments/{deployment.pk}/stop")
+
+    for answer in (swap, stop):
+        assert answer.status_code == 409, answer.content
+        error = answer.json()["error"]
+        assert error["code"] == "deployment_busy" and "still running; try again when it ends" in error["message"]
+    assert deployment.operations.count() == 1

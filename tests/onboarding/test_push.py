@@ -67,6 +67,26 @@ def test_it_pushes_a_bundle_and_follows_it_to_a_ready_revision(live_server, owne
     assert result.stderr == ""
 
 
+def test_the_same_bundle_goes_again_as_the_next_or_a_chosen_version(live_server, owner, api_token,
+                                                                    example_bundle):
+    """The README's walk pushes the example after onboarding it on the web: a second push of a bundle
+    whose metadata.json names version 1.0.0 is refused, and goes through with --next-version or
+    --version, leaving the bundle's own metadata.json as it was."""
+    token = f"{owner.username}:{api_token(owner)}"
+    metadata = (example_bundle / "metadata.json").read_bytes()
+    assert push(live_server, example_bundle, token=token).returncode == 0
+
+    again = push(live_server, example_bundle, token=token)
+    assert again.returncode == 2 and "version 1.0.0 of 'IrisClassifier' already exists" in again.stderr
+    assert "--next-version, or --version <version>" in again.stderr
+
+    following = push(live_server, example_bundle, "--next-version", token=token)
+    chosen = push(live_server, example_bundle, "--version", "2.0.0-rc1", token=token)
+    assert following.returncode == 0 and chosen.returncode == 0, following.stderr + chosen.stderr
+    assert sorted(Revision.objects.values_list("version", flat=True)) == ["1.0.0", "1.1.0", "2.0.0-rc1"]
+    assert (example_bundle / "metadata.json").read_bytes() == metadata
+
+
 def test_it_takes_the_token_from_the_environment_and_can_skip_waiting(live_server, owner, api_token, example_bundle):
     result = push(live_server, example_bundle, "--no-wait", env={"ACUMOS_TOKEN": api_token(owner)})
     assert result.returncode == 0, result.stdout + result.stderr
