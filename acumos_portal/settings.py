@@ -351,5 +351,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("ACUMOS_LOG_LEVEL", "INFO")},
     # django-axes says several INFO lines per sign-in; its warnings (each failure, each lockout) stay.
-    "loggers": {"axes": {"level": "WARNING"}},
+    # Celery's tracer says a line per task that succeeded (every step, every status check): noise on
+    # `make run`'s terminal; a task that fails still logs its error.
+    "loggers": {"axes": {"level": "WARNING"}, "celery.app.trace": {"level": "WARNING"}},
 }
