@@ -129,8 +129,9 @@ def _job_context(request, job: OnboardingJob) -> dict:
         step.elapsed = (now - step.started).total_seconds() if step.status == StepStatus.RUNNING and step.started \
             else None
     finished = sum(step.status not in UNFINISHED_STEPS for step in steps)
+    failed_at = next((step for step in steps if step.status == StepStatus.FAILED), None)
     revision = visible_revisions(request.user).filter(pk=job.revision_uuid).first() if job.finished_ok else None
-    return {"job": job, "steps": steps, "steps_finished": finished, "revision": revision}
+    return {"job": job, "steps": steps, "steps_finished": finished, "failed_at": failed_at, "revision": revision}
 
 
 @require_GET

@@ -17,6 +17,8 @@ from onboarding.choices import STEPS, JobStatus, StepStatus
 from onboarding.models import OnboardingJob
 from onboarding.services import onboarding_start
 
+from ..bundles import builders, parts_of
+
 pytestmark = pytest.mark.django_db
 NEW = "/onboarding/new/"
 
@@ -267,3 +269,17 @@ def test_it_refuses_an_upload_over_the_limit_with_csrf_checks(owner, bundle_part
         response = client.post(reverse("onboarding:new"), data)
     assert response.status_code == 413
     assert_nothing_made()
+
+
+@pytest.mark.django_db
+def test_a_failed_job_says_where_it_failed_in_a_sentence(client_for, owner, tmp_path, inline_jobs):
+    bundle = builders.failing_bundle(tmp_path / "failing", fail_on_sample=True)
+    with inline_jobs():
+        job = onboarding_start(user=owner, parts=parts_of(bundle))
+    html = client_for(owner).get(reverse("onboarding:job", args=[job.pk])).content.decode()
+    smoke = [name for name, _ in STEPS].index("smoke_test") + 1
+    assert f"failed at step {smoke} of {len(STEPS)}: Smoke-test the model in a runner" in html
+    assert "steps finished" not in html
+    # What failed, as a sentence ending with the exception's own line; no machine envelope.
+    assert "ValueError: negative input is not supported by this model" in html
+    assert '{"error"' not in html and "&quot;error&quot;" not in html
