@@ -168,8 +168,23 @@ def _failed(operation: Operation, message: str) -> None:
 
 def _finish(operation: Operation, status: str, *, error: str = "", log_text: str = "") -> None:
     jobs.finish(Operation.objects.filter(pk=operation.pk), status, error=error, log=log_text)
-    _notify(operation.requested_by or operation.deployment.created_by, operation.deployment,
-          f"{operation.get_kind_display()} {'done' if status == JobStatus.SUCCEEDED else 'failed'}", error)
+    succeeded = status == JobStatus.SUCCEEDED
+    actor = operation.requested_by
+    for user in _told_of_end(operation, succeeded):
+        by = f" by {actor.username}" if actor is not None and user != actor else ""
+        _notify(user, operation.deployment,
+                f"{operation.get_kind_display()} {'done' if succeeded else 'failed'}{by}", error)
+
+
+def _told_of_end(operation: Operation, succeeded: bool) -> list:
+    """Who hears that an operation ended: the deployment's creator when someone else (or the schedule)
+    acted; the one who acted only of a failure (they may have left the page). Nobody is told of their
+    own success: they asked for it and saw it happen."""
+    actor, creator = operation.requested_by, operation.deployment.created_by
+    told = [creator] if creator != actor else []
+    if actor is not None and not succeeded:
+        told.append(actor)
+    return told
 
 
 def _notify(user, deployment: Deployment, what: str, message: str = "") -> None:

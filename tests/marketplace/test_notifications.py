@@ -11,7 +11,8 @@ from django.urls import reverse
 from acumos_portal.choices import JobStatus
 from deployment import secretbox
 from deployment import services as deployment_services
-from deployment.choices import DeploymentStatus, TargetKind
+from deployment.backends import BackendError
+from deployment.choices import DeploymentStatus, OperationKind, TargetKind
 from deployment.models import Deployment, Target
 from marketplace import services
 from marketplace.choices import NotificationKind as Kind
@@ -154,12 +155,28 @@ def test_a_deployment_status_change_tells_its_creator(deployment, owner, other_u
     everyone_else([owner], other_user)
 
 
-def test_a_finished_operation_tells_who_asked_for_it(deployment, owner, co_owner):
+def test_an_operation_someone_else_made_tells_the_deployments_creator(deployment, owner, co_owner):
     operation = deployment_services.stop(deployment, co_owner)
     deployment_services.run_operation(str(operation.pk))
-    [note] = told(co_owner)
-    assert note.kind == Kind.DEPLOYMENT and "done" in note.title
-    everyone_else([co_owner], owner)
+    [note] = told(owner)
+    assert note.kind == Kind.DEPLOYMENT and note.title.endswith(f"Stop done by {co_owner.username}")
+    everyone_else([owner], co_owner)  # co_owner stopped it and saw it stop
+
+
+def test_nobody_is_told_of_their_own_success_but_of_their_own_failure(deployment, owner, monkeypatch):
+    stopped = deployment_services.stop(deployment, owner)
+    deployment_services.run_operation(str(stopped.pk))
+    everyone_else([], owner)
+
+    def out_of_reach(operation):
+        raise BackendError("the target's engine did not answer")
+
+    monkeypatch.setitem(deployment_services.ACTIONS, OperationKind.START, out_of_reach)
+    deployment.refresh_from_db()
+    started = deployment_services.start(deployment, owner)
+    deployment_services.run_operation(str(started.pk))
+    [note] = told(owner)
+    assert note.title.endswith("Start failed") and note.message == "the target's engine did not answer"
 
 
 # ---------------------------------------------------------------- the page
