@@ -421,9 +421,18 @@ def test_a_new_site_invites_a_signed_in_user_to_onboard_a_model(client_for, owne
     assert "No models here yet" in html and reverse("onboarding:new") in html
 
 
-def test_a_new_site_invites_a_visitor_to_sign_in(client, catalogs):
+def test_a_new_site_invites_a_visitor_to_sign_in_or_up(client, catalogs, settings):
     html = browse(client).content.decode()
-    assert "No models here yet" in html and reverse("accounts:login") in html
+    empty = html[html.index("No models here yet"):]
+    assert reverse("accounts:login") in empty and reverse("accounts:signup") in empty
+    settings.ACUMOS_SIGNUP_OPEN = False  # a site that takes no sign-ups offers none
+    empty = browse(client).content.decode()
+    assert reverse("accounts:signup") not in empty[empty.index("No models here yet"):]
+
+
+def test_my_models_is_in_the_top_bar_of_signed_in_users_only(client, client_for, owner, catalogs):
+    assert reverse("marketplace:my-models") not in browse(client).content.decode()
+    assert reverse("marketplace:my-models") in browse(client_for(owner)).content.decode()
 
 
 def test_no_match_explains_and_offers_to_clear_the_filters(client, catalogs):
