@@ -85,9 +85,9 @@ def detail(request, pk):
 @require_GET
 @login_required
 def panel(request, pk):
-    """Status and history alone, for htmx: it polls itself while an operation runs."""
+    """The page's live part alone (deployment/_live.html), for htmx: it polls itself while an operation runs."""
     deployment = _visible(request, pk)
-    return render(request, "deployment/_panel.html", _detail_context(request, deployment))
+    return render(request, "deployment/_live.html", _detail_context(request, deployment))
 
 
 def _visible(request, pk):

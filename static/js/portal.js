@@ -44,13 +44,15 @@
     });
 
     // A method picker with samples (<select data-samples="#json-script-id" data-fills="#textarea-id">):
-    // picking a method puts its sample request in the box.
-    document.querySelectorAll("select[data-samples]").forEach(function (select) {
-      var samples = JSON.parse(document.querySelector(select.getAttribute("data-samples")).textContent);
+    // picking a method puts its sample request in the box. Delegated, and the samples read when the
+    // method changes: htmx may have replaced the picker (a swap brings another model's methods).
+    document.addEventListener("change", function (event) {
+      var select = event.target;
+      if (!select.matches || !select.matches("select[data-samples]")) return;
+      var source = document.querySelector(select.getAttribute("data-samples"));
       var box = document.querySelector(select.getAttribute("data-fills"));
-      select.addEventListener("change", function () {
-        if (box && samples[select.value]) box.value = JSON.stringify(samples[select.value], null, 2);
-      });
+      var samples = source ? JSON.parse(source.textContent) : {};
+      if (box && samples[select.value]) box.value = JSON.stringify(samples[select.value], null, 2);
     });
 
     // Inputs marked data-select-on-focus select their whole value (a token to copy by hand).

@@ -1,0 +1,67 @@
+"""The deployment page follows the deployment without a reload: while an operation runs, its live part
+(title badge and actions, status and history, Try it, Hot swap) asks for itself again; the answer
+after the operation shows the deployment as it now is: what it serves, with that model's methods and
+sample in Try it, and the actions open again."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from acumos_portal.choices import JobStatus
+from deployment.choices import DeploymentStatus, OperationKind
+
+from ..bundles import builders
+from ..factories import DeploymentFactory, OperationFactory
+from .conftest import onboarded
+
+pytestmark = pytest.mark.django_db
+
+
+def live(client, deployment) -> str:
+    response = client.get(f"/deployments/{deployment.pk}/panel/")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def methods_offered(html: str) -> list[str]:
+    picker = re.search(r'<select name="method".*?</select>', html, re.S)
+    return re.findall(r'<option value="([^"]+)"', picker.group(0)) if picker else []
+
+
+def test_the_live_part_polls_during_a_swap_and_then_shows_the_new_model(owner, example_bundle, inline_jobs,
+                                                                       tmp_path, client_for):
+    iris = onboarded(owner, example_bundle, inline_jobs)
+    text = onboarded(owner, builders.text_bundle(tmp_path / "text", tag="live"), inline_jobs)
+    deployment = DeploymentFactory(revision=iris, created_by=owner, status=DeploymentStatus.RUNNING,
+                                   endpoint_url="http://127.0.0.1:9")
+    swap = OperationFactory(deployment=deployment, kind=OperationKind.SWAP, status=JobStatus.RUNNING,
+                            requested_by=owner, revision=text)
+    client = client_for(owner)
+
+    during = live(client, deployment)
+    assert 'id="deployment-live"' in during and 'hx-trigger="every 2s"' in during
+    assert methods_offered(during) == ["classify"]
+    assert re.search(r'<button class="button" type="submit" disabled>Swap in</button>', during)
+
+    # The operation ends as the task would end it: the runner serves the text model now.
+    swap.status = JobStatus.SUCCEEDED
+    swap.save()
+    deployment.revision = text
+    deployment.save()
+    after = live(client, deployment)
+    assert "hx-trigger" not in after.split("<section", 1)[0]  # the polling stops
+    assert methods_offered(after) == ["measure"] and "&quot;text&quot;" in after  # its method and sample
+    assert re.search(r'<button class="button" type="submit">Swap in</button>', after)
+    assert f"{text.solution.name} {text.version}" in after and "Running" in after
+    assert 'data-confirm="Stop ' in after  # Stop asks before it stops
+
+
+def test_the_page_itself_holds_the_live_part_once(owner, client_for):
+    deployment = DeploymentFactory(revision__solution__owner=owner, created_by=owner,
+                                   status=DeploymentStatus.STOPPED)
+    page = client_for(owner).get(f"/deployments/{deployment.pk}/").content.decode()
+    assert page.count('id="deployment-live"') == 1
+    assert "every 2s" not in page  # nothing runs: it does not poll
+    assert 'data-confirm="Destroy ' in page
