@@ -5,12 +5,14 @@ parse and check; deployment.services does the work and deployment.selectors deci
 from __future__ import annotations
 
 import json
+import shlex
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -99,12 +101,31 @@ def _detail_context(request, deployment) -> dict:
     method, sample = next(iter(samples.items()), ("", {}))
     return {
         "deployment": deployment, "operations": list(selectors.history(deployment)[:50]),
+        "call_example": _call_example(deployment, method, sample),
+        "destroy_waits": _destroy_waits(request.user, deployment),
         "busy": services.busy(deployment), "can_manage": selectors.can_manage(request.user, deployment),
         "rollback_points": selectors.rollback_points(deployment),
         "swap_form": SwapForm(request.user, initial={"revision": deployment.revision_id}),
         "try_form": TryForm(initial={"method": method, "body": _pretty(sample) if sample else "{}"}),
         "samples": samples,
     }
+
+
+def _call_example(deployment, method: str, sample: dict) -> str:
+    """A call a person can paste: the served model's first method with its own sample (quoted for the
+    shell: the sample is the model author's text)."""
+    if not deployment.endpoint_url:
+        return ""
+    body = shlex.quote(json.dumps(sample)) if method else "'{...}'"
+    return (f"curl -X POST {deployment.endpoint_url}/model/methods/{method or '<method>'} "
+            f"-H 'Content-Type: application/json' -d {body}")
+
+
+def _destroy_waits(user, deployment) -> bool:
+    """A stopped deployment is kept until its grace period ends (only an admin may end it early): the
+    page says when, instead of offering a Destroy that would be refused."""
+    due = deployment.destroy_after
+    return bool(due and due > timezone.now() and not user.is_portal_admin)
 
 
 def _pretty(value) -> str:

@@ -6,8 +6,10 @@ sample in Try it, and the actions open again."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from acumos_portal.choices import JobStatus
 from deployment.choices import DeploymentStatus, OperationKind
@@ -56,6 +58,9 @@ def test_the_live_part_polls_during_a_swap_and_then_shows_the_new_model(owner, e
     assert re.search(r'<button class="button" type="submit">Swap in</button>', after)
     assert f"{text.solution.name} {text.version}" in after and "Running" in after
     assert 'data-confirm="Stop ' in after  # Stop asks before it stops
+    # "Call it" is a call to paste: the served model's method with its own sample.
+    assert ("curl -X POST http://127.0.0.1:9/model/methods/measure -H &#x27;Content-Type: application/json&#x27; "
+            "-d &#x27;{&quot;text&quot;:") in after
 
 
 def test_the_page_itself_holds_the_live_part_once(owner, client_for):
@@ -65,3 +70,15 @@ def test_the_page_itself_holds_the_live_part_once(owner, client_for):
     assert page.count('id="deployment-live"') == 1
     assert "every 2s" not in page  # nothing runs: it does not poll
     assert 'data-confirm="Destroy ' in page
+
+
+def test_a_stopped_deployment_in_its_grace_period_says_when_it_goes_instead_of_offering_destroy(
+        owner, admin_user, client_for):
+    due = timezone.now() + timedelta(days=2)
+    deployment = DeploymentFactory(revision__solution__owner=owner, created_by=owner, destroy_after=due,
+                                   status=DeploymentStatus.STOPPED)
+    page = client_for(owner).get(f"/deployments/{deployment.pk}/").content.decode()
+    assert f"Kept, restartable, until {due:%Y-%m-%d %H:%M} UTC; destroyed then." in page
+    assert f"/deployments/{deployment.pk}/destroy/" not in page
+    admins = client_for(admin_user).get(f"/deployments/{deployment.pk}/").content.decode()
+    assert f"/deployments/{deployment.pk}/destroy/" in admins  # an admin may end the grace period early
