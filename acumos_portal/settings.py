@@ -352,6 +352,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("ACUMOS_LOG_LEVEL", "INFO")},
     # django-axes says several INFO lines per sign-in; its warnings (each failure, each lockout) stay.
     # Celery's tracer says a line per task that succeeded (every step, every status check): noise on
-    # `make run`'s terminal; a task that fails still logs its error.
-    "loggers": {"axes": {"level": "WARNING"}, "celery.app.trace": {"level": "WARNING"}},
+    # the embedded default's terminal (`make run`), where a task that fails still logs its error. A
+    # Celery worker's log keeps them: there they are the record of what ran.
+    "loggers": {"axes": {"level": "WARNING"},
+                **({} if CELERY_BROKER_URL else {"celery.app.trace": {"level": "WARNING"}})},
 }
