@@ -140,6 +140,9 @@ def claim_step(job_id: str, name: str) -> StepResult | None:
             return None
         if name in MODEL_STEPS:
             _check_owner_limit(job_id)
+            # Its turn came now, after the owner's other model finished: the claim's own time was
+            # taken before the count, and may be a moment earlier than that one's end.
+            StepResult.objects.filter(job_id=job_id, name=name).update(started=timezone.now())
     OnboardingJob.objects.filter(pk=job_id, status=JobStatus.PENDING).update(status=JobStatus.RUNNING, started=now)
     OnboardingJob.objects.filter(pk=job_id).update(heartbeat=now)
     return StepResult.objects.select_related("job", "job__owner").get(job_id=job_id, name=name)
