@@ -68,12 +68,24 @@ def test_a_password_from_the_environment_is_never_echoed(data_dir, monkeypatch):
     assert User.objects.get(username="admin").check_password("Another-canary-456")
 
 
+def read_all(main: int) -> str:
+    """Everything written to the terminal: a pty hands it out in pieces (one read may stop at a line)."""
+    chunks = []
+    try:
+        while chunk := os.read(main, 65536):
+            chunks.append(chunk)
+    except OSError:  # EIO: the terminal's other side is closed and everything was read
+        pass
+    finally:
+        os.close(main)
+    return b"".join(chunks).decode()
+
+
 def test_on_a_terminal_the_generated_password_is_shown_once(data_dir):
     main, side = pty.openpty()
     with os.fdopen(side, "w") as terminal:
         bootstrap(stdout=terminal)
-    shown = os.read(main, 65536).decode()
-    os.close(main)
+    shown = read_all(main)
 
     password = (data_dir / "admin-password").read_text().strip()
     assert shown.count(password) == 1 and "shown once" in shown
