@@ -5,13 +5,17 @@ sample in Try it, and the actions open again."""
 
 from __future__ import annotations
 
+import html as html_text
+import json
 import re
+import shlex
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from acumos_portal.choices import JobStatus
+from deployment import selectors
 from deployment.choices import DeploymentStatus, OperationKind
 
 from ..bundles import builders
@@ -82,3 +86,16 @@ def test_a_stopped_deployment_in_its_grace_period_says_when_it_goes_instead_of_o
     assert f"/deployments/{deployment.pk}/destroy/" not in page
     admins = client_for(admin_user).get(f"/deployments/{deployment.pk}/").content.decode()
     assert f"/deployments/{deployment.pk}/destroy/" in admins  # an admin may end the grace period early
+
+
+def test_call_it_quotes_a_hostile_sample_for_the_shell_and_the_page(owner, client_for, monkeypatch):
+    """A sample is the model author's text: in "Call it" it stays one shell argument and plain text."""
+    hostile = {"text": "'; rm -rf ~; echo '<script>alert(1)</script>"}
+    monkeypatch.setattr(selectors, "samples_of", lambda revision: {"measure": hostile})
+    deployment = DeploymentFactory(revision__solution__owner=owner, created_by=owner,
+                                   status=DeploymentStatus.RUNNING, endpoint_url="http://127.0.0.1:9")
+    html = live(client_for(owner), deployment)
+    call = re.search(r"<dt>Call it</dt><dd><code class=\"small\">(.*?)</code>", html, re.S).group(1)
+    assert "<script>" not in call and "&lt;script&gt;" in call
+    words = shlex.split(html_text.unescape(call))
+    assert words[-2] == "-d" and json.loads(words[-1]) == hostile  # one argument, exactly the sample
