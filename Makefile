@@ -32,7 +32,8 @@ run: $(RUN_STAMP) example sandbox
 	$(PY) manage.py bootstrap
 	$(PY) manage.py reap_jobs
 	$(PY) manage.py sweep_sandboxes
-	@echo "portal: http://$${ACUMOS_WEB_BIND:-127.0.0.1:8000}  (upload build/example-iris: metadata.json, model.proto, modelpackage.zip)"
+	@# Last before the server's own lines: the address and how to sign in, where the eye is.
+	@$(PY) manage.py welcome
 	@# The periodic jobs (deployment status checks, decommissioning, reapers) beside the server.
 	$(PY) manage.py run_schedule & trap 'kill $$!' EXIT INT TERM; \
 	$(PY) -m gunicorn -c acumos_portal/gunicorn.conf.py acumos_portal.wsgi

@@ -89,3 +89,30 @@ def test_on_a_terminal_the_generated_password_is_shown_once(data_dir):
 
     password = (data_dir / "admin-password").read_text().strip()
     assert shown.count(password) == 1 and "shown once" in shown
+
+
+def welcome() -> str:
+    out = io.StringIO()
+    call_command("welcome", stdout=out)
+    return out.getvalue()
+
+
+def test_the_welcome_says_where_the_generated_password_is_without_showing_it(data_dir, monkeypatch):
+    monkeypatch.setenv("ACUMOS_WEB_BIND", "127.0.0.1:8765")
+    bootstrap()
+    said = welcome()
+
+    path = data_dir / "admin-password"
+    assert "portal: http://127.0.0.1:8765" in said
+    assert f"sign in as: admin, with the password in {path}" in said
+    assert path.read_text().strip() not in said
+    assert "adopts them" in said  # runners outlive a stop, and the newcomer is told
+
+
+def test_the_welcome_names_the_environment_password_and_a_rerun_with_it_says_unchanged(data_dir, monkeypatch):
+    monkeypatch.setenv("ACUMOS_ADMIN_PASSWORD", "Env-given-canary-123")
+    bootstrap()
+
+    assert "(unchanged)" in bootstrap() and "set ACUMOS_ADMIN_PASSWORD to reset" not in bootstrap()
+    said = welcome()
+    assert "password in ACUMOS_ADMIN_PASSWORD" in said and "Env-given-canary-123" not in said

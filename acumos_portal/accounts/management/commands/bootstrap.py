@@ -47,6 +47,8 @@ class Command(BaseCommand):
             admin.set_password(given)
             admin.save(update_fields=["password"])
             self._announce(generated=None)
+        elif given:
+            self.stdout.write("demo admin: user 'admin', password from ACUMOS_ADMIN_PASSWORD (unchanged)")
         else:
             self.stdout.write("demo admin: user 'admin' exists (set ACUMOS_ADMIN_PASSWORD to reset its password)")
 
