@@ -11,6 +11,7 @@ is the reader's choice)."""
 from __future__ import annotations
 
 from functools import lru_cache
+from html.parser import HTMLParser
 
 import markdown as python_markdown
 import nh3
@@ -73,3 +74,69 @@ def _render(text: str) -> str:
     html = python_markdown.markdown(text, extensions=EXTENSIONS, extension_configs=EXTENSION_CONFIGS,
                                     output_format="html")
     return _cleaner.clean(html)
+
+
+# ---------------------------------------------------------------- plain text (search cards)
+
+# Elements whose end separates words: "<h1>Iris</h1><p>A model</p>" reads "Iris A model", not "IrisA model".
+_BREAKS = {"p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "li", "dt", "dd", "blockquote", "tr", "th", "td",
+           "pre", "table", "ul", "ol", "dl"}
+
+
+class _TextReader(HTMLParser):
+    """The words of rendered Markdown: what a reader sees, without the markup. Code blocks are set
+    aside (a card's line of prose is no place for code) and used only when there is nothing else."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.prose: list[str] = []
+        self.code: list[str] = []
+        self._in_code = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "pre":
+            self._in_code += 1
+        elif tag == "img":  # an image reads as its alt text, as browsers show it when it does not load
+            self._add(dict(attrs).get("alt") or "")
+        if tag in _BREAKS:
+            self._add(" ")
+
+    def handle_endtag(self, tag):
+        if tag == "pre":
+            self._in_code = max(0, self._in_code - 1)
+        if tag in _BREAKS:
+            self._add(" ")
+
+    def handle_data(self, data):
+        self._add(data)
+
+    def _add(self, text: str) -> None:
+        (self.code if self._in_code else self.prose).append(text)
+
+
+def plain_text(text: str) -> str:
+    """The description as one line of words: headings, emphasis, lists, tables and links rendered
+    away by the same Markdown reader as the page (so nothing it would hide shows up as "|---|" or
+    "**"), HTML entities decoded. Not HTML: a template escapes it like any user text."""
+    return _plain_text(text or "")
+
+
+@lru_cache(maxsize=4096)  # a page of cards is mostly the same descriptions as the last one
+def _plain_text(text: str) -> str:
+    reader = _TextReader()
+    reader.feed(_render(text))
+    reader.close()
+    words = " ".join("".join(reader.prose).split())
+    return words or " ".join("".join(reader.code).split())
+
+
+def excerpt(text: str, limit: int) -> str:
+    """plain_text cut to at most `limit` characters at a word's end, with an ellipsis when cut."""
+    words = plain_text(text)
+    if len(words) <= limit:
+        return words
+    cut = words[:limit]
+    # The ellipsis takes one character: what is kept ends at the last space within the limit (a single
+    # word longer than the limit is cut inside it).
+    kept = cut.rsplit(" ", 1)[0] if " " in cut else cut[:limit - 1]
+    return kept.rstrip(" ,;:.-–—") + "…"

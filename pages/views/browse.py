@@ -7,8 +7,6 @@ made here, once each, rather than by template tags per link: the page stays chea
 
 from __future__ import annotations
 
-import functools
-import html
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -20,13 +18,12 @@ from django.http import QueryDict
 from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.text import Truncator
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from acumos_portal.htmx import is_htmx
-from marketplace import selectors
+from marketplace import markdown, selectors
 from marketplace.choices import ModelType, SortOrder
 from marketplace.models import Catalog, Publication, Solution
 
@@ -253,25 +250,9 @@ def sort_options(params: selectors.SearchParams) -> list[tuple[str, str]]:
 
 # ---------------------------------------------------------------- text
 
-_MARKDOWN = (
-    (re.compile(r"```.*?(```|$)|~~~.*?(~~~|$)", re.S), " "),   # fenced code
-    (re.compile(r"<[^>]*>"), " "),                               # HTML tags
-    (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),              # images: their alt text
-    (re.compile(r"\[([^\]]*)\]\([^)]*\)"), r"\1"),               # links: their text
-    (re.compile(r"^\s{0,3}([-*_]\s*){3,}$", re.M), " "),         # horizontal rules
-    (re.compile(r"^\s{0,3}(#{1,6}|>+|[-*+]|\d+[.)])\s+", re.M), ""),  # headings, quotes, list items
-    (re.compile(r"[*`~|]+|(?<!\w)_+|_+(?!\w)"), ""),             # emphasis, code spans, table pipes
-)
-
-
-@functools.lru_cache(maxsize=4096)  # a page of cards is mostly the same descriptions as last time
-def plain_excerpt(markdown: str, limit: int = EXCERPT_CHARS) -> str:
-    """A description as a line of plain text, roughly: the template escapes it like any user text."""
-    text = markdown or ""
-    for pattern, replacement in _MARKDOWN:
-        text = pattern.sub(replacement, text)
-    text = " ".join(html.unescape(text).split())
-    return Truncator(text).chars(limit)
+def plain_excerpt(description: str, limit: int = EXCERPT_CHARS) -> str:
+    """A card's line of the description: its words without Markdown, cut at a word's end."""
+    return markdown.excerpt(description, limit)
 
 
 def compact_number(number: int) -> str:

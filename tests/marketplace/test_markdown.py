@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from marketplace.markdown import render_markdown
+from marketplace.markdown import excerpt, plain_text, render_markdown
 
 
 def test_markdown_keeps_tables_code_and_lists():
@@ -59,3 +59,29 @@ def test_an_image_from_anywhere_but_this_site_keeps_only_its_alt_text(image):
 @pytest.mark.parametrize("src", ["/static/img/favicon.svg", "/site/logo/?v=1"])
 def test_an_image_on_this_site_stays(src):
     assert f'src="{src.replace("&", "&amp;")}"' in render_markdown(f"![ours]({src})")
+
+
+# ---------------------------------------------------------------- plain text (search cards)
+
+def test_plain_text_is_what_a_reader_sees_without_the_markup():
+    text = ("# Iris\n\nA **bold** and _quiet_ model, see [the docs](https://example.org).\n\n"
+            "| field | unit |\n|---|---|\n| sepal_length | cm |\n\n1. first\n2. second\n\n<b>R&amp;D</b> &lt;3")
+    assert plain_text(text) == ("Iris A bold and quiet model, see the docs. field unit sepal_length cm "
+                                "first second R&D <3")
+
+
+def test_plain_text_sets_code_blocks_aside_unless_they_are_all_there_is():
+    assert plain_text("Calls it.\n\n```python\nimport requests\n```\n") == "Calls it."
+    assert plain_text("```\npredict(x)\n```") == "predict(x)"
+
+
+def test_plain_text_drops_what_the_page_would_drop():
+    assert plain_text("Safe<script>alert(1)</script> words") == "Safe words"
+
+
+def test_excerpt_ends_at_a_word_with_an_ellipsis_within_the_limit():
+    assert excerpt("one two three", 20) == "one two three"
+    assert excerpt("one two three", 12) == "one two…"
+    assert excerpt("one two three", 8) == "one two…"  # the ellipsis counts: exactly 8
+    assert excerpt("one, two three", 7) == "one…"  # no comma left dangling
+    assert excerpt("abcdefghij", 5) == "abcd…"

@@ -443,12 +443,38 @@ def test_no_match_explains_and_offers_to_clear_the_filters(client, catalogs):
     assert 'href="/?q=zebra"' in html and "Clear filters" in html and "Clear the search" in html
 
 
-def test_plain_excerpt_strips_markdown_roughly():
-    text = ("## Title\n\n> quoted *emphasis* and `code`\n\n- item [link](http://x)\n![alt](img.png)\n"
-            "```\ncode block\n```\nsnake_case stays | cell |\n\n---\nR&amp;D")
-    assert plain_excerpt(text) == "Title quoted emphasis and code item link alt snake_case stays cell R&D"
-    assert plain_excerpt("word " * 100).endswith("…") and len(plain_excerpt("word " * 100)) <= 180
+WALK_DESCRIPTION = ("# Iris classifier\n\nA **10-tree RandomForest** trained on the classic iris data.\n\n"
+                    "| field | unit |\n|---|---|\n| sepal_length | cm |\n\n```python\nimport requests\n```\n")
+
+
+def test_plain_excerpt_keeps_the_words_and_drops_the_markdown():
+    text = ("## Title\n\n> quoted *emphasis* and `code`\n\n- item [link](http://x)\n![alt](img.png)\n\n"
+            "```\ncode block\n```\n\n| a | b |\n|:--|--:|\n| snake_case | cell |\n\n---\nR&amp;D")
+    assert plain_excerpt(text) == "Title quoted emphasis and code item link alt a b snake_case cell R&D"
     assert plain_excerpt("") == ""
+
+
+def test_the_walks_description_leaves_no_markdown_on_the_card():
+    # The newcomer's card read "Iris classifier A 10-tree… field unit ------…" (walk, step 12).
+    assert plain_excerpt(WALK_DESCRIPTION) == (
+        "Iris classifier A 10-tree RandomForest trained on the classic iris data. field unit sepal_length cm")
+
+
+def test_plain_excerpt_is_cut_at_a_word_end_with_an_ellipsis():
+    long = "a model " + "that predicts things " * 20
+    cut = plain_excerpt(long)
+    assert len(cut) <= 180 and cut.endswith("…")
+    assert long.startswith(cut[:-1]) and long[len(cut) - 1] == " "  # ends at a word's end
+    assert plain_excerpt("word " * 100).endswith("word…")
+    assert plain_excerpt("x" * 300) == "x" * 179 + "…"  # one word longer than a card: cut inside it
+
+
+def test_search_cards_show_the_description_without_markdown(client, catalogs):
+    published(catalogs["public"], name="Iris", description=WALK_DESCRIPTION)
+    html = browse(client, q="iri").content.decode()
+    assert "field unit sepal_length cm" in html
+    for residue in ("|---|", "---", "**", "# Iris", "```", "import requests"):
+        assert residue not in html.split('class="model-card__excerpt"')[1].split("</p>")[0]
 
 
 @pytest.mark.parametrize(("number", "shown"), [(0, "0"), (999, "999"), (1000, "1k"), (1234, "1.2k"),
