@@ -169,6 +169,15 @@ def owns(user, solution: Solution, *, marks: ViewerMarks | None = None) -> bool:
     return marks.co_owner if marks else SolutionShare.objects.filter(solution=solution, user=user).exists()
 
 
+def visitor_key(user, client_address: str | None, user_agent: str = "") -> str:
+    """Who is looking, for counting a model's views once per visitor: the account when signed in,
+    otherwise the address and browser, hashed (the counter's keys need not hold an address)."""
+    if signed_in(user):
+        return f"user:{user.pk}"
+    seen = f"{client_address or ''}|{user_agent[:300]}"
+    return "anonymous:" + hashlib.sha256(seen.encode()).hexdigest()[:24]
+
+
 # ---------------------------------------------------------------- what the viewer did to a model
 
 @dataclass(frozen=True)

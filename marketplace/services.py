@@ -452,8 +452,20 @@ def toggle_favorite(user, solution: Solution) -> bool:
 
 # ---------------------------------------------------------------- counters
 
-def record_view(solution: Solution) -> None:
+VIEW_WINDOW_SECONDS = 30 * 60
+
+
+def record_view(solution: Solution, *, viewer=None, visitor: str = "",
+                marks: selectors.ViewerMarks | None = None) -> bool:
+    """A look at the model page, counted unless it is its owners' own (their editing is not anyone's
+    interest) or the same `visitor` (selectors.visitor_key) was counted in the last VIEW_WINDOW_SECONDS:
+    a reload or coming back from a tab is not a second reader. Whether it was counted."""
+    if selectors.owns(viewer, solution, marks=marks):
+        return False
+    if visitor and not cache.add(f"marketplace:viewed:{solution.pk}:{visitor}", True, VIEW_WINDOW_SECONDS):
+        return False
     Solution.objects.filter(pk=solution.pk).update(view_count=F("view_count") + 1)
+    return True
 
 
 def record_download(user, revision: Revision, artifact: Artifact | None = None) -> None:

@@ -19,6 +19,7 @@ from django.urls import path, reverse
 from django.utils.text import capfirst
 from django.views.decorators.http import require_GET, require_POST
 
+from acumos_portal.accounts.clientip import client_ip
 from acumos_portal.htmx import is_htmx
 from deployment.choices import DeploymentStatus
 from deployment.selectors import can_deploy, visible_deployments
@@ -45,6 +46,7 @@ from marketplace.selectors import (
     visible_catalogs,
     visible_revisions,
     visible_solutions,
+    visitor_key,
     with_viewer_marks,
 )
 from onboarding.models import StepResult
@@ -72,10 +74,15 @@ def model(request, pk):
     solution = get_object_or_404(with_viewer_marks(visible_solutions(request.user), request.user), pk=pk)
     revisions = _revisions(request.user, solution)
     revision = _chosen(revisions, request.GET.get("version"))
-    services.record_view(solution)
-    solution.view_count += 1  # what record_view just counted
+    if services.record_view(solution, viewer=request.user, visitor=_visitor(request),
+                            marks=viewer_marks(request.user, solution)):
+        solution.view_count += 1  # what record_view just counted
     return _page(request, solution, revisions, revision, reply_to=_int(request.GET.get("reply")),
                  all_comments=_all_comments(request))
+
+
+def _visitor(request) -> str:
+    return visitor_key(request.user, client_ip(request), request.headers.get("User-Agent", ""))
 
 
 def _page(request, solution, revisions=None, revision=None, *, status: int = 200, **overrides):

@@ -298,6 +298,22 @@ def test_counters(owner, revision):
     assert Download.objects.get().user is None
 
 
+def test_a_view_counts_once_per_visitor_and_never_for_the_owner(owner, other_user, revision):
+    solution = revision.solution
+    assert services.record_view(solution, viewer=owner, visitor=selectors.visitor_key(owner, None)) is False
+    them = selectors.visitor_key(other_user, None)
+    assert services.record_view(solution, viewer=other_user, visitor=them) is True
+    assert services.record_view(solution, viewer=other_user, visitor=them) is False
+    assert services.record_view(solution, visitor=selectors.visitor_key(None, "192.0.2.9", "curl")) is True
+    assert Solution.objects.get(pk=solution.pk).view_count == 2
+
+
+def test_visitor_keys_do_not_hold_the_address():
+    key = selectors.visitor_key(None, "192.0.2.9", "Firefox")
+    assert "192.0.2.9" not in key and key == selectors.visitor_key(None, "192.0.2.9", "Firefox")
+    assert key != selectors.visitor_key(None, "192.0.2.9", "Chrome") != selectors.visitor_key(None, "192.0.2.8")
+
+
 def test_notifications_are_marked_read_per_user(owner, other_user):
     mine = services.notify(owner, NotificationKind.SHARED, "one")
     services.notify(owner, NotificationKind.SHARED, "two")

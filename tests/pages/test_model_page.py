@@ -400,13 +400,40 @@ def test_a_version_that_is_not_there_or_not_visible_is_a_404(client_for, owner, 
 
 # ---------------------------------------------------------------- counters
 
-def test_each_view_is_counted(client_for, other_user, public):
+def test_a_visitor_is_counted_once_however_often_they_reload(client_for, other_user, publisher, public):
     client = client_for(other_user)
     client.get(page_url(public))
     response = client.get(page_url(public))
     public.refresh_from_db()
+    assert public.view_count == 1
+    assert "<strong>1</strong> view<" in html_of(response)
+    assert "<strong>2</strong> views" in html_of(client_for(publisher).get(page_url(public)))  # another reader
+
+
+def test_anonymous_visitors_are_told_apart_by_address_and_browser(client, public):
+    client.get(page_url(public), REMOTE_ADDR="192.0.2.1", HTTP_USER_AGENT="Firefox")
+    client.get(page_url(public), REMOTE_ADDR="192.0.2.1", HTTP_USER_AGENT="Firefox")
+    client.get(page_url(public), REMOTE_ADDR="192.0.2.2", HTTP_USER_AGENT="Firefox")
+    public.refresh_from_db()
     assert public.view_count == 2
-    assert "<strong>2</strong> views" in html_of(response)
+
+
+def test_a_visitor_counts_again_after_the_window(client_for, other_user, public):
+    from django.core.cache import cache
+
+    client_for(other_user).get(page_url(public))
+    cache.clear()  # what VIEW_WINDOW_SECONDS later looks like to the counter
+    client_for(other_user).get(page_url(public))
+    public.refresh_from_db()
+    assert public.view_count == 2
+
+
+@pytest.mark.parametrize("persona", ["owner", "co_owner"])
+def test_the_owners_own_views_leave_the_count(client_for, request, shared, persona):
+    response = client_for(request.getfixturevalue(persona)).get(page_url(shared))
+    shared.refresh_from_db()
+    assert shared.view_count == 0
+    assert "<strong>0</strong> views" in html_of(response)
 
 
 def test_downloads_are_counted_and_shown(client_for, other_user, public, revision):
@@ -846,7 +873,8 @@ def test_the_page_costs_the_same_number_of_queries_whatever_the_size_of_the_mode
                                                                                   persona, owner):
     small, big = build_model(owner, catalogs, size=1), build_model(owner, catalogs, size=6)
     client = client_for(request.getfixturevalue(persona) if persona else None)
-    queries_for(client, small)  # warm: the session, the site settings
+    for solution in (small, big):  # warm: the session, the site settings; and this visitor's view counted
+        queries_for(client, solution)
     for solution in (small, big):  # the shared part cold (selectors.page_cached), as after any change to it
         page_changed(solution.pk)
     cold = queries_for(client, small)
