@@ -21,7 +21,8 @@ class OperationInline(admin.TabularInline):
 
 @admin.register(Deployment)
 class DeploymentAdmin(admin.ModelAdmin):
-    list_display = ("name", "target", "revision", "status", "endpoint_url", "created_by", "created")
-    list_filter = ("status", "target")
+    list_display = ("display_name", "target", "status", "shared", "endpoint_url", "created_by", "created")
+    list_filter = ("status", "target", "shared")
+    list_select_related = ("target", "revision__solution", "created_by")
     readonly_fields = ("endpoint_url", "handle", "status", "stopped_at")
     inlines = [OperationInline]

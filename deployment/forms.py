@@ -5,9 +5,11 @@ import json
 from django import forms
 
 from deployment import backends, selectors
-from deployment.models import Target
+from deployment.models import NAME_MAX_LENGTH, Target, validate_deployment_name
 
 MAX_REPLICAS = 20
+NAME_HELP = ("your own name for it, e.g. house-prod; it is shown before what it serves "
+             "(“house-prod · HousePrice 1.1.0”), which it is named by without one")
 
 
 class DeployForm(forms.Form):
@@ -16,7 +18,8 @@ class DeployForm(forms.Form):
 
     target = forms.ModelChoiceField(queryset=Target.objects.none(), empty_label=None,
                                     help_text="where it runs; admins configure targets and who may use them")
-    name = forms.CharField(max_length=100, required=False, help_text="defaults to the model's name and version")
+    name = forms.CharField(max_length=NAME_MAX_LENGTH, required=False, validators=[validate_deployment_name],
+                           help_text=NAME_HELP)
     replicas = forms.IntegerField(min_value=1, max_value=MAX_REPLICAS, initial=1,
                                   help_text="copies of the runner (Kubernetes targets; others run one)")
     follow = forms.BooleanField(required=False, label="Follow latest",
@@ -25,6 +28,11 @@ class DeployForm(forms.Form):
     def __init__(self, *args, targets, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["target"].queryset = targets
+
+
+class RenameForm(forms.Form):
+    name = forms.CharField(max_length=NAME_MAX_LENGTH, required=False, validators=[validate_deployment_name],
+                           help_text="empty: it is named by what it serves")
 
 
 class SwapForm(forms.Form):

@@ -81,8 +81,9 @@ def object_name(text: str, unique: str = "") -> str:
 
 
 def deployment_name(deployment) -> str:
-    """The objects' name for a Deployment record: its name, made unique by its id."""
-    return object_name(deployment.name, deployment.pk.hex[:8])
+    """The objects' name for a Deployment record: the user's name for it, else what it serves (when the
+    objects are made: the name stays after a swap), made unique by its id."""
+    return object_name(deployment.name or deployment.serving_name, deployment.pk.hex[:8])
 
 
 def secret_name(name: str) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from acumos_portal.models import JobRow
@@ -40,12 +41,32 @@ class Target(models.Model):
         return secretbox.decrypt(self.secret_encrypted)
 
 
+NAME_MAX_LENGTH = 100
+
+
+def validate_deployment_name(value: str) -> None:
+    """A user's name for a deployment is shown on pages and in notifications: one line of printable
+    text (no line breaks, tabs, control or invisible formatting characters, which could disguise it)."""
+    if len(value) > NAME_MAX_LENGTH:
+        raise ValidationError(f"A deployment's name has at most {NAME_MAX_LENGTH} characters; this one has "
+                              f"{len(value)}.")
+    if not value.isprintable():
+        raise ValidationError("A deployment's name is one line of letters, digits, spaces and punctuation: "
+                              "remove the line breaks, tabs or invisible characters.")
+
+
 class Deployment(models.Model):
     """A running model service on a target. `revision` is what it serves now (hot swaps change it);
-    `follows` makes it take every newly ready revision of that solution."""
+    `follows` makes it take every newly ready revision of that solution.
+
+    `name` is the user's own name for it, optional ("house-prod"); pages, notifications and the API
+    show `display_name`, which always says what it serves now. `idempotency_key` is the key of the
+    request that created it (the API's Idempotency-Key header, or the deploy form's one-time key):
+    unique per user, so a repeated request finds this deployment instead of making a second."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=NAME_MAX_LENGTH, blank=True, validators=[validate_deployment_name],
+                            help_text="the user's own name for it (optional); shown before what it serves")
     target = models.ForeignKey(Target, on_delete=models.PROTECT, related_name="deployments")
     revision = models.ForeignKey("marketplace.Revision", on_delete=models.PROTECT, related_name="deployments")
     follows = models.ForeignKey("marketplace.Solution", null=True, blank=True, on_delete=models.SET_NULL,
@@ -62,12 +83,35 @@ class Deployment(models.Model):
     destroy_after = models.DateTimeField(null=True, blank=True, help_text="a stopped deployment's grace period end")
     checked_at = models.DateTimeField(null=True, blank=True, help_text="the last status check")
     health = models.CharField(max_length=500, blank=True, help_text="what the last status check found")
+    shared = models.BooleanField(default=False, help_text="open to signed-in users' Try it on the public model page")
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True, editable=False,
+                                       help_text="the key of the request that created it (24 hours)")
+    request_fingerprint = models.CharField(max_length=64, blank=True, editable=False,
+                                           help_text="sha256 of that request: a key sent again with another "
+                                                     "request is refused")
 
     class Meta:
         ordering = ["-created"]
+        constraints = [
+            # A repeated create finds the first by this key; two at once: the database lets one in.
+            models.UniqueConstraint(fields=["created_by", "idempotency_key"],
+                                    condition=models.Q(idempotency_key__isnull=False),
+                                    name="deployment_idempotency_key_per_user"),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.name} on {self.target.name}"
+        return f"{self.display_name} on {self.target.name}"
+
+    @property
+    def serving_name(self) -> str:
+        """What it serves now: "HousePrice 1.1.0" (after a swap, the new model)."""
+        return f"{self.revision.solution.name} {self.revision.version}"
+
+    @property
+    def display_name(self) -> str:
+        """How every page, notification and the API name it: what it serves now, after the user's own
+        name if it has one ("house-prod · HousePrice 1.1.0")."""
+        return f"{self.name} · {self.serving_name}" if self.name else self.serving_name
 
     @property
     def is_live(self) -> bool:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -24,7 +25,7 @@ from deployment import runner_client, secretbox, selectors
 from deployment.backends import BackendError, backend_for
 from deployment.backends.local import deployment_id_of
 from deployment.choices import LIVE, DeploymentStatus, OperationKind, TargetDeployers, TargetKind, Trigger
-from deployment.models import Deployment, Operation, Target
+from deployment.models import Deployment, Operation, Target, validate_deployment_name
 from deployment.runner_client import RunnerError
 from marketplace import downloads
 from marketplace import services as marketplace_services
@@ -64,19 +65,38 @@ class QuotaReached(DeploymentRefused):
 def deploy(*, revision: Revision, target: Target, user, name: str = "", replicas: int = 1,
            follow: bool = False) -> Deployment:
     """Who may deploy what where is the caller's question (deployment.selectors: can_deploy, targets_for);
-    this checks what holds for anyone: a ready revision, an enabled target, the user's quota."""
+    this checks what holds for anyone: a ready revision, an enabled target, the user's quota. `name`
+    is the user's own name for it, optional (Deployment.display_name says what it serves)."""
     if not revision.is_ready:
         raise DeploymentRefused("only a ready revision can be deployed")
     if not target.enabled:
         raise DeploymentRefused(f"the target {target.name} is disabled")
+    name = _valid_name(name)
     with transaction.atomic():
         _within_quota(user)
         deployment = Deployment.objects.create(
-            name=name or f"{revision.solution.name} {revision.version}", target=target, revision=revision,
+            name=name, target=target, revision=revision,
             follows=revision.solution if follow else None, replicas=replicas, created_by=user,
             admin_token_encrypted=secretbox.encrypt(secrets.token_urlsafe(32)))
         _request_operation(deployment, OperationKind.DEPLOY, user, revision=revision)
     return deployment
+
+
+def rename(deployment: Deployment, name: str) -> Deployment:
+    """The user's own name for it; "" takes it away (the pages then name it by what it serves). Who may
+    is the caller's question (deployment.selectors.can_manage)."""
+    deployment.name = _valid_name(name)
+    Deployment.objects.filter(pk=deployment.pk).update(name=deployment.name, modified=timezone.now())
+    return deployment
+
+
+def _valid_name(name: str) -> str:
+    name = (name or "").strip()
+    try:
+        validate_deployment_name(name)
+    except ValidationError as exc:
+        raise DeploymentRefused(exc.messages[0], field="name") from None
+    return name
 
 
 def swap(deployment: Deployment, revision: Revision, user) -> Operation:
@@ -170,10 +190,11 @@ def _finish(operation: Operation, status: str, *, error: str = "", log_text: str
     jobs.finish(Operation.objects.filter(pk=operation.pk), status, error=error, log=log_text)
     succeeded = status == JobStatus.SUCCEEDED
     actor = operation.requested_by
+    # Read again: a swap or rollback has just changed what it serves, which its name says.
+    deployment = Deployment.objects.select_related("target", "revision__solution").get(pk=operation.deployment_id)
     for user in _told_of_end(operation, succeeded):
         by = f" by {actor.username}" if actor is not None and user != actor else ""
-        _notify(user, operation.deployment,
-                f"{operation.get_kind_display()} {'done' if succeeded else 'failed'}{by}", error)
+        _notify(user, deployment, f"{operation.get_kind_display()} {'done' if succeeded else 'failed'}{by}", error)
 
 
 def _told_of_end(operation: Operation, succeeded: bool) -> list:
@@ -188,7 +209,8 @@ def _told_of_end(operation: Operation, succeeded: bool) -> list:
 
 
 def _notify(user, deployment: Deployment, what: str, message: str = "") -> None:
-    """A notification about a deployment's status for the person who acted (or created it)."""
+    """A notification about a deployment's status for the person who acted (or created it), naming it
+    by what it serves now (Deployment.__str__: its display name and target)."""
     marketplace_services.notify(user, NotificationKind.DEPLOYMENT, f"{deployment}: {what}",
                                 url=f"/deployments/{deployment.pk}/", message=message)
 

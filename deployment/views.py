@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from acumos_portal.htmx import is_htmx
 from deployment import bundle, runner_client, selectors, services
-from deployment.forms import DeployForm, RollbackForm, SwapForm, TargetForm, TryForm
+from deployment.forms import DeployForm, RenameForm, RollbackForm, SwapForm, TargetForm, TryForm
 from deployment.models import Target
 from marketplace.selectors import visible_revisions
 
@@ -43,7 +43,7 @@ def deploy(request, pk):
     except services.DeploymentRefused as exc:
         messages.error(request, str(exc))
         return redirect("marketplace:revision", revision.pk)
-    messages.success(request, f"Deploying {revision.solution.name} {revision.version} to {deployment.target.name}.")
+    messages.success(request, f"Deploying {deployment.display_name} to {deployment.target.name}.")
     return redirect("deployment:detail", deployment.pk)
 
 
@@ -107,8 +107,12 @@ def _detail_context(request, deployment) -> dict:
         "rollback_points": selectors.rollback_points(deployment),
         "swap_form": SwapForm(request.user, initial={"revision": deployment.revision_id}),
         "try_form": TryForm(initial={"method": method, "body": _pretty(sample) if sample else "{}"}),
-        "samples": samples,
+        "samples": samples, **_settings_context(deployment),
     }
+
+
+def _settings_context(deployment) -> dict:
+    return {"rename_form": RenameForm(initial={"name": deployment.name})}
 
 
 def _call_example(deployment, method: str, sample: dict) -> str:
@@ -189,6 +193,33 @@ def start(request, pk):
 def destroy(request, pk):
     force = request.user.is_portal_admin and request.POST.get("force") == "1"
     return _operate(request, pk, lambda d: services.destroy(d, request.user, force=force), "Destroying.")
+
+
+@require_POST
+@login_required
+def rename(request, pk):
+    """The user's own name for it. htmx: the settings card answers (and the title, out of band)."""
+    deployment = _visible(request, pk)
+    if not selectors.can_manage(request.user, deployment):
+        return HttpResponseForbidden("only operators, admins and whoever created this deployment change it")
+    form = RenameForm(request.POST)
+    if form.is_valid():
+        services.rename(deployment, form.cleaned_data["name"])
+    return _settings_answer(request, deployment, rename_form=form, saved="name" if form.is_valid() else "")
+
+
+def _settings_answer(request, deployment, *, saved: str, **forms):
+    """The settings card again for htmx (what was saved, or the form with its errors); a normal form
+    goes back to the page with a message."""
+    if is_htmx(request):
+        context = {"deployment": deployment, "can_manage": True, **_settings_context(deployment), **forms}
+        return render(request, "deployment/_settings.html", {**context, "saved": saved, "oob_title": True})
+    form = next(iter(forms.values()), None)
+    if form is not None and form.errors:
+        messages.error(request, _form_errors(form))
+    elif saved:
+        messages.success(request, f"Saved: {deployment.display_name}.")
+    return redirect("deployment:detail", deployment.pk)
 
 
 @require_POST

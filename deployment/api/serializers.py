@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from deployment.forms import MAX_REPLICAS
-from deployment.models import Deployment, Operation, Target
+from deployment.models import NAME_MAX_LENGTH, Deployment, Operation, Target, validate_deployment_name
 
 
 class TargetSerializer(serializers.ModelSerializer):
@@ -27,21 +27,38 @@ class OperationSerializer(serializers.ModelSerializer):
 
 
 class DeploymentSerializer(serializers.ModelSerializer):
+    """`name` is the user's own name for it ("" when none was given); `display_name` is how the portal
+    names it: what it serves now, after that name ("house-prod · HousePrice 1.1.0")."""
+
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     target_name = serializers.CharField(source="target.name", read_only=True)
+    display_name = serializers.CharField(read_only=True)
 
     class Meta:
         model = Deployment
-        fields = ["id", "name", "target", "target_name", "revision", "follows", "replicas", "status", "endpoint_url",
-                  "health", "checked_at", "created_by", "created", "modified", "stopped_at", "destroy_after"]
+        fields = ["id", "name", "display_name", "target", "target_name", "revision", "follows", "replicas", "status",
+                  "endpoint_url", "health", "checked_at", "created_by", "created", "modified", "stopped_at",
+                  "destroy_after"]
         read_only_fields = fields
+
+
+def _name_field(**kwargs) -> serializers.CharField:
+    return serializers.CharField(max_length=NAME_MAX_LENGTH, allow_blank=True, validators=[validate_deployment_name],
+                                 help_text="your own name for it, e.g. house-prod (optional; shown before what it "
+                                           "serves)", **kwargs)
+
+
+class DeploymentChangeSerializer(serializers.Serializer):
+    """PATCH: what is not given keeps its value."""
+
+    name = _name_field(required=False)
 
 
 class DeployRequestSerializer(serializers.Serializer):
     revision = serializers.UUIDField(help_text="the ready revision to deploy")
     target = serializers.UUIDField(help_text="the id of an enabled target the caller may use "
                                              "(GET /api/v1/deployment-targets)")
-    name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    name = _name_field(required=False)
     replicas = serializers.IntegerField(min_value=1, max_value=MAX_REPLICAS, default=1)
     follow = serializers.BooleanField(default=False, help_text="swap in every new ready revision of its solution")
 

@@ -13,6 +13,7 @@ from acumos_portal.api.errors import refusals_about
 from acumos_portal.api.views import VisibleObjectMixin, forbid_unless, valid
 from deployment import selectors, services
 from deployment.api.serializers import (
+    DeploymentChangeSerializer,
     DeploymentSerializer,
     DeployRequestSerializer,
     DestroyRequestSerializer,
@@ -57,6 +58,16 @@ class DeploymentViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retrie
                                          name=given.get("name", ""), replicas=given["replicas"],
                                          follow=given["follow"])
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=DeploymentChangeSerializer, responses=DeploymentSerializer)
+    def partial_update(self, request, pk=None):
+        """Change its own settings: `name`. What is not given stays."""
+        deployment = self._managed()
+        given = valid(DeploymentChangeSerializer, request)
+        with refusals_about("deployment"):
+            if "name" in given:
+                services.rename(deployment, given["name"])
+        return Response(DeploymentSerializer(deployment).data)
 
     @extend_schema(request=SwapRequestSerializer, responses=ACCEPTED)
     @action(detail=True, methods=["post"])
