@@ -35,18 +35,16 @@ from runner_image.package import read_manifest_from_zip
 
 log = logging.getLogger(__name__)
 LABEL_PREFIX = "ai.acumos"
-NOT_CONFIGURED = (
-    "no image builder is configured on this site, so no runner image was made; the revision can still be "
-    "downloaded and served with `python -m runner_image serve`. To build images, set ACUMOS_IMAGE_BASE to the "
-    "runner base image in a registry (`scripts/build-runner-base.sh --push 127.0.0.1:5000` makes one): the "
-    "daemonless builder then makes them without Docker; or also set ACUMOS_IMAGE_BUILDER=docker and DOCKER_HOST "
-    "to build with a Docker engine. See the README, \"Model images\"")
+# Read by everyone who meets it (the revision page, a refused build, onboarding's skipped step): the
+# settings that fix it are on the revision page for admins only (images.panels).
+NOT_CONFIGURED = "no image builder is configured on this site"
 
 
 # ---------------------------------------------------------------- configuration
 
 def configuration_problem() -> str:
-    """Why images cannot be built here, in words for the page; empty when they can."""
+    """Why images cannot be built here, in one plain sentence; empty when they can. Only NOT_CONFIGURED
+    is for anyone: the others name the setting to fix, for admins (images.panels shows them so)."""
     kind = settings.ACUMOS_IMAGE_BUILDER
     if not kind:
         return NOT_CONFIGURED

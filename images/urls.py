@@ -4,7 +4,6 @@ from images import views
 
 app_name = "images"
 urlpatterns = [
-    path("revisions/<uuid:pk>/image/", views.panel, name="panel"),
     path("revisions/<uuid:pk>/image/build/", views.start_build, name="build"),
     path("revisions/<uuid:pk>/image.tar", views.archive, name="archive"),
 ]

@@ -1,5 +1,6 @@
-"""The revision page's image panel: build on demand ("Create microservice"), watch it, and
-download the image as a `docker load` tarball. Visibility comes from marketplace.selectors."""
+"""The revision page's image panel's actions: build on demand ("Create microservice") and download the
+image as a `docker load` tarball (the panel itself, and its htmx refresh, are pages.views.revisions).
+Visibility comes from marketplace.selectors."""
 
 from __future__ import annotations
 
@@ -8,12 +9,11 @@ from dataclasses import replace
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponseForbidden, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from images import oci, services
-from images.panels import image_panel
 from images.selectors import image_artifact
 from marketplace.selectors import can_change_solution, visible_revisions
 
@@ -31,14 +31,6 @@ def start_build(request, pk):
     else:
         messages.success(request, f"Image build {str(build.pk)[:8]} started.")
     return redirect(reverse("marketplace:revision", args=[revision.pk]) + "#image")
-
-
-@require_GET
-@login_required
-def panel(request, pk):
-    """The panel alone, for htmx: it polls itself while a build runs."""
-    revision = get_object_or_404(visible_revisions(request.user), pk=pk)
-    return render(request, "images/_panel.html", {"revision": revision, **image_panel(revision, request.user)})
 
 
 @require_GET

@@ -7,7 +7,9 @@ from django.urls import path
 from django.views.decorators.http import require_GET
 from django.views.generic import RedirectView
 
+from deployment.choices import TargetKind
 from deployment.panels import deploy_panel
+from deployment.selectors import can_deploy, targets_for
 from images.panels import image_panel
 from marketplace import downloads, services
 from marketplace.choices import RevisionStatus
@@ -26,9 +28,26 @@ def revision(request, pk):
         "revision": found, "solution": found.solution, "artifacts": artifacts,
         "summary": metadata_summary(found.metadata), "job": job,
         "steps": job.steps.all() if job else [],
-        **image_panel(found, request.user),
+        **image_panel(found, request.user, local_target=local_target_name(found, request.user)),
         **deploy_panel(found, request.user),
     })
+
+
+@require_GET
+def revision_image(request, pk):
+    """The image panel alone, for htmx: it asks for itself while a build runs. Here, not in images,
+    because it names the local target (images may not read deployment); seen by whoever sees the page."""
+    found = get_object_or_404(visible_revisions(request.user), pk=pk)
+    panel = image_panel(found, request.user, local_target=local_target_name(found, request.user))
+    return render(request, "images/_panel.html", {"revision": found, **panel})
+
+
+def local_target_name(revision, user) -> str:
+    """The sandboxed target on this host ("This host") the user may deploy the revision to, or "": it runs
+    the model bundle, so the image panel offers it when there is no image."""
+    if not (revision.is_ready and can_deploy(user, revision, seen=True)):
+        return ""
+    return targets_for(user).filter(kind=TargetKind.LOCAL).values_list("name", flat=True).first() or ""
 
 
 @require_GET
@@ -49,6 +68,7 @@ def bundle_download(request, pk):
 urlpatterns = [
     path("solutions/<uuid:pk>/", RedirectView.as_view(pattern_name="marketplace:model", permanent=True)),
     path("revisions/<uuid:pk>/", revision, name="revision"),
+    path("revisions/<uuid:pk>/image/", revision_image, name="revision-image"),
     path("revisions/<uuid:pk>/bundle/", bundle_download, name="bundle-download"),
     path("artifacts/<uuid:pk>/download/", artifact_download, name="artifact-download"),
 ]
