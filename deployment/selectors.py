@@ -141,6 +141,16 @@ def deployments_of_revision(user, revision: Revision) -> QuerySet[Deployment]:
     return visible_deployments(user).filter(revision=revision).exclude(status=DeploymentStatus.DESTROYED)
 
 
+def already_deployed(user, revision: Revision) -> dict[str, list[Deployment]]:
+    """What the deploy form warns of before a second copy is made: the user's visible deployments of
+    this very revision, not destroyed, on the targets the user may deploy to, as "running" (pending,
+    running, not answering) and "kept" (stopped or failed, still restartable). Another user's
+    deployments are not told (visible_deployments)."""
+    found = deployments_of_revision(user, revision).filter(target__in=targets_for(user)).order_by("-created")
+    running = [deployment for deployment in found if deployment.status in QUOTA_STATUSES]
+    return {"running": running, "kept": [deployment for deployment in found if deployment not in running]}
+
+
 def served_methods(revision: Revision | None) -> list[str]:
     """The methods the revision's proto declares: all that "Try it" may call on its deployment."""
     if revision is None:
