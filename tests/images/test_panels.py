@@ -1,11 +1,13 @@
 """The revision page's image panel as each reader sees it (images/panels.py): without an image it says
 why in one sentence and what can still be done (deploy to the local target, download the model
-bundle), the settings that make images only for admins, no raw backticks for anyone. No engine or
-registry: an image is an artifact here."""
+bundle), the settings that make images only for admins, no raw backticks for anyone; with an image,
+the deployment bundle, which downloads. No engine or registry: an image is an artifact here."""
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 
 import pytest
 from django.urls import reverse
@@ -13,13 +15,15 @@ from django.urls import reverse
 from acumos_portal.choices import JobStatus
 from deployment.choices import TargetDeployers, TargetKind
 from images.panels import code_spans, last_line
-from marketplace.choices import RevisionStatus
+from marketplace.choices import ArtifactKind, RevisionStatus
+from marketplace.models import Artifact
 
 from ..factories import ImageBuildFactory, RevisionFactory, SolutionFactory, TargetFactory, published_revision
 
 pytestmark = pytest.mark.django_db
 
 BASE = "127.0.0.1:5000/acumos/runner-base:x"
+IMAGE = "127.0.0.1:5000/acumos/models/iris-1a2b3c4d:1.0.0@sha256:" + "c3" * 32
 SETTING_NAMES = ("ACUMOS_IMAGE_BASE", "ACUMOS_IMAGE_BUILDER", "DOCKER_HOST", "ACUMOS_IMAGE_REGISTRY")
 PANEL = re.compile(r'<section class="card card--flush" id="image".*?</section>', re.S)
 
@@ -46,6 +50,10 @@ def panel(client, revision) -> str:
     response = client.get(reverse("marketplace:revision", args=[revision.pk]))
     assert response.status_code == 200
     return " ".join(PANEL.search(response.content.decode()).group(0).split())
+
+
+def with_image(revision):
+    Artifact.objects.create(revision=revision, kind=ArtifactKind.IMAGE, name=IMAGE.split("@", maxsplit=1)[0], uri=IMAGE)
 
 
 def test_a_data_scientist_reads_why_there_is_no_image_and_what_still_works(revision, owner, this_host, client_for):
@@ -117,6 +125,25 @@ def test_a_version_still_onboarding_offers_nothing_yet(revision, owner, this_hos
     html = panel(client_for(owner), onboarding)
     assert "No image yet: this version is still being onboarded." in html
     assert "You can still" not in html
+
+
+def test_the_deployment_bundle_is_offered_exactly_when_an_image_exists(revision, owner, client_for):
+    client = client_for(owner)
+    url = reverse("deployment:bundle", args=[revision.pk])
+    before = panel(client, revision)
+    assert url not in before
+    assert "The deployment bundle (Kubernetes and Docker Compose files for this version) appears here once an image " \
+           "is built." in before
+
+    with_image(revision)
+    after = panel(client, revision)
+    assert f'href="{url}" download data-deployment-bundle>Deployment bundle (Kubernetes, Compose)</a>' in after
+    assert "appears here once" not in after and "You can still" not in after and "`" not in after
+    response = client.get(url)
+    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    assert sorted(archive.namelist()) == [".env.example", "README.md", "docker-compose.yml", "kubernetes.yaml"]
+    assert "127.0.0.1:5000/acumos/models/iris-1a2b3c4d@sha256:" + "c3" * 32 in archive.read("kubernetes.yaml").decode()
 
 
 def test_terminal_quotes_become_code_and_nothing_is_left_unescaped():
