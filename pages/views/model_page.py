@@ -64,6 +64,9 @@ from pages.forms import (
 
 THREADS_SHOWN = 10  # comment threads; the rest behind "Show earlier comments"
 ALL_COMMENTS = "?comments=all"
+# Where the owners' actions land: the Manage panel, with the action's confirmation just above it.
+MANAGE_LANDING = "manage-area"
+LANDING_TAG = "manage-landing"  # the extra tag of those confirmations (_to_panel)
 
 
 # ---------------------------------------------------------------- the page
@@ -91,6 +94,8 @@ def _page(request, solution, revisions=None, revision=None, *, status: int = 200
         revisions = _revisions(request.user, solution)
         revision = _chosen(revisions, None)
     context = page_context(request.user, solution, revisions, revision, **overrides)
+    if context["can_manage"]:  # the owners' confirmations above their panel, the rest where they always are
+        context["landing_messages"], context["messages"] = _landing_messages(request)
     return render(request, "marketplace/model.html", context, status=status)
 
 
@@ -383,13 +388,27 @@ def _failed(request, solution, section: str, form):
     return _page(request, solution, status=400, all_comments=_all_comments(request), **{form_name: form})
 
 
-def _refused(request, solution, refused: services.Refused, form, *, form_name: str, anchor: str = "manage"):
-    """A refusal about a field goes next to it; any other is a message on the page."""
+def _refused(request, solution, refused: services.Refused, form, *, form_name: str):
+    """A refusal of an owner's action: next to the field it is about, or else above the Manage panel."""
     if refused.field in form.fields:
         add_refusal(form, refused)
         return _page(request, solution, status=400, **{form_name: form})
-    messages.error(request, capfirst(refused.message))
-    return _back(solution, anchor)
+    return _to_panel(request, solution, messages.ERROR, capfirst(refused.message))
+
+
+def _to_panel(request, solution, level: int, text: str):
+    """Back to the Manage panel, the action's confirmation (or refusal) above it: tagged so that the
+    page draws it there, once (_landing_messages), not at the top the jump scrolled away from."""
+    messages.add_message(request, level, text, extra_tags=LANDING_TAG)
+    return _back(solution, MANAGE_LANDING)
+
+
+def _landing_messages(request) -> tuple[list, list]:
+    """The messages of the owners' actions (_to_panel), and the others."""
+    landing, others = [], []
+    for message in messages.get_messages(request):
+        (landing if LANDING_TAG in (message.extra_tags or "").split() else others).append(message)
+    return landing, others
 
 
 # ---------------------------------------------------------------- ratings, comments, favorites
@@ -491,8 +510,7 @@ def edit(request, pk):
             services.update_details(request.user, solution, **form.cleaned_data)
         except services.Refused as refused:
             return _refused(request, solution, refused, form, form_name="details_form")
-        messages.success(request, "The details are saved.")
-        return _back(solution, "manage")
+        return _to_panel(request, solution, messages.SUCCESS, "The details are saved.")
     return _page(request, solution, status=400, details_form=form)
 
 
@@ -517,11 +535,11 @@ def publish(request, pk):
     except services.Refused as refused:
         return _refused(request, solution, refused, form, form_name="publish_form")
     if isinstance(result, Publication):
-        messages.success(request, f"Version {revision.version} is published in {catalog.name}.")
-    else:
-        messages.success(request, f"Request sent for review: a publisher will look at version {revision.version} "
-                                  f"for {catalog.name}. You are told when it is decided.")
-    return _back(solution, "manage")
+        return _to_panel(request, solution, messages.SUCCESS, f"Version {revision.version} is published in "
+                                                              f"{catalog.name}.")
+    return _to_panel(request, solution, messages.SUCCESS,
+                     f"Request sent for review: a publisher will look at version {revision.version} for "
+                     f"{catalog.name}. You are told when it is decided.")
 
 
 @require_POST
@@ -531,8 +549,8 @@ def unpublish(request, pk, publication_id):
     publication = get_object_or_404(Publication.objects.select_related("catalog", "revision"),
                                     pk=publication_id, solution=solution)
     services.unpublish(request.user, publication)
-    messages.success(request, f"Version {publication.revision.version} is no longer in {publication.catalog.name}.")
-    return _back(solution, "manage")
+    return _to_panel(request, solution, messages.SUCCESS,
+                     f"Version {publication.revision.version} is no longer in {publication.catalog.name}.")
 
 
 @require_POST
@@ -544,10 +562,8 @@ def withdraw(request, pk, request_id):
     try:
         services.withdraw(request.user, found)
     except services.Refused as refused:
-        messages.error(request, capfirst(refused.message))
-    else:
-        messages.success(request, f"The request for {found.catalog.name} is withdrawn.")
-    return _back(solution, "manage")
+        return _to_panel(request, solution, messages.ERROR, capfirst(refused.message))
+    return _to_panel(request, solution, messages.SUCCESS, f"The request for {found.catalog.name} is withdrawn.")
 
 
 @require_POST
@@ -561,8 +577,8 @@ def share(request, pk):
         shared = services.share(request.user, solution, form.cleaned_data["username"])
     except services.Refused as refused:
         return _refused(request, solution, refused, form, form_name="share_form")
-    messages.success(request, f"{shared.user.username} is now a co-owner and has been told.")
-    return _back(solution, "manage")
+    return _to_panel(request, solution, messages.SUCCESS,
+                     f"{shared.user.username} is now a co-owner and has been told.")
 
 
 @require_POST
@@ -571,10 +587,10 @@ def unshare(request, pk, user_id):
     solution = _managed_or_404(request.user, pk)
     found = get_object_or_404(SolutionShare.objects.select_related("user"), solution=solution, user_id=user_id)
     services.unshare(request.user, solution, found.user_id)
-    messages.success(request, f"{found.user.username} is no longer a co-owner.")
     if found.user_id == request.user.pk:  # a co-owner who left no longer sees a private model
+        messages.success(request, f"{found.user.username} is no longer a co-owner.")
         return redirect("marketplace:my-models")
-    return _back(solution, "manage")
+    return _to_panel(request, solution, messages.SUCCESS, f"{found.user.username} is no longer a co-owner.")
 
 
 @require_POST

@@ -118,7 +118,46 @@ def test_anyone_sees_a_public_model_without_the_owners_panel(client_for, other_u
     for visitor in (None, other_user):
         response = client_for(visitor).get(page_url(public))
         assert response.status_code == 200
-        assert 'id="manage"' not in html_of(response)
+        assert 'id="manage"' not in html_of(response) and 'id="manage-area"' not in html_of(response)
+
+
+def test_the_owners_panel_comes_before_what_people_say(client_for, owner, public):
+    CommentFactory(solution=public, text="A long thread")
+    html = html_of(client_for(owner).get(page_url(public)))
+    assert 'href="#manage"' in html  # the header's Manage button jumps to it
+    assert html.index('id="manage-area"') < html.index('id="manage"') < html.index('id="reviews"')
+    assert html.index('id="manage"') < html.index('id="comments"') < html.index("A long thread")
+
+
+def landing_of(html: str) -> str:
+    """What the page shows above the Manage panel, where an owner's action lands (#manage-area)."""
+    return html.split('id="manage-area"')[1].split('id="manage"', maxsplit=1)[0]
+
+
+@pytest.mark.parametrize("persona", ["owner", "co_owner"])
+def test_an_owners_action_lands_with_its_confirmation_above_the_panel_once(client_for, request, shared, persona):
+    response = client_for(request.getfixturevalue(persona)).post(action("edit", shared), {
+        "description": "Now with a **description**.", "tags": "", "model_type": "CL"}, follow=True)
+    assert response.redirect_chain[-1][0].endswith(f"{page_url(shared)}#manage-area")
+    html = html_of(response)
+    assert "The details are saved." in landing_of(html) and 'role="status"' in landing_of(html)
+    assert html.count("The details are saved.") == 1  # not again at the top, which the jump scrolled away from
+
+
+def test_a_refused_owners_action_lands_above_the_panel_too(client_for, owner, public, catalogs):
+    request = PublishRequest.objects.create(solution=public, revision=public.revisions.get(),
+                                            catalog=catalogs["company"], requested_by=owner,
+                                            status=RequestStatus.DECLINED)
+    response = client_for(owner).post(action("withdraw", public, request.pk), follow=True)
+    html = html_of(response)
+    assert "This request was already declined" in landing_of(html)
+    assert "message--error" in landing_of(html) and html.count("already declined") == 1
+
+
+def test_other_messages_stay_at_the_top_for_owners(client_for, owner, public):
+    response = client_for(owner).post(action("comment", public), {"text": "A note from the owner"}, follow=True)
+    html = html_of(response)
+    assert html.count("Your comment is posted.") == 1 and "Your comment is posted." not in landing_of(html)
 
 
 def test_a_deleted_model_is_a_404_even_for_its_owner(client_for, owner, public):
@@ -638,7 +677,7 @@ def test_favorite_toggles_and_shows_the_count(client_for, other_user, public):
 def test_owners_edit_description_tags_and_model_type(client_for, owner, solution):
     response = client_for(owner).post(action("edit", solution), {
         "description": "## Usage\n\nCall it.", "tags": "Computer Vision, iris, , iris", "model_type": "RG"})
-    assert response.status_code == 302 and response.url.endswith("#manage")
+    assert response.status_code == 302 and response.url.endswith("#manage-area")
     solution.refresh_from_db()
     assert solution.description == "## Usage\n\nCall it." and solution.model_type == "RG"
     assert sorted(solution.tags.values_list("name", flat=True)) == ["computer-vision", "iris"]
