@@ -223,17 +223,21 @@ def viewer_marks(user, solution: Solution) -> ViewerMarks:
 
 def decorate_solutions(solutions: QuerySet, user, revisions: QuerySet | None = None) -> QuerySet[Solution]:
     """Everything the API's SolutionSerializer shows, in a constant number of queries however long the
-    page. `revision_count` counts `revisions` (default: those the user may see)."""
+    page. `revision_count` counts, and `listed_revisions` lists (newest first), `revisions` (default:
+    those the user may see: an owner's unpublished versions to the owner, the published ones to others)."""
     revisions = revisions if revisions is not None else visible_revisions(user)
     revision_count = (revisions.filter(solution=OuterRef("pk")).order_by()
                       .values("solution").annotate(n=Count("pk")).values("n"))
     publications = Publication.objects.filter(catalog__in=visible_catalogs(user)).select_related("catalog")
+    listed = revisions.select_related(None).only("pk", "solution_id", "version", "status", "created").order_by(
+        "-created", "pk")
     return solutions.annotate(
         revision_count=Coalesce(Subquery(revision_count), 0),
         is_favorite=_is_favorite(user),
     ).prefetch_related(
         Prefetch("tags", queryset=Tag.objects.order_by("name")),
         Prefetch("publications", queryset=publications, to_attr="visible_publications"),
+        Prefetch("revisions", queryset=listed, to_attr="listed_revisions"),
     )
 
 

@@ -8,7 +8,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from marketplace.choices import Audience, ModelType, SortOrder
+from marketplace.choices import Audience, ModelType, RevisionStatus, SortOrder
 from marketplace.models import (
     Artifact,
     Catalog,
@@ -30,6 +30,20 @@ class CatalogRefSerializer(serializers.Serializer):
     name = serializers.CharField()
 
 
+class RevisionRefSerializer(serializers.Serializer):
+    """A version as a solution lists it: enough to pick one (to deploy, download or publish it)."""
+
+    id = serializers.UUIDField()
+    version = serializers.CharField()
+    status = serializers.ChoiceField(choices=RevisionStatus.choices)
+    ready = serializers.BooleanField(source="is_ready", help_text="onboarding finished: it can be deployed")
+    created = serializers.DateTimeField()
+    url = serializers.SerializerMethodField(help_text="the revision in this API (its artifacts, bundle, metadata)")
+
+    def get_url(self, revision: Revision) -> str:
+        return reverse("api:revision-detail", args=[revision.pk])
+
+
 class SolutionSerializer(serializers.ModelSerializer):
     """Reads what marketplace.api.views.decorate_solutions prefetches and annotates: no query per row."""
 
@@ -40,12 +54,14 @@ class SolutionSerializer(serializers.ModelSerializer):
     revision_count = serializers.IntegerField(read_only=True, help_text="the revisions you may see")
     is_favorite = serializers.BooleanField(read_only=True, help_text="whether it is one of your favorites")
     revisions = serializers.SerializerMethodField(help_text="URL listing this solution's revisions")
+    versions = serializers.SerializerMethodField(
+        help_text="its revisions you may see, newest first: the unpublished ones only to those who manage it")
 
     class Meta:
         model = Solution
         fields = ["id", "name", "description", "owner", "model_type", "toolkit", "tags", "licence", "audience",
                   "catalogs", "rating_avg", "rating_count", "view_count", "download_count", "is_favorite",
-                  "created", "modified", "revision_count", "revisions"]
+                  "created", "modified", "revision_count", "revisions", "versions"]
         read_only_fields = fields
 
     @extend_schema_field(serializers.ChoiceField(choices=list(AUDIENCES.values())))
@@ -60,6 +76,10 @@ class SolutionSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.CharField())
     def get_revisions(self, solution: Solution) -> str:
         return f"{reverse('api:revision-list')}?solution={solution.pk}"
+
+    @extend_schema_field(RevisionRefSerializer(many=True))
+    def get_versions(self, solution: Solution) -> list[dict]:
+        return RevisionRefSerializer(solution.listed_revisions, many=True).data
 
 
 class DeletedSolutionSerializer(SolutionSerializer):

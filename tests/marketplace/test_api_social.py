@@ -136,6 +136,40 @@ def test_a_solution_shows_its_counters_and_the_visible_catalogs_it_is_in(client_
     assert [c["name"] for c in anonymous["catalogs"]] == ["Public Models"]
 
 
+# ---------------------------------------------------------------- a solution's versions
+
+def test_a_solution_lists_the_versions_the_caller_may_see(client_for, owner, other_user, co_owner, catalogs, world):
+    published = world.revision
+    draft = RevisionFactory(solution=world.public, version="2.0.0", status=RevisionStatus.ONBOARDING, ready_at=None)
+    services.share(owner, world.public, co_owner.username)
+    url = f"/api/v1/solutions/{world.public.pk}"
+    for manager in (owner, co_owner):
+        versions = client_for(manager).get(url).json()["versions"]
+        assert [(v["version"], v["status"], v["ready"]) for v in versions] == [
+            ("2.0.0", "onboarding", False), (published.version, "ready", True)]
+        assert versions[0]["id"] == str(draft.pk) and versions[0]["url"] == f"/api/v1/revisions/{draft.pk}"
+    for stranger in (other_user, None):  # the private version is not theirs to see, in the list or one by one
+        seen = client_for(stranger).get(url).json()
+        assert [v["id"] for v in seen["versions"]] == [str(published.pk)] and seen["revision_count"] == 1
+        assert client_for(stranger).get(seen["versions"][0]["url"]).status_code == 200
+        assert_error(client_for(stranger).get(f"/api/v1/revisions/{draft.pk}"), 404, "not_found")
+
+
+def test_the_solution_list_carries_the_versions_and_keeps_the_revisions_link(client_for, owner, world):
+    listed = {s["name"]: s for s in results(client_for(owner).get("/api/v1/solutions"))}
+    private = listed["Private model"]
+    assert [v["id"] for v in private["versions"]] == [str(world.private.revisions.get().pk)]
+    assert private["revisions"] == f"/api/v1/revisions?solution={world.private.pk}"  # kept: clients follow it
+    created = private["versions"][0]["created"]
+    assert created.startswith(str(world.private.revisions.get().created.date()))
+
+
+def test_a_deleted_solution_lists_its_versions_to_those_who_may_restore_it(client_for, owner, world):
+    services.soft_delete(owner, world.private)
+    deleted = results(client_for(owner).get("/api/v1/solutions/deleted"))
+    assert [v["version"] for v in deleted[0]["versions"]] == [world.private.revisions.get().version]
+
+
 # ---------------------------------------------------------------- search, filters, sort
 
 @pytest.fixture
@@ -223,7 +257,7 @@ def test_the_list_costs_the_same_queries_for_2_or_30_solutions(client_for, other
     many, listed_many = _queries_for_list(client)
     assert (listed_many - listed_few) == (28 if persona == "other_user" else 14)
     assert few == many, f"{few} queries for {listed_few} solutions, {many} for {listed_many}"
-    assert many <= 5, "user, count, page, tags, publications"
+    assert many <= 6, "user, count, page, tags, publications, versions"
 
 
 def test_is_favorite_is_the_callers(client_for, owner, other_user, world):
