@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 
 from django import forms
 
@@ -24,10 +25,15 @@ class DeployForm(forms.Form):
                                   help_text="copies of the runner (Kubernetes targets; others run one)")
     follow = forms.BooleanField(required=False, label="Follow latest",
                                 help_text="swap in every new ready version of this model automatically")
+    # One key per drawn form (an idempotency key, as the API's header): a double submit, or the same
+    # form sent again from another tab, finds the deployment the first made (services.deploy_once).
+    request_key = forms.CharField(widget=forms.HiddenInput, required=False, max_length=255)
 
     def __init__(self, *args, targets, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["target"].queryset = targets
+        if not self.is_bound:
+            self.initial.setdefault("request_key", f"form-{secrets.token_urlsafe(24)}")
 
 
 class RenameForm(forms.Form):

@@ -5,7 +5,10 @@ serving (the runner only activates a model that answered its sample) and records
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
+import re
 import secrets
 import tempfile
 from datetime import timedelta
@@ -14,7 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -60,6 +63,24 @@ class QuotaReached(DeploymentRefused):
         super().__init__(message, details=details)
 
 
+class IdempotencyKeyReused(DeploymentRefused):
+    """The key came with another request before: 409, the same key cannot mean two requests.
+    `deployment` is what the first request made."""
+
+    status = 409
+    code = "idempotency_key_reused"
+
+    def __init__(self, message: str, deployment: Deployment):
+        super().__init__(message, details={"deployment": str(deployment.pk)})
+        self.deployment = deployment
+
+
+# How long a request's key finds what it made (Stripe keeps keys 24 hours); after that it is free again.
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+# Printable ASCII without spaces, as Stripe's keys and the IETF draft's examples (UUIDs) are.
+_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
 # ---------------------------------------------------------------- asking
 
 def deploy(*, revision: Revision, target: Target, user, name: str = "", replicas: int = 1,
@@ -67,19 +88,76 @@ def deploy(*, revision: Revision, target: Target, user, name: str = "", replicas
     """Who may deploy what where is the caller's question (deployment.selectors: can_deploy, targets_for);
     this checks what holds for anyone: a ready revision, an enabled target, the user's quota. `name`
     is the user's own name for it, optional (Deployment.display_name says what it serves)."""
-    if not revision.is_ready:
-        raise DeploymentRefused("only a ready revision can be deployed")
-    if not target.enabled:
-        raise DeploymentRefused(f"the target {target.name} is disabled")
+    return deploy_once(revision=revision, target=target, user=user, name=name, replicas=replicas, follow=follow,
+                       idempotency_key=None)[0]
+
+
+def deploy_once(*, revision: Revision, target: Target, user, idempotency_key: str | None, name: str = "",
+                replicas: int = 1, follow: bool = False) -> tuple[Deployment, bool]:
+    """deploy(), once per key: the same user sending the same key again within IDEMPOTENCY_WINDOW gets
+    the deployment the first request made, (deployment, False), whatever happened since; the same
+    key with another request is refused (IdempotencyKeyReused). (deployment, True): made now.
+
+    Two requests with one key at once make one deployment: the unique (user, key) constraint lets one
+    row in, and the other finds it. The user's row lock (the quota's) comes before the look-up, so a
+    request that waited for it sees what the first committed, never "quota reached" for its own copy."""
+    key = valid_idempotency_key(idempotency_key)
     name = _valid_name(name)
+    fingerprint = _fingerprint(revision=str(revision.pk), target=str(target.pk), name=name, replicas=replicas,
+                               follow=follow)
     with transaction.atomic():
+        _lock_for_quota(user)
+        earlier = _made_with_key(user, key, fingerprint) if key else None
+        if earlier is not None:
+            return earlier, False
+        if not revision.is_ready:
+            raise DeploymentRefused("only a ready revision can be deployed")
+        if not target.enabled:
+            raise DeploymentRefused(f"the target {target.name} is disabled")
         _within_quota(user)
-        deployment = Deployment.objects.create(
-            name=name, target=target, revision=revision,
-            follows=revision.solution if follow else None, replicas=replicas, created_by=user,
-            admin_token_encrypted=secretbox.encrypt(secrets.token_urlsafe(32)))
-        _request_operation(deployment, OperationKind.DEPLOY, user, revision=revision)
-    return deployment
+        try:
+            with transaction.atomic():  # a savepoint: the other request's row wins, this one reads it
+                deployment = Deployment.objects.create(
+                    name=name, target=target, revision=revision,
+                    follows=revision.solution if follow else None, replicas=replicas, created_by=user,
+                    admin_token_encrypted=secretbox.encrypt(secrets.token_urlsafe(32)),
+                    idempotency_key=key, request_fingerprint=fingerprint if key else "")
+                _request_operation(deployment, OperationKind.DEPLOY, user, revision=revision)
+        except IntegrityError:
+            earlier = _made_with_key(user, key, fingerprint) if key else None
+            if earlier is None:
+                raise
+            return earlier, False
+    return deployment, True
+
+
+def valid_idempotency_key(key: str | None) -> str | None:
+    """The key as stored: None for none; surrounding double quotes (a structured-header string, as the
+    IETF draft writes it) are taken off. A key that is not 1-255 printable ASCII characters is refused."""
+    if key is None or key == "":
+        return None
+    key = key[1:-1] if len(key) > 1 and key[0] == key[-1] == '"' else key
+    if not _KEY.fullmatch(key):
+        raise DeploymentRefused("an Idempotency-Key is 1 to 255 printable ASCII characters without spaces, e.g. a "
+                                "UUID; send a new one for each new deployment", field="Idempotency-Key")
+    return key
+
+
+def _fingerprint(**request) -> str:
+    return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+
+
+def _made_with_key(user, key: str, fingerprint: str) -> Deployment | None:
+    """The deployment this user's `key` made within the window; a key older than that is let go."""
+    keyed = Deployment.objects.filter(created_by=user, idempotency_key=key)
+    keyed.filter(created__lt=timezone.now() - IDEMPOTENCY_WINDOW).update(idempotency_key=None)
+    earlier = keyed.first()
+    if earlier is not None and earlier.request_fingerprint != fingerprint:
+        raise IdempotencyKeyReused(
+            f"this Idempotency-Key came with another request in the last 24 hours, which made the deployment "
+            f"{earlier.display_name} ({earlier.pk}); send a new key for a new deployment, or the first request "
+            f"unchanged to get that one", earlier)
+    return earlier
 
 
 def rename(deployment: Deployment, name: str) -> Deployment:
@@ -127,12 +205,19 @@ def _within_quota(user, *, starting: Deployment | None = None) -> None:
     COMMITTED). SQLite ignores the lock but lets one transaction write at a time, and one that read
     before another wrote cannot write after it ("database is locked"), so there too the last slot is
     taken once; the other request fails instead of hearing about the quota."""
-    if selectors.deployment_quota(user) is None:
+    if not _lock_for_quota(user):
         return
-    get_user_model().objects.select_for_update().only("pk").get(pk=user.pk)
     message, details = selectors.deployment_quota_reached(user, starting=starting)
     if message:
         raise QuotaReached(message, details)
+
+
+def _lock_for_quota(user) -> bool:
+    """Lock the user's row if a quota applies to them (see _within_quota); whether it does."""
+    if selectors.deployment_quota(user) is None:
+        return False
+    get_user_model().objects.select_for_update().only("pk").get(pk=user.pk)
+    return True
 
 
 def destroy(deployment: Deployment, user, *, force: bool = False) -> Operation:

@@ -36,14 +36,24 @@ def deploy(request, pk):
     if not form.is_valid():
         messages.error(request, _form_errors(form))
         return redirect("marketplace:revision", revision.pk)
+    given = dict(form.cleaned_data)
+    key = given.pop("request_key") or None
     try:
-        deployment = services.deploy(revision=revision, user=request.user, **form.cleaned_data)
+        deployment, made = services.deploy_once(revision=revision, user=request.user, idempotency_key=key, **given)
     except services.QuotaReached:  # the deploy form says it, with how to free one
         return redirect(reverse("marketplace:revision", args=[revision.pk]) + "#deploy")
+    except services.IdempotencyKeyReused as exc:  # Back, changed the form, sent it again
+        messages.info(request, f"This form was sent before and made {exc.deployment.display_name}, shown here; your "
+                               f"changes were not sent. To deploy with other settings, reload the revision page and "
+                               f"use its fresh form.")
+        return redirect("deployment:detail", exc.deployment.pk)
     except services.DeploymentRefused as exc:
         messages.error(request, str(exc))
         return redirect("marketplace:revision", revision.pk)
-    messages.success(request, f"Deploying {deployment.display_name} to {deployment.target.name}.")
+    if made:
+        messages.success(request, f"Deploying {deployment.display_name} to {deployment.target.name}.")
+    else:
+        messages.info(request, "This form was already sent: here is the deployment it made (one, not two).")
     return redirect("deployment:detail", deployment.pk)
 
 

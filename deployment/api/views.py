@@ -4,7 +4,7 @@ deployment.services refuses answers 400 about the deployment, a quota reached 42
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -26,6 +26,12 @@ from deployment.models import Operation
 from marketplace.selectors import visible_revisions
 
 ACCEPTED = {202: OperationSerializer}
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    description="A key of yours for this create (e.g. a UUID; 1-255 printable ASCII characters). Sent again "
+                "with the same body within 24 hours, it answers 200 with the deployment the first request made "
+                "(header Idempotent-Replayed: true) instead of making a second; with another body, 409 "
+                "idempotency_key_reused.")
 
 
 @extend_schema(tags=["deployments"])
@@ -41,9 +47,12 @@ class DeploymentViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retrie
     def get_queryset(self):
         return selectors.visible_deployments(self.request.user)
 
-    @extend_schema(request=DeployRequestSerializer, responses={202: DeploymentSerializer, 429: OpenApiResponse(
-        description="the caller's live deployments are at the quota (ACUMOS_QUOTA_LIVE_DEPLOYMENTS; "
-                    "code quota_exceeded)")})
+    @extend_schema(request=DeployRequestSerializer, parameters=[IDEMPOTENCY_KEY], responses={
+        202: DeploymentSerializer,
+        200: OpenApiResponse(DeploymentSerializer, description="the Idempotency-Key's earlier request made it"),
+        409: OpenApiResponse(description="the Idempotency-Key came with another body (code idempotency_key_reused)"),
+        429: OpenApiResponse(description="the caller's live deployments are at the quota "
+                                         "(ACUMOS_QUOTA_LIVE_DEPLOYMENTS; code quota_exceeded)")})
     def create(self, request):
         given = valid(DeployRequestSerializer, request)
         revision = _revision(request, given["revision"])
@@ -54,10 +63,14 @@ class DeploymentViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retrie
         if target is None:
             raise exceptions.ValidationError({"target": ["no enabled target with this id"]})
         with refusals_about("deployment"):
-            deployment = services.deploy(revision=revision, target=target, user=request.user,
-                                         name=given.get("name", ""), replicas=given["replicas"],
-                                         follow=given["follow"])
-        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
+            deployment, made = services.deploy_once(
+                revision=revision, target=target, user=request.user, name=given.get("name", ""),
+                replicas=given["replicas"], follow=given["follow"],
+                idempotency_key=request.headers.get("Idempotency-Key"))
+        if made:
+            return Response(DeploymentSerializer(deployment).data, status=status.HTTP_202_ACCEPTED)
+        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_200_OK,
+                        headers={"Idempotent-Replayed": "true"})
 
     @extend_schema(request=DeploymentChangeSerializer, responses=DeploymentSerializer)
     def partial_update(self, request, pk=None):
