@@ -48,6 +48,8 @@ class SolutionSerializer(serializers.ModelSerializer):
     """Reads what marketplace.api.views.decorate_solutions prefetches and annotates: no query per row."""
 
     owner = serializers.CharField(source="owner.username", read_only=True)
+    model_type_label = serializers.CharField(source="get_model_type_display", read_only=True,
+                                             help_text="the model type as people read it (model_type is its code)")
     tags = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
     audience = serializers.SerializerMethodField(help_text="who may see it: private, signed_in or anyone")
     catalogs = serializers.SerializerMethodField(help_text="the catalogs (you may see) it is published in")
@@ -59,8 +61,8 @@ class SolutionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Solution
-        fields = ["id", "name", "description", "owner", "model_type", "toolkit", "tags", "licence", "audience",
-                  "catalogs", "rating_avg", "rating_count", "view_count", "download_count", "is_favorite",
+        fields = ["id", "name", "description", "owner", "model_type", "model_type_label", "toolkit", "tags", "licence",
+                  "audience", "catalogs", "rating_avg", "rating_count", "view_count", "download_count", "is_favorite",
                   "created", "modified", "revision_count", "revisions", "versions"]
         read_only_fields = fields
 

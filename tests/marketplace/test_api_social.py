@@ -170,6 +170,20 @@ def test_a_deleted_solution_lists_its_versions_to_those_who_may_restore_it(clien
     assert [v["version"] for v in deleted[0]["versions"]] == [world.private.revisions.get().version]
 
 
+def test_the_model_type_is_its_code_with_a_label_people_read(client_for, owner, catalogs):
+    for code, label in (("CL", "Classification"), ("RG", "Regression"), ("DS", "Data source")):
+        model(catalogs["public"], f"A {label} model", owner=owner, model_type=code)
+    listed = results(client_for(None).get("/api/v1/solutions", {"sort": "name"}))
+    assert [(s["model_type"], s["model_type_label"]) for s in listed] == [
+        ("CL", "Classification"), ("DS", "Data source"), ("RG", "Regression")]
+
+
+def test_the_schema_names_the_model_type_label(client_for):
+    schema = client_for(None).get("/api/v1/schema/", headers={"Accept": "application/json"}).json()
+    solution = schema["components"]["schemas"]["Solution"]["properties"]
+    assert solution["model_type_label"]["readOnly"] and "versions" in solution and "revisions" in solution
+
+
 # ---------------------------------------------------------------- search, filters, sort
 
 @pytest.fixture
@@ -429,6 +443,7 @@ def test_the_owner_changes_description_tags_and_type(client_for, owner, other_us
     changed = post(client_for(owner), url, {"tags": ["botany", "iris"], "model_type": "CL"}, method="patch")
     assert changed.status_code == 200, changed.content
     assert changed.json()["tags"] == ["botany", "iris"] and changed.json()["model_type"] == "CL"
+    assert changed.json()["model_type_label"] == "Classification"
     assert changed.json()["description"] == world.public.description, "what is not given stays"
     described = post(client_for(owner), url, {"description": "# Iris\nNow *documented*."}, method="patch").json()
     assert described["description"] == "# Iris\nNow *documented*." and described["tags"] == ["botany", "iris"]

@@ -4,6 +4,7 @@ the bell and the site name in the top bar, and a number of queries that does not
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -407,6 +408,15 @@ def test_a_card_shows_what_a_visitor_needs(client, catalogs):
     for shown in ("Ada Lovelace", "sklearn", "Classification", "MIT", "botany", "4.5", "(12)", "1.2k", "56",
                   "Public Models"):
         assert shown in html, shown
+
+
+def test_the_model_type_reads_as_its_label_on_the_card_filters_and_chips(client, catalogs):
+    published(catalogs["public"], name="Prices", model_type=ModelType.REGRESSION)
+    published(catalogs["public"], name="Sources", model_type=ModelType.DATA_SOURCE)
+    html = browse(client, model_type=ModelType.DATA_SOURCE).content.decode()
+    assert "Data source" in html and "Regression" in html  # the chip and card, the other filter value
+    text = re.sub(r"<[^>]*>", " ", html.split("<main", 1)[1])  # what a reader sees: no attribute values
+    assert not re.search(r"\b(DS|RG)\b", text)
 
 
 def test_user_text_is_never_rendered_as_html(client, catalogs):
