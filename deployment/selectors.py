@@ -5,14 +5,17 @@ created. Deploying needs a revision the user may see (marketplace.selectors deci
 an operator or admin role or being the model's owner, and a target open to the user: operators
 and admins use every enabled target, model owners only those whose `deployers` is "owners".
 Anyone but operators and admins has at most ACUMOS_QUOTA_LIVE_DEPLOYMENTS live deployments.
-Targets are configured by admins only."""
+A stopped deployment's grace period is ended early by admins, or by its creator if the site allows
+(can_end_grace_early). Targets are configured by admins only."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from acumos_portal.accounts.choices import Role
+from acumos_portal.accounts.models import SiteSettings
 from acumos_portal.choices import UNFINISHED, JobStatus
 from deployment.choices import SERVING_CHANGES, DeploymentStatus, OperationKind, TargetDeployers
 from deployment.models import Deployment, Operation, Target
@@ -40,6 +43,34 @@ def visible_deployments(user) -> QuerySet[Deployment]:
 def can_manage(user, deployment: Deployment) -> bool:
     """Swap, roll back, stop, start, destroy: operators and admins, or whoever created it."""
     return _signed_in(user) and (runs_any_deployment(user) or deployment.created_by_id == user.pk)
+
+
+def in_grace_period(deployment: Deployment) -> bool:
+    """Stopped, and kept (restartable) until `destroy_after`: the schedule destroys it then."""
+    due = deployment.destroy_after
+    return deployment.status in (DeploymentStatus.STOPPED, DeploymentStatus.FAILED) and bool(
+        due and due > timezone.now())
+
+
+def owners_may_end_grace_early() -> bool:
+    """The site's choice (Manage → Site settings); off until an admin turns it on."""
+    return bool(SiteSettings.objects.filter(pk=1).values_list("owners_may_end_grace_early", flat=True).first())
+
+
+def can_end_grace_early(user, deployment: Deployment) -> bool:
+    """Destroy a stopped deployment before its grace period ends: admins always; whoever created it
+    (an operator too, for their own) when the site allows it. An operator does not end the grace
+    period of someone else's deployment: the grace period is its owner's time to change their mind."""
+    if not _signed_in(user):
+        return False
+    if user.is_portal_admin:
+        return True
+    return deployment.created_by_id == user.pk and owners_may_end_grace_early()
+
+
+def destroy_waits(user, deployment: Deployment) -> bool:
+    """The page says when it goes instead of offering a Destroy that would be refused."""
+    return in_grace_period(deployment) and not can_end_grace_early(user, deployment)
 
 
 def can_deploy(user, revision: Revision, *, seen: bool = False, manages: bool | None = None) -> bool:

@@ -63,6 +63,26 @@ class QuotaReached(DeploymentRefused):
         super().__init__(message, details=details)
 
 
+class GracePeriodNotOver(DeploymentRefused):
+    """A stopped deployment is kept until its grace period ends: not an error, an explanation with the
+    date (the page shows it as information). 409: its state, not the request, is in the way."""
+
+    status = 409
+    code = "grace_period_not_over"
+
+    def __init__(self, deployment: Deployment, *, may_end: bool):
+        due = deployment.destroy_after
+        if may_end:
+            sooner = "To destroy it now, ask with force (Destroy now on its page)."
+        elif selectors.owners_may_end_grace_early():
+            sooner = "Only whoever created it, or an admin, may destroy it sooner."
+        else:
+            sooner = "Only an admin may destroy it sooner (or allow owners to, in Manage → Site settings)."
+        super().__init__(f"{deployment.display_name} is kept, restartable, until {due:%Y-%m-%d %H:%M} UTC (its grace "
+                         f"period) and is destroyed then by itself; start it again to keep it. {sooner}",
+                         details={"destroy_after": due.isoformat()})
+
+
 class IdempotencyKeyReused(DeploymentRefused):
     """The key came with another request before: 409, the same key cannot mean two requests.
     `deployment` is what the first request made."""
@@ -222,13 +242,14 @@ def _lock_for_quota(user) -> bool:
 
 def destroy(deployment: Deployment, user, *, force: bool = False) -> Operation:
     """The second step of decommissioning: a stopped deployment is destroyed once its grace period
-    is over (the schedule does it then); `force` (admins) does not wait."""
+    is over (the schedule does it then). `force` asks not to wait: granted to whom
+    selectors.can_end_grace_early allows (admins; its creator if the site allows)."""
     if deployment.status not in (DeploymentStatus.STOPPED, DeploymentStatus.FAILED):
         raise DeploymentRefused("stop the deployment first; destroying removes it for good")
-    due = deployment.destroy_after
-    if due and due > timezone.now() and not force:
-        raise DeploymentRefused(f"it is kept, restartable, until {due:%Y-%m-%d %H:%M} UTC (the grace period); "
-                                f"it is destroyed then")
+    if selectors.in_grace_period(deployment):
+        may_end = selectors.can_end_grace_early(user, deployment)
+        if not (force and may_end):
+            raise GracePeriodNotOver(deployment, may_end=may_end)
     return _request_operation(deployment, OperationKind.DESTROY, user)
 
 

@@ -12,7 +12,6 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -112,7 +111,10 @@ def _detail_context(request, deployment) -> dict:
     return {
         "deployment": deployment, "operations": list(selectors.history(deployment)[:50]),
         "call_example": _call_example(deployment, method, sample),
-        "destroy_waits": _destroy_waits(request.user, deployment),
+        "destroy_waits": selectors.destroy_waits(request.user, deployment),
+        "ends_grace_early": selectors.in_grace_period(deployment) and selectors.can_end_grace_early(
+            request.user, deployment),
+        "owners_may_end_grace_early": selectors.in_grace_period(deployment) and selectors.owners_may_end_grace_early(),
         "busy": services.busy(deployment), "can_manage": selectors.can_manage(request.user, deployment),
         "rollback_points": selectors.rollback_points(deployment),
         "swap_form": SwapForm(request.user, initial={"revision": deployment.revision_id}),
@@ -135,13 +137,6 @@ def _call_example(deployment, method: str, sample: dict) -> str:
             f"-H 'Content-Type: application/json' -d {body}")
 
 
-def _destroy_waits(user, deployment) -> bool:
-    """A stopped deployment is kept until its grace period ends (only an admin may end it early): the
-    page says when, instead of offering a Destroy that would be refused."""
-    due = deployment.destroy_after
-    return bool(due and due > timezone.now() and not user.is_portal_admin)
-
-
 def _pretty(value) -> str:
     return json.dumps(value, indent=2)
 
@@ -155,6 +150,8 @@ def _operate(request, pk, action, success: str):
         return HttpResponseForbidden("only operators, admins and whoever created this deployment change it")
     try:
         said = action(deployment)
+    except services.GracePeriodNotOver as exc:  # an explanation with the date, not an error
+        messages.info(request, str(exc))
     except services.DeploymentRefused as exc:
         messages.error(request, str(exc))
     else:
@@ -201,7 +198,7 @@ def start(request, pk):
 @require_POST
 @login_required
 def destroy(request, pk):
-    force = request.user.is_portal_admin and request.POST.get("force") == "1"
+    force = request.POST.get("force") == "1"  # "Destroy now": services.destroy asks who may
     return _operate(request, pk, lambda d: services.destroy(d, request.user, force=force), "Destroying.")
 
 

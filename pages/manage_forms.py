@@ -107,12 +107,16 @@ _JPEG = b"\xff\xd8\xff"
 class SiteSettingsForm(forms.ModelForm):
     class Meta:
         model = SiteSettings
-        fields = ("site_name", "logo", "onboarding_open")
-        labels = {"site_name": "Site name", "onboarding_open": "Onboarding is open"}
+        fields = ("site_name", "logo", "onboarding_open", "owners_may_end_grace_early")
+        labels = {"site_name": "Site name", "onboarding_open": "Onboarding is open",
+                  "owners_may_end_grace_early": "Owners may end a deployment's grace period early"}
         help_texts = {
             "site_name": "Shown in the top bar and the browser tab. Empty: the name the site was installed with.",
             "logo": "PNG, JPEG or SVG, at most 512 KB. Shown in the top bar instead of the default mark.",
             "onboarding_open": "Off: the upload page and both upload APIs refuse new models (admins too).",
+            "owners_may_end_grace_early": "A stopped deployment is kept, restartable, for its grace period, then "
+                                          "destroyed. On: whoever created it may destroy it sooner (Destroy now). "
+                                          "Off: only admins may; its owner waits for the end.",
         }
         widgets = {"logo": forms.ClearableFileInput(attrs={"accept": ".png,.jpg,.jpeg,.svg,image/png,image/jpeg,"
                                                                        "image/svg+xml"})}

@@ -135,6 +135,9 @@ class SiteSettings(models.Model):
     site_name = models.CharField(max_length=100, blank=True, help_text="empty: ACUMOS_SITE_NAME")
     logo = models.FileField(upload_to="site/", blank=True, help_text="PNG, JPEG or SVG, at most 512 KB")
     onboarding_open = models.BooleanField(default=True, help_text="whether users may onboard models")
+    owners_may_end_grace_early = models.BooleanField(
+        default=False, help_text="whether whoever created a deployment may destroy it, once stopped, before its "
+                                 "grace period ends (admins always may)")
     modified = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -73,4 +73,6 @@ class RollbackRequestSerializer(serializers.Serializer):
 
 
 class DestroyRequestSerializer(serializers.Serializer):
-    force = serializers.BooleanField(default=False, help_text="admins: do not wait for the grace period")
+    force = serializers.BooleanField(default=False, help_text=(
+        "do not wait for the grace period: admins, and whoever created the deployment if the site allows it "
+        "(Manage → Site settings); refused otherwise with 409 grace_period_not_over and its end date"))

@@ -1,6 +1,7 @@
 """/api/v1/deployments, /api/v1/deployment-operations and /api/v1/deployment-targets. Who may see
 and change what comes only from deployment.selectors; what is not visible answers 404. What
-deployment.services refuses answers 400 about the deployment, a quota reached 429 (acumos_portal.api.errors)."""
+deployment.services refuses answers 400 about the deployment; a busy deployment, a grace period not over
+and a reused Idempotency-Key 409; a quota reached 429 (acumos_portal.api.errors)."""
 
 from __future__ import annotations
 
@@ -109,12 +110,13 @@ class DeploymentViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retrie
         deployment = self._managed()
         return _accepted(lambda: services.start(deployment, request.user))
 
-    @extend_schema(request=DestroyRequestSerializer, responses=ACCEPTED)
+    @extend_schema(request=DestroyRequestSerializer, responses={**ACCEPTED, 409: OpenApiResponse(
+        description="still in its grace period (code grace_period_not_over; details.destroy_after), or busy")})
     @action(detail=True, methods=["post"], url_path="destroy")
     def decommission(self, request, pk=None):
         """The second step of decommissioning: a stopped deployment, after its grace period."""
         deployment = self._managed()
-        force = valid(DestroyRequestSerializer, request)["force"] and request.user.is_portal_admin
+        force = valid(DestroyRequestSerializer, request)["force"]  # services.destroy asks who may
         return _accepted(lambda: services.destroy(deployment, request.user, force=force))
 
     def _managed(self):

@@ -110,7 +110,8 @@ def test_the_api_deploys_swaps_stops_and_destroys_after_the_grace_period(
     with inline_jobs():
         assert client.post(f"{url}/stop").status_code == 202
     kept = client.post(f"{url}/destroy", {}, content_type="application/json")
-    assert kept.status_code == 400 and "kept, restartable, until" in kept.content.decode()
+    assert kept.status_code == 409 and "kept, restartable, until" in kept.content.decode()
+    assert kept.json()["error"]["code"] == "grace_period_not_over"
     assert client.get(url).json()["status"] == "stopped"
 
     with inline_jobs():  # an admin may end the grace period early
