@@ -35,7 +35,8 @@ def start_up_commands() -> list[list[str]]:
             [PYTHON, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
             [PYTHON, "manage.py", "bootstrap"],
             [PYTHON, "manage.py", "reap_jobs"],
-            [PYTHON, "manage.py", "sweep_sandboxes"]]
+            [PYTHON, "manage.py", "sweep_sandboxes"],
+            [PYTHON, "manage.py", "welcome"]]
 
 
 def scheduler_command() -> list[str]:
