@@ -41,6 +41,12 @@ class RenameForm(forms.Form):
                            help_text="empty: it is named by what it serves")
 
 
+class ShareForm(forms.Form):
+    """The toggle's button sends the state it asks for: "1" shared, "0" not."""
+
+    shared = forms.TypedChoiceField(choices=[("1", "shared"), ("0", "not shared")], coerce=lambda value: value == "1")
+
+
 class SwapForm(forms.Form):
     revision = forms.ModelChoiceField(queryset=None, label="Model version to serve",
                                       help_text="any ready version you can see, of this model or another")

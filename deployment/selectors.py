@@ -21,7 +21,7 @@ from deployment.choices import SERVING_CHANGES, DeploymentStatus, OperationKind,
 from deployment.models import Deployment, Operation, Target
 from marketplace import signature
 from marketplace.choices import ArtifactKind, RevisionStatus
-from marketplace.models import Revision
+from marketplace.models import Revision, Solution
 from marketplace.selectors import can_change_solution, visible_revisions
 
 
@@ -82,6 +82,48 @@ def can_deploy(user, revision: Revision, *, seen: bool = False, manages: bool | 
     if runs_any_deployment(user):
         return True
     return manages if manages is not None else can_change_solution(user, revision.solution)
+
+
+# ---------------------------------------------------------------- shared for Try it
+
+def can_share(user, deployment: Deployment) -> bool:
+    """Turn `shared` on or off: whoever may change the deployment (can_manage)."""
+    return can_manage(user, deployment)
+
+
+def _tryable_by(user, deployments: QuerySet[Deployment]) -> QuerySet[Deployment]:
+    """Those of `deployments` that `user` may try: shared, running with an endpoint, serving a revision
+    the user may see (marketplace.selectors.visible_revisions: not only the model, the very version, so
+    an unpublished version of a public model is not tried through a shared deployment); none for a
+    visitor who is not signed in or whose account is inactive."""
+    if not _signed_in(user) or not user.is_active:
+        return deployments.none()
+    return (deployments.filter(shared=True, status=DeploymentStatus.RUNNING).exclude(endpoint_url="")
+            .filter(revision__in=visible_revisions(user).values("pk")))
+
+
+def shared_deployment_for(solution: Solution, user=None) -> Deployment | None:
+    """The deployment a model page's Try it sends requests to, or None.
+
+    Contract: among the running deployments marked `shared` (with an endpoint) that serve any revision
+    of `solution`, the one serving the newest revision (by the revision's creation), then the most
+    recently created. With `user`, only those the user may try (can_try_shared), so an older shared
+    version they may see is found when the newest is not theirs to see; without it, any (then ask
+    can_try_shared before calling it). Read with its target, revision, solution and creator."""
+    deployments = Deployment.objects.filter(revision__solution=solution)
+    deployments = (_tryable_by(user, deployments) if user is not None
+                   else deployments.filter(shared=True, status=DeploymentStatus.RUNNING).exclude(endpoint_url=""))
+    return (deployments.select_related("target", "revision__solution", "created_by")
+            .order_by("-revision__created", "-created").first())
+
+
+def can_try_shared(user, deployment: Deployment) -> bool:
+    """Whether `user` may send requests to `deployment` through the portal's Try it (not its endpoint,
+    which they are not told). Contract: a signed-in, active user; the deployment is `shared` and
+    running with an endpoint; and the user may see the revision it serves now (visible_revisions; a
+    swap to a version they may not see closes it to them). No role is needed: who may deploy is
+    can_deploy's question, not this one."""
+    return _tryable_by(user, Deployment.objects.filter(pk=deployment.pk)).exists()
 
 
 def can_configure_targets(user) -> bool:

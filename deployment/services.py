@@ -188,6 +188,14 @@ def rename(deployment: Deployment, name: str) -> Deployment:
     return deployment
 
 
+def set_shared(deployment: Deployment, shared: bool) -> Deployment:
+    """Open it (or close it) to signed-in users' Try it on the model page (selectors.can_try_shared
+    says who may then call it). Who may change it is the caller's question (selectors.can_share)."""
+    deployment.shared = bool(shared)
+    Deployment.objects.filter(pk=deployment.pk).update(shared=deployment.shared, modified=timezone.now())
+    return deployment
+
+
 def _valid_name(name: str) -> str:
     name = (name or "").strip()
     try:

@@ -16,6 +16,7 @@ urlpatterns = [
     path("deployments/<uuid:pk>/destroy/", views.destroy, name="destroy"),
     path("deployments/<uuid:pk>/check/", views.check, name="check"),
     path("deployments/<uuid:pk>/rename/", views.rename, name="rename"),
+    path("deployments/<uuid:pk>/share/", views.share, name="share"),
     path("deployments/<uuid:pk>/try/", views.try_it, name="try"),
     path("targets/", views.target_list, name="targets"),
     path("targets/new/", views.target_edit, name="target-new"),

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from acumos_portal.htmx import is_htmx
 from deployment import bundle, runner_client, selectors, services
-from deployment.forms import DeployForm, RenameForm, RollbackForm, SwapForm, TargetForm, TryForm
+from deployment.forms import DeployForm, RenameForm, RollbackForm, ShareForm, SwapForm, TargetForm, TryForm
 from deployment.models import Target
 from marketplace.selectors import visible_revisions
 
@@ -124,13 +124,14 @@ def _detail_context(request, deployment) -> dict:
 
 
 def _settings_context(deployment) -> dict:
-    return {"rename_form": RenameForm(initial={"name": deployment.name})}
+    return {"rename_form": RenameForm(initial={"name": deployment.name}), "share_form": ShareForm()}
 
 
 def _call_example(deployment, method: str, sample: dict) -> str:
     """A call a person can paste: the served model's first method with its own sample (quoted for the
-    shell: the sample is the model author's text)."""
-    if not deployment.endpoint_url:
+    shell: the sample is the model author's text). None for a deployment that is not live: nothing
+    answers there."""
+    if not (deployment.is_live and deployment.endpoint_url):
         return ""
     body = shlex.quote(json.dumps(sample)) if method else "'{...}'"
     return (f"curl -X POST {deployment.endpoint_url}/model/methods/{method or '<method>'} "
@@ -215,18 +216,41 @@ def rename(request, pk):
     return _settings_answer(request, deployment, rename_form=form, saved="name" if form.is_valid() else "")
 
 
+@require_POST
+@login_required
+def share(request, pk):
+    """Shared for Try it, on or off (a toggle button). htmx: the settings card answers."""
+    deployment = _visible(request, pk)
+    if not selectors.can_share(request.user, deployment):
+        return HttpResponseForbidden("only operators, admins and whoever created this deployment share it")
+    form = ShareForm(request.POST)
+    if form.is_valid():
+        services.set_shared(deployment, form.cleaned_data["shared"])
+    return _settings_answer(request, deployment, share_form=form, saved="shared" if form.is_valid() else "")
+
+
 def _settings_answer(request, deployment, *, saved: str, **forms):
     """The settings card again for htmx (what was saved, or the form with its errors); a normal form
     goes back to the page with a message."""
+    said = _saved_sentence(deployment, saved)
     if is_htmx(request):
         context = {"deployment": deployment, "can_manage": True, **_settings_context(deployment), **forms}
-        return render(request, "deployment/_settings.html", {**context, "saved": saved, "oob_title": True})
-    form = next(iter(forms.values()), None)
-    if form is not None and form.errors:
+        return render(request, "deployment/_settings.html", {**context, "saved": said, "oob_title": True})
+    form = next(iter(forms.values()))
+    if form.errors:
         messages.error(request, _form_errors(form))
-    elif saved:
-        messages.success(request, f"Saved: {deployment.display_name}.")
+    else:
+        messages.success(request, said)
     return redirect("deployment:detail", deployment.pk)
+
+
+def _saved_sentence(deployment, saved: str) -> str:
+    if saved == "name":
+        return f"Saved: it is now “{deployment.display_name}”."
+    if saved == "shared":
+        return ("Shared for Try it: signed-in users who can see the version it serves can try it on the model page."
+                if deployment.shared else "Not shared any more: the model page's Try it does not call it.")
+    return ""
 
 
 @require_POST

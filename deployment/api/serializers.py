@@ -28,7 +28,8 @@ class OperationSerializer(serializers.ModelSerializer):
 
 class DeploymentSerializer(serializers.ModelSerializer):
     """`name` is the user's own name for it ("" when none was given); `display_name` is how the portal
-    names it: what it serves now, after that name ("house-prod · HousePrice 1.1.0")."""
+    names it: what it serves now, after that name ("house-prod · HousePrice 1.1.0"). `shared`: open to
+    signed-in users' Try it on the model page."""
 
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     target_name = serializers.CharField(source="target.name", read_only=True)
@@ -38,7 +39,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
         model = Deployment
         fields = ["id", "name", "display_name", "target", "target_name", "revision", "follows", "replicas", "status",
                   "endpoint_url", "health", "checked_at", "created_by", "created", "modified", "stopped_at",
-                  "destroy_after"]
+                  "destroy_after", "shared"]
         read_only_fields = fields
 
 
@@ -52,6 +53,8 @@ class DeploymentChangeSerializer(serializers.Serializer):
     """PATCH: what is not given keeps its value."""
 
     name = _name_field(required=False)
+    shared = serializers.BooleanField(required=False, help_text=(
+        "open to signed-in users' Try it on the public model page (those who may see the version it serves)"))
 
 
 class DeployRequestSerializer(serializers.Serializer):

@@ -75,12 +75,16 @@ class DeploymentViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retrie
 
     @extend_schema(request=DeploymentChangeSerializer, responses=DeploymentSerializer)
     def partial_update(self, request, pk=None):
-        """Change its own settings: `name`. What is not given stays."""
+        """Change its own settings: `name`, `shared`. What is not given stays."""
         deployment = self._managed()
         given = valid(DeploymentChangeSerializer, request)
         with refusals_about("deployment"):
             if "name" in given:
                 services.rename(deployment, given["name"])
+        if "shared" in given:
+            forbid_unless(selectors.can_share(request.user, deployment),
+                          "only operators, admins and whoever created this deployment share it")
+            services.set_shared(deployment, given["shared"])
         return Response(DeploymentSerializer(deployment).data)
 
     @extend_schema(request=SwapRequestSerializer, responses=ACCEPTED)
