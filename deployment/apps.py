@@ -10,10 +10,12 @@ class DeploymentConfig(AppConfig):
         from acumos_portal import jobs
         from acumos_portal.accounts.signals import bootstrapped
         from deployment import services, tasks  # noqa: F401 (its tasks are registered with Celery here)
-        from marketplace.signals import revision_ready
+        from marketplace.signals import revision_ready, solution_deleted
 
         jobs.register(services.JOBS)
         # Deployments that follow a solution take its newly ready revisions ("follow latest").
         revision_ready.connect(services.on_revision_ready, dispatch_uid="deployment-follow-latest")
+        # A deleted model's deployments keep serving: their creators are told.
+        solution_deleted.connect(services.on_solution_deleted, dispatch_uid="deployment-model-deleted")
         # A new site gets the "This host" target when it is set up (manage.py bootstrap).
         bootstrapped.connect(services.on_bootstrap, dispatch_uid="deployment-local-target")

@@ -224,6 +224,14 @@ def already_deployed(user, revision: Revision) -> dict[str, list[Deployment]]:
     return {"running": running, "kept": [deployment for deployment in found if deployment not in running]}
 
 
+def deployments_serving(solution: Solution) -> QuerySet[Deployment]:
+    """Every deployment, whoever made it, that serves a version of `solution` and is not destroyed: what
+    deleting the model leaves running (the model page's delete warning lists them to its owner, who
+    sees each one's name, target, status and creator; only can_manage opens their pages)."""
+    return (Deployment.objects.filter(revision__solution=solution).exclude(status=DeploymentStatus.DESTROYED)
+            .select_related("target", "revision__solution", "created_by").order_by("-created"))
+
+
 def served_methods(revision: Revision | None) -> list[str]:
     """The methods the revision's proto declares: all that "Try it" may call on its deployment."""
     if revision is None:

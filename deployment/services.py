@@ -549,6 +549,22 @@ def on_bootstrap(sender, **kwargs) -> str:
     return "deployment target: 'This host' (sandboxed runner processes on this machine)"
 
 
+def on_solution_deleted(sender, solution, by, **kwargs) -> list:
+    """A deleted model's deployments are not stopped: a deployment is its creator's running service,
+    and deleting a model only hides it from catalogs (it can be restored). They keep serving until
+    someone stops them, so each creator who did not delete it is told, once per deployment."""
+    told = []
+    for deployment in selectors.deployments_serving(solution):
+        if deployment.created_by_id == getattr(by, "pk", None):
+            continue
+        who = f" by {by.username}" if by is not None else ""
+        _notify(deployment.created_by, deployment, f"its model {solution.name} was deleted{who}",
+                "The deployment keeps serving it until you stop it (Stop, on its page). Its owner can restore "
+                "the model; then nothing changes for the deployment.")
+        told.append(deployment.created_by)
+    return told
+
+
 def on_revision_ready(sender, revision: Revision, **kwargs) -> None:
     transaction.on_commit(lambda: follow_new_revision(revision))
 

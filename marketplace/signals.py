@@ -5,3 +5,7 @@ from django.dispatch import Signal
 
 # Sent with `revision=` when a revision has passed onboarding (smoke test included) and is ready.
 revision_ready = Signal()
+
+# Sent with `solution=` and `by=` (who deleted it) when a solution is (soft) deleted: what runs it
+# elsewhere (deployments) is told.
+solution_deleted = Signal()

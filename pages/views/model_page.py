@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from acumos_portal.accounts.clientip import client_ip
 from acumos_portal.htmx import is_htmx
 from deployment.choices import DeploymentStatus
-from deployment.selectors import can_deploy, visible_deployments
+from deployment.selectors import can_deploy, can_manage, deployments_serving, visible_deployments
 from marketplace import services, signature
 from marketplace.markdown import render_markdown
 from marketplace.models import Artifact, Comment, Publication, PublishRequest, SolutionShare
@@ -287,9 +287,19 @@ def manage_context(user, solution, *, revisions: list, revision, tags: list, ove
         "co_owners": list(SolutionShare.objects.filter(solution=solution).select_related("user", "shared_by")
                           .order_by("user__username")),
         "share_form": overrides.get("share_form") or ShareForm(),
-        "can_delete": can_delete_solution(user, solution),
-        "delete_form": overrides.get("delete_form") or DeleteForm(),
+        **_delete_context(user, solution, overrides),
     }
+
+
+def _delete_context(user, solution, overrides: dict) -> dict:
+    """The delete form, and the deployments deleting would leave serving (each opens for whoever may
+    change it): the form lists them and asks for confirmation before it is sent."""
+    allowed = can_delete_solution(user, solution)
+    serving = list(deployments_serving(solution)) if allowed else []
+    for deployment in serving:
+        deployment.openable = can_manage(user, deployment)
+    return {"can_delete": allowed, "delete_form": overrides.get("delete_form") or DeleteForm(),
+            "serving_deployments": serving}
 
 
 def _publish_form(user, solution, data=None, **kwargs) -> PublishForm:
@@ -604,8 +614,18 @@ def delete(request, pk):
         services.soft_delete(request.user, solution)
     except services.Refused as refused:
         return _refused(request, solution, refused, form, form_name="delete_form")
-    messages.success(request, f"{solution.name} is deleted. You can restore it from the deleted models below.")
-    return redirect("marketplace:my-models")
+    messages.success(request, f"{solution.name} is deleted. You can restore it from the deleted models below."
+                              f"{_still_serving(solution)}")
+    return redirect(reverse("marketplace:my-models") + "?tab=deleted")
+
+
+def _still_serving(solution) -> str:
+    """What deleting left running (deployment.services.on_solution_deleted told their creators)."""
+    count = deployments_serving(solution).count()
+    if not count:
+        return ""
+    these = "Its deployment keeps" if count == 1 else f"Its {count} deployments keep"
+    return f" {these} serving it until stopped (Deployments → Stop)."
 
 
 @require_POST

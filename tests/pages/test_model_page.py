@@ -841,7 +841,7 @@ def test_delete_needs_the_confirmation(client_for, owner, solution):
 def test_the_owner_deletes_and_restores(client_for, owner, public):
     client = client_for(owner)
     response = client.post(action("delete", public), {"confirm": "on"})
-    assert response.status_code == 302 and response.url == reverse("marketplace:my-models")
+    assert response.status_code == 302 and response.url == reverse("marketplace:my-models") + "?tab=deleted"
     public.refresh_from_db()
     assert public.is_deleted
     assert client.get(page_url(public)).status_code == 404
