@@ -64,11 +64,13 @@ def portal(live_server, settings):
 @dataclass
 class Camera:
     """Numbers and saves full-page screenshots: test-output/e2e/<nn>-<name>.png. It also notes every
-    page that is wider than the window (a horizontal scroll bar: something does not fit)."""
+    page that is wider than the window (a horizontal scroll bar: something does not fit), and every
+    page whose content is cut off although the page fits (a box that hides what overflows it, or
+    something reaching past its card's right edge): on a phone both hide what a person came to read."""
 
     folder: Path
     taken: list[Path] = field(default_factory=list)
-    # How a page sticks out -> the numbers of the screenshots that show it.
+    # How a page sticks out or clips its content -> the numbers of the screenshots that show it.
     too_wide: dict[str, list[str]] = field(default_factory=dict)
 
     def shoot(self, page: Page, name: str) -> Path:
@@ -78,9 +80,8 @@ class Camera:
         path = self.folder / f"{len(self.taken) + 1:02d}-{_slug(name)}.png"
         page.screenshot(path=str(path), full_page=True, animations="disabled", caret="hide")
         self.taken.append(path)
-        overflow = page.evaluate(_OVERFLOW_JS)
-        if overflow:
-            self.too_wide.setdefault(overflow, []).append(path.name[:2])
+        for problem in layout_problems(page):
+            self.too_wide.setdefault(problem, []).append(path.name[:2])
         return path
 
     def shoot_phone(self, context: BrowserContext, url: str, name: str) -> Path:
@@ -107,6 +108,63 @@ _OVERFLOW_JS = """() => {
     return right > width + 1 && !(parent > width + 1);
   }).slice(0, 4).map((el) => `${name(el)} (right edge ${Math.round(el.getBoundingClientRect().right)})`);
   return `${page}px wide in a ${width}px window; sticking out: ${out.join(", ")}`;
+}"""
+
+
+def layout_problems(page: Page) -> list[str]:
+    """What does not fit on the page as it is now drawn, in words (empty when everything fits)."""
+    overflow = page.evaluate(_OVERFLOW_JS)
+    return ([overflow] if overflow else []) + page.evaluate(_CLIPPED_JS)
+
+
+# Content cut off inside a page that fits the window, which _OVERFLOW_JS cannot see:
+# 1. a box that hides what overflows it sideways (overflow hidden or clip) and has more than it shows;
+# 2. an element whose right edge is past its card's (.card, .model-card), with nothing between them that
+#    scrolls: the card clips it, or it spills out of the card's frame.
+# What is cut off on purpose is left out: boxes that scroll (overflow auto/scroll: a table in .table-scroll,
+# a <pre>), text ended with an ellipsis, text pushed out of its box to show an icon instead (a negative
+# text-indent, as the Django admin's selector buttons do), form fields (they scroll their own text), and
+# what is not drawn (display none, a closed <details>, visually-hidden text of 1 px). Each problem is
+# reported once, at the outermost element that has it (the first few of each kind).
+_CLIPPED_JS = """() => {
+  const LIMIT = 4, SLACK = 1;
+  const classes = (el) => typeof el.className === "string" ? el.className.trim().split(/\\s+/).filter(Boolean) : [];
+  const name = (el) => [el.tagName.toLowerCase() + (el.id ? "#" + el.id : ""), ...classes(el)].join(".");
+  const text = (el) => (el.textContent || "").trim().replace(/\\s+/g, " ").slice(0, 40);
+  const scrolls = (el) => ["auto", "scroll"].includes(getComputedStyle(el).overflowX);
+  const hides = (el) => ["hidden", "clip"].includes(getComputedStyle(el).overflowX);
+  const drawn = (el) => {
+    const box = el.getBoundingClientRect();
+    return box.width > SLACK && box.height > SLACK && el.checkVisibility({visibilityProperty: true});
+  };
+  const scrollsBetween = (el, card) => {
+    for (let node = el.parentElement; node && node !== card; node = node.parentElement) {
+      if (scrolls(node)) return true;
+    }
+    return false;
+  };
+  const clipping = [], spilling = [];
+  for (const el of document.body.querySelectorAll("*")) {
+    if (el.matches("input, textarea, select, option") || !drawn(el)) continue;
+    const style = getComputedStyle(el);
+    const onPurpose = style.textOverflow === "ellipsis" || parseFloat(style.textIndent) < 0;
+    if (hides(el) && !onPurpose && el.scrollWidth > el.clientWidth + SLACK
+        && !clipping.some((outer) => outer.el.contains(el))) {
+      clipping.push({el, hidden: el.scrollWidth - el.clientWidth});
+    }
+    const card = el.parentElement && el.parentElement.closest(".card, .model-card");
+    if (!card || scrollsBetween(el, card)) continue;
+    const edge = card.getBoundingClientRect().right, right = el.getBoundingClientRect().right;
+    const parent = el.parentElement;
+    const parentSpills = parent !== card && parent.getBoundingClientRect().right > edge + SLACK;
+    if (right > edge + SLACK && !parentSpills) spilling.push({el, card, by: right - edge});
+  }
+  return [
+    ...clipping.slice(0, LIMIT).map(({el, hidden}) =>
+      `${name(el)} clips ${Math.round(hidden)}px of its content sideways ("${text(el)}")`),
+    ...spilling.slice(0, LIMIT).map(({el, card, by}) =>
+      `${name(el)} reaches ${Math.round(by)}px past the right edge of its card ${name(card)} ("${text(el)}")`),
+  ];
 }"""
 
 
