@@ -71,6 +71,7 @@
 
     setUpNavToggle();
     setUpCollapsibles(document);
+    document.querySelectorAll("#toasts .toast").forEach(setUpToast);
   });
 
   // The top bar's menu button (narrow screens): shows or hides the main links.
@@ -113,6 +114,73 @@
       }
     });
   }
+
+  // Toasts (base.html #toasts): the page's Django messages, and those an htmx answer carries in its
+  // HX-Trigger header ({"toast": {"level": "success", "text": "..."}}, or a list of them: htmx hands a list
+  // over as `value`; acumos_portal.htmx.add_toast writes it). Each has a close button; a success or an info
+  // fades after a while unless the pointer or the focus is on it; a warning or an error stays until closed.
+  var TOAST_FADES_AFTER_MS = 8000;
+  var TOAST_LEVELS = ["success", "info", "warning", "error"];
+
+  function setUpToast(toast) {
+    var close = toast.querySelector("[data-toast-close]");
+    if (close) close.hidden = false;
+    if (toast.classList.contains("toast--success") || toast.classList.contains("toast--info")) fadeLater(toast);
+  }
+
+  function fadeLater(toast) {
+    setTimeout(function () {
+      if (!toast.isConnected) return;
+      if (toast.matches(":hover") || toast.contains(document.activeElement)) return fadeLater(toast);
+      dismissToast(toast);
+    }, TOAST_FADES_AFTER_MS);
+  }
+
+  function dismissToast(toast) {
+    if (toast.classList.contains("toast--leaving")) return;
+    var hadFocus = toast.contains(document.activeElement);
+    toast.classList.add("toast--leaving");
+    // Removed once faded out (at once when motion is reduced: no transition ends then).
+    var reduced = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    setTimeout(function () { toast.remove(); }, reduced ? 0 : 260);
+    if (hadFocus) {
+      var main = document.getElementById("main");
+      if (main) main.focus({ preventScroll: true });  // not lost on <body>; the reader stays where they were
+    }
+  }
+
+  function showToast(level, text) {
+    var box = document.getElementById("toasts");
+    var template = document.getElementById("toast-template");
+    if (!box || !template || !text) return;
+    level = TOAST_LEVELS.indexOf(level) === -1 ? "info" : level;
+    var toast = template.content.firstElementChild.cloneNode(true);
+    var urgent = level === "error" || level === "warning";
+    toast.className = "toast toast--" + level;
+    toast.setAttribute("role", urgent ? "alert" : "status");
+    toast.setAttribute("aria-live", urgent ? "assertive" : "polite");
+    box.appendChild(toast);
+    // The text goes in after the live region is in the page, so that screen readers hear it arrive.
+    setTimeout(function () { toast.querySelector(".toast__text").textContent = String(text); }, 50);
+    setUpToast(toast);
+  }
+
+  document.addEventListener("click", function (event) {
+    var close = event.target.closest && event.target.closest("[data-toast-close]");
+    if (close) dismissToast(close.closest(".toast"));
+  });
+  // A page htmx restores from its history cache brings back the toasts it had then: they are stale.
+  document.addEventListener("htmx:historyRestore", function () {
+    var box = document.getElementById("toasts");
+    if (box) box.replaceChildren();
+  });
+  document.addEventListener("toast", function (event) {
+    var detail = event.detail || {};
+    var toasts = Array.isArray(detail.value) ? detail.value : [detail];
+    toasts.forEach(function (toast) {
+      if (toast) showToast(toast.level, toast.text);
+    });
+  });
 
   // htmx: requests from an element marked data-drop-empty leave out empty parameters (cleaner
   // addresses in the history); swapped-in content gets the same enhancements as the page.
