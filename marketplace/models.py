@@ -293,19 +293,30 @@ class Download(models.Model):
 
 
 class Notification(models.Model):
-    """Something a user should know; read per user."""
+    """Something a user should know; read per user. The same event (kind and title) about the same
+    object (target) while the last one is unread adds to it (count, created: the latest) instead of
+    making another row: marketplace.services.notify."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=30, choices=NotificationKind.choices)
     title = models.CharField(max_length=200)
-    message = models.TextField(blank=True, max_length=2048)
-    url = models.CharField(max_length=500, blank=True)
-    created = models.DateTimeField(auto_now_add=True)
+    message = models.TextField(blank=True, max_length=2048, help_text="the latest event's")
+    url = models.CharField(max_length=500, blank=True, help_text="the latest event's")
+    target = models.CharField(max_length=200, blank=True,
+                              help_text="what it is about (the object's page, without the anchor): repeats group by it")
+    count = models.PositiveIntegerField(default=1, db_default=1, help_text="how many times it happened while unread")
+    created = models.DateTimeField(auto_now_add=True, help_text="when it last happened")
     read_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created", "-id"]
         indexes = [models.Index(fields=["user", "read_at"], name="notification_unread")]
+        constraints = [
+            # One unread row per event: two workers telling the same thing at once add to one row
+            # (services.notify inserts, and on this conflict adds to the row the other made).
+            models.UniqueConstraint(fields=["user", "kind", "target", "title"], condition=Q(read_at__isnull=True),
+                                    name="one_unread_notification_per_event"),
+        ]
 
     def __str__(self) -> str:
         return self.title

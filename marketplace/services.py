@@ -11,7 +11,7 @@ import time
 
 from django.contrib.postgres.search import SearchVector
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Count, Exists, F, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -45,7 +45,7 @@ from marketplace.models import (
     SolutionShare,
     Tag,
 )
-from marketplace.signals import revision_ready
+from marketplace.signals import revision_ready, solution_deleted
 
 MAX_TAGS = 10
 SEED_CATALOGS = (
@@ -345,6 +345,7 @@ def soft_delete(user, solution: Solution) -> None:
         status=RequestStatus.WITHDRAWN)
     Solution.objects.filter(pk=solution.pk).update(deleted_at=timezone.now())
     catalog_changed()
+    solution_deleted.send(sender=Solution, solution=solution, by=user)  # its deployments' creators are told
 
 
 def restore(user, solution: Solution) -> None:
@@ -520,10 +521,40 @@ def _licence_keyword(revision: Revision) -> str:
 
 # ---------------------------------------------------------------- notifications
 
-def notify(user, kind: str, title: str, *, url: str = "", message: str = "") -> Notification:
-    made = Notification.objects.create(user=user, kind=kind, title=title[:200], url=url, message=message[:2048])
+def notify(user, kind: str, title: str, *, url: str = "", message: str = "", target: str | None = None
+           ) -> Notification:
+    """The one way a notification is made. The same event (`kind` and `title`) about the same object
+    (`target`, by default the page `url` opens, without its anchor) while the user has not read the
+    last one adds to it: one row "Hot swap done ×3", the latest time, url and message, not three."""
+    event = {"user": user, "kind": kind, "title": title[:200], "target": (target_of(url) if target is None
+                                                                          else target)[:200]}
+    latest = {"url": url, "message": message[:2048]}
+    note = _add_to_unread(event, latest) or _first_of(event, latest)
     _forget_unread(user.pk)
-    return made
+    return note
+
+
+def target_of(url: str) -> str:
+    """The object a page address is about: comments on one model (#comment-5, #comment-6) are one."""
+    return url.split("#", 1)[0].split("?", 1)[0]
+
+
+def _add_to_unread(event: dict, latest: dict) -> Notification | None:
+    """One UPDATE: the unread row of this event counts one more (F(): two at once count two)."""
+    unread = Notification.objects.filter(read_at__isnull=True, **event)
+    if not unread.update(count=F("count") + 1, created=timezone.now(), **latest):
+        return None
+    return unread.first()
+
+
+def _first_of(event: dict, latest: dict) -> Notification:
+    """A new row; if another process made this event's unread row since _add_to_unread looked (the
+    constraint one_unread_notification_per_event says so), it adds to that one instead."""
+    try:
+        with transaction.atomic():
+            return Notification.objects.create(**event, **latest)
+    except IntegrityError:
+        return _add_to_unread(event, latest) or Notification.objects.create(**event, **latest)
 
 
 def _forget_unread(user_id: int) -> None:

@@ -282,7 +282,7 @@ class NotificationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Notification
-        fields = ["id", "kind", "kind_label", "title", "message", "url", "created", "read_at", "is_read"]
+        fields = ["id", "kind", "kind_label", "title", "message", "url", "count", "created", "read_at", "is_read"]
         read_only_fields = fields
 
 

@@ -6,7 +6,10 @@ pages of 25); opening one and marking read, per user; the bell's count; nothing 
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.urls import reverse
+from django.utils import timezone
 
 from acumos_portal.choices import JobStatus
 from deployment import secretbox
@@ -20,6 +23,7 @@ from marketplace.models import Notification
 from onboarding.models import OnboardingJob
 
 from ..bundles import builders, parts_of
+from ..concurrency import at_once
 from ..factories import RevisionFactory, SolutionFactory, UserFactory, published_revision
 from ..onboarding.test_views import post_files
 
@@ -177,6 +181,101 @@ def test_nobody_is_told_of_their_own_success_but_of_their_own_failure(deployment
     deployment_services.run_operation(str(started.pk))
     [note] = told(owner)
     assert note.title.endswith("Start failed") and note.message == "the target's engine did not answer"
+
+
+# ---------------------------------------------------------------- repeats group
+
+def swapped(user, deployment_id="d1", what="Hot swap done") -> Notification:
+    return services.notify(user, Kind.DEPLOYMENT, f"Iris 1.0.0 on This host: {what}",
+                           url=f"/deployments/{deployment_id}/", message=f"{what} at {timezone.now()}")
+
+
+def test_the_same_event_about_the_same_object_while_unread_is_one_row_with_a_count(owner):
+    first = swapped(owner)
+    swapped(owner)
+    latest = swapped(owner)
+    [row] = told(owner)
+    assert row.pk == first.pk == latest.pk and row.count == 3
+    assert row.message == latest.message and row.created >= first.created  # the latest's
+
+
+def test_once_read_a_new_event_starts_a_new_row(owner):
+    swapped(owner), swapped(owner), swapped(owner)
+    services.mark_read(owner)
+    fresh = swapped(owner)
+    assert [(n.count, n.is_read) for n in told(owner)] == [(1, False), (3, True)]
+    assert swapped(owner).pk == fresh.pk and Notification.objects.get(pk=fresh.pk).count == 2
+
+
+def test_other_events_other_objects_and_other_people_keep_their_rows(owner, other_user):
+    swapped(owner, "d1"), swapped(owner, "d2"), swapped(owner, "d1", what="Roll back done"), swapped(other_user, "d1")
+    assert sorted((n.target, n.title.rsplit(": ", 1)[1], n.count) for n in told(owner)) == [
+        ("/deployments/d1/", "Hot swap done", 1), ("/deployments/d1/", "Roll back done", 1),
+        ("/deployments/d2/", "Hot swap done", 1)]
+    assert [n.count for n in told(other_user)] == [1]
+
+
+def test_comments_on_one_model_by_one_person_group_and_open_the_latest(owner, other_user, catalogs):
+    solution = published_revision(catalogs["company"], owner=owner, name="Iris").solution
+    services.add_comment(other_user, solution, "First question")
+    latest = services.add_comment(other_user, solution, "Second question")
+    [note] = told(owner, Kind.COMMENT)
+    assert note.count == 2 and note.message == "Second question"
+    assert note.url.endswith(f"#comment-{latest.pk}") and note.target == f"/models/{solution.pk}/"
+
+
+def test_the_page_and_the_api_show_the_count_and_the_latest_time(client_for, owner):
+    for _ in range(3):
+        swapped(owner)
+    html = client_for(owner).get(PAGE).content.decode()
+    assert "Hot swap done" in html and "×3" in html and "3 times, latest" in html
+    assert html.count('id="notification-') == 1
+    [listed] = client_for(owner).get("/api/v1/notifications").json()["results"]
+    assert listed["count"] == 3
+    assert client_for(owner).get(BELL).context["UNREAD_COUNT"] == 1
+
+
+def test_an_event_that_another_process_just_recorded_adds_to_its_row(owner, monkeypatch):
+    """Between notify's UPDATE (nothing unread yet) and its INSERT, another worker made the row: the
+    unique constraint refuses the second row, and the event counts on the first."""
+    theirs = swapped(owner)
+    looked = []
+
+    def saw_nothing_the_first_time(event, latest):
+        looked.append(event)
+        return None if len(looked) == 1 else real_add(event, latest)
+
+    real_add = services._add_to_unread
+    monkeypatch.setattr(services, "_add_to_unread", saw_nothing_the_first_time)
+    assert swapped(owner).pk == theirs.pk
+    assert [n.count for n in told(owner)] == [2] and len(looked) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_told_at_once_by_several_workers_make_one_row_counting_them_all(owner):
+    made = at_once(*[lambda: swapped(owner) for _ in range(6)])
+    assert not [result for result in made if isinstance(result, Exception)], made
+    assert [n.count for n in told(owner)] == [6]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_groups_the_unread_repeats_already_there(owner):
+    executor = MigrationExecutor(connection)
+    before = [("marketplace", "0008_solution_counts_index")]
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps.get_model("marketplace", "Notification")
+    for i in range(3):
+        old.objects.create(user_id=owner.pk, kind=Kind.DEPLOYMENT, title="Iris: Hot swap done", url="/deployments/d1/",
+                           message=f"swap {i}")
+    old.objects.create(user_id=owner.pk, kind=Kind.DEPLOYMENT, title="Iris: Hot swap done", url="/deployments/d1/",
+                       read_at=timezone.now())  # read: stays as it was
+    old.objects.create(user_id=owner.pk, kind=Kind.COMMENT, title="theo commented on Iris", url="/models/m1/#comment-4")
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    rows = sorted((n.kind, n.target, n.count, n.is_read, n.message) for n in told(owner))
+    assert rows == [(Kind.COMMENT, "/models/m1/", 1, False, ""),
+                    (Kind.DEPLOYMENT, "/deployments/d1/", 1, True, ""),
+                    (Kind.DEPLOYMENT, "/deployments/d1/", 3, False, "swap 2")]  # the newest stays
 
 
 # ---------------------------------------------------------------- the page
