@@ -1,9 +1,10 @@
 """Phones, and feedback where the eye is (issue 17, items 5 and 6), in Chromium.
 
-1. The onboarding job, My models (every tab), Manage (every page) and the account pages fit a phone and a
-   desktop: nothing wider than the window, nothing clipped by a box or cut off by its card (the camera's
-   layout check); tables scroll inside their cards; the job's steps stack on a phone, so a step's skip
-   reason is read inside the window.
+1. The onboarding job, the version page, My models (every tab), Manage (every page) and the account pages
+   fit a phone and a desktop: nothing wider than the window, nothing clipped by a box or cut off by its
+   card (the camera's layout check); tables scroll inside their cards or stack; the job's steps stack on a
+   phone, so a step's skip reason is read inside the window, and so do the version's artifacts, so each
+   Download button is.
 2. A message is a toast pinned near the top of the window: however far down the page is scrolled, it is
    in view; it closes with its button, and a success fades by itself; an error stays until closed. A toast
    an htmx answer carries (HX-Trigger) shows the same way.
@@ -12,6 +13,7 @@ Screenshots: test-output/e2e/phones/."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.utils import timezone
@@ -83,6 +85,8 @@ def test_the_pages_fit_and_nothing_is_clipped(viewport, open_as, browser_problem
     job_url = f"/onboarding/jobs/{world['job'].pk}/"
     problems += visit(page, camera, job_url, f"{width}-job")
     the_skip_reason_is_in_the_window(page, viewport)
+    problems += visit(page, camera, f"/revisions/{world['job'].revision_uuid}/", f"{width}-revision")
+    every_download_is_in_the_window(page, viewport)
     for tab in ("unpublished", "published", "deleted", "requests"):
         problems += visit(page, camera, f"/my-models/?tab={tab}", f"{width}-my-models-{tab}")
     problems += visit(page, camera, "/accounts/password/", f"{width}-password")
@@ -117,6 +121,14 @@ def the_skip_reason_is_in_the_window(page: Page, viewport: dict) -> None:
     assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], box
     table = page.locator("#job-live .table-scroll")
     assert table.evaluate("box => box.scrollWidth <= box.clientWidth"), "the steps table scrolls sideways"
+
+
+def every_download_is_in_the_window(page: Page, viewport: dict) -> None:
+    """The artifacts' Download buttons, the table's last column: on a phone its rows stack."""
+    downloads = page.get_by_role("link", name=re.compile(r"^Download .+"))
+    assert downloads.count() >= 3
+    for box in (download.bounding_box() for download in downloads.all()):
+        assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], box
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
