@@ -1,10 +1,10 @@
 """Phones, and feedback where the eye is (issue 17, items 5 and 6), in Chromium.
 
-1. The onboarding job, the version page, My models (every tab), Manage (every page) and the account pages
-   fit a phone and a desktop: nothing wider than the window, nothing clipped by a box or cut off by its
-   card (the camera's layout check); tables scroll inside their cards or stack; the job's steps stack on a
-   phone, so a step's skip reason is read inside the window, and so do the version's artifacts, so each
-   Download button is.
+1. The onboarding form and job, the version page, My models (every tab), Manage (every page) and the
+   account pages fit a phone and a desktop: nothing wider than the window, nothing clipped by a box or cut
+   off by its card (the camera's layout check); tables scroll inside their cards or stack; the job's steps
+   stack on a phone, so a step's skip reason is read inside the window, and so do the version's artifacts,
+   so each Download button is.
 2. A message is a toast pinned near the top of the window: however far down the page is scrolled, it is
    in view; it closes with its button, and a success fades by itself; an error stays until closed. A toast
    an htmx answer carries (HX-Trigger) shows the same way.
@@ -89,6 +89,7 @@ def test_the_pages_fit_and_nothing_is_clipped(viewport, open_as, browser_problem
     every_download_is_in_the_window(page, viewport)
     for tab in ("unpublished", "published", "deleted", "requests"):
         problems += visit(page, camera, f"/my-models/?tab={tab}", f"{width}-my-models-{tab}")
+    problems += visit(page, camera, "/onboarding/new/", f"{width}-onboard")
     problems += visit(page, camera, "/accounts/password/", f"{width}-password")
 
     page = open_as(publisher)
