@@ -96,9 +96,10 @@ def detail(request, pk):
 @require_GET
 @login_required
 def panel(request, pk):
-    """The page's live part alone (deployment/_live.html), for htmx: it polls itself while an operation runs."""
+    """The page's live part alone (deployment/_live.html), for htmx: it polls itself while an operation runs;
+    the breadcrumb follows the name (a swap changes it) out of band."""
     deployment = _visible(request, pk)
-    return render(request, "deployment/_live.html", _detail_context(request, deployment))
+    return render(request, "deployment/_live.html", {**_detail_context(request, deployment), "oob_crumb": True})
 
 
 def _visible(request, pk):

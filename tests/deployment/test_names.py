@@ -74,6 +74,9 @@ def test_after_a_swap_the_list_the_page_the_api_and_the_notification_name_the_ne
     assert '">HousePrice 1.1.0</a>' in listed and ">HousePrice 1.0.0<" not in listed
     page = client.get(f"/deployments/{deployment.pk}/").content.decode()
     assert re.search(r'<h1 id="deployment-title">HousePrice 1.1.0</h1>', page)
+    assert '<span id="deployment-crumb">HousePrice 1.1.0</span>' in page
+    live = client.get(f"/deployments/{deployment.pk}/panel/").content.decode()  # the polling's answer
+    assert '<span id="deployment-crumb" hx-swap-oob="true">HousePrice 1.1.0</span>' in live
     assert "<title>HousePrice 1.1.0 · Deployments" in page
     api = client.get(f"/api/v1/deployments/{deployment.pk}").json()
     assert api["display_name"] == "HousePrice 1.1.0" and api["name"] == ""
@@ -112,6 +115,7 @@ def test_the_owner_renames_it_on_the_page_without_a_reload(owner, house, target,
     answer = client.post(f"/deployments/{deployment.pk}/rename/", {"name": "house-prod"}, **HTMX).content.decode()
     assert 'id="deployment-settings"' in answer and "Saved: it is now “house-prod · HousePrice 1.0.0”" in answer
     assert '<h1 id="deployment-title" hx-swap-oob="true">house-prod · HousePrice 1.0.0</h1>' in answer
+    assert '<span id="deployment-crumb" hx-swap-oob="true">house-prod · HousePrice 1.0.0</span>' in answer
     assert Deployment.objects.get(pk=deployment.pk).name == "house-prod"
 
     bad = client.post(f"/deployments/{deployment.pk}/rename/", {"name": "a\nb"}, **HTMX).content.decode()
