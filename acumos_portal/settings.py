@@ -293,6 +293,8 @@ ACUMOS_IMAGE_BUILD_TIMEOUT = env_int("ACUMOS_IMAGE_BUILD_TIMEOUT", 900)
 ACUMOS_DEPLOYMENTS_DIR = Path(env_str("ACUMOS_DEPLOYMENTS_DIR", str(DATA_DIR / "deployments")))
 # Decommissioning is two steps: a stopped deployment is kept (restartable) this long, then destroyed.
 ACUMOS_DEPLOYMENT_GRACE_SECONDS = env_int("ACUMOS_DEPLOYMENT_GRACE_SECONDS", 24 * 3600)
+# Try it on a model page sends to a deployment its owner shared: this many requests a minute per user.
+ACUMOS_SHARED_TRY_PER_MINUTE = env_int("ACUMOS_SHARED_TRY_PER_MINUTE", 30)
 # Per-user quotas (deployment.selectors, onboarding.services): live deployments (pending, running
 # or not answering; operators and admins are exempt, they run the site) and onboarding jobs in flight
 # (pending or running; everyone). Each is at least 1: there is no "unlimited", set a large number.

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -582,3 +583,52 @@ def sweep_sandboxes() -> list[str]:
         return deployment_id is None or deployment_id in wanted
 
     return sandbox.sweep(sandbox.records_dir(), keep, workspaces=(sandbox.workspaces_dir(),))
+
+
+# ---------------------------------------------------------------- Try it through a shared deployment
+
+class TryRefused(DeploymentRefused):
+    """A request from a model page's Try it that was not sent (the user's limit, a body too large), or
+    that the shared deployment did not answer."""
+
+    status = 429
+    code = "try_refused"
+
+
+TRY_BODY_LIMIT = 64 * 1024  # a try is one row or a few: a larger body is someone using it as a free endpoint
+TRY_TIMEOUT = 15
+
+
+def try_shared(user, deployment: Deployment, method: str, body: dict) -> str:
+    """Send one request to a deployment its owner shared for trying (the caller asked
+    selectors.can_try_shared), as the portal, and give back the answer as indented JSON. Each user has
+    ACUMOS_SHARED_TRY_PER_MINUTE tries a minute over every shared deployment: the owner's runner is not
+    a free endpoint. The endpoint is never said: a runner that does not answer is "did not answer"."""
+    if len(json.dumps(body)) > TRY_BODY_LIMIT:
+        raise TryRefused(f"The request is larger than {TRY_BODY_LIMIT // 1024} KiB, the most Try it sends: "
+                         "try a few rows here, and deploy the model (or run its bundle) for more.")
+    _count_try(user)
+    try:
+        answer = runner_client.call_method(deployment.endpoint_url, method, body, timeout=TRY_TIMEOUT)
+    except RunnerError as exc:
+        if exc.status is None:  # not reached, or no answer in time: where it runs is not the user's business
+            raise TryRefused("The shared deployment did not answer: try again in a moment, or ask the "
+                             "model's owner whether it is still running.") from exc
+        raise TryRefused(str(exc).replace("the runner refused", "The model refused the request", 1)) from exc
+    return json.dumps(answer, indent=2)
+
+
+def _count_try(user) -> None:
+    """A fixed one-minute window per user in the cache (shared by the web processes when a shared cache
+    is configured; per process otherwise, which only makes the limit more generous)."""
+    limit = settings.ACUMOS_SHARED_TRY_PER_MINUTE
+    key = f"shared-try:{user.pk}:{int(timezone.now().timestamp() // 60)}"
+    cache.add(key, 0, timeout=120)
+    try:
+        tries = cache.incr(key)
+    except ValueError:  # expired between the two calls
+        cache.set(key, 1, timeout=120)
+        tries = 1
+    if tries > limit:
+        raise TryRefused(f"You have used your {limit} tries a minute on shared deployments: send again in a "
+                         "minute (the limit keeps one model's runner from serving everyone's traffic).")
