@@ -330,7 +330,8 @@ SPECTACULAR_SETTINGS = {
     # Three models have a `status`; name each enum after its choices class.
     "ENUM_NAME_OVERRIDES": {"RevisionStatusEnum": "marketplace.choices.RevisionStatus",
                             "JobStatusEnum": "acumos_portal.choices.JobStatus",
-                            "StepStatusEnum": "onboarding.choices.StepStatus"},
+                            "StepStatusEnum": "onboarding.choices.StepStatus",
+                            "NotificationKindEnum": "marketplace.choices.NotificationKind"},
 }
 
 AUTH_PASSWORD_VALIDATORS = [  # Django's four: length, like the user's name or email, common, all digits

@@ -79,6 +79,34 @@ class NotificationKind(models.TextChoices):
     DEPLOYMENT = "deployment", "Deployment status"
 
 
+# What each kind of notification is about, in a reader's words, grouped as the settings page shows them
+# (NotificationPreference: every kind is on until its user turns it off).
+NOTIFICATION_GROUPS = (
+    ("Your models", (
+        (NotificationKind.ONBOARDING_SUCCEEDED, "A model you uploaded finished onboarding and is ready."),
+        (NotificationKind.ONBOARDING_FAILED, "A model you uploaded failed onboarding: where, and why."),
+        (NotificationKind.PUBLISH_APPROVED, "A publisher approved a version of yours for a catalog."),
+        (NotificationKind.PUBLISH_DECLINED, "A publisher declined a version of yours, saying why."),
+        (NotificationKind.SHARED, "Someone made you a co-owner of their model."),
+    )),
+    ("What people say", (
+        (NotificationKind.COMMENT, "Someone commented on your model, or replied to your comment."),
+        (NotificationKind.REVIEW, "Someone rated or reviewed your model."),
+    )),
+    ("Deployments", (
+        (NotificationKind.DEPLOYMENT, "A deployment you created: what someone else or the schedule did to it, "
+                                      "its going down or coming back, its model deleted; and an operation of "
+                                      "yours that failed."),
+    )),
+    ("Reviewing", (
+        (NotificationKind.PUBLISH_REQUESTED, "A model waits for a publisher's review (publishers and admins)."),
+    )),
+)
+# Kinds no one turns off: a failed upload leaves nothing behind, and this notification is where its owner
+# learns that it failed and why (the job page is only found through it or My models).
+ALWAYS_ON_NOTIFICATIONS = frozenset({NotificationKind.ONBOARDING_FAILED})
+
+
 class SortOrder(models.TextChoices):
     RECENT = "recent", "Most recent"
     NAME = "name", "Name"

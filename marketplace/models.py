@@ -324,3 +324,19 @@ class Notification(models.Model):
     @property
     def is_read(self) -> bool:
         return self.read_at is not None
+
+
+class NotificationPreference(models.Model):
+    """Whether a user hears of one kind of event (choices.NOTIFICATION_GROUPS); a kind with no row is on."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="notification_preferences")
+    kind = models.CharField(max_length=30, choices=NotificationKind.choices)
+    enabled = models.BooleanField()
+    modified = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "kind"], name="one_notification_preference_per_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {'on' if self.enabled else 'off'}"

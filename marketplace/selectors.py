@@ -24,13 +24,23 @@ from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, 
 from django.db.models.functions import Coalesce
 
 from acumos_portal.accounts.choices import Role
-from marketplace.choices import Audience, CatalogAccess, ModelType, RequestStatus, SortOrder
+from marketplace.choices import (
+    ALWAYS_ON_NOTIFICATIONS,
+    NOTIFICATION_GROUPS,
+    Audience,
+    CatalogAccess,
+    ModelType,
+    NotificationKind,
+    RequestStatus,
+    SortOrder,
+)
 from marketplace.models import (
     Artifact,
     Catalog,
     Comment,
     Favorite,
     Notification,
+    NotificationPreference,
     Publication,
     PublishRequest,
     Rating,
@@ -592,6 +602,38 @@ def comment_threads(solution: Solution, comments: list[Comment] | None = None) -
 
 def notifications_of(user) -> QuerySet[Notification]:
     return Notification.objects.filter(user=user) if signed_in(user) else Notification.objects.none()
+
+
+@dataclass(frozen=True)
+class NotificationChoice:
+    """One kind of notification as its settings show it."""
+
+    kind: str
+    label: str  # its name in the list of notifications ("New comment")
+    description: str  # what it is about, in a reader's words
+    group: str
+    enabled: bool
+    always_on: bool
+
+
+def notification_choices(user) -> list[NotificationChoice]:
+    """Every kind the user may be told of, grouped in the settings' order, with the user's choice (on
+    when never chosen). Publish requests only go to publishers and admins: others are not asked."""
+    chosen = dict(NotificationPreference.objects.filter(user=user).values_list("kind", "enabled")) if signed_in(
+        user) else {}
+    reviews = is_publisher(user)
+    return [NotificationChoice(kind=kind, label=NotificationKind(kind).label, description=description, group=group,
+                               always_on=kind in ALWAYS_ON_NOTIFICATIONS,
+                               enabled=kind in ALWAYS_ON_NOTIFICATIONS or chosen.get(kind, True))
+            for group, kinds in NOTIFICATION_GROUPS for kind, description in kinds
+            if reviews or kind != NotificationKind.PUBLISH_REQUESTED]
+
+
+def wants_notification(user, kind: str) -> bool:
+    """Whether `user` hears of this kind of event: yes unless they turned it off (and it may be)."""
+    if kind in ALWAYS_ON_NOTIFICATIONS:
+        return True
+    return not NotificationPreference.objects.filter(user=user, kind=kind, enabled=False).exists()
 
 
 UNREAD_SECONDS = 60  # at most; services.notify and mark_read forget it at once

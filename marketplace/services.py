@@ -21,6 +21,7 @@ from acumos_portal.api.refusals import Refused
 from acumos_portal.caching import forget_now_and_on_commit
 from marketplace import selectors, storage
 from marketplace.choices import (
+    ALWAYS_ON_NOTIFICATIONS,
     ARTIFACT_FILE_NAMES,
     ArtifactKind,
     Audience,
@@ -37,6 +38,7 @@ from marketplace.models import (
     Download,
     Favorite,
     Notification,
+    NotificationPreference,
     Publication,
     PublishRequest,
     Rating,
@@ -522,16 +524,35 @@ def _licence_keyword(revision: Revision) -> str:
 # ---------------------------------------------------------------- notifications
 
 def notify(user, kind: str, title: str, *, url: str = "", message: str = "", target: str | None = None
-           ) -> Notification:
-    """The one way a notification is made. The same event (`kind` and `title`) about the same object
-    (`target`, by default the page `url` opens, without its anchor) while the user has not read the
-    last one adds to it: one row "Hot swap done ×3", the latest time, url and message, not three."""
+           ) -> Notification | None:
+    """The one way a notification is made, if the user wants this kind (selectors.wants_notification;
+    None when not). The same event (`kind` and `title`) about the same object (`target`, by default
+    the page `url` opens, without its anchor) while the user has not read the last one adds to it:
+    one row "Hot swap done ×3", the latest time, url and message, not three."""
+    if not selectors.wants_notification(user, kind):
+        return None
     event = {"user": user, "kind": kind, "title": title[:200], "target": (target_of(url) if target is None
                                                                           else target)[:200]}
     latest = {"url": url, "message": message[:2048]}
     note = _add_to_unread(event, latest) or _first_of(event, latest)
     _forget_unread(user.pk)
     return note
+
+
+@transaction.atomic
+def set_notification_preferences(user, choices: dict[str, bool]) -> None:
+    """Which kinds of events `user` hears of (kind: on); the kinds not named keep their setting."""
+    unknown = sorted(kind for kind in choices if kind not in NotificationKind.values)
+    if unknown:
+        raise Refused(f"{unknown[0]!r} is not a kind of notification; the kinds are "
+                      f"{', '.join(NotificationKind.values)}", "preferences")
+    for kind, enabled in choices.items():
+        if kind in ALWAYS_ON_NOTIFICATIONS and not enabled:
+            raise Refused(f"\"{NotificationKind(kind).label}\" is always on: it is where you learn that an upload "
+                          "of yours failed and why; leave it on", "preferences")
+    for kind, enabled in choices.items():
+        if kind not in ALWAYS_ON_NOTIFICATIONS:
+            NotificationPreference.objects.update_or_create(user=user, kind=kind, defaults={"enabled": enabled})
 
 
 def target_of(url: str) -> str:

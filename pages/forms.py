@@ -115,3 +115,27 @@ class DeleteForm(forms.Form):
     confirm = forms.BooleanField(
         label="Yes, delete this model", error_messages={"required": "tick the box to confirm"},
         help_text="It disappears from every catalog and search; you can restore it from My models.")
+
+
+class NotificationSettingsForm(forms.Form):
+    """A checkbox per kind of notification the user may be told of (selectors.notification_choices);
+    one that is always on is shown ticked and cannot be changed."""
+
+    def __init__(self, choices: list, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.choices = choices
+        for choice in choices:
+            self.fields[choice.kind] = forms.BooleanField(
+                label=choice.label, required=False, initial=choice.enabled, disabled=choice.always_on,
+                help_text=choice.description)
+
+    def groups(self) -> list[tuple[str, list]]:
+        """(group, [(choice, bound field)]) in the settings' order."""
+        grouped: dict[str, list] = {}
+        for choice in self.choices:
+            grouped.setdefault(choice.group, []).append((choice, self[choice.kind]))
+        return list(grouped.items())
+
+    def chosen(self) -> dict[str, bool]:
+        """What the user may change, as they left it (a checkbox not sent is off)."""
+        return {choice.kind: self.cleaned_data[choice.kind] for choice in self.choices if not choice.always_on}

@@ -8,7 +8,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from marketplace.choices import Audience, ModelType, RevisionStatus, SortOrder
+from marketplace.choices import Audience, ModelType, NotificationKind, RevisionStatus, SortOrder
 from marketplace.models import (
     Artifact,
     Catalog,
@@ -298,3 +298,30 @@ class MarkedReadSerializer(serializers.Serializer):
 
 class UnreadCountSerializer(serializers.Serializer):
     unread = serializers.IntegerField()
+
+
+class NotificationChoiceSerializer(serializers.Serializer):
+    """One kind of notification and whether you hear of it (marketplace.selectors.NotificationChoice)."""
+
+    kind = serializers.ChoiceField(choices=NotificationKind.choices)
+    label = serializers.CharField(help_text="its name in your notifications (their kind_label)")
+    description = serializers.CharField(help_text="what it is about")
+    group = serializers.CharField(help_text="the settings page's section it is in")
+    enabled = serializers.BooleanField(help_text="whether you are told of it")
+    always_on = serializers.BooleanField(help_text="it cannot be turned off")
+
+
+class NotificationPreferencesSerializer(serializers.Serializer):
+    preferences = NotificationChoiceSerializer(many=True)
+
+
+class NotificationChoiceInput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=NotificationKind.choices)
+    enabled = serializers.BooleanField()
+
+
+class NotificationPreferencesInput(serializers.Serializer):
+    """What GET answers may be sent back as it is (only kind and enabled are read); kinds not listed keep
+    their setting."""
+
+    preferences = NotificationChoiceInput(many=True, allow_empty=True)

@@ -9,6 +9,8 @@ refuses answers 400 with the field it is about."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from django.db.models import Case, Q, Value, When
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, permissions, status, viewsets
@@ -48,6 +50,8 @@ from marketplace.api.serializers import (
     FavoriteSerializer,
     MarkedReadSerializer,
     MarkReadInput,
+    NotificationPreferencesInput,
+    NotificationPreferencesSerializer,
     NotificationSerializer,
     PublicationSerializer,
     PublishInput,
@@ -530,3 +534,16 @@ class NotificationViewSet(ListFiltersOnlyMixin, VisibleObjectMixin, viewsets.Rea
     def unread_count(self, request):
         """How many of yours are unread: what the bell shows."""
         return Response({"unread": selectors.unread_count(request.user)})
+
+    @extend_schema(methods=["GET"], responses=NotificationPreferencesSerializer, filters=False)
+    @extend_schema(methods=["PUT"], request=NotificationPreferencesInput, responses=NotificationPreferencesSerializer)
+    @action(detail=False, methods=["get", "put"], filterset_class=None, pagination_class=None)
+    def preferences(self, request):
+        """Which kinds of events you are told of, grouped, each on unless you turned it off. PUT sets the
+        kinds it lists (the GET answer, changed, may be sent back as it is); the others keep their setting.
+        Some are always on (`always_on`): turning one off answers 400."""
+        if request.method == "PUT":
+            given = valid(NotificationPreferencesInput, request)["preferences"]
+            with refusals_about("preferences"):
+                services.set_notification_preferences(request.user, {c["kind"]: c["enabled"] for c in given})
+        return Response({"preferences": [asdict(choice) for choice in selectors.notification_choices(request.user)]})

@@ -1,6 +1,7 @@
 """Notifications: the page (all or unread, newest first), opening one (which marks it read), marking
-them read, and the bell's unread count. A user only ever reads or marks their own: another
-user's ids are simply not found (selectors.notifications_of, services.mark_read)."""
+them read, the bell's unread count, and the settings (which kinds of events notify the user). A user
+only ever reads or marks their own: another user's ids are simply not found (selectors.notifications_of,
+services.mark_read)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from acumos_portal.htmx import is_htmx
+from acumos_portal.htmx import add_toast, is_htmx
 from marketplace import selectors, services
+from pages.forms import NotificationSettingsForm, add_refusal
 
 PAGE_SIZE = 25
 SHOWS = {"all": "All", "unread": "Unread"}
+SETTINGS_PAGE = "marketplace/notification_settings.html"
+SETTINGS_FORM = "marketplace/_notification_settings_form.html"  # what htmx swaps in
 
 
 @require_GET
@@ -60,6 +64,49 @@ def mark_read(request):
     return redirect(_safe(request, request.POST.get("next", "")) or reverse("marketplace:notifications"))
 
 
+# ---------------------------------------------------------------- which kinds a user is told of
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def notification_settings(request):
+    """The kinds of events, grouped, each with a checkbox. With htmx a change is saved at once and the
+    form comes back saying so; without, Save posts it and the page comes back with a confirmation."""
+    form = NotificationSettingsForm(selectors.notification_choices(request.user), request.POST or None)
+    if request.method == "GET":
+        return _settings(request, form)
+    if form.is_valid():
+        try:
+            services.set_notification_preferences(request.user, form.chosen())
+        except services.Refused as refused:
+            add_refusal(form, refused)
+        else:
+            return _saved(request, before=form.choices)
+    return _settings(request, form, status=400)
+
+
+def _settings(request, form, *, status: int = 200, saved: str = ""):
+    template = SETTINGS_FORM if is_htmx(request) else SETTINGS_PAGE
+    return render(request, template, {"form": form, "saved": saved}, status=status)
+
+
+def _saved(request, *, before: list):
+    choices = selectors.notification_choices(request.user)
+    on = sum(choice.enabled for choice in choices)
+    saved = f"Saved: {_changes(before, choices)}; you are told of {on} of the {len(choices)} kinds of events."
+    if is_htmx(request):
+        return add_toast(_settings(request, NotificationSettingsForm(choices), saved=saved), saved)
+    messages.success(request, saved)
+    return redirect("marketplace:notification-settings")
+
+
+def _changes(before: list, after: list) -> str:
+    """What the save changed, as "New comment off, New review on", or "nothing changed"."""
+    was = {choice.kind: choice.enabled for choice in before}
+    changed = [f"{choice.label} {'on' if choice.enabled else 'off'}" for choice in after
+               if was.get(choice.kind) != choice.enabled]
+    return ", ".join(changed) or "nothing changed"
+
+
 @require_GET
 def bell(request):
     """The top bar's bell, fetched on its own so pages stay cacheable; nothing for anonymous visitors."""
@@ -87,4 +134,5 @@ urlpatterns = [
     path("notifications/read/", mark_read, name="notifications-read"),
     path("notifications/<int:pk>/open/", open_notification, name="notification-open"),
     path("notifications/bell/", bell, name="notifications-bell"),
+    path("notifications/settings/", notification_settings, name="notification-settings"),
 ]

@@ -738,6 +738,62 @@ def test_bad_notification_calls(client_for, owner, other_user, inbox):
     assert Notification.objects.filter(read_at__isnull=False).count() == 0
 
 
+# ---------------------------------------------------------------- notification preferences
+
+PREFERENCES = "/api/v1/notifications/preferences"
+
+
+def preferences(response) -> dict[str, bool]:
+    assert response.status_code == 200, response.content
+    return {choice["kind"]: choice["enabled"] for choice in response.json()["preferences"]}
+
+
+def test_preferences_list_every_kind_grouped_and_on_by_default(client_for, owner):
+    listed = client_for(owner).get(PREFERENCES).json()["preferences"]
+    assert listed[0] == {"kind": "onboarding_succeeded", "label": "Onboarding finished",
+                         "description": "A model you uploaded finished onboarding and is ready.",
+                         "group": "Your models", "enabled": True, "always_on": False}
+    assert [c["kind"] for c in listed if c["always_on"]] == ["onboarding_failed"]
+    assert all(c["enabled"] for c in listed) and NotificationKind.PUBLISH_REQUESTED not in {c["kind"] for c in listed}
+
+
+def test_preferences_round_trip_with_a_token(client_for, api_token, owner):
+    client, headers = client_for(None), {"Authorization": f"Bearer {api_token(owner)}"}
+    sent = client.get(PREFERENCES, headers=headers).json()
+    for choice in sent["preferences"]:
+        choice["enabled"] = choice["always_on"] or choice["kind"] != NotificationKind.DEPLOYMENT
+    answer = post(client, PREFERENCES + "/", sent, method="put", **headers)  # what GET said, changed, goes back
+    assert preferences(answer)[NotificationKind.DEPLOYMENT] is False
+    assert preferences(client.get(PREFERENCES, headers=headers))[NotificationKind.DEPLOYMENT] is False
+    assert services.notify(owner, NotificationKind.DEPLOYMENT, "Iris on This host: Stop done by theo") is None
+    partly = post(client, PREFERENCES, {"preferences": [{"kind": "comment", "enabled": False}]}, method="put",
+                  **headers)
+    assert {kind for kind, on in preferences(partly).items() if not on} == {"deployment", "comment"}  # kept
+
+
+def test_turning_an_always_on_kind_off_is_refused_with_a_sentence(client_for, owner):
+    body = {"preferences": [{"kind": "onboarding_failed", "enabled": False}, {"kind": "review", "enabled": False}]}
+    message = field_error(post(client_for(owner), PREFERENCES, body, method="put"), "preferences", "always on")
+    assert message == ('"Onboarding failed" is always on: it is where you learn that an upload of yours failed '
+                       "and why; leave it on")
+    assert all(preferences(client_for(owner).get(PREFERENCES)).values())  # nothing changed
+
+
+@pytest.mark.parametrize(("body", "needle"), [
+    ({"preferences": [{"kind": "gossip", "enabled": False}]}, "not a valid choice"),
+    ({"preferences": [{"kind": "comment"}]}, "required"),
+    ({"preferences": [{"kind": "comment", "enabled": "perhaps"}]}, "valid boolean"),
+    ({}, "required"),
+])
+def test_bad_preferences_name_the_field(client_for, owner, body, needle):
+    field_error(post(client_for(owner), PREFERENCES, body, method="put"), "preferences", needle)
+
+
+def test_preferences_are_for_signed_in_callers(client_for):
+    assert_error(client_for(None).get(PREFERENCES), 401, "not_authenticated")
+    assert_error(post(client_for(None), PREFERENCES, {"preferences": []}, method="put"), 401, "not_authenticated")
+
+
 # ---------------------------------------------------------------- downloads
 
 def with_files(revision) -> list[Artifact]:

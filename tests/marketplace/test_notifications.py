@@ -17,9 +17,9 @@ from deployment import services as deployment_services
 from deployment.backends import BackendError
 from deployment.choices import DeploymentStatus, OperationKind, TargetKind
 from deployment.models import Deployment, Target
-from marketplace import services
+from marketplace import selectors, services
 from marketplace.choices import NotificationKind as Kind
-from marketplace.models import Notification
+from marketplace.models import Notification, NotificationPreference
 from onboarding.models import OnboardingJob
 
 from ..bundles import builders, parts_of
@@ -276,6 +276,49 @@ def test_the_migration_groups_the_unread_repeats_already_there(owner):
     assert rows == [(Kind.COMMENT, "/models/m1/", 1, False, ""),
                     (Kind.DEPLOYMENT, "/deployments/d1/", 1, True, ""),
                     (Kind.DEPLOYMENT, "/deployments/d1/", 3, False, "swap 2")]  # the newest stays
+
+
+# ---------------------------------------------------------------- which kinds a user hears of
+
+def test_every_kind_is_on_until_its_user_turns_it_off(owner, other_user):
+    assert all(choice.enabled for choice in selectors.notification_choices(owner))
+    services.set_notification_preferences(owner, {Kind.DEPLOYMENT: False})
+    assert swapped(owner) is None and told(owner) == []  # no row
+    assert swapped(other_user).count == 1  # theirs is theirs
+    services.notify(owner, Kind.COMMENT, "theo commented on Iris")
+    assert [n.kind for n in told(owner)] == [Kind.COMMENT]
+    services.set_notification_preferences(owner, {Kind.DEPLOYMENT: True})
+    assert swapped(owner).count == 1
+
+
+def test_a_comment_on_a_model_whose_owner_turned_comments_off_tells_nobody(owner, other_user, catalogs):
+    solution = published_revision(catalogs["company"], owner=owner, name="Iris").solution
+    services.set_notification_preferences(owner, {Kind.COMMENT: False})
+    first = services.add_comment(other_user, solution, "Which data set?")
+    services.add_comment(owner, solution, "The classic one.", parent=first)
+    assert told(owner) == [] and [n.kind for n in told(other_user)] == [Kind.COMMENT]  # the reply still tells
+
+
+def test_a_failed_upload_is_always_told(owner):
+    with pytest.raises(services.Refused, match="always on"):
+        services.set_notification_preferences(owner, {Kind.ONBOARDING_FAILED: False, Kind.COMMENT: False})
+    assert not NotificationPreference.objects.exists()  # nothing of a refused change is kept
+    NotificationPreference.objects.create(user=owner, kind=Kind.ONBOARDING_FAILED, enabled=False)  # however made
+    assert services.notify(owner, Kind.ONBOARDING_FAILED, "Onboarding Iris failed at smoke_test") is not None
+    assert [c.enabled for c in selectors.notification_choices(owner) if c.kind == Kind.ONBOARDING_FAILED] == [True]
+
+
+def test_an_unknown_kind_is_refused_naming_the_kinds(owner):
+    with pytest.raises(services.Refused, match="'gossip' is not a kind of notification; the kinds are "):
+        services.set_notification_preferences(owner, {"gossip": False})
+
+
+def test_the_choices_are_grouped_in_plain_words_and_reviews_only_for_publishers(owner, publisher):
+    mine = selectors.notification_choices(owner)
+    assert [c.group for c in mine] == ["Your models"] * 5 + ["What people say"] * 2 + ["Deployments"]
+    assert all(c.description.endswith(".") and c.label for c in mine)
+    assert Kind.PUBLISH_REQUESTED not in {c.kind for c in mine}
+    assert selectors.notification_choices(publisher)[-1].kind == Kind.PUBLISH_REQUESTED
 
 
 # ---------------------------------------------------------------- the page
