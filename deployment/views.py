@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from acumos_portal.htmx import is_htmx
+from acumos_portal.htmx import is_htmx, messages_as_toasts
 from deployment import bundle, runner_client, selectors, services
 from deployment.forms import DeployForm, RenameForm, RollbackForm, ShareForm, SwapForm, TargetForm, TryForm
 from deployment.models import Target
@@ -158,6 +158,10 @@ def _operate(request, pk, action, success: str):
         messages.error(request, str(exc))
     else:
         messages.success(request, said if isinstance(said, str) else success)
+    if is_htmx(request):  # the page's live part, as it is now, and what happened as a toast: no reload
+        deployment = _visible(request, pk)
+        live = render(request, "deployment/_live.html", {**_detail_context(request, deployment), "oob_crumb": True})
+        return messages_as_toasts(request, live)
     return redirect("deployment:detail", deployment.pk)
 
 

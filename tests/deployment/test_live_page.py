@@ -10,6 +10,7 @@ import json
 import re
 import shlex
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.utils import timezone
@@ -61,7 +62,7 @@ def test_the_live_part_polls_during_a_swap_and_then_shows_the_new_model(owner, e
     assert methods_offered(after) == ["measure"] and "&quot;text&quot;" in after  # its method and sample
     assert re.search(r'<button class="button" type="submit">Swap in</button>', after)
     assert f"{text.solution.name} {text.version}" in after and "Running" in after
-    assert 'data-confirm="Stop ' in after  # Stop asks before it stops
+    assert 'hx-confirm="Stop ' in after  # Stop asks before it stops
     # "Call it" is a call to paste: the served model's method with its own sample.
     assert ("curl -X POST http://127.0.0.1:9/model/methods/measure -H &#x27;Content-Type: application/json&#x27; "
             "-d &#x27;{&quot;text&quot;:") in after
@@ -73,7 +74,7 @@ def test_the_page_itself_holds_the_live_part_once(owner, client_for):
     page = client_for(owner).get(f"/deployments/{deployment.pk}/").content.decode()
     assert page.count('id="deployment-live"') == 1
     assert "every 2s" not in page  # nothing runs: it does not poll
-    assert 'data-confirm="Destroy ' in page
+    assert 'hx-confirm="Destroy ' in page
 
 
 def test_a_stopped_deployment_in_its_grace_period_says_when_it_goes_instead_of_offering_destroy(
@@ -99,3 +100,26 @@ def test_call_it_quotes_a_hostile_sample_for_the_shell_and_the_page(owner, clien
     assert "<script>" not in call and "&lt;script&gt;" in call
     words = shlex.split(html_text.unescape(call))
     assert words[-2] == "-d" and json.loads(words[-1]) == hostile  # one argument, exactly the sample
+
+
+def test_an_action_sent_by_htmx_answers_the_live_part_with_what_happened_as_a_toast(owner, client_for):
+    """Stop, Swap in, Roll back... answer in place: the live part as it now is, and the message that a
+    full page would show at its top as a toast (HX-Trigger), so the page is not loaded again."""
+    deployment = DeploymentFactory(revision__solution__owner=owner, created_by=owner,
+                                   status=DeploymentStatus.RUNNING, endpoint_url="http://127.0.0.1:9")
+    client = client_for(owner)
+    with mock.patch("deployment.services.jobs.enqueue"):  # the stop itself is the operation tests' business
+        response = client.post(f"/deployments/{deployment.pk}/stop/", HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="deployment-live"') and "<html" not in html
+    toasts = json.loads(response["HX-Trigger"])["toast"]
+    toast = toasts if isinstance(toasts, dict) else toasts[0]
+    assert toast == {"level": "success",
+                     "text": "Stopping: it is kept and can be started again during the grace period."}
+    assert 'hx-trigger="every 2s"' in html  # the stop is under way: the live part follows it
+    # Without htmx it is the page, through a redirect, as before.
+    with mock.patch("deployment.services.jobs.enqueue"):
+        plain = client.post(f"/deployments/{deployment.pk}/check/")
+    assert plain.status_code == 302 and plain["Location"] == f"/deployments/{deployment.pk}/"
