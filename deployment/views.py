@@ -67,8 +67,9 @@ def deployment_bundle(request, pk):
     revision = get_object_or_404(visible_revisions(request.user), pk=pk)
     try:
         content = bundle.deployment_bundle(revision)
-    except bundle.NoImage as exc:
-        messages.error(request, str(exc))
+    except bundle.NoImage:  # not an error of the user's: the bundle pins an image, and there is none yet
+        messages.info(request, "The deployment bundle appears once an image of this version is built "
+                               "(see Runner image below).")
         return redirect(reverse("marketplace:revision", args=[revision.pk]) + "#image")
     response = HttpResponse(content, content_type="application/zip")
     name = f"{slugify(revision.solution.name) or 'model'}-{revision.version}-deployment.zip"

@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from acumos_portal.choices import UNFINISHED
-from marketplace import selectors
+from marketplace import markdown, selectors
 from marketplace.choices import RequestStatus
 from marketplace.models import Publication, Revision
 from onboarding.choices import JobStatus
@@ -38,6 +38,7 @@ PAGE_SIZE = 20
 RECENT_FAILURES = timedelta(days=7)
 FAILED_SHOWN = 5
 POLL_SECONDS = 2
+EXCERPT_CHARS = 120
 
 
 @require_GET
@@ -52,6 +53,9 @@ def my_models(request):
                   [:FAILED_SHOWN]) if tab == "unpublished" else []
     counts = _counts(user, running)
     page = Paginator(_tab_items(user, tab), PAGE_SIZE).get_page(request.GET.get("page"))
+    if tab != "requests":
+        for solution in page.object_list:  # the description's words, without its Markdown (as search cards)
+            solution.excerpt = markdown.excerpt(solution.description, EXCERPT_CHARS)
     return render(request, "marketplace/my_models.html", {
         "tab": tab, "tabs": [(name, label, counts[name]) for name, label in TABS.items()], "page": page,
         "running": running, "failed": failed, "poll_seconds": POLL_SECONDS,

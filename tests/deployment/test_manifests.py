@@ -293,7 +293,7 @@ def test_the_revision_page_offers_the_bundle_once_there_is_an_image(iris, owner,
     assert url not in page
     missing = client_for(owner).get(url, follow=True)
     assert missing.redirect_chain == [(f"/revisions/{iris.pk}/#image", 302)]
-    assert "has no image yet: build it first (Create microservice)" in missing.content.decode()
+    assert "The deployment bundle appears once an image of this version is built" in missing.content.decode()
 
     with_image(iris, IMAGE)
     assert url in client_for(owner).get(f"/revisions/{iris.pk}/").content.decode()

@@ -277,9 +277,10 @@ def test_deploy_is_offered_to_those_who_may_and_anonymous_visitors_are_asked_to_
         client_for, owner, other_user, public, revision):
     deploy = reverse("marketplace:revision", args=[revision.pk]) + "#deploy"
     assert deploy in html_of(client_for(owner).get(page_url(public)))
-    assert deploy not in html_of(client_for(other_user).get(page_url(public)))
+    consumer = html_of(client_for(other_user).get(page_url(public)))
+    assert deploy not in consumer and 'href="#try">Try it</a>' in consumer  # who may not deploy is led to Try it
     anonymous = html_of(client_for(None).get(page_url(public)))
-    assert deploy not in anonymous and "Sign in to deploy" in anonymous
+    assert deploy not in anonymous and "Sign in to try or deploy" in anonymous
     assert f"{reverse('accounts:login')}?next=" in anonymous
 
 

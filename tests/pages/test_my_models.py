@@ -196,3 +196,12 @@ def test_each_tab_costs_the_same_queries_for_1_or_10_models(client_for, owner, o
     many = queries(client)
     assert many == few
     assert tab_counts(page(client)) == {"unpublished": 30, "published": 10, "deleted": 10, "requests": 10}
+
+
+def test_a_description_is_shown_as_its_words_without_markdown(client_for, owner):
+    RevisionFactory(solution=SolutionFactory(owner=owner, description=(
+        "# Iris classifier\n\nA **10-tree** forest.\n\n| field | unit |\n|---|---|\n| sepal_length | cm |")))
+    html = client_for(owner).get("/my-models/").content.decode()
+    row = re.search(r'<div class="muted small">(.*?)</div>', html, re.S).group(1)
+    assert "Iris classifier" in row and "10-tree" in row and "sepal_length" in row
+    assert not re.search(r"\*\*|\|---|#", row)
