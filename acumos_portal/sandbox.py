@@ -190,9 +190,12 @@ def host_uid(name: str) -> int | None:
 
 def bwrap_args(spec: Spec, seccomp_fd: int | None = None) -> list[str]:
     uid = host_uid(spec.name)
-    args = ["bwrap", *_namespaces(spec, uid), "--hostname", "model", "--clearenv", "--chdir", WORK,
-            # Whatever ends bwrap's parent (pasta, or the worker) ends every process inside.
-            "--die-with-parent"]
+    args = ["bwrap", *_namespaces(spec, uid), "--hostname", "model", "--clearenv", "--chdir", WORK]
+    if spec.ends_with_starter or network_mode(spec) == "pasta":
+        # Whatever ends bwrap's parent ends every process inside: pasta (which lives as long as the
+        # sandbox), or the worker that started a smoke test. Not a runner's worker when bwrap is its
+        # child (Landlock mode): a deployment outlives a worker's or `make run`'s restart.
+        args.append("--die-with-parent")
     if seccomp_fd is not None:
         args += ["--seccomp", str(seccomp_fd)]  # acumos_portal.seccomp: calls no model needs answer EPERM
     args += ["--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",

@@ -54,6 +54,35 @@ def test_a_sandbox_whose_starter_is_killed_leaves_nothing_after_a_sweep(tmp_path
     assert not [name for name in cgroups.names() if name.endswith(done[0].split()[1].rstrip(":"))]
 
 
+@pytest.mark.parametrize("network", ["landlock", "pasta"])
+def test_a_runner_outlives_the_worker_that_started_it_until_it_is_swept(tmp_path, network):
+    """A deployment's runner (ends_with_starter=False) keeps serving when the web worker or `make run`
+    that started it stops, whichever way its network is fenced; the next start adopts it, and a
+    sweep that does not keep it ends it."""
+    if network == "landlock" and not sandbox.landlock.available():
+        pytest.fail("this kernel has no Landlock network rules: the landlock case cannot run here", pytrace=False)
+    records, work = tmp_path / "records", tmp_path / "work"
+    marker = f"{5000 + time.monotonic_ns() % 3000}.{time.monotonic_ns() % 97 + 1}"
+    starter = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        from pathlib import Path
+        from acumos_portal import sandbox
+        directory = sandbox.workspace(Path({str(work)!r}), "runner")
+        spec = sandbox.Spec(name=directory.name, directory=directory, command=["/usr/bin/sleep", {marker!r}],
+                            port=sandbox_port, listen_host="127.0.0.1", network={network!r},
+                            ends_with_starter=False)
+        sandbox.start(spec, records=Path({str(records)!r}), log=directory / "output.log", temporary=True)
+        print("started", flush=True)
+        """).replace("sandbox_port", str(20000 + time.monotonic_ns() % 20000))], stdout=subprocess.PIPE, text=True)
+    try:
+        assert starter.stdout.readline().strip() == "started"
+        assert starter.wait(timeout=30) == 0  # the starter is gone
+        time.sleep(1)
+        assert processes_with(marker), "the runner died with the process that started it"
+    finally:
+        sandbox.sweep(records, keep=lambda record: False, workspaces=(work,))
+    assert wait_for(lambda: not processes_with(marker)), "a sweep that does not keep it ends it"
+
+
 def test_a_sweep_keeps_what_a_live_process_uses(tmp_path):
     live = sandbox.workspace(tmp_path / "work", "smoke")
     assert sandbox.sweep(tmp_path / "records", keep=lambda record: True, workspaces=(tmp_path / "work",)) == []
