@@ -96,6 +96,8 @@ def test_deploy_try_swap_interfaces_roll_back_and_stop_without_a_reload(
     try_it(page, "classify", expect_field="species")
     camera.shoot(page, f"{width}-rolled-back-and-tried-iris")
 
+    warnings_where_a_second_copy_or_a_delete_is_asked(page, camera, iris, width, viewport)
+
     page.once("dialog", lambda dialog: dialog.accept())  # Stop asks first
     page.get_by_role("button", name="Stop", exact=True).click()
     expect(page.locator(".page-head__title .badge")).to_have_text("Stopped", timeout=OPERATION_MS)
@@ -126,3 +128,20 @@ def try_it(page: Page, method: str, *, expect_field: str) -> None:
     assert isinstance(sample, dict) and sample, "Try it is filled with the model's own sample"
     page.get_by_role("button", name="Send").click()
     expect(page.locator("#try-result pre")).to_contain_text(f'"{expect_field}"')
+
+
+def warnings_where_a_second_copy_or_a_delete_is_asked(page: Page, camera, iris, width: str, viewport) -> None:
+    """In another tab (the deployment's page stays as it is): deploying the same version again says
+    where it already runs, and deleting the model says that its deployment keeps serving."""
+    other = page.context.new_page()
+    try:
+        other.set_viewport_size(viewport)
+        other.goto(reverse("marketplace:revision", args=[iris.pk]) + "#deploy")
+        expect(other.locator("#deploy")).to_contain_text("Already running here:")
+        camera.shoot(other, f"{width}-deploy-form-says-already-running-here")
+        other.goto(reverse("marketplace:model", args=[iris.solution.pk]) + "#manage-delete")
+        other.get_by_text("Delete this model…").click()
+        expect(other.locator("[data-deployed]")).to_contain_text("Deleting the model does not stop them")
+        camera.shoot(other, f"{width}-delete-says-deployments-keep-serving")
+    finally:
+        other.close()
