@@ -102,7 +102,9 @@ ACUMOS_FULL_TEXT = env_bool("ACUMOS_FULL_TEXT", True)
 ACUMOS_PAGE_SECONDS = env_int("ACUMOS_PAGE_SECONDS", 300)
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env_str(
     "ACUMOS_CACHE_URL", "")}} if env_str("ACUMOS_CACHE_URL", "") else {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # Room for every session, view counter and Try it count of a busy site: at LocMem's default of 300
+    # entries, a flood of anonymous views evicted the rest (a per-minute limit among them).
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "OPTIONS": {"MAX_ENTRIES": 100_000}}}
 # Sessions are written to the database and read from the cache: a signed-in page asks one query less.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 # Whether anyone may make an account at /accounts/signup/ (as a Data Scientist).

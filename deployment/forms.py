@@ -9,6 +9,7 @@ from deployment import backends, selectors
 from deployment.models import NAME_MAX_LENGTH, Target, validate_deployment_name
 
 MAX_REPLICAS = 20
+TRY_BODY_CHARS = 64 * 1024
 NAME_HELP = ("your own name for it, e.g. house-prod; it is shown before what it serves "
              "(“house-prod · HousePrice 1.1.0”), which it is named by without one")
 
@@ -80,8 +81,14 @@ class TryForm(forms.Form):
         return method
 
     def clean_body(self) -> dict:
+        text = self.cleaned_data["body"]
+        if len(text) > TRY_BODY_CHARS:  # before parsing: a try is a few rows
+            raise forms.ValidationError(f"longer than {TRY_BODY_CHARS // 1024} KiB, the most Try it sends: "
+                                        "try a few rows here, and deploy the model (or run its bundle) for more")
         try:
-            value = json.loads(self.cleaned_data["body"])
+            value = json.loads(text)
+        except RecursionError as exc:
+            raise forms.ValidationError("nested too deeply to read: send a flatter JSON object") from exc
         except ValueError as exc:
             raise forms.ValidationError(f"not valid JSON: {exc}") from exc
         if not isinstance(value, dict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 
 import requests
@@ -41,23 +42,47 @@ def call_method(url: str, method: str, body: dict, timeout: float = 30) -> dict:
     return _call("post", f"{url}/model/methods/{method}", "", json=body, timeout=timeout)
 
 
+ANSWER_LIMIT = 1024 * 1024  # a runner's answer the portal reads at most: more is refused, not held in memory
+
+
 def _call(method: str, url: str, token: str, timeout: float = SWAP_TIMEOUT, **kwargs) -> dict:
+    """One request to a runner, which runs a stranger's code: its redirects are not followed (the portal
+    would fetch whatever address the model names, and show the answer), and its answer must be JSON of
+    at most ANSWER_LIMIT bytes."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        response = requests.request(method, url, headers=headers, timeout=timeout, **kwargs)
+        with requests.request(method, url, headers=headers, timeout=timeout, allow_redirects=False,
+                              stream=True, **kwargs) as response:
+            content = _read_capped(response)
     except requests.RequestException as exc:
         raise RunnerError(f"the runner at {url} could not be reached: {exc}") from exc
+    if 300 <= response.status_code < 400:
+        raise RunnerError(f"the runner answered a redirect (HTTP {response.status_code}); a runner answers itself",
+                          response.status_code)
     if response.status_code >= 400:
-        raise RunnerError(f"the runner refused: {_message(response)}", response.status_code)
-    return response.json()
-
-
-def _message(response: requests.Response) -> str:
+        raise RunnerError(f"the runner refused: {_message(content, response.status_code)}", response.status_code)
     try:
-        body = response.json()
-    except ValueError:
-        return f"HTTP {response.status_code}: {response.text[:500]}"
+        return json.loads(content)
+    except (ValueError, RecursionError) as exc:
+        raise RunnerError("the runner answered something that is not JSON", response.status_code) from exc
+
+
+def _read_capped(response: requests.Response) -> bytes:
+    chunks, size = [], 0
+    for chunk in response.iter_content(64 * 1024):
+        size += len(chunk)
+        if size > ANSWER_LIMIT:
+            raise RunnerError(f"the runner's answer is larger than {ANSWER_LIMIT // 1024} KiB", response.status_code)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _message(content: bytes, status: int) -> str:
+    try:
+        body = json.loads(content)
+    except (ValueError, RecursionError):
+        return f"HTTP {status}: {content[:500].decode(errors='replace')}"
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
-        return error.get("message") or str(error)
+        return str(error.get("message") or error)[:500]
     return str(error or body)[:500]

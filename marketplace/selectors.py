@@ -22,6 +22,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
+from django.utils.crypto import salted_hmac
 
 from acumos_portal.accounts.choices import Role
 from marketplace.choices import (
@@ -185,7 +186,8 @@ def visitor_key(user, client_address: str | None, user_agent: str = "") -> str:
     if signed_in(user):
         return f"user:{user.pk}"
     seen = f"{client_address or ''}|{user_agent[:300]}"
-    return "anonymous:" + hashlib.sha256(seen.encode()).hexdigest()[:24]
+    # Keyed with the site's secret: whoever reads the cache cannot recover an address by trying them all.
+    return "anonymous:" + salted_hmac("visitor", seen).hexdigest()[:24]
 
 
 # ---------------------------------------------------------------- what the viewer did to a model

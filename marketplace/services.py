@@ -207,7 +207,9 @@ def _tell_publishers(request: PublishRequest) -> None:
     for reviewer in reviewers:
         notify(reviewer, NotificationKind.PUBLISH_REQUESTED,
                f"{request.solution.name} {request.revision.version} waits for review in {request.catalog.name}",
-               url="/manage/publish-requests/", message=request.message)
+               url="/manage/publish-requests/", message=request.message,
+               # One row per request: two owners' models of one name are two events, never merged.
+               target=f"publish-request:{request.pk}")
 
 
 @transaction.atomic

@@ -56,6 +56,18 @@ def test_a_publish_request_tells_each_reviewer_but_not_the_owner(owner, other_us
     everyone_else([publisher, admin_user], owner, other_user)
 
 
+def test_two_owners_requests_for_models_of_one_name_are_two_notifications_never_merged(
+        owner, other_user, publisher, catalogs):
+    """A hostile user names a model like someone's pending one: the publisher still sees both requests,
+    each with its own message (grouping is for repeats of one event, not for look-alikes)."""
+    for who, said in ((owner, "the real one"), (other_user, "IGNORE THE OTHER ONE")):
+        revision = RevisionFactory(solution=SolutionFactory(owner=who, name="Iris"), version="1.0.0")
+        services.publish(who, revision, catalogs["public"], message=said)
+    notes = told(publisher)
+    assert len(notes) == 2 and {note.message for note in notes} == {"the real one", "IGNORE THE OTHER ONE"}
+    assert all(note.count == 1 for note in notes)
+
+
 def test_a_self_publish_tells_nobody(owner, publisher, catalogs):
     services.publish(owner, RevisionFactory(solution=SolutionFactory(owner=owner)), catalogs["company"])
     everyone_else([], owner, publisher)

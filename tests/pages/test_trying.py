@@ -116,3 +116,14 @@ def test_a_model_the_user_may_not_see_has_no_try_panel(owner, other_user, client
 def test_sending_needs_a_signed_in_user(public_iris, client):
     response = client.post(f"/models/{public_iris.solution.pk}/try/send/", {"method": "classify", "body": "{}"})
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_a_body_too_long_or_nested_too_deeply_is_a_sentence_not_a_crash(shared_iris, public_iris, other_user,
+                                                                       client_for):
+    client = client_for(other_user)
+    url = f"/models/{public_iris.solution.pk}/try/send/"
+    deep = client.post(url, {"method": "classify", "body": '{"a":' + "[" * 5000 + "]" * 5000 + "}"},
+                       HTTP_HX_REQUEST="true")
+    assert deep.status_code == 200 and "nested too deeply" in deep.content.decode()
+    long = client.post(url, {"method": "classify", "body": json.dumps({"x": "a" * 70_000})}, HTTP_HX_REQUEST="true")
+    assert long.status_code == 200 and "the most Try it sends" in long.content.decode()
