@@ -297,6 +297,8 @@ ACUMOS_DEPLOYMENTS_DIR = Path(env_str("ACUMOS_DEPLOYMENTS_DIR", str(DATA_DIR / "
 ACUMOS_DEPLOYMENT_GRACE_SECONDS = env_int("ACUMOS_DEPLOYMENT_GRACE_SECONDS", 24 * 3600)
 # Try it on a model page sends to a deployment its owner shared: this many requests a minute per user.
 ACUMOS_SHARED_TRY_PER_MINUTE = env_int("ACUMOS_SHARED_TRY_PER_MINUTE", 30)
+# ... and at most this many of them wait for a runner at once in a web process (its threads serve the rest).
+ACUMOS_SHARED_TRY_CONCURRENT = env_int("ACUMOS_SHARED_TRY_CONCURRENT", 4)
 # Per-user quotas (deployment.selectors, onboarding.services): live deployments (pending, running
 # or not answering; operators and admins are exempt, they run the site) and onboarding jobs in flight
 # (pending or running; everyone). Each is at least 1: there is no "unlimited", set a large number.

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from pathlib import Path
 
 import requests
+import urllib3
 
 from marketplace.choices import ARTIFACT_FILE_NAMES, ArtifactKind
 
@@ -38,14 +40,17 @@ def active(url: str, timeout: float = SWAP_TIMEOUT) -> dict:
 
 
 def call_method(url: str, method: str, body: dict, timeout: float = 30) -> dict:
-    """A prediction, as a client would send it (the page's "try it" box)."""
-    return _call("post", f"{url}/model/methods/{method}", "", json=body, timeout=timeout)
+    """A prediction, as a client would send it (the page's "try it" box). `timeout` bounds the whole
+    answer, not only each read: a model that trickles its answer holds a web thread no longer."""
+    return _call("post", f"{url}/model/methods/{method}", "", json=body, timeout=timeout,
+                 deadline=time.monotonic() + timeout)
 
 
 ANSWER_LIMIT = 1024 * 1024  # a runner's answer the portal reads at most: more is refused, not held in memory
 
 
-def _call(method: str, url: str, token: str, timeout: float = SWAP_TIMEOUT, **kwargs) -> dict:
+def _call(method: str, url: str, token: str, timeout: float = SWAP_TIMEOUT, deadline: float | None = None,
+          **kwargs) -> dict:
     """One request to a runner, which runs a stranger's code: its redirects are not followed (the portal
     would fetch whatever address the model names, and show the answer), and its answer must be JSON of
     at most ANSWER_LIMIT bytes."""
@@ -53,8 +58,8 @@ def _call(method: str, url: str, token: str, timeout: float = SWAP_TIMEOUT, **kw
     try:
         with requests.request(method, url, headers=headers, timeout=timeout, allow_redirects=False,
                               stream=True, **kwargs) as response:
-            content = _read_capped(response)
-    except requests.RequestException as exc:
+            content = _read_capped(response, deadline)
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:  # the latter: reading the body raw
         raise RunnerError(f"the runner at {url} could not be reached: {exc}") from exc
     if 300 <= response.status_code < 400:
         raise RunnerError(f"the runner answered a redirect (HTTP {response.status_code}); a runner answers itself",
@@ -67,9 +72,13 @@ def _call(method: str, url: str, token: str, timeout: float = SWAP_TIMEOUT, **kw
         raise RunnerError("the runner answered something that is not JSON", response.status_code) from exc
 
 
-def _read_capped(response: requests.Response) -> bytes:
+def _read_capped(response: requests.Response, deadline: float | None) -> bytes:
+    """The answer's bytes as they arrive (read1: what the socket has, not a full block), so that the
+    deadline is checked between arrivals however slowly a model trickles its answer."""
     chunks, size = [], 0
-    for chunk in response.iter_content(64 * 1024):
+    while chunk := response.raw.read1(64 * 1024, decode_content=True):
+        if deadline is not None and time.monotonic() > deadline:
+            raise RunnerError("the runner did not finish its answer in time")
         size += len(chunk)
         if size > ANSWER_LIMIT:
             raise RunnerError(f"the runner's answer is larger than {ANSWER_LIMIT // 1024} KiB", response.status_code)

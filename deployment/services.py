@@ -11,6 +11,7 @@ import logging
 import re
 import secrets
 import tempfile
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -609,13 +610,36 @@ def try_shared(user, deployment: Deployment, method: str, body: dict) -> str:
                          "try a few rows here, and deploy the model (or run its bundle) for more.")
     _count_try(user)
     try:
-        answer = runner_client.call_method(deployment.endpoint_url, method, body, timeout=TRY_TIMEOUT)
+        with _try_slot():
+            answer = runner_client.call_method(deployment.endpoint_url, method, body, timeout=TRY_TIMEOUT)
     except RunnerError as exc:
         if exc.status is None:  # not reached, or no answer in time: where it runs is not the user's business
             raise TryRefused("The shared deployment did not answer: try again in a moment, or ask the "
                              "model's owner whether it is still running.") from exc
         raise TryRefused(str(exc).replace("the runner refused", "The model refused the request", 1)) from exc
     return json.dumps(answer, indent=2)
+
+
+class _TriesWaiting:
+    """How many tries wait for a runner in this web process (its threads share it)."""
+
+    lock = threading.Lock()
+    count = 0
+
+
+@contextlib.contextmanager
+def _try_slot():
+    """At most ACUMOS_SHARED_TRY_CONCURRENT tries wait for a runner at once in this web process: a slow
+    shared model (or many consumers of one) leaves the other threads to the rest of the site."""
+    with _TriesWaiting.lock:
+        if _TriesWaiting.count >= settings.ACUMOS_SHARED_TRY_CONCURRENT:
+            raise TryRefused("Try it is busy on this site right now: send again in a moment.")
+        _TriesWaiting.count += 1
+    try:
+        yield
+    finally:
+        with _TriesWaiting.lock:
+            _TriesWaiting.count -= 1
 
 
 def _count_try(user) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -66,3 +67,65 @@ def test_a_refusal_says_the_runners_own_words(server):
     with pytest.raises(runner_client.RunnerError) as caught:
         runner_client.call_method(server, "bad", {})
     assert str(caught.value) == "the runner refused: field 'x' is not a number" and caught.value.status == 400
+
+
+class Trickle(BaseHTTPRequestHandler):
+    """A model that answers one byte at a time: each read is quick, the whole answer never ends."""
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        for _ in range(100):
+            try:
+                self.wfile.write(b" ")
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.1)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_answer_that_trickles_is_cut_at_the_whole_timeout_not_each_read():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(runner_client.RunnerError) as caught:
+            runner_client.call_method(f"http://127.0.0.1:{httpd.server_port}", "slow", {}, timeout=1)
+        assert time.monotonic() - started < 3 and "in time" in str(caught.value)
+        assert caught.value.status is None  # said to a consumer as "did not answer"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+class Stall(BaseHTTPRequestHandler):
+    """Headers, a few bytes, then nothing: the read times out."""
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Length", "100")
+        self.end_headers()
+        self.wfile.write(b"{")
+        self.wfile.flush()
+        time.sleep(3)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_answer_that_stalls_is_an_error_not_a_crash():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Stall)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(runner_client.RunnerError) as caught:
+            runner_client.call_method(f"http://127.0.0.1:{httpd.server_port}", "stall", {}, timeout=1)
+        assert caught.value.status is None
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -127,3 +127,14 @@ def test_a_body_too_long_or_nested_too_deeply_is_a_sentence_not_a_crash(shared_i
     assert deep.status_code == 200 and "nested too deeply" in deep.content.decode()
     long = client.post(url, {"method": "classify", "body": json.dumps({"x": "a" * 70_000})}, HTTP_HX_REQUEST="true")
     assert long.status_code == 200 and "the most Try it sends" in long.content.decode()
+
+
+def test_a_busy_site_refuses_a_try_in_a_sentence_and_frees_its_place(shared_iris, public_iris, other_user,
+                                                                     client_for, settings):
+    settings.ACUMOS_SHARED_TRY_CONCURRENT = 1
+    client = client_for(other_user)
+    body = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+    with deployment_services._try_slot():  # another thread's try is waiting for a runner
+        busy = send(client, public_iris.solution, "classify", body)
+    assert "Try it is busy on this site right now" in busy and "&quot;species&quot;" not in busy
+    assert "&quot;species&quot;" in send(client, public_iris.solution, "classify", body)  # the place is free again
