@@ -8,7 +8,7 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 EDITABLE := --config-settings editable_mode=compat -e
 
-.PHONY: venv run run-runner test services images compose browser kubectl sandbox lint fmt bench bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace clean example
+.PHONY: venv run run-runner test services images compose browser kubectl sandbox nginx lint fmt bench bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace clean example
 
 # The portal's runtime (requirements.txt) and the runner with the one flavour the example uses.
 $(RUN_STAMP): requirements.txt runner_image/pyproject.toml
@@ -26,7 +26,7 @@ venv: $(RUN_STAMP)
 
 # The portal on the embedded default: SQLite, local files, background jobs on threads, served by gunicorn
 # (acumos_portal/gunicorn.conf.py: ACUMOS_WEB_BIND, default 127.0.0.1:8000) with static files by whitenoise.
-run: $(RUN_STAMP) example sandbox
+run: $(RUN_STAMP) example sandbox nginx
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py bootstrap
@@ -34,8 +34,16 @@ run: $(RUN_STAMP) example sandbox
 	$(PY) manage.py sweep_sandboxes
 	@# Last before the server's own lines: the address and how to sign in, where the eye is.
 	@$(PY) manage.py welcome
-	@# The periodic jobs (deployment status checks, decommissioning, reapers) beside the server.
-	$(PY) manage.py run_schedule & trap 'kill $$!' EXIT INT TERM; \
+	@# The periodic jobs (deployment status checks, decommissioning, reapers) beside the server, and the
+	@# federation TLS terminator (nginx, ACUMOS_FEDERATION_BIND) when this instance has an identity.
+	@fed="$${ACUMOS_FEDERATION_DIR:-$${ACUMOS_DATA_DIR:-var}/federation}"; \
+	$(PY) manage.py run_schedule & pids=$$!; \
+	if [ -f "$$fed/instance.key" ] && [ -f "$$fed/instance.crt" ]; then \
+		$(PY) manage.py federation_terminator --run & pids="$$pids $$!"; \
+	else \
+		echo "federation: off (no identity in $$fed; make one: $(PY) manage.py federation_identity --create --name <host name>)"; \
+	fi; \
+	trap 'kill $$pids 2>/dev/null' EXIT INT TERM; \
 	$(PY) -m gunicorn -c acumos_portal/gunicorn.conf.py acumos_portal.wsgi
 
 # The runner alone, serving the example model on :3330.
@@ -63,6 +71,10 @@ sandbox:
 compose: images
 	bash scripts/ensure-compose.sh
 
+# nginx, the federation TLS terminator (`manage.py federation_terminator`: Debian's binary, a configuration of its own).
+nginx:
+	bash scripts/ensure-nginx.sh
+
 # Debian's Chromium for the end-to-end tests (Playwright drives it; no browser download).
 browser:
 	bash scripts/ensure-browser.sh
@@ -71,7 +83,7 @@ browser:
 kubectl:
 	bash scripts/ensure-kubectl.sh
 
-test: $(DEV_STAMP) lint services sandbox images browser compose kubectl
+test: $(DEV_STAMP) lint services sandbox nginx images browser compose kubectl
 	$(PY) manage.py makemigrations --check --dry-run > /dev/null
 	$(PY) -m pytest runner_image/tests
 	$(PY) -m pytest tests
