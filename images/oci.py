@@ -1,6 +1,8 @@
 """Daemonless image primitives over the registry HTTP API v2: image references, a registry client,
 deterministic layer tarballs, appending layers to a base image, and `docker load` archives.
 
+Also copying an image from another registry (or a federation peer) byte for byte, digest kept.
+
 Only the standard library and `requests`: a worker can build and export images with no Docker
 engine, no external tools and no Django. Blobs are streamed, never held in memory whole."""
 
@@ -19,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode, urljoin
 
 import requests
@@ -234,6 +236,15 @@ class Registry:
             return False
         self._expect(response, f"blob {digest} in {repository}", 200)
         return True
+
+    def blob_size(self, repository: str, digest: str) -> int | None:
+        """The blob's length as the registry reports it; None when the repository lacks it."""
+        response = self._send("HEAD", self._url(repository, "blobs", digest), _pull(repository))
+        if response.status_code == 404:
+            return None
+        self._expect(response, f"blob {digest} in {repository}", 200)
+        length = response.headers.get("Content-Length")
+        return int(length) if length and length.isdigit() else None
 
     def open_blob(self, repository: str, digest: str) -> requests.Response:
         """A streaming response (redirects to storage followed); the caller closes it."""
@@ -780,3 +791,227 @@ def _rechunk(pieces: Iterable[bytes], size: int = CHUNK) -> Iterator[bytes]:
             buffer.clear()
     if buffer:
         yield bytes(buffer)
+
+
+# ---------------------------------------------------------------- copying an image between registries
+
+class BlobStream(Protocol):
+    """One blob being read: read(n) gives up to n bytes (b"" at the end), iterating gives chunks,
+    close() lets go of the connection or file behind it."""
+
+    def read(self, size: int = -1) -> bytes: ...
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+class ImageSource(Protocol):
+    """Where `copy_image` reads an image: a registry (`RegistrySource`) or a federation peer.
+
+    `manifest()` returns the exact manifest bytes, their media type and their digest: the copy pushes
+    those bytes unchanged, so the image keeps its digest. `open_blob(digest)` returns a stream of one
+    blob, which `copy_image` closes. A source may also offer `blob_size(digest) -> int | None` for its
+    own callers; `copy_image` does not need it, because the manifest gives every blob's size."""
+
+    def manifest(self) -> tuple[bytes, str, str]: ...
+
+    def open_blob(self, digest: str) -> BlobStream: ...
+
+
+class RegistrySource:
+    """An image in a registry, as an `ImageSource`. The manifest is the one the reference names: a list
+    or index is not narrowed to one platform, so `copy_image` refuses it instead of tagging an image
+    whose digest is not the one that was asked for."""
+
+    def __init__(self, registry: Registry, repository: str, reference: str):
+        self.registry = registry
+        self.repository = repository
+        self.reference = reference
+
+    def __str__(self) -> str:
+        return f"registry {self.registry.host}: {_display(self.repository, self.reference)}"
+
+    def manifest(self) -> tuple[bytes, str, str]:
+        return self.registry._get_manifest(self.repository, self.reference)
+
+    def open_blob(self, digest: str) -> BlobStream:
+        return _BlobReader(self.registry.open_blob(self.repository, digest))
+
+    def blob_size(self, digest: str) -> int | None:
+        return self.registry.blob_size(self.repository, digest)
+
+
+@dataclass
+class CopyReport:
+    """What `copy_image` did. The blobs are the config and the layers, each counted once; a blob is
+    present (the target repository had it), mounted (linked from another repository of the target,
+    no bytes sent) or copied (streamed from the source). `bytes_skipped` is present + mounted."""
+
+    digest: str
+    media_type: str
+    blobs_present: int = 0
+    blobs_mounted: int = 0
+    blobs_copied: int = 0
+    bytes_copied: int = 0
+    bytes_skipped: int = 0
+
+    def summary(self) -> str:
+        total = self.blobs_present + self.blobs_mounted + self.blobs_copied
+        return (f"Copied {self.blobs_copied} of {total} blobs of image {self.digest} "
+                f"({_human_size(self.bytes_copied)}); {self.blobs_present} were already there and "
+                f"{self.blobs_mounted} were mounted ({_human_size(self.bytes_skipped)} not sent).")
+
+
+def copy_image(source: ImageSource, target: Registry, repository: str, tag: str, *,
+               mount_from: Iterable[str] = ()) -> CopyReport:
+    """Copy one image from `source` into `repository:tag` at `target`, and report what moved.
+
+    Each blob, the config first and then the layers, is skipped when the target repository has it,
+    else mounted from the first repository in `mount_from` (on the target) that has it, else streamed
+    from the source with its size and digest checked on the way. The manifest goes last, byte for
+    byte, so the image keeps its digest, a copy that fails half way leaves no tag, and running it
+    again sends only what had not arrived. Raises RegistryError, and ValueError for a bad name."""
+    others = _mount_candidates(target, repository, tag, mount_from)
+    body, media_type, digest = _image_manifest(source)
+    report = CopyReport(digest, media_type)
+    for blob_digest, size in _manifest_blobs(source, body, media_type):
+        _place_blob(source, target, repository, blob_digest, size, mount_from=others, report=report)
+    pushed = target.put_manifest(repository, tag, body, media_type)
+    if pushed != digest:
+        raise RegistryError(f"registry {target.host}: {repository}:{tag} was stored as {pushed}, not as "
+                            f"{digest}; the registry changed the manifest")
+    return report
+
+
+def _mount_candidates(target: Registry, repository: str, tag: str, mount_from: Iterable[str]) -> tuple[str, ...]:
+    """Check the names before any byte moves (ImageRef raises ValueError saying what is wrong)."""
+    ImageRef(target.host, repository, tag)
+    others = tuple(other for other in dict.fromkeys(mount_from) if other != repository)
+    for other in others:
+        ImageRef(target.host, other)
+    return others
+
+
+def _image_manifest(source: ImageSource) -> tuple[bytes, str, str]:
+    body, media_type, digest = source.manifest()
+    if media_type in (DOCKER_MANIFEST_LIST, OCI_INDEX):
+        raise RegistryError(f"{source}: this is an image list/index ({media_type}), several images in one; "
+                            f"copy one platform's image manifest by its digest instead")
+    if media_type not in IMAGE_MANIFEST_TYPES:
+        raise RegistryError(f"{source}: the manifest is {media_type or 'of no media type'}; only Docker "
+                            f"schema 2 and OCI image manifests can be copied")
+    _check_source_digest(source, digest)
+    if _digest_of(source, digest, body) != digest:
+        raise RegistryError(f"{source}: the manifest's bytes do not match its digest {digest}")
+    return body, media_type, digest
+
+
+def _manifest_blobs(source: ImageSource, body: bytes, media_type: str) -> list[tuple[str, int]]:
+    """(digest, size) of the config and each layer, in manifest order, each digest once."""
+    try:
+        manifest = json.loads(body)
+        if manifest.get("mediaType", media_type) != media_type or "manifests" in manifest:
+            raise ValueError(f"its body says {manifest.get('mediaType') or 'image list/index'}, not {media_type}")
+        descriptors = [manifest["config"], *manifest["layers"]]
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise RegistryError(f"{source}: the manifest is not a usable image manifest ({error})") from None
+    blobs: dict[str, int] = {}
+    for descriptor in descriptors:
+        digest, size = _descriptor(source, descriptor)
+        blobs.setdefault(digest, size)
+    return list(blobs.items())
+
+
+def _descriptor(source: ImageSource, descriptor: Any) -> tuple[str, int]:
+    """A peer's manifest is checked before its digests go into URLs or its sizes into Content-Length."""
+    digest = descriptor.get("digest") if isinstance(descriptor, dict) else None
+    size = descriptor.get("size") if isinstance(descriptor, dict) else None
+    if not isinstance(digest, str) or not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise RegistryError(f"{source}: a blob in the manifest lacks a digest or a size ({descriptor!r:.200})")
+    _check_source_digest(source, digest)
+    return digest, size
+
+
+def _check_source_digest(source: ImageSource, digest: str) -> None:
+    try:
+        _check_digest(digest)
+    except ValueError as error:
+        raise RegistryError(f"{source}: {error}") from None
+
+
+def _place_blob(source: ImageSource, target: Registry, repository: str, digest: str, size: int, *,
+                mount_from: tuple[str, ...], report: CopyReport) -> None:
+    if target.blob_exists(repository, digest):
+        report.blobs_present += 1
+        report.bytes_skipped += size
+    elif any(target.mount_blob(repository, digest, other) for other in mount_from):
+        report.blobs_mounted += 1
+        report.bytes_skipped += size
+    else:
+        target._put_blob(repository, digest, lambda: _CheckedBlob(source.open_blob(digest), digest, size, source))
+        report.blobs_copied += 1
+        report.bytes_copied += size
+
+
+class _CheckedBlob:
+    """A source's blob on its way into an upload, counted and hashed as it is read. The upload says the
+    manifest's size up front, and the last bytes are handed over only once the digest matches, so a
+    source that sends other bytes, or more or fewer, never completes a blob at the target."""
+
+    def __init__(self, stream: BlobStream, digest: str, size: int, source: ImageSource):
+        self.stream = stream
+        self.digest = digest
+        self.size = size
+        self.source = source
+        self.hash = _hasher(source, digest)
+        self.received = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(CHUNK if size is None or size < 0 else min(size, CHUNK))
+        self.received += len(data)
+        self.hash.update(data)
+        self._check(at_end=not data)
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        while data := self.read(CHUNK):
+            yield data
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def _check(self, *, at_end: bool) -> None:
+        if self.received > self.size or (at_end and self.received < self.size):
+            raise RegistryError(f"{self.source}: blob {self.digest} is not the {self.size} bytes its manifest "
+                                f"says ({'more' if self.received > self.size else self.received} arrived)")
+        found = f"{self.digest.partition(':')[0]}:{self.hash.hexdigest()}"
+        if self.received == self.size and found != self.digest:
+            raise RegistryError(f"{self.source}: blob {self.digest} does not match its digest (its bytes are "
+                                f"{found}); refused")
+
+
+def _hasher(source: ImageSource, digest: str) -> Any:
+    algorithm = digest.partition(":")[0]
+    if algorithm not in ("sha256", "sha384", "sha512"):
+        raise RegistryError(f"{source}: cannot check digest {digest}: only sha256, sha384 and sha512 are known")
+    return hashlib.new(algorithm)
+
+
+def _digest_of(source: ImageSource, digest: str, data: bytes) -> str:
+    """`data`'s digest by the algorithm `digest` names."""
+    hasher = _hasher(source, digest)
+    hasher.update(data)
+    return f"{digest.partition(':')[0]}:{hasher.hexdigest()}"
+
+
+def _human_size(size: float) -> str:
+    unit = "bytes"
+    for larger in ("kB", "MB", "GB"):
+        if size < 1000:
+            break
+        size, unit = size / 1000, larger
+    return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
