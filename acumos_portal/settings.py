@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "onboarding",
     "images",
     "deployment",
+    "federation",  # peer marketplaces: the peer API, signed manifests, subscriptions
     "pages",  # last: the screens that assemble the apps above
 ]
 
@@ -240,6 +241,8 @@ CELERY_BEAT_SCHEDULE = {
     "check-deployments": {"task": "deployment.check_deployments", "schedule": 30.0},
     "decommission-due-deployments": {"task": "deployment.decommission_due", "schedule": 60.0},
     "sweep-sandboxes": {"task": "deployment.sweep_sandboxes", "schedule": 60.0},
+    # Each subscription runs on its own interval; this looks for the ones that are due.
+    "federation-runs": {"task": "federation.run_due", "schedule": 60.0},
 }
 ACUMOS_JOB_STALE_SECONDS = env_int("ACUMOS_JOB_STALE_SECONDS", 600)
 ACUMOS_JOB_MAX_ATTEMPTS = env_int("ACUMOS_JOB_MAX_ATTEMPTS", 3)
@@ -309,6 +312,26 @@ for _quota in ("ACUMOS_QUOTA_LIVE_DEPLOYMENTS", "ACUMOS_QUOTA_ONBOARDING_JOBS"):
         from django.core.exceptions import ImproperlyConfigured
 
         raise ImproperlyConfigured(f"{_quota} must be at least 1 (a quota has no 'unlimited': set a large number)")
+
+# Federation (README, "Federation"): this instance's identity (its certificate and key, made by
+# `manage.py federation_identity`) lives in ACUMOS_FEDERATION_DIR. Peers reach the peer API only
+# through a TLS terminator that verifies their client certificate (nginx: `manage.py
+# federation_terminator`); it proves it is the terminator with ACUMOS_FEDERATION_TERMINATOR_SECRET,
+# and the portal believes the certificate it forwards only with that secret.
+ACUMOS_FEDERATION_DIR = Path(env_str("ACUMOS_FEDERATION_DIR", str(DATA_DIR / "federation")))
+ACUMOS_FEDERATION_TERMINATOR_SECRET = env_secret("ACUMOS_FEDERATION_TERMINATOR_SECRET",
+                                                 ACUMOS_FEDERATION_DIR / "terminator-secret")
+# Where peers reach this instance's peer API (the terminator's address): what ping answers, and what
+# the terminator listens on (ACUMOS_FEDERATION_BIND, host:port).
+ACUMOS_FEDERATION_URL = env_str("ACUMOS_FEDERATION_URL", "https://127.0.0.1:9443")
+ACUMOS_FEDERATION_BIND = env_str("ACUMOS_FEDERATION_BIND", "127.0.0.1:9443")
+# Unknown certificates may ask to become peers (an admin approves them): off by default, as in Acumos.
+ACUMOS_FEDERATION_REGISTRATION = env_bool("ACUMOS_FEDERATION_REGISTRATION", False)
+# Calls to peers: seconds to connect and between bytes; how many times a failed item is tried on
+# later runs before it waits for an admin; how often the schedule looks for subscriptions that are due.
+ACUMOS_FEDERATION_TIMEOUT = env_int("ACUMOS_FEDERATION_TIMEOUT", 30)
+ACUMOS_FEDERATION_ITEM_ATTEMPTS = env_int("ACUMOS_FEDERATION_ITEM_ATTEMPTS", 5)
+ACUMOS_FEDERATION_MAX_ARTIFACT_MB = env_int("ACUMOS_FEDERATION_MAX_ARTIFACT_MB", 4096)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -13,6 +13,10 @@ urlpatterns = [
     path("onboarding/", include("onboarding.urls")),
     path("api/v1/", include("acumos_portal.api.urls")),
     path("onboarding-app/v2/", include("onboarding.api.acumos_urls")),
+    # The peer API: peers reach it through the federation TLS terminator only (federation.authentication).
+    path("federation/", include("federation.api.urls")),
+    # Peers, grants and subscriptions: the site's admins' pages.
+    path("site/federation/", include("federation.urls")),
     path("", include("images.urls")),
     path("", include("deployment.urls")),
     path("", include("pages.urls")),

@@ -77,6 +77,7 @@ class NotificationKind(models.TextChoices):
     REVIEW = "review", "New review"
     SHARED = "shared", "Shared with you"
     DEPLOYMENT = "deployment", "Deployment status"
+    FEDERATION = "federation", "Federation"
 
 
 # What each kind of notification is about, in a reader's words, grouped as the settings page shows them
@@ -97,6 +98,10 @@ NOTIFICATION_GROUPS = (
         (NotificationKind.DEPLOYMENT, "A deployment you created: what someone else or the schedule did to it, "
                                       "its going down or coming back, its model deleted; and an operation of "
                                       "yours that failed."),
+    )),
+    ("Federation", (
+        (NotificationKind.FEDERATION, "A subscription to a peer's catalog could not import or withdraw a model, or a "
+                                      "peer asked to join (admins); a model you deployed was withdrawn by its origin."),
     )),
     ("Reviewing", (
         (NotificationKind.PUBLISH_REQUESTED, "A model waits for a publisher's review (publishers and admins)."),

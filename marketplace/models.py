@@ -40,6 +40,9 @@ class Solution(models.Model):
     toolkit = models.CharField(max_length=30, blank=True, help_text="the runner flavour (sklearn, onnx, ...)")
     tags = models.ManyToManyField(Tag, blank=True, related_name="solutions")
     licence = models.CharField(max_length=100, blank=True, help_text="keyword of the latest licence profile")
+    # Acumos's sourceId: a model a subscription imported from a peer marketplace (federation). Its
+    # content is the origin's: read-only here (selectors.is_imported decides what that forbids).
+    imported_from = models.CharField(max_length=100, blank=True, help_text="the peer it was imported from")
     created = models.DateTimeField(auto_now_add=True)
     modified = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True, help_text="soft delete: restorable by the owner")

@@ -159,6 +159,11 @@ def can_change_solution(user, solution: Solution, *, marks: ViewerMarks | None =
     return is_admin(user) or owns(user, solution, marks=marks)
 
 
+def is_imported(solution: Solution) -> bool:
+    """Imported from a peer (federation): its content is read-only here."""
+    return bool(solution.imported_from)
+
+
 def can_delete_solution(user, solution: Solution) -> bool:
     return signed_in(user) and (solution.owner_id == user.pk or is_admin(user))
 

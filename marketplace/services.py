@@ -26,6 +26,7 @@ from marketplace.choices import (
     ArtifactKind,
     Audience,
     CatalogAccess,
+    ModelType,
     NotificationKind,
     RequestStatus,
     RevisionStatus,
@@ -47,7 +48,7 @@ from marketplace.models import (
     SolutionShare,
     Tag,
 )
-from marketplace.signals import revision_ready, solution_deleted
+from marketplace.signals import revision_ready, solution_deleted, solution_restored
 
 MAX_TAGS = 10
 SEED_CATALOGS = (
@@ -111,16 +112,58 @@ def _solution_for(owner, solution_id, name: str, toolkit: str, metadata: dict) -
     """The owner's solution of this name, or a new one with the id the upload answered with. Two
     first uploads of a name share that id (onboarding.services._reserved_solution); the one that
     comes second finds the solution the first made (get_or_create: also when both try at once)."""
-    return Solution.objects.get_or_create(
+    solution, created = Solution.objects.get_or_create(
         owner=owner, name=name,
         defaults={"id": solution_id, "toolkit": toolkit, "description": metadata.get("description", "")})
+    _refuse_if_imported(solution)
+    return solution, created
 
 
-def artifact_add(revision: Revision, kind: str, *, blob: Blob | None = None, uri: str = "") -> Artifact:
+class ImportedReadOnly(Refused):
+    code, status = "imported_read_only", 409
+
+
+def _refuse_if_imported(solution: Solution) -> None:
+    """An imported model's content is its origin's: new versions and edits come from there."""
+    if selectors.is_imported(solution):
+        raise ImportedReadOnly(f"{solution.name} was imported from the peer {solution.imported_from} and is "
+                               "read-only here: its versions and description come from there")
+
+
+@transaction.atomic
+def revision_import(*, owner, source: str, solution: dict, revision: dict, artifacts: dict[str, Blob],
+                    image: tuple[str, str] | None = None) -> Revision:
+    """A revision a peer made (federation), under the peer's ids: into the imported solution of that
+    id, made for `owner` if new (named "<name> (<source>)" when the owner has a model of that name).
+    Not ready yet: the caller marks it ready once everything is in place."""
+    found = Solution.objects.filter(pk=solution["id"]).first()
+    if found is not None and found.imported_from != source:
+        raise Refused(f"a model with the id {solution['id']} exists here already and did not come from {source}")
+    if found is None:
+        name = solution["name"]
+        if Solution.objects.filter(owner=owner, name=name).exists():
+            name = f"{name} ({source})"[:200]
+        found = Solution.objects.create(id=solution["id"], owner=owner, name=name, imported_from=source,
+                                        description=solution.get("description", ""),
+                                        model_type=solution.get("model_type") or ModelType.OTHER,
+                                        toolkit=solution.get("toolkit", ""))
+    found.tags.set([Tag.objects.get_or_create(name=name)[0] for name in solution.get("tags", [])[:MAX_TAGS]])
+    made = Revision.objects.create(id=revision["id"], solution=found, version=revision["version"],
+                                   metadata=revision.get("metadata", {}), description=revision.get("description", ""),
+                                   created_by=owner)
+    for kind, blob in artifacts.items():
+        artifact_add(made, kind, blob=blob)
+    if image:  # (name, uri): as an image build records it (revision_set_image)
+        artifact_add(made, ArtifactKind.IMAGE, name=image[0], uri=image[1])
+    return made
+
+
+def artifact_add(revision: Revision, kind: str, *, blob: Blob | None = None, uri: str = "",
+                 name: str = "") -> Artifact:
     """The only way artifacts are added: a ready revision is immutable."""
     if Revision.objects.filter(pk=revision.pk, status=RevisionStatus.READY).exists():
         raise RevisionImmutable(f"revision {revision.version} is ready and can no longer change")
-    return Artifact.objects.create(revision=revision, kind=kind, name=ARTIFACT_FILE_NAMES.get(kind, kind),
+    return Artifact.objects.create(revision=revision, kind=kind, name=name or ARTIFACT_FILE_NAMES.get(kind, kind),
                                    blob=blob, uri=uri)
 
 
@@ -332,6 +375,7 @@ def unshare(user, solution: Solution, co_owner_id: int) -> None:
 @transaction.atomic
 def update_details(user, solution: Solution, *, description: str, tags: list[str], model_type: str) -> None:
     _require(selectors.can_change_solution(user, solution))
+    _refuse_if_imported(solution)
     if len(tags) > MAX_TAGS:
         raise Refused(f"at most {MAX_TAGS} tags", "tags")
     solution.description = description
@@ -356,6 +400,7 @@ def restore(user, solution: Solution) -> None:
     _require(selectors.can_delete_solution(user, solution), "only the owner or an admin restores a model")
     Solution.objects.filter(pk=solution.pk).update(deleted_at=None)
     catalog_changed()
+    solution_restored.send(sender=Solution, solution=solution, by=user)
 
 
 # ---------------------------------------------------------------- ratings, comments, favorites

@@ -9,3 +9,7 @@ revision_ready = Signal()
 # Sent with `solution=` and `by=` (who deleted it) when a solution is (soft) deleted: what runs it
 # elsewhere (deployments) is told.
 solution_deleted = Signal()
+
+# Sent with `solution=` and `by=` when a soft-deleted solution is restored: what it had published is
+# offered again (federation's change feed).
+solution_restored = Signal()

@@ -113,7 +113,7 @@ def create_revision(job, step) -> str:
     metadata = _metadata(job)
     blobs = job.steps.get(name="store_artifacts").details["blobs"]
     flavour = bundle.package_manifest(job).flavour
-    with transaction.atomic():
+    with transaction.atomic(), imported_is_failure():
         revision, created = marketplace_services.revision_create(
             owner=job.owner, solution_id=job.solution_uuid, solution_name=job.model_name, toolkit=flavour,
             revision_id=job.revision_uuid, version=job.version, metadata=metadata,
@@ -124,6 +124,14 @@ def create_revision(job, step) -> str:
     solution = revision.solution
     verb = "created solution" if created else "new revision of solution"
     return f"{verb} {solution.name} ({solution.id}); revision {revision.version} ({revision.id})\n"
+
+
+@contextmanager
+def imported_is_failure():
+    try:
+        yield
+    except marketplace_services.ImportedReadOnly as exc:
+        raise StepFailed(exc.message) from exc
 
 
 @contextmanager

@@ -1,0 +1,203 @@
+"""Calls to a peer's API, the one way this site talks to peers: mutual TLS with this instance's
+certificate, the peer's server certificate checked against what is registered for it (its
+certificate or CA; nothing else is trusted), timeouts on every call, answers read in the Acumos
+envelope, artifact bytes streamed to a file with resume (HTTP Range), never followed redirects."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ssl
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urljoin
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+
+from federation import identity
+from federation.models import Peer
+
+CHUNK = 1 << 20
+MAX_JSON_BYTES = 32 << 20
+
+
+class PeerUnavailable(Exception):
+    """The peer could not be reached or answered with an error: worth trying again later."""
+
+
+class PeerAnswer(Exception):
+    """The peer answered, refusing (a 4xx with its envelope): `status`, `code` and its message."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(f"{message} (HTTP {status}, {code})")
+        self.status, self.code, self.message = status, code, message
+
+
+class _PinnedAdapter(HTTPAdapter):
+    """TLS to one peer: only its registered certificate or CA is trusted (a partial chain is enough,
+    so a pinned leaf works), and this instance's certificate is the client certificate."""
+
+    def __init__(self, context: ssl.SSLContext, **kwargs):
+        self._context = context
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["ssl_context"] = self._context
+        return super().init_poolmanager(*args, **kwargs)
+
+
+def _context(peer: Peer, me: identity.Identity) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=peer.certificate)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    context.load_cert_chain(me.cert_path, me.key_path)
+    return context
+
+
+class PeerClient:
+    def __init__(self, peer: Peer, *, timeout: float | None = None):
+        self.peer = peer
+        self.base = peer.api_url.rstrip("/") + "/federation/"
+        self.timeout = timeout or settings.ACUMOS_FEDERATION_TIMEOUT
+        self.session = requests.Session()
+        self.session.trust_env = False  # no proxy from the environment sees this traffic
+        try:
+            context = _context(peer, identity.load())
+        except ssl.SSLError as exc:
+            raise PeerUnavailable(f"the certificate registered for {peer.name} cannot be used: {exc}") from exc
+        self.session.mount("https://", _PinnedAdapter(context))
+        self.session.mount("http://", HTTPAdapter(max_retries=0))  # refused below: peers speak TLS only
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> PeerClient:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # ---- the API
+
+    def ping(self) -> dict:
+        return self.get("ping")
+
+    def catalogs(self) -> list[dict]:
+        return self.get("catalogs")
+
+    def changes(self, catalog_id: str, since: int) -> dict:
+        return self.get("changes", catalogId=catalog_id, since=since)
+
+    def revision(self, solution_id: str, revision_id: str) -> dict:
+        return self.get(f"solutions/{solution_id}/revisions/{revision_id}")
+
+    def artifacts(self, solution_id: str, revision_id: str) -> list[dict]:
+        return self.get(f"solutions/{solution_id}/revisions/{revision_id}/artifacts")
+
+    def get(self, path: str, **params) -> object:
+        response = self._send(path, params=params)
+        with contextlib.closing(response):
+            return self._content(response)
+
+    # ---- bytes
+
+    def download(self, path: str, target: Path, *, size: int, sha256: str) -> int:
+        """Stream `path` into `target`, resuming from what `target` already holds (Range); check the
+        size and sha256 at the end. Returns the bytes fetched now. A wrong size or hash removes the
+        file and raises ValueError (the content is refused, not retried)."""
+        have = target.stat().st_size if target.exists() else 0
+        if have > size:
+            target.unlink()
+            have = 0
+        fetched = 0
+        if have < size:
+            fetched = self._fetch_rest(path, target, have)
+        digest, length = _file_sha256(target)
+        if length != size or digest != sha256:
+            target.unlink(missing_ok=True)
+            raise ValueError(f"the peer's bytes do not match the signed manifest: sha256 {digest} and {length} "
+                             f"bytes, the manifest says {sha256} and {size} bytes")
+        return fetched
+
+    def _fetch_rest(self, path: str, target: Path, have: int) -> int:
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        response = self._send(path, headers=headers, stream=True)
+        with contextlib.closing(response):
+            if response.status_code >= 400:
+                self._content(response)  # raises with the peer's reason
+            append = have and response.status_code == 206
+            fetched = 0
+            with open(target, "ab" if append else "wb") as out:
+                for chunk in response.iter_content(CHUNK):
+                    out.write(chunk)
+                    fetched += len(chunk)
+            return fetched
+
+    def stream(self, path: str) -> requests.Response:
+        """A streaming response (the caller closes it), for image blobs."""
+        response = self._send(path, stream=True)
+        if response.status_code >= 400:
+            with contextlib.closing(response):
+                self._content(response)
+        return response
+
+    def raw(self, path: str) -> requests.Response:
+        response = self._send(path)
+        if response.status_code >= 400:
+            self._content(response)
+        return response
+
+    # ---- transport
+
+    def _send(self, path: str, **kwargs) -> requests.Response:
+        url = urljoin(self.base, path)
+        if not url.startswith("https://"):
+            raise PeerUnavailable(f"{self.peer.name}'s API URL must be https://: {self.peer.api_url}")
+        try:
+            return self.session.get(url, timeout=(self.timeout, self.timeout), allow_redirects=False, **kwargs)
+        except requests.exceptions.SSLError as exc:
+            raise PeerUnavailable(f"TLS with {self.peer.name} failed (is its registered certificate or CA "
+                                  f"the one it serves?): {exc}") from exc
+        except requests.RequestException as exc:
+            raise PeerUnavailable(f"{self.peer.name} cannot be reached at {url}: {exc}") from exc
+
+    def _content(self, response: requests.Response):
+        if len(response.content) > MAX_JSON_BYTES:
+            raise PeerUnavailable(f"{self.peer.name} answered with over {MAX_JSON_BYTES >> 20} MiB of JSON")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or "content" not in body:
+            raise PeerUnavailable(f"{self.peer.name} answered HTTP {response.status_code} without the "
+                                  f"federation envelope")
+        if response.status_code >= 500 or response.status_code in (408, 429):
+            raise PeerUnavailable(f"{self.peer.name}: {body.get('message')} (HTTP {response.status_code})")
+        if response.status_code >= 300:
+            raise PeerAnswer(response.status_code, str(body.get("error")), str(body.get("message")))
+        return body["content"]
+
+
+def _file_sha256(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    if not path.exists():
+        return digest.hexdigest(), 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+@contextlib.contextmanager
+def scratch() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="federation-"))
+    try:
+        yield folder
+    finally:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,111 @@
+"""A revision's image, copied from a peer's registry into this site's through the peer API: the
+manifest from artifacts/<id>/content, each blob from artifacts/<id>/blobs/<digest>, written with
+images.oci.copy_image (blobs this registry has are skipped or mounted from the runner base, never
+sent again; every blob's digest is checked as it streams). The image must be the one the signed
+manifest names: its manifest's digest is checked before a byte of it is copied."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from dataclasses import dataclass
+
+from federation.client import PeerClient
+from images import oci
+from images import services as image_services
+from marketplace.models import Revision, Solution
+
+CHUNK = 1 << 20
+
+
+class WrongImage(Exception):
+    """The peer's image is not the one its signed manifest names."""
+
+
+@dataclass(frozen=True)
+class Copied:
+    ref: oci.ImageRef
+    report: oci.CopyReport
+
+    @property
+    def name_and_uri(self) -> tuple[str, str]:
+        """As an image build records an image: its name without the digest, its uri with it."""
+        return str(oci.ImageRef(self.ref.registry, self.ref.repository, self.ref.tag)), str(self.ref)
+
+
+class _Stream:
+    """A blob streamed from the peer, as oci.BlobStream."""
+
+    def __init__(self, response):
+        self.response = response
+        self.chunks = response.iter_content(CHUNK)
+        self.buffer = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self.buffer) < size:
+            try:
+                self.buffer += next(self.chunks)
+            except StopIteration:
+                break
+        size = len(self.buffer) if size < 0 else size
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def __iter__(self):
+        while data := self.read(CHUNK):
+            yield data
+
+    def close(self) -> None:
+        self.response.close()
+
+
+class PeerImageSource:
+    """An image artifact of a peer, as oci.ImageSource."""
+
+    def __init__(self, client: PeerClient, artifact_id: str, expected_digest: str):
+        self.client, self.artifact_id, self.expected = client, artifact_id, expected_digest
+
+    def __str__(self) -> str:
+        return f"peer {self.client.peer.name}: image {self.expected}"
+
+    def manifest(self) -> tuple[bytes, str, str]:
+        response = self.client.raw(f"artifacts/{self.artifact_id}/content")
+        body = response.content
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        if digest != self.expected:
+            raise WrongImage(f"the peer's image is {digest}, but its signed manifest names {self.expected}")
+        return body, response.headers.get("Content-Type", "").split(";")[0].strip(), digest
+
+    def open_blob(self, digest: str) -> _Stream:
+        return _Stream(self.client.stream(f"artifacts/{self.artifact_id}/blobs/{digest}"))
+
+
+def why_no_copy(manifest: dict) -> str:
+    if not manifest.get("image"):
+        return "the origin has no image for it"
+    return f"its image was not copied: {image_services.configuration_problem() or 'no registry here'}"
+
+
+def copy(client: PeerClient, manifest: dict, detail: dict, artifact_id: str) -> Copied | None:
+    """Copy the image the manifest names into this site's registry, under the name an image build of
+    this revision would have; None when this site has no registry configured."""
+    if image_services.configuration_problem():
+        return None
+    target = image_services.target_for(_unsaved_revision(manifest))
+    source = PeerImageSource(client, artifact_id, str(manifest["image"].get("digest", "")))
+    base = image_services.base_image()
+    mount = [base.repository] if base.registry == target.registry else []
+    with image_services.registry(target.registry) as registry:
+        report = oci.copy_image(source, registry, target.repository, target.tag, mount_from=mount)
+    return Copied(ref=oci.ImageRef(target.registry, target.repository, target.tag, report.digest), report=report)
+
+
+def discard(copied: Copied) -> None:
+    """Untag an image copied for an import that then failed (its blobs stay for the next try)."""
+    with contextlib.suppress(oci.RegistryError), image_services.registry(copied.ref.registry) as registry:
+        registry.delete_image(copied.ref.repository, copied.ref.digest)
+
+
+def _unsaved_revision(manifest: dict) -> Revision:
+    solution = Solution(id=manifest["solution"]["id"], name=str(manifest["solution"].get("name", "model")))
+    return Revision(solution=solution, version=str(manifest["revision"].get("version", "1")))

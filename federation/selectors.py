@@ -1,0 +1,80 @@
+"""What a peer may see, decided here and nowhere else: public catalogs and the restricted ones granted
+to it, the ready revisions published in them (of live solutions, not withdrawn), their artifacts, and
+the changes in those catalogs. Every view of the peer API reads through these."""
+
+from __future__ import annotations
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from federation.choices import PeerStatus
+from federation.models import ChangeEvent, Peer, RevisionOrigin, Subscription, SyncRun
+from marketplace.choices import CatalogAccess, RevisionStatus
+from marketplace.models import Artifact, Catalog, Publication, Revision, Solution
+from marketplace.selectors import is_admin
+
+
+def catalogs_for(peer: Peer) -> QuerySet[Catalog]:
+    if peer.status != PeerStatus.ACTIVE:
+        return Catalog.objects.none()
+    granted = Q(peer_grants__peer=peer)
+    return Catalog.objects.filter(Q(access=CatalogAccess.PUBLIC) | granted).distinct()
+
+
+def catalog_for(peer: Peer, catalog_id) -> Catalog | None:
+    return catalogs_for(peer).filter(pk=catalog_id).first()
+
+
+def revisions_for(peer: Peer, catalog: Catalog | None = None) -> QuerySet[Revision]:
+    """Ready revisions of live solutions published in a catalog the peer sees (in `catalog` if
+    given), not withdrawn by their origin."""
+    catalogs = catalogs_for(peer) if catalog is None else catalogs_for(peer).filter(pk=catalog.pk)
+    published = Publication.objects.filter(revision=OuterRef("pk"), catalog__in=catalogs)
+    withdrawn = RevisionOrigin.objects.filter(revision=OuterRef("pk"), withdrawn_at__isnull=False)
+    return (Revision.objects.filter(status=RevisionStatus.READY, solution__deleted_at__isnull=True)
+            .filter(Exists(published)).exclude(Exists(withdrawn)).select_related("solution"))
+
+
+def solutions_for(peer: Peer, catalog: Catalog | None = None) -> QuerySet[Solution]:
+    return Solution.objects.filter(pk__in=revisions_for(peer, catalog).values("solution_id"))
+
+
+def revision_for(peer: Peer, solution_id, revision_id) -> Revision | None:
+    return revisions_for(peer).filter(pk=revision_id, solution_id=solution_id).first()
+
+
+def artifact_for(peer: Peer, artifact_id) -> Artifact | None:
+    return (Artifact.objects.filter(pk=artifact_id, revision__in=revisions_for(peer).values("pk"))
+            .select_related("blob", "revision", "revision__solution").first())
+
+
+def changes_for(peer: Peer, catalog: Catalog, since: int, limit: int) -> list[ChangeEvent]:
+    """The catalog's changes after `since`, oldest first. A catalog the peer cannot see has none."""
+    if catalog_for(peer, catalog.pk) is None:
+        return []
+    return list(ChangeEvent.objects.filter(catalog_id=catalog.pk, seq__gt=since).order_by("seq")[:limit])
+
+
+def latest_change(catalog: Catalog) -> int:
+    last = ChangeEvent.objects.filter(catalog_id=catalog.pk).order_by("-seq").values_list("seq", flat=True).first()
+    return last or 0
+
+
+# ---------------------------------------------------------------- for this site's own people
+
+def can_manage_federation(user) -> bool:
+    """Peers, grants and subscriptions are the site's admins' (as in Acumos)."""
+    return is_admin(user)
+
+
+def subscriptions_for(user) -> QuerySet[Subscription]:
+    if not can_manage_federation(user):
+        return Subscription.objects.none()
+    return Subscription.objects.select_related("peer", "owner", "local_catalog")
+
+
+def runs_for(user) -> QuerySet[SyncRun]:
+    return SyncRun.objects.filter(subscription__in=subscriptions_for(user)).select_related("subscription__peer")
+
+
+def origin_of(revision: Revision) -> RevisionOrigin | None:
+    return RevisionOrigin.objects.filter(revision=revision).select_related("peer").first()

@@ -1,0 +1,406 @@
+"""One run of a subscription: read the peer's change feed from the subscription's cursor, record
+what changed as items (kept across runs), then import or withdraw each item that is due.
+
+An import believes nothing the peer says until it is checked: the manifest's signature (its origin's,
+kept unchanged), every artifact's bytes against the manifest's sha256 and size (content held here
+already is not fetched again; a transfer cut short resumes from its partial file on the next try),
+the bundle through local validation and the sandboxed smoke test, the image against the manifest's
+digest. Only then, in one transaction, are the solution and revision made (with the peer's ids),
+marked ready and published in the subscription's local catalog. A failure keeps nothing it made
+but the partial download; a failed item is tried again on later runs (ACUMOS_FEDERATION_ITEM_ATTEMPTS)
+and never holds the others back."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from federation import images as federation_images
+from federation import manifests, notices
+from federation.choices import ChangeKind, ItemOutcome, ItemStatus, WithdrawalPolicy
+from federation.client import PeerAnswer, PeerClient, PeerUnavailable
+from federation.models import RevisionOrigin, Subscription, SyncItem, SyncResult, SyncRun
+from images import oci
+from marketplace import services as marketplace_services
+from marketplace import storage
+from marketplace.choices import ArtifactKind, CatalogAccess, ModelType
+from marketplace.models import Blob, Catalog, Publication, Revision
+from onboarding import smoke, validation
+
+log = logging.getLogger(__name__)
+REQUIRED = (ArtifactKind.METADATA, ArtifactKind.PROTO, ArtifactKind.MODEL)
+BUNDLE_FILES = {ArtifactKind.METADATA: "metadata.json", ArtifactKind.PROTO: "model.proto",
+                ArtifactKind.MODEL: "modelpackage.zip", ArtifactKind.LICENCE: "license.json"}
+
+
+class Refusal(Exception):
+    """Permanent: the peer's content is not to be believed or not acceptable here."""
+
+
+class TryLater(Exception):
+    """Transient: the peer, the registry or storage were out of reach."""
+
+
+@dataclass
+class Tally:
+    fetched: int = 0
+    reused: int = 0
+    created_blobs: list[int] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- the run
+
+def run(sync_run: SyncRun) -> dict:
+    """The work of a claimed run; returns its summary (outcome -> count). A peer out of reach while
+    the feed is read fails the run (the job shape retries it); an item's failure is the item's."""
+    subscription = Subscription.objects.select_related("peer", "owner").get(pk=sync_run.subscription_id)
+    with PeerClient(subscription.peer) as client:
+        try:
+            cursor = read_changes(client, subscription, sync_run)
+        except (PeerUnavailable, PeerAnswer) as exc:
+            raise TryLater(str(exc)) from exc
+        if not sync_run.dry_run:
+            _ensure_local_catalog(subscription, client)
+            for item in due_items(subscription):
+                process(client, subscription, sync_run, item)
+    if not sync_run.dry_run:
+        Subscription.objects.filter(pk=subscription.pk).update(cursor=cursor, last_run_at=timezone.now())
+    summary = _summary(sync_run)
+    SyncRun.objects.filter(pk=sync_run.pk).update(summary=summary)
+    return summary
+
+
+def read_changes(client: PeerClient, subscription: Subscription, sync_run: SyncRun) -> int:
+    """Read the feed from the cursor, page by page, and record an item per changed revision (its
+    latest change wins). A dry run records nothing: it lists what a run would do. The cursor reached."""
+    cursor = subscription.cursor or 0
+    SyncRun.objects.filter(pk=sync_run.pk).update(cursor_from=cursor)
+    latest: dict[str, dict] = {}
+    while True:
+        page = client.changes(str(subscription.catalog_id), cursor)
+        for change in page.get("changes", []):
+            latest[change["revisionId"]] = change
+        cursor = max(cursor, int(page.get("cursor") or 0))
+        if not page.get("more"):
+            break
+    SyncRun.objects.filter(pk=sync_run.pk).update(cursor_to=cursor)
+    for change in latest.values():
+        if sync_run.dry_run:
+            _would(sync_run, subscription, change)
+        else:
+            _record_item(subscription, change)
+    return cursor
+
+
+def _record_item(subscription: Subscription, change: dict) -> None:
+    """A change makes its revision's item due again (a new change is a new chance: attempts restart)."""
+    SyncItem.objects.update_or_create(
+        subscription=subscription, revision_id=change["revisionId"],
+        defaults={"solution_id": change["solutionId"], "change": change["kind"], "status": ItemStatus.PENDING,
+                  "attempts": 0, "error": "", "tombstone": change.get("tombstone")})
+
+
+def _would(sync_run: SyncRun, subscription: Subscription, change: dict) -> None:
+    imported = RevisionOrigin.objects.filter(revision_id=change["revisionId"], subscription=subscription).first()
+    if change["kind"] == ChangeKind.PUBLISHED:
+        outcome = ItemOutcome.UNCHANGED if imported and not imported.withdrawn_at else ItemOutcome.WOULD_IMPORT
+    else:
+        outcome = ItemOutcome.WOULD_WITHDRAW if imported and not imported.withdrawn_at else ItemOutcome.UNCHANGED
+    SyncResult.objects.create(run=sync_run, revision_id=change["revisionId"], outcome=outcome,
+                              message="dry run: nothing was changed")
+
+
+def due_items(subscription: Subscription):
+    return list(SyncItem.objects.filter(subscription=subscription, status__in=[ItemStatus.PENDING, ItemStatus.FAILED],
+                                        attempts__lt=settings.ACUMOS_FEDERATION_ITEM_ATTEMPTS).order_by("modified"))
+
+
+def process(client: PeerClient, subscription: Subscription, sync_run: SyncRun, item: SyncItem) -> SyncResult:
+    started = time.monotonic()
+    SyncItem.objects.filter(pk=item.pk).update(attempts=F("attempts") + 1)
+    item.refresh_from_db()
+    tally = Tally()
+    try:
+        if item.change == ChangeKind.PUBLISHED:
+            outcome, message = import_revision(client, subscription, item, tally)
+        else:
+            outcome, message = withdraw(subscription, item)
+        status, error = ItemStatus.DONE, ""
+    except Refusal as exc:
+        outcome, message, status, error = ItemOutcome.REFUSED, str(exc), ItemStatus.REFUSED, str(exc)
+    except federation_images.WrongImage as exc:
+        outcome, message, status, error = ItemOutcome.REFUSED, f"refused: {exc}", ItemStatus.REFUSED, str(exc)
+    except (TryLater, PeerUnavailable, oci.RegistryError, OSError) as exc:
+        outcome, message, status, error = ItemOutcome.FAILED, str(exc), ItemStatus.FAILED, str(exc)
+    except PeerAnswer as exc:  # the peer refused (gone from the catalog meanwhile, no longer granted)
+        outcome, message, status, error = ItemOutcome.FAILED, str(exc), ItemStatus.FAILED, str(exc)
+    if status != ItemStatus.DONE:
+        _discard_blobs(tally)
+        _tell_owner(subscription, item, message, final=status == ItemStatus.REFUSED
+                    or item.attempts >= settings.ACUMOS_FEDERATION_ITEM_ATTEMPTS)
+    SyncItem.objects.filter(pk=item.pk).update(status=status, error=error[:4000])
+    SyncRun.objects.filter(pk=sync_run.pk).update(bytes_fetched=F("bytes_fetched") + tally.fetched,
+                                                  bytes_reused=F("bytes_reused") + tally.reused)
+    return SyncResult.objects.create(
+        run=sync_run, revision_id=item.revision_id, name=item.name, version=item.version, outcome=outcome,
+        message=message[:4000], bytes_fetched=tally.fetched, bytes_reused=tally.reused,
+        seconds=round(time.monotonic() - started, 3))
+
+
+# ---------------------------------------------------------------- importing one revision
+
+def import_revision(client: PeerClient, subscription: Subscription, item: SyncItem, tally: Tally):
+    detail = client.revision(str(item.solution_id), str(item.revision_id))
+    try:
+        checked = manifests.check(detail.get("manifest"), detail.get("signature"),
+                                  solution_id=str(item.solution_id), revision_id=str(item.revision_id))
+    except manifests.ManifestRefused as exc:
+        raise Refusal(f"refused: {exc}") from exc
+    manifest = checked.manifest
+    _name_item(item, manifest)
+    existing = Revision.objects.filter(pk=item.revision_id).select_related("solution").first()
+    if existing is not None:
+        return _already_here(subscription, existing, checked)
+    blobs = fetch_artifacts(client, item, manifest, tally)
+    check_bundle(blobs)
+    copied = federation_images.copy(client, manifest, detail, offered_image(client, item)) \
+        if manifest.get("image") else None
+    if copied is not None:
+        tally.fetched += copied.report.bytes_copied
+        tally.reused += copied.report.bytes_skipped
+    try:
+        revision = _create(subscription, checked, blobs, copied.name_and_uri if copied else None, detail)
+    except Exception:
+        if copied is not None:
+            federation_images.discard(copied)
+        raise
+    what = f"imported {revision.solution.name} {revision.version} (signed by {checked.signer.name})"
+    return ItemOutcome.IMPORTED, what + (f"; image: {copied.report.summary()}" if copied else
+                                         f"; {federation_images.why_no_copy(manifest)}")
+
+
+def offered_image(client: PeerClient, item: SyncItem) -> str:
+    """The peer's artifact id of the image (its manifest and blobs are read through it)."""
+    listed = client.artifacts(str(item.solution_id), str(item.revision_id))
+    image = next((a for a in listed if a.get("artifactTypeCode") == ArtifactKind.IMAGE), None)
+    if image is None:
+        raise Refusal("refused: the manifest names an image the peer does not offer")
+    return str(image["artifactId"])
+
+
+def _name_item(item: SyncItem, manifest: dict) -> None:
+    item.name = str(manifest["solution"].get("name", ""))[:200]
+    item.version = str(manifest["revision"].get("version", ""))[:50]
+    SyncItem.objects.filter(pk=item.pk).update(name=item.name, version=item.version)
+
+
+def _already_here(subscription: Subscription, revision: Revision, checked) -> tuple[str, str]:
+    """Imported before: unchanged (published again if it had been withdrawn). A revision of this id
+    that did not come from this subscription is never touched (a peer cannot overwrite ours)."""
+    origin = RevisionOrigin.objects.filter(revision=revision, subscription=subscription).first()
+    if origin is None:
+        raise Refusal(f"refused: a revision with the id {revision.pk} exists here already and was not imported "
+                      "by this subscription")
+    if origin.manifest != checked.manifest:
+        raise Refusal("refused: the peer now signs a different manifest for a revision imported before "
+                      "(ready revisions never change)")
+    if origin.withdrawn_at is not None:
+        with transaction.atomic():
+            RevisionOrigin.objects.filter(pk=origin.pk).update(withdrawn_at=None)
+            _publish(subscription, revision)
+        return ItemOutcome.IMPORTED, "published again at its origin: listed again"
+    return ItemOutcome.UNCHANGED, "already imported"
+
+
+def fetch_artifacts(client: PeerClient, item: SyncItem, manifest: dict, tally: Tally) -> dict[str, Blob]:
+    """Every file artifact of the manifest as a local blob, its bytes checked against the manifest."""
+    wanted = {entry["kind"]: entry for entry in manifest.get("artifacts", []) if entry.get("kind") in
+              manifests.FILE_KINDS}
+    missing = [kind for kind in REQUIRED if kind not in wanted]
+    if missing:
+        raise Refusal(f"refused: the manifest lists no {', '.join(missing)} artifact")
+    limit = settings.ACUMOS_FEDERATION_MAX_ARTIFACT_MB << 20
+    offered = {a["artifactTypeCode"]: a for a in client.artifacts(str(item.solution_id), str(item.revision_id))}
+    blobs = {}
+    for kind, entry in wanted.items():
+        size, sha256 = int(entry.get("size", -1)), str(entry.get("sha256", ""))
+        if not 0 <= size <= limit:
+            raise Refusal(f"refused: {entry.get('name')} is {size} bytes; this site takes at most "
+                          f"{settings.ACUMOS_FEDERATION_MAX_ARTIFACT_MB} MB per artifact")
+        blobs[kind] = _blob_for(client, offered.get(kind), sha256, size, tally)
+    return blobs
+
+
+def _blob_for(client: PeerClient, offered: dict | None, sha256: str, size: int, tally: Tally) -> Blob:
+    held = Blob.objects.filter(sha256=sha256, size=size).first()
+    if held is not None:  # content-addressed: the same bytes are here already
+        tally.reused += size
+        return held
+    if offered is None:
+        raise Refusal("refused: the peer does not offer an artifact its manifest lists")
+    partial = partial_path(sha256)
+    try:
+        tally.fetched += client.download(f"artifacts/{offered['artifactId']}/content", partial, size=size,
+                                         sha256=sha256)
+    except ValueError as exc:
+        raise Refusal(f"refused: {exc}") from exc
+    blob, created = storage.store_file(partial)
+    partial.unlink(missing_ok=True)
+    if created:
+        tally.created_blobs.append(blob.pk)
+    return blob
+
+
+def partial_path(sha256: str) -> Path:
+    """Where a transfer lands until it is whole: named by the content it must become, so a transfer
+    cut short resumes on any later run (the sha256 check decides what is kept)."""
+    folder = Path(settings.ACUMOS_FEDERATION_DIR) / "partial"
+    folder.mkdir(parents=True, exist_ok=True)
+    if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+        raise Refusal(f"refused: {sha256!r} is not a sha256")
+    return folder / sha256
+
+
+def check_bundle(blobs: dict[str, Blob]) -> None:
+    """Local validation and the sandboxed smoke test, as for an upload: a peer is never trusted."""
+    with ExitStack() as stack:
+        paths = {kind: stack.enter_context(storage.local_copy(blob.storage_key, suffix="." + BUNDLE_FILES[kind]
+                                                              .rsplit(".", 1)[-1]))
+                 for kind, blob in blobs.items() if kind in BUNDLE_FILES}
+        try:
+            metadata = validation.validate_metadata(paths[ArtifactKind.METADATA])
+            proto = validation.validate_proto(paths[ArtifactKind.PROTO], metadata)
+            validation.validate_package(paths[ArtifactKind.MODEL], proto)
+            if ArtifactKind.LICENCE in paths:
+                validation.validate_licence(paths[ArtifactKind.LICENCE])
+        except validation.Invalid as exc:
+            raise Refusal(f"refused by local validation: {exc.message}") from exc
+        if settings.ACUMOS_SMOKE_TEST:
+            _smoke(paths)
+
+
+def _smoke(paths: dict[str, Path]) -> None:
+    directory = smoke.workspace()
+    try:
+        bundle = directory / "bundle"
+        bundle.mkdir()
+        for kind in REQUIRED:
+            shutil.copyfile(paths[kind], bundle / BUNDLE_FILES[kind])
+        smoke.run(directory, bundle, timeout=settings.ACUMOS_SMOKE_TIMEOUT)
+    except smoke.SmokeFailed as exc:
+        raise Refusal(f"refused by the smoke test: {exc}") from exc
+    finally:
+        smoke.discard(directory)
+
+
+def _create(subscription: Subscription, checked, blobs: dict[str, Blob], image, detail: dict) -> Revision:
+    manifest = checked.manifest
+    solution, revision = manifest["solution"], manifest["revision"]
+    hops = [*(detail.get("origin") or {}).get("hops", [checked.signer.name])][:20]
+    with transaction.atomic():
+        try:
+            made = marketplace_services.revision_import(
+                owner=subscription.owner, source=subscription.peer.name,
+                solution=_solution_fields(solution),
+                revision={"id": revision["id"], "version": str(revision.get("version", ""))[:50],
+                          "description": str(revision.get("description", "")),
+                          "metadata": revision.get("metadata", {})},
+                artifacts=blobs, image=image)
+        except marketplace_services.Refused as exc:
+            raise Refusal(f"refused: {exc.message}") from exc
+        RevisionOrigin.objects.create(
+            revision=made, manifest=manifest, signature=checked.signature, origin_name=checked.signer.name,
+            origin_instance=manifest["origin"]["instance"], signer_sha256=checked.signer.fingerprint,
+            signature_status=checked.status, peer=subscription.peer, subscription=subscription, hops=hops)
+        marketplace_services.revision_mark_ready(made)
+        _publish(subscription, made)
+    return made
+
+
+def _model_type(code) -> str:
+    return code if code in ModelType.values else ModelType.OTHER
+
+
+def _solution_fields(solution: dict) -> dict:
+    """What the peer's manifest says of the solution, cut to this site's field sizes."""
+    return {"id": solution["id"], "name": str(solution.get("name", ""))[:200],
+            "description": str(solution.get("description", "")), "model_type": _model_type(solution.get("modelType")),
+            "toolkit": str(solution.get("toolkit", ""))[:30],
+            "tags": [str(t)[:50] for t in solution.get("tags", []) if isinstance(t, str)]}
+
+
+def _publish(subscription: Subscription, revision: Revision) -> None:
+    catalog = subscription.local_catalog
+    if catalog is not None and not Publication.objects.filter(catalog=catalog, revision=revision).exists():
+        marketplace_services.publish_directly(revision, catalog, by=subscription.owner)
+
+
+def _ensure_local_catalog(subscription: Subscription, client: PeerClient) -> None:
+    """The peer's catalog has a local copy, with the peer's id (as Acumos does) when that is free."""
+    if subscription.local_catalog_id:
+        return
+    remote = next((c for c in client.catalogs() if c.get("catalogId") == str(subscription.catalog_id)), None)
+    if remote is None:
+        raise TryLater(f"{subscription.peer.name} no longer offers this catalog to this site")
+    name = str(remote.get("name") or subscription.catalog_name or "Imported")[:80]
+    if Catalog.objects.filter(name=name).exists():
+        name = f"{name} ({subscription.peer.name})"[:100]
+    access = CatalogAccess.RESTRICTED  # imported models are this site's members', not the world's, until an admin says
+    catalog_id = subscription.catalog_id if not Catalog.objects.filter(pk=subscription.catalog_id).exists() else None
+    catalog = Catalog.objects.create(**({"id": catalog_id} if catalog_id else {}), name=name, access=access,
+                                     description=str(remote.get("description", ""))[:2000])
+    Subscription.objects.filter(pk=subscription.pk).update(local_catalog=catalog, catalog_name=name)
+    subscription.local_catalog = catalog
+
+
+# ---------------------------------------------------------------- withdrawals
+
+def withdraw(subscription: Subscription, item: SyncItem) -> tuple[str, str]:
+    origin = RevisionOrigin.objects.filter(revision_id=item.revision_id, subscription=subscription).select_related(
+        "revision__solution").first()
+    if origin is None:
+        return ItemOutcome.UNCHANGED, "withdrawn at the origin; never imported here"
+    try:
+        manifests.check_tombstone(item.tombstone, peer=subscription.peer, revision_id=str(item.revision_id))
+    except manifests.ManifestRefused as exc:
+        raise Refusal(f"refused: {exc}") from exc
+    item.name, item.version = origin.revision.solution.name, origin.revision.version
+    SyncItem.objects.filter(pk=item.pk).update(name=item.name, version=item.version)
+    if origin.withdrawn_at is not None:
+        return ItemOutcome.UNCHANGED, "already withdrawn"
+    with transaction.atomic():
+        RevisionOrigin.objects.filter(pk=origin.pk).update(withdrawn_at=timezone.now())
+        if subscription.on_withdrawal == WithdrawalPolicy.HIDE:
+            for publication in Publication.objects.filter(revision=origin.revision):
+                publication.delete()
+            marketplace_services.refresh_audience(origin.revision.solution_id)
+    told = notices.tell_deployers(origin.revision)
+    hidden = "hidden here" if subscription.on_withdrawal == WithdrawalPolicy.HIDE else "kept listed here"
+    return ItemOutcome.WITHDRAWN, f"withdrawn at its origin; {hidden}; {told} deployment owner(s) told"
+
+
+# ---------------------------------------------------------------- the rest
+
+def _discard_blobs(tally: Tally) -> None:
+    for blob in Blob.objects.filter(pk__in=tally.created_blobs):
+        storage.delete_blob_if_orphan(blob)
+
+
+def _tell_owner(subscription: Subscription, item: SyncItem, message: str, *, final: bool) -> None:
+    notices.tell_item_failed(subscription, item, message, final=final)
+
+
+def _summary(sync_run: SyncRun) -> dict:
+    counts: dict[str, int] = {}
+    for outcome in SyncResult.objects.filter(run=sync_run).values_list("outcome", flat=True):
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
