@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import ssl
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urljoin
@@ -129,11 +130,13 @@ class PeerClient:
             if response.status_code >= 400:
                 self._content(response)  # raises with the peer's reason
             append = have and response.status_code == 206
-            fetched = 0
+            fetched, pace = 0, _Pace(self.peer.rate_limit_kbps)
             with open(target, "ab" if append else "wb") as out:
-                for chunk in response.iter_content(CHUNK):
+                for chunk in response.iter_content(pace.chunk):
                     out.write(chunk)
+                    out.flush()  # what arrived is on disk: a transfer cut short resumes from it
                     fetched += len(chunk)
+                    pace.wait(fetched)
             return fetched
 
     def stream(self, path: str) -> requests.Response:
@@ -179,6 +182,22 @@ class PeerClient:
         if response.status_code >= 300:
             raise PeerAnswer(response.status_code, str(body.get("error")), str(body.get("message")))
         return body["content"]
+
+
+class _Pace:
+    """A peer's download cap (Peer.rate_limit_kbps): sleeps so that the bytes read so far never run
+    ahead of the rate (0: no cap)."""
+
+    def __init__(self, kbps: int):
+        self.rate = kbps * 1000
+        self.chunk = min(CHUNK, max(self.rate // 10, 4096)) if self.rate else CHUNK
+        self.started = time.monotonic()
+
+    def wait(self, done: int) -> None:
+        if self.rate:
+            ahead = done / self.rate - (time.monotonic() - self.started)
+            if ahead > 0:
+                time.sleep(ahead)
 
 
 def _file_sha256(path: Path) -> tuple[str, int]:

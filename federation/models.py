@@ -34,6 +34,8 @@ class Peer(models.Model):
     description = models.TextField(blank=True)
     status = models.CharField(max_length=2, choices=PeerStatus.choices, default=PeerStatus.ACTIVE)
     self_registered = models.BooleanField(default=False, help_text="it asked to be a peer (peer/register)")
+    rate_limit_kbps = models.PositiveIntegerField(default=0, help_text="cap on artifact downloads from it, in "
+                                                                       "kilobytes a second (0: none)")
     catalogs = models.ManyToManyField(Catalog, through="CatalogGrant", related_name="+", blank=True)
     created = models.DateTimeField(auto_now_add=True)
     modified = models.DateTimeField(auto_now=True)

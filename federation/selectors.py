@@ -4,10 +4,10 @@ the changes in those catalogs. Every view of the peer API reads through these.""
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
 
-from federation.choices import PeerStatus
-from federation.models import ChangeEvent, Peer, RevisionOrigin, Subscription, SyncRun
+from federation.choices import ItemStatus, PeerStatus
+from federation.models import CatalogGrant, ChangeEvent, Peer, RevisionOrigin, Subscription, SyncItem, SyncRun
 from marketplace.choices import CatalogAccess, RevisionStatus
 from marketplace.models import Artifact, Catalog, Publication, Revision, Solution
 from marketplace.selectors import is_admin
@@ -78,3 +78,33 @@ def runs_for(user) -> QuerySet[SyncRun]:
 
 def origin_of(revision: Revision) -> RevisionOrigin | None:
     return RevisionOrigin.objects.filter(revision=revision).select_related("peer").first()
+
+
+# ---------------------------------------------------------------- the admins' pages and API
+
+def peers_listed() -> QuerySet[Peer]:
+    """Every peer, those that asked to join and wait for an answer first, each with how many
+    subscriptions this site has to its catalogs (`subscription_count`)."""
+    waiting = Case(When(status=PeerStatus.REQUESTED, then=Value(0)), default=Value(1), output_field=IntegerField())
+    return Peer.objects.annotate(subscription_count=Count("subscriptions"), waiting=waiting).order_by("waiting", "name")
+
+
+def grants_of(peer: Peer) -> QuerySet[CatalogGrant]:
+    return peer.grants.select_related("catalog", "granted_by").order_by("catalog__name")
+
+
+def grantable_catalogs(peer: Peer) -> QuerySet[Catalog]:
+    """The restricted catalogs not granted to the peer yet (public ones every active peer reads)."""
+    return Catalog.objects.filter(access=CatalogAccess.RESTRICTED).exclude(peer_grants__peer=peer).order_by("name")
+
+
+def last_runs(subscriptions) -> dict:
+    """Each subscription's latest run, by subscription id, in one query."""
+    latest = (SyncRun.objects.filter(subscription__in=[s.pk for s in subscriptions])
+              .order_by("subscription_id", "-created").distinct("subscription_id"))
+    return {run.subscription_id: run for run in latest}
+
+
+def failing_items(subscription: Subscription) -> QuerySet[SyncItem]:
+    """The revisions still failing (tried again on later runs) or refused for good, latest first."""
+    return subscription.items.filter(status__in=[ItemStatus.FAILED, ItemStatus.REFUSED]).order_by("-modified")

@@ -37,6 +37,7 @@ from marketplace.models import Blob, Catalog, Publication, Revision
 from onboarding import smoke, validation
 
 log = logging.getLogger(__name__)
+PEER_GONE = "the peer is out of reach"
 REQUIRED = (ArtifactKind.METADATA, ArtifactKind.PROTO, ArtifactKind.MODEL)
 BUNDLE_FILES = {ArtifactKind.METADATA: "metadata.json", ArtifactKind.PROTO: "model.proto",
                 ArtifactKind.MODEL: "modelpackage.zip", ArtifactKind.LICENCE: "license.json"}
@@ -68,15 +69,28 @@ def run(sync_run: SyncRun) -> dict:
             cursor = read_changes(client, subscription, sync_run)
         except (PeerUnavailable, PeerAnswer) as exc:
             raise TryLater(str(exc)) from exc
+        gone = None
         if not sync_run.dry_run:
             _ensure_local_catalog(subscription, client)
-            for item in due_items(subscription):
-                process(client, subscription, sync_run, item)
-    if not sync_run.dry_run:
+            gone = _process_due(client, subscription, sync_run)
+    if not sync_run.dry_run:  # the items are recorded: the next run starts from here and retries them
         Subscription.objects.filter(pk=subscription.pk).update(cursor=cursor, last_run_at=timezone.now())
     summary = _summary(sync_run)
     SyncRun.objects.filter(pk=sync_run.pk).update(summary=summary)
+    if gone is not None:
+        raise TryLater(f"{subscription.peer.name} went out of reach during the run ({gone}); what arrived is "
+                       "kept and the next run takes up from there")
     return summary
+
+
+def _process_due(client: PeerClient, subscription: Subscription, sync_run: SyncRun) -> str | None:
+    """Each due item in turn; stop at the first that finds the peer out of reach (the rest would only
+    use up their attempts), and say why."""
+    for item in due_items(subscription):
+        result = process(client, subscription, sync_run, item)
+        if result.outcome == ItemOutcome.FAILED and result.message.startswith(PEER_GONE):
+            return result.message
+    return None
 
 
 def read_changes(client: PeerClient, subscription: Subscription, sync_run: SyncRun) -> int:
@@ -139,7 +153,9 @@ def process(client: PeerClient, subscription: Subscription, sync_run: SyncRun, i
         outcome, message, status, error = ItemOutcome.REFUSED, str(exc), ItemStatus.REFUSED, str(exc)
     except federation_images.WrongImage as exc:
         outcome, message, status, error = ItemOutcome.REFUSED, f"refused: {exc}", ItemStatus.REFUSED, str(exc)
-    except (TryLater, PeerUnavailable, oci.RegistryError, OSError) as exc:
+    except PeerUnavailable as exc:
+        outcome, message, status, error = ItemOutcome.FAILED, f"{PEER_GONE}: {exc}", ItemStatus.FAILED, str(exc)
+    except (TryLater, oci.RegistryError, OSError) as exc:
         outcome, message, status, error = ItemOutcome.FAILED, str(exc), ItemStatus.FAILED, str(exc)
     except PeerAnswer as exc:  # the peer refused (gone from the catalog meanwhile, no longer granted)
         outcome, message, status, error = ItemOutcome.FAILED, str(exc), ItemStatus.FAILED, str(exc)
@@ -305,7 +321,9 @@ def _smoke(paths: dict[str, Path]) -> None:
 def _create(subscription: Subscription, checked, blobs: dict[str, Blob], image, detail: dict) -> Revision:
     manifest = checked.manifest
     solution, revision = manifest["solution"], manifest["revision"]
-    hops = [*(detail.get("origin") or {}).get("hops", [checked.signer.name])][:20]
+    hops = [str(hop)[:200] for hop in (detail.get("origin") or {}).get("hops") or [checked.signer.name]][:20]
+    if hops[-1] != subscription.peer.subject:  # the peer it came through, unless it is the origin itself
+        hops.append(subscription.peer.subject)
     with transaction.atomic():
         try:
             made = marketplace_services.revision_import(

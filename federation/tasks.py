@@ -8,7 +8,8 @@ from acumos_portal import jobs
 from federation import services
 
 
-@jobs.job_task(services.RUN_TASK)
+# runs_model: a run smoke-tests what it imports, so it gets the model workers (acumos_portal.jobs).
+@jobs.job_task(services.RUN_TASK, runs_model=True)
 def run_subscription(run_id: str) -> None:
     services.execute_run(run_id)
 

@@ -341,3 +341,59 @@ def test_self_registration_is_closed_unless_the_site_opens_it(me, settings, ca):
     assert requested.self_registered and requested.status == PeerStatus.REQUESTED
     waiting = client.get("/federation/catalogs")
     assert waiting.status_code == 403 and error_of(waiting) == "peer_not_active"
+
+
+# ---------------------------------------------------------------- the matrix, with the persona "peer"
+
+def peer_api_paths(revision, artifact, catalog) -> list[str]:
+    solution = revision.solution_id
+    return ["/federation/ping", "/federation/catalogs", f"/federation/changes?catalogId={catalog.pk}",
+            f"/federation/solutions?catalogId={catalog.pk}", f"/federation/solutions/{solution}",
+            f"/federation/solutions/{solution}/revisions",
+            f"/federation/solutions/{solution}/revisions/{revision.pk}",
+            f"/federation/solutions/{solution}/revisions/{revision.pk}/artifacts",
+            f"/federation/artifacts/{artifact.pk}/content"]
+
+
+# What each caller gets from a restricted catalog's model: the granted peer everything; a peer it is not
+# granted to only its own ping, the catalog list (without it) and a model list that is empty or 404; callers
+# that are not active peers nothing at all. (The solution's revisions list answers 200 with an empty list.)
+EXPECTED = {
+    "granted peer": [200] * 9,
+    "peer not granted": [200, 200, 404, 404, 404, 200, 404, 404, 404],
+    "inactive peer": [403] * 9,
+    "unknown certificate": [403] * 9,
+    "signed-in admin, not through the terminator": [403] * 9,
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("caller", list(EXPECTED))
+def test_peer_api_permission_matrix(me, ca, restricted, admin_user, caller):
+    revision = with_files(published_revision(restricted), MD=b"{}")
+    artifact = revision.artifacts.get()
+    granted_cert, other_cert, inactive_cert = ca.issue("granted.test"), ca.issue("other.test"), ca.issue("off.test")
+    for name, status in (("granted.test", PeerStatus.ACTIVE), ("other.test", PeerStatus.ACTIVE),
+                         ("off.test", PeerStatus.INACTIVE)):
+        made = Peer.objects.create(name=name, subject=name, api_url="https://127.0.0.1:9", certificate=ca.pem,
+                                   status=status)
+        if name != "other.test":
+            CatalogGrant.objects.create(peer=made, catalog=restricted)
+    clients = {"granted peer": through_terminator(granted_cert), "peer not granted": through_terminator(other_cert),
+               "inactive peer": through_terminator(inactive_cert),
+               "unknown certificate": through_terminator(ca.issue("nobody.test"))}
+    if caller not in clients:
+        clients[caller] = Client()
+        clients[caller].force_login(admin_user)
+    got = [clients[caller].get(path).status_code for path in peer_api_paths(revision, artifact, restricted)]
+    assert got == EXPECTED[caller]
+
+
+@pytest.mark.django_db
+def test_a_peer_has_no_way_into_the_portals_own_api_or_pages(me, peer, peer_cert):
+    """Its certificate is no account here: to the rest of the portal a peer is anonymous."""
+    client = through_terminator(peer_cert)
+    assert client.get("/api/v1/deployments").status_code == 401
+    assert client.get("/api/v1/federation/peers").status_code in (401, 404)
+    page = client.get("/site/federation/")
+    assert page.status_code in (302, 404) and "PRIVATE KEY" not in page.content.decode()
