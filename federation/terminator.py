@@ -4,7 +4,8 @@ mutual TLS and forwards only /federation/ to the portal (`manage.py federation_t
 nginx holds the TLS: its server certificate is this instance's identity (instance.crt with its
 chain, instance.key), and it asks every caller for a client certificate. With the default
 `ssl_verify_client optional_no_ca` nginx proves only that the caller holds the key of the
-certificate it presents (the TLS handshake's CertificateVerify); it does not judge who issued it.
+certificate it presents (the TLS handshake's CertificateVerify) and refuses one it can tell is out of
+date; it does not judge who issued it.
 It forwards the certificate (X-Client-Cert, URL-escaped PEM) and the result of its own check
 (X-Client-Verify) with ACUMOS_FEDERATION_TERMINATOR_SECRET (X-Acumos-Terminator), and the portal
 decides which peer is calling (federation/authentication.py). Why there, not in nginx: a peer is
@@ -13,7 +14,7 @@ CN must fail; one nginx trust bundle trusts every CA in it for every name and ca
 And peers come and go in the database without rewriting or reloading nginx.
 
 The strict alternative (`client_ca=`): `ssl_verify_client optional` against a bundle of the peers'
-CAs, so nginx itself refuses (400) a certificate no listed CA issued or that is expired; the portal
+CAs, so nginx itself refuses (403) a certificate no listed CA issued; the portal
 still makes its per-peer checks. Its cost: the bundle must be rewritten and nginx reloaded whenever
 a peer is added, removed or changes CA.
 
@@ -56,6 +57,8 @@ def _answer(code: str, message: str) -> str:
 
 
 NOT_SERVED = _answer("not_found", "only /federation/ is served here")
+CERTIFICATE_REFUSED = _answer("certificate_refused", "the TLS terminator refused the client certificate: "
+                                                      "$ssl_client_verify")
 TOO_LARGE = _answer("too_large", "a request to the peer API carries at most 1 MiB")
 PORTAL_UNAVAILABLE = _answer("portal_unavailable", "the portal behind this terminator does not answer")
 _ADDRESS = re.compile(r"^[\w.\-\[\]:*]+$")
@@ -189,11 +192,17 @@ server {{
     client_body_timeout 60s;
     send_timeout {STREAM_TIMEOUT};
     default_type application/json;
+    # nginx itself refuses a certificate it can tell is bad (expired, not yet valid, and in the strict
+    # alternative one its bundle did not issue) before the portal sees anything: in the envelope too.
+    error_page 495 = @certificate_refused;
     error_page 413 = @too_large;
     error_page 502 504 = @portal_unavailable;
 
     # Only the peer API: the rest of the portal is not served to peers.
     location / {{
+        return 404 {NOT_SERVED};
+    }}
+    location = /federation {{  # not nginx's own redirect to /federation/
         return 404 {NOT_SERVED};
     }}
     location /federation/ {{
@@ -203,6 +212,9 @@ server {{
             return 404 {NOT_SERVED};
         }}
 {_indent(_proxy(t), 8)}
+    }}
+    location @certificate_refused {{
+        return 403 {CERTIFICATE_REFUSED};
     }}
     location @too_large {{
         return 413 {TOO_LARGE};
@@ -228,8 +240,8 @@ def _tls(t: Terminator) -> str:
                   "# peers change without a reload. No certificate: the portal answers 403.",
                   "ssl_verify_client optional_no_ca;"]
     else:
-        lines += ["# The strict alternative: nginx refuses (400) a certificate no CA in this bundle issued,",
-                  "# or an expired one. The bundle must be rewritten and nginx reloaded when peers change;",
+        lines += ["# The strict alternative: nginx refuses (403) a certificate no CA in this bundle issued.",
+                  "# The bundle must be rewritten and nginx reloaded when peers change;",
                   "# the portal still checks that the certificate is its peer's own.",
                   "ssl_verify_client optional;",
                   f"ssl_client_certificate {_quoted(t.client_ca)};",
