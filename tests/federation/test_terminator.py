@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
-import os
 import socket
 import ssl
 import subprocess
@@ -24,7 +23,7 @@ import pytest
 import requests
 from django.core.management import CommandError, call_command
 
-from federation import terminator
+from federation import identity, terminator
 from tests.servers import free_port
 
 from .cluster import Cluster, Credentials, Instance
@@ -438,12 +437,20 @@ def test_what_cannot_be_written_into_an_nginx_configuration_is_refused(change, p
         terminator.render(terminator.Terminator(**values))
 
 
-def test_nginx_accepts_the_configuration_it_is_given(tmp_path, cluster):
-    for client_ca in (None, cluster.ca.path):
-        config = echo_terminator(cluster, tmp_path / ("strict" if client_ca else "default"), "127.0.0.1:8000",
-                                 client_ca=client_ca)
-        conf = terminator.write(config, config.directory / terminator.CONF_NAME)
+def test_the_command_writes_what_nginx_accepts_for_this_instance_readable_by_its_owner_only(settings, tmp_path):
+    settings.ACUMOS_FEDERATION_DIR = tmp_path / "federation"
+    settings.ACUMOS_FEDERATION_BIND = f"127.0.0.1:{free_port()}"
+    me = identity.create("written.test", ["127.0.0.1"])
+    conf = tmp_path / "out" / "nginx.conf"
+
+    for strict in ([], ["--client-ca", str(tmp_path / "federation" / identity.CA_FILE)]):
+        call_command("federation_terminator", "--write", str(conf), "--upstream", "127.0.0.1:1", *strict)
         checked = subprocess.run([terminator.nginx_binary(), "-t", "-c", str(conf)], capture_output=True, text=True,
                                  check=False)
+
         assert checked.returncode == 0, checked.stderr
-        assert not os.access(conf, os.R_OK) or conf.stat().st_mode & 0o077 == 0
+        assert conf.stat().st_mode & 0o777 == 0o600
+        text = conf.read_text()
+        assert f"listen {settings.ACUMOS_FEDERATION_BIND} ssl;" in text
+        assert f'ssl_certificate "{me.cert_path}";' in text
+        assert ("ssl_verify_client optional;" in text) == bool(strict)
