@@ -4,19 +4,19 @@ mutual TLS and forwards only /federation/ to the portal (`manage.py federation_t
 nginx holds the TLS: its server certificate is this instance's identity (instance.crt with its
 chain, instance.key), and it asks every caller for a client certificate. With the default
 `ssl_verify_client optional_no_ca` nginx proves only that the caller holds the key of the
-certificate it presents (the TLS handshake's CertificateVerify) and refuses one it can tell is out of
-date; it does not judge who issued it.
-It forwards the certificate (X-Client-Cert, URL-escaped PEM) and the result of its own check
-(X-Client-Verify) with ACUMOS_FEDERATION_TERMINATOR_SECRET (X-Acumos-Terminator), and the portal
-decides which peer is calling (federation/authentication.py). Why there, not in nginx: a peer is
-bound to its own registered certificate or CA, so a certificate issued by peer A's CA with peer B's
-CN must fail; one nginx trust bundle trusts every CA in it for every name and cannot say that.
-And peers come and go in the database without rewriting or reloading nginx.
+certificate it presents (the TLS handshake's CertificateVerify) and refuses one it can tell is out
+of date; it does not judge who issued it. It forwards the certificate (X-Client-Cert, URL-escaped
+PEM) and the result of its own check (X-Client-Verify) with ACUMOS_FEDERATION_TERMINATOR_SECRET
+(X-Acumos-Terminator), and the portal decides which peer is calling (federation/authentication.py).
+Why there, not in nginx: a peer is bound to its own registered certificate or CA, so a certificate
+issued by peer A's CA with peer B's CN must fail; one nginx trust bundle trusts every CA in it for
+every name and cannot say that. And peers come and go in the database without rewriting or
+reloading nginx.
 
 The strict alternative (`client_ca=`): `ssl_verify_client optional` against a bundle of the peers'
-CAs, so nginx itself refuses (403) a certificate no listed CA issued; the portal
-still makes its per-peer checks. Its cost: the bundle must be rewritten and nginx reloaded whenever
-a peer is added, removed or changes CA.
+CAs, so nginx itself refuses (403) a certificate no listed CA issued; the portal still makes its
+per-peer checks. Its cost: the bundle must be rewritten and nginx reloaded whenever a peer is
+added, removed or changes CA.
 
 The configuration is complete (run with `nginx -c FILE -g 'daemon off;'`): its pid, logs and temp
 paths are under a directory of its own, so no system nginx setup is needed. It holds the secret, so

@@ -140,6 +140,7 @@ class Instance:
 
     def __init__(self, name: str, root: Path, ca: CertificateAuthority):
         self.name, self.root, self.ca = name, Path(root), ca
+        self.root.mkdir(parents=True, exist_ok=True)
         self.subject = f"{name}.federation.test"  # the CN peers register it by
         self.secret = secrets.token_urlsafe(32)
         self.federation_port = free_port()
