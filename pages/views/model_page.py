@@ -23,6 +23,7 @@ from acumos_portal.accounts.clientip import client_ip
 from acumos_portal.htmx import is_htmx
 from deployment.choices import DeploymentStatus
 from deployment.selectors import can_deploy, can_manage, deployments_serving, visible_deployments
+from federation.selectors import origin_of
 from marketplace import services, signature
 from marketplace.markdown import render_markdown
 from marketplace.models import Artifact, Comment, Publication, PublishRequest, SolutionShare
@@ -129,11 +130,21 @@ def page_context(user, solution, revisions, revision, **overrides) -> dict:
                            taking_part=taking_part, all_threads=overrides.get("all_comments", False),
                            shared=shared),
         "can_manage": can_manage,
+        "origin": imported_origin(solution, revision),
     }
     if can_manage:
         context.update(manage_context(user, solution, revisions=revisions, revision=revision, tags=tags,
                                       overrides=overrides))
     return context
+
+
+def imported_origin(solution, revision):
+    """Where the version shown came from (federation), for an imported model only: an ordinary
+    model's page asks nothing more."""
+    if revision is None or not solution.imported_from:
+        return None
+    origin = origin_of(revision)
+    return origin if origin is not None and origin.peer_id else None
 
 
 def _api_context(user, revision, artifacts) -> dict:
