@@ -57,6 +57,9 @@ class PeerInput(serializers.Serializer):
 class PeerChangeInput(PeerInput):
     """PATCH: what is not given stays."""
 
+    subject = serializers.CharField(max_length=200, required=False,
+                                    help_text="its certificate's subject CN (a registered peer always has one)")
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for field in self.fields.values():

@@ -130,7 +130,7 @@ def page_context(user, solution, revisions, revision, **overrides) -> dict:
                            taking_part=taking_part, all_threads=overrides.get("all_comments", False),
                            shared=shared),
         "can_manage": can_manage,
-        "origin": imported_origin(solution, revision),
+        "origin": _imported_origin(solution, revision),
     }
     if can_manage:
         context.update(manage_context(user, solution, revisions=revisions, revision=revision, tags=tags,
@@ -138,7 +138,7 @@ def page_context(user, solution, revisions, revision, **overrides) -> dict:
     return context
 
 
-def imported_origin(solution, revision):
+def _imported_origin(solution, revision):
     """Where the version shown came from (federation), for an imported model only: an ordinary
     model's page asks nothing more."""
     if revision is None or not solution.imported_from:

@@ -131,6 +131,8 @@ def test_an_admin_registers_changes_and_deletes_a_peer(client_for, admin_user, m
     assert changed.status_code == 200
     assert (changed.json()["api_url"], changed.json()["contact"], changed.json()["name"]) == (
         "https://gamma.test:9444", "", "Gamma")
+    blank = client.patch(url, {"subject": ""}, content_type="application/json")
+    assert blank.status_code == 400 and "subject" in error_of(blank)["details"]
     assert client.get(f"{API}/peers?status=AC").json()["count"] == 1
     assert client.get(f"{API}/peers?status=RQ").json()["count"] == 0
 
