@@ -132,11 +132,15 @@ class PeerClient:
             append = have and response.status_code == 206
             fetched, pace = 0, _Pace(self.peer.rate_limit_kbps)
             with open(target, "ab" if append else "wb") as out:
-                for chunk in response.iter_content(pace.chunk):
-                    out.write(chunk)
-                    out.flush()  # what arrived is on disk: a transfer cut short resumes from it
-                    fetched += len(chunk)
-                    pace.wait(fetched)
+                try:
+                    for chunk in response.iter_content(pace.chunk):
+                        out.write(chunk)
+                        out.flush()  # what arrived is on disk: a transfer cut short resumes from it
+                        fetched += len(chunk)
+                        pace.wait(fetched)
+                except requests.RequestException as exc:
+                    raise PeerUnavailable(f"the transfer from {self.peer.name} was cut short after {have + fetched} "
+                                          f"bytes: {exc}") from exc
             return fetched
 
     def stream(self, path: str) -> requests.Response:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import uuid
 from dataclasses import dataclass
 
 from federation.client import PeerClient
 from images import oci
 from images import services as image_services
-from marketplace.models import Revision, Solution
+from marketplace.choices import ArtifactKind
+from marketplace.models import Artifact, Revision, Solution
 
 CHUNK = 1 << 20
 
@@ -93,11 +95,31 @@ def copy(client: PeerClient, manifest: dict, detail: dict, artifact_id: str) -> 
         return None
     target = image_services.target_for(_unsaved_revision(manifest))
     source = PeerImageSource(client, artifact_id, str(manifest["image"].get("digest", "")))
-    base = image_services.base_image()
-    mount = [base.repository] if base.registry == target.registry else []
+    mount = mount_candidates(target)
     with image_services.registry(target.registry) as registry:
         report = oci.copy_image(source, registry, target.repository, target.tag, mount_from=mount)
     return Copied(ref=oci.ImageRef(target.registry, target.repository, target.tag, report.digest), report=report)
+
+
+MOUNT_CANDIDATES = 6
+
+
+def mount_candidates(target: oci.ImageRef) -> list[str]:
+    """Repositories of this registry likely to hold the image's blobs, to mount them from instead of
+    fetching them: the runner base's, then those of the latest images here (models built on the same
+    base with the same dependencies share their dependency layer). A few: each is one request a blob."""
+    base = image_services.base_image()
+    found = [base.repository] if base.registry == target.registry else []
+    uris = (Artifact.objects.filter(kind=ArtifactKind.IMAGE, uri__startswith=f"{target.registry}/")
+            .order_by("-created").values_list("uri", flat=True)[:50])
+    for uri in uris:
+        with contextlib.suppress(ValueError):
+            repository = oci.ImageRef.parse(uri).repository
+            if repository not in found and repository != target.repository:
+                found.append(repository)
+        if len(found) >= MOUNT_CANDIDATES:
+            break
+    return found
 
 
 def discard(copied: Copied) -> None:
@@ -107,5 +129,6 @@ def discard(copied: Copied) -> None:
 
 
 def _unsaved_revision(manifest: dict) -> Revision:
-    solution = Solution(id=manifest["solution"]["id"], name=str(manifest["solution"].get("name", "model")))
+    about = manifest["solution"]
+    solution = Solution(id=uuid.UUID(str(about["id"])), name=str(about.get("name", "model")))
     return Revision(solution=solution, version=str(manifest["revision"].get("version", "1")))

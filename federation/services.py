@@ -210,7 +210,7 @@ def execute_run(run_id) -> None:
     if not jobs.claim(rows):
         return
     run = rows.get()
-    summary = jobs.run_claimed(run, sync.run, fail=fail_run, transient=(sync.TryLater,),
+    summary = jobs.run_claimed(run, sync.run, fail=fail_run, permanent=(sync.RunRefused,), transient=(sync.TryLater,),
                                what=f"federation run {run.pk}", where=" in this run")
     if summary is not None:
         jobs.finish(rows, JobStatus.SUCCEEDED, log=_log_of(summary))

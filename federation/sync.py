@@ -47,6 +47,10 @@ class Refusal(Exception):
     """Permanent: the peer's content is not to be believed or not acceptable here."""
 
 
+class RunRefused(Exception):
+    """Permanent for this run: the peer answered, refusing to give its feed (the run fails, saying why)."""
+
+
 class TryLater(Exception):
     """Transient: the peer, the registry or storage were out of reach."""
 
@@ -67,8 +71,10 @@ def run(sync_run: SyncRun) -> dict:
     with PeerClient(subscription.peer) as client:
         try:
             cursor = read_changes(client, subscription, sync_run)
-        except (PeerUnavailable, PeerAnswer) as exc:
+        except PeerUnavailable as exc:
             raise TryLater(str(exc)) from exc
+        except PeerAnswer as exc:  # it answered, refusing: not a hiccup (no such catalog for this site, say)
+            raise RunRefused(f"{subscription.peer.name} refused: {exc}") from exc
         gone = None
         if not sync_run.dry_run:
             _ensure_local_catalog(subscription, client)

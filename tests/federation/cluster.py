@@ -249,12 +249,19 @@ class Instance:
         if self.terminator is not None:
             _stop(self.terminator)
 
+    def restart_terminator(self) -> None:
+        """The terminator again (after stop_terminator: the origin back after an outage)."""
+        self._start_terminator()
+        self._wait_for_terminator()
+
     def _environment(self) -> dict[str, str]:
         return {"DATABASE_URL": self.database.url,
                 "ACUMOS_FEDERATION_URL": self.federation_url,
                 "ACUMOS_FEDERATION_BIND": f"127.0.0.1:{self.federation_port}",
                 "ACUMOS_FEDERATION_TERMINATOR_SECRET": self.secret,
-                "ACUMOS_IMAGE_BASE": f"{self.registry}/acumos/runner-base:{base_image_tag()}"}
+                "ACUMOS_IMAGE_BASE": f"{self.registry}/acumos/runner-base:{base_image_tag()}",
+                # The image tests' wheelhouse: model images build offline, as on an air-gapped site.
+                "ACUMOS_WHEELHOUSE": images_env().get("ACUMOS_TEST_WHEELHOUSE", str(self.root / "wheelhouse"))}
 
     def _start_terminator(self) -> None:
         command = [PYTHON, "manage.py", "federation_terminator", "--run", "--upstream", f"127.0.0.1:{self.portal.port}"]
@@ -278,10 +285,26 @@ def base_image_tag() -> str:
     return "unseeded"
 
 
+def images_env() -> dict[str, str]:
+    """build/images.env (scripts/ensure-images.sh): the image tests' engine, registry and base image."""
+    if not IMAGES_ENV.exists():
+        return {}
+    return dict(line.strip().split("=", 1) for line in IMAGES_ENV.read_text().splitlines() if "=" in line)
+
+
 def seed_base_image(instance: Instance) -> None:
-    """Copy the runner base image into `instance.registry` (its host) as ACUMOS_IMAGE_BASE names it (acumos/
-    runner-base:<base_image_tag()>), so the instance can build and import model images. A hook: it
-    copies nothing yet."""
+    """Copy the runner base image into the instance's own registry as ACUMOS_IMAGE_BASE names it
+    (acumos/runner-base:<base_image_tag()>), registry to registry (images.oci.copy_image), so the
+    instance builds model images on it and a peer's image built on the same base moves only its layer."""
+    source = images_env().get("ACUMOS_TEST_IMAGE_BASE")
+    if not source:
+        return
+    from images import oci  # Django's settings are read only when a test runs
+
+    ref = oci.ImageRef.parse(source)
+    with oci.Registry(ref.registry) as origin, oci.Registry(str(instance.registry)) as target:
+        oci.copy_image(oci.RegistrySource(origin, ref.repository, ref.reference), target, "acumos/runner-base",
+                       base_image_tag())
 
 
 # ---------------------------------------------------------------- the cluster
