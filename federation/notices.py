@@ -3,8 +3,10 @@ that ask to join, the owners of deployments of a revision its origin withdrew.""
 
 from __future__ import annotations
 
+from django.db.models import Q
 from django.urls import reverse
 
+from acumos_portal.accounts.choices import Role
 from acumos_portal.accounts.models import User
 from deployment.choices import DeploymentStatus
 from deployment.models import Deployment
@@ -21,7 +23,8 @@ def tell_item_failed(subscription, item, message: str, *, final: bool) -> None:
 
 
 def tell_admins_of_request(peer) -> None:
-    for admin in User.objects.filter(is_superuser=True, is_active=True):
+    admins = User.objects.filter(Q(groups__name=Role.ADMIN) | Q(is_superuser=True), is_active=True).distinct()
+    for admin in admins:
         marketplace_services.notify(admin, NotificationKind.FEDERATION,
                                     f"Federation: {peer.name} asks to become a peer",
                                     message=f"{peer.name} ({peer.api_url}) asked to join; approve or decline it.",

@@ -10,7 +10,7 @@ from django.utils import timezone
 from acumos_portal import jobs
 from acumos_portal.api.refusals import Refused
 from acumos_portal.choices import UNFINISHED, JobStatus
-from federation import notices, selectors, sync
+from federation import identity, notices, selectors, sync
 from federation.authentication import PeerRefused
 from federation.certificates import CertificateProblem, common_name, load_bundle, to_pem
 from federation.choices import PeerStatus, Trigger, WithdrawalPolicy
@@ -112,7 +112,7 @@ def ping(user, peer: Peer) -> dict:
         with PeerClient(peer) as client:
             answer = client.ping()
         ok, message = True, f"{answer.get('name')} answered"
-    except (PeerUnavailable, PeerAnswer) as exc:
+    except (PeerUnavailable, PeerAnswer, identity.NoIdentity) as exc:
         answer, ok, message = None, False, str(exc)
     Peer.objects.filter(pk=peer.pk).update(last_ping_at=timezone.now(), last_ping_ok=ok,
                                            last_ping_message=message[:500])
@@ -155,13 +155,17 @@ def revoke(user, peer: Peer, catalog: Catalog) -> None:
 
 # ---------------------------------------------------------------- subscriptions
 
-def subscribe(user, peer: Peer, *, catalog_id, owner=None, interval_seconds: int = 3600,
-              on_withdrawal: str = WithdrawalPolicy.HIDE, catalog_name: str = "") -> Subscription:
-    _require_admin(user)
-    if on_withdrawal not in WithdrawalPolicy.values:
+def _check_settings(*, interval_seconds: int | None, on_withdrawal: str | None) -> None:
+    if on_withdrawal is not None and on_withdrawal not in WithdrawalPolicy.values:
         raise Refused(f"on_withdrawal must be one of {', '.join(WithdrawalPolicy.values)}", "on_withdrawal")
     if interval_seconds and interval_seconds < 60:
         raise Refused("the interval is at least 60 seconds (or 0: on demand only)", "interval_seconds")
+
+
+def subscribe(user, peer: Peer, *, catalog_id, owner=None, interval_seconds: int = 3600,
+              on_withdrawal: str = WithdrawalPolicy.HIDE, catalog_name: str = "") -> Subscription:
+    _require_admin(user)
+    _check_settings(interval_seconds=interval_seconds, on_withdrawal=on_withdrawal)
     try:
         with transaction.atomic():
             return Subscription.objects.create(peer=peer, catalog_id=catalog_id, owner=owner or user,
@@ -169,6 +173,19 @@ def subscribe(user, peer: Peer, *, catalog_id, owner=None, interval_seconds: int
                                                catalog_name=catalog_name[:100])
     except IntegrityError as exc:
         raise Refused("this site subscribes to that catalog of that peer already", "catalog_id") from exc
+
+
+def update_subscription(user, subscription: Subscription, *, interval_seconds: int | None = None,
+                        on_withdrawal: str | None = None, enabled: bool | None = None) -> Subscription:
+    """Its own settings; where it imports from never changes (unsubscribe, and subscribe again)."""
+    _require_admin(user)
+    _check_settings(interval_seconds=interval_seconds, on_withdrawal=on_withdrawal)
+    given = {name: value for name, value in (("interval_seconds", interval_seconds), ("on_withdrawal", on_withdrawal),
+                                             ("enabled", enabled)) if value is not None}
+    for name, value in given.items():
+        setattr(subscription, name, value)
+    subscription.save(update_fields=list(given))
+    return subscription
 
 
 def unsubscribe(user, subscription: Subscription) -> None:

@@ -20,6 +20,8 @@ TASK_NAMES = {
     "deployment.decommission_due",
     "deployment.run_operation",
     "deployment.sweep_sandboxes",
+    "federation.run_due",
+    "federation.run_subscription",
     "images.build",
     "onboarding.build_image",
     "onboarding.create_revision",
@@ -33,7 +35,8 @@ TASK_NAMES = {
     "onboarding.validate_proto",
 }
 # Where a worker finds each app's tasks: autodiscovery imports `<app>.tasks` of every installed app.
-TASK_MODULES = {"onboarding": "onboarding.tasks", "images": "images.tasks", "deployment": "deployment.tasks"}
+TASK_MODULES = {"onboarding": "onboarding.tasks", "images": "images.tasks", "deployment": "deployment.tasks",
+                "federation": "federation.tasks"}
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from acumos_portal.accounts.models import User
-from acumos_portal.api.errors import ApiError, refusals_about
+from acumos_portal.api.errors import refusals_about
 from acumos_portal.api.views import NO_CONTENT, VisibleObjectMixin, valid
-from federation import identity, selectors, services
+from federation import selectors, services
 from federation.api.admin_serializers import (
     GrantInput,
     GrantSerializer,
@@ -89,17 +89,12 @@ class PeerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, FederationVi
         services.delete_peer(request.user, self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=None, responses={200: PingResultSerializer, 409: OpenApiResponse(
-        description="this site has no federation identity yet (code no_identity)")})
+    @extend_schema(request=None, responses=PingResultSerializer)
     @action(detail=True, methods=["post"])
     def ping(self, request, pk=None):
-        """Ask the peer who it is, over mutual TLS: `ok` false with the reason when it does not answer."""
-        peer = self.get_object()
-        try:
-            result = services.ping(request.user, peer)
-        except identity.NoIdentity as exc:
-            raise ApiError(str(exc), code="no_identity", status_code=status.HTTP_409_CONFLICT) from exc
-        return Response(PingResultSerializer(result).data)
+        """Ask the peer who it is, over mutual TLS: `ok` false with the reason when it does not answer
+        (or when this site has no identity yet)."""
+        return Response(PingResultSerializer(services.ping(request.user, self.get_object())).data)
 
     @extend_schema(request=None, responses=PeerSerializer)
     @action(detail=True, methods=["post"])
@@ -187,11 +182,8 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Fede
         """Its interval, its policy when the origin withdraws a model, and whether it runs on its interval."""
         subscription = self.get_object()
         given = valid(SubscriptionChangeInput, request)
-        # federation.services has no update of a subscription's settings yet: these three fields are
-        # checked above (as services.subscribe checks them) and saved alone.
-        for name, value in given.items():
-            setattr(subscription, name, value)
-        subscription.save(update_fields=list(given))
+        with refusals_about("subscription"):
+            services.update_subscription(request.user, subscription, **given)
         return Response(SubscriptionSerializer(subscription).data)
 
     @extend_schema(responses=NO_CONTENT)

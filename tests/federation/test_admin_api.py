@@ -182,11 +182,13 @@ def test_ping_answers_why_a_peer_cannot_be_reached(client_for, admin_user, me, p
     assert peer.last_ping_ok is False
 
 
-def test_ping_without_an_identity_answers_409(client_for, admin_user, no_identity, peer):
+def test_ping_without_an_identity_says_how_to_make_one(client_for, admin_user, no_identity, peer):
     response = client_for(admin_user).post(f"{API}/peers/{peer.pk}/ping")
-    assert response.status_code == 409
-    error = error_of(response)
-    assert error["code"] == "no_identity" and "federation_identity --create" in error["message"]
+    assert response.status_code == 200
+    body = response.json()
+    assert body["ok"] is False and "federation_identity --create" in body["message"]
+    peer.refresh_from_db()
+    assert peer.last_ping_ok is False and "federation_identity" in peer.last_ping_message
 
 
 # ---------------------------------------------------------------- grants
