@@ -15,14 +15,8 @@ from federation.choices import ItemOutcome, ItemStatus, PeerStatus, WithdrawalPo
 from federation.models import CatalogGrant, Peer, Subscription, SyncItem, SyncResult, SyncRun
 from tests.factories import CatalogFactory
 
-from . import test_pages
 from .pki import ThrowawayCA
 from .test_pages import KEY_MARK, RUN_TASK
-
-# The page tests' fixtures (an identity, a peer at a closed port, a subscription, a run, tasks sent on commit).
-ca, me, no_identity, peer, restricted = test_pages.ca, test_pages.me, test_pages.no_identity, test_pages.peer, \
-    test_pages.restricted
-run, sent, subscription = test_pages.run, test_pages.sent, test_pages.subscription
 
 pytestmark = pytest.mark.django_db
 

@@ -14,13 +14,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from acumos_portal import jobs
 from federation import identity
 from federation.choices import ItemOutcome, ItemStatus, PeerStatus, SignatureStatus, Trigger, WithdrawalPolicy
 from federation.models import CatalogGrant, Peer, RevisionOrigin, Subscription, SyncItem, SyncResult, SyncRun
-from marketplace.choices import CatalogAccess
-from tests.factories import CatalogFactory, RevisionFactory, SolutionFactory
-from tests.servers import free_port
+from tests.factories import RevisionFactory, SolutionFactory
 
 from .pki import ThrowawayCA
 
@@ -32,71 +29,6 @@ RUN_TASK = "federation.run_subscription"
 
 
 # ---------------------------------------------------------------- fixtures and helpers
-
-@pytest.fixture
-def me(settings, tmp_path):
-    """This instance's identity, made for the test in its own folder."""
-    settings.ACUMOS_FEDERATION_DIR = tmp_path / "federation"
-    identity.forget()
-    made = identity.create("portal-a.test", ["portal-a.test"])
-    yield made
-    identity.forget()
-
-
-@pytest.fixture
-def no_identity(settings, tmp_path):
-    settings.ACUMOS_FEDERATION_DIR = tmp_path / "no-federation"
-    identity.forget()
-    yield
-    identity.forget()
-
-
-@pytest.fixture
-def ca():
-    return ThrowawayCA()
-
-
-def closed_url() -> str:
-    """A peer address on this host where nothing listens: the port was free a moment ago."""
-    return f"https://127.0.0.1:{free_port()}"
-
-
-@pytest.fixture
-def peer(db, ca):
-    """An active peer registered with its CA, at an address that does not answer."""
-    return Peer.objects.create(name="Beta", subject="portal-b.test", api_url=closed_url(), certificate=ca.pem,
-                               contact="admins@beta.test")
-
-
-@pytest.fixture
-def restricted(db):
-    return CatalogFactory(name="Partners", access=CatalogAccess.RESTRICTED)
-
-
-@pytest.fixture
-def subscription(peer, admin_user):
-    return Subscription.objects.create(peer=peer, catalog_id=uuid.uuid4(), catalog_name="Beta models",
-                                       owner=admin_user)
-
-
-@pytest.fixture
-def run(subscription, admin_user):
-    return SyncRun.objects.create(subscription=subscription, requested_by=admin_user, trigger=Trigger.MANUAL)
-
-
-@pytest.fixture
-def sent(monkeypatch, django_capture_on_commit_callbacks):
-    """The tasks sent once the request's transaction commits, by name and arguments (none runs)."""
-    tasks = []
-    monkeypatch.setattr(jobs, "send", lambda task, *args, **options: tasks.append((task.name, args)))
-
-    def committed(ask):
-        with django_capture_on_commit_callbacks(execute=True):  # the callbacks run as the block ends
-            return ask()
-
-    committed.tasks = tasks
-    return committed
-
 
 def persona(request, name):
     return None if name == "anonymous" else request.getfixturevalue(name)

@@ -22,38 +22,17 @@ from marketplace.choices import ArtifactKind, CatalogAccess
 from marketplace.models import Artifact
 from tests.factories import CatalogFactory, RevisionFactory, published_revision
 
+from .conftest import TERMINATOR_SECRET
 from .pki import ThrowawayCA
-
-SECRET = "terminator-secret-for-tests-0123456789"
-
-
-@pytest.fixture
-def me(settings, tmp_path):
-    """This instance's identity, made for the test."""
-    settings.ACUMOS_FEDERATION_DIR = tmp_path / "federation"
-    settings.ACUMOS_FEDERATION_TERMINATOR_SECRET = SECRET
-    identity.forget()
-    made = identity.create("portal-a.test", ["127.0.0.1"])
-    yield made
-    identity.forget()
-
-
-@pytest.fixture
-def ca():
-    return ThrowawayCA()
 
 
 @pytest.fixture
 def peer_cert(ca):
+    """The client certificate of the `peer` fixture (CN portal-b.test, issued by its registered CA)."""
     return ca.issue("portal-b.test")
 
 
-@pytest.fixture
-def peer(db, ca):
-    return Peer.objects.create(name="B", subject="portal-b.test", api_url="https://127.0.0.1:9", certificate=ca.pem)
-
-
-def through_terminator(issued=None, *, secret: str = SECRET) -> Client:
+def through_terminator(issued=None, *, secret: str = TERMINATOR_SECRET) -> Client:
     headers = {"X-Acumos-Terminator": secret, "X-Client-Verify": "SUCCESS" if issued else "NONE"}
     if issued is not None:
         headers["X-Client-Cert"] = issued.escaped
@@ -69,11 +48,6 @@ def error_of(response) -> str:
 @pytest.fixture
 def public(db):
     return CatalogFactory(name="Open shelf", access=CatalogAccess.PUBLIC)
-
-
-@pytest.fixture
-def restricted(db):
-    return CatalogFactory(name="Partners only", access=CatalogAccess.RESTRICTED)
 
 
 def with_files(revision, **contents: bytes):
@@ -95,7 +69,7 @@ def test_an_active_peer_with_its_certificate_is_answered(me, peer, peer_cert):
     assert response.status_code == 200
     body = response.json()
     assert body["error"] is None
-    assert body["content"]["name"] == "portal-a.test" and body["content"]["you"] == "B"
+    assert body["content"]["name"] == "portal-a.test" and body["content"]["you"] == "Beta"
     assert body["content"]["fingerprint"] == me.fingerprint
 
 
@@ -152,7 +126,7 @@ def test_a_peer_that_is_not_active_is_refused(me, peer, peer_cert, status):
 @pytest.mark.django_db
 def test_without_an_identity_the_api_says_so(settings, tmp_path, peer, peer_cert):
     settings.ACUMOS_FEDERATION_DIR = tmp_path / "none"
-    settings.ACUMOS_FEDERATION_TERMINATOR_SECRET = SECRET
+    settings.ACUMOS_FEDERATION_TERMINATOR_SECRET = TERMINATOR_SECRET
     identity.forget()
     response = through_terminator(peer_cert).get("/federation/ping")
     assert response.status_code == 503 and error_of(response) == "no_identity"
@@ -169,10 +143,10 @@ def test_only_get_is_served(me, peer, peer_cert):
 def test_a_peer_sees_public_catalogs_and_granted_restricted_ones_only(me, peer, peer_cert, public, restricted):
     client = through_terminator(peer_cert)
     names = [c["name"] for c in client.get("/federation/catalogs").json()["content"]]
-    assert "Open shelf" in names and "Partners only" not in names
+    assert "Open shelf" in names and "Partners" not in names
     CatalogGrant.objects.create(peer=peer, catalog=restricted)
     names = [c["name"] for c in client.get("/federation/catalogs").json()["content"]]
-    assert "Partners only" in names
+    assert "Partners" in names
 
 
 @pytest.mark.django_db
