@@ -147,6 +147,9 @@ def revision_import(*, owner, source: str, solution: dict, revision: dict, artif
                                         description=solution.get("description", ""),
                                         model_type=solution.get("model_type") or ModelType.OTHER,
                                         toolkit=solution.get("toolkit", ""))
+    if found.revisions.filter(version=revision["version"]).exists():
+        raise Refused(f"{found.name} has a version {revision['version']} here already (another revision of that "
+                      "version was imported before)")
     found.tags.set([Tag.objects.get_or_create(name=name)[0] for name in solution.get("tags", [])[:MAX_TAGS]])
     made = Revision.objects.create(id=revision["id"], solution=found, version=revision["version"],
                                    metadata=revision.get("metadata", {}), description=revision.get("description", ""),

@@ -1,0 +1,165 @@
+"""The sync engine's decisions on one item, in-process (the end-to-end runs are test_sync.py): a
+withdrawal believed only with the peer's signed tombstone, hiding or keeping the copy as the
+subscription says and telling the owners of its deployments; a revision id that exists here already
+and was not imported by the subscription is never touched; a name the owner has already gets the
+peer's name beside it; imported models are read-only here."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from acumos_portal.api.refusals import Refused
+from deployment.choices import DeploymentStatus
+from federation import manifests, sync
+from federation.choices import ChangeKind, ItemOutcome, SignatureStatus, WithdrawalPolicy
+from federation.models import ChangeEvent, Peer, RevisionOrigin, Subscription, SyncItem
+from marketplace import services as marketplace_services
+from marketplace.choices import CatalogAccess
+from marketplace.models import Notification, Publication, Solution
+from tests.factories import CatalogFactory, DeploymentFactory, RevisionFactory, SolutionFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def origin_peer(me):
+    """A peer whose key is this test's identity: tombstones signed with `me` are that peer's."""
+    return Peer.objects.create(name="Alpha", subject=me.name, api_url="https://127.0.0.1:9",
+                               certificate=me.public_pem())
+
+
+@pytest.fixture
+def local_catalog(db):
+    return CatalogFactory(name="Alpha's models", access=CatalogAccess.RESTRICTED)
+
+
+@pytest.fixture
+def copy(origin_peer, local_catalog, admin_user):
+    """A revision imported by a subscription and listed in its local catalog."""
+    subscription = Subscription.objects.create(peer=origin_peer, catalog_id=uuid.uuid4(), owner=admin_user,
+                                               local_catalog=local_catalog)
+    solution = SolutionFactory(owner=admin_user, imported_from=origin_peer.name)
+    revision = RevisionFactory(solution=solution)
+    marketplace_services.publish_directly(revision, local_catalog)
+    RevisionOrigin.objects.create(revision=revision, manifest={"m": 1}, signature={}, origin_name=origin_peer.name,
+                                  origin_instance=uuid.uuid4(), signer_sha256="0" * 64,
+                                  signature_status=SignatureStatus.VERIFIED, peer=origin_peer,
+                                  subscription=subscription, hops=[origin_peer.name])
+    return subscription, revision
+
+
+def withdrawal(subscription, revision, *, signed=True) -> SyncItem:
+    event = ChangeEvent.objects.create(catalog_id=subscription.catalog_id, solution_id=revision.solution_id,
+                                       revision_id=revision.pk, kind=ChangeKind.WITHDRAWN)
+    tombstone = manifests.tombstone(event)
+    if not signed:
+        tombstone["document"]["revisionId"] = str(uuid.uuid4())  # changed after signing
+    return SyncItem.objects.create(subscription=subscription, solution_id=revision.solution_id,
+                                   revision_id=revision.pk, change=ChangeKind.WITHDRAWN, tombstone=tombstone)
+
+
+def test_a_signed_withdrawal_hides_the_copy_and_tells_its_deployers(copy):
+    subscription, revision = copy
+    deployer = UserFactory()
+    DeploymentFactory(revision=revision, created_by=deployer, status=DeploymentStatus.RUNNING)
+    DeploymentFactory(revision=revision, created_by=UserFactory(), status=DeploymentStatus.DESTROYED)
+
+    outcome, message = sync.withdraw(subscription, withdrawal(subscription, revision))
+
+    assert outcome == ItemOutcome.WITHDRAWN and "1 deployment owner(s) told" in message
+    assert not Publication.objects.filter(revision=revision).exists()
+    assert RevisionOrigin.objects.get(revision=revision).withdrawn_at is not None
+    told = Notification.objects.get(user=deployer)
+    assert "withdrawn at its origin" in told.title and "keeps serving" in told.message
+    assert Notification.objects.filter(title__contains="withdrawn").count() == 1  # not the destroyed one's owner
+    # Hidden here is withdrawn for this site's own subscribers too: the local catalog's feed says so.
+    assert ChangeEvent.objects.filter(catalog_id=subscription.local_catalog_id, revision_id=revision.pk,
+                                      kind=ChangeKind.WITHDRAWN).exists()
+
+
+def test_the_keep_policy_marks_the_copy_withdrawn_and_keeps_it_listed(copy):
+    subscription, revision = copy
+    Subscription.objects.filter(pk=subscription.pk).update(on_withdrawal=WithdrawalPolicy.KEEP)
+    subscription.refresh_from_db()
+    outcome, message = sync.withdraw(subscription, withdrawal(subscription, revision))
+    assert outcome == ItemOutcome.WITHDRAWN and "kept listed" in message
+    assert Publication.objects.filter(revision=revision).exists()
+    assert RevisionOrigin.objects.get(revision=revision).withdrawn_at is not None
+
+
+def test_a_withdrawal_whose_tombstone_does_not_hold_is_refused_and_changes_nothing(copy):
+    subscription, revision = copy
+    with pytest.raises(sync.Refusal, match="signature does not hold"):
+        sync.withdraw(subscription, withdrawal(subscription, revision, signed=False))
+    assert Publication.objects.filter(revision=revision).exists()
+    assert RevisionOrigin.objects.get(revision=revision).withdrawn_at is None
+
+
+def test_a_withdrawal_signed_by_someone_else_is_refused(copy, ca):
+    subscription, revision = copy
+    item = withdrawal(subscription, revision)
+    Peer.objects.filter(pk=subscription.peer_id).update(certificate=ca.pem)  # the peer's key is not `me` now
+    subscription.refresh_from_db()
+    with pytest.raises(sync.Refusal):
+        sync.withdraw(subscription, item)
+    assert Publication.objects.filter(revision=revision).exists()
+
+
+def test_a_revision_id_that_exists_here_and_was_not_imported_is_never_touched(copy):
+    subscription, _ = copy
+    ours = RevisionFactory()
+    checked = manifests.Checked(manifest={"m": 2}, signature={}, signer=None, status=SignatureStatus.VERIFIED)
+    with pytest.raises(sync.Refusal, match="was not imported by this subscription"):
+        sync._already_here(subscription, ours, checked)
+
+
+def test_a_changed_manifest_for_a_revision_imported_before_is_refused(copy):
+    subscription, revision = copy
+    checked = manifests.Checked(manifest={"m": "other"}, signature={}, signer=None, status=SignatureStatus.VERIFIED)
+    with pytest.raises(sync.Refusal, match="different manifest"):
+        sync._already_here(subscription, revision, checked)
+    same = manifests.Checked(manifest={"m": 1}, signature={}, signer=None, status=SignatureStatus.VERIFIED)
+    assert sync._already_here(subscription, revision, same)[0] == ItemOutcome.UNCHANGED
+
+
+# ---------------------------------------------------------------- making the copy
+
+def imported_revision(owner, *, solution_id=None, name="Iris", source="Alpha", version="1.0.0"):
+    return marketplace_services.revision_import(
+        owner=owner, source=source, solution={"id": str(solution_id or uuid.uuid4()), "name": name, "tags": ["x"]},
+        revision={"id": str(uuid.uuid4()), "version": version}, artifacts={})
+
+
+def test_an_import_keeps_the_peers_ids_and_names_it_beside_a_local_model_of_the_same_name(admin_user):
+    SolutionFactory(owner=admin_user, name="Iris")
+    solution_id = uuid.uuid4()
+    made = imported_revision(admin_user, solution_id=solution_id)
+    assert str(made.solution_id) == str(solution_id) and made.solution.name == "Iris (Alpha)"
+    assert made.solution.imported_from == "Alpha"
+    second = imported_revision(admin_user, solution_id=solution_id, version="1.1.0")
+    assert str(second.solution_id) == str(solution_id)  # a new revision of the same imported model
+    with pytest.raises(Refused, match="has a version 1.1.0 here already"):  # another revision, the same version
+        imported_revision(admin_user, solution_id=solution_id, version="1.1.0")
+
+
+def test_a_peer_cannot_import_into_a_local_model_or_another_peers(admin_user):
+    local = SolutionFactory(owner=admin_user)
+    with pytest.raises(Refused, match="did not come from Alpha"):
+        imported_revision(admin_user, solution_id=local.pk)
+    theirs = imported_revision(admin_user, source="Beta")
+    with pytest.raises(Refused, match="did not come from Alpha"):
+        imported_revision(admin_user, solution_id=theirs.solution_id, source="Alpha")
+    assert Solution.objects.get(pk=local.pk).revisions.count() == 0
+
+
+def test_an_imported_model_is_read_only_here(admin_user):
+    made = imported_revision(admin_user)
+    with pytest.raises(marketplace_services.ImportedReadOnly):
+        marketplace_services.update_details(admin_user, made.solution, description="mine now", tags=[],
+                                            model_type=made.solution.model_type)
+    with pytest.raises(marketplace_services.ImportedReadOnly):  # onboarding a new version under its name
+        marketplace_services.revision_create(owner=admin_user, solution_id=uuid.uuid4(),
+                                             solution_name=made.solution.name, toolkit="sklearn",
+                                             revision_id=uuid.uuid4(), version="9.9.9", metadata={}, artifacts={})
