@@ -108,3 +108,12 @@ def last_runs(subscriptions) -> dict:
 def failing_items(subscription: Subscription) -> QuerySet[SyncItem]:
     """The revisions still failing (tried again on later runs) or refused for good, latest first."""
     return subscription.items.filter(status__in=[ItemStatus.FAILED, ItemStatus.REFUSED]).order_by("-modified")
+
+
+def licence_of(revision: Revision) -> dict | None:
+    """The licence profile an imported revision came with, as its origin signed it in the manifest:
+    where licence enforcement (the licensing app) reads an imported model's terms. None for a revision
+    onboarded here (its license.json artifact says) or one without a profile."""
+    origin = RevisionOrigin.objects.filter(revision=revision, peer__isnull=False).only("manifest").first()
+    licence = origin.manifest.get("licence") if origin else None
+    return licence if isinstance(licence, dict) else None

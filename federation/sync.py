@@ -12,6 +12,7 @@ and never holds the others back."""
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -194,6 +195,7 @@ def import_revision(client: PeerClient, subscription: Subscription, item: SyncIt
         return _already_here(subscription, existing, checked)
     blobs = fetch_artifacts(client, item, manifest, tally)
     check_bundle(blobs)
+    check_licence(manifest, blobs.get(ArtifactKind.LICENCE))
     copied = federation_images.copy(client, manifest, detail, offered_image(client, item)) \
         if manifest.get("image") else None
     if copied is not None:
@@ -308,6 +310,24 @@ def check_bundle(blobs: dict[str, Blob]) -> None:
             raise Refusal(f"refused by local validation: {exc.message}") from exc
         if settings.ACUMOS_SMOKE_TEST:
             _smoke(paths)
+
+
+def check_licence(manifest: dict, blob: Blob | None) -> None:
+    """The licence the manifest states is the licence file that came with it: terms travel as signed,
+    never one text in the manifest and another in the bundle."""
+    stated = manifest.get("licence")
+    if blob is None:
+        if stated is not None:
+            raise Refusal("refused: the manifest states a licence but no license.json came with it")
+        return
+    with storage.open_blob(blob) as handle:
+        data = handle.read(manifests.MAX_MANIFEST_BYTES)
+    try:
+        shipped = json.loads(data)
+    except ValueError:
+        shipped = None
+    if shipped != stated:
+        raise Refusal("refused: the licence in the signed manifest is not the license.json that came with it")
 
 
 def _smoke(paths: dict[str, Path]) -> None:

@@ -163,3 +163,14 @@ def test_an_imported_model_is_read_only_here(admin_user):
         marketplace_services.revision_create(owner=admin_user, solution_id=uuid.uuid4(),
                                              solution_name=made.solution.name, toolkit="sklearn",
                                              revision_id=uuid.uuid4(), version="9.9.9", metadata={}, artifacts={})
+
+
+def test_the_licence_travels_in_the_signed_manifest_and_is_read_from_there(copy):
+    from federation import selectors
+
+    _, revision = copy
+    profile = {"$schema": "https://artifacts.acumos.org/schema/artifacts/license-profile/1.0.0/schema.json",
+               "keyword": "Apache-2.0", "licenseName": "Apache License 2.0"}
+    RevisionOrigin.objects.filter(revision=revision).update(manifest={"m": 1, "licence": profile})
+    assert selectors.licence_of(revision) == profile
+    assert selectors.licence_of(RevisionFactory()) is None  # onboarded here: its own license.json says
