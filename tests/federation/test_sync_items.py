@@ -6,6 +6,7 @@ peer's name beside it; imported models are read-only here."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -174,3 +175,18 @@ def test_the_licence_travels_in_the_signed_manifest_and_is_read_from_there(copy)
     RevisionOrigin.objects.filter(revision=revision).update(manifest={"m": 1, "licence": profile})
     assert selectors.licence_of(revision) == profile
     assert selectors.licence_of(RevisionFactory()) is None  # onboarded here: its own license.json says
+
+
+def test_the_licence_the_manifest_states_must_be_the_licence_file_that_came(tmp_path):
+    from marketplace import storage
+
+    profile = {"keyword": "MIT", "licenseName": "MIT"}
+    path = tmp_path / "license.json"
+    path.write_text(json.dumps(profile))
+    blob, _ = storage.store_file(path)
+    sync.check_licence({"licence": profile}, blob)  # the same terms: accepted
+    sync.check_licence({"licence": None}, None)
+    with pytest.raises(sync.Refusal, match="not the license.json"):
+        sync.check_licence({"licence": {**profile, "keyword": "Proprietary"}}, blob)
+    with pytest.raises(sync.Refusal, match="no license.json came"):
+        sync.check_licence({"licence": profile}, None)
