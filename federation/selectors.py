@@ -54,6 +54,12 @@ def changes_for(peer: Peer, catalog: Catalog, since: int, limit: int) -> list[Ch
     return list(ChangeEvent.objects.filter(catalog_id=catalog.pk, seq__gt=since).order_by("seq")[:limit])
 
 
+def names_of(revision_ids) -> dict:
+    """revision id -> (solution name, version), in one query, for the feed's events."""
+    rows = Revision.objects.filter(pk__in=set(revision_ids)).values_list("pk", "solution__name", "version")
+    return {pk: (name, version) for pk, name, version in rows}
+
+
 def latest_change(catalog: Catalog) -> int:
     last = ChangeEvent.objects.filter(catalog_id=catalog.pk).order_by("-seq").values_list("seq", flat=True).first()
     return last or 0

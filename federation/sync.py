@@ -127,7 +127,8 @@ def _record_item(subscription: Subscription, change: dict) -> None:
     SyncItem.objects.update_or_create(
         subscription=subscription, revision_id=change["revisionId"],
         defaults={"solution_id": change["solutionId"], "change": change["kind"], "status": ItemStatus.PENDING,
-                  "attempts": 0, "error": "", "tombstone": change.get("tombstone")})
+                  "attempts": 0, "error": "", "tombstone": change.get("tombstone"),
+                  "name": str(change.get("name") or "")[:200], "version": str(change.get("version") or "")[:50]})
 
 
 def _would(sync_run: SyncRun, subscription: Subscription, change: dict) -> None:
@@ -137,6 +138,7 @@ def _would(sync_run: SyncRun, subscription: Subscription, change: dict) -> None:
     else:
         outcome = ItemOutcome.WOULD_WITHDRAW if imported and not imported.withdrawn_at else ItemOutcome.UNCHANGED
     SyncResult.objects.create(run=sync_run, revision_id=change["revisionId"], outcome=outcome,
+                              name=str(change.get("name") or "")[:200], version=str(change.get("version") or "")[:50],
                               message="dry run: nothing was changed")
 
 

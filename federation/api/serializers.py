@@ -33,9 +33,12 @@ def artifact(a: Artifact) -> dict:
             "size": a.size, "uri": f"artifacts/{a.id}/content"}
 
 
-def change(event: ChangeEvent, tombstone: dict | None) -> dict:
+def change(event: ChangeEvent, tombstone: dict | None, name: tuple[str, str] | None = None) -> dict:
+    """`name` and `version` say what changed, for a subscriber's dry run and pages (empty when the
+    revision is gone); what is imported is what the signed manifest says."""
     body = {"seq": event.seq, "kind": event.kind, "catalogId": str(event.catalog_id),
             "solutionId": str(event.solution_id), "revisionId": str(event.revision_id),
+            "name": name[0] if name else "", "version": name[1] if name else "",
             "created": event.created.isoformat()}
     if tombstone is not None:
         body["tombstone"] = tombstone

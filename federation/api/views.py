@@ -143,8 +143,9 @@ def changes(request, peer):
     except ValueError:
         return refused("invalid", "since and limit must be whole numbers", 400)
     events = selectors.changes_for(peer, catalog, since, limit)
-    body = [serializers.change(e, manifests.tombstone(e) if e.kind == ChangeKind.WITHDRAWN else None)
-            for e in events]
+    names = selectors.names_of([e.revision_id for e in events])
+    body = [serializers.change(e, manifests.tombstone(e) if e.kind == ChangeKind.WITHDRAWN else None,
+                               names.get(e.revision_id)) for e in events]
     cursor = events[-1].seq if events else max(since, 0)
     return ok({"changes": body, "cursor": cursor, "more": len(events) == limit,
                "latest": selectors.latest_change(catalog)})

@@ -257,6 +257,7 @@ def test_the_feed_lists_changes_after_the_cursor_with_signed_tombstones(me, peer
     first = published_revision(public)
     page = client.get(f"/federation/changes?catalogId={public.pk}").json()["content"]
     assert [(c["kind"], c["revisionId"]) for c in page["changes"]] == [("published", str(first.pk))]
+    assert (page["changes"][0]["name"], page["changes"][0]["version"]) == (first.solution.name, first.version)
     cursor = page["cursor"]
     assert client.get(f"/federation/changes?catalogId={public.pk}&since={cursor}").json()["content"]["changes"] == []
 

@@ -95,7 +95,7 @@ def run(instance: Instance, subscription_id: str, *, dry_run: bool = False) -> d
                            "made.refresh_from_db()\n"
                            "result = {'status': made.status, 'error': made.error, 'summary': made.summary, "
                            "'fetched': made.bytes_fetched, 'reused': made.bytes_reused, "
-                           "'results': list(made.results.values('revision_id', 'outcome', 'message', "
+                           "'results': list(made.results.values('revision_id', 'name', 'outcome', 'message', "
                            "'bytes_fetched', 'bytes_reused'))}")
 
 
@@ -237,6 +237,7 @@ def test_a_dry_run_says_what_would_change_and_changes_nothing(trio, origin, subs
     publish(alpha, made["revisionId"], origin["catalog"])
     dry = run(beta, subscription, dry_run=True)
     assert dry["status"] == "succeeded" and dry["summary"] == {"would-import": 1}, dry
+    assert dry["results"][0]["name"] == "IrisDryRun"  # the feed says what changed
     assert imported(beta, made["revisionId"]) is None
     real = run(beta, subscription)
     assert real["summary"] == {"imported": 1}, real
