@@ -8,7 +8,7 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 EDITABLE := --config-settings editable_mode=compat -e
 
-.PHONY: venv run run-runner test services images compose browser kubectl sandbox nginx lint fmt bench bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace clean example
+.PHONY: venv run run-runner test services images compose browser kubectl sandbox nginx lint fmt bench bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace bench-federation clean example
 
 # The portal's runtime (requirements.txt) and the runner with the one flavour the example uses.
 $(RUN_STAMP): requirements.txt runner_image/pyproject.toml
@@ -96,7 +96,7 @@ lint: $(DEV_STAMP)
 fmt: $(DEV_STAMP)
 	$(VENV)/bin/ruff check --fix .
 
-bench: bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace
+bench: bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace bench-federation
 
 bench-runner: $(DEV_STAMP)
 	$(PY) bench/runner_vs_mlflow.py
@@ -119,6 +119,10 @@ bench-sandbox: $(DEV_STAMP) sandbox
 # Seeds 100,000 solutions into a PostgreSQL database of its own; ARGS=--quick for 5,000.
 bench-marketplace: $(DEV_STAMP) services
 	$(PY) bench/marketplace_pages.py $(ARGS)
+
+# Three real portals (PostgreSQL, registry, nginx each) and 1,000 models; ARGS=--quick for 100.
+bench-federation: $(DEV_STAMP) services sandbox nginx images
+	$(PY) bench/federation.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
