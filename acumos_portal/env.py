@@ -49,6 +49,12 @@ def env_secret(name: str, default_file: Path) -> str:
         from django.core.management.utils import get_random_secret_key
 
         default_file.parent.mkdir(parents=True, exist_ok=True)
-        default_file.write_text(get_random_secret_key())
-        default_file.chmod(0o600)
+        # Made readable by its owner only from the first byte (a write, then a chmod, leaves a moment).
+        try:
+            fd = os.open(default_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it a moment ago: theirs is the one
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(get_random_secret_key())
     return default_file.read_text().strip()

@@ -22,6 +22,7 @@ from federation.models import Peer
 TERMINATOR_HEADER = "X-Acumos-Terminator"
 CERT_HEADER = "X-Client-Cert"
 VERIFY_HEADER = "X-Client-Verify"
+MAX_SUBJECT = 200  # Peer.subject
 
 
 class PeerRefused(Exception):
@@ -66,6 +67,9 @@ def identify(request) -> Caller:
     except CertificateProblem as exc:
         raise PeerRefused("certificate_not_current", str(exc)) from exc
     subject = common_name(certificate)
+    if not subject or len(subject) > MAX_SUBJECT or not subject.isprintable():
+        raise PeerRefused("bad_client_certificate", "the client certificate's subject must have a common name "
+                                                    f"(CN) of printable characters, at most {MAX_SUBJECT}")
     return Caller(certificate=certificate, subject=subject, peer=Peer.objects.filter(subject=subject).first())
 
 

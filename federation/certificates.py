@@ -56,14 +56,22 @@ def check_current(certificate: x509.Certificate, now: datetime.datetime | None =
                                  f"{certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
 
 
+def is_ca(certificate: x509.Certificate) -> bool:
+    try:
+        return bool(certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
 def vouched_for(certificate: x509.Certificate, anchors: list[x509.Certificate]) -> bool:
-    """True if `certificate` is one of `anchors` (a pinned certificate), or one of them issued it
-    (a CA registered for the peer). Only direct issuance: a peer's CA vouches for its own
-    certificates, never for a chain a third party could extend."""
+    """True if `certificate` is one of `anchors` (a pinned certificate), or one of them that is a CA
+    issued it (a CA registered for the peer). Only direct issuance by a CA: a peer's CA vouches for
+    its own certificates, never for a chain a third party could extend, and a pinned leaf vouches for
+    itself alone, never for certificates its key signs."""
     for anchor in anchors:
         if anchor.fingerprint(hashes.SHA256()) == certificate.fingerprint(hashes.SHA256()):
             return True
-        if anchor.subject != certificate.issuer:
+        if anchor.subject != certificate.issuer or not is_ca(anchor):
             continue
         try:
             certificate.verify_directly_issued_by(anchor)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import ssl
 import tempfile
 import time
@@ -23,6 +24,7 @@ from federation.models import Peer
 
 CHUNK = 1 << 20
 MAX_JSON_BYTES = 32 << 20
+MAX_RAW_BYTES = 4 << 20
 
 
 class PeerUnavailable(Exception):
@@ -59,10 +61,14 @@ def _context(peer: Peer, me: identity.Identity) -> ssl.SSLContext:
 
 
 class PeerClient:
-    def __init__(self, peer: Peer, *, timeout: float | None = None):
+    """`deadline` (time.monotonic()) bounds everything the client does, whatever the peer does: a
+    peer that trickles bytes stays within the timeout between reads, but not past the deadline."""
+
+    def __init__(self, peer: Peer, *, timeout: float | None = None, deadline: float | None = None):
         self.peer = peer
         self.base = peer.api_url.rstrip("/") + "/federation/"
         self.timeout = timeout or settings.ACUMOS_FEDERATION_TIMEOUT
+        self.deadline = deadline
         self.session = requests.Session()
         self.session.trust_env = False  # no proxy from the environment sees this traffic
         try:
@@ -99,49 +105,78 @@ class PeerClient:
         return self.get(f"solutions/{solution_id}/revisions/{revision_id}/artifacts")
 
     def get(self, path: str, **params) -> object:
-        response = self._send(path, params=params)
+        response = self._send(path, params=params, stream=True)
         with contextlib.closing(response):
             return self._content(response)
 
     # ---- bytes
 
     def download(self, path: str, target: Path, *, size: int, sha256: str) -> int:
-        """Stream `path` into `target`, resuming from what `target` already holds (Range); check the
-        size and sha256 at the end. Returns the bytes fetched now. A wrong size or hash removes the
-        file and raises ValueError (the content is refused, not retried)."""
+        """Stream `path` into `target`, resuming from what `target` already holds (Range), never past
+        `size`; check the size and sha256 at the end. Returns the bytes fetched now. A wrong size or
+        hash removes the file and raises ValueError (the content is refused); a resumed transfer that
+        does not match is fetched once more from its first byte before that."""
         have = target.stat().st_size if target.exists() else 0
         if have > size:
             target.unlink()
             have = 0
-        fetched = 0
-        if have < size:
-            fetched = self._fetch_rest(path, target, have)
+        fetched = self._fetch_rest(path, target, have, size) if have < size else 0
         digest, length = _file_sha256(target)
+        if (length != size or digest != sha256) and have:
+            target.unlink(missing_ok=True)
+            fetched += self._fetch_rest(path, target, 0, size)
+            digest, length = _file_sha256(target)
         if length != size or digest != sha256:
             target.unlink(missing_ok=True)
             raise ValueError(f"the peer's bytes do not match the signed manifest: sha256 {digest} and {length} "
                              f"bytes, the manifest says {sha256} and {size} bytes")
         return fetched
 
-    def _fetch_rest(self, path: str, target: Path, have: int) -> int:
+    def _fetch_rest(self, path: str, target: Path, have: int, size: int) -> int:
         headers = {"Range": f"bytes={have}-"} if have else {}
         response = self._send(path, headers=headers, stream=True)
         with contextlib.closing(response):
             if response.status_code >= 400:
                 self._content(response)  # raises with the peer's reason
             append = have and response.status_code == 206
+            room = size - (have if append else 0)
             fetched, pace = 0, _Pace(self.peer.rate_limit_kbps)
             with open(target, "ab" if append else "wb") as out:
                 try:
                     for chunk in response.iter_content(pace.chunk):
+                        if fetched + len(chunk) > room:  # more than the manifest says: the rest is not taken
+                            out.write(chunk[:room - fetched])
+                            return room
                         out.write(chunk)
                         out.flush()  # what arrived is on disk: a transfer cut short resumes from it
                         fetched += len(chunk)
                         pace.wait(fetched)
+                        self.check_deadline()
                 except requests.RequestException as exc:
                     raise PeerUnavailable(f"the transfer from {self.peer.name} was cut short after {have + fetched} "
                                           f"bytes: {exc}") from exc
             return fetched
+
+    def check_deadline(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise PeerUnavailable(f"{self.peer.name} took longer than this run may take "
+                                  f"(ACUMOS_FEDERATION_RUN_SECONDS); the next run goes on from here")
+
+    def read_capped(self, response: requests.Response, limit: int) -> bytes:
+        """A whole answer, at most `limit` bytes (more is refused, not read), within the deadline."""
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise PeerUnavailable(f"{self.peer.name} answered with {declared} bytes; at most {limit} are taken")
+        body = bytearray()
+        try:
+            for chunk in response.iter_content(CHUNK):
+                body += chunk
+                if len(body) > limit:
+                    raise PeerUnavailable(f"{self.peer.name} answered with more than {limit} bytes")
+                self.check_deadline()
+        except requests.RequestException as exc:
+            raise PeerUnavailable(f"the answer of {self.peer.name} was cut short: {exc}") from exc
+        return bytes(body)
 
     def stream(self, path: str) -> requests.Response:
         """A streaming response (the caller closes it), for image blobs."""
@@ -151,15 +186,18 @@ class PeerClient:
                 self._content(response)
         return response
 
-    def raw(self, path: str) -> requests.Response:
-        response = self._send(path)
-        if response.status_code >= 400:
-            self._content(response)
-        return response
+    def raw(self, path: str, limit: int = MAX_RAW_BYTES) -> tuple[bytes, str]:
+        """A small answer that is not in the envelope (an image manifest): its bytes and content type."""
+        response = self._send(path, stream=True)
+        with contextlib.closing(response):
+            if response.status_code >= 400:
+                self._content(response)
+            return self.read_capped(response, limit), response.headers.get("Content-Type", "")
 
     # ---- transport
 
     def _send(self, path: str, **kwargs) -> requests.Response:
+        self.check_deadline()
         url = urljoin(self.base, path)
         if not url.startswith("https://"):
             raise PeerUnavailable(f"{self.peer.name}'s API URL must be https://: {self.peer.api_url}")
@@ -172,10 +210,9 @@ class PeerClient:
             raise PeerUnavailable(f"{self.peer.name} cannot be reached at {url}: {exc}") from exc
 
     def _content(self, response: requests.Response):
-        if len(response.content) > MAX_JSON_BYTES:
-            raise PeerUnavailable(f"{self.peer.name} answered with over {MAX_JSON_BYTES >> 20} MiB of JSON")
+        data = self.read_capped(response, MAX_JSON_BYTES)
         try:
-            body = response.json()
+            body = json.loads(data)
         except ValueError:
             body = None
         if not isinstance(body, dict) or "content" not in body:

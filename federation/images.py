@@ -11,6 +11,8 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from federation.client import PeerClient
 from images import oci
 from images import services as image_services
@@ -28,6 +30,7 @@ class WrongImage(Exception):
 class Copied:
     ref: oci.ImageRef
     report: oci.CopyReport
+    created: bool  # this copy made the tag (an import that fails then removes it; never one that was there)
 
     @property
     def name_and_uri(self) -> tuple[str, str]:
@@ -36,14 +39,16 @@ class Copied:
 
 
 class _Stream:
-    """A blob streamed from the peer, as oci.BlobStream."""
+    """A blob streamed from the peer, as oci.BlobStream, within the client's deadline."""
 
-    def __init__(self, response):
+    def __init__(self, response, client: PeerClient):
         self.response = response
+        self.client = client
         self.chunks = response.iter_content(CHUNK)
         self.buffer = b""
 
     def read(self, size: int = -1) -> bytes:
+        self.client.check_deadline()
         while size < 0 or len(self.buffer) < size:
             try:
                 self.buffer += next(self.chunks)
@@ -71,15 +76,14 @@ class PeerImageSource:
         return f"peer {self.client.peer.name}: image {self.expected}"
 
     def manifest(self) -> tuple[bytes, str, str]:
-        response = self.client.raw(f"artifacts/{self.artifact_id}/content")
-        body = response.content
+        body, content_type = self.client.raw(f"artifacts/{self.artifact_id}/content")
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
         if digest != self.expected:
             raise WrongImage(f"the peer's image is {digest}, but its signed manifest names {self.expected}")
-        return body, response.headers.get("Content-Type", "").split(";")[0].strip(), digest
+        return body, content_type.split(";")[0].strip(), digest
 
     def open_blob(self, digest: str) -> _Stream:
-        return _Stream(self.client.stream(f"artifacts/{self.artifact_id}/blobs/{digest}"))
+        return _Stream(self.client.stream(f"artifacts/{self.artifact_id}/blobs/{digest}"), self.client)
 
 
 def why_no_copy(manifest: dict) -> str:
@@ -93,12 +97,24 @@ def copy(client: PeerClient, manifest: dict, detail: dict, artifact_id: str) -> 
     this revision would have; None when this site has no registry configured."""
     if image_services.configuration_problem():
         return None
-    target = image_services.target_for(_unsaved_revision(manifest))
-    source = PeerImageSource(client, artifact_id, str(manifest["image"].get("digest", "")))
-    mount = mount_candidates(target)
+    target = target_for(manifest)
+    expected = str(manifest["image"].get("digest", ""))
+    source = PeerImageSource(client, artifact_id, expected)
     with image_services.registry(target.registry) as registry:
-        report = oci.copy_image(source, registry, target.repository, target.tag, mount_from=mount)
-    return Copied(ref=oci.ImageRef(target.registry, target.repository, target.tag, report.digest), report=report)
+        there = registry.tag_digest(target.repository, target.tag)
+        if there is not None and there != expected:
+            raise WrongImage(f"{target} holds another image ({there}) already; it is not replaced")
+        report = oci.copy_image(source, registry, target.repository, target.tag, mount_from=mount_candidates(target))
+    return Copied(ref=oci.ImageRef(target.registry, target.repository, target.tag, report.digest), report=report,
+                  created=there is None)
+
+
+def target_for(manifest: dict) -> oci.ImageRef:
+    """Where an imported image goes: a repository of imports named by the full solution id (a local
+    model's repository is never one of them, whatever name or id the peer gives), tagged by version."""
+    local = image_services.target_for(_unsaved_revision(manifest))
+    repository = f"{settings.ACUMOS_IMAGE_REPOSITORY}/imported/{_unsaved_revision(manifest).solution.id}"
+    return oci.ImageRef(local.registry, repository, local.tag)
 
 
 MOUNT_CANDIDATES = 6
@@ -123,7 +139,10 @@ def mount_candidates(target: oci.ImageRef) -> list[str]:
 
 
 def discard(copied: Copied) -> None:
-    """Untag an image copied for an import that then failed (its blobs stay for the next try)."""
+    """Untag an image copied for an import that then failed (its blobs stay for the next try); only
+    a tag this copy made."""
+    if not copied.created:
+        return
     with contextlib.suppress(oci.RegistryError), image_services.registry(copied.ref.registry) as registry:
         registry.delete_image(copied.ref.repository, copied.ref.digest)
 

@@ -43,10 +43,14 @@ def origin_of(revision: Revision) -> RevisionOrigin:
     """The revision's manifest and signature: kept as imported, or made and signed here the first
     time a peer asks for a revision onboarded here (ready revisions never change, so it stays true)."""
     existing = RevisionOrigin.objects.filter(revision=revision).first()
-    if existing is not None:
+    if existing is not None and (existing.signature_status != SignatureStatus.LOCAL or _image_current(existing)):
         return existing
     me = identity.load()
     manifest = build(revision, me)
+    if existing is not None:  # its image was rebuilt (or built) since it was signed: sign what it is now
+        RevisionOrigin.objects.filter(pk=existing.pk).update(manifest=manifest, signature=signing.sign(manifest, me),
+                                                             signer_sha256=me.fingerprint)
+        return RevisionOrigin.objects.get(pk=existing.pk)
     try:
         with transaction.atomic():
             return RevisionOrigin.objects.create(
@@ -55,6 +59,17 @@ def origin_of(revision: Revision) -> RevisionOrigin:
                 signature_status=SignatureStatus.LOCAL, hops=[me.name])
     except IntegrityError:  # two peers asked at once: the other made it
         return RevisionOrigin.objects.get(revision=revision)
+
+
+def _image_current(origin: RevisionOrigin) -> bool:
+    """The signed image is still the revision's (a rebuild replaces it; its other artifacts never change)."""
+    image = origin.revision.artifacts.filter(kind=ArtifactKind.IMAGE).exclude(uri="").values_list("uri", flat=True)
+    uri = next(iter(image), None)
+    signed = (origin.manifest.get("image") or {}).get("digest")
+    if uri is None:
+        return signed is None
+    ref = oci.ImageRef.parse(uri)
+    return bool(ref.digest) and ref.digest == signed
 
 
 def build(revision: Revision, me) -> dict:
@@ -123,13 +138,19 @@ class Checked:
     status: str
 
 
-def trust_anchors() -> list:
-    """The certificates a signature may chain to here: this instance's and every peer's registered
-    certificate or CA that is not declined."""
+# Peers whose registered certificate says who signed a manifest: those an admin registered (active or
+# not), never one that only asked to join, nor one declined.
+KNOWN = (PeerStatus.ACTIVE, PeerStatus.INACTIVE)
+
+
+def anchors_for(signer_name: str) -> list:
+    """What may vouch for a signer of this name: this instance's own certificate and CA for its own
+    name, else the certificate or CA registered for the peer of that subject. A peer's CA vouches for
+    its own instance only: B's CA minting a certificate named C proves nothing about C."""
+    if identity.exists() and identity.load().name == signer_name:
+        return identity.load().anchors
     anchors = []
-    if identity.exists():
-        anchors += identity.load().anchors
-    for pem in Peer.objects.exclude(status=PeerStatus.DECLINED).values_list("certificate", flat=True):
+    for pem in Peer.objects.filter(subject=signer_name, status__in=KNOWN).values_list("certificate", flat=True):
         try:
             anchors += load_bundle(pem)
         except CertificateProblem:
@@ -145,7 +166,8 @@ def check(manifest: dict, signature: dict, *, solution_id: str, revision_id: str
     if len(signing.canonical(manifest)) > MAX_MANIFEST_BYTES:
         raise ManifestRefused(f"the manifest is over {MAX_MANIFEST_BYTES >> 10} KiB")
     try:
-        signer = signing.verify(manifest, signature, trust_anchors())
+        signer = signing.verify(manifest, signature, [])
+        signer = signing.verify(manifest, signature, anchors_for(signer.name))
     except signing.BadSignature as exc:
         raise ManifestRefused(str(exc)) from exc
     origin = manifest.get("origin") or {}
@@ -167,7 +189,7 @@ def check_tombstone(signed: dict, *, peer: Peer, revision_id: str) -> dict:
         signer = signing.verify(document, signature, load_bundle(peer.certificate))
     except (signing.BadSignature, CertificateProblem) as exc:
         raise ManifestRefused(f"the withdrawal's signature does not hold: {exc}") from exc
-    if not signer.trusted:
+    if not signer.trusted or signer.name != peer.subject:
         raise ManifestRefused(f"the withdrawal was signed by {signer.name!r}, not by the peer {peer.name}")
     if document.get("revisionId") != str(revision_id):
         raise ManifestRefused("the withdrawal is about another revision")

@@ -8,7 +8,7 @@ from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, Que
 
 from federation.choices import ItemStatus, PeerStatus
 from federation.models import CatalogGrant, ChangeEvent, Peer, RevisionOrigin, Subscription, SyncItem, SyncRun
-from marketplace.choices import CatalogAccess, RevisionStatus
+from marketplace.choices import ArtifactKind, CatalogAccess, RevisionStatus
 from marketplace.models import Artifact, Catalog, Publication, Revision, Solution
 from marketplace.selectors import is_admin
 
@@ -43,7 +43,10 @@ def revision_for(peer: Peer, solution_id, revision_id) -> Revision | None:
 
 
 def artifact_for(peer: Peer, artifact_id) -> Artifact | None:
+    """An artifact a peer may fetch: of a revision it sees, and one that travels (not the image build's
+    log, the origin's own business)."""
     return (Artifact.objects.filter(pk=artifact_id, revision__in=revisions_for(peer).values("pk"))
+            .exclude(kind=ArtifactKind.BUILD_LOG)
             .select_related("blob", "revision", "revision__solution").first())
 
 

@@ -119,25 +119,35 @@ def ping(user, peer: Peer) -> dict:
     return {"ok": ok, "message": message, "answer": answer}
 
 
-def request_registration(caller, body: dict) -> Peer:
+MAX_PENDING_REQUESTS = 20
+
+
+def request_registration(caller, body: dict) -> str:
     """An unknown certificate asks to become a peer (POST /federation/peer/register): a requested
-    peer pinned to exactly that certificate, for an admin to approve or decline."""
-    if caller.peer is not None:
-        return caller.peer
+    peer pinned to exactly that certificate, for an admin to approve or decline. The answer says
+    only that the request is taken: whether that subject is a peer here is not for a caller to learn."""
     if not settings.ACUMOS_FEDERATION_REGISTRATION:
         raise PeerRefused("registration_closed", "this site does not take requests to become a peer; "
                                                  "ask its admins to register you")
-    api_url = str(body.get("apiUrl") or f"https://{caller.subject}")
+    if caller.peer is not None:
+        return "received"
+    if Peer.objects.filter(status=PeerStatus.REQUESTED, self_registered=True).count() >= MAX_PENDING_REQUESTS:
+        raise PeerRefused("too_many_requests", "this site has many requests waiting for its admins; ask again "
+                                               "later", status=429)
+    try:
+        api_url = _clean_url(str(body.get("apiUrl") or f"https://{caller.subject}"))
+    except Refused as exc:
+        raise PeerRefused("invalid", exc.message, status=400) from exc
     try:
         with transaction.atomic():
             peer = Peer.objects.create(
-                name=caller.subject[:100], subject=caller.subject, api_url=_clean_url(api_url),
+                name=caller.subject[:100], subject=caller.subject, api_url=api_url[:300],
                 certificate=to_pem(caller.certificate), contact=str(body.get("contact", ""))[:254],
                 status=PeerStatus.REQUESTED, self_registered=True)
-    except (IntegrityError, Refused):
-        return Peer.objects.get(subject=caller.subject)
+    except IntegrityError:  # its name is another peer's: taken as received, an admin sees no new request
+        return "received"
     notices.tell_admins_of_request(peer)
-    return peer
+    return "received"
 
 
 # ---------------------------------------------------------------- grants

@@ -16,6 +16,7 @@ import json
 import logging
 import shutil
 import time
+import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,11 +35,12 @@ from images import oci
 from marketplace import services as marketplace_services
 from marketplace import storage
 from marketplace.choices import ArtifactKind, CatalogAccess, ModelType
-from marketplace.models import Blob, Catalog, Publication, Revision
+from marketplace.models import Blob, Catalog, Publication, Revision, Solution
 from onboarding import smoke, validation
 
 log = logging.getLogger(__name__)
 PEER_GONE = "the peer is out of reach"
+MAX_FEED_PAGES = 200  # of at most 500 changes: what one run reads, the next goes on from its cursor
 REQUIRED = (ArtifactKind.METADATA, ArtifactKind.PROTO, ArtifactKind.MODEL)
 BUNDLE_FILES = {ArtifactKind.METADATA: "metadata.json", ArtifactKind.PROTO: "model.proto",
                 ArtifactKind.MODEL: "modelpackage.zip", ArtifactKind.LICENCE: "license.json"}
@@ -69,7 +71,9 @@ def run(sync_run: SyncRun) -> dict:
     """The work of a claimed run; returns its summary (outcome -> count). A peer out of reach while
     the feed is read fails the run (the job shape retries it); an item's failure is the item's."""
     subscription = Subscription.objects.select_related("peer", "owner").get(pk=sync_run.subscription_id)
-    with PeerClient(subscription.peer) as client:
+    sweep_partials()
+    deadline = time.monotonic() + settings.ACUMOS_FEDERATION_RUN_SECONDS
+    with PeerClient(subscription.peer, deadline=deadline) as client:
         try:
             cursor = read_changes(client, subscription, sync_run)
         except PeerUnavailable as exc:
@@ -106,13 +110,22 @@ def read_changes(client: PeerClient, subscription: Subscription, sync_run: SyncR
     cursor = subscription.cursor or 0
     SyncRun.objects.filter(pk=sync_run.pk).update(cursor_from=cursor)
     latest: dict[str, dict] = {}
-    while True:
+    for _ in range(MAX_FEED_PAGES):
         page = client.changes(str(subscription.catalog_id), cursor)
-        for change in page.get("changes", []):
+        if not isinstance(page, dict) or not isinstance(page.get("changes"), list):
+            raise RunRefused(f"{subscription.peer.name}'s change feed is not a list of changes")
+        for given in page["changes"]:
+            change = _well_formed(given, subscription)
             latest[change["revisionId"]] = change
-        cursor = max(cursor, int(page.get("cursor") or 0))
+        reached = _cursor(page.get("cursor"), subscription)
+        if page.get("more") and reached <= cursor:
+            raise RunRefused(f"{subscription.peer.name}'s change feed says there is more but its cursor "
+                             "does not move")
+        cursor = max(cursor, reached)
         if not page.get("more"):
             break
+    else:  # the rest is read by the next run, from the cursor reached
+        log.warning("federation run %s stopped reading the feed after %s pages", sync_run.pk, MAX_FEED_PAGES)
     SyncRun.objects.filter(pk=sync_run.pk).update(cursor_to=cursor)
     for change in latest.values():
         if sync_run.dry_run:
@@ -120,6 +133,24 @@ def read_changes(client: PeerClient, subscription: Subscription, sync_run: SyncR
         else:
             _record_item(subscription, change)
     return cursor
+
+
+def _well_formed(change, subscription: Subscription) -> dict:
+    """A change as the feed must send it (ids that are UUIDs, a known kind); anything else is refused."""
+    try:
+        return {**change, "revisionId": str(uuid.UUID(str(change["revisionId"]))),
+                "solutionId": str(uuid.UUID(str(change["solutionId"]))),
+                "kind": ChangeKind(change["kind"]).value}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunRefused(f"{subscription.peer.name}'s change feed holds a malformed change: {str(change)[:200]}") \
+            from exc
+
+
+def _cursor(value, subscription: Subscription) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError) as exc:
+        raise RunRefused(f"{subscription.peer.name}'s change feed has no usable cursor") from exc
 
 
 def _record_item(subscription: Subscription, change: dict) -> None:
@@ -168,6 +199,9 @@ def process(client: PeerClient, subscription: Subscription, sync_run: SyncRun, i
         outcome, message, status, error = ItemOutcome.FAILED, str(exc), ItemStatus.FAILED, str(exc)
     except PeerAnswer as exc:  # the peer refused (gone from the catalog meanwhile, no longer granted)
         outcome, message, status, error = ItemOutcome.FAILED, str(exc), ItemStatus.FAILED, str(exc)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a peer's answer not in the shape it must be
+        message = f"refused: the peer's answer about this revision is malformed ({type(exc).__name__}: {exc})"
+        outcome, status, error = ItemOutcome.REFUSED, ItemStatus.REFUSED, message
     if status != ItemStatus.DONE:
         _discard_blobs(tally)
         _tell_owner(subscription, item, message, final=status == ItemStatus.REFUSED
@@ -195,8 +229,11 @@ def import_revision(client: PeerClient, subscription: Subscription, item: SyncIt
     existing = Revision.objects.filter(pk=item.revision_id).select_related("solution").first()
     if existing is not None:
         return _already_here(subscription, existing, checked)
-    blobs = fetch_artifacts(client, item, manifest, tally)
-    check_bundle(blobs)
+    check_importable(subscription, manifest)  # before anything is fetched, stored or copied
+    blobs = fetch_artifacts(client, item, manifest, tally, subscription)
+    metadata = check_bundle(blobs)
+    if metadata != manifest["revision"].get("metadata"):
+        raise Refusal("refused: the metadata in the signed manifest is not the metadata.json that came with it")
     check_licence(manifest, blobs.get(ArtifactKind.LICENCE))
     copied = federation_images.copy(client, manifest, detail, offered_image(client, item)) \
         if manifest.get("image") else None
@@ -204,7 +241,8 @@ def import_revision(client: PeerClient, subscription: Subscription, item: SyncIt
         tally.fetched += copied.report.bytes_copied
         tally.reused += copied.report.bytes_skipped
     try:
-        revision = _create(subscription, checked, blobs, copied.name_and_uri if copied else None, detail)
+        revision = _create(subscription, checked, blobs, copied.name_and_uri if copied else None, detail=detail,
+                           metadata=metadata)
     except Exception:
         if copied is not None:
             federation_images.discard(copied)
@@ -223,6 +261,20 @@ def offered_image(client: PeerClient, item: SyncItem) -> str:
     return str(image["artifactId"])
 
 
+def check_importable(subscription: Subscription, manifest: dict) -> None:
+    """A peer's ids and version may not land on anything that is not its own import: refused before
+    any byte is fetched or any image copied (a copy onto a local model's image would replace it)."""
+    solution_id, version = manifest["solution"]["id"], str(manifest["revision"].get("version", ""))
+    found = Solution.objects.filter(pk=solution_id).first()
+    if found is None:
+        return
+    if found.imported_from != subscription.peer.subject:
+        raise Refusal(f"refused: a model with the id {solution_id} exists here already and did not come from "
+                      f"{subscription.peer.name}")
+    if found.revisions.filter(version=version).exists():
+        raise Refusal(f"refused: {found.name} has a version {version} here already")
+
+
 def _name_item(item: SyncItem, manifest: dict) -> None:
     item.name = str(manifest["solution"].get("name", ""))[:200]
     item.version = str(manifest["revision"].get("version", ""))[:50]
@@ -236,7 +288,7 @@ def _already_here(subscription: Subscription, revision: Revision, checked) -> tu
     if origin is None:
         raise Refusal(f"refused: a revision with the id {revision.pk} exists here already and was not imported "
                       "by this subscription")
-    if origin.manifest != checked.manifest:
+    if _content(origin.manifest) != _content(checked.manifest):
         raise Refusal("refused: the peer now signs a different manifest for a revision imported before "
                       "(ready revisions never change)")
     if origin.withdrawn_at is not None:
@@ -247,7 +299,14 @@ def _already_here(subscription: Subscription, revision: Revision, checked) -> tu
     return ItemOutcome.UNCHANGED, "already imported"
 
 
-def fetch_artifacts(client: PeerClient, item: SyncItem, manifest: dict, tally: Tally) -> dict[str, Blob]:
+def _content(manifest: dict) -> dict:
+    """What a revision is, without what may change at its origin after it is ready: its image (a
+    rebuild gives a new digest; this copy keeps the image it has) and when it was signed."""
+    return {key: value for key, value in manifest.items() if key not in ("image", "signed")}
+
+
+def fetch_artifacts(client: PeerClient, item: SyncItem, manifest: dict, tally: Tally,
+                    subscription: Subscription) -> dict[str, Blob]:
     """Every file artifact of the manifest as a local blob, its bytes checked against the manifest."""
     wanted = {entry["kind"]: entry for entry in manifest.get("artifacts", []) if entry.get("kind") in
               manifests.FILE_KINDS}
@@ -262,18 +321,19 @@ def fetch_artifacts(client: PeerClient, item: SyncItem, manifest: dict, tally: T
         if not 0 <= size <= limit:
             raise Refusal(f"refused: {entry.get('name')} is {size} bytes; this site takes at most "
                           f"{settings.ACUMOS_FEDERATION_MAX_ARTIFACT_MB} MB per artifact")
-        blobs[kind] = _blob_for(client, offered.get(kind), sha256, size, tally)
+        blobs[kind] = _blob_for(client, offered.get(kind), sha256, size, tally=tally, subscription=subscription)
     return blobs
 
 
-def _blob_for(client: PeerClient, offered: dict | None, sha256: str, size: int, tally: Tally) -> Blob:
+def _blob_for(client: PeerClient, offered: dict | None, sha256: str, size: int, *, tally: Tally,
+              subscription: Subscription) -> Blob:
     held = Blob.objects.filter(sha256=sha256, size=size).first()
     if held is not None:  # content-addressed: the same bytes are here already
         tally.reused += size
         return held
     if offered is None:
         raise Refusal("refused: the peer does not offer an artifact its manifest lists")
-    partial = partial_path(sha256)
+    partial = partial_path(subscription, sha256)
     try:
         tally.fetched += client.download(f"artifacts/{offered['artifactId']}/content", partial, size=size,
                                          sha256=sha256)
@@ -286,18 +346,40 @@ def _blob_for(client: PeerClient, offered: dict | None, sha256: str, size: int, 
     return blob
 
 
-def partial_path(sha256: str) -> Path:
-    """Where a transfer lands until it is whole: named by the content it must become, so a transfer
-    cut short resumes on any later run (the sha256 check decides what is kept)."""
-    folder = Path(settings.ACUMOS_FEDERATION_DIR) / "partial"
-    folder.mkdir(parents=True, exist_ok=True)
+PARTIAL_DAYS = 7
+
+
+def partials_dir() -> Path:
+    return Path(settings.ACUMOS_FEDERATION_DIR) / "partial"
+
+
+def partial_path(subscription: Subscription, sha256: str) -> Path:
+    """Where a transfer lands until it is whole: the subscription's own (another peer can never feed
+    it a prefix), named by the content it must become, so a transfer cut short resumes on a later run
+    (the sha256 check decides what is kept)."""
     if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
         raise Refusal(f"refused: {sha256!r} is not a sha256")
+    folder = partials_dir() / str(subscription.pk)
+    folder.mkdir(parents=True, exist_ok=True)
     return folder / sha256
 
 
-def check_bundle(blobs: dict[str, Blob]) -> None:
-    """Local validation and the sandboxed smoke test, as for an upload: a peer is never trusted."""
+def sweep_partials(days: int = PARTIAL_DAYS) -> int:
+    """Remove transfers cut short that no run took up for `days` days (and empty folders)."""
+    cutoff, removed = time.time() - days * 86400, 0
+    for path in partials_dir().glob("*/*") if partials_dir().exists() else ():
+        if path.is_file() and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed += 1
+    for folder in partials_dir().glob("*") if partials_dir().exists() else ():
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    return removed
+
+
+def check_bundle(blobs: dict[str, Blob]) -> dict:
+    """Local validation and the sandboxed smoke test, as for an upload: a peer is never trusted.
+    Returns the validated metadata (what the revision records, not what the peer says it is)."""
     with ExitStack() as stack:
         paths = {kind: stack.enter_context(storage.local_copy(blob.storage_key, suffix="." + BUNDLE_FILES[kind]
                                                               .rsplit(".", 1)[-1]))
@@ -312,6 +394,7 @@ def check_bundle(blobs: dict[str, Blob]) -> None:
             raise Refusal(f"refused by local validation: {exc.message}") from exc
         if settings.ACUMOS_SMOKE_TEST:
             _smoke(paths)
+    return metadata
 
 
 def check_licence(manifest: dict, blob: Blob | None) -> None:
@@ -346,7 +429,8 @@ def _smoke(paths: dict[str, Path]) -> None:
         smoke.discard(directory)
 
 
-def _create(subscription: Subscription, checked, blobs: dict[str, Blob], image, detail: dict) -> Revision:
+def _create(subscription: Subscription, checked, blobs: dict[str, Blob], image, *, detail: dict,
+            metadata: dict) -> Revision:
     manifest = checked.manifest
     solution, revision = manifest["solution"], manifest["revision"]
     hops = [str(hop)[:200] for hop in (detail.get("origin") or {}).get("hops") or [checked.signer.name]][:20]
@@ -355,11 +439,10 @@ def _create(subscription: Subscription, checked, blobs: dict[str, Blob], image, 
     with transaction.atomic():
         try:
             made = marketplace_services.revision_import(
-                owner=subscription.owner, source=subscription.peer.name,
+                owner=subscription.owner, source=subscription.peer.subject,
                 solution=_solution_fields(solution),
                 revision={"id": revision["id"], "version": str(revision.get("version", ""))[:50],
-                          "description": str(revision.get("description", "")),
-                          "metadata": revision.get("metadata", {})},
+                          "description": str(revision.get("description", "")), "metadata": metadata},
                 artifacts=blobs, image=image)
         except marketplace_services.Refused as exc:
             raise Refusal(f"refused: {exc.message}") from exc

@@ -61,6 +61,10 @@ CERTIFICATE_REFUSED = _answer("certificate_refused", "the TLS terminator refused
                                                       "$ssl_client_verify")
 TOO_LARGE = _answer("too_large", "a request to the peer API carries at most 1 MiB")
 PORTAL_UNAVAILABLE = _answer("portal_unavailable", "the portal behind this terminator does not answer")
+BUSY = _answer("busy", "this certificate has as many calls open as it may; finish one first")
+CONNECTIONS_PER_CERTIFICATE = 4
+# A caller must read what it asked for: two minutes without taking a byte, and nginx gives up on it.
+SEND_TIMEOUT = "120s"
 _ADDRESS = re.compile(r"^[\w.\-\[\]:*]+$")
 _SAFE_PATH = re.compile(r'^[^$"\\;{}\x00-\x1f\x7f]+$')
 
@@ -178,6 +182,11 @@ underscores_in_headers off;
 ignore_invalid_headers on;
 # nginx cannot escape "$" in a string: the secret says ${{acumos_dollar}} where it has one.
 geo $acumos_dollar {{ default "$"; }}
+# Answers stream from the portal's threads as fast as the caller reads: one certificate (one key
+# holder) may hold at most {CONNECTIONS_PER_CERTIFICATE} of them at once, so no caller reading slowly
+# takes every thread of the site.
+limit_conn_zone $ssl_client_fingerprint zone=per_certificate:1m;
+limit_conn_status 429;
 upstream acumos_portal {{ server {t.upstream}; keepalive 8; }}"""
 
 
@@ -190,13 +199,14 @@ server {{
     client_max_body_size {MAX_BODY};
     client_body_buffer_size {MAX_BODY};
     client_body_timeout 60s;
-    send_timeout {STREAM_TIMEOUT};
+    send_timeout {SEND_TIMEOUT};
     default_type application/json;
     # nginx itself refuses a certificate it can tell is bad (expired, not yet valid, and in the strict
     # alternative one its bundle did not issue) before the portal sees anything: in the envelope too.
     error_page 495 = @certificate_refused;
     error_page 413 = @too_large;
     error_page 502 504 = @portal_unavailable;
+    error_page 429 = @busy;
 
     # Only the peer API: the rest of the portal is not served to peers.
     location / {{
@@ -206,6 +216,7 @@ server {{
         return 404 {NOT_SERVED};
     }}
     location /federation/ {{
+        limit_conn per_certificate {CONNECTIONS_PER_CERTIFICATE};
         # nginx matched the normalised path; the portal receives the one sent. /x/..%2Ffederation/
         # normalises to /federation/ but is not one, so the raw one must start there too.
         if ($request_uri !~ "^/federation/") {{
@@ -221,6 +232,9 @@ server {{
     }}
     location @portal_unavailable {{
         return 502 {PORTAL_UNAVAILABLE};
+    }}
+    location @busy {{
+        return 429 {BUSY};
     }}
 }}"""
 

@@ -14,7 +14,7 @@ from images import services as image_services
 from marketplace import storage
 
 CHUNK = 1 << 20
-RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")  # 19 digits: beyond any file
 
 
 class NotInImage(Exception):

@@ -219,6 +219,10 @@ class Registry:
         if response.status_code != 404:
             self._expect(response, f"deleting manifest {_display(repository, digest)}", 202, 200)
 
+    def tag_digest(self, repository: str, tag: str) -> str | None:
+        """The digest a tag points at, or None when there is no such tag."""
+        return self._tag_digest(repository, tag)
+
     def _tag_digest(self, repository: str, tag: str) -> str | None:
         """What the tag points at (a list stays a list: deleting it must not pick a platform)."""
         response = self._send("HEAD", self._url(repository, "manifests", tag), _pull(repository),

@@ -158,6 +158,5 @@ def register(request, caller):
         body = json.loads(request.body or b"{}")
     except ValueError:
         return refused("invalid", "the body must be JSON: {\"apiUrl\": ..., \"contact\": ...}", 400)
-    outcome = services.request_registration(caller, body if isinstance(body, dict) else {})
-    return ok({"status": outcome.status, "name": outcome.name}, "an admin of this site will review the request",
-              status=202)
+    status = services.request_registration(caller, body if isinstance(body, dict) else {})
+    return ok({"status": status}, "an admin of this site will review the request", status=202)

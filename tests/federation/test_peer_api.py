@@ -311,7 +311,7 @@ def test_self_registration_is_closed_unless_the_site_opens_it(me, settings, ca):
     settings.ACUMOS_FEDERATION_REGISTRATION = True
     body = {"apiUrl": "https://127.0.0.1:9443", "contact": "ops@new.test"}
     opened = client.post("/federation/peer/register", data=json.dumps(body), content_type="application/json")
-    assert opened.status_code == 202 and opened.json()["content"]["status"] == PeerStatus.REQUESTED
+    assert opened.status_code == 202 and opened.json()["content"] == {"status": "received"}
     requested = Peer.objects.get(subject="portal-new.test")
     assert requested.self_registered and requested.status == PeerStatus.REQUESTED
     waiting = client.get("/federation/catalogs")
@@ -372,3 +372,49 @@ def test_a_peer_has_no_way_into_the_portals_own_api_or_pages(me, peer, peer_cert
     assert client.get("/api/v1/federation/peers").status_code in (401, 404)
     page = client.get("/site/federation/")
     assert page.status_code in (302, 404) and "PRIVATE KEY" not in page.content.decode()
+
+
+# ---------------------------------------------------------------- what an attacker's probe found
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("cn", ["", "nul\x00inside", "new\nline"])
+def test_a_certificate_whose_cn_cannot_name_a_peer_is_refused_with_a_sentence(me, ca, cn):
+    response = through_terminator(ca.issue(cn or "placeholder", hosts=["h.test"]) if cn else _no_cn(ca)).get(
+        "/federation/ping")
+    assert response.status_code == 403 and error_of(response) == "bad_client_certificate"
+
+
+def _no_cn(ca):
+    """A certificate from the CA whose subject has no common name at all."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from .pki import Issued
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "No name")]))
+                   .issuer_name(ca.certificate.subject).public_key(key.public_key()).serial_number(7)
+                   .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+                   .sign(ca.key, hashes.SHA256()))
+    return Issued(certificate, key)
+
+
+@pytest.mark.django_db
+def test_a_range_too_long_to_be_a_number_is_ignored_not_a_500(me, peer, peer_cert, public):
+    revision = with_files(published_revision(public), MI=b"0123456789")
+    path = f"/federation/artifacts/{revision.artifacts.get().pk}/content"
+    response = through_terminator(peer_cert).get(path, headers={"Range": "bytes=" + "9" * 5000 + "-"})
+    assert response.status_code == 200 and b"".join(response.streaming_content) == b"0123456789"
+
+
+@pytest.mark.django_db
+def test_the_image_build_log_never_travels(me, peer, peer_cert, public):
+    revision = with_files(published_revision(public), BL=b"build secrets")
+    response = through_terminator(peer_cert).get(f"/federation/artifacts/{revision.artifacts.get().pk}/content")
+    assert response.status_code == 404

@@ -66,12 +66,42 @@ def test_asking_to_join_makes_a_requested_peer_pinned_to_that_certificate_and_te
     settings.ACUMOS_FEDERATION_REGISTRATION = True
     presented = ca.issue("newcomer.test")
     caller = Caller(certificate=presented.certificate, subject="newcomer.test", peer=None)
-    made = services.request_registration(caller, {"apiUrl": "https://newcomer.test:9443", "contact": "a@b.test"})
+    assert services.request_registration(caller, {"apiUrl": "https://newcomer.test:9443",
+                                                  "contact": "a@b.test"}) == "received"
+    made = Peer.objects.get(subject="newcomer.test")
     assert made.status == PeerStatus.REQUESTED and made.self_registered
     assert made.certificate == presented.pem  # pinned: only this certificate, not its CA
     assert Notification.objects.filter(user=admin_user, title__contains="newcomer.test asks").exists()
-    again = services.request_registration(caller, {})
-    assert again.pk == made.pk and Peer.objects.filter(subject="newcomer.test").count() == 1
+    known = Caller(certificate=presented.certificate, subject="newcomer.test", peer=made)
+    assert services.request_registration(known, {}) == "received"  # says nothing of what it is here
+    assert Peer.objects.filter(subject="newcomer.test").count() == 1
+
+
+@pytest.mark.parametrize("body", [{"apiUrl": "http://plain.test"}, {"apiUrl": "ftp://x"}])
+def test_asking_to_join_with_a_bad_address_is_a_sentence(settings, ca, body):
+    settings.ACUMOS_FEDERATION_REGISTRATION = True
+    caller = Caller(certificate=ca.issue("x.test").certificate, subject="x.test", peer=None)
+    with pytest.raises(PeerRefused) as refused:
+        services.request_registration(caller, body)
+    assert refused.value.status == 400 and "https://" in refused.value.message
+
+
+def test_asking_to_join_under_another_peers_name_makes_nothing_and_says_nothing(settings, ca, peer):
+    settings.ACUMOS_FEDERATION_REGISTRATION = True
+    clash = Caller(certificate=ca.issue(peer.name).certificate, subject=peer.name, peer=None)  # CN = its name
+    assert services.request_registration(clash, {}) == "received"
+    assert Peer.objects.count() == 1
+
+
+def test_requests_to_join_are_capped(settings, ca):
+    settings.ACUMOS_FEDERATION_REGISTRATION = True
+    for n in range(services.MAX_PENDING_REQUESTS):
+        services.request_registration(Caller(certificate=ca.issue(f"n{n}.test").certificate, subject=f"n{n}.test",
+                                             peer=None), {})
+    with pytest.raises(PeerRefused) as refused:
+        services.request_registration(Caller(certificate=ca.issue("late.test").certificate, subject="late.test",
+                                             peer=None), {})
+    assert refused.value.code == "too_many_requests" and refused.value.status == 429
 
 
 def test_asking_to_join_is_refused_while_registration_is_closed(ca):

@@ -404,6 +404,9 @@ def _pad_package(package: Path, padding: bytes) -> None:
 
 def test_a_model_that_travels_through_two_peers_keeps_its_origin(trio, origin, subscription):
     alpha, beta, gamma = trio
+    # gamma knows alpha's certificate (registered, not active: no partner of gamma's), so alpha's signature
+    # proves alpha there; beta's CA could never vouch for a certificate named alpha.
+    gamma.add_peer(alpha, status="IN")
     local = query(beta, "from federation.models import Subscription\n"
                         f"result = str(Subscription.objects.get(pk={subscription!r}).local_catalog_id)")
     query(beta, "from federation.models import CatalogGrant, Peer\nfrom marketplace.models import Catalog\n"

@@ -13,13 +13,15 @@ import pytest
 
 from acumos_portal.api.refusals import Refused
 from deployment.choices import DeploymentStatus
-from federation import manifests, sync
-from federation.choices import ChangeKind, ItemOutcome, SignatureStatus, WithdrawalPolicy
+from federation import identity, manifests, sync
+from federation.choices import ChangeKind, ItemOutcome, PeerStatus, SignatureStatus, WithdrawalPolicy
 from federation.models import ChangeEvent, Peer, RevisionOrigin, Subscription, SyncItem
 from marketplace import services as marketplace_services
 from marketplace.choices import CatalogAccess
 from marketplace.models import Notification, Publication, Solution
 from tests.factories import CatalogFactory, DeploymentFactory, RevisionFactory, SolutionFactory, UserFactory
+
+from .pki import ThrowawayCA
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +43,7 @@ def copy(origin_peer, local_catalog, admin_user):
     """A revision imported by a subscription and listed in its local catalog."""
     subscription = Subscription.objects.create(peer=origin_peer, catalog_id=uuid.uuid4(), owner=admin_user,
                                                local_catalog=local_catalog)
-    solution = SolutionFactory(owner=admin_user, imported_from=origin_peer.name)
+    solution = SolutionFactory(owner=admin_user, imported_from=origin_peer.subject)
     revision = RevisionFactory(solution=solution)
     marketplace_services.publish_directly(revision, local_catalog)
     RevisionOrigin.objects.create(revision=revision, manifest={"m": 1}, signature={}, origin_name=origin_peer.name,
@@ -190,3 +192,75 @@ def test_the_licence_the_manifest_states_must_be_the_licence_file_that_came(tmp_
         sync.check_licence({"licence": {**profile, "keyword": "Proprietary"}}, blob)
     with pytest.raises(sync.Refusal, match="no license.json came"):
         sync.check_licence({"licence": profile}, None)
+
+
+# ---------------------------------------------------------------- who a signature proves
+
+def _signed_by(issued, manifest: dict) -> dict:
+    class Key:
+        certificate = issued.certificate
+
+        def private_key(self):
+            return issued.key
+
+    from federation import signing
+
+    return signing.sign(manifest, Key())
+
+
+def _manifest(origin_name: str) -> dict:
+    return {"schema": manifests.SCHEMA, "origin": {"name": origin_name, "instance": str(uuid.uuid4())},
+            "solution": {"id": str(uuid.uuid4())}, "revision": {"id": str(uuid.uuid4())}}
+
+
+def test_a_peers_ca_proves_its_own_instance_only_not_an_origin_it_names(ca, admin_user):
+    """B's CA can mint a certificate named C: that proves nothing about C; only C's registered CA does."""
+    Peer.objects.create(name="B", subject="b.test", api_url="https://b.test", certificate=ca.pem)
+    c_ca = ThrowawayCA("C's CA")
+    Peer.objects.create(name="C", subject="c.test", api_url="https://c.test", certificate=c_ca.pem,
+                        status=PeerStatus.INACTIVE)  # known to this site, not a partner: it still proves C
+    for issued, status in ((ca.issue("c.test"), SignatureStatus.UNKNOWN_SIGNER),
+                           (c_ca.issue("c.test"), SignatureStatus.VERIFIED)):
+        manifest = _manifest("c.test")
+        checked = manifests.check(manifest, _signed_by(issued, manifest), solution_id=manifest["solution"]["id"],
+                                  revision_id=manifest["revision"]["id"])
+        assert checked.status == status
+
+
+def _status_of(issued, origin_name: str) -> str:
+    manifest = _manifest(origin_name)
+    return manifests.check(manifest, _signed_by(issued, manifest), solution_id=manifest["solution"]["id"],
+                           revision_id=manifest["revision"]["id"]).status
+
+
+def test_a_pinned_certificate_vouches_for_itself_not_for_what_its_key_signs(ca):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from .pki import Issued
+
+    leaf = ca.issue("pinned.test")
+    Peer.objects.create(name="P", subject="pinned.test", api_url="https://p.test", certificate=leaf.pem)
+    key = ec.generate_private_key(ec.SECP256R1())
+    minted = identity.issue(leaf.certificate, leaf.key, key.public_key(), "pinned.test", ["p.test"])
+    assert _status_of(leaf, "pinned.test") == SignatureStatus.VERIFIED
+    assert _status_of(Issued(minted, key), "pinned.test") == SignatureStatus.UNKNOWN_SIGNER
+
+
+def test_a_peer_that_only_asked_to_join_vouches_for_no_one():
+    asked = ThrowawayCA("Asked")
+    Peer.objects.create(name="Q", subject="asked.test", api_url="https://q.test", certificate=asked.pem,
+                        status=PeerStatus.REQUESTED, self_registered=True)
+    assert _status_of(asked.issue("asked.test"), "asked.test") == SignatureStatus.UNKNOWN_SIGNER
+
+
+def test_ids_and_versions_that_are_not_the_peers_own_import_are_refused_before_anything_is_fetched(copy):
+    subscription, revision = copy
+    local = SolutionFactory()
+    about = {"solution": {"id": str(local.pk)}, "revision": {"version": "1.0.0"}}
+    with pytest.raises(sync.Refusal, match="did not come from Alpha"):
+        sync.check_importable(subscription, about)
+    clash = {"solution": {"id": str(revision.solution_id)}, "revision": {"version": revision.version}}
+    with pytest.raises(sync.Refusal, match=f"has a version {revision.version} here already"):
+        sync.check_importable(subscription, clash)
+    sync.check_importable(subscription, {"solution": {"id": str(revision.solution_id)},
+                                         "revision": {"version": "99.0.0"}})  # a new version of its own import
