@@ -4,10 +4,12 @@ Alpha has a model in a public catalog and knows beta; beta's admin signs in, rea
 registers alpha with the form, pings it (the answer comes in place), subscribes to its catalog (the list
 asked of alpha over mutual TLS), dry-runs and runs the subscription (each run's page follows the run by
 itself), and opens the imported model: it comes from alpha, its signature verified, and its details are
-not editable here.
+not editable here. Then, at phone width, the overview and the run's page fit and read without scrolling
+sideways.
 
-Like the other walks it fails on console errors, CSP violations, server errors (5xx) and pages that do
-not fit at desktop and phone widths. Screenshots: test-output/e2e/federation-walk/."""
+Like the other walks they fail on console errors, CSP violations, server errors (5xx) and pages that do
+not fit at desktop and phone widths. The tests run in order on the same two portals: the phone test
+reads what the walk made. Screenshots: test-output/e2e/federation-walk/."""
 
 from __future__ import annotations
 
@@ -15,13 +17,13 @@ import re
 
 import pytest
 from cryptography.hazmat.primitives import hashes
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.bundles import builders
 from tests.federation.cluster import Instance, running_cluster
 from tests.federation.test_sync import make_catalog, publish, push
 
-from .conftest import DESKTOP, PAGE_TIMEOUT_MS, SCREENSHOTS, Camera, _watch
+from .conftest import DESKTOP, PAGE_TIMEOUT_MS, PHONE, SCREENSHOTS, Camera, _watch, layout_problems
 from .test_deployment_walk import count_page_loads
 from .test_marketplace_walk import too_wide
 
@@ -66,10 +68,32 @@ def offered(alpha_and_beta, tmp_path_factory) -> dict:
     return made
 
 
-def open_portal(browser: Browser, instance: Instance, problems: list[str]):
-    """A fresh browser context on `instance` (the e2e conftest's watch on it: 5xx, script and console
-    errors, CSP violations, requests elsewhere); closed by the caller."""
-    context = browser.new_context(base_url=instance.url, viewport=DESKTOP)
+@pytest.fixture(scope="module")
+def walked() -> dict:
+    """What the walk leaves for the phone test: the address of the real run's page."""
+    return {}
+
+
+@pytest.fixture
+def at_beta(browser, browser_problems, alpha_and_beta):
+    """`at_beta(viewport)`: a page at beta in a fresh browser context, signed in as its admin through
+    the sign-in form, watched as the e2e conftest watches pages (5xx, script and console errors, CSP
+    violations, requests elsewhere). Contexts are closed afterwards."""
+    contexts: list[BrowserContext] = []
+
+    def make(viewport: dict) -> Page:
+        context, page = open_portal(browser, alpha_and_beta[1], browser_problems, viewport)
+        contexts.append(context)
+        sign_in(page)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def open_portal(browser: Browser, instance: Instance, problems: list[str], viewport: dict):
+    context = browser.new_context(base_url=instance.url, viewport=viewport)
     _watch(context, problems, instance.url)
     page = context.new_page()
     page.set_default_timeout(PAGE_TIMEOUT_MS)
@@ -77,34 +101,56 @@ def open_portal(browser: Browser, instance: Instance, problems: list[str]):
 
 
 def test_an_admin_registers_a_peer_subscribes_runs_and_finds_the_imported_model(
-        browser, browser_problems, camera, alpha_and_beta, offered):
+        at_beta, browser_problems, camera, alpha_and_beta, offered, walked):
     alpha, beta = alpha_and_beta
-    context, page = open_portal(browser, beta, browser_problems)
+    page = at_beta(DESKTOP)
     try:
-        sign_in(page)
         overview_shows_this_sites_identity(page, camera, beta)
         register_and_ping(page, camera, alpha)
         subscribe(page, camera)
-        dry_run = run_and_follow(page, camera, "Dry run", outcome="would import", shot="dry-run")
-        expect(dry_run.locator("#run-live")).to_contain_text("dry run: nothing was changed")
-        page.get_by_role("link", name="Back to the subscription").click()
-        run = run_and_follow(page, camera, "Run now", outcome="Imported", shot="run")
-        bytes_cell = run.locator("#run-live tbody tr").filter(has_text=MODEL).locator('td[data-label="Bytes"]')
-        expect(bytes_cell).to_have_text(re.compile(r"^[1-9][\d.,]*\s(bytes|KB|MB|GB)"))
-        run_url = page.url
-        imported_model_comes_from_alpha_read_only(page, camera, offered, alpha)
 
-        # 6. At phone width: the overview and the run's page fit.
-        camera.shoot_phone(context, "/site/federation/", "overview")
-        camera.shoot_phone(context, run_url, "run")
+        run_and_follow(page, camera, "Dry run", outcome="would import", shot="dry-run")
+        live = page.locator("#run-live")
+        expect(live).to_contain_text("dry run: nothing was changed")
+        expect(live.locator("dl")).to_contain_text(re.compile(r"Summary\s*1 would[- ]import"))
+        page.get_by_role("link", name="Back to the subscription").click()
+
+        run_and_follow(page, camera, "Run now", outcome="Imported", shot="run")
+        expect(live.locator("dl")).to_contain_text(re.compile(r"Summary\s*1 imported"))
+        bytes_cell = live.locator("tbody tr").filter(has_text=MODEL).locator('td[data-label="Bytes"]')
+        expect(bytes_cell).to_have_text(re.compile(r"^[1-9][\d.,]*\s(bytes|KB|MB|GB)"))
+        walked["run"] = page.url
+
+        imported_model_comes_from_alpha_read_only(page, camera, offered, alpha)
     except Exception:
         camera.shoot(page, "where-it-failed")  # what the page said when the walk stopped
         raise
-    finally:
-        context.close()
 
     problems = browser_problems + too_wide(camera)
     assert problems == [], "\n".join(problems)
+
+
+def test_at_phone_width_the_overview_and_the_run_fit_and_read_without_scrolling_sideways(
+        at_beta, browser_problems, camera, walked):
+    """The camera's layout check, and one more for the tables that stack on a phone (one row a card):
+    a stacked table that still scrolls sideways hides the end of what its rows say."""
+    if "run" not in walked:
+        pytest.fail("the walk did not get as far as a run (see its failure)", pytrace=False)
+    page = at_beta(PHONE)
+    problems: list[str] = []
+    for url, name in (("/site/federation/", "overview-phone"), (walked["run"], "run-phone")):
+        page.goto(url)
+        camera.shoot(page, name)
+        problems += [f"{url}: {problem}" for problem in layout_problems(page) + stacked_tables_scrolling(page)]
+    assert problems + browser_problems == [], "\n".join(problems + browser_problems)
+
+
+def stacked_tables_scrolling(page: Page) -> list[str]:
+    """The stacked tables (.table-stack) that are wider than their box, and by how much."""
+    return page.locator(".table-stack").evaluate_all("""boxes => boxes
+        .filter((box) => box.scrollWidth > box.clientWidth + 1)
+        .map((box) => `a stacked table scrolls ${box.scrollWidth - box.clientWidth}px sideways `
+                      + `under "${box.closest("section")?.querySelector("h2")?.textContent.trim()}"`)""")
 
 
 def sign_in(page: Page) -> None:
@@ -122,12 +168,12 @@ def overview_shows_this_sites_identity(page: Page, camera: Camera, beta: Instanc
     page.goto("/site/federation/")
     identity = page.locator("#identity")
     expect(identity).to_contain_text(beta.subject)
-    expect(identity).to_contain_text(beta.credentials.certificate.fingerprint(hashes.SHA256()).hex())
+    expect(identity).to_contain_text(fingerprint(beta))
     expect(identity.locator("#public-pem")).to_have_value(re.compile("BEGIN CERTIFICATE"))
     assert "PRIVATE KEY" not in page.content()
     assert beta.key_path.read_text().strip() not in page.content()
     camera.shoot(page, "overview")
-    camera.shoot_phone(page.context, "/site/federation/", "overview-before-peers")
+    phone_shot(page.context, camera, "/site/federation/", "overview-before-peers")
 
 
 def register_and_ping(page: Page, camera: Camera, alpha: Instance) -> None:
@@ -149,11 +195,11 @@ def register_and_ping(page: Page, camera: Camera, alpha: Instance) -> None:
     page.get_by_role("button", name=f"Ping {PEER_NAME}").click()
     answer = page.locator("#ping-answer .alert--ok")
     expect(answer).to_contain_text("answered.")
-    expect(answer).to_contain_text(alpha.credentials.certificate.fingerprint(hashes.SHA256()).hex())
+    expect(answer).to_contain_text(fingerprint(alpha))
     expect(page.get_by_role("status").filter(has_text=f"{PEER_NAME} answered.")).to_be_visible()
     assert loads() == 0, "Ping reloaded the page: its answer must come in place"
     camera.shoot(page, "peer-pinged")
-    camera.shoot_phone(page.context, page.url, "peer")
+    phone_shot(page.context, camera, page.url, "peer", ready="#subscribe-slot form")
 
 
 def subscribe(page: Page, camera: Camera) -> None:
@@ -174,13 +220,14 @@ def subscribe(page: Page, camera: Camera) -> None:
     camera.shoot(page, "subscription")
 
 
-def run_and_follow(page: Page, camera: Camera, button: str, *, outcome: str, shot: str) -> Page:
+def run_and_follow(page: Page, camera: Camera, button: str, *, outcome: str, shot: str) -> None:
     """Press `button` on the subscription's page and follow the run's page until the run is done,
     without reloading it; its one model has `outcome`."""
     page.get_by_role("button", name=button, exact=True).click()
     page.wait_for_url(re.compile(r"/site/federation/runs/[0-9a-f-]+/$"))
     loads = count_page_loads(page)
     live = page.locator("#run-live")
+    # Whether there was anything to follow: a run done before its page was drawn needs no updates.
     print(f"{button}: the run's page opened with status {live.locator('.badge').first.text_content()!r}")
     camera.shoot(page, f"{shot}-started")
     expect(live.locator(".badge").first).to_have_text(re.compile("Succeeded|Failed"), timeout=RUN_MS)
@@ -190,7 +237,6 @@ def run_and_follow(page: Page, camera: Camera, button: str, *, outcome: str, sho
     expect(row.locator('td[data-label="Outcome"]')).to_have_text(outcome)
     assert loads() == 0, f"the {shot}'s page was loaded again: it must follow the run in place"
     camera.shoot(page, f"{shot}-done")
-    return page
 
 
 def imported_model_comes_from_alpha_read_only(page: Page, camera: Camera, offered: dict, alpha: Instance) -> None:
@@ -206,4 +252,23 @@ def imported_model_comes_from_alpha_read_only(page: Page, camera: Camera, offere
     expect(page.get_by_role("button", name="Save details")).to_have_count(0)
     expect(page.locator("#manage-details textarea, #manage-details input:not([type=hidden])")).to_have_count(0)
     camera.shoot(page, "imported-model")
-    camera.shoot_phone(page.context, page.url, "imported-model")
+    phone_shot(page.context, camera, page.url, "imported-model")
+
+
+def phone_shot(context: BrowserContext, camera: Camera, url: str, name: str, *, ready: str | None = None) -> None:
+    """The page at phone width in a page of its own (the desktop page keeps its state), once `ready`
+    (what the page loads after it is drawn, e.g. a form htmx fetches) is there."""
+    phone = context.new_page()
+    try:
+        phone.set_viewport_size(PHONE)
+        phone.goto(url)
+        if ready:
+            expect(phone.locator(ready)).to_be_visible()
+        camera.shoot(phone, f"{name}-phone")
+    finally:
+        phone.close()
+
+
+def fingerprint(instance: Instance) -> str:
+    """How the pages name an instance's certificate: SHA-256 of its DER, hex."""
+    return instance.credentials.certificate.fingerprint(hashes.SHA256()).hex()
