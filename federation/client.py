@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import requests
+import urllib3
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
@@ -143,7 +144,7 @@ class PeerClient:
             fetched, pace = 0, _Pace(self.peer.rate_limit_kbps)
             with open(target, "ab" if append else "wb") as out:
                 try:
-                    for chunk in response.iter_content(pace.chunk):
+                    for chunk in self.chunks(response, pace.chunk):
                         if fetched + len(chunk) > room:  # more than the manifest says: the rest is not taken
                             out.write(chunk[:room - fetched])
                             return room
@@ -157,6 +158,20 @@ class PeerClient:
                                           f"bytes: {exc}") from exc
             return fetched
 
+    def chunks(self, response: requests.Response, size: int):
+        """The answer's bytes as they arrive (read1: what the socket has, not a full block), the
+        deadline checked between reads: a peer sending a byte at a time is dropped at the deadline,
+        not when it has sent a whole block. urllib3's errors are the peer's, as requests' are."""
+        while True:
+            self.check_deadline()
+            try:
+                chunk = response.raw.read1(size, decode_content=True)
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise requests.exceptions.ConnectionError(str(exc)) from exc
+            if not chunk:
+                return
+            yield chunk
+
     def check_deadline(self) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise PeerUnavailable(f"{self.peer.name} took longer than this run may take "
@@ -169,7 +184,7 @@ class PeerClient:
             raise PeerUnavailable(f"{self.peer.name} answered with {declared} bytes; at most {limit} are taken")
         body = bytearray()
         try:
-            for chunk in response.iter_content(CHUNK):
+            for chunk in self.chunks(response, CHUNK):
                 body += chunk
                 if len(body) > limit:
                     raise PeerUnavailable(f"{self.peer.name} answered with more than {limit} bytes")

@@ -44,7 +44,7 @@ class _Stream:
     def __init__(self, response, client: PeerClient):
         self.response = response
         self.client = client
-        self.chunks = response.iter_content(CHUNK)
+        self.chunks = client.chunks(response, CHUNK)
         self.buffer = b""
 
     def read(self, size: int = -1) -> bytes:
