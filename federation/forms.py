@@ -67,6 +67,8 @@ class SubscribeForm(forms.Form):
     catalog_name = forms.CharField(widget=forms.HiddenInput, required=False, max_length=100)
 
     def __init__(self, *args, catalogs: list[tuple[str, str]], names: dict[str, str], **kwargs):
+        # Ids of its own: the peer page also shows the grant form, whose catalog field is id_catalog.
+        kwargs.setdefault("auto_id", "subscribe_%s")
         super().__init__(*args, **kwargs)
         self.catalog_names = names
         self.fields["catalog"].choices = catalogs

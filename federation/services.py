@@ -13,7 +13,7 @@ from acumos_portal.choices import UNFINISHED, JobStatus
 from federation import identity, notices, selectors, sync
 from federation.authentication import PeerRefused
 from federation.certificates import CertificateProblem, common_name, load_bundle, to_pem
-from federation.choices import PeerStatus, Trigger, WithdrawalPolicy
+from federation.choices import ItemOutcome, PeerStatus, Trigger, WithdrawalPolicy
 from federation.client import PeerAnswer, PeerClient, PeerUnavailable
 from federation.models import CatalogGrant, Peer, Subscription, SyncRun
 from marketplace.models import Catalog
@@ -243,8 +243,16 @@ def execute_run(run_id) -> None:
         jobs.finish(rows, JobStatus.SUCCEEDED, log=_log_of(summary))
 
 
+def summary_in_words(summary) -> list[tuple[str, int]]:
+    """A run's summary (outcome -> count) as a reader says it: (label, count), in a steady order."""
+    if not isinstance(summary, dict):
+        return []
+    labels = dict(ItemOutcome.choices)
+    return sorted((labels.get(outcome, outcome), count) for outcome, count in summary.items())
+
+
 def _log_of(summary: dict) -> str:
-    return ", ".join(f"{count} {outcome}" for outcome, count in sorted(summary.items())) or "nothing changed"
+    return ", ".join(f"{count} {label}" for label, count in summary_in_words(summary)) or "nothing changed"
 
 
 def fail_run(run: SyncRun, message: str) -> None:

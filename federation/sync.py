@@ -24,6 +24,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from federation import images as federation_images
@@ -248,8 +249,16 @@ def import_revision(client: PeerClient, subscription: Subscription, item: SyncIt
             federation_images.discard(copied)
         raise
     what = f"imported {revision.solution.name} {revision.version} (signed by {checked.signer.name})"
-    return ItemOutcome.IMPORTED, what + (f"; image: {copied.report.summary()}" if copied else
+    return ItemOutcome.IMPORTED, what + (f"; {image_in_words(copied.report)}" if copied else
                                          f"; {federation_images.why_no_copy(manifest)}")
+
+
+def image_in_words(report: oci.CopyReport) -> str:
+    """The image copy, in the units the run page shows bytes in."""
+    total = report.blobs_present + report.blobs_mounted + report.blobs_copied
+    return (f"image {report.digest[:19]}…: {report.blobs_copied} of {total} blobs copied "
+            f"({filesizeformat(report.bytes_copied)}), {report.blobs_present} already here and "
+            f"{report.blobs_mounted} mounted ({filesizeformat(report.bytes_skipped)} not sent)")
 
 
 def offered_image(client: PeerClient, item: SyncItem) -> str:

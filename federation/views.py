@@ -117,7 +117,7 @@ def register(request):
             refusal_on(form, refused)
         else:
             messages.success(request, f"{peer.name} is registered and active. Give its admins this site's "
-                                      f"certificate (above) and address so they register it too.")
+                                      f"certificate (on the Federation page) and address so they register it too.")
             return redirect("federation:peer", peer.pk)
     return _overview(request, form, status=400)
 
@@ -397,7 +397,7 @@ def _run(request, pk) -> SyncRun:
 
 def _run_context(run: SyncRun) -> dict:
     return {"run": run, "subscription": run.subscription, "results": list(run.results.all()),
-            "summary": sorted(run.summary.items()) if isinstance(run.summary, dict) else []}
+            "summary": services.summary_in_words(run.summary)}
 
 
 @require_GET
