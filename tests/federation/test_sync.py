@@ -421,3 +421,28 @@ def test_a_model_that_travels_through_two_peers_keeps_its_origin(trio, origin, s
     theirs, ours = artifacts_of(alpha, origin["revisionId"]), artifacts_of(gamma, origin["revisionId"])
     assert {k: v[0] for k, v in ours.items() if k != "DI"} == {k: v[0] for k, v in theirs.items()
                                                               if k in ours and k != "DI"}
+
+
+# ---------------------------------------------------------------- the schedule
+
+def test_the_schedule_runs_a_due_subscription_by_itself(trio, origin, subscription):
+    """beta's own scheduler (`run_schedule`, as `make run` starts it) runs a subscription whose interval
+    has passed: a run of trigger "schedule", done by the portal's workers, with nothing new to import."""
+    beta = trio[1]
+    query(beta, "from datetime import timedelta\nfrom django.utils import timezone\n"
+                "from federation.models import Subscription\n"
+                f"Subscription.objects.filter(pk={subscription!r}).update(interval_seconds=60, "
+                "last_run_at=timezone.now() - timedelta(seconds=61))\nresult = True")
+    scheduled = ("from federation.models import SyncRun\n"
+                 f"r = SyncRun.objects.filter(subscription_id={subscription!r}, trigger='schedule').first()\n"
+                 "result = r and {'status': r.status, 'summary': r.summary, 'error': r.error}")
+    deadline = time.monotonic() + 150  # the schedule looks every 60 s
+    found = None
+    while time.monotonic() < deadline:
+        found = query(beta, scheduled)
+        if found and found["status"] in ("succeeded", "failed"):
+            break
+        time.sleep(3)
+    assert found and found["status"] == "succeeded", f"{found}\n{beta.logs()}"
+    query(beta, "from federation.models import Subscription\n"
+                f"Subscription.objects.filter(pk={subscription!r}).update(interval_seconds=0)\nresult = True")
