@@ -614,7 +614,8 @@ def summary(args, results: dict) -> None:
     rows = [
         [f"first sync of {label}, smoke tests on", seconds_text(first_sync),
          f"< {FIRST_SYNC_TARGET_S:.0f} s for {TARGET_MODELS:,}", verdict(first_sync * scale < FIRST_SYNC_TARGET_S)],
-        [f"  the same scaled to {TARGET_MODELS:,}", seconds_text(first_sync * scale), "", ""],
+        *([[f"  the same scaled to {TARGET_MODELS:,}", seconds_text(first_sync * scale), "", ""]]
+          if scale != 1 else []),
         ["  smoke test per model", seconds_text(smoke_each), "", ""],
         [f"first sync of {args.models}, smoke tests off", seconds_text(no_smoke),
          f"< {FIRST_SYNC_TARGET_S:.0f} s for {TARGET_MODELS:,}", verdict(no_smoke * scale < FIRST_SYNC_TARGET_S)],
