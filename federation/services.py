@@ -247,7 +247,7 @@ def summary_in_words(summary) -> list[tuple[str, int]]:
     """A run's summary (outcome -> count) as a reader says it: (label, count), in a steady order."""
     if not isinstance(summary, dict):
         return []
-    labels = dict(ItemOutcome.choices)
+    labels = {value: str(label).lower() for value, label in ItemOutcome.choices}  # "1 imported, 2 refused"
     return sorted((labels.get(outcome, outcome), count) for outcome, count in summary.items())
 
 
