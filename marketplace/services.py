@@ -554,6 +554,8 @@ def on_revision_ready(revision: Revision) -> None:
     if licence:
         Solution.objects.filter(pk=revision.solution_id).update(licence=licence)
     reindex(revision.solution_id)
+    if selectors.is_imported(revision.solution):  # nobody uploaded it here: its subscription's run reports it
+        return
     notify(revision.created_by, NotificationKind.ONBOARDING_SUCCEEDED,
            f"{revision.solution.name} {revision.version} is onboarded and ready",
            url=f"/revisions/{revision.pk}/")

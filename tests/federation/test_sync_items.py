@@ -264,3 +264,9 @@ def test_ids_and_versions_that_are_not_the_peers_own_import_are_refused_before_a
         sync.check_importable(subscription, clash)
     sync.check_importable(subscription, {"solution": {"id": str(revision.solution_id)},
                                          "revision": {"version": "99.0.0"}})  # a new version of its own import
+
+
+def test_an_import_made_ready_tells_no_one_it_was_onboarded(admin_user):
+    made = imported_revision(admin_user)
+    marketplace_services.revision_mark_ready(made)
+    assert not Notification.objects.filter(user=admin_user, kind="onboarding_succeeded").exists()
