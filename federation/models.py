@@ -106,7 +106,8 @@ class RevisionOrigin(models.Model):
 
     @property
     def is_imported(self) -> bool:
-        return self.peer_id is not None or self.subscription_id is not None
+        """Imported from a peer (and stays so if that peer or subscription is deleted since)."""
+        return self.signature_status != SignatureStatus.LOCAL
 
 
 class Subscription(models.Model):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
 
-from federation.choices import ItemStatus, PeerStatus
+from federation.choices import ItemStatus, PeerStatus, SignatureStatus
 from federation.models import CatalogGrant, ChangeEvent, Peer, RevisionOrigin, Subscription, SyncItem, SyncRun
 from marketplace.choices import ArtifactKind, CatalogAccess, RevisionStatus
 from marketplace.models import Artifact, Catalog, Publication, Revision, Solution
@@ -123,6 +123,7 @@ def licence_of(revision: Revision) -> dict | None:
     """The licence profile an imported revision came with, as its origin signed it in the manifest:
     where licence enforcement (the licensing app) reads an imported model's terms. None for a revision
     onboarded here (its license.json artifact says) or one without a profile."""
-    origin = RevisionOrigin.objects.filter(revision=revision, peer__isnull=False).only("manifest").first()
+    origin = (RevisionOrigin.objects.filter(revision=revision).exclude(signature_status=SignatureStatus.LOCAL)
+              .only("manifest").first())
     licence = origin.manifest.get("licence") if origin else None
     return licence if isinstance(licence, dict) else None

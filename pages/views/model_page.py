@@ -144,7 +144,7 @@ def _imported_origin(solution, revision):
     if revision is None or not solution.imported_from:
         return None
     origin = origin_of(revision)
-    return origin if origin is not None and origin.peer_id else None
+    return origin if origin is not None and origin.is_imported else None
 
 
 def _api_context(user, revision, artifacts) -> dict:

@@ -177,6 +177,9 @@ def test_the_licence_travels_in_the_signed_manifest_and_is_read_from_there(copy)
     RevisionOrigin.objects.filter(revision=revision).update(manifest={"m": 1, "licence": profile})
     assert selectors.licence_of(revision) == profile
     assert selectors.licence_of(RevisionFactory()) is None  # onboarded here: its own license.json says
+    Peer.objects.all().delete()  # the peer goes: what it sent keeps its terms and its origin
+    assert selectors.licence_of(revision) == profile
+    assert RevisionOrigin.objects.get(revision=revision).is_imported
 
 
 def test_the_licence_the_manifest_states_must_be_the_licence_file_that_came(tmp_path):
