@@ -36,7 +36,7 @@ from images import oci
 from marketplace import services as marketplace_services
 from marketplace import storage
 from marketplace.choices import ArtifactKind, CatalogAccess, ModelType
-from marketplace.models import Blob, Catalog, Publication, Revision, Solution
+from marketplace.models import Artifact, Blob, Catalog, Publication, Revision, Solution
 from onboarding import smoke, validation
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class Tally:
     fetched: int = 0
     reused: int = 0
     created_blobs: list[int] = field(default_factory=list)
+    artifact_ids: dict[str, uuid.UUID] = field(default_factory=dict)  # kind -> the peer's id, kept here
 
 
 # ---------------------------------------------------------------- the run
@@ -243,7 +244,7 @@ def import_revision(client: PeerClient, subscription: Subscription, item: SyncIt
         tally.reused += copied.report.bytes_skipped
     try:
         revision = _create(subscription, checked, blobs, copied.name_and_uri if copied else None, detail=detail,
-                           metadata=metadata)
+                           metadata=metadata, artifact_ids=tally.artifact_ids)
     except Exception:
         if copied is not None:
             federation_images.discard(copied)
@@ -316,7 +317,8 @@ def _content(manifest: dict) -> dict:
 
 def fetch_artifacts(client: PeerClient, item: SyncItem, manifest: dict, tally: Tally,
                     subscription: Subscription) -> dict[str, Blob]:
-    """Every file artifact of the manifest as a local blob, its bytes checked against the manifest."""
+    """Every file artifact of the manifest as a local blob, its bytes checked against the manifest.
+    The peer's artifact ids are kept (as Acumos does) in `tally.artifact_ids`, when no artifact here has one."""
     wanted = {entry["kind"]: entry for entry in manifest.get("artifacts", []) if entry.get("kind") in
               manifests.FILE_KINDS}
     missing = [kind for kind in REQUIRED if kind not in wanted]
@@ -324,6 +326,7 @@ def fetch_artifacts(client: PeerClient, item: SyncItem, manifest: dict, tally: T
         raise Refusal(f"refused: the manifest lists no {', '.join(missing)} artifact")
     limit = settings.ACUMOS_FEDERATION_MAX_ARTIFACT_MB << 20
     offered = {a["artifactTypeCode"]: a for a in client.artifacts(str(item.solution_id), str(item.revision_id))}
+    tally.artifact_ids = _peer_artifact_ids(offered)
     blobs = {}
     for kind, entry in wanted.items():
         size, sha256 = int(entry.get("size", -1)), str(entry.get("sha256", ""))
@@ -332,6 +335,19 @@ def fetch_artifacts(client: PeerClient, item: SyncItem, manifest: dict, tally: T
                           f"{settings.ACUMOS_FEDERATION_MAX_ARTIFACT_MB} MB per artifact")
         blobs[kind] = _blob_for(client, offered.get(kind), sha256, size, tally=tally, subscription=subscription)
     return blobs
+
+
+def _peer_artifact_ids(offered: dict[str, dict]) -> dict[str, uuid.UUID]:
+    """kind -> the peer's artifact id; an id that is not a UUID, or that an artifact here has, is refused."""
+    ids = {}
+    for kind, artifact in offered.items():
+        try:
+            ids[kind] = uuid.UUID(str(artifact["artifactId"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise Refusal(f"refused: the peer lists a {kind} artifact without a usable id") from exc
+    if Artifact.objects.filter(pk__in=ids.values()).exists():
+        raise Refusal("refused: the peer lists an artifact whose id an artifact here has already")
+    return ids
 
 
 def _blob_for(client: PeerClient, offered: dict | None, sha256: str, size: int, *, tally: Tally,
@@ -439,7 +455,7 @@ def _smoke(paths: dict[str, Path]) -> None:
 
 
 def _create(subscription: Subscription, checked, blobs: dict[str, Blob], image, *, detail: dict,
-            metadata: dict) -> Revision:
+            metadata: dict, artifact_ids: dict) -> Revision:
     manifest = checked.manifest
     solution, revision = manifest["solution"], manifest["revision"]
     hops = [str(hop)[:200] for hop in (detail.get("origin") or {}).get("hops") or [checked.signer.name]][:20]
@@ -452,7 +468,7 @@ def _create(subscription: Subscription, checked, blobs: dict[str, Blob], image, 
                 solution=_solution_fields(solution),
                 revision={"id": revision["id"], "version": str(revision.get("version", ""))[:50],
                           "description": str(revision.get("description", "")), "metadata": metadata},
-                artifacts=blobs, image=image)
+                artifacts=blobs, image=image, artifact_ids=artifact_ids)
         except marketplace_services.Refused as exc:
             raise Refusal(f"refused: {exc.message}") from exc
         RevisionOrigin.objects.create(

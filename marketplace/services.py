@@ -132,7 +132,7 @@ def _refuse_if_imported(solution: Solution) -> None:
 
 @transaction.atomic
 def revision_import(*, owner, source: str, solution: dict, revision: dict, artifacts: dict[str, Blob],
-                    image: tuple[str, str] | None = None) -> Revision:
+                    image: tuple[str, str] | None = None, artifact_ids: dict | None = None) -> Revision:
     """A revision a peer made (federation), under the peer's ids: into the imported solution of that
     id, made for `owner` if new (named "<name> (<source>)" when the owner has a model of that name).
     Not ready yet: the caller marks it ready once everything is in place."""
@@ -154,20 +154,21 @@ def revision_import(*, owner, source: str, solution: dict, revision: dict, artif
     made = Revision.objects.create(id=revision["id"], solution=found, version=revision["version"],
                                    metadata=revision.get("metadata", {}), description=revision.get("description", ""),
                                    created_by=owner)
+    ids = artifact_ids or {}  # the peer's artifact ids, kept where given
     for kind, blob in artifacts.items():
-        artifact_add(made, kind, blob=blob)
+        artifact_add(made, kind, blob=blob, artifact_id=ids.get(kind))
     if image:  # (name, uri): as an image build records it (revision_set_image)
-        artifact_add(made, ArtifactKind.IMAGE, name=image[0], uri=image[1])
+        artifact_add(made, ArtifactKind.IMAGE, name=image[0], uri=image[1], artifact_id=ids.get(ArtifactKind.IMAGE))
     return made
 
 
 def artifact_add(revision: Revision, kind: str, *, blob: Blob | None = None, uri: str = "",
-                 name: str = "") -> Artifact:
+                 name: str = "", artifact_id=None) -> Artifact:
     """The only way artifacts are added: a ready revision is immutable."""
     if Revision.objects.filter(pk=revision.pk, status=RevisionStatus.READY).exists():
         raise RevisionImmutable(f"revision {revision.version} is ready and can no longer change")
-    return Artifact.objects.create(revision=revision, kind=kind, name=name or ARTIFACT_FILE_NAMES.get(kind, kind),
-                                   blob=blob, uri=uri)
+    return Artifact.objects.create(**({"id": artifact_id} if artifact_id else {}), revision=revision, kind=kind,
+                                   name=name or ARTIFACT_FILE_NAMES.get(kind, kind), blob=blob, uri=uri)
 
 
 def revision_mark_ready(revision: Revision) -> None:

@@ -101,7 +101,7 @@ def run(instance: Instance, subscription_id: str, *, dry_run: bool = False) -> d
 
 def artifacts_of(instance: Instance, revision_id: str) -> dict:
     return query(instance, "from marketplace.models import Artifact\n"
-                           f"result = {{a.kind: [a.blob.sha256 if a.blob else '', a.uri] for a in "
+                           f"result = {{a.kind: [a.blob.sha256 if a.blob else '', a.uri, str(a.pk)] for a in "
                            f"Artifact.objects.filter(revision_id={revision_id!r}).select_related('blob')}}")
 
 
@@ -178,6 +178,7 @@ def test_a_subscription_imports_every_artifact_and_a_runnable_image(trio, origin
     files = {"MD", "PB", "MI", "PJ", "TG", "LG"}
     assert files <= set(theirs)
     assert {kind: ours[kind][0] for kind in files} == {kind: theirs[kind][0] for kind in files}
+    assert {kind: ours[kind][2] for kind in ours} == {kind: theirs[kind][2] for kind in ours}  # the peer's ids
     image = ours["DI"][1]
     assert image.startswith(beta.registry + "/"), image
     assert image.split("@")[1] == theirs["DI"][1].split("@")[1]  # the same digest, in beta's own registry

@@ -273,3 +273,18 @@ def test_an_import_made_ready_tells_no_one_it_was_onboarded(admin_user):
     made = imported_revision(admin_user)
     marketplace_services.revision_mark_ready(made)
     assert not Notification.objects.filter(user=admin_user, kind="onboarding_succeeded").exists()
+
+
+def test_the_peers_artifact_ids_are_kept_unless_one_is_taken_here():
+    from tests.factories import RevisionFactory as Revisions
+
+    theirs = {"MD": {"artifactId": str(uuid.uuid4())}, "MI": {"artifactId": str(uuid.uuid4())}}
+    assert {k: str(v) for k, v in sync._peer_artifact_ids(theirs).items()} == {
+        k: v["artifactId"] for k, v in theirs.items()}
+    from marketplace.models import Artifact
+
+    ours = Artifact.objects.create(revision=Revisions(), kind="MD", name="metadata.json")
+    with pytest.raises(sync.Refusal, match="id an artifact here has"):
+        sync._peer_artifact_ids({"MD": {"artifactId": str(ours.pk)}})
+    with pytest.raises(sync.Refusal, match="without a usable id"):
+        sync._peer_artifact_ids({"MD": {"artifactId": "../../etc"}})
