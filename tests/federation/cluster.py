@@ -21,7 +21,6 @@ import datetime
 import os
 import secrets
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -36,12 +35,14 @@ from pathlib import Path
 import psycopg
 import requests
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.registries import throwaway_registry
 from tests.servers import PYTHON, REPO, Portal, free_port
+from tests.servers import _stop as stop_process
+
+from .pki import ThrowawayCA
 
 POSTGRES = "postgres://postgres@127.0.0.1:5432"
 READY_SECONDS = 30
@@ -71,28 +72,15 @@ class Credentials:
         return str(self.cert_path), str(self.key_path)
 
 
-class CertificateAuthority:
+class CertificateAuthority(ThrowawayCA):
     """A throwaway CA whose certificate and issued pairs are files in `directory`."""
 
     def __init__(self, name: str, directory: Path):
+        super().__init__(name)
         self.name, self.directory = name, Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=30)
-        self.certificate = (
-            x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(start)
-            .not_valid_after(start + datetime.timedelta(days=365))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-            .sign(self.key, hashes.SHA256()))
         self.path = self.directory / f"{_slug(name)}.crt"
         self.path.write_text(self.pem)
-
-    @property
-    def pem(self) -> str:
-        return self.certificate.public_bytes(serialization.Encoding.PEM).decode()
 
     def issue(self, name: str, hosts: list[str] | None = None, *, days: int = 30,
               not_before: datetime.datetime | None = None) -> Credentials:
@@ -247,7 +235,7 @@ class Instance:
 
     def stop_terminator(self) -> None:
         if self.terminator is not None:
-            _stop(self.terminator)
+            stop_process(self.terminator)
 
     def restart_terminator(self) -> None:
         """The terminator again (after stop_terminator: the origin back after an outage)."""
@@ -389,17 +377,3 @@ def _tls_answers(port: int, ca: Path) -> bool:
 
 def _tail(log: Path, characters: int = 4000) -> str:
     return log.read_text(errors="replace")[-characters:] if log.exists() else "(no log)"
-
-
-def _stop(process: subprocess.Popen, grace: float = 10.0) -> None:
-    """SIGTERM the process's group (nginx: a fast shutdown), then SIGKILL; always reaps it."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()

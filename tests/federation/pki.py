@@ -40,14 +40,19 @@ class Issued:
 
 
 class ThrowawayCA:
+    """A CA made in memory (valid from 30 days ago for a year: expired certificates it issues are
+    within its own validity). The real-portal harness writes it to files (cluster.CertificateAuthority)."""
+
     def __init__(self, name: str = "Test federation CA"):
         self.key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
+        start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=30)
         self.certificate = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
                             .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
-                            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=30))
+                            .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=365))
                             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+                                           critical=True)
                             .sign(self.key, hashes.SHA256()))
 
     @property
