@@ -237,7 +237,7 @@ def import_revision(client: PeerClient, subscription: Subscription, item: SyncIt
     if metadata != manifest["revision"].get("metadata"):
         raise Refusal("refused: the metadata in the signed manifest is not the metadata.json that came with it")
     check_licence(manifest, blobs.get(ArtifactKind.LICENCE))
-    copied = federation_images.copy(client, manifest, detail, offered_image(client, item)) \
+    copied = federation_images.copy(client, manifest, detail, offered_image(tally)) \
         if manifest.get("image") else None
     if copied is not None:
         tally.fetched += copied.report.bytes_copied
@@ -262,13 +262,13 @@ def image_in_words(report: oci.CopyReport) -> str:
             f"{report.blobs_mounted} mounted ({filesizeformat(report.bytes_skipped)} not sent)")
 
 
-def offered_image(client: PeerClient, item: SyncItem) -> str:
-    """The peer's artifact id of the image (its manifest and blobs are read through it)."""
-    listed = client.artifacts(str(item.solution_id), str(item.revision_id))
-    image = next((a for a in listed if a.get("artifactTypeCode") == ArtifactKind.IMAGE), None)
+def offered_image(tally: Tally) -> str:
+    """The peer's artifact id of the image (its manifest and blobs are read through it), from the
+    listing fetch_artifacts read."""
+    image = tally.artifact_ids.get(ArtifactKind.IMAGE)
     if image is None:
         raise Refusal("refused: the manifest names an image the peer does not offer")
-    return str(image["artifactId"])
+    return str(image)
 
 
 def check_importable(subscription: Subscription, manifest: dict) -> None:
