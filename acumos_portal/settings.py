@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "acumos_portal",  # the floor: the job shape (jobs.py), reap_jobs and run_schedule
     "acumos_portal.accounts",
     "marketplace",
+    "licensing",  # licence profiles, agreements, the policy every use asks, usage, entitlements
     "onboarding",
     "images",
     "deployment",

@@ -78,6 +78,7 @@ class NotificationKind(models.TextChoices):
     SHARED = "shared", "Shared with you"
     DEPLOYMENT = "deployment", "Deployment status"
     FEDERATION = "federation", "Federation"
+    LICENSING = "licensing", "Licensing"
 
 
 # What each kind of notification is about, in a reader's words, grouped as the settings page shows them
@@ -102,6 +103,12 @@ NOTIFICATION_GROUPS = (
     ("Federation", (
         (NotificationKind.FEDERATION, "A subscription to a peer's catalog could not import or withdraw a model, or a "
                                       "peer asked to join (admins); a model you deployed was withdrawn by its origin."),
+    )),
+    ("Licensing", (
+        (NotificationKind.LICENSING, "Someone asked to use a model you license, or answered or withdrew such a "
+                                     "request; an agreement of yours was granted, revoked or nearly used up; a "
+                                     "deployment of yours could not follow a new version its agreement does not "
+                                     "cover."),
     )),
     ("Reviewing", (
         (NotificationKind.PUBLISH_REQUESTED, "A model waits for a publisher's review (publishers and admins)."),

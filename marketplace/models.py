@@ -39,7 +39,13 @@ class Solution(models.Model):
     model_type = models.CharField(max_length=2, choices=ModelType.choices, default=ModelType.OTHER)
     toolkit = models.CharField(max_length=30, blank=True, help_text="the runner flavour (sklearn, onnx, ...)")
     tags = models.ManyToManyField(Tag, blank=True, related_name="solutions")
-    licence = models.CharField(max_length=100, blank=True, help_text="keyword of the latest licence profile")
+    licence = models.CharField(max_length=100, blank=True,
+                               help_text="the latest licence: its SPDX expression, else its keyword")
+    # Kept by licensing (services.set_licence_summary): the SPDX ids with spaces around each (" MIT "),
+    # so a filter by one id finds it inside "Apache-2.0 OR MIT" on either database; and whether the latest
+    # licence needs an agreement to use the model.
+    licence_ids = models.CharField(max_length=600, blank=True, default="", db_default="")
+    rtu_required = models.BooleanField(default=False, db_default=False)
     # Acumos's sourceId: a model a subscription imported from a peer marketplace (federation). Its
     # content is the origin's: read-only here (selectors.is_imported decides what that forbids).
     imported_from = models.CharField(max_length=100, blank=True, help_text="the peer it was imported from")

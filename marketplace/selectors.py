@@ -176,6 +176,12 @@ def can_review(user, request: PublishRequest) -> bool:
                 or SolutionShare.objects.filter(solution_id=request.solution_id, user=user).exists())
 
 
+def owners_of(solution: Solution) -> list:
+    """The owner and the co-owners."""
+    co_owners = [share.user for share in SolutionShare.objects.filter(solution=solution).select_related("user")]
+    return [solution.owner, *co_owners]
+
+
 def owns(user, solution: Solution, *, marks: ViewerMarks | None = None) -> bool:
     """The owner or a co-owner (an admin only if one of those)."""
     if not signed_in(user):
@@ -307,12 +313,13 @@ class SearchParams:
     tag: str = ""
     catalog: str = ""
     licence: str = ""
+    access: str = ""  # "open": no agreement needed; "agreement": one needed (an rtuRequired licence)
     sort: str = ""
     page: int = 1
 
     @property
     def active_filters(self) -> dict:
-        names = ("model_type", "toolkit", "tag", "catalog", "licence")
+        names = ("model_type", "toolkit", "tag", "catalog", "licence", "access")
         return {name: getattr(self, name) for name in names if getattr(self, name)}
 
 
@@ -374,13 +381,18 @@ def _search_query(terms: list[str]) -> SearchQuery:
     return SearchQuery(" & ".join(f"{term}:*" for term in terms), search_type="raw", config=SEARCH_CONFIG)
 
 
+ACCESS_FILTERS = {"open": False, "agreement": True}
+
+
 def _filtered(solutions: QuerySet, user, params: SearchParams) -> QuerySet:
     if params.model_type:
         solutions = solutions.filter(model_type=params.model_type)
     if params.toolkit:
         solutions = solutions.filter(toolkit=params.toolkit)
-    if params.licence:
-        solutions = solutions.filter(licence=params.licence)
+    if params.licence:  # the whole expression, or one SPDX id inside it
+        solutions = solutions.filter(Q(licence=params.licence) | Q(licence_ids__icontains=f" {params.licence} "))
+    if params.access in ACCESS_FILTERS:
+        solutions = solutions.filter(rtu_required=ACCESS_FILTERS[params.access])
     if params.tag:
         # By the tag's id, through EXISTS: a join on the tag's name hides from the planner how many
         # models carry it, and it then sorts them all instead of reading the sort order's index.

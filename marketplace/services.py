@@ -6,7 +6,6 @@ about, so pages and the API show the same message."""
 
 from __future__ import annotations
 
-import json
 import time
 
 from django.contrib.postgres.search import SearchVector
@@ -19,7 +18,7 @@ from django.utils import timezone
 from acumos_portal.accounts.models import User
 from acumos_portal.api.refusals import Refused
 from acumos_portal.caching import forget_now_and_on_commit
-from marketplace import selectors, storage
+from marketplace import gates, selectors
 from marketplace.choices import (
     ALWAYS_ON_NOTIFICATIONS,
     ARTIFACT_FILE_NAMES,
@@ -522,7 +521,12 @@ def record_view(solution: Solution, *, viewer=None, visitor: str = "",
     return True
 
 
-def record_download(user, revision: Revision, artifact: Artifact | None = None) -> None:
+@transaction.atomic
+def begin_download(user, revision: Revision, artifact: Artifact | None = None, *, kind: str) -> None:
+    """Every download passes here before a byte is sent: the licence gate (licensing's policy: it may
+    refuse, or take one download from an agreement), then the Download row and the count, all or
+    nothing. `kind`: "bundle", "image", "deployment_bundle" or the artifact's kind."""
+    gates.check_download(user, revision, artifact, kind)
     Download.objects.create(solution_id=revision.solution_id, revision=revision, artifact=artifact,
                             user=user if selectors.signed_in(user) else None)
     Solution.objects.filter(pk=revision.solution_id).update(download_count=F("download_count") + 1)
@@ -549,29 +553,23 @@ def search_vector_expression():
             + SearchVector("search_text", weight="C", config=config))
 
 
+def set_licence_summary(solution_id, *, label: str, ids: str, rtu_required: bool) -> None:
+    """What search shows and filters by, from the latest ready revision's licence (licensing notes it)."""
+    changed = (Solution.objects.filter(pk=solution_id)
+               .exclude(licence=label[:100], licence_ids=ids[:600], rtu_required=rtu_required)
+               .update(licence=label[:100], licence_ids=ids[:600], rtu_required=rtu_required))
+    if changed:  # search reads the licence too
+        reindex(solution_id)
+
+
 def on_revision_ready(revision: Revision) -> None:
-    """Onboarding finished: note the licence, refresh the index, tell the owner."""
-    licence = _licence_keyword(revision)
-    if licence:
-        Solution.objects.filter(pk=revision.solution_id).update(licence=licence)
+    """Onboarding finished: refresh the index (licensing has noted the licence), tell the owner."""
     reindex(revision.solution_id)
     if selectors.is_imported(revision.solution):  # nobody uploaded it here: its subscription's run reports it
         return
     notify(revision.created_by, NotificationKind.ONBOARDING_SUCCEEDED,
            f"{revision.solution.name} {revision.version} is onboarded and ready",
            url=f"/revisions/{revision.pk}/")
-
-
-def _licence_keyword(revision: Revision) -> str:
-    artifact = revision.artifacts.filter(kind=ArtifactKind.LICENCE).select_related("blob").first()
-    if artifact is None or artifact.blob is None:
-        return ""
-    try:
-        with storage.open_blob(artifact.blob) as handle:
-            profile = json.load(handle)
-    except (OSError, ValueError):
-        return ""
-    return str(profile.get("keyword") or profile.get("licenseName") or "")[:100]
 
 
 # ---------------------------------------------------------------- notifications

@@ -181,3 +181,32 @@ class SignUpRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} <{self.email}> from {self.client_ip}"
+
+
+class Organisation(models.Model):
+    """A company or team an agreement can name as its assignee (licensing): every member is covered.
+    Admins manage who belongs; `User.organization` stays free text a user types about themselves and
+    carries no right."""
+
+    name = models.CharField(max_length=200, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="memberships")
+    is_manager = models.BooleanField(default=False, help_text="may request and hold rights for the organisation")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "organisation"], name="one_membership_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organisation}"

@@ -322,7 +322,7 @@ class RevisionViewSet(VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
         revision = self.get_object()
         if revision.status != RevisionStatus.READY:
             raise exceptions.NotFound(f"version {revision.version} is still onboarding: it has no bundle yet")
-        services.record_download(request.user, revision)
+        services.begin_download(request.user, revision, kind="bundle")
         return downloads.bundle_response(revision)
 
 
@@ -347,7 +347,7 @@ class ArtifactViewSet(VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
         artifact = self.get_object()
         if artifact.blob_id is None:
             raise exceptions.NotFound("this artifact is a reference, not a file; see its uri")
-        services.record_download(request.user, artifact.revision, artifact)
+        services.begin_download(request.user, artifact.revision, artifact, kind=artifact.name)
         return downloads.artifact_response(artifact)
 
 

@@ -11,6 +11,8 @@ from deployment.choices import TargetKind
 from deployment.panels import deploy_panel
 from deployment.selectors import can_deploy, targets_for
 from images.panels import image_panel
+from licensing.policy import LicenceDenied
+from licensing.views import denied_page as licence_denied
 from marketplace import downloads, services
 from marketplace.choices import RevisionStatus
 from marketplace.selectors import visible_artifacts, visible_revisions
@@ -53,7 +55,10 @@ def local_target_name(revision, user) -> str:
 @require_GET
 def artifact_download(request, pk):
     artifact = get_object_or_404(visible_artifacts(request.user), pk=pk)
-    services.record_download(request.user, artifact.revision, artifact)
+    try:
+        services.begin_download(request.user, artifact.revision, artifact, kind=artifact.name)
+    except LicenceDenied as denied:
+        return licence_denied(request, denied, artifact.revision)
     return downloads.artifact_response(artifact)
 
 
@@ -61,7 +66,10 @@ def artifact_download(request, pk):
 def bundle_download(request, pk):
     ready = visible_revisions(request.user).filter(status=RevisionStatus.READY)
     revision = get_object_or_404(ready, pk=pk)
-    services.record_download(request.user, revision)
+    try:
+        services.begin_download(request.user, revision, kind="bundle")
+    except LicenceDenied as denied:
+        return licence_denied(request, denied, revision)
     return downloads.bundle_response(revision)
 
 

@@ -291,7 +291,7 @@ def test_favorite_toggles(owner, other_user, revision, catalogs):
 def test_counters(owner, revision):
     services.record_view(revision.solution)
     services.record_view(revision.solution)
-    services.record_download(None, revision)
+    services.begin_download(None, revision, kind="bundle")
 
     solution = Solution.objects.get(pk=revision.solution_id)
     assert (solution.view_count, solution.download_count) == (2, 1)
