@@ -17,6 +17,7 @@ from jsonschema import Draft7Validator, ValidationError, validators
 
 from acumos_portal.api.refusals import Refused
 from acumos_portal.text import hidden_character_error
+from licensing import profiles
 from runner_image.errors import RunnerError
 from runner_image.package import ExtractLimits, Manifest, check_archive
 from runner_image.protos import CompiledProto, compile_proto
@@ -166,6 +167,13 @@ def _check_samples_name_methods(manifest: Manifest, proto: CompiledProto) -> Non
 # ---------------------------------------------------------------- licence
 
 def validate_licence(path: Path) -> dict:
+    """The schema, then what it cannot say (licensing.profiles.check: the SPDX expression, the text's
+    size in bytes). Returns the profile with its `spdx` in canonical form."""
     licence = _read_json(path, "license")
     _raise_schema_errors("license", "license.json", _schema_errors(_validator("license-profile.json"), licence))
-    return licence
+    try:
+        return profiles.check(licence).profile
+    except Refused as exc:
+        # Refused.field is "license.json spdx"; the errors name the property, as the schema's do.
+        prop = (exc.field or "").removeprefix("license.json").strip() or "(root)"
+        raise Invalid("license", exc.message, [{"field": prop, "message": exc.message}]) from exc

@@ -224,6 +224,21 @@ def test_it_refuses_a_licence_that_is_not_an_object(tmp_path):
     assert fields(invalid) == ["(root)"]
 
 
+def test_it_refuses_a_licence_with_an_unknown_spdx_id_naming_it(tmp_path):
+    document = {**VALID_LICENCE, "spdx": "Apache-2.0 OR Apache-2"}
+    invalid = refused(validation.validate_licence, write_json(tmp_path, document, "license.json"))
+    assert invalid.part == "license"
+    assert fields(invalid) == ["spdx"]
+    assert invalid.message.startswith("license.json: spdx: unknown licence id 'Apache-2' in the SPDX expression")
+    assert "https://spdx.org/licenses/ or LicenseRef-<name>" in invalid.message
+
+
+def test_it_answers_a_licence_with_its_spdx_in_canonical_form(tmp_path):
+    document = {**VALID_LICENCE, "spdx": "apache-2.0 or mit"}
+    licence = validation.validate_licence(write_json(tmp_path, document, "license.json"))
+    assert licence == {**VALID_LICENCE, "spdx": "Apache-2.0 OR MIT"}
+
+
 @pytest.mark.parametrize(("name", "named"), [
     pytest.param("nul\x00byte", "U+0000 NULL", id="nul"),
     pytest.param("CRLF\r\nSet-Cookie: pwn=1", "U+000D CARRIAGE RETURN", id="crlf"),
