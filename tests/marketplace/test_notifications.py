@@ -327,7 +327,8 @@ def test_an_unknown_kind_is_refused_naming_the_kinds(owner):
 
 def test_the_choices_are_grouped_in_plain_words_and_reviews_only_for_publishers(owner, publisher):
     mine = selectors.notification_choices(owner)
-    assert [c.group for c in mine] == ["Your models"] * 5 + ["What people say"] * 2 + ["Deployments", "Federation", "Licensing"]
+    assert [c.group for c in mine] == (["Your models"] * 5 + ["What people say"] * 2
+                                       + ["Deployments", "Federation", "Licensing"])
     assert all(c.description.endswith(".") and c.label for c in mine)
     assert Kind.PUBLISH_REQUESTED not in {c.kind for c in mine}
     assert selectors.notification_choices(publisher)[-1].kind == Kind.PUBLISH_REQUESTED
