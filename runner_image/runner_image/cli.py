@@ -25,7 +25,7 @@ from runner_image.pack import SignatureError, pack_bundle
 from runner_image.package import FLAVOURS, POSTPROCESSORS, ExtractLimits
 from runner_image.push import add_arguments as add_push_arguments
 from runner_image.push import run as run_push
-from runner_image.settings import HttpLimits, admin_token_sha256, configure_logging, log_level
+from runner_image.settings import HttpLimits, admin_token_sha256, configure_logging, entitlement_settings, log_level
 from runner_image.state import StateDir, write_json
 
 
@@ -100,7 +100,10 @@ def serve(args) -> int:
     from runner_image.runtime import record_seed, seed
     from runner_image.slot import load_slot
 
-    admin_token_sha256()  # a weak token or a bad setting stops the runner here, before any worker starts
+    admin_token = admin_token_sha256()  # a weak token or a bad setting stops the runner here, before any worker starts
+    if entitlement_settings()["require_entitlement"] and not admin_token:
+        raise SystemExit("RUNNER_REQUIRE_ENTITLEMENT=1 needs RUNNER_ADMIN_TOKEN (or RUNNER_ADMIN_TOKEN_SHA256): the "
+                         "portal installs the entitlement with PUT /model/entitlement")
     limits = HttpLimits.from_env()
     state_dir = _state_dir(args.state_dir)
     state = StateDir(state_dir)

@@ -56,6 +56,23 @@ class Forbidden(RunnerError):
     code = "forbidden"
 
 
+class InvalidEntitlement(RunnerError):
+    """A document PUT /model/entitlement refuses; `details.reason` says which check failed."""
+
+    status = 400
+    code = "invalid_entitlement"
+
+
+class UsageRefused(Forbidden):
+    """A prediction the installed entitlement does not allow. `code` is one of LUM's denial types
+    (agreement_not_found, timing_constraint, usage_exhausted, right_to_use_revoked, usage_prohibited),
+    the same codes the portal answers with."""
+
+    def __init__(self, code: str, message: str, details: dict | None = None):
+        super().__init__(message, details)
+        self.code = code
+
+
 class UnsupportedMediaType(RunnerError):
     status = 415
     code = "unsupported_media_type"

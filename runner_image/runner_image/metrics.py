@@ -24,6 +24,10 @@ PREDICTIONS = Counter("runner_predictions_total", "Method calls answered by the 
 SWAPS = Counter("runner_swaps_total", "Swaps attempted, by action and result", ["action", "result"])
 SWAP_SECONDS = Histogram("runner_swap_seconds", "Time from swap request to every worker serving the new model",
                          buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+ENTITLEMENT_USED = Gauge("runner_entitlement_used", "Predictions counted against the installed entitlement",
+                         multiprocess_mode="livemostrecent")  # one shared count: the latest reading is it
+ENTITLEMENT_REFUSED = Counter("runner_entitlement_refused_total", "Predictions the entitlement refused, by code",
+                              ["code"])
 GENERATION = Gauge("runner_model_generation", "Generation of the model this worker serves",
                    multiprocess_mode="liveall")
 
@@ -44,6 +48,14 @@ def swap_done(action: str, seconds: float) -> None:
 
 def swap_failed(action: str) -> None:
     SWAPS.labels(action, "rejected").inc()
+
+
+def entitlement_used(used: int) -> None:
+    ENTITLEMENT_USED.set(used)
+
+
+def entitlement_refused(code: str) -> None:
+    ENTITLEMENT_REFUSED.labels(code).inc()
 
 
 def model_active(slot) -> None:

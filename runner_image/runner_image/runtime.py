@@ -23,6 +23,7 @@ from pathlib import Path
 
 from runner_image import metrics
 from runner_image.errors import Conflict, ModelRejected, NotFound, NotReady, RunnerError
+from runner_image.meter import Meter
 from runner_image.package import ExtractLimits, read_manifest_from_zip, safe_extract
 from runner_image.settings import Settings
 from runner_image.slot import (
@@ -53,6 +54,8 @@ class Runtime:
         self._leading = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        # Only a runner that must meter has a meter: elsewhere a metered route tests this and goes on.
+        self.meter: Meter | None = Meter(settings) if settings.require_entitlement else None
 
     # lifecycle -----------------------------------------------------------
     def start(self, preloaded: ModelSlot | None = None) -> None:
@@ -70,6 +73,8 @@ class Runtime:
         if self._watcher:
             self._watcher.join(timeout=2)
         self.state.remove_worker(self.pid)
+        if self.meter:
+            self.meter.close()
 
     def active(self) -> ModelSlot:
         slot = self.slot
@@ -196,6 +201,14 @@ class Runtime:
                 self._follow(self.state.control())
             except Exception:  # the watcher must survive anything and keep serving
                 log.exception("following the control file failed")
+            if self.meter:
+                self._follow_entitlement()
+
+    def _follow_entitlement(self) -> None:
+        try:
+            self.meter.refresh()  # a document another worker installed: verified here, off the request path
+        except Exception:
+            log.exception("following the entitlement file failed")
 
     def _follow(self, control: dict) -> None:
         staged, active = control.get("staged"), control.get("active")

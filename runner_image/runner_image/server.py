@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from runner_image import __version__, metrics, oip, openapi, swaps
 from runner_image.compiler import ProtoCompiler, parse_data
-from runner_image.errors import BadRequest, NotFound, UnsupportedMediaType
+from runner_image.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType
 from runner_image.protos import cache as proto_cache
 from runner_image.runtime import Runtime
 from runner_image.settings import Settings, configure_logging
@@ -44,7 +44,7 @@ from runner_image.web import (
 
 # ---------------------------------------------------------------- predict and artifacts
 
-@endpoint("predict")
+@endpoint("predict", metered=True)
 async def predict(request: Request, runtime: Runtime) -> Response:
     slot = runtime.active()
     method = request.path_params["method"]
@@ -104,8 +104,8 @@ get_binary = endpoint("getBinary")(_binary_endpoint("csvFile", "csv", own_proto=
 get_binary_default = endpoint("getBinary")(_binary_endpoint("csvFile", "csv", own_proto=False))
 get_binary_json = endpoint("getBinary")(_binary_endpoint("jsonFile", "json", own_proto=True))
 get_binary_json_default = endpoint("getBinary")(_binary_endpoint("jsonFile", "json", own_proto=False))
-transform_csv_default = endpoint("transform")(_transform_default("csvFile", "csv"))
-transform_json_default = endpoint("transform")(_transform_default("jsonFile", "json"))
+transform_csv_default = endpoint("transform", metered=True)(_transform_default("csvFile", "csv"))
+transform_json_default = endpoint("transform", metered=True)(_transform_default("jsonFile", "json"))
 
 
 # ---------------------------------------------------------------- swaps
@@ -167,6 +167,49 @@ async def get_model(request: Request, runtime: Runtime) -> Response:
     return JSONResponse({"active": slot.describe(), "workers": len(workers) or 1, "history": history})
 
 
+# ---------------------------------------------------------------- entitlement (licensed models)
+
+ENTITLEMENT_MAX_BYTES = 1 << 20
+NOT_METERED = {"metered": False, "entitlement": None, "revoked": None, "problem": None, "used": 0, "refused": 0,
+               "limit": None, "previous": []}
+
+
+def _meter(runtime: Runtime):
+    if runtime.meter is None:
+        raise Conflict("this runner does not meter predictions: it was started without RUNNER_REQUIRE_ENTITLEMENT=1")
+    return runtime.meter
+
+
+@endpoint("entitlement", admin=True)
+async def put_entitlement(request: Request, runtime: Runtime) -> Response:
+    """Install a signed entitlement (verified, then written with the counts under the swap lock);
+    not a new model generation, no sample runs."""
+    meter = _meter(runtime)
+    body = await request.body()
+    if len(body) > ENTITLEMENT_MAX_BYTES:
+        raise PayloadTooLarge(f"an entitlement is at most {ENTITLEMENT_MAX_BYTES} bytes",
+                              {"limit_bytes": ENTITLEMENT_MAX_BYTES})
+    try:
+        document = json.loads(body)
+    except ValueError as exc:
+        raise BadRequest(f"the body is not JSON: {exc}") from exc
+    with runtime.state.swap_lock():
+        entitlement = meter.install(document)
+    return JSONResponse(entitlement.summary())
+
+
+@endpoint("entitlement", admin=True)
+async def delete_entitlement(request: Request, runtime: Runtime) -> Response:
+    meter = _meter(runtime)
+    with runtime.state.swap_lock():
+        return JSONResponse(meter.revoke())
+
+
+@endpoint("entitlement", admin=True)
+async def get_usage(request: Request, runtime: Runtime) -> Response:
+    return JSONResponse(runtime.meter.usage() if runtime.meter else NOT_METERED)
+
+
 # ---------------------------------------------------------------- open inference protocol
 
 def _oip_slot(request: Request, runtime: Runtime):
@@ -205,7 +248,7 @@ async def v2_model_ready(request: Request, runtime: Runtime) -> Response:
     return JSONResponse({"name": request.path_params["name"], "ready": True})
 
 
-@endpoint("v2_infer")
+@endpoint("v2_infer", metered=True)
 async def v2_infer(request: Request, runtime: Runtime) -> Response:
     slot = _oip_slot(request, runtime)
     if content_kind(request) != "json":
@@ -224,6 +267,9 @@ async def v2_infer(request: Request, runtime: Runtime) -> Response:
 # ---------------------------------------------------------------- metrics and docs
 
 async def metrics_endpoint(request: Request) -> Response:
+    meter = request.app.state.runtime.meter
+    if meter is not None:  # one count shared by every worker: read it when scraped, not per call
+        metrics.entitlement_used(meter.used())
     payload, content_type = metrics.render()
     return Response(payload, media_type=content_type)
 
@@ -251,6 +297,10 @@ ROUTES = [
     Route("/model", put_model, methods=["PUT"]),
     Route("/model/configuration", put_configuration, methods=["PUT"]),
     Route("/model/rollback", rollback, methods=["POST"]),
+    Route("/model/entitlement", put_entitlement, methods=["PUT"]),
+    Route("/model/entitlement", delete_entitlement, methods=["DELETE"]),
+    Route("/model/entitlement", get_usage, methods=["GET"]),
+    Route("/model/usage", get_usage, methods=["GET"]),
     Route("/proto", put_proto, methods=["PUT"]),
     Route("/getBinary", get_binary, methods=["POST"]),
     Route("/getBinaryDefault", get_binary_default, methods=["POST"]),

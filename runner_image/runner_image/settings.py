@@ -3,7 +3,10 @@ runner's log set-up (RUNNER_LOG_LEVEL), which the serve command and every worker
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import json
 import logging
 import os
 import re
@@ -151,6 +154,12 @@ class Settings:
     proto_compile_nice: int = 10
     """How much lower the compile process's CPU priority is than the server's."""
     metrics_multiproc: bool = field(default=False)
+    require_entitlement: bool = False
+    """Every prediction takes a unit from a signed entitlement (runner_image.meter); off, nothing is metered."""
+    deployment_id: str = ""
+    """The deployment an entitlement must name to be installed here."""
+    entitlement_keys: dict = field(default_factory=dict)
+    """kid -> raw Ed25519 public key (32 bytes): the portal keys whose entitlements this runner accepts."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -160,7 +169,58 @@ class Settings:
         default = _defaults(cls)
         tuned = {name: _env_number(variable, default[name], floor) for name, (variable, floor) in _VARIABLES.items()}
         return cls(state_dir=Path(state), admin_token_sha256=admin_token_sha256(),
-                   metrics_multiproc=bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR")), **tuned)
+                   metrics_multiproc=bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR")),
+                   **entitlement_settings(), **tuned)
+
+
+def entitlement_settings() -> dict:
+    """RUNNER_REQUIRE_ENTITLEMENT, RUNNER_DEPLOYMENT_ID and RUNNER_ENTITLEMENT_KEYS as Settings fields.
+    The serve command calls it before any worker starts, so a bad value stops the runner once, clearly."""
+    required = _env_bool("RUNNER_REQUIRE_ENTITLEMENT")
+    deployment = os.environ.get("RUNNER_DEPLOYMENT_ID", "").strip()
+    keys = entitlement_keys(os.environ.get("RUNNER_ENTITLEMENT_KEYS", ""))
+    if required and not (deployment and keys):
+        raise SystemExit("RUNNER_REQUIRE_ENTITLEMENT=1 needs RUNNER_DEPLOYMENT_ID and RUNNER_ENTITLEMENT_KEYS "
+                         "(else no entitlement could ever be installed and every prediction would be refused)")
+    return {"require_entitlement": required, "deployment_id": deployment, "entitlement_keys": keys}
+
+
+def _env_bool(name: str) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SystemExit(f"{name} must be 1 or 0, got {raw!r}")
+
+
+def entitlement_keys(raw: str) -> dict[str, bytes]:
+    """RUNNER_ENTITLEMENT_KEYS: JSON {kid: base64 of a raw 32-byte Ed25519 public key}. The kid must be
+    the first 16 hex of the key's sha256 (how the portal names its keys), which catches a key pasted
+    under the wrong kid at start-up rather than as a refused signature later."""
+    if not raw.strip():
+        return {}
+    try:
+        given = json.loads(raw)
+    except ValueError as exc:
+        raise SystemExit(f"RUNNER_ENTITLEMENT_KEYS is not JSON: {exc}") from None
+    if not isinstance(given, dict):
+        raise SystemExit('RUNNER_ENTITLEMENT_KEYS must be a JSON object {"<kid>": "<base64 public key>"}')
+    return {kid: _public_key(kid, value) for kid, value in given.items()}
+
+
+def _public_key(kid: str, value) -> bytes:
+    try:
+        key = base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError):
+        raise SystemExit(f"RUNNER_ENTITLEMENT_KEYS[{kid!r}] is not base64") from None
+    if len(key) != 32:
+        raise SystemExit(f"RUNNER_ENTITLEMENT_KEYS[{kid!r}] is {len(key)} bytes; an Ed25519 public key is 32")
+    expected = hashlib.sha256(key).hexdigest()[:16]
+    if kid != expected:
+        raise SystemExit(f"RUNNER_ENTITLEMENT_KEYS: the kid of this key is {expected!r}, not {kid!r} "
+                         "(the first 16 hex of the raw public key's sha256)")
+    return key
 
 
 # The Settings fields a RUNNER_* variable sets, and the least value each may take (None: no floor).

@@ -21,6 +21,7 @@ from runner_image.errors import (
     BadRequest,
     Forbidden,
     NotAcceptable,
+    NotFound,
     PayloadTooLarge,
     RunnerError,
     Unauthorized,
@@ -32,12 +33,16 @@ log = logging.getLogger("runner_image")
 
 PROTOBUF = "application/vnd.google.protobuf"
 JSON = "application/json"
+# Refused before the model ran: a metered request that ends in one of these gives its unit back.
+# A model that failed (422, 500) counts: the model ran.
+_UNSERVED = (BadRequest, NotFound, NotAcceptable, PayloadTooLarge, UnsupportedMediaType)
 _PROTOBUF_TYPES = {PROTOBUF, "application/x-protobuf", "application/protobuf", "application/octet-stream"}
 JSON_TYPES = {JSON, "text/json"}
 
 
-def endpoint(route: str, admin: bool = False):
-    """Error mapping, admin check, body limits and metrics, in one place for every route."""
+def endpoint(route: str, admin: bool = False, metered: bool = False):
+    """Error mapping, admin check, body limits and metrics, in one place for every route. A `metered`
+    route takes a unit from the entitlement before it runs, when the runner meters (runner_image.meter)."""
 
     def decorate(fn):
         @wraps(fn)
@@ -45,16 +50,22 @@ def endpoint(route: str, admin: bool = False):
             started = time.perf_counter()
             app = request.app.state
             limited = request
+            taken = None
             try:
                 if admin:
                     require_admin(request, app.settings)
                 limit = app.settings.max_upload_bytes if admin else app.settings.max_request_bytes
                 limited = _limited(request, limit)
+                if metered and app.runtime.meter is not None:
+                    taken = app.runtime.meter.take(app.runtime.active())
                 response = await fn(limited, app.runtime)
             except RunnerError as exc:
+                _give_back(app.runtime, taken, exc)
                 response = error_response(exc)
             except RecursionError:  # json.loads on "[[[[..." nests deeper than Python allows
-                response = error_response(BadRequest("the JSON body is nested too deeply"))
+                too_deep = BadRequest("the JSON body is nested too deeply")
+                _give_back(app.runtime, taken, too_deep)
+                response = error_response(too_deep)
             except Exception as exc:  # a bug here must still answer JSON and keep serving
                 response = error_response(_unexpected(route, exc))
             finally:
@@ -65,6 +76,11 @@ def endpoint(route: str, admin: bool = False):
         return handler
 
     return decorate
+
+
+def _give_back(runtime, taken: bytes | None, exc: RunnerError) -> None:
+    if taken is not None and isinstance(exc, _UNSERVED):
+        runtime.meter.give_back(taken)
 
 
 def error_response(exc: RunnerError) -> JSONResponse:
