@@ -160,3 +160,38 @@ def add_steps(job: OnboardingJob, done: int = 0) -> list[StepResult]:
     return StepResult.objects.bulk_create(
         StepResult(job=job, name=name, position=i, status=StepStatus.SUCCEEDED if i < done else StepStatus.PENDING)
         for i, (name, _) in enumerate(STEPS))
+
+
+# ---------------------------------------------------------------- licensing
+
+def licensed(revision: Revision, *, rtu: bool = True, spdx: str = "LicenseRef-Acme-Proprietary",
+             text: str = "Use only under an agreement with Acme."):
+    """`revision`'s licence noted as licensing notes it from a license.json: with `rtu`, anyone but its
+    owners needs an agreement to use it."""
+    from licensing import profiles
+    from licensing.models import LicenceProfile
+    from marketplace import services as market_services
+
+    profile = {"keyword": spdx.removeprefix("LicenseRef-"), "licenseName": spdx, "spdx": spdx,
+               "copyright": {"year": 2026, "company": "Acme"}, "rtuRequired": rtu, "licenseText": text}
+    noted = LicenceProfile.objects.create(revision=revision, keyword=profile["keyword"], licence_name=spdx,
+                                          spdx=spdx, spdx_ids=f" {spdx} ", rtu_required=rtu,
+                                          text_sha256=profiles.text_sha256(text), profile=profile)
+    market_services.set_licence_summary(revision.solution_id, label=spdx, ids=f" {spdx} ", rtu_required=rtu)
+    return noted
+
+
+def agreement_for(solution: Solution, *, user=None, group=None, organisation=None, peer: str = "",
+                  rules=({"action": "download"}, {"action": "deploy"}, {"action": "predict"}), **fields):
+    """An agreement from `solution`'s owner, as the ORM holds it (no service checks): `rules` are dicts
+    of Rule's fields; `fields` are Agreement's (ends, starts, status, revision, revoked_at...)."""
+    from licensing.choices import AssigneeKind
+    from licensing.models import Agreement, Rule
+
+    kind = (AssigneeKind.USER if user else AssigneeKind.GROUP if group else
+            AssigneeKind.ORGANISATION if organisation else AssigneeKind.PEER if peer else AssigneeKind.SITE)
+    made = Agreement.objects.create(solution=solution, licensor=solution.owner, assignee_kind=kind,
+                                    assignee_user=user, assignee_group=group, assignee_organisation=organisation,
+                                    assignee_peer=peer, **fields)
+    Rule.objects.bulk_create(Rule(agreement=made, **rule) for rule in rules)
+    return made
