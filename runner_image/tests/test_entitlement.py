@@ -337,3 +337,17 @@ def test_a_revoked_entitlement_is_never_taken_back(metered, licensor):
     again = install(client, document)
     assert again.status_code == 409 and again.json()["error"]["details"]["reason"] == "revoked"
     assert scale(client).json()["error"]["code"] == "right_to_use_revoked"
+
+
+def test_a_swap_to_a_model_the_entitlement_does_not_list_is_refused_at_predict(metered, licensor, scale_b):
+    client, model = metered
+    install(client, licensor.document([model], predictions=10))
+    assert scale(client).status_code == 200
+    swapped = client.put("/model", headers=auth(), files={
+        "model": ("modelpackage.zip", (scale_b / PACKAGE_FILE).read_bytes())})
+    assert swapped.status_code == 200, swapped.text
+    response = scale(client)
+    assert response.status_code == 403 and response.json()["error"]["code"] == "usage_prohibited"
+    assert response.json()["error"]["details"]["model"] == file_sha256(scale_b / PACKAGE_FILE)
+    assert client.post("/model/rollback", headers=auth()).status_code == 200
+    assert scale(client).json() == {"tag": "A", "y": 2.0}
