@@ -1,13 +1,15 @@
 """What a peer may see, decided here and nowhere else: public catalogs and the restricted ones granted
-to it, the ready revisions published in them (of live solutions, not withdrawn), their artifacts, and
-the changes in those catalogs. Every view of the peer API reads through these."""
+to it, the ready revisions published in them (of live solutions, not withdrawn, and, when their licence
+needs an agreement, exported to it by one: licensing.exports), their artifacts, and the changes in
+those catalogs. Every view of the peer API reads through these."""
 
 from __future__ import annotations
 
 from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
 
-from federation.choices import ItemStatus, PeerStatus, SignatureStatus
+from federation.choices import ChangeKind, ItemStatus, PeerStatus, SignatureStatus
 from federation.models import CatalogGrant, ChangeEvent, Peer, RevisionOrigin, Subscription, SyncItem, SyncRun
+from licensing.exports import exportable_to
 from marketplace.choices import ArtifactKind, CatalogAccess, RevisionStatus
 from marketplace.models import Artifact, Catalog, Publication, Revision, Solution
 from marketplace.selectors import is_admin
@@ -26,12 +28,14 @@ def catalog_for(peer: Peer, catalog_id) -> Catalog | None:
 
 def revisions_for(peer: Peer, catalog: Catalog | None = None) -> QuerySet[Revision]:
     """Ready revisions of live solutions published in a catalog the peer sees (in `catalog` if
-    given), not withdrawn by their origin."""
+    given), not withdrawn by their origin, and exportable to it: a licence that needs an agreement
+    travels only under an export permit granted to this peer (licensing.exports)."""
     catalogs = catalogs_for(peer) if catalog is None else catalogs_for(peer).filter(pk=catalog.pk)
     published = Publication.objects.filter(revision=OuterRef("pk"), catalog__in=catalogs)
     withdrawn = RevisionOrigin.objects.filter(revision=OuterRef("pk"), withdrawn_at__isnull=False)
     return (Revision.objects.filter(status=RevisionStatus.READY, solution__deleted_at__isnull=True)
-            .filter(Exists(published)).exclude(Exists(withdrawn)).select_related("solution"))
+            .filter(Exists(published)).exclude(Exists(withdrawn)).filter(exportable_to(peer.subject))
+            .select_related("solution"))
 
 
 def solutions_for(peer: Peer, catalog: Catalog | None = None) -> QuerySet[Solution]:
@@ -51,10 +55,14 @@ def artifact_for(peer: Peer, artifact_id) -> Artifact | None:
 
 
 def changes_for(peer: Peer, catalog: Catalog, since: int, limit: int) -> list[ChangeEvent]:
-    """The catalog's changes after `since`, oldest first. A catalog the peer cannot see has none."""
+    """The catalog's changes after `since`, oldest first. A catalog the peer cannot see has none, and
+    the publication of a revision the peer may not receive is not among them (its withdrawal is: a
+    peer that had it under an agreement hides it)."""
     if catalog_for(peer, catalog.pk) is None:
         return []
-    return list(ChangeEvent.objects.filter(catalog_id=catalog.pk, seq__gt=since).order_by("seq")[:limit])
+    visible = Q(kind=ChangeKind.WITHDRAWN) | exportable_to(peer.subject, ref="revision_id")
+    events = ChangeEvent.objects.filter(catalog_id=catalog.pk, seq__gt=since).filter(visible)
+    return list(events.order_by("seq")[:limit])
 
 
 def names_of(revision_ids) -> dict:

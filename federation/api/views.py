@@ -11,11 +11,14 @@ from uuid import UUID
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 
-from federation import identity, manifests, selectors, services, transfer
+from federation import identity, manifests, selectors, services, signing, transfer
 from federation.api import serializers
 from federation.api.envelope import not_found, ok, peer_api, refused
 from federation.choices import ChangeKind
 from images import oci
+from licensing import exports, policy
+from licensing.choices import Action
+from licensing.models import Agreement
 from marketplace.choices import ArtifactKind
 
 CHANGES_LIMIT = 500
@@ -67,7 +70,9 @@ def revisions(request, peer, solution_id):
 
 @peer_api()
 def revision(request, peer, solution_id, revision_id):
-    """One revision with its signed manifest: what a subscriber checks every byte against."""
+    """One revision with its signed manifest: what a subscriber checks every byte against. A licence
+    that needs an agreement also sends the peer's agreement, signed as the manifest is; the export is
+    counted once, when the peer first asks."""
     found = selectors.revision_for(peer, solution_id, revision_id)
     if found is None:
         return not_found("revision")
@@ -75,7 +80,30 @@ def revision(request, peer, solution_id, revision_id):
         origin = manifests.origin_of(found)
     except oci.RegistryError as exc:  # the image's digest could not be read: say so, try again later
         return refused("registry_unavailable", f"this revision's image cannot be described just now: {exc}", 503)
-    return ok(serializers.revision(found, origin))
+    try:
+        agreement = _export(peer, found)
+    except policy.LicenceDenied as denied:
+        return refused(denied.code, denied.message, denied.status)
+    body = serializers.revision(found, origin)
+    if agreement is not None:
+        body["agreement"] = agreement
+    return ok(body)
+
+
+def _export(peer, revision) -> dict | None:
+    """The policy's word on sending `revision` to `peer` (LicenceDenied if not), and the agreement that
+    allows it as a signed {document, signature}; None for a licence that needs no agreement. A revision
+    the peer received before takes nothing more from the count (the dates, a revocation and a
+    prohibition still hold: the policy's swap-in check is that one)."""
+    who = policy.Who.for_peer(peer.subject)
+    if exports.already_exported(peer.subject, revision):
+        decision = policy.authorize(who, revision, Action.EXPORT, swap_in=True)
+    else:
+        decision = policy.authorize(who, revision, Action.EXPORT, consume=1, kind="revision")
+    if decision.agreement_id is None:
+        return None
+    document = exports.agreement_document(Agreement.objects.get(pk=decision.agreement_id))
+    return {"document": document, "signature": signing.sign(document, identity.load())}
 
 
 @peer_api()
