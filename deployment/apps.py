@@ -10,6 +10,7 @@ class DeploymentConfig(AppConfig):
         from acumos_portal import jobs
         from acumos_portal.accounts.signals import bootstrapped
         from deployment import services, tasks  # noqa: F401 (its tasks are registered with Celery here)
+        from licensing.signals import agreement_revoked
         from marketplace.signals import revision_ready, solution_deleted
 
         jobs.register(services.JOBS)
@@ -19,3 +20,5 @@ class DeploymentConfig(AppConfig):
         solution_deleted.connect(services.on_solution_deleted, dispatch_uid="deployment-model-deleted")
         # A new site gets the "This host" target when it is set up (manage.py bootstrap).
         bootstrapped.connect(services.on_bootstrap, dispatch_uid="deployment-local-target")
+        # A revoked agreement: the runners of the deployments live under it drop their entitlement.
+        agreement_revoked.connect(services.on_agreement_revoked, dispatch_uid="deployment-agreement-revoked")

@@ -1,4 +1,5 @@
-"""The runner's admin API, as the portal calls it: swap in a bundle, roll back, read the active model."""
+"""The runner's admin API, as the portal calls it: swap in a bundle, roll back, read the active model,
+drop an entitlement."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ import urllib3
 from marketplace.choices import ARTIFACT_FILE_NAMES, ArtifactKind
 
 SWAP_TIMEOUT = 300
+# Telling runners of a revocation happens in the revoking request, after commit: a runner that does not
+# answer soon is left to its entitlement's expiry.
+REVOKE_TIMEOUT = 5
 # The runner's PUT /model parts -> the bundle's files.
 PARTS = {"model": ARTIFACT_FILE_NAMES[ArtifactKind.MODEL], "proto": ARTIFACT_FILE_NAMES[ArtifactKind.PROTO],
          "metadata": ARTIFACT_FILE_NAMES[ArtifactKind.METADATA]}
@@ -33,6 +37,12 @@ def swap(url: str, token: str, bundle: Path) -> dict:
 
 def rollback(url: str, token: str, generation: int | None) -> dict:
     return _call("post", f"{url}/model/rollback", token, json={"generation": generation} if generation else None)
+
+
+def delete_entitlement(url: str, token: str, timeout: float = REVOKE_TIMEOUT) -> dict:
+    """DELETE /model/entitlement: the runner drops its entitlement at once (an agreement was revoked)
+    and refuses predictions with `right_to_use_revoked` until a new one is installed."""
+    return _call("delete", f"{url}/model/entitlement", token, timeout=timeout)
 
 
 def active(url: str, timeout: float = SWAP_TIMEOUT) -> dict:
@@ -66,6 +76,8 @@ def _call(method: str, url: str, token: str, timeout: float = SWAP_TIMEOUT, dead
                           response.status_code)
     if response.status_code >= 400:
         raise RunnerError(f"the runner refused: {_message(content, response.status_code)}", response.status_code)
+    if response.status_code == 204:  # done, nothing to say (a DELETE may answer so)
+        return {}
     try:
         return json.loads(content)
     except (ValueError, RecursionError) as exc:

@@ -32,10 +32,12 @@ from deployment.backends.local import deployment_id_of
 from deployment.choices import LIVE, DeploymentStatus, OperationKind, TargetDeployers, TargetKind, Trigger
 from deployment.models import Deployment, Operation, Target, validate_deployment_name
 from deployment.runner_client import RunnerError
+from licensing import deployments as licence
+from licensing.policy import LicenceDenied
 from marketplace import downloads
 from marketplace import services as marketplace_services
 from marketplace.choices import ArtifactKind, NotificationKind, RevisionStatus
-from marketplace.models import Revision
+from marketplace.models import Notification, Revision
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +146,9 @@ def deploy_once(*, revision: Revision, target: Target, user, idempotency_key: st
                     follows=revision.solution if follow else None, replicas=replicas, created_by=user,
                     admin_token_encrypted=secretbox.encrypt(secrets.token_urlsafe(32)),
                     idempotency_key=key, request_fingerprint=fingerprint if key else "")
+                # The licence, once the row has its id: a deploy from the agreement's count and a live
+                # slot for this deployment. A denial raises and takes the row back with it.
+                licence.authorize_deploy(user, revision, deployment.pk)
                 _request_operation(deployment, OperationKind.DEPLOY, user, revision=revision)
         except IntegrityError:
             earlier = _made_with_key(user, key, fingerprint) if key else None
@@ -208,8 +213,11 @@ def _valid_name(name: str) -> str:
 
 
 def swap(deployment: Deployment, revision: Revision, user) -> Operation:
+    """Swapping in needs the swapping user's right to deploy `revision` (its agreement covers it, in its
+    dates, not revoked or prohibited); the deployment keeps its live slot, so nothing is counted."""
     if not revision.is_ready:
         raise DeploymentRefused("only a ready revision can be swapped in")
+    licence.authorize_swap_in(user, revision)
     return _request_operation(deployment, OperationKind.SWAP, user, revision=revision)
 
 
@@ -222,9 +230,11 @@ def stop(deployment: Deployment, user) -> Operation:
 
 
 def start(deployment: Deployment, user) -> Operation:
-    """Starting a stopped or failed deployment makes it live again: it counts against the quota."""
+    """Starting a stopped or failed deployment makes it live again: it counts against the quota, and
+    under a licence that needs an agreement it takes a live slot again (stopping gave it back)."""
     with transaction.atomic():
         _within_quota(user, starting=deployment)
+        licence.authorize_start(user, deployment.revision, deployment.pk)
         return _request_operation(deployment, OperationKind.START, user)
 
 
@@ -296,10 +306,12 @@ def run_operation(operation_id: str) -> None:
 
 
 def _failed(operation: Operation, message: str) -> None:
-    """A deploy that failed leaves a failed deployment; a failed swap leaves it running as it was."""
+    """A deploy that failed leaves a failed deployment, whose live slot goes back; a failed swap leaves
+    it running as it was."""
     _finish(operation, JobStatus.FAILED, error=message)
     if operation.kind in (OperationKind.DEPLOY, OperationKind.START):
         Deployment.objects.filter(pk=operation.deployment_id).update(status=DeploymentStatus.FAILED)
+        licence.release(operation.deployment_id)
 
 
 def _finish(operation: Operation, status: str, *, error: str = "", log_text: str = "") -> None:
@@ -422,6 +434,7 @@ def _stop(operation: Operation) -> str:
     due = now + timedelta(seconds=settings.ACUMOS_DEPLOYMENT_GRACE_SECONDS)
     Deployment.objects.filter(pk=deployment.pk).update(status=DeploymentStatus.STOPPED, stopped_at=now,
                                                        destroy_after=due, health="")
+    licence.release(deployment.pk)
     return f"stopped; kept, restartable, until {due:%Y-%m-%d %H:%M} UTC, then destroyed\n"
 
 
@@ -437,6 +450,7 @@ def _destroy(operation: Operation) -> str:
     backend_for(deployment.target).destroy(deployment)
     Deployment.objects.filter(pk=deployment.pk).update(status=DeploymentStatus.DESTROYED, endpoint_url="",
                                                        handle={})
+    licence.release(deployment.pk)  # a failed deployment destroyed without a stop still held it
     return "destroyed\n"
 
 
@@ -448,17 +462,33 @@ ACTIONS = {OperationKind.DEPLOY: _deploy, OperationKind.SWAP: _swap, OperationKi
 
 def follow_new_revision(revision: Revision) -> list[Operation]:
     """The zero-touch retraining loop: a revision that became ready (it passed its smoke test) is
-    swapped into every live deployment that follows its solution."""
+    swapped into every live deployment that follows its solution, if its creator may deploy that
+    revision (the licence); one who may not keeps serving what it serves, and its creator is told why."""
     followers = (Deployment.objects.filter(follows_id=revision.solution_id, status__in=LIVE)
-                 .exclude(revision=revision))
+                 .exclude(revision=revision).select_related("created_by", "target", "revision__solution"))
     operations = []
     for deployment in followers:
+        decision = licence.decide_swap_in(deployment.created_by, revision)
+        if not decision.allowed:
+            _tell_not_followed(deployment, revision, decision.message)
+            continue
         try:
             operations.append(_request_operation(deployment, OperationKind.SWAP, None, trigger=Trigger.FOLLOW,
                                                  revision=revision))
         except DeploymentRefused as exc:  # busy: the next check takes it (see check_deployment)
             log.info("deployment %s does not follow %s yet: %s", deployment.pk, revision, exc)
     return operations
+
+
+def _tell_not_followed(deployment: Deployment, revision: Revision, reason: str) -> None:
+    """Once per deployment and revision: the status check asks again every 30 s (the agreement may come),
+    and a creator told each time would learn nothing more."""
+    title = f"{deployment}: does not follow {revision.solution.name} {revision.version}"[:200]
+    if Notification.objects.filter(user=deployment.created_by, kind=NotificationKind.LICENSING, title=title).exists():
+        return
+    marketplace_services.notify(deployment.created_by, NotificationKind.LICENSING, title,
+                                url=f"/deployments/{deployment.pk}/",
+                                message=f"It keeps serving {deployment.revision.version}. {reason}")
 
 
 def check_deployments() -> list[str]:
@@ -571,6 +601,34 @@ def on_revision_ready(sender, revision: Revision, **kwargs) -> None:
     transaction.on_commit(lambda: follow_new_revision(revision))
 
 
+def on_agreement_revoked(sender, agreement, **kwargs) -> list[str]:
+    """An agreement was revoked (after commit): the runners of the deployments live under it are told to
+    drop their entitlement, so predictions are refused now rather than when the entitlement expires.
+    Best effort: a runner that cannot be reached (or predates the route) is logged and the
+    entitlement's expiry does the rest."""
+    live = (Deployment.objects.filter(pk__in=licence.live_deployment_ids(agreement), status__in=LIVE)
+            .exclude(endpoint_url="").select_related("target"))
+    return [told for deployment in live for told in _drop_entitlements(deployment)]
+
+
+def _drop_entitlements(deployment: Deployment) -> list[str]:
+    token = deployment.admin_token()
+    try:
+        urls = backend_for(deployment.target).admin_urls(deployment)
+    except BackendError as exc:
+        log.warning("deployment %s: its runners were not told of a revocation: %s", deployment.pk, exc)
+        return []
+    told = []
+    for url in urls:
+        try:
+            runner_client.delete_entitlement(url, token)
+        except RunnerError as exc:
+            log.warning("deployment %s: the runner at %s was not told of a revocation: %s", deployment.pk, url, exc)
+        else:
+            told.append(url)
+    return told
+
+
 def sweep_sandboxes() -> list[str]:
     """What dead processes left on this host (acumos_portal.sandbox.sweep): a local runner whose
     deployment is not live any more (stopped, destroyed, failed, deleted) and not being worked on,
@@ -596,6 +654,15 @@ class TryRefused(DeploymentRefused):
     code = "try_refused"
 
 
+class TryDenied(TryRefused):
+    """A try by a user whose agreement does not let them run predictions with the model: the licence's
+    sentence, status (403, or 402) and code, shown where Try it shows its refusals."""
+
+    def __init__(self, denied: LicenceDenied):
+        super().__init__(denied.message, details=denied.details)
+        self.status, self.code = denied.status, denied.code
+
+
 TRY_BODY_LIMIT = 64 * 1024  # a try is one row or a few: a larger body is someone using it as a free endpoint
 TRY_TIMEOUT = 15
 
@@ -608,6 +675,10 @@ def try_shared(user, deployment: Deployment, method: str, body: dict) -> str:
     if len(json.dumps(body)) > TRY_BODY_LIMIT:
         raise TryRefused(f"The request is larger than {TRY_BODY_LIMIT // 1024} KiB, the most Try it sends: "
                          "try a few rows here, and deploy the model (or run its bundle) for more.")
+    try:  # before the try is counted: a denied one is not a try
+        licence.authorize_predict(user, deployment.revision)
+    except LicenceDenied as denied:
+        raise TryDenied(denied) from denied
     _count_try(user)
     try:
         with _try_slot():

@@ -9,6 +9,7 @@ import shlex
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import Http404, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -19,6 +20,9 @@ from acumos_portal.htmx import is_htmx, messages_as_toasts
 from deployment import bundle, runner_client, selectors, services
 from deployment.forms import DeployForm, RenameForm, RollbackForm, ShareForm, SwapForm, TargetForm, TryForm
 from deployment.models import Target
+from licensing.policy import LicenceDenied
+from licensing.views import denied_page as licence_denied
+from marketplace import services as marketplace_services
 from marketplace.selectors import visible_revisions
 
 # ---------------------------------------------------------------- deploying
@@ -46,8 +50,8 @@ def deploy(request, pk):
                                f"changes were not sent. To deploy with other settings, reload the revision page and "
                                f"use its fresh form.")
         return redirect("deployment:detail", exc.deployment.pk)
-    except services.DeploymentRefused as exc:
-        messages.error(request, str(exc))
+    except (services.DeploymentRefused, LicenceDenied) as exc:  # a licence's denial says what to do next
+        messages.error(request, exc.message)
         return redirect("marketplace:revision", revision.pk)
     if made:
         messages.success(request, f"Deploying {deployment.display_name} to {deployment.target.name}.")
@@ -66,7 +70,11 @@ def _form_errors(form) -> str:
 def deployment_bundle(request, pk):
     revision = get_object_or_404(visible_revisions(request.user), pk=pk)
     try:
-        content = bundle.deployment_bundle(revision)
+        with transaction.atomic():  # no image, no bundle: nothing was downloaded, nothing is counted
+            marketplace_services.begin_download(request.user, revision, kind="deployment_bundle")
+            content = bundle.deployment_bundle(revision)
+    except LicenceDenied as denied:
+        return licence_denied(request, denied, revision)
     except bundle.NoImage:  # not an error of the user's: the bundle pins an image, and there is none yet
         messages.info(request, "The deployment bundle appears once an image of this version is built "
                                "(see Runner image below).")
@@ -155,8 +163,8 @@ def _operate(request, pk, action, success: str):
         said = action(deployment)
     except services.GracePeriodNotOver as exc:  # an explanation with the date, not an error
         messages.info(request, str(exc))
-    except services.DeploymentRefused as exc:
-        messages.error(request, str(exc))
+    except (services.DeploymentRefused, LicenceDenied) as exc:
+        messages.error(request, exc.message)
     else:
         messages.success(request, said if isinstance(said, str) else success)
     if is_htmx(request):  # the page's live part, as it is now, and what happened as a toast: no reload
