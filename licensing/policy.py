@@ -27,7 +27,7 @@ from acumos_portal.accounts.models import Membership
 from acumos_portal.api.refusals import Refused
 from licensing import services
 from licensing.choices import Action, AgreementStatus, AssigneeKind, Denial, OfferMode, RequestStatus, RuleKind
-from licensing.models import AccessRequest, LicenceProfile, Offer, Rule
+from licensing.models import AccessRequest, DeploymentGrant, LicenceProfile, Offer, Rule
 from marketplace import selectors as market
 from marketplace.models import Revision
 
@@ -102,7 +102,9 @@ def decide(who: Who, revision: Revision, action: str, *, consume: int = 0, kind:
     if prohibited:
         return _prohibited(action, prohibited[0])
     permits = [r for r in rules if r.kind == RuleKind.PERMIT]
-    usable = sorted((r for r in permits if _usable(r, action, consume, deployment_id, swap_in)), key=_ending_first)
+    held = _slot_held(deployment_id) if _needs_live_slot(action, deployment_id, swap_in) else None
+    usable = sorted((r for r in permits if _usable(r, action, consume, deployment_id, swap_in, held=held)),
+                    key=_ending_first)
     for rule in usable:
         decision = _use(rule, who, revision, action, consume=consume, kind=kind, deployment_id=deployment_id,
                         swap_in=swap_in)
@@ -145,12 +147,18 @@ def _needs_live_slot(action: str, deployment_id, swap_in: bool) -> bool:
     return action == Action.DEPLOY and deployment_id is not None and not swap_in
 
 
-def _usable(rule: Rule, action: str, consume: int, deployment_id, swap_in: bool) -> bool:
+def _slot_held(deployment_id) -> int | None:
+    """The rule whose live slot this deployment holds already (a start after a stop is not a second one)."""
+    return (DeploymentGrant.objects.filter(deployment_id=deployment_id, active=True)
+            .values_list("rule_id", flat=True).first())
+
+
+def _usable(rule: Rule, action: str, consume: int, deployment_id, swap_in: bool, *, held: int | None) -> bool:
     if rule.agreement.status != AgreementStatus.ACTIVE or not _in_dates(rule.agreement, timezone.now()):
         return False
     if not swap_in and rule.count_limit is not None and rule.count_used + max(consume, 1) > rule.count_limit:
         return False
-    if _needs_live_slot(action, deployment_id, swap_in) and rule.live_limit is not None:
+    if _needs_live_slot(action, deployment_id, swap_in) and rule.live_limit is not None and held != rule.pk:
         return rule.live_used < rule.live_limit
     return True
 

@@ -179,6 +179,35 @@ class Assignee:
                 "assignee_organisation": self.organisation, "assignee_peer": self.peer}
 
 
+def assignee_named(kind: str, name: str) -> Assignee:
+    """The assignee a form or the API names: a username, a group's name, an organisation's slug or
+    name, or a peer's certificate subject."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from acumos_portal.accounts.models import Organisation
+
+    name = name.strip()
+    if kind == AssigneeKind.USER:
+        user = get_user_model().objects.filter(username=name, is_active=True).first()
+        if user is None:
+            raise Refused(f"no active user is called {name!r}", "assignee.name")
+        return Assignee(kind, user=user)
+    if kind == AssigneeKind.GROUP:
+        group = Group.objects.filter(name=name).first()
+        if group is None:
+            raise Refused(f"no group is called {name!r}", "assignee.name")
+        return Assignee(kind, group=group)
+    if kind == AssigneeKind.ORGANISATION:
+        organisation = Organisation.objects.filter(Q(slug=name) | Q(name=name)).first()
+        if organisation is None:
+            raise Refused(f"no organisation is called {name!r} (admins add them in Manage)", "assignee.name")
+        return Assignee(kind, organisation=organisation)
+    if kind == AssigneeKind.PEER and name:
+        return Assignee(kind, peer=name[:200])
+    raise Refused(f"the assignee is a {', '.join(k for k in AssigneeKind.values if k != 'site')}", "assignee.kind")
+
+
 def may_license(user, solution: Solution) -> bool:
     """The licensor's side (grant, revoke, decide requests, set the offer, see usage): the solution's
     owners, for a model made here. An imported model's licensor is its origin, not anyone here."""
@@ -420,9 +449,10 @@ def consume_count(rule: Rule, n: int) -> bool:
     rules are not written (no row lock on the hot path)."""
     if rule.count_limit is None:
         return Agreement.objects.filter(pk=rule.agreement_id, status=AgreementStatus.ACTIVE).exists()
-    took = (Rule.objects.filter(pk=rule.pk, agreement__status=AgreementStatus.ACTIVE,
-                                count_used__lte=F("count_limit") - n)
-            .update(count_used=F("count_used") + n))
+    # Only the row's own columns in the condition: a filter through the agreement would make Django write
+    # `WHERE id IN (SELECT ... JOIN ...)`, whose subquery PostgreSQL does not re-check after waiting for the
+    # row lock, so two callers could both take the last unit (the check constraint caught it in the race test).
+    took = Rule.objects.filter(pk=rule.pk, count_used__lte=F("count_limit") - n).update(count_used=F("count_used") + n)
     if took and rule.count_used + n >= NEARLY_USED * rule.count_limit > rule.count_used:
         transaction.on_commit(lambda: _nearly_used(rule.pk))
     return bool(took)
