@@ -1,7 +1,8 @@
 """/api/v1/deployments, /api/v1/deployment-operations and /api/v1/deployment-targets. Who may see
 and change what comes only from deployment.selectors; what is not visible answers 404. What
 deployment.services refuses answers 400 about the deployment; a busy deployment, a grace period not over
-and a reused Idempotency-Key 409; a quota reached 429 (acumos_portal.api.errors)."""
+and a reused Idempotency-Key 409; a quota reached 429; a licence that refuses (deploy, start, swap in) 403,
+or 402 when access is sold, with its code (acumos_portal.api.errors)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ from deployment.models import Operation
 from marketplace.selectors import visible_revisions
 
 ACCEPTED = {202: OperationSerializer}
+LICENCE_DENIED = {
+    403: OpenApiResponse(description="the model's licence needs an agreement that allows this (codes "
+                                     "agreement_not_found, right_to_use_revoked, timing_constraint, usage_exhausted, "
+                                     "live_limit_reached, usage_prohibited); the message says what to do"),
+    402: OpenApiResponse(description="access is sold by the licensor (code payment_required; details.payment_url)")}
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
     description="A key of yours for this create (e.g. a UUID; 1-255 printable ASCII characters). Sent again "
@@ -53,7 +59,8 @@ class DeploymentViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retrie
         200: OpenApiResponse(DeploymentSerializer, description="the Idempotency-Key's earlier request made it"),
         409: OpenApiResponse(description="the Idempotency-Key came with another body (code idempotency_key_reused)"),
         429: OpenApiResponse(description="the caller's live deployments are at the quota "
-                                         "(ACUMOS_QUOTA_LIVE_DEPLOYMENTS; code quota_exceeded)")})
+                                         "(ACUMOS_QUOTA_LIVE_DEPLOYMENTS; code quota_exceeded)"),
+        **LICENCE_DENIED})
     def create(self, request):
         given = valid(DeployRequestSerializer, request)
         revision = _revision(request, given["revision"])
@@ -87,7 +94,7 @@ class DeploymentViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retrie
             services.set_shared(deployment, given["shared"])
         return Response(DeploymentSerializer(deployment).data)
 
-    @extend_schema(request=SwapRequestSerializer, responses=ACCEPTED)
+    @extend_schema(request=SwapRequestSerializer, responses={**ACCEPTED, **LICENCE_DENIED})
     @action(detail=True, methods=["post"])
     def swap(self, request, pk=None):
         deployment = self._managed()
@@ -107,7 +114,7 @@ class DeploymentViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retrie
         deployment = self._managed()
         return _accepted(lambda: services.stop(deployment, request.user))
 
-    @extend_schema(request=None, responses={**ACCEPTED, 429: OpenApiResponse(
+    @extend_schema(request=None, responses={**ACCEPTED, **LICENCE_DENIED, 429: OpenApiResponse(
         description="starting it would pass the caller's live-deployments quota (code quota_exceeded)")})
     @action(detail=True, methods=["post"])
     def start(self, request, pk=None):
