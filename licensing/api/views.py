@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from acumos_portal.api.errors import refusals_about
-from acumos_portal.api.views import VisibleObjectMixin, forbid_unless, valid
+from acumos_portal.api.views import AnyAcceptNegotiation, VisibleObjectMixin, forbid_unless, valid
 from licensing import policy, profiles, selectors, services, templates
 from licensing.api.serializers import (
     AcceptInput,
@@ -281,6 +281,8 @@ class UsageView(APIView):
     agreement and user or peer; `?format=csv` (or `Accept: text/csv`) streams it as CSV."""
 
     permission_classes = SIGNED_IN
+    # `?format=csv` and `Accept: text/csv` pick the CSV here, not DRF's renderer negotiation.
+    content_negotiation_class = AnyAcceptNegotiation
 
     def get(self, request):
         given = UsageQueryInput(data=request.query_params)
