@@ -5,8 +5,10 @@ An import believes nothing the peer says until it is checked: the manifest's sig
 kept unchanged), every artifact's bytes against the manifest's sha256 and size (content held here
 already is not fetched again; a transfer cut short resumes from its partial file on the next try),
 the bundle through local validation and the sandboxed smoke test, the image against the manifest's
-digest. Only then, in one transaction, are the solution and revision made (with the peer's ids),
-marked ready and published in the subscription's local catalog. A failure keeps nothing it made
+digest. A licence that needs an agreement needs the origin's signed agreement for this site, checked
+before anything is fetched. Only then, in one transaction, are the solution and revision made (with
+the peer's ids), marked ready, given that agreement as one for everyone here (licensing.exports), and
+published in the subscription's local catalog. A failure keeps nothing it made
 but the partial download; a failed item is tried again on later runs (ACUMOS_FEDERATION_ITEM_ATTEMPTS)
 and never holds the others back."""
 
@@ -27,12 +29,13 @@ from django.db.models import F
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
+from federation import identity, manifests, notices, signing
 from federation import images as federation_images
-from federation import manifests, notices
 from federation.choices import ChangeKind, ItemOutcome, ItemStatus, WithdrawalPolicy
 from federation.client import PeerAnswer, PeerClient, PeerUnavailable
 from federation.models import RevisionOrigin, Subscription, SyncItem, SyncResult, SyncRun
 from images import oci
+from licensing import exports
 from marketplace import services as marketplace_services
 from marketplace import storage
 from marketplace.choices import ArtifactKind, CatalogAccess, ModelType
@@ -230,8 +233,13 @@ def import_revision(client: PeerClient, subscription: Subscription, item: SyncIt
     _name_item(item, manifest)
     existing = Revision.objects.filter(pk=item.revision_id).select_related("solution").first()
     if existing is not None:
-        return _already_here(subscription, existing, checked)
+        agreement = check_agreement(manifest, detail, checked)
+        outcome = _already_here(subscription, existing, checked)
+        if agreement is not None:  # a new agreement (an extension, say) reaches this site this way
+            _import_agreement(existing, checked, agreement)
+        return outcome
     check_importable(subscription, manifest)  # before anything is fetched, stored or copied
+    agreement = check_agreement(manifest, detail, checked)
     blobs = fetch_artifacts(client, item, manifest, tally, subscription)
     metadata = check_bundle(blobs)
     if metadata != manifest["revision"].get("metadata"):
@@ -244,7 +252,7 @@ def import_revision(client: PeerClient, subscription: Subscription, item: SyncIt
         tally.reused += copied.report.bytes_skipped
     try:
         revision = _create(subscription, checked, blobs, copied.name_and_uri if copied else None, detail=detail,
-                           metadata=metadata, artifact_ids=tally.artifact_ids)
+                           metadata=metadata, artifact_ids=tally.artifact_ids, agreement=agreement)
     except Exception:
         if copied is not None:
             federation_images.discard(copied)
@@ -283,6 +291,55 @@ def check_importable(subscription: Subscription, manifest: dict) -> None:
                       f"{subscription.peer.name}")
     if found.revisions.filter(version=version).exists():
         raise Refusal(f"refused: {found.name} has a version {version} here already")
+
+
+def needs_agreement(manifest: dict) -> bool:
+    """The signed licence says a right to use is needed (read as licensing reads license.json)."""
+    licence = manifest.get("licence")
+    return isinstance(licence, dict) and bool(licence.get("rtuRequired", False))
+
+
+def check_agreement(manifest: dict, detail: dict, checked) -> dict | None:
+    """For a licence that needs an agreement: the agreement that came with the revision, {document,
+    signature}, believed only when the manifest's own signer signed it, it names this site as its
+    assignee, it is about this revision or its solution, and this site can read its rules and dates.
+    Refused otherwise, before anything is fetched. None when the licence needs no agreement."""
+    if not needs_agreement(manifest):
+        return None
+    name, origin = manifest["solution"].get("name", manifest["solution"]["id"]), checked.signer.name
+
+    def refusal(why: str) -> Refusal:
+        return Refusal(f"refused: {name} needs an agreement for this site; ask {origin} for one ({why})")
+
+    given = detail.get("agreement")
+    if not isinstance(given, dict) or not isinstance(given.get("document"), dict):
+        raise refusal("none came with it")
+    document = given["document"]
+    try:
+        signer = signing.verify(document, given.get("signature"), [])
+    except signing.BadSignature as exc:
+        raise refusal(f"the agreement's signature does not hold: {exc}") from exc
+    if signer.fingerprint != checked.signer.fingerprint:
+        raise refusal(f"the agreement was signed by {signer.name!r}, not by who signed the manifest")
+    me = identity.load().name
+    assignee = document.get("assignee") or {}
+    if assignee.get("kind") != "peer" or assignee.get("subject") != me:
+        raise refusal(f"the agreement is for {assignee.get('subject')!r}, not for this site ({me})")
+    target = document.get("target") or {}
+    if target.get("solution") != manifest["solution"]["id"] or \
+            target.get("revision") not in (None, manifest["revision"]["id"]):
+        raise refusal("the agreement is about another model")
+    try:
+        exports.check_document(document)
+    except exports.BadDocument as exc:
+        raise refusal(f"the agreement cannot be read here: {exc}") from exc
+    return given
+
+
+def _import_agreement(revision: Revision, checked, agreement: dict):
+    """The origin's agreement for this site, as a local agreement every user here shares."""
+    return exports.import_agreement(revision.solution, revision, agreement["document"], agreement["signature"],
+                                    checked.signer.name, origin_instance=str(checked.manifest["origin"]["instance"]))
 
 
 def _name_item(item: SyncItem, manifest: dict) -> None:
@@ -455,7 +512,7 @@ def _smoke(paths: dict[str, Path]) -> None:
 
 
 def _create(subscription: Subscription, checked, blobs: dict[str, Blob], image, *, detail: dict,
-            metadata: dict, artifact_ids: dict) -> Revision:
+            metadata: dict, artifact_ids: dict, agreement: dict | None = None) -> Revision:
     manifest = checked.manifest
     solution, revision = manifest["solution"], manifest["revision"]
     hops = [str(hop)[:200] for hop in (detail.get("origin") or {}).get("hops") or [checked.signer.name]][:20]
@@ -475,7 +532,9 @@ def _create(subscription: Subscription, checked, blobs: dict[str, Blob], image, 
             revision=made, manifest=manifest, signature=checked.signature, origin_name=checked.signer.name,
             origin_instance=manifest["origin"]["instance"], signer_sha256=checked.signer.fingerprint,
             signature_status=checked.status, peer=subscription.peer, subscription=subscription, hops=hops)
-        marketplace_services.revision_mark_ready(made)
+        marketplace_services.revision_mark_ready(made)  # its licence profile is noted (licensing)
+        if agreement is not None:
+            _import_agreement(made, checked, agreement)
         _publish(subscription, made)
     return made
 
