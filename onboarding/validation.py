@@ -169,7 +169,12 @@ def _check_samples_name_methods(manifest: Manifest, proto: CompiledProto) -> Non
 def validate_licence(path: Path) -> dict:
     """The schema, then what it cannot say (licensing.profiles.check: the SPDX expression, the text's
     size in bytes). Returns the profile with its `spdx` in canonical form."""
-    licence = _read_json(path, "license")
+    return validate_licence_profile(_read_json(path, "license"))
+
+
+def validate_licence_profile(licence) -> dict:
+    """validate_licence for a profile already read (the licence editor's): the schema, then
+    licensing.profiles.check. Raises Invalid with an error per property at fault."""
     _raise_schema_errors("license", "license.json", _schema_errors(_validator("license-profile.json"), licence))
     try:
         return profiles.check(licence).profile
