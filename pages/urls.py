@@ -1,6 +1,6 @@
 """The marketplace's pages, one module per area (pages.views); each module lists its own `urlpatterns`."""
 
-from pages.views import browse, manage, model_page, my_models, notifications, revisions, trying
+from pages.views import browse, licence_editor, manage, model_page, my_models, notifications, revisions, trying
 
 # The names are the product's URLs, older than this app: templates ({% url "marketplace:..." %}),
 # reverse() calls and settings (LOGIN_REDIRECT_URL) use them, so the namespace stays "marketplace".
@@ -12,5 +12,6 @@ urlpatterns = [
     *notifications.urlpatterns,
     *manage.urlpatterns,
     *revisions.urlpatterns,
+    *licence_editor.urlpatterns,
     *trying.urlpatterns,
 ]

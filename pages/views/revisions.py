@@ -12,6 +12,7 @@ from deployment.panels import deploy_panel
 from deployment.selectors import can_deploy, targets_for
 from images.panels import image_panel
 from licensing.policy import LicenceDenied
+from licensing.services import may_license
 from licensing.views import denied_page as licence_denied
 from marketplace import downloads, services
 from marketplace.choices import RevisionStatus
@@ -30,6 +31,7 @@ def revision(request, pk):
         "revision": found, "solution": found.solution, "artifacts": artifacts,
         "summary": metadata_summary(found.metadata), "job": job,
         "steps": job.steps.all() if job else [],
+        "may_license": found.is_ready and may_license(request.user, found.solution),  # the licence editor's link
         **image_panel(found, request.user, local_target=local_target_name(found, request.user)),
         **deploy_panel(found, request.user),
     })

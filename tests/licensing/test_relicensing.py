@@ -172,7 +172,8 @@ def test_a_duplicate_version_is_refused_naming_the_field(owner, source):
 
 @pytest.mark.parametrize("version", ["", "  ", "-1", "1.0 beta", "v" * 51])
 def test_a_version_that_is_not_one_is_refused(owner, source, version):
-    assert nothing_made(lambda: relicensing.relicense(owner, source, version=version, profile=APACHE)).field == "version"
+    refused = nothing_made(lambda: relicensing.relicense(owner, source, version=version, profile=APACHE))
+    assert refused.field == "version"
 
 
 def test_an_invalid_spdx_expression_is_refused_with_nothing_made(owner, source):
