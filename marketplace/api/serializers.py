@@ -58,12 +58,15 @@ class SolutionSerializer(serializers.ModelSerializer):
     revisions = serializers.SerializerMethodField(help_text="URL listing this solution's revisions")
     versions = serializers.SerializerMethodField(
         help_text="its revisions you may see, newest first: the unpublished ones only to those who manage it")
+    licence_ids = serializers.SerializerMethodField(help_text="the SPDX ids in its licence expression")
+    rtu_required = serializers.BooleanField(read_only=True,
+                                            help_text="whether its licence needs an agreement (rtuRequired)")
 
     class Meta:
         model = Solution
         fields = ["id", "name", "description", "owner", "model_type", "model_type_label", "toolkit", "tags", "licence",
-                  "audience", "catalogs", "rating_avg", "rating_count", "view_count", "download_count", "is_favorite",
-                  "created", "modified", "revision_count", "revisions", "versions"]
+                  "licence_ids", "rtu_required", "audience", "catalogs", "rating_avg", "rating_count", "view_count",
+                  "download_count", "is_favorite", "created", "modified", "revision_count", "revisions", "versions"]
         read_only_fields = fields
 
     @extend_schema_field(serializers.ChoiceField(choices=list(AUDIENCES.values())))
@@ -78,6 +81,10 @@ class SolutionSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.CharField())
     def get_revisions(self, solution: Solution) -> str:
         return f"{reverse('api:revision-list')}?solution={solution.pk}"
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_licence_ids(self, solution: Solution) -> list[str]:
+        return solution.licence_ids.split()
 
     @extend_schema_field(RevisionRefSerializer(many=True))
     def get_versions(self, solution: Solution) -> list[dict]:
@@ -99,7 +106,11 @@ class SolutionSearchSerializer(serializers.Serializer):
     toolkit = serializers.CharField(required=False, allow_blank=True, max_length=30)
     tag = serializers.CharField(required=False, allow_blank=True, max_length=50)
     catalog = serializers.UUIDField(required=False, allow_null=True, help_text="a catalog's id")
-    licence = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    licence = serializers.CharField(required=False, allow_blank=True, max_length=100,
+                                    help_text="a whole licence expression, or one SPDX id in it (MIT)")
+    access = serializers.ChoiceField(choices=[("open", "no agreement needed"), ("agreement", "an agreement needed")],
+                                     required=False, allow_blank=True,
+                                     help_text="open: licences anyone may use; agreement: rtuRequired licences")
     sort = serializers.ChoiceField(choices=SortOrder.choices, required=False, allow_blank=True,
                                    help_text="default: relevance with `q`, otherwise recent")
 

@@ -11,6 +11,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 from urllib.parse import urlencode
 
 from django.core.paginator import Page, Paginator
@@ -22,7 +23,9 @@ from django.utils.timesince import timesince
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
+from acumos_portal.api.refusals import Refused
 from acumos_portal.htmx import is_htmx
+from licensing import profiles
 from marketplace import markdown, selectors
 from marketplace.choices import ModelType, SortOrder
 from marketplace.models import Catalog, Publication, Solution
@@ -34,9 +37,11 @@ VIEWS = ("grid", "list")
 JUST_NOW = timedelta(minutes=1)
 # The sidebar's sections, in the order shown.
 FACETS = (("catalog", "Catalog"), ("model_type", "Model type"), ("toolkit", "Toolkit"),
-          ("tag", "Tags"), ("licence", "Licence"))
+          ("tag", "Tags"), ("licence", "Licence"), ("access", "Access"))
 # The parameters a link keeps, in the order they appear in an address.
-KEPT = ("q", "model_type", "toolkit", "tag", "catalog", "licence", "sort", "view")
+KEPT = ("q", "model_type", "toolkit", "tag", "catalog", "licence", "access", "sort", "view")
+# The Access filter's values (selectors.ACCESS_FILTERS), as people read them.
+ACCESS_LABELS = {"open": "Open", "agreement": "Needs an agreement"}
 
 
 @require_GET
@@ -60,7 +65,7 @@ def browse(request):
         "recent_url": links.to(sort=SortOrder.RECENT, page=""),
         "pages": links.pages(page),
         "cards": cards_of(page, request.user, links),
-        "facets": facet_sections(summary.facets, params, links),
+        "facets": facet_sections(sidebar_counts(summary, params), params, links),
         "chips": chips_of(params, catalog, links),
         "sort_options": sort_options(params),
         "form_fields": [(name, value) for name, value in links.query.items() if name not in ("q", "sort")],
@@ -92,6 +97,7 @@ def search_params(query: QueryDict, catalog: Catalog | None = None) -> selectors
         tag=_text(query, "tag"),
         catalog=str(catalog.pk) if catalog else "",
         licence=_text(query, "licence"),
+        access=_choice(query, "access", list(selectors.ACCESS_FILTERS)),
         sort=_choice(query, "sort", SortOrder.values),
     )
 
@@ -217,6 +223,40 @@ def catalogs_by_solution(user, solution_ids: list) -> dict:
     return found
 
 
+def sidebar_counts(summary: selectors.Summary, params: selectors.SearchParams) -> dict:
+    """The summary's counts as the sidebar shows them: licences per SPDX id, and the Access filter."""
+    return {**summary.facets, "licence": licence_id_facet(summary.facets["licence"], params.licence, summary.total),
+            "access": [(value, label, None) for value, label in ACCESS_LABELS.items()]}
+
+
+def licence_id_facet(expressions: selectors.Facet, chosen: str, total: int) -> selectors.Facet:
+    """Licences by SPDX id, from the (cached) counts per expression: a model under "Apache-2.0 OR MIT"
+    counts under Apache-2.0 and under MIT, as the filter finds it under either. Counted among the
+    FACET_LIMIT most common expressions the summary keeps; the chosen id's count is the results' own."""
+    counts: dict[str, int] = {}
+    for value, _, n in expressions:
+        for licence_id in licence_ids_of(value):
+            counts[licence_id] = counts.get(licence_id, 0) + n
+    if chosen:
+        counts[chosen] = total
+    biggest = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:selectors.FACET_LIMIT]
+    if chosen and all(value != chosen for value, _ in biggest):
+        biggest.append((chosen, total))
+    return [(value, value, n) for value, n in biggest]
+
+
+@lru_cache(maxsize=1024)
+def licence_ids_of(label: str) -> tuple[str, ...]:
+    """The SPDX ids in a solution's licence label; a label that is no SPDX expression (an old upload's
+    keyword, "Company B Proprietary") is one value of its own."""
+    try:
+        if profiles.canonical_spdx(label) == label:
+            return tuple(profiles.spdx_ids(label))
+    except Refused:
+        pass
+    return (label,)
+
+
 def facet_sections(counts: dict, params: selectors.SearchParams, links: Links) -> list[dict]:
     """The sidebar: each filter with its values among the results. A value links to the results
     narrowed to it; the chosen one links back to the results without it."""
@@ -235,7 +275,7 @@ def chips_of(params: selectors.SearchParams, catalog: Catalog | None, links: Lin
     """The active filters, each with a link that removes it, labelled as a reader knows them."""
     titles = dict(FACETS)
     labels = {"model_type": ModelType(params.model_type).label if params.model_type else "",
-              "catalog": catalog.name if catalog else ""}
+              "catalog": catalog.name if catalog else "", "access": ACCESS_LABELS.get(params.access, "")}
     return [{"name": name, "title": titles[name], "label": labels.get(name) or value, "url": links.to(**{name: ""})}
             for name, value in params.active_filters.items()]
 

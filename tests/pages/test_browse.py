@@ -17,6 +17,7 @@ from django.utils import timezone
 from acumos_portal.accounts import site
 from acumos_portal.accounts.models import SiteSettings
 from acumos_portal.accounts.site import current_site, forget_site
+from licensing import profiles
 from marketplace import selectors, services
 from marketplace.choices import ModelType, NotificationKind
 from marketplace.models import Solution, Tag
@@ -267,6 +268,95 @@ def test_filter_values_are_kept_as_hidden_fields_of_the_search_form(client_for, 
     html = browse(client_for(owner), tag="vision", toolkit="onnx").content.decode()
     assert '<input type="hidden" name="tag" value="vision">' in html
     assert '<input type="hidden" name="toolkit" value="onnx">' in html
+
+
+# ---------------------------------------------------------------- licences by SPDX id, and access
+
+def licensed(solution: Solution, expression: str, *, rtu_required: bool = False) -> Solution:
+    """As licensing notes a licence (licensing.services.note_profile): the label, its ids, rtuRequired."""
+    ids = f" {' '.join(profiles.spdx_ids(expression))} "
+    services.set_licence_summary(solution.pk, label=expression, ids=ids, rtu_required=rtu_required)
+    return solution
+
+
+@pytest.fixture
+def licences(catalogs):
+    """Dual-licensed, MIT alone, Apache alone, and a proprietary licence that needs an agreement."""
+    for name, expression, rtu in (("Dual", "Apache-2.0 OR MIT", False), ("Permissive", "MIT", False),
+                                  ("Patented", "Apache-2.0", False),
+                                  ("Closed", "LicenseRef-Acme-Proprietary", True)):
+        licensed(published(catalogs["public"], name=name), expression, rtu_required=rtu)
+
+
+def test_the_licence_filter_counts_each_spdx_id_once_per_model(client, licences):
+    response = browse(client)
+    assert facet(response, "licence") == {"MIT": 2, "Apache-2.0": 2, "LicenseRef-Acme-Proprietary": 1}
+
+
+@pytest.mark.parametrize(("licence", "expected"), [
+    ("MIT", ["Dual", "Permissive"]),
+    ("Apache-2.0", ["Dual", "Patented"]),
+    ("Apache-2.0 OR MIT", ["Dual"]),  # a whole expression, as a link from before still asks
+])
+def test_the_licence_filter_finds_an_id_inside_an_expression(client, licences, licence, expected):
+    response = browse(client, licence=licence)
+    assert sorted(names_in(response)) == expected
+    assert facet(response, "licence")[licence] == len(expected)
+
+
+def test_a_chosen_licence_id_links_back_and_the_others_say_what_they_would_give(client, licences):
+    response = browse(client, licence="MIT")
+    values = {item["label"]: item for section in response.context["facets"] if section["name"] == "licence"
+              for item in section["values"]}
+    assert values["MIT"]["chosen"] and "licence=" not in values["MIT"]["url"]
+    assert values["Apache-2.0"]["count"] == 2 and "licence=Apache-2.0" in values["Apache-2.0"]["url"]
+
+
+def test_an_old_keyword_that_is_no_spdx_expression_is_one_value(client, catalogs):
+    services.set_licence_summary(published(catalogs["public"], name="Old").pk, label="Company B Proprietary",
+                                 ids="", rtu_required=False)
+    response = browse(client)
+    assert facet(response, "licence") == {"Company B Proprietary": 1}
+    assert names_in(browse(client, licence="Company B Proprietary")) == ["Old"]
+
+
+@pytest.mark.parametrize(("access", "expected", "label"), [
+    ("open", ["Dual", "Patented", "Permissive"], "Open"),
+    ("agreement", ["Closed"], "Needs an agreement"),
+])
+def test_the_access_filter(client, licences, access, expected, label):
+    response = browse(client, access=access)
+    assert sorted(names_in(response)) == expected
+    assert [(chip["title"], chip["label"]) for chip in response.context["chips"]] == [("Access", label)]
+    links = {item["label"]: item for section in response.context["facets"] if section["name"] == "access"
+             for item in section["values"]}
+    assert set(links) == {"Open", "Needs an agreement"} and links[label]["chosen"]
+    assert f'<input type="hidden" name="access" value="{access}">' in response.content.decode()
+
+
+def test_the_access_filter_combines_with_a_licence_id(client, licences):
+    assert names_in(browse(client, access="agreement", licence="MIT")) == []
+    assert sorted(names_in(browse(client, access="open", licence="MIT"))) == ["Dual", "Permissive"]
+
+
+def test_a_nonsense_access_value_is_ignored(client, licences):
+    assert len(names_in(browse(client, access="everyone"))) == 4
+
+
+def test_a_card_shows_its_licence_and_whether_it_needs_an_agreement(client, licences):
+    html = browse(client).content.decode()
+    assert '<span class="visually-hidden">Licence: </span>Apache-2.0 OR MIT</li>' in html
+    assert html.count(">Agreement needed</li>") == 1
+
+
+def test_the_api_searches_by_access_and_licence_id_and_says_what_each_needs(client, licences):
+    found = client.get("/api/v1/solutions/", {"access": "open", "licence": "MIT"}).json()["results"]
+    assert sorted((s["name"], s["licence"], s["rtu_required"]) for s in found) == [
+        ("Dual", "Apache-2.0 OR MIT", False), ("Permissive", "MIT", False)]
+    assert {s["name"]: s["licence_ids"] for s in found}["Dual"] == ["Apache-2.0", "MIT"]
+    closed = client.get("/api/v1/solutions/", {"access": "agreement"}).json()["results"]
+    assert [(s["name"], s["rtu_required"]) for s in closed] == [("Closed", True)]
+    assert client.get("/api/v1/solutions/", {"access": "everyone"}).status_code == 400
 
 
 def test_tags_and_catalogs_on_a_card_link_to_their_filter(client, catalogs, mixed):
