@@ -89,13 +89,19 @@ class Meter:
     def take(self, slot) -> bytes:
         """Count one prediction by `slot`'s model, or raise the 403 that says why it is refused.
         Returns the entitlement key, for give_back."""
-        with self._locked():
-            key, used, refused = self._counts()
-            refusal = self._refusal(slot, used)
-            if refusal is None:
-                COUNT.pack_into(self._map, USED_AT, used + 1)
-                return key
-            COUNT.pack_into(self._map, REFUSED_AT, refused + 1)
+        # The lock pair is written out rather than `with self._locked()`: this runs on every prediction,
+        # and a generator-based context manager costs as much as the flock calls themselves.
+        with self._lock:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                key, used, refused = self._counts()
+                refusal = self._refusal(slot, used)
+                if refusal is None:
+                    COUNT.pack_into(self._map, USED_AT, used + 1)
+                    return key
+                COUNT.pack_into(self._map, REFUSED_AT, refused + 1)
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
         metrics.entitlement_refused(refusal.code)
         raise refusal
 
