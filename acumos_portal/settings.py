@@ -336,6 +336,16 @@ ACUMOS_FEDERATION_MAX_ARTIFACT_MB = env_int("ACUMOS_FEDERATION_MAX_ARTIFACT_MB",
 # The longest one run may take, whatever a peer does (a peer trickling bytes must not hold a worker).
 ACUMOS_FEDERATION_RUN_SECONDS = env_int("ACUMOS_FEDERATION_RUN_SECONDS", 3600)
 
+# Licensing (README, "Licences and rights to use"): runners of a model whose licence needs an agreement
+# meter predictions against entitlements this site signs with an Ed25519 key of its own (not the
+# federation identity's), kept in ACUMOS_LICENSING_KEY_FILE and made on first use. An entitlement lives
+# at most ACUMOS_ENTITLEMENT_TTL seconds (a revocation the portal cannot deliver ends by then) and
+# reserves at most ACUMOS_ENTITLEMENT_BLOCK predictions of a limited agreement at a time.
+ACUMOS_LICENSING_KEY_FILE = Path(env_str("ACUMOS_LICENSING_KEY_FILE",
+                                         str(DATA_DIR / "licensing" / "entitlement-key.pem")))
+ACUMOS_ENTITLEMENT_TTL = env_int("ACUMOS_ENTITLEMENT_TTL", 24 * 3600)
+ACUMOS_ENTITLEMENT_BLOCK = env_int("ACUMOS_ENTITLEMENT_BLOCK", 10000)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "acumos_portal.api.authentication.TokenAuthentication",
