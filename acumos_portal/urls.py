@@ -17,6 +17,8 @@ urlpatterns = [
     path("federation/", include("federation.api.urls")),
     # Peers, grants and subscriptions: the site's admins' pages.
     path("site/federation/", include("federation.urls")),
+    # Licences: a model's licence and access to it, the licensor's requests, agreements and usage.
+    path("licensing/", include("licensing.urls")),
     path("", include("images.urls")),
     path("", include("deployment.urls")),
     path("", include("pages.urls")),

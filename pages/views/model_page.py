@@ -11,6 +11,7 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Exists, OuterRef
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -24,6 +25,8 @@ from acumos_portal.htmx import is_htmx
 from deployment.choices import DeploymentStatus
 from deployment.selectors import can_deploy, can_manage, deployments_serving, visible_deployments
 from federation.selectors import origin_of
+from licensing.choices import Action, Denial
+from licensing.views import viewer_state
 from marketplace import services, signature
 from marketplace.markdown import render_markdown
 from marketplace.models import Artifact, Comment, Publication, PublishRequest, SolutionShare
@@ -110,6 +113,8 @@ def page_context(user, solution, revisions, revision, **overrides) -> dict:
     taking_part = signed_in(user)  # can_take_part, known without asking again
     shared = page_parts(solution)
     tags = shared.tags
+    deployable = revision is not None and revision.is_ready and can_deploy(user, revision, seen=True,
+                                                                           manages=can_manage)
     context = {
         "solution": solution, "revisions": revisions, "revision": revision,
         "tags": tags,
@@ -121,8 +126,8 @@ def page_context(user, solution, revisions, revision, **overrides) -> dict:
         "bundle_ready": revision is not None and revision.is_ready,
         **_api_context(user, revision, artifacts),
         "job": steps[0].job if steps else None, "steps": steps,
-        "can_deploy": revision is not None and revision.is_ready and can_deploy(
-            user, revision, seen=True, manages=can_manage),
+        "can_deploy": deployable,
+        **licence_context(user, solution, revision, deployable=deployable),
         **favorite_context(user, solution, shared, marks=marks),
         **ratings_context(user, solution, overrides.get("rating_form"), taking_part=taking_part,
                           owner=can_manage and owns(user, solution, marks=marks), shared=shared, marks=marks),
@@ -145,6 +150,34 @@ def _imported_origin(solution, revision):
         return None
     origin = origin_of(revision)
     return origin if origin is not None and origin.is_imported else None
+
+
+def licence_context(user, solution, revision, *, deployable: bool) -> dict:
+    """The version's licence (its profile came with the versions' query: _revisions) and, when it needs
+    an agreement, the viewer's own state from the policy's dry run, with why download and deploy are
+    off. Per viewer, so never in the page's shared cache; an open licence asks nothing more (the policy
+    would answer "open" from the same profile)."""
+    profile = _profile_of(revision)
+    url = reverse("licensing:solution", args=[solution.pk]) + (f"?version={revision.pk}" if revision else "")
+    context = {"licence_profile": profile, "licence_url": url, "licence_state": None, "download_off": "",
+               "deploy_off": ""}
+    if profile is None or not profile.rtu_required or not revision.is_ready:
+        return context
+    state = viewer_state(user, revision, Action.DOWNLOAD)
+    context.update(licence_state=state, download_off="" if state.allowed else Denial(state.decision.code).label)
+    if deployable:
+        deploy = viewer_state(user, revision, Action.DEPLOY)
+        context["deploy_off"] = "" if deploy.allowed else Denial(deploy.decision.code).label
+    return context
+
+
+def _profile_of(revision):
+    if revision is None:
+        return None
+    try:
+        return revision.licence_profile
+    except ObjectDoesNotExist:  # no licence file: nothing restricts it
+        return None
 
 
 def _api_context(user, revision, artifacts) -> dict:
@@ -331,8 +364,10 @@ def _managed_or_404(user, pk):
 
 def _revisions(user, solution) -> list:
     """The versions the user may see, newest first, each knowing whether it is `serving` (see
-    _running_deployment). Their solution is the one given: no join for it."""
-    revisions = visible_revisions(user).filter(solution=solution).select_related(None).order_by("-created")
+    _running_deployment) and with its licence profile. Their solution is the one given: no join for it."""
+    # Each with its licence profile (the text left out: the licence page shows it), joined, no query more.
+    revisions = (visible_revisions(user).filter(solution=solution).select_related(None)
+                 .select_related("licence_profile").defer("licence_profile__profile").order_by("-created"))
     if signed_in(user):
         revisions = revisions.annotate(serving=Exists(_serving(user).filter(revision=OuterRef("pk"))))
     found = list(revisions)
