@@ -6,6 +6,9 @@
     history.json       every activation, newest last
     workers/<pid>.json what each worker serves and has prepared
     swap.lock          flock held by the worker leading a swap
+    meter.bin, entitlement.json, entitlement-history.json
+                       the metering of a licensed model (runner_image.meter), only with
+                       RUNNER_REQUIRE_ENTITLEMENT=1
 
 Every file is replaced atomically (write, fsync-free rename), so a reader never sees half.
 """
