@@ -371,7 +371,11 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"RevisionStatusEnum": "marketplace.choices.RevisionStatus",
                             "JobStatusEnum": "acumos_portal.choices.JobStatus",
                             "StepStatusEnum": "onboarding.choices.StepStatus",
-                            "NotificationKindEnum": "marketplace.choices.NotificationKind"},
+                            "NotificationKindEnum": "marketplace.choices.NotificationKind",
+                            "AgreementSourceEnum": "licensing.choices.AgreementSource",
+                            "ProfileSourceEnum": "licensing.choices.ProfileSource",
+                            "UsageSourceEnum": "licensing.choices.UsageSource",
+                            "OnboardingSourceEnum": "onboarding.choices.Source"},
 }
 
 AUTH_PASSWORD_VALIDATORS = [  # Django's four: length, like the user's name or email, common, all digits
