@@ -8,10 +8,14 @@ reference implementation, which ships the SPDX licence list); design section 2, 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 
+from jsonschema import Draft7Validator
 from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
 
 from acumos_portal.api.refusals import Refused
@@ -115,6 +119,22 @@ def text_sha256(text: str) -> str:
 
 
 # ---------------------------------------------------------------- the profile
+
+# Acumos licence profile 1.0.0 with the optional spdx, licenseText and licenseUrl: onboarding validates
+# uploads against it, and relicensing the profiles it is given.
+SCHEMA = Path(__file__).parent / "schemas" / "license-profile.json"
+
+
+@cache
+def _schema_validator() -> Draft7Validator:
+    return Draft7Validator(json.loads(SCHEMA.read_text()))
+
+
+def schema_errors(profile) -> list[dict]:
+    """Where `profile` breaks the schema: [{"field": "copyright.year", "message": ...}], in field order."""
+    errors = sorted(_schema_validator().iter_errors(profile), key=lambda e: list(e.absolute_path))
+    return [{"field": ".".join(str(p) for p in e.absolute_path) or "(root)", "message": e.message} for e in errors]
+
 
 def check(profile: dict) -> ProfileSummary:
     """Checks what the schema cannot (the SPDX expression, the text's size in bytes) and sums the

@@ -2,9 +2,8 @@
 `license.json` (design section 6, "Licence editor"). A ready revision never changes (its profile is
 what agreements and acceptances were made against), so a licence is changed by a new version.
 
-The profile given is checked here with `licensing.profiles.check` (the SPDX expression, the text);
-the JSON schema of `license.json` is onboarding's, a layer above licensing, so callers run it first
-(`onboarding.validation.validate_licence_profile`, as the licence editor does)."""
+The profile given is checked here against the licence profile schema and with
+`licensing.profiles.check` (the SPDX expression, the text), as onboarding checks an uploaded one."""
 
 from __future__ import annotations
 
@@ -44,6 +43,10 @@ def relicense(user, revision: Revision, *, version: str, profile: dict) -> Revis
     version = checked_version(solution, version)
     if not isinstance(profile, dict):
         raise Refused("the licence profile is a JSON object (license.json)", field="profile")
+    problems = profiles.schema_errors(profile)
+    if problems:
+        raise Refused(f"license.json does not match the schema: {problems[0]['field']}: {problems[0]['message']}",
+                      field=f"profile.{problems[0]['field']}")
     summary = profiles.check(profile)
     with transaction.atomic():
         made = _new_revision(user, revision, version)

@@ -175,7 +175,7 @@ def validate_licence(path: Path) -> dict:
 def validate_licence_profile(licence) -> dict:
     """validate_licence for a profile already read (the licence editor's): the schema, then
     licensing.profiles.check. Raises Invalid with an error per property at fault."""
-    _raise_schema_errors("license", "license.json", _schema_errors(_validator("license-profile.json"), licence))
+    _raise_schema_errors("license", "license.json", profiles.schema_errors(licence))
     try:
         return profiles.check(licence).profile
     except Refused as exc:

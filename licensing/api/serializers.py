@@ -113,6 +113,12 @@ class LicenceSerializer(serializers.ModelSerializer):
                   "profile"]
 
 
+class RelicenseInput(serializers.Serializer):
+    version = serializers.CharField(max_length=50, help_text="the new revision's version")
+    profile = serializers.DictField(help_text="the new license.json (Acumos licence profile 1.0.0, with spdx, "
+                                              "licenseText and licenseUrl if wanted)")
+
+
 class AccessQuery(serializers.Serializer):
     action = serializers.ChoiceField(choices=Action.choices, required=False, default=Action.DOWNLOAD)
 

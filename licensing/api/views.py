@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from acumos_portal.api.errors import refusals_about
 from acumos_portal.api.views import AnyAcceptNegotiation, VisibleObjectMixin, forbid_unless, valid
-from licensing import policy, profiles, selectors, services, templates
+from licensing import policy, profiles, relicensing, selectors, services, templates
 from licensing.api.serializers import (
     AcceptInput,
     AccessApproveInput,
@@ -31,6 +31,7 @@ from licensing.api.serializers import (
     LicenceSerializer,
     OfferInput,
     OfferSerializer,
+    RelicenseInput,
     RequestListQuery,
     RevokeInput,
     UsageQueryInput,
@@ -101,6 +102,21 @@ class RevisionLicenceViewSet(viewsets.ViewSet):
         if profile is None:
             raise exceptions.NotFound("this revision has no licence profile")
         return Response(LicenceSerializer(profile).data)
+
+    @extend_schema(request=RelicenseInput, responses={201: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["post"])
+    def relicense(self, request, pk=None):
+        """A new revision of the same model under a new licence (a ready revision never changes): the same
+        files and image, the new license.json. Owners only."""
+        forbid_unless(market.signed_in(request.user), "sign in to change a licence")
+        revision = _visible_revision(request.user, pk)
+        given = valid(RelicenseInput, request)
+        with refusals_about("profile"):
+            made = relicensing.relicense(request.user, revision, version=given["version"], profile=given["profile"])
+        profile = selectors.profile_of(made)
+        return Response({"revision": str(made.pk), "version": made.version,
+                         "licence": LicenceSerializer(profile).data if profile else None},
+                        status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[AccessQuery], responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get"])

@@ -203,3 +203,19 @@ def test_usage_for_the_licensor_as_json_and_csv_and_nothing_for_others(api, rtu_
 def test_pending_requests_are_one_per_user_and_model(api, rtu_revision, other_user):
     assert ask(api, other_user, rtu_revision).status_code == 201
     assert AccessRequest.objects.filter(status=RequestStatus.PENDING).count() == 1
+
+
+def test_relicense_makes_a_new_revision_and_refuses_a_profile_off_the_schema(api, owner, other_user, rtu_revision):
+    from licensing import templates
+    from marketplace.models import Revision
+
+    profile = templates.render("mit", year=2026, company="Acme")
+    url = f"{API}/revisions/{rtu_revision.pk}/relicense"
+    assert api(other_user).post(url, {"version": "9.0.0", "profile": profile}, format="json").status_code == 403
+    broken = {k: v for k, v in profile.items() if k != "copyright"}
+    refused = api(owner).post(url, {"version": "9.0.0", "profile": broken}, format="json")
+    assert refused.status_code == 400 and "copyright" in str(refused.json())
+    made = api(owner).post(url, {"version": "9.0.0", "profile": profile}, format="json")
+    assert made.status_code == 201, made.content
+    assert made.json()["licence"]["spdx"] == "MIT" and made.json()["licence"]["rtu_required"] is False
+    assert Revision.objects.filter(solution=rtu_revision.solution, version="9.0.0").exists()
