@@ -173,6 +173,8 @@ def _use(rule: Rule, who: Who, revision: Revision, action: str, *, consume: int,
     """Take what the use needs from `rule`, all or nothing; None when another caller took the last of it
     first (the next permit is tried)."""
     remaining = rule.remaining
+    if consume and action == Action.EXPORT:
+        return _export(rule, who, revision, kind)
     if consume or _needs_live_slot(action, deployment_id, swap_in):
         with transaction.atomic():
             if consume and not services.consume_count(rule, consume):
@@ -188,6 +190,20 @@ def _use(rule: Rule, who: Who, revision: Revision, action: str, *, consume: int,
     return Decision(True, ALLOWED_ENTITLED, f"Allowed by your agreement {_left(remaining, action)}.".replace(" .", "."),
                     agreement_id=rule.agreement_id, rule_id=rule.pk, remaining=remaining,
                     details=_agreement_details(rule, remaining))
+
+
+def _export(rule: Rule, who: Who, revision: Revision, kind: str) -> Decision | None:
+    """An export counts once per revision, however often the peer fetches it (retries, Range requests):
+    the usage record is written first, and its unique constraint makes concurrent first fetches wait for
+    each other, so only the one that wrote it takes a count."""
+    with transaction.atomic():
+        record, created = services.record_export(rule.agreement, revision, who=who, kind=kind)
+        if created and not services.consume_count(rule, 1):
+            transaction.set_rollback(True)
+            return None
+    remaining = None if rule.count_limit is None else rule.count_limit - rule.count_used - int(created)
+    return Decision(True, ALLOWED_ENTITLED, "Allowed by the export agreement.", agreement_id=rule.agreement_id,
+                    rule_id=rule.pk, remaining=remaining, details=_agreement_details(rule, remaining))
 
 
 def _left(remaining: int | None, action: str) -> str:
@@ -258,14 +274,28 @@ def _no_agreement(who: Who, revision: Revision, action: str) -> Decision:
     """No agreement applies: say what would get one."""
     solution = revision.solution
     verb = _VERBS[action]
+    return _nobody_here_grants(who, solution, verb) or _next_step(who, solution, verb)
+
+
+def _nobody_here_grants(who: Who, solution, verb: str) -> Decision | None:
+    """A peer, an anonymous visitor, or a model whose licensor is another site: no request here helps."""
     if who.peer:
         return Decision(False, Denial.AGREEMENT_NOT_FOUND,
                         f"{solution.name} needs an agreement for your site; ask its licensor for one.", 403)
-    urls = _next_step_urls(solution.pk)
     if who.user is None:
         return Decision(False, Denial.AGREEMENT_NOT_FOUND,
                         f"{solution.name} needs an agreement to {verb} it. Sign in and request access.", 403,
-                        details=urls)
+                        details=_next_step_urls(solution.pk))
+    if market.is_imported(solution):  # its licensor is the origin: nobody here can grant it
+        return Decision(False, Denial.AGREEMENT_NOT_FOUND,
+                        f"{solution.name} was imported from {solution.imported_from}, whose agreement with this "
+                        f"site does not let you {verb} it; ask the origin's licensor.", 403)
+    return None
+
+
+def _next_step(who: Who, solution, verb: str) -> Decision:
+    """What the licensor's offer lets this user do: buy, accept, ask the licensor, or request."""
+    urls = _next_step_urls(solution.pk)
     offer = Offer.objects.filter(solution_id=solution.pk).first()
     if offer is not None and offer.payment_required and offer.payment_url:
         return Decision(False, Denial.PAYMENT_REQUIRED,

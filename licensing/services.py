@@ -497,15 +497,16 @@ def release_deployment(deployment_id) -> bool:
 
 def record_usage(agreement: Agreement, revision: Revision, action: str, *, who, quantity: int = 1, kind: str = "",
                  deployment_id=None, source: str = UsageSource.PORTAL) -> UsageRecord | None:
-    """One entitled use. An export is recorded once per revision, however often the peer asks."""
-    fields = {"agreement": agreement, "solution_id": revision.solution_id, "revision": revision, "action": action,
-              "kind": kind[:30], "user": who.user, "peer": who.peer, "deployment_id": deployment_id,
-              "quantity": quantity, "source": source}
-    if action == Action.EXPORT:
-        record, _ = UsageRecord.objects.get_or_create(agreement=agreement, revision=revision, action=action,
-                                                      defaults=fields)
-        return record
-    return UsageRecord.objects.create(**fields)
+    """One entitled use (exports: record_export)."""
+    return UsageRecord.objects.create(agreement=agreement, solution_id=revision.solution_id, revision=revision,
+                                      action=action, kind=kind[:30], user=who.user, peer=who.peer,
+                                      deployment_id=deployment_id, quantity=quantity, source=source)
+
+
+def record_export(agreement: Agreement, revision: Revision, *, who, kind: str = "") -> tuple[UsageRecord, bool]:
+    """An export is recorded once per (agreement, revision); (record, whether this call made it)."""
+    return UsageRecord.objects.get_or_create(agreement=agreement, revision=revision, action=Action.EXPORT, defaults={
+        "solution_id": revision.solution_id, "kind": kind[:30], "peer": who.peer, "user": who.user})
 
 
 def active_agreements(solution: Solution):
