@@ -19,7 +19,7 @@ from marketplace.models import Revision
 
 ACTIONS = [Action.DOWNLOAD, Action.DEPLOY, Action.PREDICT, Action.EXPORT]
 NOT_INCLUDED = ""
-RULE_CHOICES = [(NOT_INCLUDED, "Not included"), (RuleKind.PERMIT, "Permitted"), (RuleKind.PROHIBIT, "Prohibited")]
+RULE_CHOICES = [(NOT_INCLUDED, "No rule"), (RuleKind.PERMIT, "Permitted"), (RuleKind.PROHIBIT, "Prohibited")]
 # Who a licensor grants to from a page; "site" is for agreements imported from a peer only.
 GRANTABLE = [(AssigneeKind.USER, "A user"), (AssigneeKind.GROUP, "A group"),
              (AssigneeKind.ORGANISATION, "An organisation"), (AssigneeKind.PEER, "A peer marketplace")]
@@ -154,7 +154,7 @@ class GrantForm(TermsForm):
     revision = forms.ModelChoiceField(queryset=None, required=False, label="Version",
                                       empty_label="Every version", help_text="the agreement covers only this one")
     ends = forms.DateField(required=False, label="Ends on", widget=forms.DateInput(attrs={"type": "date"}),
-                           help_text="at 00:00 UTC that day; empty: after the days above, or never")
+                           help_text="at 00:00 UTC that day; empty: after the terms' days, or never")
 
     def __init__(self, *args, solutions, **kwargs):
         super().__init__(*args, **kwargs)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
 import uuid
 from dataclasses import dataclass
 from functools import wraps
@@ -22,13 +23,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from acumos_portal.api.refusals import Refused
 from licensing import policy, selectors, services
 from licensing.choices import Action, AgreementStatus, Denial, OfferMode, RequestStatus, RuleKind
 from licensing.forms import (
+    ACTIONS,
     AcceptForm,
     ApproveForm,
     DeclineForm,
@@ -50,6 +52,9 @@ EARLIER_SHOWN = 5  # a requester's earlier requests shown beside a pending one
 USAGE_ROWS = 500
 REQUEST_BADGES = {RequestStatus.PENDING: "pending", RequestStatus.APPROVED: "active",
                   RequestStatus.DECLINED: "failed", RequestStatus.WITHDRAWN: "skipped"}
+_DOUBLED_STOP = re.compile(r"(?<!\.)\.\.(?!\.)")
+_VERBS = {Action.DOWNLOAD: "download", Action.DEPLOY: "deploy", Action.PREDICT: "run predictions with",
+          Action.EXPORT: "receive"}
 CSV_COLUMNS = ("day", "model", "action", "agreement", "user", "peer", "quantity")
 
 
@@ -97,7 +102,20 @@ def viewer_state(user, revision, action: str = Action.DOWNLOAD) -> ViewerState:
         url = f"{reverse('accounts:login')}?next={licence_url}"
     elif step == "denied" and details.get("request_url"):
         labels["denied"] = "See your options"
-    return ViewerState(decision, step, decision.message, labels.get(step, ""), url if labels.get(step) else "")
+    line = _denied_line(decision, step, revision, action)
+    return ViewerState(decision, step, line, labels.get(step, ""), url if labels.get(step) else "")
+
+
+def _denied_line(decision: policy.Decision, step: str, revision, action: str) -> str:
+    """The policy's sentence, except where the page itself offers the next step: it says only what is
+    missing (the button beside it says what to do), and a decline quotes the licensor's reason."""
+    if step == "request":
+        return f"To {_VERBS.get(action, action)} {revision.solution.name} you need an agreement with its licensor."
+    if step == "declined":
+        found = AccessRequest.objects.filter(pk=decision.details.get("request")).only("decision_reason").first()
+        reason = (found.decision_reason if found else "").strip().rstrip(".")
+        return f"Declined: {reason}. You may request again." if reason else "Declined. You may request again."
+    return _DOUBLED_STOP.sub(".", decision.message)  # a reason quoted with its own full stop
 
 
 def _denied_step(decision: policy.Decision, *, signed_in: bool) -> str:
@@ -179,7 +197,7 @@ def describe_agreement(agreement, now=None) -> None:
     """Sets `state` and `badge` (active, revoked, ended, not started, used up) on an agreement and
     `left` on each of its rules ("7 of 10 left"): computed, as the models keep it (never stored)."""
     now = now or timezone.now()
-    rules = list(agreement.rules.all())
+    rules = sorted(agreement.rules.all(), key=lambda rule: ACTIONS.index(rule.action))
     for rule in rules:
         rule.left = _left(rule)
     permits = [r for r in rules if r.kind == RuleKind.PERMIT]
@@ -246,11 +264,17 @@ def _solution_page(request, found, *, version=None, status: int = 200, request_f
         "may_license": services.may_license(user, found),
         "accept_problem": accept_problem,
     }
-    if state is not None and state.step in ("request", "declined") and offer.mode == OfferMode.REQUEST:
+    if state is not None and _may_ask(state) and offer.mode == OfferMode.REQUEST:
         context["request_form"] = request_form or RequestForm(questions=offer.request_fields)
     if state is not None and state.step == "accept" and profile is not None:
         context["accept_form"] = AcceptForm(initial={"revision": revision.pk, "text_sha256": profile.text_sha256})
     return render(request, "licensing/solution.html", context, status=status)
+
+
+def _may_ask(state: ViewerState) -> bool:
+    """Asking is the next step: nothing asked yet, a decline, or an agreement revoked or ended."""
+    again = state.step == "denied" and state.decision.code in (Denial.RIGHT_TO_USE_REVOKED, Denial.TIMING_CONSTRAINT)
+    return state.step in ("request", "declined") or again
 
 
 @require_POST
@@ -472,11 +496,11 @@ def usage(request):
     if request.GET.get("format") == "csv" and not form.errors:
         return _usage_csv(user, query)
     totals = list(selectors.usage_totals(user, query)[:USAGE_ROWS])
-    csv_query = request.GET.copy()
-    csv_query["format"] = "csv"
+    csv_query = {"format": "csv", "solution": query.solution, "assignee": query.assignee, "action": query.action,
+                 "start": query.start or "", "end": query.end or ""}  # what the page shows, defaults included
     return render(request, "licensing/usage.html", {
         **_nav(request, "usage"), "form": form, "totals": totals, "query": query, "limit": USAGE_ROWS,
-        "csv_url": f"{reverse('licensing:usage')}?{csv_query.urlencode()}",
+        "csv_url": f"{reverse('licensing:usage')}?{urlencode(csv_query)}",
     }, status=400 if form.errors else 200)
 
 

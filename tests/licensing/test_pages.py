@@ -155,6 +155,7 @@ def test_a_request_declined_with_a_reason_asked_again_and_approved_lets_the_requ
 
     response = requester.get(solution_url(gated))
     assert response.context["state"].step == "declined"
+    assert response.context["state"].line == f"Declined: {DECLINE_REASON} You may request again."
     assert DECLINE_REASON in response.content.decode() and "Request again" in response.content.decode()
 
     ask(requester, gated, "I work for Flowers Ltd.")
