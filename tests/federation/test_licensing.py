@@ -499,3 +499,48 @@ def test_an_imported_model_that_needs_an_agreement_never_travels_on(me, beta, of
     Rule.objects.create(agreement=forced, action=Action.EXPORT)
     assert client.get(path).status_code == 404
     assert ("published", str(revision.pk)) not in feed(client, importing.local_catalog)[0]
+
+
+# ---------------------------------------------------------------- the matrix's export row
+
+EXPORT_PERSONAS = ("no_agreement", "granted", "other_peer_granted", "not_started", "expired", "exhausted",
+                   "revoked", "prohibited")
+
+
+def _arrange_export(persona: str, revision: Revision) -> None:
+    """The peer's standing for `persona` (tests/licensing/test_matrix.py's personas, as a peer has them)."""
+    now = timezone.now()
+    if persona == "granted":
+        grant_export(revision)
+    elif persona == "other_peer_granted":
+        grant_export(revision, subject="portal-c.test")
+    elif persona == "not_started":
+        grant_export(revision, starts=now + dt.timedelta(days=1), ends=now + dt.timedelta(days=30))
+    elif persona == "expired":
+        agreement = grant_export(revision)
+        Agreement.objects.filter(pk=agreement.pk).update(starts=now - dt.timedelta(days=9),
+                                                         ends=now - dt.timedelta(days=1))
+    elif persona == "exhausted":
+        agreement = grant_export(revision, terms=export_terms(licensing.RuleTerms(Action.EXPORT, count_limit=1)))
+        Rule.objects.filter(agreement=agreement, action=Action.EXPORT).update(count_used=1)
+    elif persona == "revoked":
+        _revoked(grant_export(revision))
+    elif persona == "prohibited":
+        grant_export(revision)
+        grant_export(revision, terms=export_terms(licensing.RuleTerms(Action.EXPORT, kind=RuleKind.PROHIBIT)))
+
+
+@pytest.mark.parametrize("persona", EXPORT_PERSONAS)
+@pytest.mark.parametrize("licence", ["open", "rtu"])
+def test_export_matrix(licence, persona, me, peer, peer_cert, public, image_blobs):
+    """Export to a peer: listed and served whole (detail, files, image blobs), or found nowhere; one usage
+    row for an export under an agreement, none otherwise."""
+    revision, artifact, image = model_with_files(public)
+    rtu(revision, required=licence == "rtu")
+    _arrange_export(persona, revision)
+
+    seen = visible(through_terminator(peer_cert), paths_of(revision, artifact, image, public), revision)
+
+    exported = licence == "open" or persona == "granted"
+    assert seen == dict.fromkeys(seen, exported)
+    assert UsageRecord.objects.filter(action=Action.EXPORT).count() == (1 if licence == "rtu" and exported else 0)
