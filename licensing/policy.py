@@ -147,6 +147,14 @@ def _needs_live_slot(action: str, deployment_id, swap_in: bool) -> bool:
     return action == Action.DEPLOY and deployment_id is not None and not swap_in
 
 
+def _units_needed(consume: int, deployment_id, swap_in: bool) -> int:
+    """What the count must still hold: what is consumed; for a dry run, one more use. A swap into a
+    running deployment, or a deployment started again (it was counted when made), needs none."""
+    if consume:
+        return consume
+    return 0 if swap_in or deployment_id is not None else 1
+
+
 def _slot_held(deployment_id) -> int | None:
     """The rule whose live slot this deployment holds already (a start after a stop is not a second one)."""
     return (DeploymentGrant.objects.filter(deployment_id=deployment_id, active=True)
@@ -156,7 +164,8 @@ def _slot_held(deployment_id) -> int | None:
 def _usable(rule: Rule, action: str, consume: int, deployment_id, swap_in: bool, *, held: int | None) -> bool:
     if rule.agreement.status != AgreementStatus.ACTIVE or not _in_dates(rule.agreement, timezone.now()):
         return False
-    if not swap_in and rule.count_limit is not None and rule.count_used + max(consume, 1) > rule.count_limit:
+    needed = _units_needed(consume, deployment_id, swap_in)
+    if rule.count_limit is not None and rule.count_used + needed > rule.count_limit:
         return False
     if _needs_live_slot(action, deployment_id, swap_in) and rule.live_limit is not None and held != rule.pk:
         return rule.live_used < rule.live_limit

@@ -260,9 +260,6 @@ def test_a_start_takes_the_live_slot_again(owner, licensee, revision, target, cl
     assert UsageRecord.objects.count() == 2  # the two deploys; a start counts none
 
 
-@pytest.mark.xfail(strict=True, reason="licensing.policy._usable asks a count of at least one for consume=0, so a "
-                                       "start with the deploy count used up is refused (usage_exhausted); the "
-                                       "design says a start takes no deploy count")
 def test_a_start_needs_no_deploy_left_in_the_count(owner, licensee, revision, target, client_for):
     grant(owner, revision, licensee, deploy={"count_limit": 1})
     client = client_for(licensee)
