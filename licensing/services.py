@@ -81,6 +81,30 @@ def note_profile(revision: Revision) -> LicenceProfile | None:
     return noted
 
 
+@dataclass(frozen=True)
+class Noted:
+    noted: int
+    without_licence: int
+    needing_agreement: int
+
+
+def note_missing_profiles() -> Noted:
+    """Every ready revision with no profile noted yet (made before licensing): noted now."""
+    from marketplace.choices import RevisionStatus
+
+    noted = without = rtu = 0
+    missing = (Revision.objects.filter(status=RevisionStatus.READY, licence_profile__isnull=True)
+               .select_related("solution").order_by("created"))
+    for revision in missing.iterator(chunk_size=500):
+        profile = note_profile(revision)
+        if profile is None:
+            without += 1
+            continue
+        noted += 1
+        rtu += profile.rtu_required
+    return Noted(noted, without, rtu)
+
+
 def _profile_source(revision: Revision) -> str:
     if market.is_imported(revision.solution):
         return ProfileSource.PEER
