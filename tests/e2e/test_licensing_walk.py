@@ -143,7 +143,8 @@ def download_the_bundle(page: Page, camera: Camera, model_url: str, folder) -> N
 
 
 def what_is_left(page: Page, camera: Camera) -> None:
-    page.get_by_role("link", name="Licensing").first.click()
+    page.locator(".usermenu summary").click()
+    page.get_by_role("link", name="Licensing (licences and agreements)").click()
     expect(page).to_have_url(re.compile(r"/licensing/mine/$"))
     expect(page.locator("#agreements")).to_contain_text("2 of 3 left")
     expect(page.locator("#requests")).to_contain_text(DECLINE_REASON)

@@ -404,12 +404,12 @@ def test_my_licences_lists_requests_and_their_answers(client_for, owner, other_u
     assert [item.status for item in page.context["made"]] == [RequestStatus.DECLINED]
 
 
-def test_the_licensing_link_leads_licensors_to_requests_and_others_to_their_own_page(client_for, owner, other_user,
-                                                                                     gated):
+def test_the_licensing_link_in_the_user_menu_leads_licensors_to_requests_and_others_to_their_own_page(
+        client_for, owner, other_user, gated):
     assert client_for(owner).get(reverse("licensing:home"))["Location"] == reverse("licensing:requests")
     assert client_for(other_user).get(reverse("licensing:home"))["Location"] == reverse("licensing:mine")
-    nav = client_for(other_user).get(reverse("licensing:mine")).content.decode()
-    assert f'href="{reverse("licensing:home")}" aria-current="page"' in nav
+    menu = client_for(other_user).get(reverse("licensing:mine")).content.decode().split('class="menu__panel"')[1]
+    assert f'href="{reverse("licensing:home")}" aria-current="page"' in menu.split("</div>")[0]
     assert reverse("licensing:home") not in client_for(None).get(model_url(gated)).content.decode().split("<main")[0]
 
 
