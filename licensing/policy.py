@@ -237,8 +237,8 @@ def _most_specific_denial(action: str, permits: list[Rule], deployment_id, swap_
     active = [r for r in permits if r.agreement.status == AgreementStatus.ACTIVE]
     if not active:
         agreement = permits[0].agreement
-        why = f": {agreement.revoke_reason}" if agreement.revoke_reason else ""
-        when = f" on {agreement.revoked_at:%d %B %Y}" if agreement.revoked_at else ""
+        why = f": {_quoted(agreement.revoke_reason)}" if agreement.revoke_reason else ""
+        when = f" on {_day(agreement.revoked_at)}" if agreement.revoked_at else ""
         return Decision(False, Denial.RIGHT_TO_USE_REVOKED,
                         f"The licensor revoked your agreement{when}{why}. Request access again to use this model.",
                         403, agreement_id=agreement.pk, details=_next_step_urls(agreement.solution_id))
@@ -246,9 +246,9 @@ def _most_specific_denial(action: str, permits: list[Rule], deployment_id, swap_
     if not dated:
         agreement = active[0].agreement
         if agreement.starts and now < agreement.starts:
-            message = f"Your agreement starts on {agreement.starts:%d %B %Y %H:%M} UTC; try again then."
+            message = f"Your agreement starts on {_moment(agreement.starts)}; try again then."
         else:
-            message = (f"Your agreement ended on {agreement.ends:%d %B %Y %H:%M} UTC. Ask the licensor to "
+            message = (f"Your agreement ended on {_moment(agreement.ends)}. Ask the licensor to "
                        f"extend it, or request access again.")
         return Decision(False, Denial.TIMING_CONSTRAINT, message, 403, agreement_id=agreement.pk,
                         details={"starts": _iso(agreement.starts), "ends": _iso(agreement.ends),
@@ -268,6 +268,19 @@ def _most_specific_denial(action: str, permits: list[Rule], deployment_id, swap_
                     f"Your agreement allows {rule.live_limit} live deployment(s) of this model and all are running. "
                     f"Stop or destroy one of them, then deploy again.", 403, agreement_id=rule.agreement_id,
                     details={"live_limit": rule.live_limit, "live": rule.live_used})
+
+
+def _quoted(reason: str) -> str:
+    """A person's reason inside our sentence: its own closing full stop would make two."""
+    return reason.strip().rstrip(".")
+
+
+def _day(moment) -> str:
+    return f"{moment.day} {moment:%B %Y}"
+
+
+def _moment(moment) -> str:
+    return f"{_day(moment)} {moment:%H:%M} UTC"
 
 
 def _iso(moment) -> str | None:
@@ -326,12 +339,12 @@ def _request_state(who: Who, solution, verb: str, urls: dict) -> Decision:
     latest = (AccessRequest.objects.filter(requester=who.user, solution=solution)
               .only("status", "created", "decision_reason").first())
     if latest is not None and latest.status == RequestStatus.PENDING:
-        message = (f"Your request of {latest.created:%d %B %Y} to use {solution.name} waits for the licensor; "
+        message = (f"Your request of {_day(latest.created)} to use {solution.name} waits for the licensor; "
                    f"you will be told when they answer.")
         return Decision(False, Denial.AGREEMENT_NOT_FOUND, message, 403,
                         details={**urls, "request": str(latest.pk), "request_status": latest.status})
     if latest is not None and latest.status == RequestStatus.DECLINED:
-        reason = f": {latest.decision_reason}" if latest.decision_reason else ""
+        reason = f": {_quoted(latest.decision_reason)}" if latest.decision_reason else ""
         message = f"The licensor declined your request{reason}. You may request again."
         return Decision(False, Denial.AGREEMENT_NOT_FOUND, message, 403,
                         details={**urls, "request": str(latest.pk), "request_status": latest.status})

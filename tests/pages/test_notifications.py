@@ -19,7 +19,7 @@ SETTINGS = reverse("marketplace:notification-settings")
 HTMX = {"HX-Request": "true"}
 # What a browser sends with every box ticked but comments (the always-on box is disabled: never sent).
 ALL_BUT_COMMENTS = {"onboarding_succeeded": "on", "publish_approved": "on", "publish_declined": "on",
-                    "shared": "on", "review": "on", "deployment": "on", "federation": "on"}
+                    "shared": "on", "review": "on", "deployment": "on", "federation": "on", "licensing": "on"}
 
 
 def checkbox(html: str, kind: str) -> str:
@@ -50,7 +50,7 @@ def test_a_change_is_saved_without_a_reload(client_for, owner):
     assert response.status_code == 200 and "<html" not in html and 'id="notification-settings"' in html
     assert " checked" not in checkbox(html, "comment") and " checked" in checkbox(html, "review")
     toast = json.loads(response["HX-Trigger"])["toast"]
-    assert toast == {"level": "success", "text": "Saved: New comment off; you are told of 8 of the 9 kinds of events."}
+    assert toast == {"level": "success", "text": "Saved: New comment off; you are told of 9 of the 10 kinds of events."}
     assert toast["text"] in html  # said beside the form too
     assert NotificationPreference.objects.get(user=owner, kind=Kind.COMMENT).enabled is False
     assert services.notify(owner, Kind.COMMENT, "theo commented on Iris") is None
@@ -63,7 +63,7 @@ def test_without_javascript_save_comes_back_with_a_confirmation(client_for, owne
     response = client.post(SETTINGS, all_but_deployments, follow=True)
     assert response.redirect_chain == [(SETTINGS, 302)]
     html = response.content.decode()
-    assert "Saved: Deployment status off; you are told of 8 of the 9 kinds of events." in html
+    assert "Saved: Deployment status off; you are told of 9 of the 10 kinds of events." in html
     assert NotificationPreference.objects.get(user=owner, kind=Kind.DEPLOYMENT).enabled is False
     again = client.post(SETTINGS, all_but_deployments, follow=True)
     assert "Saved: nothing changed" in again.content.decode()
