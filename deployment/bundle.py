@@ -27,6 +27,7 @@ from deployment.manifests import (
 from deployment.options import check_options
 from images.oci import ImageRef
 from images.selectors import image_artifact
+from licensing import deployments as licence
 from marketplace import signature
 from marketplace.choices import ArtifactKind
 
@@ -50,11 +51,13 @@ def image_of(revision, registry: str = "") -> str:
 
 
 def spec_for(deployment, options: Mapping, name: str = "") -> Spec:
-    """The spec of a Deployment record: its CURRENT revision (hot swaps change it) and replicas."""
+    """The spec of a Deployment record: its CURRENT revision (hot swaps change it) and replicas, and
+    its metering when a licensee deployed a model that needs an agreement."""
     return Spec(name=name or deployment_name(deployment),
                 image=image_of(deployment.revision, options.get("image_registry", "")),
                 replicas=deployment.replicas, deployment_id=str(deployment.pk),
-                revision_id=str(deployment.revision_id), options=options)
+                revision_id=str(deployment.revision_id), options=options,
+                environment=licence.runner_environment(deployment.pk))
 
 
 # ---------------------------------------------------------------- the deployment bundle

@@ -42,7 +42,8 @@ SERVING_CHANGES = (OperationKind.DEPLOY, OperationKind.SWAP, OperationKind.ROLLB
 
 class TargetDeployers(models.TextChoices):
     """Who may deploy to a target (deployment.selectors applies it). Operators and admins deploy to
-    every enabled target; OWNERS lets anyone else deploy there the models they own or co-own."""
+    every enabled target; OWNERS lets anyone else deploy there the models they own or co-own, and those
+    an agreement lets them deploy (licensees)."""
 
     OPERATORS = "operators", "Operators and admins only"
-    OWNERS = "owners", "Model owners too"
+    OWNERS = "owners", "Model owners and licensees too"

@@ -109,9 +109,10 @@ class TargetForm(forms.ModelForm):
         labels = {"deployers": "Who may deploy here"}
         help_texts = {"options": 'JSON, e.g. {"network": "host"} (docker) or {"namespace": "models"} (kubernetes); '
                                  "see the README's deployment section",
-                      "deployers": "Operators and admins deploy to every enabled target. “Model owners too” lets "
-                                   "anyone deploy here the models they own or co-own (within their live-deployments "
-                                   "quota); the model's code then runs on this target."}
+                      "deployers": "Operators and admins deploy to every enabled target. “Model owners and licensees "
+                                   "too” lets anyone deploy here the models they own or co-own, and those an "
+                                   "agreement lets them deploy (within their live-deployments quota); the model's "
+                                   "code then runs on this target."}
 
     def clean_options(self):
         options = self.cleaned_data["options"]

@@ -30,6 +30,8 @@ RUNNER_PORT = 3330  # the Service's port, whatever port the runner listens on in
 DEFAULT_NAMESPACE = "acumos-deployments"
 TOKEN_KEY = "RUNNER_ADMIN_TOKEN"  # the Secret's key is the variable's name: `--from-env-file` makes it so
 TOKEN_SHA256_KEY = "RUNNER_ADMIN_TOKEN_SHA256"  # what the portal's Secrets hold: the token's sha256, in hex
+# A licensed model's metering (licensing.entitlements.runner_environment): the portal's to set, per deployment.
+METERING_KEYS = ("RUNNER_REQUIRE_ENTITLEMENT", "RUNNER_DEPLOYMENT_ID", "RUNNER_ENTITLEMENT_KEYS")
 RUNNER_UID = 10001  # the image's `runner` user (runner_image/Dockerfile)
 PIDS_LIMIT = 1024  # processes and threads (compose; Kubernetes sets it per node, in the kubelet)
 TMP_SIZE = "512m"  # a hot swap spools the upload in /tmp: about twice the package's size
@@ -53,6 +55,7 @@ class Spec:
     revision_id: str = ""
     options: Mapping = field(default_factory=dict)
     token_key: str = TOKEN_SHA256_KEY  # the Secret's key and the variable: TOKEN_KEY for a person's own token
+    environment: Mapping = field(default_factory=dict)  # the portal's own variables: a licensed model's metering
 
     @property
     def namespace(self) -> str:
@@ -129,8 +132,11 @@ def _probe(path: str, spec: Spec, **timing) -> dict:
 
 
 def _environment(spec: Spec) -> list[dict]:
+    """The port, the token from the Secret, the target's `env` option, then the portal's own variables
+    (a metered deployment's: public keys and ids, nothing secret)."""
     token = {"secretKeyRef": {"name": spec.secret_name, "key": spec.token_key}}
-    extra = [{"name": k, "value": v} for k, v in spec.options.get("env", {}).items()]
+    given = {**spec.options.get("env", {}), **spec.environment}
+    extra = [{"name": k, "value": v} for k, v in given.items()]
     return [{"name": "RUNNER_PORT", "value": str(spec.port)}, {"name": spec.token_key, "valueFrom": token}, *extra]
 
 

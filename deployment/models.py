@@ -25,7 +25,8 @@ class Target(models.Model):
     enabled = models.BooleanField(default=True)
     deployers = models.CharField(
         max_length=10, choices=TargetDeployers.choices, default=TargetDeployers.OPERATORS,
-        help_text="who may deploy here: operators and admins only, or also model owners (their own models)")
+        help_text="who may deploy here: operators and admins only, or also model owners (their own models) and "
+                  "licensees (what their agreements let them deploy)")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

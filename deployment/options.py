@@ -8,7 +8,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 
-from deployment.manifests import TOKEN_KEY, TOKEN_SHA256_KEY
+from deployment.manifests import METERING_KEYS, TOKEN_KEY, TOKEN_SHA256_KEY
 
 
 class BadOptions(ValueError):
@@ -89,10 +89,10 @@ def _resources(value) -> dict:
 def _env(value) -> dict:
     def name(key):
         if not isinstance(key, str) or not _ENV_NAME.fullmatch(key) or key in (TOKEN_KEY, TOKEN_SHA256_KEY,
-                                                                                "RUNNER_PORT"):
+                                                                                "RUNNER_PORT", *METERING_KEYS):
             raise ValueError(f"{key!r} is not a variable name, or it is one the portal sets "
                              f"({TOKEN_SHA256_KEY} or {TOKEN_KEY} from the Secret, RUNNER_PORT from the option "
-                             "port)")
+                             f"port, {', '.join(METERING_KEYS)} for a licensed model)")
         return key
     return _mapping(value, name, lambda v: v if isinstance(v, str) else json.dumps(v))
 

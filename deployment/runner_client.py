@@ -1,5 +1,5 @@
 """The runner's admin API, as the portal calls it: swap in a bundle, roll back, read the active model,
-drop an entitlement."""
+install, drop and read the use of an entitlement (a licensed model's metering)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ SWAP_TIMEOUT = 300
 # Telling runners of a revocation happens in the revoking request, after commit: a runner that does not
 # answer soon is left to its entitlement's expiry.
 REVOKE_TIMEOUT = 5
+# Installing an entitlement and reading its use: the status check does both for every metered runner,
+# so one that does not answer soon waits for the next check.
+METER_TIMEOUT = 10
 # The runner's PUT /model parts -> the bundle's files.
 PARTS = {"model": ARTIFACT_FILE_NAMES[ArtifactKind.MODEL], "proto": ARTIFACT_FILE_NAMES[ArtifactKind.PROTO],
          "metadata": ARTIFACT_FILE_NAMES[ArtifactKind.METADATA]}
@@ -43,6 +46,19 @@ def delete_entitlement(url: str, token: str, timeout: float = REVOKE_TIMEOUT) ->
     """DELETE /model/entitlement: the runner drops its entitlement at once (an agreement was revoked)
     and refuses predictions with `right_to_use_revoked` until a new one is installed."""
     return _call("delete", f"{url}/model/entitlement", token, timeout=timeout)
+
+
+def put_entitlement(url: str, token: str, document: dict, timeout: float = METER_TIMEOUT) -> dict:
+    """PUT /model/entitlement: the runner verifies the signed document (this site's key, this deployment,
+    not expired, not older than the one it holds) and meters predictions by it. Answers {id, predictions,
+    not_after}; a document it refuses is a RunnerError with the runner's 4xx."""
+    return _call("put", f"{url}/model/entitlement", token, json=document, timeout=timeout)
+
+
+def usage(url: str, token: str, timeout: float = METER_TIMEOUT) -> dict:
+    """GET /model/usage: {metered, entitlement, used, refused, limit, previous: [{id, used}]}, what the
+    installed document has used and the final use of those it replaced."""
+    return _call("get", f"{url}/model/usage", token, timeout=timeout)
 
 
 def active(url: str, timeout: float = SWAP_TIMEOUT) -> dict:

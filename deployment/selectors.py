@@ -2,8 +2,9 @@
 
 Operators and admins see and run every deployment; anyone else sees and runs only those they
 created. Deploying needs a revision the user may see (marketplace.selectors decides) and either
-an operator or admin role or being the model's owner, and a target open to the user: operators
-and admins use every enabled target, model owners only those whose `deployers` is "owners".
+an operator or admin role, being the model's owner, or an agreement that lets the user deploy it
+(a licensee, treated as an owner would be); and a target open to the user: operators and admins use
+every enabled target, owners and licensees only those whose `deployers` is "owners".
 Anyone but operators and admins has at most ACUMOS_QUOTA_LIVE_DEPLOYMENTS live deployments.
 A stopped deployment's grace period is ended early by admins, or by its creator if the site allows
 (can_end_grace_early). Targets are configured by admins only."""
@@ -19,6 +20,8 @@ from acumos_portal.accounts.models import SiteSettings
 from acumos_portal.choices import UNFINISHED, JobStatus
 from deployment.choices import SERVING_CHANGES, DeploymentStatus, OperationKind, TargetDeployers
 from deployment.models import Deployment, Operation, Target
+from licensing import deployments as licence
+from licensing.policy import Decision
 from marketplace import signature
 from marketplace.choices import ArtifactKind, RevisionStatus
 from marketplace.models import Revision, Solution
@@ -74,14 +77,27 @@ def destroy_waits(user, deployment: Deployment) -> bool:
 
 
 def can_deploy(user, revision: Revision, *, seen: bool = False, manages: bool | None = None) -> bool:
-    """Operators and admins deploy any revision they see, owners and co-owners their own. A caller
-    that knows already passes it on: `seen` (found through visible_revisions), `manages`
-    (can_change_solution's answer)."""
+    """Operators and admins deploy any revision they see, owners and co-owners their own, and licensees
+    a revision their agreement lets them deploy (where its owners may: targets_for). A caller that knows
+    already passes it on: `seen` (found through visible_revisions), `manages` (can_change_solution's
+    answer)."""
     if not _signed_in(user) or not (seen or visible_revisions(user).filter(pk=revision.pk).exists()):
         return False
     if runs_any_deployment(user):
         return True
-    return manages if manages is not None else can_change_solution(user, revision.solution)
+    if manages if manages is not None else can_change_solution(user, revision.solution):
+        return True
+    return licence.entitled_to_deploy(user, revision)
+
+
+def deploy_refusal(user, revision: Revision) -> Decision | None:
+    """Why a signed-in user who may not deploy `revision` (can_deploy said no) may not, when its licence
+    is the reason: the licence's decision (no agreement, revoked, ended, used up), whose sentence says
+    what to do next. None: the licence is not what is missing (an open model is its owners' to deploy)."""
+    if not _signed_in(user):
+        return None
+    decision = licence.decide_deploy(user, revision)
+    return None if decision.allowed else decision
 
 
 # ---------------------------------------------------------------- shared for Try it
@@ -136,9 +152,9 @@ def usable_targets() -> QuerySet[Target]:
 
 def targets_for(user) -> QuerySet[Target]:
     """The enabled targets the user may deploy to: every one for operators and admins; for anyone
-    else signed in, those open to model owners. With can_deploy (which models) this is the whole
-    rule: the deploy form offers these, and the API and the form refuse any other target as if it
-    did not exist."""
+    else signed in, those open to model owners (and to licensees, who deploy there as owners would).
+    With can_deploy (which models) this is the whole rule: the deploy form offers these, and the API
+    and the form refuse any other target as if it did not exist."""
     if not _signed_in(user):
         return Target.objects.none()
     if runs_any_deployment(user):

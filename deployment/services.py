@@ -348,10 +348,18 @@ def _deploy(operation: Operation) -> str:
     with tempfile.TemporaryDirectory(prefix="acumos-deploy-") as tmp:
         bundle = downloads.write_bundle(list(operation.revision.artifacts.select_related("blob")), Path(tmp, "bundle"))
         placement = backend_for(deployment.target).start(deployment, bundle, deployment.admin_token())
+    metering = _install_entitlements(_placed(deployment, placement))
     _record_placement(deployment, placement)
     active = runner_client.active(placement.endpoint_url)["active"]
     Operation.objects.filter(pk=operation.pk).update(generation=active["generation"])
-    return f"serving {operation.revision} at {placement.endpoint_url} (generation {active['generation']})\n"
+    return f"serving {operation.revision} at {placement.endpoint_url} (generation {active['generation']})\n{metering}"
+
+
+def _placed(deployment: Deployment, placement) -> Deployment:
+    """The deployment as the backend just placed it (not saved yet: it is marked running once its
+    runners hold what they need), so that its admin URLs can be asked for."""
+    deployment.endpoint_url, deployment.handle = placement.endpoint_url, placement.handle
+    return deployment
 
 
 def _record_placement(deployment: Deployment, placement) -> None:
@@ -366,7 +374,8 @@ def _swap(operation: Operation) -> str:
     with tempfile.TemporaryDirectory(prefix="acumos-swap-") as tmp:
         bundle = downloads.write_bundle(list(operation.revision.artifacts.select_related("blob")), Path(tmp, "bundle"))
         answers = _on_every_replica(deployment, lambda url: runner_client.swap(url, token, bundle))
-    return _serving(operation, operation.revision, answers)
+    # A new document: the one the runners hold may not list the new model (it became ready after).
+    return _serving(operation, operation.revision, answers) + _install_entitlements(deployment)
 
 
 def _rollback(operation: Operation) -> str:
@@ -375,7 +384,7 @@ def _rollback(operation: Operation) -> str:
     answers = _on_every_replica(
         deployment, lambda url: runner_client.rollback(url, token, operation.target_generation))
     revision = _revision_of_generation(deployment, answers[0]["generation"])
-    return _serving(operation, revision, answers)
+    return _serving(operation, revision, answers) + _install_entitlements(deployment)
 
 
 def _on_every_replica(deployment: Deployment, change) -> list[dict]:
@@ -429,6 +438,7 @@ def _running(operation: Operation) -> Deployment:
 
 def _stop(operation: Operation) -> str:
     deployment = operation.deployment
+    _meter(deployment, renew=False)  # the use since the last status check, while the runner can say it
     backend_for(deployment.target).stop(deployment)
     now = timezone.now()
     due = now + timedelta(seconds=settings.ACUMOS_DEPLOYMENT_GRACE_SECONDS)
@@ -441,8 +451,9 @@ def _stop(operation: Operation) -> str:
 def _start(operation: Operation) -> str:
     deployment = operation.deployment
     placement = backend_for(deployment.target).restart(deployment, deployment.admin_token())
+    metering = _install_entitlements(_placed(deployment, placement))
     _record_placement(deployment, placement)
-    return f"started again at {placement.endpoint_url}, serving what it served when it stopped\n"
+    return f"started again at {placement.endpoint_url}, serving what it served when it stopped\n{metering}"
 
 
 def _destroy(operation: Operation) -> str:
@@ -452,6 +463,76 @@ def _destroy(operation: Operation) -> str:
                                                        handle={})
     licence.release(deployment.pk)  # a failed deployment destroyed without a stop still held it
     return "destroyed\n"
+
+
+# ---------------------------------------------------------------- metering (a licensee's deployment)
+
+def _install_entitlements(deployment: Deployment) -> str:
+    """A new signed entitlement on every replica of a metered deployment (licensing.entitlements): after
+    its runners start, and after they change what they serve. What happened goes into the operation's
+    log; nothing here fails the operation: a runner left without a document refuses predictions with
+    its own reason, and the status check tries again."""
+    if not licence.is_metered(deployment.pk):
+        return ""
+    try:
+        urls = backend_for(deployment.target).admin_urls(deployment)
+    except BackendError as exc:
+        log.warning("deployment %s: no entitlement installed: %s", deployment.pk, exc)
+        return f"entitlement: not installed ({exc}); the status check tries again\n"
+    token = deployment.admin_token()
+    return "".join(_install_entitlement(deployment, url, token, replica, len(urls))
+                   for replica, url in enumerate(urls))
+
+
+def _install_entitlement(deployment: Deployment, url: str, token: str, replica: int, replicas: int) -> str:
+    where = f"replica {replica + 1}: " if replicas > 1 else ""
+    issued = licence.issue_entitlement(deployment.pk, replica, replicas)
+    if issued is None:
+        return (f"{where}entitlement: none issued ({licence.why_no_entitlement(deployment.pk)}); the runner keeps "
+                "what it holds, and one that holds none refuses every prediction (agreement_not_found)\n")
+    try:
+        runner_client.put_entitlement(url, token, issued.document)
+    except RunnerError as exc:
+        log.warning("deployment %s: the runner at %s refused entitlement %s: %s", deployment.pk, url,
+                    issued.entitlement.pk, exc)
+        return f"{where}entitlement: the runner refused {issued.entitlement.pk}: {exc}\n"
+    allowed = "unlimited predictions" if issued.entitlement.predictions is None else \
+        f"{issued.entitlement.predictions} predictions"
+    return (f"{where}entitlement {issued.entitlement.pk}: {allowed} until "
+            f"{issued.entitlement.not_after:%Y-%m-%d %H:%M} UTC\n")
+
+
+def _meter(deployment: Deployment, *, renew: bool = True) -> None:
+    """Best effort, in the status check (and before a stop): each runner's use into usage records, and a
+    new document where it holds none or has mostly used or outlived its own. A runner that cannot be
+    read is logged and read again at the next check; the check itself never fails for it."""
+    if not licence.is_metered(deployment.pk):
+        return
+    try:
+        urls = backend_for(deployment.target).admin_urls(deployment)
+    except BackendError as exc:
+        log.warning("deployment %s: its runners' use was not read: %s", deployment.pk, exc)
+        return
+    token = deployment.admin_token()
+    for position, url in enumerate(urls):
+        try:
+            _meter_runner(deployment, url, token, position, len(urls), renew=renew)
+        except (RunnerError, ValueError, TypeError) as exc:  # the latter two: an answer of the wrong shape
+            log.warning("deployment %s: the use of the runner at %s was not read: %s", deployment.pk, url, exc)
+
+
+def _meter_runner(deployment: Deployment, url: str, token: str, position: int, replicas: int, *,
+                  renew: bool) -> None:
+    answer = runner_client.usage(url, token)
+    if not isinstance(answer, dict) or answer.get("metered") is False:
+        log.warning("deployment %s: the runner at %s does not meter (it was started before its licence was "
+                    "metered): stop and start it", deployment.pk, url)
+        return
+    report = licence.record_runner_usage(deployment.pk, answer)
+    replica = licence.replica_of(deployment.pk, report, position)
+    if renew and licence.needs_entitlement(deployment.pk, replica, report):
+        said = _install_entitlement(deployment, url, token, replica, replicas)
+        log.info("deployment %s: %s", deployment.pk, said.strip())
 
 
 ACTIONS = {OperationKind.DEPLOY: _deploy, OperationKind.SWAP: _swap, OperationKind.ROLLBACK: _rollback,
@@ -499,7 +580,8 @@ def check_deployments() -> list[str]:
 
 def check_deployment(deployment: Deployment) -> str:
     """Is it running, and what does its runner serve? A deployment that stopped answering is marked
-    down (and running again when it answers); a follower that missed a revision catches up."""
+    down (and running again when it answers); a metered one's use is read back and its entitlements
+    renewed (_meter); a follower that missed a revision catches up."""
     if busy(deployment):
         return f"{deployment.pk}: an operation is running; not checked"
     status, health = _observe(deployment)
@@ -510,6 +592,7 @@ def check_deployment(deployment: Deployment) -> str:
     if changed or drifted:
         _notify(deployment.created_by, deployment, DeploymentStatus(status).label.lower(), health)
     if status == DeploymentStatus.RUNNING:
+        _meter(deployment)
         _catch_up_with_latest(deployment)
     return f"{deployment.pk}: {status} ({health})"
 

@@ -33,7 +33,7 @@ from marketplace.selectors import visible_revisions
 def deploy(request, pk):
     revision = get_object_or_404(visible_revisions(request.user), pk=pk)
     if not selectors.can_deploy(request.user, revision, seen=True):
-        return HttpResponseForbidden("only operators, admins and the model's owner deploy it")
+        return _not_deployable(request, revision)
     # A target the user may not use is not among the choices: refused as an unknown one.
     form = DeployForm(request.POST, targets=selectors.targets_for(request.user))
     if not form.is_valid():
@@ -58,6 +58,16 @@ def deploy(request, pk):
     else:
         messages.info(request, "This form was already sent: here is the deployment it made (one, not two).")
     return redirect("deployment:detail", deployment.pk)
+
+
+def _not_deployable(request, revision):
+    """The licence's sentence on the revision's page when an agreement is what the user lacks (the page
+    offers to request one); else a plain refusal: only others deploy this model."""
+    refused = selectors.deploy_refusal(request.user, revision)
+    if refused is None:
+        return HttpResponseForbidden("only operators, admins, the model's owners and its licensees deploy it")
+    messages.error(request, refused.message)
+    return redirect("marketplace:revision", revision.pk)
 
 
 def _form_errors(form) -> str:

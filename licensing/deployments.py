@@ -1,13 +1,28 @@
 """The policy's questions as deployment asks them, named for the moment it asks (deploy, start, swap in,
 try) so that deployment.services never spells out the options of `policy.authorize`. Every rule is
-still licensing.policy's; this only picks the action and what each moment consumes."""
+still licensing.policy's; this only picks the action and what each moment consumes.
+
+And a metered deployment's entitlements as deployment handles them (licensing.entitlements makes and
+counts them; deployment's backends and services start runners with them and carry them there)."""
 
 from __future__ import annotations
 
-from licensing import policy, services
+import uuid
+
+from licensing import entitlements, policy, services
 from licensing.choices import Action
-from licensing.models import DeploymentGrant
+from licensing.models import DeploymentGrant, Entitlement
 from marketplace.models import Revision
+
+
+def decide_deploy(user, revision: Revision) -> policy.Decision:
+    """May `user` deploy `revision` under its licence (a dry run: nothing counted, no slot taken)?
+    Code `entitled`: an agreement allows it, and its holder deploys it where its owners may."""
+    return policy.decide(policy.Who.of(user), revision, Action.DEPLOY)
+
+
+def entitled_to_deploy(user, revision: Revision) -> bool:
+    return decide_deploy(user, revision).code == policy.ALLOWED_ENTITLED
 
 
 def authorize_deploy(user, revision: Revision, deployment_id) -> policy.Decision:
@@ -52,3 +67,53 @@ def live_deployment_ids(agreement) -> list:
     a revocation."""
     return list(DeploymentGrant.objects.filter(agreement=agreement, active=True)
                 .values_list("deployment_id", flat=True))
+
+
+# ---------------------------------------------------------------- metering at the runner
+
+def runner_environment(deployment_id) -> dict[str, str]:
+    """The variables a metered deployment's runner starts with (none for one that is not metered)."""
+    return entitlements.runner_environment(deployment_id)
+
+
+def is_metered(deployment_id) -> bool:
+    return entitlements.metered(deployment_id) is not None
+
+
+def issue_entitlement(deployment_id, replica: int, replicas: int) -> entitlements.Issued | None:
+    return entitlements.issue(deployment_id, replica, replicas)
+
+
+def why_no_entitlement(deployment_id) -> str:
+    """Why a metered deployment got no document: the policy's sentence on its creator's predictions, or
+    that another reservation took what was left between the question and the reservation."""
+    grant = entitlements.metered(deployment_id)
+    if grant is None:
+        return "the deployment is not metered"
+    decision = policy.decide(policy.Who.of(grant.user), grant.revision, Action.PREDICT)
+    return decision.message if not decision.allowed else "no predictions were left to reserve"
+
+
+def record_runner_usage(deployment_id, answer: dict) -> entitlements.Report:
+    """A runner's GET /model/usage answer into usage records (each use once, whoever pulls it)."""
+    report = entitlements.Report.of(answer)
+    entitlements.record_report(deployment_id, report)
+    return report
+
+
+def needs_entitlement(deployment_id, replica: int, report: entitlements.Report) -> bool:
+    """A runner holding no document (it never got one, lost its state, or a revocation took it: the
+    policy then refuses a new one), or one mostly used or mostly expired."""
+    return report.current is None or entitlements.due_for_renewal(deployment_id, replica, report.used)
+
+
+def replica_of(deployment_id, report: entitlements.Report, default: int) -> int:
+    """The replica the runner's document was issued to: a cluster lists its pods in no fixed order, so
+    the position in the list is only the number of a runner that holds none."""
+    try:
+        current = uuid.UUID(str(report.current))
+    except ValueError:
+        return default
+    replica = (Entitlement.objects.filter(pk=current, grant__deployment_id=deployment_id)
+               .values_list("replica", flat=True).first())
+    return default if replica is None else replica

@@ -25,6 +25,7 @@ from deployment.api.serializers import (
     TargetSerializer,
 )
 from deployment.models import Operation
+from licensing.policy import LicenceDenied
 from marketplace.selectors import visible_revisions
 
 ACCEPTED = {202: OperationSerializer}
@@ -64,8 +65,8 @@ class DeploymentViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retrie
     def create(self, request):
         given = valid(DeployRequestSerializer, request)
         revision = _revision(request, given["revision"])
-        forbid_unless(selectors.can_deploy(request.user, revision, seen=True),
-                      "only operators, admins and the model's owner deploy it")
+        if not selectors.can_deploy(request.user, revision, seen=True):
+            _refuse_deploy(request.user, revision)
         # Unknown, disabled and not open to this user read the same: which targets exist is not told.
         target = selectors.targets_for(request.user).filter(pk=given["target"]).first()
         if target is None:
@@ -142,6 +143,15 @@ def _revision(request, pk):
     if revision is None:
         raise exceptions.ValidationError({"revision": ["no such revision"]})
     return revision
+
+
+def _refuse_deploy(user, revision) -> None:
+    """403: with the licence's code and sentence (request an agreement, it was revoked, it is used up)
+    when an agreement is what the user lacks; else because only others deploy this model."""
+    refused = selectors.deploy_refusal(user, revision)
+    if refused is not None:
+        raise LicenceDenied(refused)
+    forbid_unless(False, "only operators, admins, the model's owners and its licensees deploy it")
 
 
 def _accepted(ask) -> Response:

@@ -59,6 +59,7 @@ from django.conf import settings
 from deployment.backends.base import BackendError, Placement
 from images.oci import ImageRef
 from images.selectors import image_artifact
+from licensing import deployments as licence
 from runner_image.settings import token_sha256
 
 RUNNER_PORT = 3330
@@ -246,8 +247,10 @@ class DockerBackend:
 
     def _run_options(self, deployment, admin_token: str, port: int | None, volume: str) -> dict:
         s = self.settings
-        # Only the hash: the model runs in the runner's process and can read its environment.
-        environment = {TOKEN_SHA256_VARIABLE: token_sha256(admin_token), "RUNNER_WORKERS": str(s.workers)}
+        # Only the hash: the model runs in the runner's process and can read its environment. A licensed
+        # model deployed by a licensee is metered (fixed when the container is made: a restart keeps it).
+        environment = {**licence.runner_environment(deployment.pk), TOKEN_SHA256_VARIABLE: token_sha256(admin_token),
+                       "RUNNER_WORKERS": str(s.workers)}
         labels = self._labels(deployment)
         options = {"environment": environment, "labels": labels, "mem_limit": s.memory, "nano_cpus": s.nano_cpus,
                    "restart_policy": {"Name": s.restart_policy}, **self._confinement(volume)}

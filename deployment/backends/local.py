@@ -25,6 +25,7 @@ from django.conf import settings
 
 from acumos_portal import sandbox
 from deployment.backends.base import BackendError, Placement
+from licensing import deployments as licence
 from runner_image.settings import token_sha256
 
 READY_TIMEOUT = 60
@@ -96,8 +97,10 @@ class LocalBackend:
         command = [sandbox.python(), "-m", "runner_image", "serve", BUNDLE, "--host", inside, "--port", str(port),
                    "--workers", str(self.workers), "--state-dir", f"{sandbox.WORK}/state"]
         limits = sandbox.configured_limits(cpus=self.cpus, memory_bytes=self.memory_mb and self.memory_mb << 20)
-        # Only the token's hash: the model runs in the runner's process and could read a token.
-        environment = {"RUNNER_ADMIN_TOKEN_SHA256": token_sha256(admin_token)}
+        # Only the token's hash: the model runs in the runner's process and could read a token. A licensed
+        # model deployed by a licensee is metered: its runner refuses predictions until it holds an entitlement.
+        environment = {**licence.runner_environment(deployment.pk),
+                       "RUNNER_ADMIN_TOKEN_SHA256": token_sha256(admin_token)}
         return sandbox.Spec(name=sandbox_name(deployment), command=command, directory=folder,
                             read_only={BUNDLE: folder / "bundle"}, environment=environment, limits=limits,
                             port=port, listen_host=self.host, ends_with_starter=False,

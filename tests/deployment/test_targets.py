@@ -79,7 +79,7 @@ def test_a_new_target_takes_deployments_from_operators_only_until_an_admin_opens
     assert submit(client, f"/targets/{target.pk}/", options={"network": "host"}, deployers="owners").status_code == 302
     target.refresh_from_db()
     assert target.deployers == TargetDeployers.OWNERS
-    assert "Model owners too" in client.get("/targets/").content.decode()
+    assert "Model owners and licensees too" in client.get("/targets/").content.decode()
     [listed] = [t for t in client.get("/api/v1/deployment-targets").json()["results"] if t["id"] == str(target.pk)]
     assert listed["deployers"] == "owners" and "options" not in listed
 
