@@ -20,9 +20,13 @@ from django.utils import timezone
 from acumos_portal.accounts import services as account_services
 from acumos_portal.accounts.choices import Role
 from acumos_portal.choices import JobStatus
-from deployment import services
+from deployment import bundle, manifests, selectors, services
+from deployment.backends.docker import DockerBackend
+from deployment.backends.local import LocalBackend
 from deployment.choices import DeploymentStatus, OperationKind, TargetDeployers, TargetKind, Trigger
 from deployment.models import Deployment, Operation
+from deployment.options import BadOptions, check_options
+from licensing import keys
 from licensing import services as licensing
 from licensing.choices import Action, AssigneeKind
 from licensing.models import DeploymentGrant, LicenceProfile, Rule, UsageRecord
@@ -391,3 +395,97 @@ def test_a_runner_without_the_route_is_logged_and_the_revocation_stands(owner, l
     assert services.on_agreement_revoked(None, agreement=agreement) == []
     assert len(_Runner.calls) == 1
     assert "was not told of a revocation" in caplog.text and "no such route" in caplog.text
+
+
+# ---------------------------------------------------------------- a licensee deploys as an owner would
+
+@pytest.fixture
+def plain_user(db):
+    """A signed-in user with no role: neither operator nor the model's owner."""
+    return UserFactory(username="plain")
+
+
+def test_a_plain_user_with_a_deploy_agreement_deploys_where_owners_may(owner, plain_user, revision, target,
+                                                                        client_for):
+    grant(owner, revision, plain_user)
+    assert selectors.can_deploy(plain_user, revision)
+    client = client_for(plain_user)
+    deployment = as_deployed(deploy_by_api(client, revision, target))
+    assert deployment.created_by == plain_user and DeploymentGrant.objects.get(deployment_id=deployment.pk).active
+
+    operators_only = TargetFactory(name="the cluster", kind=TargetKind.LOCAL, deployers=TargetDeployers.OPERATORS)
+    assert list(selectors.targets_for(plain_user)) == [target]
+    response = deploy_by_api(client, revision, operators_only)
+    assert response.status_code == 400 and "no enabled target" in response.content.decode()
+
+    page = client.get(f"/revisions/{revision.pk}/").content.decode()
+    assert f'value="{target.pk}"' in page and f'value="{operators_only.pk}"' not in page  # the deploy form
+
+
+def test_a_plain_user_without_an_agreement_is_told_what_the_licence_needs(plain_user, revision, target,
+                                                                          client_for):
+    assert not selectors.can_deploy(plain_user, revision)
+    client = client_for(plain_user)
+    error = refusal(deploy_by_api(client, revision, target), 403, "agreement_not_found")
+    assert "Iris" in error["message"] and "Request access" in error["message"]
+
+    response = client.post(f"/revisions/{revision.pk}/deploy/", {"target": str(target.pk), "replicas": 1})
+    assert response.status_code == 302 and response["Location"] == f"/revisions/{revision.pk}/"
+    page = client.get(response["Location"]).content.decode()
+    assert "To deploy Iris you need an agreement with its licensor." in page
+    assert not Deployment.objects.exists()
+
+
+def test_a_plain_user_whose_agreement_was_revoked_is_told_so(owner, plain_user, revision, target, client_for):
+    licensing.revoke(owner, grant(owner, revision, plain_user), "the contract ended")
+    error = refusal(deploy_by_api(client_for(plain_user), revision, target), 403, "right_to_use_revoked")
+    assert "the contract ended" in error["message"]
+
+
+def test_an_open_model_is_still_only_its_owners_to_deploy(owner, plain_user, catalogs, target, client_for):
+    open_model = published_revision(catalogs["company"], owner=owner, name="Open iris")
+    response = deploy_by_api(client_for(plain_user), open_model, target)
+    assert response.status_code == 403 and response.json()["error"]["code"] == "permission_denied"
+    assert "licensees deploy it" in response.json()["error"]["message"]
+
+
+# ---------------------------------------------------------------- a metered deployment's runner environment
+
+METERING = ("RUNNER_REQUIRE_ENTITLEMENT", "RUNNER_DEPLOYMENT_ID", "RUNNER_ENTITLEMENT_KEYS")
+
+
+@pytest.fixture
+def signing_key(settings, tmp_path):
+    settings.ACUMOS_LICENSING_KEY_FILE = tmp_path / "licensing" / "key.pem"
+    keys._loaded.cache_clear()
+    yield
+    keys._loaded.cache_clear()
+
+
+def runner_environments(deployment, monkeypatch, tmp_path) -> dict[str, dict]:
+    """What each backend would start the deployment's runner with (nothing is started)."""
+    monkeypatch.setattr(bundle, "image_of", lambda revision, registry="": "registry.example/iris@sha256:" + "0" * 64)
+    spec = bundle.spec_for(deployment, check_options({}))
+    kubernetes = {item["name"]: item.get("value") for item in manifests.container(spec)["env"]}
+    docker = DockerBackend({"network": "bridge"})._run_options(deployment, "t" * 32, None, "state")["environment"]
+    local = LocalBackend({})._spec(deployment, tmp_path, 3330, "t" * 32).environment
+    return {"kubernetes": kubernetes, "docker": docker, "local": local}
+
+
+def test_every_backend_starts_a_licensees_runner_metered_and_the_owners_not(
+        owner, licensee, revision, target, client_for, signing_key, monkeypatch, tmp_path):
+    grant(owner, revision, licensee)
+    theirs = as_deployed(deploy_by_api(client_for(licensee), revision, target))
+    for backend, environment in runner_environments(theirs, monkeypatch, tmp_path).items():
+        assert environment["RUNNER_REQUIRE_ENTITLEMENT"] == "1", backend
+        assert environment["RUNNER_DEPLOYMENT_ID"] == str(theirs.pk), backend
+        assert json.loads(environment["RUNNER_ENTITLEMENT_KEYS"]) == keys.runner_keys(), backend
+
+    owners = as_deployed(deploy_by_api(client_for(owner), revision, target))
+    for backend, environment in runner_environments(owners, monkeypatch, tmp_path).items():
+        assert not set(METERING) & set(environment), backend
+
+
+def test_a_target_cannot_set_the_metering_variables():
+    with pytest.raises(BadOptions, match="RUNNER_REQUIRE_ENTITLEMENT.*for a licensed model"):
+        check_options({"env": {"RUNNER_REQUIRE_ENTITLEMENT": "0"}})
