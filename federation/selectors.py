@@ -9,7 +9,7 @@ from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, Que
 
 from federation.choices import ChangeKind, ItemStatus, PeerStatus, SignatureStatus
 from federation.models import CatalogGrant, ChangeEvent, Peer, RevisionOrigin, Subscription, SyncItem, SyncRun
-from licensing.exports import exportable_to
+from licensing.exports import exportable_to, received_by
 from marketplace.choices import ArtifactKind, CatalogAccess, RevisionStatus
 from marketplace.models import Artifact, Catalog, Publication, Revision, Solution
 from marketplace.selectors import is_admin
@@ -47,9 +47,11 @@ def revision_for(peer: Peer, solution_id, revision_id) -> Revision | None:
 
 
 def artifact_for(peer: Peer, artifact_id) -> Artifact | None:
-    """An artifact a peer may fetch: of a revision it sees, and one that travels (not the image build's
-    log, the origin's own business)."""
-    return (Artifact.objects.filter(pk=artifact_id, revision__in=revisions_for(peer).values("pk"))
+    """An artifact a peer may fetch: of a revision it sees and, if its licence needs an agreement, whose
+    export to it was counted (its detail fetched first); and one that travels (not the image build's log,
+    the origin's own business)."""
+    received = revisions_for(peer).filter(received_by(peer.subject))
+    return (Artifact.objects.filter(pk=artifact_id, revision__in=received.values("pk"))
             .exclude(kind=ArtifactKind.BUILD_LOG)
             .select_related("blob", "revision", "revision__solution").first())
 

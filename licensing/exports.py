@@ -34,6 +34,16 @@ def exportable_to(subject: str, ref: str = "pk") -> Q:
     return ~Exists(needs_agreement) | permitted
 
 
+def received_by(subject: str, ref: str = "pk") -> Q:
+    """A filter on revisions whose bytes `subject` may fetch: open ones, and those whose export to it was
+    counted (the revision's detail, which carries the agreement, was served to it first). Without this a
+    peer could list a model's revisions and fetch every file without ever taking an export."""
+    revision = OuterRef(ref)
+    needs_agreement = LicenceProfile.objects.filter(revision_id=revision, rtu_required=True)
+    received = UsageRecord.objects.filter(revision_id=revision, action=Action.EXPORT, peer=subject)
+    return ~Exists(needs_agreement) | Exists(received)
+
+
 def _export_rules(subject: str, revision: OuterRef, kind: str):
     """The export rules of `kind` of the active agreements with `subject` whose target covers `revision`."""
     return (Rule.objects.filter(action=Action.EXPORT, kind=kind, agreement__status=AgreementStatus.ACTIVE,

@@ -91,12 +91,9 @@ def decide(who: Who, revision: Revision, action: str, *, consume: int = 0, kind:
     """`consume` units of the action are taken (0: a dry run, nothing written). A deploy with a
     `deployment_id` also takes a live slot for it. `swap_in` asks whether a running deployment may take
     this revision: dates, revocation and prohibitions count, the count and the live slot do not."""
-    profile = LicenceProfile.objects.filter(revision_id=revision.pk).only("rtu_required").first()
-    if profile is None or not profile.rtu_required:
-        return Decision(True, ALLOWED_OPEN, "The licence needs no agreement.")
-    solution = revision.solution
-    if who.user is not None and not market.is_imported(solution) and market.owns(who.user, solution):
-        return Decision(True, ALLOWED_OWNER, "You own this model.")
+    settled = _settled_before_agreements(who, revision, deployment_id, swap_in)
+    if settled is not None:
+        return settled
     rules = list(applicable_rules(who, revision, action))
     prohibited = [r for r in rules if r.kind == RuleKind.PROHIBIT and r.agreement.status == AgreementStatus.ACTIVE]
     if prohibited:
@@ -113,6 +110,54 @@ def decide(who: Who, revision: Revision, action: str, *, consume: int = 0, kind:
     if permits:
         return _most_specific_denial(action, permits, deployment_id, swap_in)
     return _no_agreement(who, revision, action)
+
+
+def _settled_before_agreements(who: Who, revision: Revision, deployment_id, swap_in: bool) -> Decision | None:
+    """What is decided without reading agreements: a swap outside the deployment's own agreement, an open
+    licence, the owners, a swap of a model that needs an agreement into a deployment with no meter."""
+    grant = _grant_of(deployment_id) if swap_in else None
+    if grant is not None and not _covers(grant.agreement, revision):
+        return _outside_grant(grant, revision)
+    profile = LicenceProfile.objects.filter(revision_id=revision.pk).only("rtu_required").first()
+    if profile is None or not profile.rtu_required:
+        return Decision(True, ALLOWED_OPEN, "The licence needs no agreement.")
+    solution = revision.solution
+    if who.user is not None and not market.is_imported(solution) and market.owns(who.user, solution):
+        return Decision(True, ALLOWED_OWNER, "You own this model.")
+    if swap_in and deployment_id is not None and grant is None:
+        return _unmetered_swap(revision)
+    return None
+
+
+def _grant_of(deployment_id) -> DeploymentGrant | None:
+    if deployment_id is None:
+        return None
+    return DeploymentGrant.objects.filter(deployment_id=deployment_id, active=True).select_related(
+        "agreement__solution").first()
+
+
+def _covers(agreement, revision: Revision) -> bool:
+    return agreement.solution_id == revision.solution_id and agreement.revision_id in (None, revision.pk)
+
+
+def _outside_grant(grant: DeploymentGrant, revision: Revision) -> Decision:
+    """A deployment made under an agreement takes only what that agreement covers: anything else would
+    run past its meter (another model is not in its entitlement, and code of one's own swapped in could
+    tamper with the runner's state)."""
+    name = grant.agreement.solution.name
+    return Decision(False, Denial.USAGE_PROHIBITED,
+                    f"This deployment runs {name} under an agreement and can take only the versions it covers; "
+                    f"deploy {revision.solution.name} {revision.version} as a deployment of its own.", 403,
+                    agreement_id=grant.agreement_id, details={"agreement": str(grant.agreement_id)})
+
+
+def _unmetered_swap(revision: Revision) -> Decision:
+    """A deployment made without an agreement (of an open model, or by its owners) has no meter: a model
+    that needs one is deployed anew under the agreement instead, so that its use is counted."""
+    return Decision(False, Denial.AGREEMENT_NOT_FOUND,
+                    f"{revision.solution.name} needs an agreement, and this deployment was not made under one, so "
+                    f"its runner does not meter it: deploy {revision.solution.name} as a new deployment under "
+                    f"your agreement.", 403, details=_next_step_urls(revision.solution_id))
 
 
 def applicable_rules(who: Who, revision: Revision, action: str) -> Iterable[Rule]:

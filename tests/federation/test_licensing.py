@@ -544,3 +544,19 @@ def test_export_matrix(licence, persona, me, peer, peer_cert, public, image_blob
     exported = licence == "open" or persona == "granted"
     assert seen == dict.fromkeys(seen, exported)
     assert UsageRecord.objects.filter(action=Action.EXPORT).count() == (1 if licence == "rtu" and exported else 0)
+
+
+def test_a_peer_gets_no_file_of_a_revision_whose_export_it_has_not_taken(me, peer, peer_cert, public, image_blobs):
+    """Listing the revisions and fetching their files straight away, skipping the detail that counts the
+    export, gets nothing; the same files come once the detail was served."""
+    revision, artifact, image = model_with_files(public)
+    rtu(revision)
+    agreement = grant_export(revision, terms=export_terms(licensing.RuleTerms(Action.EXPORT, count_limit=1)))
+    client = through_terminator(peer_cert)
+    paths = paths_of(revision, artifact, image, public)
+    assert client.get(paths["content"]).status_code == 404
+    assert client.get(paths["blob"]).status_code == 404
+    assert Rule.objects.get(agreement=agreement, action=Action.EXPORT).count_used == 0
+    assert client.get(paths["detail"]).status_code == 200
+    assert client.get(paths["content"]).status_code == 200 and client.get(paths["blob"]).status_code == 200
+    assert Rule.objects.get(agreement=agreement, action=Action.EXPORT).count_used == 1

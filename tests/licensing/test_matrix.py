@@ -22,8 +22,9 @@ from acumos_portal.accounts.choices import Role
 from deployment import services as deployment_services
 from deployment.choices import DeploymentStatus, OperationKind, TargetDeployers, TargetKind
 from deployment.models import Deployment, Operation
-from licensing.choices import AgreementStatus, RequestStatus
-from licensing.models import AccessRequest, UsageRecord
+from licensing import policy
+from licensing.choices import Action, AgreementStatus, RequestStatus, RuleKind
+from licensing.models import AccessRequest, DeploymentGrant, UsageRecord
 from marketplace import services as market_services
 from marketplace import storage
 from marketplace.choices import ArtifactKind
@@ -160,10 +161,23 @@ def drive(action: str, client, actor, old, new, target, pushed_image_uri):  # no
         return _deployed(client.post("/api/v1/deployments", {"revision": str(new.pk), "target": str(target.pk)},
                                      content_type="application/json"))
     if action == "swap_in":
-        running = DeploymentFactory(revision=old, target=target, created_by=actor, status=DeploymentStatus.RUNNING)
+        running = _running(old, target, actor)
         return _swapped(client.post(f"/api/v1/deployments/{running.pk}/swap", {"revision": str(new.pk)},
                                     content_type="application/json"), running)
     return _followed(actor, old, new, target)
+
+
+def _running(revision, target, actor, **fields) -> Deployment:
+    """A running deployment of `revision` by `actor`, made as a deploy would have made it: under the
+    actor's agreement (a live slot) when the licence needs one and the actor held one then."""
+    deployment = DeploymentFactory(revision=revision, target=target, created_by=actor,
+                                   status=DeploymentStatus.RUNNING, **fields)
+    rule = next((r for r in policy.applicable_rules(policy.Who.of(actor), revision, Action.DEPLOY)
+                 if r.kind == RuleKind.PERMIT), None)
+    if rule is not None and revision.licence_profile.rtu_required:
+        DeploymentGrant.objects.create(deployment_id=deployment.pk, agreement=rule.agreement, rule=rule, user=actor,
+                                       revision=revision)
+    return deployment
 
 
 def _denial(response) -> str:
@@ -221,8 +235,7 @@ def _swapped(response, deployment):
 
 
 def _followed(actor, old, new, target):
-    follower = DeploymentFactory(revision=old, target=target, created_by=actor, status=DeploymentStatus.RUNNING,
-                                 follows=old.solution)
+    follower = _running(old, target, actor, follows=old.solution)
     operations = deployment_services.follow_new_revision(new)
     swapped = Operation.objects.filter(deployment=follower, kind=OperationKind.SWAP, revision=new).exists()
     assert swapped == bool(operations)

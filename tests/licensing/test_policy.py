@@ -213,3 +213,33 @@ def test_a_peer_is_covered_only_by_its_own_subject(rtu_revision):
     assert policy.decide(Who.for_peer("CN=beta.example"), rtu_revision, Action.EXPORT).allowed
     assert policy.decide(Who.for_peer("CN=gamma.example"), rtu_revision, Action.EXPORT).code == \
         Denial.AGREEMENT_NOT_FOUND
+
+
+def swap_in(user, revision, deployment_id):
+    return policy.decide(Who.of(user), revision, Action.DEPLOY, swap_in=True, deployment_id=deployment_id)
+
+
+def test_a_model_that_needs_an_agreement_is_not_swapped_into_a_deployment_with_no_meter(rtu_revision, other_user):
+    import uuid
+
+    agreement_for(rtu_revision.solution, user=other_user)
+    unmetered = uuid.uuid4()  # e.g. a deployment of the user's own open model: it holds no slot
+    decision = swap_in(other_user, rtu_revision, unmetered)
+    assert (decision.allowed, decision.code) == (False, Denial.AGREEMENT_NOT_FOUND)
+    assert "deploy Fraud scorer as a new deployment" in decision.message
+
+
+def test_a_metered_deployment_takes_only_what_its_agreement_covers(rtu_revision, open_revision, other_user):
+    import uuid
+
+    agreement_for(rtu_revision.solution, user=other_user)
+    metered = uuid.uuid4()
+    assert policy.decide(Who.of(other_user), rtu_revision, Action.DEPLOY, consume=1, deployment_id=metered).allowed
+    newer = RevisionFactory(solution=rtu_revision.solution)
+    from tests.factories import licensed
+
+    licensed(newer, rtu=True)
+    assert swap_in(other_user, newer, metered).allowed  # another version the agreement covers
+    own_code = swap_in(other_user, open_revision, metered)  # an open model, of anyone, past the meter
+    assert (own_code.allowed, own_code.code) == (False, Denial.USAGE_PROHIBITED)
+    assert swap_in(rtu_revision.solution.owner, open_revision, metered).code == Denial.USAGE_PROHIBITED
