@@ -8,7 +8,7 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 EDITABLE := --config-settings editable_mode=compat -e
 
-.PHONY: venv run run-runner test services images compose browser kubectl sandbox nginx lint fmt bench bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace bench-federation clean example
+.PHONY: venv run run-runner test services images compose browser kubectl sandbox nginx lint fmt bench bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace bench-federation bench-licensing bench-metering clean example
 
 # The portal's runtime (requirements.txt) and the runner with the one flavour the example uses.
 $(RUN_STAMP): requirements.txt runner_image/pyproject.toml
@@ -96,7 +96,8 @@ lint: $(DEV_STAMP)
 fmt: $(DEV_STAMP)
 	$(VENV)/bin/ruff check --fix .
 
-bench: bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace bench-federation
+bench: bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace bench-federation \
+	bench-licensing bench-metering
 
 bench-runner: $(DEV_STAMP)
 	$(PY) bench/runner_vs_mlflow.py
@@ -123,6 +124,15 @@ bench-marketplace: $(DEV_STAMP) services
 # Three real portals (PostgreSQL, registry, nginx each) and 1,000 models; ARGS=--quick for 100.
 bench-federation: $(DEV_STAMP) services sandbox nginx images
 	$(PY) bench/federation.py $(ARGS)
+
+# A licence check on a download, a deploy and policy.decide: open against rtuRequired, in a PostgreSQL
+# database of its own (10,000 agreements, 100,000 usage rows); ARGS=--quick for 300 calls per probe.
+bench-licensing: $(DEV_STAMP) services
+	$(PY) bench/licensing.py $(ARGS)
+
+# The runner's meter: req/s with and without an entitlement (iris, 2 workers, wrk); ARGS=--paired on a busy machine.
+bench-metering: $(DEV_STAMP)
+	$(PY) bench/licensing_runner.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
