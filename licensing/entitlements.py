@@ -154,8 +154,10 @@ def record_report(deployment_id, report: Report) -> int:
     newly recorded."""
     recorded = 0
     for entitlement_id, used in report.previous:
+        if entitlement_id == report.current:  # a runner may not settle the document it still holds
+            continue
         recorded += _record(deployment_id, entitlement_id, used)
-        _settle(entitlement_id)
+        _settle(deployment_id, entitlement_id)
     if report.current:
         recorded += _record(deployment_id, report.current, report.used)
     return recorded
@@ -183,9 +185,11 @@ def _record(deployment_id, entitlement_id: str, used: int) -> int:
     return delta
 
 
-def _settle(entitlement_id: str) -> None:
-    """A replaced document's final count is in: what it reserved and did not use goes back to the rule."""
-    row = Entitlement.objects.filter(pk=_uuid(entitlement_id), settled=False).select_related("grant").first()
+def _settle(deployment_id, entitlement_id: str) -> None:
+    """A replaced document's final count is in: what it reserved and did not use goes back to the rule.
+    Only a document this portal replaced, of this deployment: a runner's word alone settles nothing."""
+    row = (Entitlement.objects.filter(pk=_uuid(entitlement_id), settled=False, superseded_at__isnull=False,
+                                      grant__deployment_id=deployment_id).select_related("grant").first())
     if row is None or row.predictions is None:
         return
     with transaction.atomic():

@@ -166,8 +166,8 @@ def _rules_of(document: dict) -> list[dict]:
 def _limit(value) -> int | None:
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise BadDocument(f"a limit of {value!r} is not a whole number of at least 1")
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 2**31 - 1:
+        raise BadDocument(f"a limit of {value!r} is not a whole number from 1 to {2**31 - 1}")
     return value
 
 

@@ -171,5 +171,10 @@ def usage_totals(user, query: UsageQuery) -> QuerySet:
             .annotate(quantity=Sum("quantity"), entries=Count("id")).order_by("solution__name", "action"))
 
 
-def usage_of(agreement: Agreement) -> QuerySet[UsageRecord]:
-    return agreement.usage.select_related("revision", "user").order_by("-at")
+def usage_of(agreement: Agreement, user) -> QuerySet[UsageRecord]:
+    """An agreement's usage: all of it for its licensors (and licence admins); a licensee holding it
+    through a group, an organisation or the site sees their own use only, not the other members'."""
+    records = agreement.usage.select_related("revision", "user").order_by("-at")
+    if licensed_solutions(user).filter(pk=agreement.solution_id).exists():
+        return records
+    return records.filter(user=user)

@@ -44,6 +44,8 @@ from marketplace.models import Revision, Solution
 log = logging.getLogger(__name__)
 
 MAX_TERMS_DAYS = 3650
+MAX_LIMIT = 2**31 - 1  # the columns' range (PostgreSQL integer)
+MAX_ANSWER_CHARS = 2000
 # A count at this share used tells the licensee once that it is running out.
 NEARLY_USED = 0.8
 
@@ -179,8 +181,9 @@ def _parse_rule(item, field: str) -> RuleTerms:
         raise Refused(f"kind is {', '.join(RuleKind.values)}", f"{field}.kind")
     limits = {name: item.get(name) for name in ("count_limit", "live_limit")}
     for name, value in limits.items():
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise Refused(f"{name} must be a whole number of at least 1, or null for no limit", f"{field}.{name}")
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_LIMIT):
+            raise Refused(f"{name} must be a whole number from 1 to {MAX_LIMIT}, or null for no limit",
+                          f"{field}.{name}")
     if kind == RuleKind.PROHIBIT and any(v is not None for v in limits.values()):
         raise Refused("a prohibition has no limits", field)
     if limits["live_limit"] is not None and item["action"] != Action.DEPLOY:
@@ -347,11 +350,13 @@ def request_access(user, solution: Solution, *, revision: Revision | None = None
         raise Refused("this model's licensor does not take requests"
                       + ("; accept the licence instead" if offer.mode == OfferMode.CLICK_THROUGH else
                          "; contact them directly"), "solution")
-    _check_answers(offer, answers or {})
+    kept = _check_answers(offer, answers or {})
+    if "\x00" in message:
+        raise Refused("the message may not contain NUL characters", "message")
     try:
         with transaction.atomic():
             request = AccessRequest.objects.create(solution=solution, revision=revision, requester=user,
-                                                   message=message[:4000], answers=answers or {})
+                                                   message=message[:4000], answers=kept)
     except IntegrityError:
         pending = AccessRequest.objects.get(solution=solution, requester=user, status=RequestStatus.PENDING)
         raise Conflict("you have a pending request for this model; wait for the answer or withdraw it",
@@ -360,15 +365,28 @@ def request_access(user, solution: Solution, *, revision: Revision | None = None
     return request
 
 
-def _check_answers(offer: Offer, answers: dict) -> None:
+def _check_answers(offer: Offer, answers: dict) -> dict:
+    """The answers to the offer's questions, and only those: each a short text, a yes/no or one of the
+    choices (no NUL: PostgreSQL cannot store it). Anything else sent is dropped, not stored."""
     if not isinstance(answers, dict):
         raise Refused("answers is an object of the request form's fields", "answers")
+    kept = {}
+    for item in offer.request_fields:
+        value = answers.get(item["name"])
+        if value is None:
+            continue
+        if not isinstance(value, str | bool | int) or isinstance(value, str) and (
+                len(value) > MAX_ANSWER_CHARS or "\x00" in value):
+            raise Refused(f"an answer is text of at most {MAX_ANSWER_CHARS} characters, or yes/no",
+                          f"answers.{item['name']}")
+        kept[item["name"]] = value
     for item in offer.request_fields:
         value = answers.get(item["name"])
         if item.get("required") and value in (None, "", False):
             raise Refused(f"{item.get('label') or item['name']} is required", f"answers.{item['name']}")
         if item.get("type") == "select" and value not in (None, "") and value not in item.get("options", []):
             raise Refused(f"choose one of {', '.join(map(str, item.get('options', [])))}", f"answers.{item['name']}")
+    return kept
 
 
 def _tell_licensors(solution: Solution, title: str, message: str = "") -> None:
@@ -445,13 +463,25 @@ def accept(user, revision: Revision, text_sha256: str) -> Agreement:
     if text_sha256 != profile.text_sha256:
         raise Conflict("the licence text changed since it was shown: read it again and accept that one",
                        details={"text_sha256": profile.text_sha256})
-    existing = Acceptance.objects.filter(user=user, revision=revision, text_sha256=text_sha256).first()
-    if existing is not None and existing.agreement is not None and existing.agreement.status == AgreementStatus.ACTIVE:
-        return existing.agreement
-    agreement = _grant_on_acceptance(user, solution, offer)
+    agreement = _click_through_agreement(user, solution, offer)
     Acceptance.objects.update_or_create(user=user, revision=revision, text_sha256=text_sha256,
                                         defaults={"spdx": profile.spdx, "agreement": agreement})
     return agreement
+
+
+def _click_through_agreement(user, solution: Solution, offer: Offer) -> Agreement:
+    """One click-through agreement per user and model: accepting again (another version, the same text)
+    records the acceptance under it and restores no count. A revoked one is not undone by a click; one
+    that ended may be renewed by accepting again (the offer's days say how long an acceptance lasts)."""
+    latest = (Agreement.objects.select_for_update().filter(solution=solution, source=AgreementSource.CLICK_THROUGH,
+                                                           assignee_user=user).order_by("-created").first())
+    if latest is not None and latest.status == AgreementStatus.REVOKED:
+        raise NotAllowed(f"the licensor revoked your acceptance of {solution.name}'s licence"
+                         + (f": {latest.revoke_reason}" if latest.revoke_reason else "")
+                         + "; accepting again does not undo that: contact them")
+    if latest is not None and (latest.ends is None or latest.ends > timezone.now()):
+        return latest
+    return _grant_on_acceptance(user, solution, offer)
 
 
 def _grant_on_acceptance(user, solution: Solution, offer: Offer) -> Agreement:

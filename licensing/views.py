@@ -9,7 +9,6 @@ next to the field it names, or as a message. Licensor pages answer 403 to whoeve
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import re
 import uuid
@@ -27,7 +26,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from acumos_portal.api.refusals import Refused
-from licensing import policy, selectors, services
+from licensing import policy, selectors, services, usage_csv
 from licensing.choices import Action, AgreementStatus, Denial, OfferMode, RequestStatus, RuleKind
 from licensing.forms import (
     ACTIONS,
@@ -55,7 +54,6 @@ REQUEST_BADGES = {RequestStatus.PENDING: "pending", RequestStatus.APPROVED: "act
 _DOUBLED_STOP = re.compile(r"(?<!\.)\.\.(?!\.)")
 _VERBS = {Action.DOWNLOAD: "download", Action.DEPLOY: "deploy", Action.PREDICT: "run predictions with",
           Action.EXPORT: "receive"}
-CSV_COLUMNS = ("day", "model", "action", "agreement", "user", "peer", "quantity")
 
 
 # ---------------------------------------------------------------- what a denied page download shows
@@ -504,33 +502,9 @@ def usage(request):
     }, status=400 if form.errors else 200)
 
 
-class _Echo:
-    """csv.writer writes into this and gets the line back: each row is streamed as it is made."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
 def _usage_csv(user, query: selectors.UsageQuery) -> StreamingHttpResponse:
-    writer = csv.writer(_Echo())
-    rows = selectors.usage_per_day(user, query)
-
-    def lines():
-        yield writer.writerow(CSV_COLUMNS)
-        for row in rows.iterator():
-            yield writer.writerow([row["day"].isoformat(), _cell(row["solution__name"]), row["action"],
-                                   row["agreement_id"], _cell(row["user__username"] or ""), _cell(row["peer"]),
-                                   row["quantity"]])
-
     span = "-".join(day.isoformat() for day in (query.start, query.end) if day) or "all"
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="licensing-usage-{span}.csv"'
-    return response
-
-
-def _cell(text: str) -> str:
-    """A model or user name a spreadsheet would run as a formula (=, +, -, @) is kept as text."""
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return usage_csv.response(selectors.usage_per_day(user, query), f"licensing-usage-{span}.csv")
 
 
 # ---------------------------------------------------------------- the licensor: the offer

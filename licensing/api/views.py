@@ -5,9 +5,6 @@ request, a changed text); a policy denial answers 403 or 402 with its reason cod
 
 from __future__ import annotations
 
-import csv
-
-from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, permissions, status, viewsets
@@ -17,7 +14,7 @@ from rest_framework.views import APIView
 
 from acumos_portal.api.errors import refusals_about
 from acumos_portal.api.views import AnyAcceptNegotiation, VisibleObjectMixin, forbid_unless, valid
-from licensing import policy, profiles, relicensing, selectors, services, templates
+from licensing import policy, profiles, relicensing, selectors, services, templates, usage_csv
 from licensing.api.serializers import (
     AcceptInput,
     AccessApproveInput,
@@ -202,7 +199,7 @@ class AgreementViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retriev
     @action(detail=True, methods=["get"])
     def usage(self, request, pk=None):
         agreement = self.get_object()
-        page = self.paginate_queryset(selectors.usage_of(agreement))
+        page = self.paginate_queryset(selectors.usage_of(agreement, request.user))
         return self.get_paginated_response(UsageRecordSerializer(page, many=True).data)
 
 
@@ -288,9 +285,6 @@ class AcceptanceViewSet(viewsets.ViewSet):
 
 # ---------------------------------------------------------------- usage
 
-CSV_HEADER = ["day", "model_id", "model", "action", "agreement", "user", "peer", "quantity", "entries"]
-
-
 @extend_schema(tags=["licensing"], parameters=[UsageQueryInput], responses={200: OpenApiTypes.OBJECT})
 class UsageView(APIView):
     """Usage of the models the caller licenses (all of it for licence admins), per day, model, action,
@@ -309,30 +303,5 @@ class UsageView(APIView):
                                      end=fields.get("end"))
         rows = selectors.usage_per_day(request.user, query)
         if fields["format"] == "csv" or "text/csv" in request.headers.get("Accept", ""):
-            return usage_csv(rows)
-        return Response([_usage_row(row) for row in rows[:5000]])
-
-
-def _usage_row(row: dict) -> dict:
-    return {"day": row["day"].isoformat(), "model_id": str(row["solution_id"]), "model": row["solution__name"],
-            "action": row["action"], "agreement": str(row["agreement_id"]), "user": row["user__username"] or "",
-            "peer": row["peer"], "quantity": row["quantity"], "entries": row["entries"]}
-
-
-class _Echo:
-    def write(self, value):
-        return value
-
-
-def usage_csv(rows) -> StreamingHttpResponse:
-    """Streamed row by row: a year of usage is never held in memory."""
-    writer = csv.writer(_Echo())
-
-    def lines():
-        yield writer.writerow(CSV_HEADER)
-        for row in rows.iterator(chunk_size=2000):
-            yield writer.writerow([_usage_row(row)[name] for name in CSV_HEADER])
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="licence-usage.csv"'
-    return response
+            return usage_csv.response(rows)
+        return Response([usage_csv.as_row(row) for row in rows[:5000]])

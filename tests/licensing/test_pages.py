@@ -360,8 +360,9 @@ def test_usage_is_totalled_and_exported_as_csv(client_for, owner, other_user, ga
     assert response.status_code == 200 and response["Content-Type"] == "text/csv; charset=utf-8"
     assert response.streaming and "attachment" in response["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows == [["day", "model", "action", "agreement", "user", "peer", "quantity"],
-                    [timezone.now().date().isoformat(), "Gated Iris", "download", str(agreement.pk), "other", "", "3"]]
+    assert rows == [["day", "model_id", "model", "action", "agreement", "user", "peer", "quantity", "entries"],
+                    [timezone.now().date().isoformat(), str(gated.solution_id), "Gated Iris", "download",
+                     str(agreement.pk), "other", "", "3", "3"]]
 
 
 def test_usage_filters_by_assignee_and_a_range_that_ends_before_it_starts_is_refused(client_for, owner, gated):
