@@ -11,7 +11,7 @@ import uuid
 
 from licensing import entitlements, policy, services
 from licensing.choices import Action
-from licensing.models import DeploymentGrant, Entitlement
+from licensing.models import DeploymentGrant, Entitlement, LicenceProfile
 from marketplace.models import Revision
 
 
@@ -22,7 +22,18 @@ def decide_deploy(user, revision: Revision) -> policy.Decision:
 
 
 def entitled_to_deploy(user, revision: Revision) -> bool:
-    return decide_deploy(user, revision).code == policy.ALLOWED_ENTITLED
+    return _may_need_agreement(revision) and decide_deploy(user, revision).code == policy.ALLOWED_ENTITLED
+
+
+def _may_need_agreement(revision: Revision) -> bool:
+    """False when it is known without a query that the licence needs no agreement: the profile came with
+    the revision (the model page reads it with the versions) and says so, or there is none."""
+    if not Revision.licence_profile.is_cached(revision):
+        return True
+    try:
+        return revision.licence_profile.rtu_required
+    except LicenceProfile.DoesNotExist:
+        return False
 
 
 def authorize_deploy(user, revision: Revision, deployment_id) -> policy.Decision:
