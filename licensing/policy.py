@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth.models import Group
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import BooleanField, ExpressionWrapper, F, Q, Value
 from django.utils import timezone
 
 from acumos_portal.accounts.models import Membership
@@ -104,7 +104,7 @@ def decide(who: Who, revision: Revision, action: str, *, consume: int = 0, kind:
                     key=_ending_first)
     for rule in usable:
         decision = _use(rule, who, revision, action, consume=consume, kind=kind, deployment_id=deployment_id,
-                        swap_in=swap_in)
+                        swap_in=swap_in, held=held)
         if decision is not None:
             return decision
     if permits:
@@ -118,15 +118,23 @@ def _settled_before_agreements(who: Who, revision: Revision, deployment_id, swap
     grant = _grant_of(deployment_id) if swap_in else None
     if grant is not None and not _covers(grant.agreement, revision):
         return _outside_grant(grant, revision)
-    profile = LicenceProfile.objects.filter(revision_id=revision.pk).only("rtu_required").first()
-    if profile is None or not profile.rtu_required:
+    facts = _licence_facts(who, revision)
+    if facts is None or not facts["rtu_required"]:
         return Decision(True, ALLOWED_OPEN, "The licence needs no agreement.")
-    solution = revision.solution
-    if who.user is not None and not market.is_imported(solution) and market.owns(who.user, solution):
+    if facts["owned"] and not facts["imported_from"]:
         return Decision(True, ALLOWED_OWNER, "You own this model.")
     if swap_in and deployment_id is not None and grant is None:
         return _unmetered_swap(revision)
     return None
+
+
+def _licence_facts(who: Who, revision: Revision) -> dict | None:
+    """Whether the revision's licence needs an agreement, and whether `who` owns the model (marketplace's
+    rule, asked inside this one query): every check reads this first, and an open licence stops here."""
+    owned = market.owned_by(who.user, "revision__solution") if who.user is not None else Value(False)
+    return (LicenceProfile.objects.filter(revision_id=revision.pk)
+            .annotate(owned=ExpressionWrapper(owned, output_field=BooleanField()))
+            .values("rtu_required", "owned", imported_from=F("revision__solution__imported_from")).first())
 
 
 def _grant_of(deployment_id) -> DeploymentGrant | None:
@@ -222,19 +230,21 @@ def _ending_first(rule: Rule):
     return (ends is None, ends or timezone.now(), rule.count_limit is None)
 
 
-def _use(rule: Rule, who: Who, revision: Revision, action: str, *, consume: int, kind: str, deployment_id,
-         swap_in: bool) -> Decision | None:
+def _use(rule: Rule, who: Who, revision: Revision, action: str, *, consume: int, kind: str, deployment_id,  # noqa: PLR0913
+         swap_in: bool, held: int | None) -> Decision | None:
     """Take what the use needs from `rule`, all or nothing; None when another caller took the last of it
     first (the next permit is tried)."""
     remaining = rule.remaining
     if consume and action == Action.EXPORT:
         return _export(rule, who, revision, kind)
-    if consume or _needs_live_slot(action, deployment_id, swap_in):
-        with transaction.atomic():
+    slot = _needs_live_slot(action, deployment_id, swap_in)
+    if consume or slot:
+        # A savepoint only where a refusal must take back what was taken (a count, when the live slot is
+        # gone); otherwise an error rolls back the caller's transaction, which holds the download too.
+        with transaction.atomic(savepoint=slot):
             if consume and not services.consume_count(rule, consume):
                 return None
-            if _needs_live_slot(action, deployment_id, swap_in) and not services.take_live_slot(
-                    rule, deployment_id, who.user, revision):
+            if slot and not services.take_live_slot(rule, deployment_id, who.user, revision, held=held):
                 transaction.set_rollback(True)
                 return None
             if consume:

@@ -501,8 +501,8 @@ def consume_count(rule: Rule, n: int) -> bool:
     """Take `n` from a rule's count in one conditional UPDATE: under READ COMMITTED a second writer waits
     for the first and re-checks the condition on the new row, so the last unit goes once. Unlimited
     rules are not written (no row lock on the hot path)."""
-    if rule.count_limit is None:
-        return Agreement.objects.filter(pk=rule.agreement_id, status=AgreementStatus.ACTIVE).exists()
+    if rule.count_limit is None:  # nothing to count: the caller read the agreement active a moment ago
+        return True
     # Only the row's own columns in the condition: a filter through the agreement would make Django write
     # `WHERE id IN (SELECT ... JOIN ...)`, whose subquery PostgreSQL does not re-check after waiting for the
     # row lock, so two callers could both take the last unit (the check constraint caught it in the race test).
@@ -520,9 +520,10 @@ def _nearly_used(rule_id: int) -> None:
                                f"{rule.action}s used", url="/licensing/mine/")
 
 
-def take_live_slot(rule: Rule, deployment_id, user, revision: Revision) -> bool:
-    """A live slot for one deployment, once: the same deployment asking again keeps its slot."""
-    if DeploymentGrant.objects.filter(deployment_id=deployment_id, active=True).exists():
+def take_live_slot(rule: Rule, deployment_id, user, revision: Revision, *, held: int | None = None) -> bool:
+    """A live slot for one deployment, once: the same deployment asking again keeps its slot (`held`: the
+    rule whose slot it holds, when the caller knows)."""
+    if held is not None or DeploymentGrant.objects.filter(deployment_id=deployment_id, active=True).exists():
         return True
     if rule.live_limit is not None:
         took = Rule.objects.filter(pk=rule.pk, live_used__lt=F("live_limit")).update(live_used=F("live_used") + 1)
@@ -530,9 +531,10 @@ def take_live_slot(rule: Rule, deployment_id, user, revision: Revision) -> bool:
             return False
     else:
         Rule.objects.filter(pk=rule.pk).update(live_used=F("live_used") + 1)
-    DeploymentGrant.objects.update_or_create(deployment_id=deployment_id, defaults={
-        "agreement_id": rule.agreement_id, "rule": rule, "user": user, "revision": revision, "active": True,
-        "ended": None})
+    slot = {"agreement_id": rule.agreement_id, "rule": rule, "user": user, "revision": revision, "active": True,
+            "ended": None}
+    if not DeploymentGrant.objects.filter(deployment_id=deployment_id).update(**slot):  # a restart: its old row
+        DeploymentGrant.objects.create(deployment_id=deployment_id, **slot)
     return True
 
 
