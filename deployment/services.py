@@ -217,7 +217,7 @@ def swap(deployment: Deployment, revision: Revision, user) -> Operation:
     dates, not revoked or prohibited); the deployment keeps its live slot, so nothing is counted."""
     if not revision.is_ready:
         raise DeploymentRefused("only a ready revision can be swapped in")
-    licence.authorize_swap_in(user, revision)
+    licence.authorize_swap_in(user, revision, deployment.pk)
     return _request_operation(deployment, OperationKind.SWAP, user, revision=revision)
 
 
@@ -549,7 +549,7 @@ def follow_new_revision(revision: Revision) -> list[Operation]:
                  .exclude(revision=revision).select_related("created_by", "target", "revision__solution"))
     operations = []
     for deployment in followers:
-        decision = licence.decide_swap_in(deployment.created_by, revision)
+        decision = licence.decide_swap_in(deployment.created_by, revision, deployment.pk)
         if not decision.allowed:
             _tell_not_followed(deployment, revision, decision.message)
             continue

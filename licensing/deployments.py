@@ -49,14 +49,16 @@ def authorize_start(user, revision: Revision, deployment_id) -> policy.Decision:
     return policy.authorize(policy.Who.of(user), revision, Action.DEPLOY, deployment_id=deployment_id)
 
 
-def decide_swap_in(user, revision: Revision) -> policy.Decision:
-    """May a running deployment take `revision`? Dates, revocation, prohibition and whether the agreement
-    covers that revision; no count and no new live slot (the deployment keeps the one it has)."""
-    return policy.decide(policy.Who.of(user), revision, Action.DEPLOY, swap_in=True)
+def decide_swap_in(user, revision: Revision, deployment_id) -> policy.Decision:
+    """May the running deployment `deployment_id` take `revision`? Dates, revocation, prohibition and
+    whether the agreement covers that revision; no count and no new live slot (the deployment keeps the
+    one it has). A deployment made under an agreement takes only what it covers, and one made without
+    (no meter) takes no model that needs an agreement."""
+    return policy.decide(policy.Who.of(user), revision, Action.DEPLOY, swap_in=True, deployment_id=deployment_id)
 
 
-def authorize_swap_in(user, revision: Revision) -> policy.Decision:
-    decision = decide_swap_in(user, revision)
+def authorize_swap_in(user, revision: Revision, deployment_id) -> policy.Decision:
+    decision = decide_swap_in(user, revision, deployment_id)
     if not decision.allowed:
         raise policy.LicenceDenied(decision)
     return decision

@@ -34,6 +34,8 @@ from marketplace.models import Revision
 ALLOWED_OPEN, ALLOWED_OWNER, ALLOWED_ENTITLED = "open", "owner", "entitled"
 _VERBS = {Action.DOWNLOAD: "download", Action.DEPLOY: "deploy", Action.PREDICT: "run predictions with",
           Action.EXPORT: "receive"}
+_NOUNS = {Action.DOWNLOAD: "downloads", Action.DEPLOY: "deploys", Action.PREDICT: "predictions",
+          Action.EXPORT: "exports"}
 
 
 @dataclass(frozen=True)
@@ -271,7 +273,7 @@ def _export(rule: Rule, who: Who, revision: Revision, kind: str) -> Decision | N
 
 
 def _left(remaining: int | None, action: str) -> str:
-    return "" if remaining is None else f"({remaining} {action}s left)"
+    return "" if remaining is None else f"({remaining} {_NOUNS[action]} left)"
 
 
 def _agreement_details(rule: Rule, remaining: int | None) -> dict:
@@ -313,7 +315,7 @@ def _most_specific_denial(action: str, permits: list[Rule], deployment_id, swap_
         rule = dated[0]
         offer = Offer.objects.filter(solution_id=rule.agreement.solution_id).first()
         paying = offer is not None and offer.payment_required and offer.payment_url
-        message = (f"You have used all {rule.count_limit} {action}s your agreement allows. "
+        message = (f"You have used all {rule.count_limit} {_NOUNS[action]} your agreement allows. "
                    + ("Buy more from the licensor." if paying else "Ask the licensor for more."))
         return Decision(False, Denial.USAGE_EXHAUSTED, message, 402 if paying else 403, agreement_id=rule.agreement_id,
                         details={"limit": rule.count_limit, "used": rule.count_used,

@@ -26,6 +26,7 @@ from deployment.backends.local import LocalBackend
 from deployment.choices import DeploymentStatus, OperationKind, TargetDeployers, TargetKind, Trigger
 from deployment.models import Deployment, Operation
 from deployment.options import BadOptions, check_options
+from licensing import deployments as licence
 from licensing import keys
 from licensing import services as licensing
 from licensing.choices import Action, AssigneeKind
@@ -275,8 +276,13 @@ def test_a_start_needs_no_deploy_left_in_the_count(owner, licensee, revision, ta
 # ---------------------------------------------------------------- follow latest
 
 def following(revision, user, target) -> Deployment:
-    return DeploymentFactory(target=target, revision=revision, created_by=user, follows=revision.solution,
-                             status=DeploymentStatus.RUNNING, endpoint_url="http://127.0.0.1:9")
+    """A running follower of `revision`'s model by `user`, made as a deploy makes it: under the user's
+    agreement (a live slot) when the user is not an owner."""
+    deployment = DeploymentFactory(target=target, revision=revision, created_by=user, follows=revision.solution,
+                                   status=DeploymentStatus.RUNNING, endpoint_url="http://127.0.0.1:9")
+    if user != revision.solution.owner:
+        licence.authorize_start(user, revision, deployment.pk)
+    return deployment
 
 
 def not_followed(user) -> list[Notification]:
@@ -298,7 +304,7 @@ def test_a_follower_whose_agreement_does_not_cover_the_new_revision_keeps_servin
     [told] = not_followed(licensee)
     assert "does not follow Iris 2.0.0" in told.title and told.url == f"/deployments/{theirs.pk}/"
     assert told.message.startswith(f"It keeps serving {revision.version}.")
-    assert "need an agreement" in told.message
+    assert "can take only the versions it covers" in told.message
 
     services.follow_new_revision(newer)  # the status check asks again every 30 s
     told.refresh_from_db()

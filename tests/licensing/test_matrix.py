@@ -250,7 +250,8 @@ def _code_in(note) -> str:
     """The denial's code, read back from the sentence the follower's creator was sent."""
     text = f"{note.title} {note.message}"
     for phrase, code in (("ended on", "timing_constraint"), ("revoked", "right_to_use_revoked"),
-                         ("need an agreement", "agreement_not_found"), ("waits for the licensor",
+                         ("need an agreement", "agreement_not_found"), ("not made under one", "agreement_not_found"),
+                         ("waits for the licensor",
                                                                          "agreement_not_found"),
                          ("declined", "agreement_not_found")):
         if phrase in text:
