@@ -495,6 +495,7 @@ def _install_entitlement(deployment: Deployment, url: str, token: str, replica: 
     except RunnerError as exc:
         log.warning("deployment %s: the runner at %s refused entitlement %s: %s", deployment.pk, url,
                     issued.entitlement.pk, exc)
+        licence.entitlement_not_delivered(issued)
         return f"{where}entitlement: the runner refused {issued.entitlement.pk}: {exc}\n"
     allowed = "unlimited predictions" if issued.entitlement.predictions is None else \
         f"{issued.entitlement.predictions} predictions"

@@ -97,6 +97,11 @@ def issue_entitlement(deployment_id, replica: int, replicas: int) -> entitlement
     return entitlements.issue(deployment_id, replica, replicas)
 
 
+def entitlement_not_delivered(issued: entitlements.Issued) -> None:
+    """The runner did not take the document: its reservation goes back to the agreement."""
+    entitlements.abandon(issued.entitlement)
+
+
 def why_no_entitlement(deployment_id) -> str:
     """Why a metered deployment got no document: the policy's sentence on its creator's predictions, or
     that another reservation took what was left between the question and the reservation."""

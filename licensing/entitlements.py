@@ -201,6 +201,19 @@ def _settle(deployment_id, entitlement_id: str) -> None:
             decision_rule.filter(count_used__gte=unused).update(count_used=F("count_used") - unused)
 
 
+def abandon(entitlement: Entitlement) -> None:
+    """A document that never reached its runner (the PUT failed): what it reserved goes back to the
+    agreement at once, since no runner will ever report it."""
+    with transaction.atomic():
+        if not Entitlement.objects.filter(pk=entitlement.pk, settled=False).update(
+                settled=True, superseded_at=timezone.now()):
+            return
+        if entitlement.predictions:
+            (Rule.objects.filter(agreement_id=entitlement.grant.agreement_id, action=Action.PREDICT,
+                                 count_used__gte=entitlement.predictions)
+             .update(count_used=F("count_used") - entitlement.predictions))
+
+
 def _uuid(value: str):
     try:
         return uuid.UUID(str(value))

@@ -123,3 +123,14 @@ def test_the_last_predictions_are_shared_between_replicas(deployed):
     Rule.objects.filter(agreement=agreement, action=Action.PREDICT).update(count_used=240)
     shares = [entitlements.issue(deployment_id, replica, replicas=2).entitlement.predictions for replica in (0, 1)]
     assert shares == [5, 2]  # half of 10, then half of the 5 left (rounded down): never more than is left
+
+
+def test_a_document_that_never_reached_its_runner_gives_its_reservation_back(deployed):
+    deployment_id, agreement, _ = deployed
+    issued = entitlements.issue(deployment_id)
+    rule = Rule.objects.get(agreement=agreement, action=Action.PREDICT)
+    assert rule.count_used == 100
+    entitlements.abandon(issued.entitlement)
+    entitlements.abandon(issued.entitlement)  # twice: given back once
+    rule.refresh_from_db()
+    assert rule.count_used == 0
