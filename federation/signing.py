@@ -6,7 +6,6 @@ is a separate answer (`trusted`): the signature proves the bytes, the anchors pr
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -14,6 +13,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from acumos_portal.canonical import canonical
 from federation.certificates import CertificateProblem, common_name, fingerprint, load_one, to_pem, vouched_for
 
 ALGORITHMS = {"ES256", "RS256", "EdDSA"}
@@ -28,13 +28,6 @@ class Signer:
     name: str  # the signer certificate's CN: the instance that signed
     fingerprint: str
     trusted: bool  # its certificate is one of the anchors, or issued by one
-
-
-def canonical(document: dict) -> bytes:
-    """The bytes a signature covers: sorted keys, no spaces, UTF-8 (both sides make the same bytes
-    from the same JSON, whatever order it travelled in)."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode()
 
 
 def sign(document: dict, identity) -> dict:

@@ -15,19 +15,15 @@ Order (the first that applies answers):
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.contrib.auth.models import Group
 from django.db import transaction
-from django.db.models import BooleanField, ExpressionWrapper, F, Q, Value
 from django.utils import timezone
 
-from acumos_portal.accounts.models import Membership
 from acumos_portal.api.refusals import Refused
-from licensing import services
-from licensing.choices import Action, AgreementStatus, AssigneeKind, Denial, OfferMode, RequestStatus, RuleKind
-from licensing.models import AccessRequest, DeploymentGrant, LicenceProfile, Offer, Rule
+from licensing import facts, services
+from licensing.choices import Action, AgreementStatus, Denial, OfferMode, RequestStatus, RuleKind
+from licensing.models import AccessRequest, DeploymentGrant, Offer, Rule
 from marketplace import selectors as market
 from marketplace.models import Revision
 
@@ -93,20 +89,22 @@ def decide(who: Who, revision: Revision, action: str, *, consume: int = 0, kind:
     """`consume` units of the action are taken (0: a dry run, nothing written). A deploy with a
     `deployment_id` also takes a live slot for it. `swap_in` asks whether a running deployment may take
     this revision: dates, revocation and prohibitions count, the count and the live slot do not."""
-    settled = _settled_before_agreements(who, revision, deployment_id, swap_in)
+    found = facts.read(who.user, who.peer, revision, action)
+    settled = _settled_before_agreements(who, revision, found, deployment_id, swap_in)
     if settled is not None:
         return settled
-    rules = list(applicable_rules(who, revision, action))
+    rules = found.rules
     prohibited = [r for r in rules if r.kind == RuleKind.PROHIBIT and r.agreement.status == AgreementStatus.ACTIVE]
     if prohibited:
         return _prohibited(action, prohibited[0])
     permits = [r for r in rules if r.kind == RuleKind.PERMIT]
-    held = _slot_held(deployment_id) if _needs_live_slot(action, deployment_id, swap_in) else None
+    slot_row = _slot_row(deployment_id) if _needs_live_slot(action, deployment_id, swap_in) else None
+    held = slot_row.rule_id if slot_row is not None and slot_row.active else None
     usable = sorted((r for r in permits if _usable(r, action, consume, deployment_id, swap_in, held=held)),
                     key=_ending_first)
     for rule in usable:
         decision = _use(rule, who, revision, action, consume=consume, kind=kind, deployment_id=deployment_id,
-                        swap_in=swap_in, held=held)
+                        swap_in=swap_in, held=held, slot_row=slot_row)
         if decision is not None:
             return decision
     if permits:
@@ -114,29 +112,20 @@ def decide(who: Who, revision: Revision, action: str, *, consume: int = 0, kind:
     return _no_agreement(who, revision, action)
 
 
-def _settled_before_agreements(who: Who, revision: Revision, deployment_id, swap_in: bool) -> Decision | None:
+def _settled_before_agreements(who: Who, revision: Revision, found: facts.Facts | None, deployment_id,
+                               swap_in: bool) -> Decision | None:
     """What is decided without reading agreements: a swap outside the deployment's own agreement, an open
     licence, the owners, a swap of a model that needs an agreement into a deployment with no meter."""
     grant = _grant_of(deployment_id) if swap_in else None
     if grant is not None and not _covers(grant.agreement, revision):
         return _outside_grant(grant, revision)
-    facts = _licence_facts(who, revision)
-    if facts is None or not facts["rtu_required"]:
+    if found is None or not found.rtu_required:
         return Decision(True, ALLOWED_OPEN, "The licence needs no agreement.")
-    if facts["owned"] and not facts["imported_from"]:
+    if found.owned and not found.imported_from:
         return Decision(True, ALLOWED_OWNER, "You own this model.")
     if swap_in and deployment_id is not None and grant is None:
         return _unmetered_swap(revision)
     return None
-
-
-def _licence_facts(who: Who, revision: Revision) -> dict | None:
-    """Whether the revision's licence needs an agreement, and whether `who` owns the model (marketplace's
-    rule, asked inside this one query): every check reads this first, and an open licence stops here."""
-    owned = market.owned_by(who.user, "revision__solution") if who.user is not None else Value(False)
-    return (LicenceProfile.objects.filter(revision_id=revision.pk)
-            .annotate(owned=ExpressionWrapper(owned, output_field=BooleanField()))
-            .values("rtu_required", "owned", imported_from=F("revision__solution__imported_from")).first())
 
 
 def _grant_of(deployment_id) -> DeploymentGrant | None:
@@ -170,28 +159,11 @@ def _unmetered_swap(revision: Revision) -> Decision:
                     f"your agreement.", 403, details=_next_step_urls(revision.solution_id))
 
 
-def applicable_rules(who: Who, revision: Revision, action: str) -> Iterable[Rule]:
+def applicable_rules(who: Who, revision: Revision, action: str) -> list[Rule]:
     """The rules for `action` of every agreement whose target covers `revision` and whose assignee is
-    `who`: the user, one of their groups or organisations, or the site; or the peer. One query."""
-    assignee = _assignee_filter(who)
-    if assignee is None:
-        return []
-    return (Rule.objects.filter(action=action, agreement__solution_id=revision.solution_id)
-            .filter(Q(agreement__revision__isnull=True) | Q(agreement__revision_id=revision.pk))
-            .filter(assignee).select_related("agreement"))
-
-
-def _assignee_filter(who: Who) -> Q | None:
-    if who.peer:
-        return Q(agreement__assignee_kind=AssigneeKind.PEER, agreement__assignee_peer=who.peer)
-    if who.user is None:
-        return None
-    groups = Group.objects.filter(user=who.user).values("pk")
-    organisations = Membership.objects.filter(user=who.user).values("organisation_id")
-    return (Q(agreement__assignee_kind=AssigneeKind.USER, agreement__assignee_user=who.user)
-            | Q(agreement__assignee_kind=AssigneeKind.GROUP, agreement__assignee_group__in=groups)
-            | Q(agreement__assignee_kind=AssigneeKind.ORGANISATION, agreement__assignee_organisation__in=organisations)
-            | Q(agreement__assignee_kind=AssigneeKind.SITE))
+    `who` (licensing.facts reads them with the licence, in the one statement every check starts with)."""
+    found = facts.read(who.user, who.peer, revision, action)
+    return found.rules if found is not None else []
 
 
 def _in_dates(agreement, now) -> bool:
@@ -210,10 +182,10 @@ def _units_needed(consume: int, deployment_id, swap_in: bool) -> int:
     return 0 if swap_in or deployment_id is not None else 1
 
 
-def _slot_held(deployment_id) -> int | None:
-    """The rule whose live slot this deployment holds already (a start after a stop is not a second one)."""
-    return (DeploymentGrant.objects.filter(deployment_id=deployment_id, active=True)
-            .values_list("rule_id", flat=True).first())
+def _slot_row(deployment_id) -> DeploymentGrant | None:
+    """The deployment's live-slot row, active or not: the rule whose slot it holds already (a start after
+    a stop is not a second one), or the row a restart takes again."""
+    return DeploymentGrant.objects.filter(deployment_id=deployment_id).only("id", "rule_id", "active").first()
 
 
 def _usable(rule: Rule, action: str, consume: int, deployment_id, swap_in: bool, *, held: int | None) -> bool:
@@ -233,7 +205,7 @@ def _ending_first(rule: Rule):
 
 
 def _use(rule: Rule, who: Who, revision: Revision, action: str, *, consume: int, kind: str, deployment_id,  # noqa: PLR0913
-         swap_in: bool, held: int | None) -> Decision | None:
+         swap_in: bool, held: int | None, slot_row: DeploymentGrant | None = None) -> Decision | None:
     """Take what the use needs from `rule`, all or nothing; None when another caller took the last of it
     first (the next permit is tried)."""
     remaining = rule.remaining
@@ -246,7 +218,8 @@ def _use(rule: Rule, who: Who, revision: Revision, action: str, *, consume: int,
         with transaction.atomic(savepoint=slot):
             if consume and not services.consume_count(rule, consume):
                 return None
-            if slot and not services.take_live_slot(rule, deployment_id, who.user, revision, held=held):
+            if slot and not services.take_live_slot(rule, deployment_id, who.user, revision, held=held,
+                                                    row=slot_row, row_known=True):
                 transaction.set_rollback(True)
                 return None
             if consume:

@@ -520,10 +520,15 @@ def _nearly_used(rule_id: int) -> None:
                                f"{rule.action}s used", url="/licensing/mine/")
 
 
-def take_live_slot(rule: Rule, deployment_id, user, revision: Revision, *, held: int | None = None) -> bool:
-    """A live slot for one deployment, once: the same deployment asking again keeps its slot (`held`: the
-    rule whose slot it holds, when the caller knows)."""
-    if held is not None or DeploymentGrant.objects.filter(deployment_id=deployment_id, active=True).exists():
+def take_live_slot(rule: Rule, deployment_id, user, revision: Revision, *, held: int | None = None,  # noqa: PLR0913
+                   row: DeploymentGrant | None = None, row_known: bool = False) -> bool:
+    """A live slot for one deployment, once: the same deployment asking again keeps its slot. A caller
+    that read the deployment's row already passes it (`row`, `row_known`; `held`: the rule of its active
+    slot), saving the look-ups."""
+    if not row_known:
+        row = DeploymentGrant.objects.filter(deployment_id=deployment_id).only("id", "rule_id", "active").first()
+        held = row.rule_id if row is not None and row.active else None
+    if held is not None:
         return True
     if rule.live_limit is not None:
         took = Rule.objects.filter(pk=rule.pk, live_used__lt=F("live_limit")).update(live_used=F("live_used") + 1)
@@ -533,7 +538,9 @@ def take_live_slot(rule: Rule, deployment_id, user, revision: Revision, *, held:
         Rule.objects.filter(pk=rule.pk).update(live_used=F("live_used") + 1)
     slot = {"agreement_id": rule.agreement_id, "rule": rule, "user": user, "revision": revision, "active": True,
             "ended": None}
-    if not DeploymentGrant.objects.filter(deployment_id=deployment_id).update(**slot):  # a restart: its old row
+    if row is not None:  # a restart: its old row
+        DeploymentGrant.objects.filter(pk=row.pk).update(**slot)
+    else:
         DeploymentGrant.objects.create(deployment_id=deployment_id, **slot)
     return True
 

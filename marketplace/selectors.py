@@ -176,15 +176,6 @@ def can_review(user, request: PublishRequest) -> bool:
                 or SolutionShare.objects.filter(solution_id=request.solution_id, user=user).exists())
 
 
-def owned_by(user, solution: str = "") -> Q:
-    """`owns` as a filter, for a caller that asks it inside its own query: the solution (reached through
-    the lookup path `solution`, e.g. "revision__solution", or the row itself) is owned or co-owned by
-    `user`."""
-    prefix = f"{solution}__" if solution else ""
-    shared = SolutionShare.objects.filter(solution_id=OuterRef(f"{prefix}pk"), user=user)
-    return Q(**{f"{prefix}owner": user}) | Exists(shared)
-
-
 def owners_of(solution: Solution) -> list:
     """The owner and the co-owners."""
     co_owners = [share.user for share in SolutionShare.objects.filter(solution=solution).select_related("user")]
