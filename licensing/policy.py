@@ -98,7 +98,8 @@ def decide(who: Who, revision: Revision, action: str, *, consume: int = 0, kind:
     if prohibited:
         return _prohibited(action, prohibited[0])
     permits = [r for r in rules if r.kind == RuleKind.PERMIT]
-    slot_row = _slot_row(deployment_id) if _needs_live_slot(action, deployment_id, swap_in) else None
+    # A deploy that consumes is a new deployment (counted once, when made): it has no slot row to read.
+    slot_row = _slot_row(deployment_id) if _needs_live_slot(action, deployment_id, swap_in) and not consume else None
     held = slot_row.rule_id if slot_row is not None and slot_row.active else None
     usable = sorted((r for r in permits if _usable(r, action, consume, deployment_id, swap_in, held=held)),
                     key=_ending_first)
