@@ -214,18 +214,19 @@ def _use(rule: Rule, who: Who, revision: Revision, action: str, *, consume: int,
         return _export(rule, who, revision, kind)
     slot = _needs_live_slot(action, deployment_id, swap_in)
     if consume or slot:
-        # A savepoint only where a refusal must take back what was taken (a count, when the live slot is
-        # gone); otherwise an error rolls back the caller's transaction, which holds the download too.
-        with transaction.atomic(savepoint=slot):
-            if consume and not services.consume_count(rule, consume):
-                return None
-            if slot and not services.take_live_slot(rule, deployment_id, who.user, revision, held=held,
-                                                    row=slot_row, row_known=True):
-                transaction.set_rollback(True)
-                return None
-            if consume:
-                services.record_usage(rule.agreement, revision, action, who=who, quantity=consume, kind=kind,
-                                      deployment_id=deployment_id)
+        # The live slot first, then the count: a count refused after the slot was taken (another caller
+        # took the last one in between) gives the slot back, so no savepoint is needed. An error rolls
+        # back the caller's transaction, which holds the download or the deployment too.
+        if slot and not services.take_live_slot(rule, deployment_id, who.user, revision, held=held, row=slot_row,
+                                                row_known=True):
+            return None
+        if consume and not services.consume_count(rule, consume):
+            if slot and held is None:
+                services.release_deployment(deployment_id)
+            return None
+        if consume:
+            services.record_usage(rule.agreement, revision, action, who=who, quantity=consume, kind=kind,
+                                  deployment_id=deployment_id)
         remaining = None if rule.count_limit is None else rule.count_limit - rule.count_used - consume
     return Decision(True, ALLOWED_ENTITLED, f"Allowed by your agreement {_left(remaining, action)}.".replace(" .", "."),
                     agreement_id=rule.agreement_id, rule_id=rule.pk, remaining=remaining,
