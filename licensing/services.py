@@ -530,12 +530,10 @@ def take_live_slot(rule: Rule, deployment_id, user, revision: Revision, *, held:
         held = row.rule_id if row is not None and row.active else None
     if held is not None:
         return True
-    if rule.live_limit is not None:
-        took = Rule.objects.filter(pk=rule.pk, live_used__lt=F("live_limit")).update(live_used=F("live_used") + 1)
-        if not took:
-            return False
-    else:
-        Rule.objects.filter(pk=rule.pk).update(live_used=F("live_used") + 1)
+    # Live deployments are counted only against a limit (with none, the slot rows say how many are live).
+    if rule.live_limit is not None and not Rule.objects.filter(
+            pk=rule.pk, live_used__lt=F("live_limit")).update(live_used=F("live_used") + 1):
+        return False
     slot = {"agreement_id": rule.agreement_id, "rule": rule, "user": user, "revision": revision, "active": True,
             "ended": None}
     if row is not None:  # a restart: its old row
@@ -554,7 +552,8 @@ def release_deployment(deployment_id) -> bool:
             return False
         released = DeploymentGrant.objects.filter(pk=grant.pk, active=True).update(active=False, ended=timezone.now())
         if released:
-            Rule.objects.filter(pk=grant.rule_id, live_used__gt=0).update(live_used=F("live_used") - 1)
+            Rule.objects.filter(pk=grant.rule_id, live_limit__isnull=False, live_used__gt=0).update(
+                live_used=F("live_used") - 1)
         return bool(released)
 
 
