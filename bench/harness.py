@@ -429,3 +429,19 @@ def engine_session(stack: contextlib.ExitStack, prefix: str, timeout: float):
     client = docker.DockerClient(base_url=env["ACUMOS_TEST_DOCKER_HOST"], timeout=timeout)
     stack.callback(client.close)
     return scratch, env, client
+
+
+# ---------------------------------------------------------------- database time
+
+class SqlTimer:
+    """Adds up the time of every statement (Django's execute_wrapper: a function call per query)."""
+
+    def __init__(self):
+        self.total_ms = 0.0
+
+    def __call__(self, execute, sql, params, many, context):
+        started = time.perf_counter_ns()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.total_ms += (time.perf_counter_ns() - started) / 1e6

@@ -397,7 +397,7 @@ class Probe:
     failures: int = 0
     last_failure: str = ""
 
-    def once(self, record: bool, sql: SqlTimer) -> None:
+    def once(self, record: bool, sql: harness.SqlTimer) -> None:
         argument = self.prepare() if self.prepare else None
         sql.total_ms = 0.0
         started = time.perf_counter_ns()
@@ -421,20 +421,6 @@ class Pair:
     label: str
     open: Probe
     rtu: Probe
-
-
-class SqlTimer:
-    """Adds up the time of every statement (Django's execute_wrapper: a function call per query)."""
-
-    def __init__(self):
-        self.total_ms = 0.0
-
-    def __call__(self, execute, sql, params, many, context):
-        started = time.perf_counter_ns()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            self.total_ms += (time.perf_counter_ns() - started) / 1e6
 
 
 def download_probe(label: str, client, artifact_id: str, size: int) -> Probe:
@@ -543,7 +529,7 @@ def measure(probes: list[Probe], calls: int, warmup: int) -> None:
     """One call of each probe per round; odd rounds go backwards, so no probe always follows another."""
     from django.db import connection
 
-    sql = SqlTimer()
+    sql = harness.SqlTimer()
     with connection.execute_wrapper(sql):
         for round_no in range(warmup + calls):
             order = probes if round_no % 2 == 0 else probes[::-1]

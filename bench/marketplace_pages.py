@@ -103,7 +103,7 @@ class Probe:
     sql_ms: list[float] = field(default_factory=list)  # of each timed request: its time in the database
     statuses: Counter = field(default_factory=Counter)
 
-    def once(self, round_no: int, record: bool, sql: SqlTimer) -> None:
+    def once(self, round_no: int, record: bool, sql: harness.SqlTimer) -> None:
         if self.before:
             self.before()
         sql.total_ms = 0.0
@@ -114,20 +114,6 @@ class Probe:
             self.times_ms.append(elapsed)
             self.sql_ms.append(sql.total_ms)
             self.statuses[status] += 1
-
-
-class SqlTimer:
-    """Adds up the time of every statement (Django's execute_wrapper: a function call per query)."""
-
-    def __init__(self):
-        self.total_ms = 0.0
-
-    def __call__(self, execute, sql, params, many, context):
-        started = time.perf_counter_ns()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            self.total_ms += (time.perf_counter_ns() - started) / 1e6
 
 
 def page(label: str, client, urls: list[str], *, cold: bool = False) -> Probe:
@@ -246,7 +232,7 @@ def measure_together(all_probes: list[Probe], requests: int, warmup: int) -> Non
         probe.times_ms.clear()
         probe.sql_ms.clear()
         probe.statuses.clear()
-    sql = SqlTimer()
+    sql = harness.SqlTimer()
     with connection.execute_wrapper(sql):
         for round_no in range(warmup):
             for probe in all_probes:
