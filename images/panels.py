@@ -14,6 +14,8 @@ from acumos_portal.choices import UNFINISHED, JobStatus
 from images import services
 from images.models import ImageBuild
 from images.selectors import image_artifact
+from licensing import policy
+from licensing.choices import Action
 from marketplace.models import Revision
 from marketplace.selectors import can_change_solution, is_admin
 
@@ -37,7 +39,15 @@ def image_panel(revision: Revision, user, *, local_target: str = "") -> dict:
         "shows_builder_settings": bool(problem) and is_admin(user),
         "local_target": local_target,
         "can_build": revision.is_ready and not problem and can_change_solution(user, revision.solution),
+        # Where the image lives (and how to pull it) is for those who may download it: a licence that needs
+        # an agreement would otherwise be passed by pulling from the registry instead of the tarball.
+        "image_denied": _image_denied(revision, user) if image else "",
     }
+
+
+def _image_denied(revision: Revision, user) -> str:
+    decision = policy.decide(policy.Who.of(user), revision, Action.DOWNLOAD)
+    return "" if decision.allowed else decision.message
 
 
 def why_no_image(revision: Revision, builds: list[ImageBuild], building: bool, problem: str) -> SafeString:

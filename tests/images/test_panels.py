@@ -152,3 +152,23 @@ def test_terminal_quotes_become_code_and_nothing_is_left_unescaped():
     assert code_spans("") == ""
     assert last_line("first\nsecond\n\n") == "second"
     assert last_line("") == "no reason was recorded"
+
+
+def test_where_an_image_is_pulled_from_is_shown_only_to_those_its_licence_lets_download(catalogs, owner,
+                                                                                          other_user, client_for):
+    """Pulling from the registry would pass the licence the image tarball is gated by: the image's name
+    and `docker run` line are for the owners and licensees; others read why not."""
+    from licensing.models import LicenceProfile
+
+    from ..factories import agreement_for
+
+    gated = published_revision(catalogs["company"], owner=owner, name="Gated Iris")
+    with_image(gated)
+    LicenceProfile.objects.create(revision=gated, keyword="Acme", rtu_required=True)
+    registry_host = IMAGE.split("/", maxsplit=1)[0]
+    assert registry_host in panel(client_for(owner), gated)
+    refused = panel(client_for(other_user), gated)
+    assert registry_host not in refused and "docker run" not in refused
+    assert "An image of this version exists. To download Gated Iris you need an agreement" in refused
+    agreement_for(gated.solution, user=other_user)
+    assert "docker run" in panel(client_for(other_user), gated)
