@@ -162,7 +162,8 @@ def licensors_pages(page: Page, camera: Camera, solution_id) -> None:
     camera.shoot(page, "licensor-usage")
     camera.shoot_phone(page.context, page.url, "licensor-usage")
     csv = page.request.get(page.locator("[data-csv]").get_attribute("href"))
-    assert csv.status == 200 and csv.text().splitlines()[0] == "day,model,action,agreement,user,peer,quantity"
+    header = "day,model_id,model,action,agreement,user,peer,quantity,entries"
+    assert csv.status == 200 and csv.text().splitlines()[0] == header
     page.goto(f"/licensing/offers/{solution_id}/")
     expect(page.get_by_role("heading", name="Offer for Gated Iris")).to_be_visible()
     camera.shoot(page, "licensor-offer")
