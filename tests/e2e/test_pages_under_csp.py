@@ -217,6 +217,9 @@ def filter_sort_and_search(page: Page, camera: Camera) -> None:
 
     results.locator("a.chip").click()  # its chip takes the filter away again
     expect(results.get_by_role("link", name=MODEL)).to_be_visible()
+    # The swap puts a new select in; htmx wires it up only after the swap settles, and a change made
+    # before that sends nothing (seen with Chromium 156): wait until htmx has processed it.
+    page.wait_for_function("() => !!(document.querySelector('#browse-sort') || {})['htmx-internal-data']")
     page.get_by_label("Sort by").select_option("name")  # the select sends the form itself
     page.wait_for_url(re.compile(r"sort=name"))
     names = results.locator(".model-card__title").all_inner_texts()
@@ -319,7 +322,9 @@ def upload_logos(page: Page, camera: Camera, problems: list[str]) -> None:
     page.get_by_role("button", name=re.compile("^Save")).click()
     logo = page.locator("img.brand__logo")
     expect(logo).to_be_visible()
-    assert logo.evaluate("img => img.complete && img.naturalWidth > 0")
+    # Visible comes before loaded: wait for the image itself (it fails here if img-src refused it).
+    page.wait_for_function("() => { const img = document.querySelector('img.brand__logo');"
+                           " return img && img.complete && img.naturalWidth > 0; }", timeout=10_000)
     camera.shoot(page, "admin-site-logo")
 
 
