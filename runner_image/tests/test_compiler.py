@@ -231,12 +231,15 @@ def wait_until(condition, timeout: float = 5) -> None:
 
 
 def test_it_answers_503_with_retry_after_when_the_compile_slots_stay_taken(iris, start_runner):
-    runner = start_runner(iris, env={"RUNNER_PROTO_COMPILE_WAIT": "0.3"})
+    # The others arrive 0.05 s after the slow one and wait 0.1 s for its slot: they are turned away as
+    # long as its compile takes more than 0.15 s (about 1 s here; an idle machine once compiled it in
+    # under the 0.45 s the test allowed before).
+    runner = start_runner(iris, env={"RUNNER_PROTO_COMPILE_WAIT": "0.1"})
     get_binary_json(runner.url, iris_proto(iris))  # the compile process is up
     slow = big_proto("slow", messages=1100)  # 0.9 MiB: about 1 s in protoc
     with ThreadPoolExecutor(max_workers=12) as pool:
         first = pool.submit(get_binary_json, runner.url, slow, b'{"f0": 2}')
-        time.sleep(0.15)
+        time.sleep(0.05)
         others = [pool.submit(get_binary_json, runner.url, iris_proto(iris)) for _ in range(11)]
         answers = [future.result() for future in others]
         assert first.result().status_code == 200, first.result().text
