@@ -62,9 +62,26 @@ def model_active(slot) -> None:
     GENERATION.set(slot.generation)
 
 
+# Collectors that merge what every worker shared through the state directory (drift statistics, variants):
+# prometheus-client's multiprocess mode covers counters and histograms, not these.
+_SHARED_COLLECTORS: list = []
+
+
+def add_shared_collector(collector) -> None:
+    """Register a collector whose collect() already merges every worker (called once per process)."""
+    if collector not in _SHARED_COLLECTORS:
+        _SHARED_COLLECTORS.append(collector)
+
+
 def render() -> tuple[bytes, str]:
+    registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+        payload = generate_latest(registry)
+    else:
+        payload = generate_latest()
+    for collector in _SHARED_COLLECTORS:
+        registry = CollectorRegistry()
+        registry.register(collector)
+        payload += generate_latest(registry)
+    return payload, CONTENT_TYPE_LATEST

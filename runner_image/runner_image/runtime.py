@@ -38,6 +38,8 @@ from runner_image.slot import (
     load_slot,
 )
 from runner_image.state import StateDir, write_json
+from runner_image.stats import Statistics
+from runner_image.variants import Variants
 
 log = logging.getLogger("runner_image")
 Check = Callable[[ModelSlot], object]
@@ -56,6 +58,8 @@ class Runtime:
         self._watcher: threading.Thread | None = None
         # Only a runner that must meter has a meter: elsewhere a metered route tests this and goes on.
         self.meter: Meter | None = Meter(settings) if settings.require_entitlement else None
+        self.variants = Variants(self)  # canary and shadow candidates beside the live model
+        self.stats = Statistics(self)   # drift statistics, shared between workers by flushing
 
     # lifecycle -----------------------------------------------------------
     def start(self, preloaded: ModelSlot | None = None) -> None:
@@ -201,8 +205,17 @@ class Runtime:
                 self._follow(self.state.control())
             except Exception:  # the watcher must survive anything and keep serving
                 log.exception("following the control file failed")
-            if self.meter:
-                self._follow_entitlement()
+            self._periodic()
+
+    def _periodic(self) -> None:
+        """What every worker does on each watcher round, besides following swaps."""
+        if self.meter:
+            self._follow_entitlement()
+        for name, step in (("candidate", self.variants.follow), ("statistics", self.stats.flush)):
+            try:
+                step()
+            except Exception:  # the watcher must survive anything and keep serving
+                log.exception("the watcher's %s step failed", name)
 
     def _follow_entitlement(self) -> None:
         try:

@@ -20,11 +20,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from runner_image import __version__, metrics, oip, openapi, swaps
+from runner_image import metrics, openapi, serving, swaps, v2
 from runner_image.compiler import ProtoCompiler, parse_data
-from runner_image.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType
+from runner_image.errors import BadRequest, Conflict, PayloadTooLarge
 from runner_image.protos import cache as proto_cache
 from runner_image.runtime import Runtime
+from runner_image.serving import REQUEST_ID_HEADER as REQUEST_ID
 from runner_image.settings import Settings, configure_logging
 from runner_image.slot import METADATA_FILE
 from runner_image.web import (
@@ -46,15 +47,18 @@ from runner_image.web import (
 
 @endpoint("predict", metered=True)
 async def predict(request: Request, runtime: Runtime) -> Response:
-    slot = runtime.active()
-    method = request.path_params["method"]
-    rpc = slot.rpc(method)
+    call = serving.Call(request.path_params["method"], serving.request_id(request.headers.get(REQUEST_ID)),
+                        request.headers.get(serving.ROUTING_KEY_HEADER))
+    chosen = serving.choose(runtime, call)
+    slot = chosen[0]
     kind = content_kind(request)
     out_kind = accept_kind(request, kind)
-    msg = decode(rpc.input, await request.body(), kind)
-    answer = slot.predict(method, msg)
-    metrics.prediction(method)
-    return encode(answer, out_kind)
+    msg = decode(slot.rpc(call.method).input, await request.body(), kind)
+    answered = serving.answer(runtime, call, msg, chosen)
+    metrics.prediction(call.method)
+    response = encode(answered.msg, out_kind)
+    response.headers[REQUEST_ID] = call.request_id
+    return response
 
 
 @endpoint("artifacts")
@@ -91,11 +95,16 @@ def _transform_default(data_part: str, data_kind: str):
     async def handler(request: Request, runtime: Runtime) -> Response:
         form = await read_form(request)
         slot = runtime.active()
-        method = operation_of(slot, slot.proto, form, request)
-        msg = parse_data(slot.rpc(method).input, await part_bytes(form, data_part), data_kind)
-        answer = slot.predict(method, msg)
-        metrics.prediction(method)
-        return encode(answer, accept_kind(request, "protobuf"))
+        call = serving.Call(operation_of(slot, slot.proto, form, request),
+                            serving.request_id(request.headers.get(REQUEST_ID)),
+                            request.headers.get(serving.ROUTING_KEY_HEADER))
+        chosen = serving.choose(runtime, call)
+        msg = parse_data(chosen[0].rpc(call.method).input, await part_bytes(form, data_part), data_kind)
+        answered = serving.answer(runtime, call, msg, chosen)
+        metrics.prediction(call.method)
+        response = encode(answered.msg, accept_kind(request, "protobuf"))
+        response.headers[REQUEST_ID] = call.request_id
+        return response
 
     return handler
 
@@ -210,60 +219,6 @@ async def get_usage(request: Request, runtime: Runtime) -> Response:
     return JSONResponse(runtime.meter.usage() if runtime.meter else NOT_METERED)
 
 
-# ---------------------------------------------------------------- open inference protocol
-
-def _oip_slot(request: Request, runtime: Runtime):
-    slot = runtime.active()
-    name = request.path_params["name"]
-    if name != slot.name:
-        raise NotFound(f"no model named {name!r} here; this runner serves {slot.name!r}", {"model": name})
-    return slot
-
-
-@endpoint("v2")
-async def v2_server(request: Request, runtime: Runtime) -> Response:
-    return JSONResponse({"name": "acumos-runner", "version": __version__, "extensions": []})
-
-
-@endpoint("v2")
-async def v2_live(request: Request, runtime: Runtime) -> Response:
-    return JSONResponse({"live": True})
-
-
-@endpoint("v2")
-async def v2_ready(request: Request, runtime: Runtime) -> Response:
-    return JSONResponse({"ready": runtime.slot is not None}, status_code=200 if runtime.slot else 503)
-
-
-@endpoint("v2")
-async def v2_model(request: Request, runtime: Runtime) -> Response:
-    slot = _oip_slot(request, runtime)
-    method = request.query_params.get("method") or slot.proto.default_method
-    return JSONResponse(oip.model_metadata(slot, method))
-
-
-@endpoint("v2")
-async def v2_model_ready(request: Request, runtime: Runtime) -> Response:
-    _oip_slot(request, runtime)
-    return JSONResponse({"name": request.path_params["name"], "ready": True})
-
-
-@endpoint("v2_infer", metered=True)
-async def v2_infer(request: Request, runtime: Runtime) -> Response:
-    slot = _oip_slot(request, runtime)
-    if content_kind(request) != "json":
-        raise UnsupportedMediaType(f"the inference protocol takes {JSON}")
-    try:
-        body = json.loads(await request.body())
-    except ValueError as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
-    method = oip.requested_method(body) or slot.proto.default_method
-    msg = oip.request_to_message(body, slot.rpc(method).input)
-    answer = slot.predict(method, msg)
-    metrics.prediction(method)
-    return JSONResponse(oip.response_body(slot, method, answer, body.get("id")))
-
-
 # ---------------------------------------------------------------- metrics and docs
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -310,15 +265,10 @@ ROUTES = [
     Route("/transformCSVDefault", transform_csv_default, methods=["POST"]),
     Route("/transformJSON", transform_json, methods=["POST"]),
     Route("/transformJSONDefault", transform_json_default, methods=["POST"]),
-    Route("/v2", v2_server, methods=["GET"]),
-    Route("/v2/health/live", v2_live, methods=["GET"]),
-    Route("/v2/health/ready", v2_ready, methods=["GET"]),
-    Route("/v2/models/{name}", v2_model, methods=["GET"]),
-    Route("/v2/models/{name}/ready", v2_model_ready, methods=["GET"]),
-    Route("/v2/models/{name}/infer", v2_infer, methods=["POST"]),
     Route("/metrics", metrics_endpoint, methods=["GET"]),
     Route("/openapi.json", openapi_json, methods=["GET"]),
     Route("/docs", docs_page, methods=["GET"]),
+    *v2.ROUTES,
 ]
 
 
