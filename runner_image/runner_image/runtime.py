@@ -92,16 +92,44 @@ class Runtime:
         with self._lead(), self.state.swap_lock():
             started = time.monotonic()
             current = self.active()
-            generation, directory = self.state.new_generation()
+            candidate, answers, checked = self._stage(action, build, check, current)
             try:
-                build(directory, current)
-                candidate, answers, checked = self._load_and_check(directory, generation, current, check)
                 self._activate_everywhere(candidate)
             except BaseException:
-                shutil.rmtree(directory, ignore_errors=True)
+                shutil.rmtree(candidate.directory, ignore_errors=True)
                 metrics.swap_failed(action)
                 raise
             return self._record(action, candidate, current, started=started, checked=checked, answers=answers)
+
+    def stage(self, action: str, build: Callable[[Path, ModelSlot], None], check: Check | None = None):
+        """A new generation built and checked in this worker, not served: (slot, answers, checked). What a
+        canary or shadow candidate starts as (runner_image.variants); the caller owns its directory."""
+        with self._lead(), self.state.swap_lock():
+            return self._stage(action, build, check, self.active())
+
+    def adopt(self, action: str, candidate: ModelSlot) -> dict:
+        """Make every worker serve `candidate`, a generation already staged and checked (a promoted canary)."""
+        with self._lead(), self.state.swap_lock():
+            started = time.monotonic()
+            current = self.active()
+            if candidate.generation == current.generation:
+                raise Conflict(f"generation {candidate.generation} is already serving")
+            try:
+                self._activate_everywhere(candidate)
+            except BaseException:
+                metrics.swap_failed(action)
+                raise
+            return self._record(action, candidate, current, started=started, checked="as a candidate", answers={})
+
+    def _stage(self, action: str, build, check: Check | None, current: ModelSlot):
+        generation, directory = self.state.new_generation()
+        try:
+            build(directory, current)
+            return self._load_and_check(directory, generation, current, check)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            metrics.swap_failed(action)
+            raise
 
     def rollback(self, target: int | None = None) -> dict:
         with self._lead(), self.state.swap_lock():
@@ -232,12 +260,17 @@ class Runtime:
         if active and current is not None and active != current.generation:
             prepared = self._prepared
             if prepared is None or prepared.generation != active:
-                prepared = load_slot(self.state.generation_dir(active), active, reuse=current)
+                prepared = self._loaded(active) or load_slot(self.state.generation_dir(active), active, reuse=current)
             self._switch(prepared)
+
+    def _loaded(self, generation: int) -> ModelSlot | None:
+        """The generation when this worker holds it loaded already (as a canary or shadow candidate)."""
+        return self.variants.slot_for(generation)
 
     def _prepare(self, generation: int) -> None:
         try:
-            self._prepared = load_slot(self.state.generation_dir(generation), generation, reuse=self.slot)
+            self._prepared = self._loaded(generation) or load_slot(self.state.generation_dir(generation), generation,
+                                                                   reuse=self.slot)
             self._report(prepared=generation)
         except Exception as exc:
             self._failed = generation

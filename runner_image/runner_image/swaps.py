@@ -115,9 +115,10 @@ def _sample_check(upload: Upload):
 
 
 async def from_form(request: Request, runtime: Runtime, action: str, *, parts: dict, required: tuple,
-                    check_factory=None):
+                    check_factory=None, apply=None):
     """Swap in what the multipart request sends (`parts`: name -> file name), checked by `check_factory`'s
-    check if given, else by the request's sample part if any."""
+    check if given, else by the request's sample part if any. `apply` (default runtime.swap) takes
+    (action, build, check): runtime.stage makes a candidate instead of serving it."""
     form = await read_form(request)
     missing = [p for p in required if form.get(p) is None]
     if missing:
@@ -130,7 +131,7 @@ async def from_form(request: Request, runtime: Runtime, action: str, *, parts: d
             check_proto_size(upload.files["proto"].stat().st_size, runtime.settings.max_proto_bytes)
         check = check_factory(upload, form, request) if check_factory else _sample_check(upload)
         limits = ExtractLimits(max_bytes=runtime.settings.max_package_bytes)
-        return await run_in_threadpool(runtime.swap, action, _builder(upload, limits), check)
+        return await run_in_threadpool(apply or runtime.swap, action, _builder(upload, limits), check)
     finally:
         upload.cleanup()
 
