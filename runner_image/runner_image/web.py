@@ -1,5 +1,6 @@
 """HTTP plumbing every route shares: the `endpoint` decorator (admin-token check, body limits, error
-mapping, metrics), content negotiation between JSON and protobuf, and multipart form reading.
+mapping, metrics), content negotiation between JSON and protobuf, a compressed body's bounded
+decompression, and multipart form reading.
 
 It knows nothing of particular routes; server.py uses it for each of them, swaps.py to read a swap's parts.
 """
@@ -10,6 +11,7 @@ import hmac
 import logging
 import time
 import uuid
+import zlib
 from functools import wraps
 
 from starlette.requests import Request
@@ -121,6 +123,44 @@ def _limited(request: Request, limit: int) -> Request:
         return message
 
     return Request(request.scope, counting_receive)
+
+
+# Content-Encoding -> zlib's wbits: gzip framing, or zlib framing (what HTTP's "deflate" means).
+CONTENT_CODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def decoded_content(body: bytes, coding: str | None, limit: int) -> bytes | bytearray:
+    """`body` decompressed per its Content-Encoding, never to more than `limit` bytes: a small body that
+    inflates past the limit (a zip bomb) is refused with 413 once the limit is reached, not inflated whole."""
+    coding = (coding or "").strip().lower()
+    if coding in ("", "identity"):
+        return body
+    if coding not in CONTENT_CODINGS:
+        raise UnsupportedMediaType(f"Content-Encoding {coding!r} is not supported; send gzip, deflate or none",
+                                   {"field": "Content-Encoding", "allowed": ["gzip", "deflate", "identity"]})
+    out = bytearray()
+    remaining = body
+    while remaining:  # gzip may hold several members one after the other
+        inflater = zlib.decompressobj(CONTENT_CODINGS[coding])
+        try:
+            out += inflater.decompress(remaining, limit + 1 - len(out))
+            while inflater.unconsumed_tail and len(out) <= limit:
+                out += inflater.decompress(inflater.unconsumed_tail, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise BadRequest(f"the body is not valid {coding} data: {exc}", {"field": "Content-Encoding"}) from exc
+        if len(out) > limit:
+            raise PayloadTooLarge(f"the request body inflates to more than the limit of {limit} bytes",
+                                  {"limit_bytes": limit, "field": "Content-Encoding"})
+        if not inflater.eof:
+            raise BadRequest(f"the {coding} body is cut short", {"field": "Content-Encoding"})
+        remaining = inflater.unused_data if coding != "deflate" else _no_trailer(inflater.unused_data)
+    return out
+
+
+def _no_trailer(unused: bytes) -> bytes:
+    if unused:
+        raise BadRequest(f"{len(unused)} bytes follow the end of the deflate data", {"field": "Content-Encoding"})
+    return b""
 
 
 def media_type(value: str | None) -> str:
