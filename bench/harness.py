@@ -8,10 +8,12 @@ All traffic goes to 127.0.0.1.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -102,6 +104,56 @@ def scratch_dir(stack: contextlib.ExitStack, prefix: str) -> Path:
     return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
 
 
+# ---------------------------------------------------------------- peers in venvs of their own
+
+# Peer servers (MLServer, BentoML...) never go into the project's .venv: their pins fight ours.
+PEER_CACHE = Path(os.environ.get("ACUMOS_BENCH_CACHE", Path.home() / ".cache" / "acumos-bench"))
+
+
+def peer_venv(name: str, version: str, requirements: list[str], *, timeout: float = 1800.0) -> Path:
+    """The bin/ of a venv holding one peer at pinned versions: PEER_CACHE/<name>-<version>/.
+
+    Made on first use (`python -m venv` with the interpreter the project's venv is built on, so the same
+    Python reads the same pickles, then `pip install` of `requirements`), reused afterwards while its
+    stamp lists the same requirements. A lock keeps two benchmarks from building it at once; a venv
+    left half-made (no stamp) is removed and built again."""
+    home = PEER_CACHE / f"{name}-{version}"
+    stamp = home / ".installed"
+    wanted = "\n".join(requirements) + "\n"
+    PEER_CACHE.mkdir(parents=True, exist_ok=True)
+    with open(PEER_CACHE / f"{name}-{version}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists() and stamp.read_text() == wanted:
+            return home / "bin"
+        shutil.rmtree(home, ignore_errors=True)
+        print(f"  making {home} (first use; pip install {' '.join(requirements)})", flush=True)
+        base_python = getattr(sys, "_base_executable", None) or shutil.which("python3")
+        _run_install([base_python, "-m", "venv", str(home)], timeout)
+        _run_install([str(home / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                      *requirements], timeout)
+        stamp.write_text(wanted)
+    return home / "bin"
+
+
+def peer_env(bin_dir: Path, **extra: str) -> dict[str, str]:
+    """offline_env for a peer: its own venv's bin/ first on PATH (servers that start helpers by name, such
+    as uvicorn, must find the peer's, never the project's) and the project's venv off it."""
+    env = offline_env(**extra)
+    rest = [p for p in env["PATH"].split(os.pathsep) if Path(p) != VENV_BIN]
+    env["PATH"] = os.pathsep.join([str(bin_dir), *rest])
+    env["VIRTUAL_ENV"] = str(bin_dir.parent)
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def _run_install(cmd: list[str], timeout: float) -> None:
+    # The caller's own environment: pip may need the proxy settings offline_env drops.
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        output = (done.stderr or done.stdout)[-3000:]
+        raise RuntimeError(f"{' '.join(cmd[:4])}... failed ({done.returncode}):\n{output}")
+
+
 # ---------------------------------------------------------------- the iris example
 
 def load_example():
@@ -140,10 +192,10 @@ class Server:
         return f"http://{HOST}:{self.port}"
 
 
-def start_process(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+def start_process(cmd: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> subprocess.Popen:
     with open(log, "ab") as out:
         return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=REPO)
+                                start_new_session=True, cwd=cwd or REPO)
 
 
 def stop_process(process: subprocess.Popen, grace: float = 15.0) -> None:
@@ -165,10 +217,10 @@ def _signal_group(process: subprocess.Popen, sig: int) -> None:
 
 @contextlib.contextmanager
 def serving(name: str, cmd: list[str], *, env: dict[str, str], port: int, log: Path,
-            keep_as: str) -> Iterator[Server]:
+            keep_as: str, cwd: Path | None = None) -> Iterator[Server]:
     """A server for the duration of a `with`; afterwards its log is copied to bench/out/logs/<keep_as>.log,
     whether the benchmark succeeded or not (the scratch dir holding the original is removed)."""
-    process = start_process(cmd, env, log)
+    process = start_process(cmd, env, log, cwd)
     try:
         yield Server(name, port, process, log)
     finally:
@@ -199,6 +251,26 @@ def wait_until(ready: Callable[[], bool], server: Server, what: str, timeout: fl
                 return time.monotonic() - started
         time.sleep(0.2)
     raise RuntimeError(f"{server.name} was not {what} within {timeout:.0f} s; log:\n{tail(server.log)}")
+
+
+ReadyCheck = Callable[[httpx.Client, Server], Callable[[], bool]]
+
+
+def answers_200(path: str) -> ReadyCheck:
+    """Ready when GET `path` answers 200 (a peer's health or model-ready endpoint)."""
+    return lambda client, server: lambda: client.get(f"{server.base_url}{path}").status_code == 200
+
+
+@contextlib.contextmanager
+def ready_server(name: str, cmd: list[str], *, env: dict[str, str], port: int, log: Path, keep_as: str,
+                 ready: ReadyCheck, cwd: Path | None = None,
+                 timeout: float = 180.0) -> Iterator[tuple[Server, httpx.Client, float]]:
+    """Any command line as a server (see `serving`), held until `ready` holds: (server, a client, seconds to
+    ready). The server is stopped, and its log kept, when the `with` ends."""
+    with serving(name, cmd, env=env, port=port, log=log, keep_as=keep_as, cwd=cwd) as server, \
+            http_client() as client:
+        startup = wait_until(ready(client, server), server, "ready", timeout=timeout)
+        yield server, client, startup
 
 
 def runner_ready(client: httpx.Client, server: Server, workers: int) -> Callable[[], bool]:
