@@ -28,6 +28,7 @@ from runner_image.runtime import Runtime
 from runner_image.serving import REQUEST_ID_HEADER as REQUEST_ID
 from runner_image.settings import Settings, configure_logging
 from runner_image.slot import METADATA_FILE
+from runner_image.variants_api import ROUTES as CANDIDATE_ROUTES
 from runner_image.web import (
     JSON,
     JSON_TYPES,
@@ -269,6 +270,7 @@ ROUTES = [
     Route("/openapi.json", openapi_json, methods=["GET"]),
     Route("/docs", docs_page, methods=["GET"]),
     *v2.ROUTES,
+    *CANDIDATE_ROUTES,
 ]
 
 

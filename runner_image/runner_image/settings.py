@@ -153,6 +153,10 @@ class Settings:
     """Compiled protos kept per process, counted in bytes of their descriptors (protos.ProtoCache)."""
     proto_compile_nice: int = 10
     """How much lower the compile process's CPU priority is than the server's."""
+    shadow_queue_size: int = 64
+    """Requests waiting for a shadow candidate in each worker (runner_image.variants); beyond, dropped and counted."""
+    shadow_queue_bytes: int = 32 << 20
+    """Bytes those requests and the live answers kept to compare them with may hold in each worker."""
     metrics_multiproc: bool = field(default=False)
     require_entitlement: bool = False
     """Every prediction takes a unit from a signed entitlement (runner_image.meter); off, nothing is metered."""
@@ -236,4 +240,6 @@ _VARIABLES = {
     "proto_compile_wait": ("RUNNER_PROTO_COMPILE_WAIT", 0.0),
     "proto_cache_bytes": ("RUNNER_PROTO_CACHE_BYTES", 0),
     "proto_compile_nice": ("RUNNER_PROTO_COMPILE_NICE", 0),
+    "shadow_queue_size": ("RUNNER_SHADOW_QUEUE_SIZE", 1),
+    "shadow_queue_bytes": ("RUNNER_SHADOW_QUEUE_BYTES", 0),
 }

@@ -6,6 +6,10 @@
     history.json       every activation, newest last
     workers/<pid>.json what each worker serves and has prepared
     swap.lock          flock held by the worker leading a swap
+    candidate.json     the canary or shadow candidate beside the live model, or the last one and how it
+                       ended (runner_image.variants); written only under swap.lock
+    variants/<pid>.json what each worker holds of the candidate, and its per-variant counts (kept after
+                       the worker dies, so that merged counts do not drop)
     meter.bin, entitlement.json, entitlement-history.json
                        the metering of a licensed model (runner_image.meter), only with
                        RUNNER_REQUIRE_ENTITLEMENT=1
@@ -58,7 +62,9 @@ class StateDir:
         self.workers = self.root / "workers"
         self.control_path = self.root / "control.json"
         self.history_path = self.root / "history.json"
-        for directory in (self.generations, self.workers):
+        self.candidate_path = self.root / "candidate.json"
+        self.variants = self.root / "variants"
+        for directory in (self.generations, self.workers, self.variants):
             directory.mkdir(parents=True, exist_ok=True)
 
     # control -------------------------------------------------------------
@@ -116,6 +122,30 @@ class StateDir:
             if pid != exclude:
                 found[pid] = read_json(path, {})
         return found
+
+    # canary and shadow candidates (runner_image.variants) --------------------
+    def candidate(self) -> dict | None:
+        found = read_json(self.candidate_path, None)
+        return found if isinstance(found, dict) else None
+
+    def set_candidate(self, description: dict) -> None:
+        """Called under the swap lock, like set_control."""
+        write_json(self.candidate_path, description)
+
+    def write_variant_report(self, pid: int, report: dict) -> None:
+        write_json(self.variants / f"{pid}.json", {**report, "pid": pid, "updated": time.time()})
+
+    def variant_reports(self) -> dict[int, dict]:
+        """Every worker's report, dead workers' included (their last counts still count)."""
+        found = {}
+        for path in self.variants.glob("*.json"):
+            if path.stem.isdigit():
+                found[int(path.stem)] = read_json(path, {})
+        return found
+
+    def remove_variant_report(self, pid: int) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.variants / f"{pid}.json").unlink()
 
     # locking -------------------------------------------------------------
     @contextlib.contextmanager
