@@ -90,6 +90,7 @@ class Swap:
     probes_new: int
     probes: int
     error: str = ""
+    phases: dict | None = None  # the runner's own split of runner_ms (history entry's phases_ms)
 
     @property
     def ok(self) -> bool:
@@ -128,7 +129,8 @@ def swap_once(client: httpx.Client, server: Server, *, number: int, package: Pac
     error = "" if response.status_code == 200 else response.text[:300]
     answers = probe_answers(client, f"{server.base_url}{harness.PREDICT_PATH}", probe_body)
     return Swap(number, package.label, response.status_code, doc.get("generation"), wall_ms,
-                doc.get("duration_ms"), sum(a == package.probe_species for a in answers), len(answers), error)
+                doc.get("duration_ms"), sum(a == package.probe_species for a in answers), len(answers), error,
+                doc.get("phases_ms"))
 
 
 def swap_many(client: httpx.Client, server: Server, packages: tuple[Package, Package], probe_body: str,
@@ -185,9 +187,11 @@ def print_report(swaps: list[Swap], during: WrkResult, baseline: WrkResult, *, c
     if busy > harness.QUIET_CPU_PCT:
         print("CAUTION: the machine was not idle; latency figures are not comparable with an idle run")
     print(harness.table(
-        ["#", "to", "status", "generation", "wall ms", "runner ms", "probe new/all"],
+        ["#", "to", "status", "generation", "wall ms", "runner ms", "runner phases ms", "probe new/all"],
         [[str(s.number), s.package, str(s.status), str(s.generation), f"{s.wall_ms:.1f}",
-          "-" if s.runner_ms is None else f"{s.runner_ms:.1f}", f"{s.probes_new}/{s.probes}"] for s in swaps]))
+          "-" if s.runner_ms is None else f"{s.runner_ms:.1f}",
+          " ".join(f"{k} {v}" for k, v in (s.phases or {}).items()) or "-", f"{s.probes_new}/{s.probes}"]
+         for s in swaps]))
     walls = sorted(s.wall_ms for s in swaps)
     if walls:
         print(f"swap wall time: min {walls[0]:.1f} ms, median {walls[len(walls) // 2]:.1f} ms, "

@@ -16,12 +16,14 @@ import contextlib
 import logging
 import os
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from runner_image import metrics
+from runner_image.doorbell import Doorbell
 from runner_image.errors import Conflict, ModelRejected, NotFound, NotReady, RunnerError
 from runner_image.meter import Meter
 from runner_image.package import ExtractLimits, read_manifest_from_zip, safe_extract
@@ -56,6 +58,8 @@ class Runtime:
         self._leading = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._bell = Doorbell(self.state.root, self.pid)
+        self._rung = threading.Event()  # set by the watcher when rung while this worker leads a swap
         # Only a runner that must meter has a meter: elsewhere a metered route tests this and goes on.
         self.meter: Meter | None = Meter(settings) if settings.require_entitlement else None
         self.variants = Variants(self)  # canary and shadow candidates beside the live model
@@ -77,6 +81,7 @@ class Runtime:
         if self._watcher:
             self._watcher.join(timeout=2)
         self.state.remove_worker(self.pid)
+        self._bell.close()
         if self.meter:
             self.meter.close()
 
@@ -91,15 +96,24 @@ class Runtime:
         """Stage a new generation with `build`, check it, and make every worker serve it."""
         with self._lead(), self.state.swap_lock():
             started = time.monotonic()
+            phases = Phases(started)
             current = self.active()
-            candidate, answers, checked = self._stage(action, build, check, current)
+            generation, directory = self.state.new_generation()
             try:
-                self._activate_everywhere(candidate)
+                build(directory, current)
+                phases.mark("build")
+                # The other workers load it while this one checks it; none serves it before the check passed.
+                peers = self._announce(generation)
+                candidate, answers, checked = self._load_and_check(directory, generation, current, check)
+                phases.mark("load_and_check")
+                self._activate_everywhere(candidate, peers, phases)
             except BaseException:
-                shutil.rmtree(candidate.directory, ignore_errors=True)
+                self.state.set_control(active=current.generation, staged=None)
+                shutil.rmtree(directory, ignore_errors=True)
                 metrics.swap_failed(action)
                 raise
-            return self._record(action, candidate, current, started=started, checked=checked, answers=answers)
+            return self._record(action, candidate, current, started=started, checked=checked, answers=answers,
+                                phases=phases)
 
     def stage(self, action: str, build: Callable[[Path, ModelSlot], None], check: Check | None = None):
         """A new generation built and checked in this worker, not served: (slot, answers, checked). What a
@@ -153,7 +167,8 @@ class Runtime:
         if not self._leading.acquire(blocking=False):
             raise Conflict("another swap is in progress on this runner; try again when it finishes")
         try:
-            yield
+            with urgent():
+                yield
         finally:
             self._leading.release()
 
@@ -171,24 +186,38 @@ class Runtime:
         answers = check_samples(candidate, samples)
         return candidate, answers, "package sample" if samples else "load only"
 
-    def _activate_everywhere(self, candidate: ModelSlot) -> None:
-        peers = self.state.live_workers(exclude=self.pid)
-        old = self.active().generation
+    def _announce(self, generation: int) -> set[int]:
+        """Mark `generation` staged and ring the other workers to load it; returns who they are."""
+        peers = set(self.state.live_workers(exclude=self.pid))
         if peers:
-            self.state.set_control(active=old, staged=candidate.generation)
+            self.state.set_control(active=self.active().generation, staged=generation)
+            self._bell.ring(peers)
+        return peers
+
+    def _activate_everywhere(self, candidate: ModelSlot, peers: set[int] | None = None, phases=None) -> None:
+        """Every worker loads `candidate` (announced already when `peers` is given), then all switch."""
+        phases = phases or Phases(time.monotonic())
+        old = self.active().generation
+        if peers is None:
+            peers = self._announce(candidate.generation)
+        if peers:
             try:
-                self._wait_for_peers("prepared", candidate.generation, fixed=set(peers))
+                self._wait_for_peers("prepared", candidate.generation, fixed=peers)
             except BaseException:
                 self.state.set_control(active=old, staged=None)
                 raise
+        phases.mark("others_loaded")
         self.state.set_control(active=candidate.generation, staged=None)
         self._switch(candidate)
         if peers:
+            self._bell.ring(peers)
             self._wait_for_peers("active", candidate.generation, fixed=None)
+        phases.mark("all_switched")
 
     def _wait_for_peers(self, key: str, generation: int, fixed: set[int] | None) -> None:
         deadline = time.monotonic() + self.settings.swap_timeout
         while True:
+            self._rung.clear()  # before reading: a report landing after the read still wakes the wait below
             peers = self.state.live_workers(exclude=self.pid)
             if fixed is not None:
                 peers = {pid: info for pid, info in peers.items() if pid in fixed}
@@ -202,7 +231,7 @@ class Runtime:
                 late = [pid for pid, info in peers.items() if info.get(key) != generation]
                 raise RunnerError(f"workers {late} did not reach '{key}' for generation {generation} "
                                   f"within {self.settings.swap_timeout:.0f}s", status=504)
-            time.sleep(self.settings.poll_interval / 2)
+            self._rung.wait(self.settings.poll_interval / 2)
 
     def _switch(self, slot: ModelSlot) -> None:
         self.slot = slot  # the one atomic step: later requests see the new model
@@ -210,7 +239,7 @@ class Runtime:
         self._report(active=slot.generation)
         metrics.model_active(slot)
 
-    def _record(self, action, candidate, previous, *, started, checked, answers) -> dict:
+    def _record(self, action, candidate, previous, *, started, checked, answers, phases=None) -> dict:
         entry = {
             "generation": candidate.generation, "action": action, "previous_generation": previous.generation,
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "name": candidate.name,
@@ -218,6 +247,8 @@ class Runtime:
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
             "workers": 1 + len(self.state.live_workers(exclude=self.pid)),
         }
+        if phases is not None:
+            entry["phases_ms"] = phases.durations()
         self.state.append_history(entry)
         self.state.prune(self.settings.keep_generations, {candidate.generation, previous.generation})
         metrics.swap_done(action, entry["duration_ms"] / 1000)
@@ -226,8 +257,11 @@ class Runtime:
 
     # following a swap led by another worker ------------------------------
     def _watch(self) -> None:
-        while not self._stop.wait(self.settings.poll_interval):
+        while not self._stop.is_set():
+            rung = self._bell.wait(self.settings.poll_interval)
             if self._leading.locked():
+                if rung:
+                    self._rung.set()  # a peer reported: the leading thread looks now, not at its next poll
                 continue
             try:
                 self._follow(self.state.control())
@@ -255,13 +289,19 @@ class Runtime:
         staged, active = control.get("staged"), control.get("active")
         current = self.slot
         prepared = self._prepared.generation if self._prepared else None
-        if staged and staged not in (prepared, self._failed):
-            self._prepare(staged)
-        if active and current is not None and active != current.generation:
-            prepared = self._prepared
-            if prepared is None or prepared.generation != active:
-                prepared = self._loaded(active) or load_slot(self.state.generation_dir(active), active, reuse=current)
-            self._switch(prepared)
+        must_prepare = staged and staged not in (prepared, self._failed)
+        must_switch = active and current is not None and active != current.generation
+        if not (must_prepare or must_switch):
+            return
+        with urgent():
+            if must_prepare:
+                self._prepare(staged)
+            if must_switch:
+                prepared = self._prepared
+                if prepared is None or prepared.generation != active:
+                    prepared = self._loaded(active) or load_slot(self.state.generation_dir(active), active,
+                                                                 reuse=current)
+                self._switch(prepared)
 
     def _loaded(self, generation: int) -> ModelSlot | None:
         """The generation when this worker holds it loaded already (as a canary or shadow candidate)."""
@@ -280,6 +320,57 @@ class Runtime:
     def _report(self, **info) -> None:
         slot = self.slot
         self.state.write_worker(self.pid, {"active": slot.generation if slot else None, **info})
+        if self._watcher is not None:  # started: the others may be waiting for this report
+            self._bell.ring(self.state.live_workers(exclude=self.pid))
+
+
+# While a swap runs, the thread doing it hands the GIL back and forth with the event loop, which is busy
+# answering requests. Each file operation releases the GIL, and getting it back waits for the loop's thread
+# to reach the switch interval (5 ms by default): a swap's few dozen file operations cost a hundred ms or
+# more under load. A shorter interval for the swap's duration makes those waits short; requests are
+# served as before (the loop only yields more often, for the few tens of ms a swap takes).
+URGENT_SWITCH_INTERVAL = 0.0005
+
+
+class _Urgency:
+    """How many blocks want the short interval now; the last one out restores the normal one."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.normal = sys.getswitchinterval()
+
+    @contextlib.contextmanager
+    def __call__(self):
+        with self.lock:
+            self.depth += 1
+            sys.setswitchinterval(URGENT_SWITCH_INTERVAL)
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.depth -= 1
+                if self.depth == 0:
+                    sys.setswitchinterval(self.normal)
+
+
+urgent = _Urgency()  # `with urgent():` around a swap's steps
+
+
+class Phases:
+    """Milliseconds each step of a swap took (in its history entry): where a slow swap spent its time."""
+
+    def __init__(self, started: float):
+        self._last = started
+        self._ms: dict[str, float] = {}
+
+    def mark(self, name: str) -> None:
+        now = time.monotonic()
+        self._ms[name] = round((now - self._last) * 1000, 1)
+        self._last = now
+
+    def durations(self) -> dict[str, float]:
+        return dict(self._ms)
 
 
 # ---------------------------------------------------------------- staging helpers
