@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from runner_image import metrics, openapi, serving, swaps, v2
+from runner_image import metrics, openapi, serving, stats_api, swaps, v2
 from runner_image.compiler import ProtoCompiler, parse_data
 from runner_image.errors import BadRequest, Conflict, PayloadTooLarge
 from runner_image.protos import cache as proto_cache
@@ -270,6 +270,7 @@ ROUTES = [
     Route("/openapi.json", openapi_json, methods=["GET"]),
     Route("/docs", docs_page, methods=["GET"]),
     *v2.ROUTES,
+    *stats_api.ROUTES,
     *CANDIDATE_ROUTES,
 ]
 

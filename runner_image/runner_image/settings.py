@@ -143,6 +143,20 @@ class Settings:
     """Seconds a swap waits for every worker to load and switch."""
     poll_interval: float = 0.02
     """How often a worker looks for a swap started by another worker."""
+    statistics: int = 1
+    """Drift statistics and feedback (runner_image.stats, runner_image.feedback): 1 on, 0 off."""
+    stats_window_seconds: float = 60.0
+    """The length of a statistics window (tumbling, aligned on the epoch so every worker's windows line up)."""
+    stats_windows: int = 60
+    """Statistics windows kept (the last ones); older windows are deleted."""
+    stats_top_k: int = 50
+    """Distinct values counted per categorical field and window; the rest count as "other"."""
+    stats_flush_interval: float = 0.5
+    """How often, at most, a worker writes its current statistics window for the others to read."""
+    feedback_keep_answers: int = 100_000
+    """Recent answers kept for feedback to join (all workers together)."""
+    feedback_max_age: float = 86_400.0
+    """Seconds an answer stays joinable by feedback."""
     max_proto_bytes: int = 1 << 20
     """Largest .proto a request may carry (a caller's own on /getBinary*, or a swap's)."""
     proto_compile_concurrency: int = 1
@@ -235,6 +249,13 @@ _VARIABLES = {
     "keep_generations": ("RUNNER_KEEP_GENERATIONS", 2),
     "swap_timeout": ("RUNNER_SWAP_TIMEOUT", None),
     "poll_interval": ("RUNNER_POLL_INTERVAL", None),
+    "statistics": ("RUNNER_STATISTICS", 0),
+    "stats_window_seconds": ("RUNNER_STATS_WINDOW_SECONDS", 0.1),
+    "stats_windows": ("RUNNER_STATS_WINDOWS", 2),
+    "stats_top_k": ("RUNNER_STATS_TOP_K", 1),
+    "stats_flush_interval": ("RUNNER_STATS_FLUSH_INTERVAL", 0.0),
+    "feedback_keep_answers": ("RUNNER_FEEDBACK_KEEP_ANSWERS", 1),
+    "feedback_max_age": ("RUNNER_FEEDBACK_MAX_AGE", 1.0),
     "max_proto_bytes": ("RUNNER_MAX_PROTO_BYTES", None),
     "proto_compile_concurrency": ("RUNNER_PROTO_COMPILE_CONCURRENCY", 1),
     "proto_compile_wait": ("RUNNER_PROTO_COMPILE_WAIT", 0.0),
