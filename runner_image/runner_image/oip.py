@@ -169,7 +169,7 @@ def _raw_values(tensor: dict, where: str, datatype: str | None, shape, raw) -> l
     label = f"{where} ({tensor.get('name')!r})"
     if datatype is None or shape is None:
         raise BadRequest(f"{label}: a binary tensor needs 'datatype' and 'shape' to be read", {"field": where})
-    values = oip_binary.decode(datatype, raw, shape, label)
+    values = oip_binary.decode(datatype, raw, shape, label, where)
     if datatype in _FLOATS:  # raw bytes may hold inf or NaN: the codec reads them as their JSON strings
         values = [v if math.isfinite(v) else _NOT_FINITE.get(v, "NaN") for v in values]
     return values

@@ -31,38 +31,40 @@ def element_count(shape, where: str) -> int:
     return math.prod(shape)
 
 
-def decode(datatype: str, raw: bytes, shape, where: str) -> list:
-    """The flat list of values `raw` holds for a tensor of `datatype` and `shape`."""
-    count = element_count(shape, where)
+def decode(datatype: str, raw: bytes, shape, where: str, field: str | None = None) -> list:
+    """The flat list of values `raw` holds for a tensor of `datatype` and `shape`. Errors say `where`
+    (e.g. "inputs[0] ('x')"), and name `field` (default: `where`) in their details."""
+    field = field or where
+    count = element_count(shape, field)
     if datatype == "BYTES":
-        return _decode_bytes(raw, count, where)
+        return _decode_bytes(raw, count, where, field)
     fmt = FORMATS.get(datatype)
     if fmt is None:
         raise BadRequest(f"{where}: datatype {datatype!r} is not one of {', '.join(DATATYPES)}",
-                         {"field": f"{where}.datatype", "allowed": list(DATATYPES)})
+                         {"field": f"{field}.datatype", "allowed": list(DATATYPES)})
     expected = count * struct.calcsize(fmt)
     if len(raw) != expected:
         raise BadRequest(f"{where}: shape {shape} of {datatype} needs {expected} bytes, got {len(raw)}",
-                         {"field": where})
+                         {"field": field})
     return list(struct.unpack(f"<{count}{fmt}", raw))
 
 
-def _decode_bytes(raw: bytes, count: int, where: str) -> list[bytes]:
+def _decode_bytes(raw: bytes, count: int, where: str, field: str) -> list[bytes]:
     values, offset = [], 0
     view = memoryview(raw)
     while offset < len(raw):
         if offset + 4 > len(raw):
             raise BadRequest(f"{where}: a BYTES element's 4-byte length is cut off at byte {offset}",
-                             {"field": where})
+                             {"field": field})
         (size,) = _LENGTH.unpack_from(raw, offset)
         offset += 4
         if offset + size > len(raw):
             raise BadRequest(f"{where}: a BYTES element says {size} bytes but only {len(raw) - offset} remain",
-                             {"field": where})
+                             {"field": field})
         values.append(bytes(view[offset:offset + size]))
         offset += size
     if len(values) != count:
-        raise BadRequest(f"{where}: the shape holds {count} elements, the bytes {len(values)}", {"field": where})
+        raise BadRequest(f"{where}: the shape holds {count} elements, the bytes {len(values)}", {"field": field})
     return values
 
 
