@@ -383,8 +383,8 @@ class Variants:
     # following the other workers -------------------------------------------
     def follow(self) -> None:
         """Called by every worker's watcher: load or drop the candidate another worker set, share the counts."""
-        description = self.runtime.state.candidate()
-        with self._lock:
+        with self._lock:  # read and applied together: a change written by this worker meanwhile is not undone
+            description = self.runtime.state.candidate()
             self._apply(description)
             self._flush()
         if description and description.get("state") in HELD_STATES:
@@ -537,8 +537,6 @@ class Variants:
             self._wait_for_workers(lambda r: r.get("holding") == description["id"], failed=description["id"])
         except BaseException as exc:
             self._end(description, "failed", None, _reason(exc))
-            with self._lock:
-                self._drop()
             raise
         self._record("candidate", description, started)
         return {**self.describe(), "checked_with": checked, "answers": answers}
@@ -549,9 +547,7 @@ class Variants:
             started = time.monotonic()
             current = self._current(for_what="change")
             description = {**current, **changes, "revision": current["revision"] + 1, "changed_at": _now()}
-            with self._lock:
-                self.runtime.state.set_candidate(description)
-                self._apply(description)
+            self._write(description)
             self._wait_for_workers(lambda r: r.get("holding") == description["id"]
                                    and (r.get("revision") or 0) >= description["revision"])
             self._record("weight", description, started)
@@ -565,21 +561,19 @@ class Variants:
             if held is None or held.id != current["id"]:
                 raise NotReady("this worker does not hold the candidate yet; try again in a moment")
             promoting = {**current, "state": "promoting", "changed_at": _now()}
-            self.runtime.state.set_candidate(promoting)
+            self._write(promoting)
         try:
             entry = self.runtime.adopt("promote", held.slot)
         except BaseException:
             self._with_lock(lambda: self._restore(promoting, current))
             raise
         self._with_lock(lambda: self._finish_promotion(promoting))
-        with self._lock:
-            self._drop()
         self._wait_for_workers(lambda r: r.get("holding") != current["id"], quiet=True)
         return {**entry, "candidate": self.runtime.state.candidate()}
 
     def _restore(self, promoting: dict, current: dict) -> None:
         if self.runtime.state.candidate() == promoting:
-            self.runtime.state.set_candidate(current)
+            self._write(current)
 
     def _finish_promotion(self, promoting: dict) -> None:
         found = self.runtime.state.candidate()
@@ -591,8 +585,6 @@ class Variants:
         with self.runtime.state.swap_lock():
             current = self._current(for_what="remove", promoting_too=True)
             self._end(current, "aborted", "abort", "aborted with DELETE /model/candidate")
-            with self._lock:
-                self._drop()
         self._wait_for_workers(lambda r: r.get("holding") != current["id"])
         return self.describe()
 
@@ -606,9 +598,15 @@ class Variants:
 
     def _end(self, description: dict, state: str, action: str | None, reason: str) -> None:
         """Under the swap lock: the candidate ends (every worker drops it), recorded in the history."""
-        self.runtime.state.set_candidate({**description, "state": state, "ended_at": _now(), "reason": reason})
+        self._write({**description, "state": state, "ended_at": _now(), "reason": reason})
         if action:
             self._record(action, description, time.monotonic(), reason=reason)
+
+    def _write(self, description: dict) -> None:
+        """Under the swap lock: write the description and apply it here in one step (see follow)."""
+        with self._lock:
+            self.runtime.state.set_candidate(description)
+            self._apply(description)
 
     def _record(self, action: str, description: dict, started: float, **extra) -> None:
         """A history entry shaped like a swap's (runtime._record): `generation` is the candidate's and
