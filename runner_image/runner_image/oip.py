@@ -22,6 +22,7 @@ The method is `parameters.method`, else the proto's first.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ def tensor_specs(descriptor) -> list[dict]:
              "shape": [-1] if rows or is_repeated(f) else [1]} for f in _columns(descriptor)]
 
 
+@functools.lru_cache(maxsize=256)  # asked on every request and answer; a descriptor never changes
 def _is_rows(descriptor) -> bool:
     try:
         return input_shape(descriptor) == "rows"

@@ -21,7 +21,7 @@ The repository extension, in a runner that holds one model and hot-swaps it:
   configuration goes in by a swap (PUT /model, /proto, /model/configuration), checked before it serves;
 - `POST /v2/repository/models/{name}/unload` (admin token) is 409: a runner always serves a model.
   Roll back (POST /model/rollback) or swap in another instead; a canary or shadow candidate is
-  stopped with a DELETE of that candidate.
+  stopped with DELETE /model/candidate.
 """
 
 from __future__ import annotations
@@ -186,8 +186,8 @@ async def v2_repository_load(request: Request, runtime: Runtime) -> Response:
 async def v2_repository_unload(request: Request, runtime: Runtime) -> Response:
     _repository_model(request, runtime)
     raise Conflict("a runner always serves one model and does not unload it: roll back (POST /model/rollback) "
-                   "or swap in another (PUT /model); a canary or shadow candidate is stopped with a DELETE of "
-                   "that candidate")
+                   "or swap in another (PUT /model); a canary or shadow candidate is stopped with "
+                   "DELETE /model/candidate")
 
 
 def _repository_model(request: Request, runtime: Runtime):

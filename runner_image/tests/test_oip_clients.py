@@ -500,3 +500,84 @@ def test_bytes_cut_off_in_a_binary_bytes_tensor(echo_runner):
                                             "parameters": {"binary_data_size": len(not_utf8)}}]}, not_utf8)
     response = httpx.post(f"{echo_runner.url}/v2/models/Echo/infer", content=body, headers={HEADER: str(length)})
     assert response.status_code == 400 and "not UTF-8" in response.json()["error"]["message"]
+
+
+# ---------------------------------------------------------------- messages, rows, enums and maps as tensors
+
+SHAPES_PROTO = """syntax = "proto3";
+package shapes;
+
+service Model {
+  rpc table (TableIn) returns (TableOut);
+  rpc describe (Described) returns (Described);
+}
+
+enum Colour { RED = 0; GREEN = 1; }
+message Point { double x = 1; string label = 2; }
+message TableIn { repeated Point points = 1; }
+message Scored { double score = 1; string label = 2; }
+message TableOut { repeated Scored scored = 1; }
+message Described { Point point = 1; Colour colour = 2; map<string, double> weights = 3; repeated Point many = 4; }
+"""
+
+
+def shapes_functions():
+    def table(points):
+        return {"scored": [{"score": p["x"] * 2, "label": p["label"].upper()} for p in points]}
+
+    def describe(point, colour, weights, many):
+        return {"point": point, "colour": colour, "weights": weights, "many": [*many, point]}
+
+    return {"table": table, "describe": describe}
+
+
+@pytest.fixture(scope="module")
+def shapes_bundle(tmp_path_factory):
+    """A model whose interface has a one-repeated-message input and output (rows), a sub-message, an enum and
+    a map: what the packer does not write, so its proto is written here."""
+    out = tmp_path_factory.mktemp("oip-shapes")
+    builders.pack_bundle(model=shapes_functions(), flavour="python", name="Shapes", method="table", inputs="x:double",
+                         outputs="y:double", out=out, check=False)
+    (out / "model.proto").write_text(SHAPES_PROTO)
+    return out
+
+
+def test_rows_are_columns_both_ways(shapes_bundle, make_client):
+    with make_client(shapes_bundle) as client:
+        meta = client.get("/v2/models/Shapes").json()
+        assert [(t["name"], t["datatype"], t["shape"]) for t in meta["inputs"]] == [("x", "FP64", [-1]),
+                                                                                      ("label", "BYTES", [-1])]
+        assert [t["name"] for t in meta["outputs"]] == ["score", "label"]
+        body = {"inputs": [{"name": "x", "shape": [3], "datatype": "FP64", "data": [1.0, 2.5, -1.0]},
+                           {"name": "label", "shape": [3], "datatype": "BYTES", "data": ["a", "b", "c"]}]}
+        answer = client.post("/v2/models/Shapes/infer", json=body)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["outputs"] == [
+            {"name": "score", "datatype": "FP64", "shape": [3], "data": [2.0, 5.0, -2.0]},
+            {"name": "label", "datatype": "BYTES", "shape": [3], "data": ["A", "B", "C"]}]
+
+
+def test_messages_enums_and_maps_travel_as_json_text(shapes_bundle, make_client):
+    point = {"x": 1.5, "label": "p"}
+    body = {"parameters": {"method": "describe"},
+            "inputs": [{"name": "point", "shape": [1], "datatype": "BYTES", "data": [json.dumps(point)]},
+                       {"name": "colour", "shape": [1], "datatype": "BYTES", "data": ["GREEN"]},
+                       {"name": "weights", "shape": [1], "datatype": "BYTES", "data": ['{"w": 0.5}']},
+                       {"name": "many", "shape": [1], "datatype": "BYTES", "data": ['{"x": 2.0, "label": "q"}']}]}
+    with make_client(shapes_bundle) as client:
+        answer = client.post("/v2/models/Shapes/infer", json=body)
+        assert answer.status_code == 200, answer.text
+        outputs = {o["name"]: o for o in answer.json()["outputs"]}
+        assert json.loads(outputs["point"]["data"][0]) == point and outputs["point"]["datatype"] == "BYTES"
+        assert outputs["colour"] == {"name": "colour", "datatype": "INT32", "shape": [1], "data": [1]}
+        assert json.loads(outputs["weights"]["data"][0]) == {"w": 0.5}
+        assert outputs["many"]["shape"] == [2]
+        assert [json.loads(m) for m in outputs["many"]["data"]] == [{"x": 2.0, "label": "q"}, point]
+        by_number = {**body, "inputs": [*body["inputs"][:1], {"name": "colour", "shape": [1], "datatype": "INT32",
+                                                             "data": [1]}, *body["inputs"][2:]]}
+        assert client.post("/v2/models/Shapes/infer", json=by_number).json()["outputs"] == answer.json()["outputs"]
+        not_json = {**body, "inputs": [{"name": "point", "shape": [1], "datatype": "BYTES", "data": ["{nope"]},
+                                       *body["inputs"][1:]]}
+        refused = client.post("/v2/models/Shapes/infer", json=not_json)
+        assert refused.status_code == 400 and "'point'" in refused.json()["error"]["message"]
+        assert "JSON text" in refused.json()["error"]["message"]
