@@ -8,7 +8,7 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 EDITABLE := --config-settings editable_mode=compat -e
 
-.PHONY: venv run run-runner test services images compose browser kubectl sandbox nginx lint fmt bench bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace bench-federation bench-licensing bench-metering clean example
+.PHONY: venv run run-runner test services images compose browser kubectl sandbox nginx lint fmt bench bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace bench-federation bench-licensing bench-metering bench-peers clean example
 
 # The portal's runtime (requirements.txt) and the runner with the one flavour the example uses.
 $(RUN_STAMP): requirements.txt runner_image/pyproject.toml
@@ -97,7 +97,7 @@ fmt: $(DEV_STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 bench: bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace bench-federation \
-	bench-licensing bench-metering
+	bench-licensing bench-metering bench-peers
 
 bench-runner: $(DEV_STAMP)
 	$(PY) bench/runner_vs_mlflow.py
@@ -133,6 +133,11 @@ bench-licensing: $(DEV_STAMP) services
 # The runner's meter: req/s with and without an entitlement (iris, 2 workers, wrk); ARGS=--paired on a busy machine.
 bench-metering: $(DEV_STAMP)
 	$(PY) bench/licensing_runner.py $(ARGS)
+
+# Runner vs MLServer, BentoML and MLflow; swaps vs MLServer's reload; gRPC vs REST; statistics and shadow costs.
+# The peers get venvs of their own under ~/.cache/acumos-bench (made on first run); ARGS="--rounds 1 --duration 5".
+bench-peers: $(DEV_STAMP)
+	$(PY) bench/runner_vs_peers.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

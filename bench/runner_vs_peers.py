@@ -22,8 +22,10 @@ Every server gets 2 workers and single-row JSON requests; one server runs at a t
    same load generator shape: N client processes (--clients), each one request in flight on one connection
    (grpc's sync stub; a raw-socket HTTP/1.1 keep-alive client for REST). p50, p99 and req/s.
 4. What statistics and shadowing cost: runner req/s (OIP door) with statistics on and off
-   (RUNNER_STATISTICS=0), and with a shadow candidate taking 100% of requests (`PUT /model/candidate`,
-   mode=shadow, weight=100) against none. A feature the runner does not have yet is reported as skipped.
+   (RUNNER_STATISTICS=0; one server each, the order alternating by round), and with a shadow candidate taking
+   100% of requests (`PUT /model/candidate`, mode=shadow, weight=100; another 10-tree forest) against none, on
+   one server (removed with `DELETE /model/candidate` on even rounds, which measure it first). A feature the
+   runner does not have yet is reported as skipped, with the reason.
 
 The peers never enter the project's venv: each has a venv of its own under ~/.cache/acumos-bench/
 (<peer>-<version>/, or $ACUMOS_BENCH_CACHE), made on first use with `python -m venv` and `pip install` of
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib.metadata
 import json
 import math
@@ -115,6 +118,7 @@ class Models:
     mlflow_dir: Path
     probe_row: list[float]
     probe_body: str  # the runner's REST body for the probe
+    candidate: Path  # part 4's shadow: another forest of A's size (10 trees, seed 2), modelpackage.zip
     expected: int  # A's answer on SAMPLE_ROW
     model_name: str  # the runner's, in /v2/models/{name}
 
@@ -144,7 +148,8 @@ def build_models(work: Path) -> Models:
         joblib.dump(forest, joblibs[label])
     mlflow_dir = runner_vs_mlflow.save_for_mlflow(forests["A"], work / "mlflow-model")
     name = json.loads((package_a.path.parent / "metadata.json").read_text())["name"]
-    return Models((package_a, package_b), joblibs, mlflow_dir, probe_row, probe_body,
+    candidate = harness.pack_estimator(example, example.train(10, 2), work / "bundle-C") / "modelpackage.zip"
+    return Models((package_a, package_b), joblibs, mlflow_dir, probe_row, probe_body, candidate,
                   runner_vs_mlflow.expected_species(forests["A"]), name)
 
 
@@ -181,6 +186,7 @@ def runner_doors(models: Models) -> list[Door]:
             Door("runner REST", harness.PREDICT_PATH, SAMPLE_BODY, lambda doc: int(doc["species"]))]
 
 
+@functools.cache
 def runner_grpc_flag() -> bool:
     """Whether this runner's serve command takes --grpc-port (being built beside this benchmark)."""
     done = subprocess.run([str(harness.PYTHON), "-m", "runner_image", "serve", "--help"], capture_output=True,
@@ -188,12 +194,12 @@ def runner_grpc_flag() -> bool:
     return "--grpc-port" in done.stdout
 
 
-def runner_launch(models: Models, work: Path, label: str, *, bundle: Path | None = None, grpc: bool = False,
-                  **env: str) -> Launch:
+def runner_launch(models: Models, work: Path, label: str, **env: str) -> Launch:
+    """The runner as it is started by default (gRPC too, where it has it), on model A."""
     port = harness.free_port()
-    cmd = harness.runner_command(bundle or models.bundle, port, WORKERS, work / f"state-{label}")
+    cmd = harness.runner_command(models.bundle, port, WORKERS, work / f"state-{label}")
     extra = {}
-    if grpc:  # a free port, never the default 3331 that other runners on this machine may hold
+    if runner_grpc_flag():  # a free port, never the default 3331 that other runners on this machine may hold
         extra["grpc_port"] = harness.free_port()
         cmd += ["--grpc-port", str(extra["grpc_port"])]
     return Launch("runner", cmd, harness.offline_env(RUNNER_ADMIN_TOKEN=TOKEN, **env), port,
@@ -370,17 +376,19 @@ def mlserver_swap_once(client: httpx.Client, server: Server, *, number: int, pac
     staged = model_dir / "model.joblib.new"
     shutil.copyfile(models.joblibs[package.label], staged)
     os.replace(staged, model_dir / "model.joblib")
+    swap = functools.partial(swap_under_load.Swap, number=number, package=package.label, generation=None,
+                             runner_ms=None, probes=swap_under_load.PROBES_PER_SWAP)
     started_at = time.perf_counter()
     try:
         response = client.post(f"{server.base_url}/v2/repository/models/{MLSERVER_MODEL}/load", timeout=timeout)
     except httpx.HTTPError as exc:
-        return swap_under_load.Swap(number, package.label, None, None, (time.perf_counter() - started_at) * 1000,
-                                    None, 0, swap_under_load.PROBES_PER_SWAP, f"{type(exc).__name__}: {exc}")
+        return swap(status=None, wall_ms=(time.perf_counter() - started_at) * 1000, probes_new=0,
+                    error=f"{type(exc).__name__}: {exc}")
     wall_ms = (time.perf_counter() - started_at) * 1000
     answers = oip_probe(client, f"{server.base_url}/v2/models/{MLSERVER_MODEL}/infer", oip_body(models.probe_row))
-    return swap_under_load.Swap(number, package.label, response.status_code, None, wall_ms, None,
-                                sum(a == package.probe_species for a in answers), len(answers),
-                                "" if response.status_code == 200 else response.text[:300])
+    return swap(status=response.status_code, wall_ms=wall_ms,
+                probes_new=sum(a == package.probe_species for a in answers),
+                error="" if response.status_code == 200 else response.text[:300])
 
 
 def mlserver_swaps(client, server: Server, models: Models, model_dir: Path, args) -> list[swap_under_load.Swap]:
@@ -620,7 +628,7 @@ def part_grpc(models: Models, work: Path, args) -> dict:
     print(f"\n== 3. gRPC vs REST on the runner: {args.clients} client processes, one call in flight each ==",
           flush=True)
     grpc_flag = runner_grpc_flag()
-    launch = runner_launch(models, work, "runner-grpc", grpc=grpc_flag)
+    launch = runner_launch(models, work, "runner-grpc")
     rest_oip, rest_own = launch.doors
     specs = {"REST OIP (raw-socket HTTP/1.1)": {"kind": "rest", "port": launch.port, "path": rest_oip.path,
                                                 "body": rest_oip.body},
@@ -663,24 +671,44 @@ def statistics_switch_known() -> bool:
     return any("RUNNER_STATISTICS" in path.read_text(errors="replace") for path in package.rglob("*.py"))
 
 
-def put_shadow(client: httpx.Client, server: Server, package_path: Path) -> httpx.Response:
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def put_shadow(client: httpx.Client, server: Server, package_path: Path) -> str | None:
+    """A shadow candidate answering 100% of requests beside the live model; None, or why not."""
     with open(package_path, "rb") as handle:
-        return client.put(f"{server.base_url}/model/candidate", headers={"Authorization": f"Bearer {TOKEN}"},
-                          files={"model": ("modelpackage.zip", handle, "application/zip")},
-                          data={"mode": "shadow", "weight": "100"}, timeout=60)
+        response = client.put(f"{server.base_url}/model/candidate", headers=ADMIN,
+                              files={"model": ("modelpackage.zip", handle, "application/zip")},
+                              data={"mode": "shadow", "weight": "100"}, timeout=60)
+    if response.status_code >= 300:
+        return f"PUT /model/candidate answered {response.status_code}: {response.text.strip()[:200]}"
+    return None
 
 
-def shadow_round(models: Models, work: Path, label: str, args, rows: dict) -> str | None:
-    """One runner: no candidate, then a shadow candidate at 100%; returns why shadowing was skipped, or None."""
+def drop_shadow(client: httpx.Client, server: Server) -> None:
+    response = client.delete(f"{server.base_url}/model/candidate", headers=ADMIN, timeout=60)
+    if response.status_code >= 300:
+        raise RuntimeError(f"DELETE /model/candidate answered {response.status_code}: {response.text[:300]}")
+
+
+def shadow_round(models: Models, work: Path, number: int, args, rows: dict) -> str | None:
+    """One runner measured without a candidate and with a shadow candidate at 100% (odd rounds in that order,
+    even rounds the other way); returns why shadowing was skipped, or None."""
+    label = f"runner-shadow-r{number}"
     busy = harness.check_quiet(label)
     launch = runner_launch(models, work, label)
     door = launch.doors[0]
     with started(launch, work, label, models.expected) as (server, client):
-        rows.setdefault("no candidate", []).append(wrk_row(server, door, work, args, busy=busy))
-        response = put_shadow(client, server, models.packages[1].path)
-        if response.status_code >= 300:
-            return f"PUT /model/candidate answered {response.status_code}: {response.text.strip()[:200]}"
-        rows.setdefault("shadow candidate 100%", []).append(wrk_row(server, door, work, args, busy=busy))
+        if number % 2:
+            rows.setdefault("no candidate", []).append(wrk_row(server, door, work, args, busy=busy))
+        if skipped := put_shadow(client, server, models.candidate):
+            return skipped
+        row = wrk_row(server, door, work, args, busy=busy)
+        row["candidate"] = client.get(f"{server.base_url}/model/candidate", headers=ADMIN).json()
+        rows.setdefault("shadow candidate 100%", []).append(row)
+        if not number % 2:
+            drop_shadow(client, server)
+            rows.setdefault("no candidate", []).append(wrk_row(server, door, work, args, busy=busy))
     return None
 
 
@@ -700,7 +728,7 @@ def part_costs(models: Models, work: Path, args) -> dict:
                 with started(launch, work, label, models.expected) as (server, _client):
                     stats_rows.setdefault(setting, []).append(wrk_row(server, launch.doors[0], work, args, busy=busy))
         if not shadow_skipped:
-            shadow_skipped = shadow_round(models, work, f"runner-shadow-r{number}", args, shadow_rows)
+            shadow_skipped = shadow_round(models, work, number, args, shadow_rows)
     for what, reason in (("statistics", stats_skipped), ("shadowing", shadow_skipped)):
         if reason:
             print(f"  {what}: skipped ({reason})")
