@@ -33,6 +33,7 @@ from runner_image.web import JSON, JSON_TYPES, endpoint, media_type, read_form
 UPLOAD_PARTS = {name: swaps.PARTS[name] for name in ("model", "modelConfig", "sample", "proto")}
 SETTINGS = ("mode", "weight", "sticky")
 JSON_BODY_LIMIT = 64 << 10
+MAX_GENERATION = 999_999_999  # far beyond any runner's swaps; a larger number would only make a long path
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 MULTIPART = "multipart/form-data"
 
@@ -54,16 +55,15 @@ def parse_mode(value) -> str:
 def parse_weight(value, text: bool) -> float:
     wrong = BadRequest(f"'weight' must be a number from 0 to 100 (the percentage of requests the candidate "
                        f"answers); got {_shown(value)}", {"field": "weight", "minimum": 0, "maximum": 100})
-    if text:
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise wrong from None
-    elif isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not text and (isinstance(value, bool) or not isinstance(value, (int, float))):
         raise wrong
-    if not math.isfinite(value) or not 0 <= value <= 100:
+    try:
+        number = float(value.strip() if text else value)
+    except (ValueError, OverflowError):  # not a number, or an integer too large for a float
+        raise wrong from None
+    if not math.isfinite(number) or not 0 <= number <= 100:
         raise wrong
-    return int(value) if float(value).is_integer() else float(value)
+    return int(number) if number.is_integer() else number
 
 
 def parse_sticky(value, text: bool) -> bool:
@@ -76,9 +76,9 @@ def parse_sticky(value, text: bool) -> bool:
 
 
 def parse_generation(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BadRequest(f"'generation' must be a whole number from 1 (a kept generation: GET /model lists "
-                         f"them in its history); got {_shown(value)}", {"field": "generation"})
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_GENERATION:
+        raise BadRequest(f"'generation' must be a whole number from 1 to {MAX_GENERATION} (a kept generation: "
+                         f"GET /model lists them in its history); got {_shown(value)}", {"field": "generation"})
     return value
 
 

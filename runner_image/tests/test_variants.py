@@ -442,6 +442,39 @@ def test_a_candidate_cannot_be_set_while_a_swap_runs(scale_a, scale_b, start_run
     # And the other way round: a swap while a candidate is set is allowed, and drops it (above).
 
 
+def test_a_candidate_and_its_counts_survive_a_restart(scale_a, scale_b, start_runner, tmp_path):
+    state_dir = tmp_path / "kept-state"
+    runner = start_runner(scale_a, state_dir=state_dir)
+    assert put_candidate(runner.url, scale_b, "canary", 100).status_code == 200
+    for i in range(5):
+        assert scale(runner.url, float(i))["tag"] == "B"
+
+    def flushed():  # a worker writes its counts every quarter second
+        reports = [json.loads(p.read_text()) for p in (state_dir / "variants").glob("*.json")]
+        return sum(r["counts"].get("canary", {}).get("requests", 0) for r in reports) == 5
+
+    wait_until(flushed, what="the counts in the state directory")
+    runner.stop()
+    again = start_runner(scale_a, state_dir=state_dir)
+    assert fresh_tags(again.url, n=3) == {"B"}  # the new worker holds the candidate again
+    figures = candidate(again.url)["metrics"]
+    assert figures["canary"]["requests"] == 8  # the dead worker's last counts and the new one's
+
+
+def test_a_configuration_alone_can_be_the_candidate(tmp_path, make_client):
+    from .test_swap import configurable_bundle
+
+    with make_client(configurable_bundle(tmp_path / "configurable")) as client:
+        config = json.dumps({"methods": {}, "params": {"k": 10}})
+        response = client.put("/model/candidate", headers=auth(), files={"modelConfig": ("config.json", config)},
+                              data={"mode": "canary", "weight": "100"})
+        assert response.status_code == 200, response.text
+        assert client.post("/model/methods/scale", json={"x": 3}).json() == {"tag": "cfg", "y": 30.0}
+        live = client.get("/model").json()["active"]
+        assert response.json()["candidate"]["sha256"]["model"] == live["sha256"]["model"]  # the same package
+        assert live["config"]["params"] == {"k": 2}
+
+
 # ---------------------------------------------------------------- refusals
 
 def test_a_kept_generation_can_be_the_candidate(scale_a, scale_b, make_client):
@@ -485,6 +518,7 @@ def test_a_candidate_with_another_interface_is_refused(scale_a, text, make_clien
     ({"mode": "canary", "weight": "-1"}, "weight", "from 0 to 100"),
     ({"mode": "canary", "weight": "ten"}, "weight", "from 0 to 100"),
     ({"mode": "canary", "weight": "nan"}, "weight", "from 0 to 100"),
+    ({"mode": "canary", "weight": "1e400"}, "weight", "from 0 to 100"),
     ({"mode": "canary", "weight": "10", "sticky": "maybe"}, "sticky", "true/false"),
     ({"mode": "canary", "weight": "10", "colour": "red"}, "colour", "unknown part"),
 ])
@@ -503,6 +537,8 @@ def test_bad_json_and_missing_parts_are_refused(scale_a, scale_b, make_client):
         cases = [
             ({"generation": 1, "mode": "canary", "weight": True}, "weight"),
             ({"generation": 1, "mode": "canary", "weight": "30"}, "weight"),
+            ({"generation": 1, "mode": "canary", "weight": 10**400}, "weight"),
+            ({"generation": 10**400, "mode": "canary", "weight": 30}, "generation"),
             ({"generation": 1, "mode": "canary", "weight": 30, "sticky": "yes"}, "sticky"),
             ({"generation": 0, "mode": "canary", "weight": 30}, "generation"),
             ({"generation": "2", "mode": "canary", "weight": 30}, "generation"),
