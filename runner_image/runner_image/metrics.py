@@ -28,6 +28,8 @@ ENTITLEMENT_USED = Gauge("runner_entitlement_used", "Predictions counted against
                          multiprocess_mode="livemostrecent")  # one shared count: the latest reading is it
 ENTITLEMENT_REFUSED = Counter("runner_entitlement_refused_total", "Predictions the entitlement refused, by code",
                               ["code"])
+BATCH_REQUESTS = Histogram("runner_batch_requests", "Requests answered by one model call (runner_image.batching)",
+                           buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 GENERATION = Gauge("runner_model_generation", "Generation of the model this worker serves",
                    multiprocess_mode="liveall")
 
@@ -56,6 +58,10 @@ def entitlement_used(used: int) -> None:
 
 def entitlement_refused(code: str) -> None:
     ENTITLEMENT_REFUSED.labels(code).inc()
+
+
+def batch(requests: int) -> None:
+    BATCH_REQUESTS.observe(requests)
 
 
 def model_active(slot) -> None:

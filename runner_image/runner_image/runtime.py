@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runner_image import metrics
+from runner_image.batching import Batcher
 from runner_image.doorbell import Doorbell
 from runner_image.errors import Conflict, ModelRejected, NotFound, NotReady, RunnerError
 from runner_image.meter import Meter
@@ -64,6 +65,7 @@ class Runtime:
         self.meter: Meter | None = Meter(settings) if settings.require_entitlement else None
         self.variants = Variants(self)  # canary and shadow candidates beside the live model
         self.stats = Statistics(self)   # drift statistics, shared between workers by flushing
+        self.batcher = Batcher(settings.batch_max_rows)  # one model call for the requests of one loop turn
 
     # lifecycle -----------------------------------------------------------
     def start(self, preloaded: ModelSlot | None = None) -> None:

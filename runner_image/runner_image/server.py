@@ -55,7 +55,7 @@ async def predict(request: Request, runtime: Runtime) -> Response:
     kind = content_kind(request)
     out_kind = accept_kind(request, kind)
     msg = decode(slot.rpc(call.method).input, await request.body(), kind)
-    answered = serving.answer(runtime, call, msg, chosen)
+    answered = await serving.answer_async(runtime, call, msg, chosen)
     metrics.prediction(call.method)
     response = encode(answered.msg, out_kind)
     response.headers[REQUEST_ID] = call.request_id
@@ -101,7 +101,7 @@ def _transform_default(data_part: str, data_kind: str):
                             request.headers.get(serving.ROUTING_KEY_HEADER))
         chosen = serving.choose(runtime, call)
         msg = parse_data(chosen[0].rpc(call.method).input, await part_bytes(form, data_part), data_kind)
-        answered = serving.answer(runtime, call, msg, chosen)
+        answered = await serving.answer_async(runtime, call, msg, chosen)
         metrics.prediction(call.method)
         response = encode(answered.msg, accept_kind(request, "protobuf"))
         response.headers[REQUEST_ID] = call.request_id

@@ -54,3 +54,13 @@ def answer(runtime, call: Call, msg, chosen=None) -> Answer:
     runtime.stats.record(slot, variant, call, msg, out)
     runtime.variants.after(slot, variant, call, msg, out)
     return Answer(out, slot, variant)
+
+
+async def answer_async(runtime, call: Call, msg, chosen=None) -> Answer:
+    """answer() for the doors on the event loop: the model call may be shared with the other requests the
+    worker read in the same turn (runner_image.batching)."""
+    slot, variant = chosen or choose(runtime, call)
+    out = await runtime.batcher.predict(slot, call.method, msg)
+    runtime.stats.record(slot, variant, call, msg, out)
+    runtime.variants.after(slot, variant, call, msg, out)
+    return Answer(out, slot, variant)

@@ -143,6 +143,8 @@ class Settings:
     """Seconds a swap waits for every worker to load and switch."""
     poll_interval: float = 0.02
     """How often a worker looks for a swap started by another worker."""
+    batch_max_rows: int = 64
+    """Most requests one model call answers together (runner_image.batching); 1 turns batching off."""
     statistics: int = 1
     """Drift statistics and feedback (runner_image.stats, runner_image.feedback): 1 on, 0 off."""
     stats_window_seconds: float = 60.0
@@ -172,6 +174,14 @@ class Settings:
     shadow_queue_bytes: int = 32 << 20
     """Bytes those requests and the live answers kept to compare them with may hold in each worker."""
     metrics_multiproc: bool = field(default=False)
+    grpc_port: int = 0
+    """gRPC's port in every worker (runner_image.grpc_server); 0: no gRPC. `serve` sets it from --grpc-port
+    (default 3331); an app made in-process (the tests) has none unless asked."""
+    grpc_host: str = "127.0.0.1"
+    """The address gRPC listens on: the HTTP --host (RUNNER_HOST)."""
+    grpc_max_concurrent_rpcs: int = 64
+    """gRPC calls a worker holds at once; beyond, RESOURCE_EXHAUSTED. With messages of at most
+    max_request_bytes, this bounds what gRPC callers can make a worker hold."""
     require_entitlement: bool = False
     """Every prediction takes a unit from a signed entitlement (runner_image.meter); off, nothing is metered."""
     deployment_id: str = ""
@@ -188,6 +198,7 @@ class Settings:
         tuned = {name: _env_number(variable, default[name], floor) for name, (variable, floor) in _VARIABLES.items()}
         return cls(state_dir=Path(state), admin_token_sha256=admin_token_sha256(),
                    metrics_multiproc=bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR")),
+                   grpc_host=os.environ.get("RUNNER_HOST", "").strip() or default["grpc_host"],
                    **entitlement_settings(), **tuned)
 
 
@@ -249,6 +260,7 @@ _VARIABLES = {
     "keep_generations": ("RUNNER_KEEP_GENERATIONS", 2),
     "swap_timeout": ("RUNNER_SWAP_TIMEOUT", None),
     "poll_interval": ("RUNNER_POLL_INTERVAL", None),
+    "batch_max_rows": ("RUNNER_BATCH_MAX_ROWS", 1),
     "statistics": ("RUNNER_STATISTICS", 0),
     "stats_window_seconds": ("RUNNER_STATS_WINDOW_SECONDS", 0.1),
     "stats_windows": ("RUNNER_STATS_WINDOWS", 2),
@@ -261,6 +273,8 @@ _VARIABLES = {
     "proto_compile_wait": ("RUNNER_PROTO_COMPILE_WAIT", 0.0),
     "proto_cache_bytes": ("RUNNER_PROTO_CACHE_BYTES", 0),
     "proto_compile_nice": ("RUNNER_PROTO_COMPILE_NICE", 0),
+    "grpc_port": ("RUNNER_GRPC_PORT", 0),
+    "grpc_max_concurrent_rpcs": ("RUNNER_GRPC_MAX_CONCURRENT_RPCS", 1),
     "shadow_queue_size": ("RUNNER_SHADOW_QUEUE_SIZE", 1),
     "shadow_queue_bytes": ("RUNNER_SHADOW_QUEUE_BYTES", 0),
 }

@@ -72,6 +72,52 @@ class ModelSlot:
         except Exception as exc:  # an answer that does not fit the output message is the model's fault
             raise _prediction_failed(method, exc) from exc
 
+    @property
+    def batchable(self) -> bool:
+        return self.model.tabular and self.model.row_independent
+
+    def predict_batch(self, method: str, request_msgs: list) -> list:
+        """Answer several requests with one model call: each item is its response message or the RunnerError
+        that request alone gets. The rows are stacked in order and the model's answer split back by row
+        counts; when the joint call fails or its answer does not split, each request is answered alone, so a
+        bad request fails only itself."""
+        rpc, spec = self.rpc(method), self.manifest.method_config(method)
+        answers: list = [None] * len(request_msgs)
+        tables_ = {}
+        for i, msg in enumerate(request_msgs):
+            try:
+                tables_[i] = tables.message_to_table(msg)
+            except RunnerError as exc:
+                answers[i] = exc
+        parts = self._call_stacked(method, spec, list(tables_.values())) if tables_ else []
+        for (i, table), part in zip(tables_.items(), parts or [None] * len(tables_), strict=True):
+            if parts is None:
+                answers[i] = self.predict_or_error(method, request_msgs[i])
+            else:
+                answers[i] = self._output_or_error(method, part, rpc.output, spec, table.single_row)
+        return answers
+
+    def _call_stacked(self, method, spec, parts: list) -> list | None:
+        try:
+            result = self.model.call(method, spec, tables.stack(parts), self.manifest.config.get("params", {}))
+            return tables.split_rows(result, [t.n_rows for t in parts])
+        except Exception:  # answered one by one instead: each request gets its own error, or its answer
+            return None
+
+    def predict_or_error(self, method: str, request_msg):
+        """predict(), with the RunnerError it raised returned instead."""
+        try:
+            return self.predict(method, request_msg)
+        except RunnerError as exc:
+            return exc
+
+    @staticmethod
+    def _output_or_error(method, part, out_cls, spec, single_row):
+        try:
+            return _to_output(part, out_cls, spec, single_row)
+        except Exception as exc:  # an answer that does not fit the output message is the model's fault
+            return _prediction_failed(method, exc)
+
     def _call(self, method, spec, request_msg):
         params = self.manifest.config.get("params", {})
         if self.model.tabular:

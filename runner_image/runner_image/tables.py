@@ -42,6 +42,35 @@ class Table:
         return pd.DataFrame(dict(zip(self.columns, self.data, strict=True)), columns=self.columns)
 
 
+def stack(parts: list[Table]) -> Table:
+    """Several tables of the same columns as one (rows in order), for one model call over many requests."""
+    columns = parts[0].columns
+    data = [[v for part in parts for v in part.data[j]] for j in range(len(columns))]
+    return Table(columns, data, single_row=False)
+
+
+def split_rows(result, counts: list[int]) -> list | None:
+    """The model's answer to stacked tables, cut back into one answer per table (`counts` rows each); None
+    when it cannot be cut: its length is not the number of rows (a model that aggregates), or its type is
+    not one of an array, a list, a data frame or a dict of columns."""
+    total = sum(counts)
+    if isinstance(result, dict):
+        columns = {k: split_rows(v, counts) for k, v in result.items()}
+        if any(v is None for v in columns.values()):
+            return None
+        return [{k: v[i] for k, v in columns.items()} for i in range(len(counts))]
+    if getattr(result, "ndim", 1) == 0 or not hasattr(result, "__len__") or len(result) != total:
+        return None
+    rows = result.iloc if hasattr(result, "iloc") else result  # a data frame is cut by position
+    if not isinstance(result, (list, tuple)) and not hasattr(result, "shape"):
+        return None
+    bounds, start = [], 0
+    for count in counts:
+        bounds.append((start, start + count))
+        start += count
+    return [rows[a:b] for a, b in bounds]
+
+
 def input_shape(descriptor) -> str:
     """'single', 'columns' or 'rows'; raises for messages a table cannot represent."""
     fields = descriptor.fields

@@ -9,6 +9,9 @@ class LoadedModel:
     """A loaded model. Tabular models take a Table; function models take the message as kwargs."""
 
     tabular = True
+    # Each output row depends on its input row alone (true of a fitted estimator's predict): several requests'
+    # rows may then be answered by one call (runner_image.batching). Arbitrary python code may not be.
+    row_independent = False
 
     def call(self, method: str, spec: dict, data, params: dict):
         """Answer one method call. `spec` is the method's configuration ({"call", "output", ...})."""

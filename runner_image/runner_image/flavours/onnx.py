@@ -14,6 +14,8 @@ _NUMPY_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor
 
 
 class OnnxModel(LoadedModel):
+    row_independent = True
+
     def __init__(self, session):
         self.session = session
         self.inputs = session.get_inputs()

@@ -8,6 +8,8 @@ from runner_image.flavours.base import LoadedModel, callable_attr
 
 
 class SklearnModel(LoadedModel):
+    row_independent = True
+
     def __init__(self, estimator):
         self.estimator = estimator
         # Estimators fitted on a DataFrame warn (and may reorder) when given a bare array.

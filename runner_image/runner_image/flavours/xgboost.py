@@ -6,6 +6,8 @@ from runner_image.flavours.base import LoadedModel
 
 
 class XGBoostModel(LoadedModel):
+    row_independent = True
+
     def __init__(self, booster):
         self.booster = booster
 
