@@ -99,6 +99,8 @@ def binary_parts(inputs: list, raw: memoryview) -> dict[int, memoryview]:
     `parameters.binary_data_size` is set; the sizes must account for `raw` exactly."""
     parts, offset = {}, 0
     for i, tensor in enumerate(inputs):
+        if not isinstance(tensor, dict):
+            raise BadRequest(f"inputs[{i}] must be an object", {"field": f"inputs[{i}]"})
         size = binary_data_size(tensor, f"inputs[{i}]")
         if size is None:
             continue

@@ -409,6 +409,11 @@ GOOD_BINARY = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP64
 NAMED = [{"name": name, "shape": [1], "datatype": "FP64", "data": [ROWS[0, j]]} for j, name in enumerate(FEATURES)]
 
 
+def _with_header(header: dict, raw: bytes) -> tuple[bytes, dict]:
+    body, length = binary_body(header, raw)
+    return body, {HEADER: str(length)}
+
+
 def _hostile():
     body, length = binary_body(GOOD_BINARY, fp64_bytes(ROWS[:2]))
     short, short_length = binary_body(GOOD_BINARY, fp64_bytes(ROWS[:2])[:40])
@@ -470,6 +475,8 @@ def _hostile():
                      id="classification"),
         pytest.param(json.dumps({"id": 7, "inputs": NAMED}).encode(), json_headers, 400, ["'id'"], "id",
                      id="id-not-a-string"),
+        pytest.param(*_with_header({"inputs": [1, 2]}, b"x"), 400, ["inputs[0] must be an object"], "inputs[0]",
+                     id="binary-inputs-not-objects"),
     ]
 
 
