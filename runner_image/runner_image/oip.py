@@ -124,7 +124,11 @@ def request_to_message(body: dict, input_cls, binary: dict | None = None):
     if not isinstance(inputs, list) or not inputs:
         raise BadRequest("an inference request needs a non-empty 'inputs' list", {"field": "inputs"})
     binary = binary or {}
-    tensors = [read_tensor(i, tensor, binary.get(i)) for i, tensor in enumerate(inputs)]
+    return tensors_to_message([read_tensor(i, tensor, binary.get(i)) for i, tensor in enumerate(inputs)], input_cls)
+
+
+def tensors_to_message(tensors: list[Tensor], input_cls):
+    """The input message from tensors read_tensor read (by HTTP's JSON, or gRPC's contents)."""
     columns = _tensor_columns(tensors, input_cls.DESCRIPTOR)
     return message_from_dict(input_cls, _to_message_dict(columns, input_cls.DESCRIPTOR))
 
