@@ -288,6 +288,21 @@ def test_a_canary_that_fails_answers_the_caller_with_its_error(scale_a, tmp_path
         assert candidate(client)["metrics"]["shadow"]["errors"] == 1
 
 
+def test_batched_predictions_are_counted_per_variant(iris, make_client):
+    from runner_image.codec import message_from_dict, message_to_dict
+    from runner_image.serving import Call
+
+    with make_client(iris) as client:
+        assert put_candidate(client, iris, "canary", 100).status_code == 200
+        slot, variant = client.app.state.runtime.variants.choose(Call("classify", "r1"))
+        assert variant == "canary" and slot.batchable  # what runner_image.batching calls predict_batch on
+        classify_in = slot.rpc("classify").input
+        msgs = [message_from_dict(classify_in, sample) for sample in (builders.IRIS_SAMPLE, builders.IRIS_VIRGINICA)]
+        answers = slot.predict_batch("classify", msgs)
+        assert [message_to_dict(answer) for answer in answers] == [{"species": 0}, {"species": 2}]
+        assert candidate(client)["metrics"]["canary"]["requests"] == 2
+
+
 # ---------------------------------------------------------------- shadow
 
 def test_a_shadow_answers_in_the_background_and_is_compared_never_returned(scale_a, scale_b, start_runner):
