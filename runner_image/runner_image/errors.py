@@ -21,6 +21,11 @@ class RunnerError(Exception):
     def to_dict(self) -> dict:
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}
 
+    def to_oip_dict(self) -> dict:
+        """The Open Inference Protocol's error body: `error` is the message itself (tritonclient and KServe's
+        clients print it as a string); the house's code and details ride beside it."""
+        return {"error": self.message, "code": self.code, "details": self.details}
+
 
 class BadRequest(RunnerError):
     """The request body cannot be read as the message or file it claims to be."""

@@ -58,29 +58,29 @@ def _oip_slot(request: Request, runtime: Runtime):
     return slot
 
 
-@endpoint("v2")
+@endpoint("v2", oip=True)
 async def v2_server(request: Request, runtime: Runtime) -> Response:
     return JSONResponse({"name": "acumos-runner", "version": __version__, "extensions": EXTENSIONS})
 
 
-@endpoint("v2")
+@endpoint("v2", oip=True)
 async def v2_live(request: Request, runtime: Runtime) -> Response:
     return JSONResponse({"live": True})
 
 
-@endpoint("v2")
+@endpoint("v2", oip=True)
 async def v2_ready(request: Request, runtime: Runtime) -> Response:
     return JSONResponse({"ready": runtime.slot is not None}, status_code=200 if runtime.slot else 503)
 
 
-@endpoint("v2")
+@endpoint("v2", oip=True)
 async def v2_model(request: Request, runtime: Runtime) -> Response:
     slot = _oip_slot(request, runtime)
     method = request.query_params.get("method") or slot.proto.default_method
     return JSONResponse(oip.model_metadata(slot, method))
 
 
-@endpoint("v2")
+@endpoint("v2", oip=True)
 async def v2_model_ready(request: Request, runtime: Runtime) -> Response:
     _oip_slot(request, runtime)
     return JSONResponse({"name": request.path_params["name"], "ready": True})
@@ -88,7 +88,7 @@ async def v2_model_ready(request: Request, runtime: Runtime) -> Response:
 
 # ---------------------------------------------------------------- inference
 
-@endpoint("v2_infer", metered=True)
+@endpoint("v2_infer", oip=True, metered=True)
 async def v2_infer(request: Request, runtime: Runtime) -> Response:
     request_id = serving.request_id(request.headers.get(REQUEST_ID))
     try:
@@ -110,7 +110,7 @@ async def _infer(request: Request, runtime: Runtime, request_id: str) -> Respons
     # A versioned path asks for the generation serving now: no canary answers it.
     chosen = (slot, "live") if "version" in request.path_params else serving.choose(runtime, call)
     msg = oip.request_to_message(body, chosen[0].rpc(method).input, binary)
-    answered = serving.answer(runtime, call, msg, chosen)
+    answered = await serving.answer_async(runtime, call, msg, chosen)
     header, raw = oip.response_parts(answered.slot, method, answered.msg, body.get("id"), wanted)
     metrics.prediction(method)
     if not raw:
@@ -159,7 +159,7 @@ def _check_body_fields(body: dict, slot) -> None:
 
 # ---------------------------------------------------------------- model repository
 
-@endpoint("v2")
+@endpoint("v2", oip=True)
 async def v2_repository_index(request: Request, runtime: Runtime) -> Response:
     body = await _small_json(request)
     ready = body.get("ready")
@@ -169,7 +169,7 @@ async def v2_repository_index(request: Request, runtime: Runtime) -> Response:
     return JSONResponse([{"name": slot.name, "version": str(slot.generation), "state": "READY", "reason": ""}])
 
 
-@endpoint("v2_repository", admin=True)
+@endpoint("v2_repository", oip=True, admin=True)
 async def v2_repository_load(request: Request, runtime: Runtime) -> Response:
     slot = _repository_model(request, runtime)
     parameters = (await _small_json(request)).get("parameters") or {}
@@ -182,7 +182,7 @@ async def v2_repository_load(request: Request, runtime: Runtime) -> Response:
     return JSONResponse({"name": slot.name, "version": str(slot.generation), "state": "READY"})
 
 
-@endpoint("v2_repository", admin=True)
+@endpoint("v2_repository", oip=True, admin=True)
 async def v2_repository_unload(request: Request, runtime: Runtime) -> Response:
     _repository_model(request, runtime)
     raise Conflict("a runner always serves one model and does not unload it: roll back (POST /model/rollback) "

@@ -42,9 +42,10 @@ _PROTOBUF_TYPES = {PROTOBUF, "application/x-protobuf", "application/protobuf", "
 JSON_TYPES = {JSON, "text/json"}
 
 
-def endpoint(route: str, admin: bool = False, metered: bool = False):
+def endpoint(route: str, admin: bool = False, metered: bool = False, oip: bool = False):
     """Error mapping, admin check, body limits and metrics, in one place for every route. A `metered`
-    route takes a unit from the entitlement before it runs, when the runner meters (runner_image.meter)."""
+    route takes a unit from the entitlement before it runs, when the runner meters (runner_image.meter).
+    An `oip` route answers errors in the Open Inference Protocol's shape (RunnerError.to_oip_dict)."""
 
     def decorate(fn):
         @wraps(fn)
@@ -63,13 +64,13 @@ def endpoint(route: str, admin: bool = False, metered: bool = False):
                 response = await fn(limited, app.runtime)
             except RunnerError as exc:
                 _give_back(app.runtime, taken, exc)
-                response = error_response(exc)
+                response = error_response(exc, oip)
             except RecursionError:  # json.loads on "[[[[..." nests deeper than Python allows
                 too_deep = BadRequest("the JSON body is nested too deeply")
                 _give_back(app.runtime, taken, too_deep)
-                response = error_response(too_deep)
+                response = error_response(too_deep, oip)
             except Exception as exc:  # a bug here must still answer JSON and keep serving
-                response = error_response(_unexpected(route, exc))
+                response = error_response(_unexpected(route, exc), oip)
             finally:
                 await limited.close()  # closes spooled multipart files at once
             metrics.observe(route, response.status_code, time.perf_counter() - started)
@@ -85,8 +86,9 @@ def _give_back(runtime, taken: bytes | None, exc: RunnerError) -> None:
         runtime.meter.give_back(taken)
 
 
-def error_response(exc: RunnerError) -> JSONResponse:
-    return JSONResponse(exc.to_dict(), status_code=exc.status, headers=exc.headers or None)
+def error_response(exc: RunnerError, oip: bool = False) -> JSONResponse:
+    body = exc.to_oip_dict() if oip else exc.to_dict()
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers or None)
 
 
 def _unexpected(route: str, exc: Exception) -> RunnerError:

@@ -47,6 +47,15 @@ def text(tmp_path_factory) -> Path:
     return builders.text_bundle(tmp_path_factory.mktemp("text"))
 
 
+def error_of(response) -> dict:
+    """An error answer as {code, message, details}: the house's shape ({"error": {...}}), or the Open
+    Inference Protocol's on /v2 ({"error": <message>, "code", "details"}; test_oip_clients checks which is which)."""
+    body = response.json()
+    if isinstance(body["error"], str):
+        return {"code": body["code"], "message": body["error"], "details": body["details"]}
+    return body["error"]
+
+
 def auth(token: str = TOKEN) -> dict:
     return {"Authorization": f"Bearer {token}"}
 

@@ -15,7 +15,7 @@ import pytest
 
 from . import builders
 from .builders import IRIS_SAMPLE, IRIS_VIRGINICA
-from .conftest import auth
+from .conftest import auth, error_of
 
 PROTOBUF = "application/vnd.google.protobuf"
 CSV_HEADER = b"sepal_length,sepal_width,petal_length,petal_width\n"
@@ -64,7 +64,7 @@ def assert_still_serving(client, before: dict, spool: Path, method: str = "class
 
 def assert_error(response, status: int, code: str, *needles: str, details: dict | None = None) -> dict:
     assert response.status_code == status, response.text
-    error = response.json()["error"]
+    error = error_of(response)
     assert error["code"] == code
     for needle in needles:
         assert needle in error["message"], error["message"]
@@ -607,7 +607,7 @@ def test_it_refuses_an_inference_body_it_cannot_read(iris, make_client, spool, *
         before = runner_state(client)
         response = client.post("/v2/models/IrisClassifier/infer", content=body, headers=headers)
         assert response.status_code == status, response.text
-        assert needle in response.json()["error"]["message"]
+        assert needle in error_of(response)["message"]
         assert_still_serving(client, before, spool)
 
 
@@ -620,7 +620,7 @@ def test_it_refuses_json_nested_too_deeply(iris, make_client, *, method, path, k
     with make_client(iris) as client:
         response = client.request(method.upper(), path, content=b"[" * 100_000, **kwargs)
         assert response.status_code == 400, response.text
-        assert "nested too deeply" in response.json()["error"]["message"]
+        assert "nested too deeply" in error_of(response)["message"]
         assert client.post("/model/methods/classify", json=IRIS_SAMPLE).json() == {"species": 0}
 
 
@@ -632,7 +632,7 @@ def test_it_refuses_bad_inference_parameters(iris, make_client, parameters, fiel
     with make_client(iris) as client:
         response = client.post("/v2/models/IrisClassifier/infer", json=body)
     assert response.status_code == 400, response.text
-    assert response.json()["error"]["details"]["field"] == field
+    assert error_of(response)["details"]["field"] == field
 
 
 @pytest.mark.parametrize("generation", [0, -1])
@@ -656,6 +656,6 @@ def test_it_blames_the_model_not_the_caller_for_an_answer_that_does_not_fit(tmp_
     with make_client(bundle) as client:
         response = client.post("/model/methods/scale", json={"x": -1.0})
         assert response.status_code == 500, response.text
-        assert "not_a_field" in response.json()["error"]["message"]
-        assert response.json()["error"]["details"]["error_id"]
+        assert "not_a_field" in error_of(response)["message"]
+        assert error_of(response)["details"]["error_id"]
         assert client.post("/model/methods/scale", json={"x": 2.0}).json() == {"tag": "A", "y": 2.0}

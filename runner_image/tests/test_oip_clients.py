@@ -19,7 +19,7 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 from . import builders
-from .conftest import TOKEN, RunnerProcess, auth
+from .conftest import TOKEN, RunnerProcess, auth, error_of
 
 IRIS = "IrisClassifier"
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -133,7 +133,16 @@ def test_tritonclient_reads_health_and_metadata(iris_client):
     with pytest.raises(InferenceServerException) as missing:
         iris_client.get_model_metadata(IRIS, model_version="7")
     assert missing.value.status() == "404"
-    assert "generation 1" in missing.value.message()["message"]
+    assert "generation 1" in missing.value.message()
+    assert "generation 1" in str(missing.value)  # the OIP's error shape: tritonclient can print it
+
+
+def test_errors_have_the_oip_shape_on_v2_and_the_house_shape_elsewhere(iris_runner):
+    oip = httpx.post(f"{iris_runner.url}/v2/models/NoSuchModel/infer", json={"inputs": []}).json()
+    assert isinstance(oip["error"], str) and "NoSuchModel" in oip["error"]
+    assert oip["code"] == "not_found" and oip["details"] == {"model": "NoSuchModel"}
+    house = httpx.post(f"{iris_runner.url}/model/methods/nope", json={}).json()
+    assert set(house) == {"error"} and house["error"]["code"] == "not_found"
 
 
 # ---------------------------------------------------------------- inference
@@ -188,7 +197,7 @@ def test_versions_are_generations(iris_client):
     with pytest.raises(InferenceServerException) as other:
         iris_client.infer(IRIS, [matrix_input(ROWS, True)], model_version="2")
     assert other.value.status() == "404"
-    assert "this runner serves generation 1" in other.value.message()["message"]
+    assert "this runner serves generation 1" in other.value.message()
 
 
 def test_a_swap_moves_the_version(scale_a, scale_b, start_runner):
@@ -205,7 +214,7 @@ def test_a_swap_moves_the_version(scale_a, scale_b, start_runner):
         assert not client.is_model_ready("Scaler", model_version="1")
         with pytest.raises(InferenceServerException) as old:
             client.infer("Scaler", [x], model_version="1")
-        assert old.value.status() == "404" and "generation 2" in old.value.message()["message"]
+        assert old.value.status() == "404" and "generation 2" in old.value.message()
     finally:
         client.close()
 
@@ -332,7 +341,7 @@ def test_a_datatype_that_does_not_fit_its_field_is_refused(echo_runner, name, da
     body = {"inputs": [{"name": name, "shape": [1], "datatype": datatype, "data": data}]}
     response = httpx.post(f"{echo_runner.url}/v2/models/Echo/infer", json=body)
     assert response.status_code == 400, response.text
-    error = response.json()["error"]
+    error = error_of(response)
     for needle in (f"'{name}'", datatype, f"({field_type})"):
         assert needle in error["message"], error["message"]
     assert error["details"]["field"] == name and error["details"]["datatype"] == datatype
@@ -370,7 +379,7 @@ def test_the_json_kserve_sends(iris_runner):
 
     other_model = {**as_json, "model_name": "Other"}
     response = httpx.post(url, json=other_model)
-    assert response.status_code == 400 and response.json()["error"]["details"]["field"] == "model_name"
+    assert response.status_code == 400 and error_of(response)["details"]["field"] == "model_name"
 
 
 # ---------------------------------------------------------------- the repository extension
@@ -384,14 +393,14 @@ def test_the_repository_extension(iris_client):
     iris_client.load_model(IRIS, headers=token)  # loaded already: a no-op that answers 200
     with pytest.raises(InferenceServerException) as with_config:
         iris_client.load_model(IRIS, headers=token, config=json.dumps({"backend": "python"}))
-    assert with_config.value.status() == "400" and "PUT /model" in with_config.value.message()["message"]
+    assert with_config.value.status() == "400" and "PUT /model" in with_config.value.message()
     with pytest.raises(InferenceServerException) as other:
         iris_client.load_model("Other", headers=token)
     assert other.value.status() == "404"
     with pytest.raises(InferenceServerException) as unload:
         iris_client.unload_model(IRIS, headers=token)
     assert unload.value.status() == "409"
-    assert "rollback" in unload.value.message()["message"]
+    assert "rollback" in unload.value.message()
     assert iris_client.is_model_ready(IRIS)
 
 
@@ -485,7 +494,7 @@ def test_a_hostile_request_gets_a_clear_error_and_the_runner_serves_on(iris_runn
                                                                        field):
     response = httpx.post(f"{iris_runner.url}/v2/models/{IRIS}/infer", content=body, headers=headers)
     assert response.status_code == status, response.text
-    error = response.json()["error"]
+    error = error_of(response)
     for needle in needles:
         assert needle in error["message"], error["message"]
     if field is not None:
@@ -501,12 +510,12 @@ def test_bytes_cut_off_in_a_binary_bytes_tensor(echo_runner):
                                             "parameters": {"binary_data_size": len(raw)}}]}, raw)
     response = httpx.post(f"{echo_runner.url}/v2/models/Echo/infer", content=body, headers={HEADER: str(length)})
     assert response.status_code == 400, response.text
-    assert "says 1000 bytes but only 5 remain" in response.json()["error"]["message"]
+    assert "says 1000 bytes but only 5 remain" in error_of(response)["message"]
     not_utf8 = struct.pack("<I", 2) + b"\xff\xfe"
     body, length = binary_body({"inputs": [{"name": "s", "shape": [1], "datatype": "BYTES",
                                             "parameters": {"binary_data_size": len(not_utf8)}}]}, not_utf8)
     response = httpx.post(f"{echo_runner.url}/v2/models/Echo/infer", content=body, headers={HEADER: str(length)})
-    assert response.status_code == 400 and "not UTF-8" in response.json()["error"]["message"]
+    assert response.status_code == 400 and "not UTF-8" in error_of(response)["message"]
 
 
 # ---------------------------------------------------------------- messages, rows, enums and maps as tensors
@@ -586,5 +595,5 @@ def test_messages_enums_and_maps_travel_as_json_text(shapes_bundle, make_client)
         not_json = {**body, "inputs": [{"name": "point", "shape": [1], "datatype": "BYTES", "data": ["{nope"]},
                                        *body["inputs"][1:]]}
         refused = client.post("/v2/models/Shapes/infer", json=not_json)
-        assert refused.status_code == 400 and "'point'" in refused.json()["error"]["message"]
-        assert "JSON text" in refused.json()["error"]["message"]
+        assert refused.status_code == 400 and "'point'" in error_of(refused)["message"]
+        assert "JSON text" in error_of(refused)["message"]
