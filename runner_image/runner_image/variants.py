@@ -442,8 +442,8 @@ class Variants:
         status = {"holding": held.id if held else None, "revision": held.revision if held else None,
                   "failed": self._failed, "error": self._error, "epoch": meter.epoch if meter else None}
         changed = meter.take_changed() if meter else False
-        if not force and status == self._reported and not changed:
-            return
+        if not force and not changed and (status == self._reported or (self._reported is None and meter is None)):
+            return  # nothing new (a worker that never held a candidate writes nothing)
         self._reported = status
         self._flushed_at = time.monotonic()
         counts = meter.snapshot() if meter else {}
