@@ -1,6 +1,6 @@
 """Command line: `serve` a bundle, `pack` a model into a bundle.
 
-    python -m runner_image serve <bundle dir> [--host 127.0.0.1] [--port 3330] [--workers N]
+    python -m runner_image serve <bundle dir> [--host 127.0.0.1] [--port 3330] [--grpc-port 3331] [--workers N]
     python -m runner_image pack --model F --flavour sklearn --name Iris --method classify \
         --input "a:double,b:double" --output "label:int64" [--sample s.json] --out bundle/
     python -m runner_image push <bundle dir> --url http://portal [--token T] [--no-wait]
@@ -58,10 +58,19 @@ def _serve_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default=os.environ.get("RUNNER_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("RUNNER_PORT", "3330")))
     p.add_argument("--workers", type=int, default=int(os.environ.get("RUNNER_WORKERS", "1")))
+    p.add_argument("--grpc-port", type=_port, default=os.environ.get("RUNNER_GRPC_PORT", "3331"),
+                   help="gRPC (the model's own service and the Open Inference Protocol), in every worker; "
+                        "0: no gRPC (default 3331)")
     p.add_argument("--state-dir", type=Path, default=os.environ.get("RUNNER_STATE_DIR") or None,
                    help="where swapped models are kept; reuse it to keep swaps across restarts "
                         "(default: a fresh temporary directory)")
     p.set_defaults(func=serve)
+
+
+def _port(raw: str) -> int:
+    if not raw.strip().isdigit() or int(raw) > 65535:
+        raise argparse.ArgumentTypeError(f"a port is a whole number from 0 to 65535, got {raw!r}")
+    return int(raw)
 
 
 def _check_parser(p: argparse.ArgumentParser) -> None:
@@ -100,6 +109,7 @@ def serve(args) -> int:
     from runner_image.runtime import record_seed, seed
     from runner_image.slot import load_slot
 
+    _export_grpc(args)
     admin_token = admin_token_sha256()  # a weak token or a bad setting stops the runner here, before any worker starts
     if entitlement_settings()["require_entitlement"] and not admin_token:
         raise SystemExit("RUNNER_REQUIRE_ENTITLEMENT=1 needs RUNNER_ADMIN_TOKEN (or RUNNER_ADMIN_TOKEN_SHA256): the "
@@ -119,6 +129,14 @@ def serve(args) -> int:
         record_seed(state, slot)
     os.environ["RUNNER_STATE_DIR"] = str(state_dir)
     return _run_uvicorn(args, state_dir, slot, limits)
+
+
+def _export_grpc(args) -> None:
+    """Every worker reads its gRPC port and address from the environment (settings.Settings.from_env)."""
+    if args.grpc_port and args.grpc_port == args.port:
+        raise SystemExit(f"--grpc-port {args.grpc_port} is the HTTP --port: give gRPC another (or 0 for none)")
+    os.environ["RUNNER_GRPC_PORT"] = str(args.grpc_port)
+    os.environ["RUNNER_HOST"] = args.host
 
 
 def check(args) -> int:

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from runner_image import metrics, openapi, serving, stats_api, swaps, v2
+from runner_image import grpc_server, metrics, openapi, serving, stats_api, swaps, v2
 from runner_image.compiler import ProtoCompiler, parse_data
 from runner_image.errors import BadRequest, Conflict, PayloadTooLarge
 from runner_image.protos import cache as proto_cache
@@ -287,7 +287,9 @@ def create_app(settings: Settings | None = None, preloaded=None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app):
         await run_in_threadpool(runtime.start, preloaded)
+        grpc = await grpc_server.start(runtime, settings)  # None with --grpc-port 0
         yield
+        await grpc_server.stop(grpc)
         await compiler.aclose()
         runtime.stop()
 

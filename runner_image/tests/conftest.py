@@ -92,8 +92,10 @@ def free_port() -> int:
 class RunnerProcess:
     """`python -m runner_image serve` as a real process, stopped and cleaned up by the fixture."""
 
-    def __init__(self, bundle: Path, state_dir: Path, workers: int = 1, token: str | None = TOKEN, env=None):
+    def __init__(self, bundle: Path, state_dir: Path, workers: int = 1, token: str | None = TOKEN, env=None, *,
+                 grpc_port: int = 0):
         self.port = free_port()
+        self.grpc_port = grpc_port  # 0: no gRPC (the serve command's default, 3331, would be shared by every test)
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = state_dir.parent / f"runner-{self.port}.log"
         environ = {**os.environ, **(env or {})}
@@ -101,7 +103,7 @@ class RunnerProcess:
         if token:
             environ["RUNNER_ADMIN_TOKEN"] = token
         cmd = [sys.executable, "-m", "runner_image", "serve", str(bundle), "--port", str(self.port),
-               "--workers", str(workers), "--state-dir", str(state_dir)]
+               "--workers", str(workers), "--state-dir", str(state_dir), "--grpc-port", str(grpc_port)]
         self.log = open(self.log_path, "w")  # noqa: SIM115 (open for the process lifetime)
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=environ,
                                      start_new_session=True)
