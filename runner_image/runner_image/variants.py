@@ -513,7 +513,13 @@ class Variants:
                 kept = [g for g in self.runtime.state.existing_generations() if g != live.generation]
                 raise NotFound(f"generation {generation} is not kept; kept: {kept or 'none but the live one'}",
                                {"generation": generation, "kept": kept})
-            slot = load_slot(directory, generation, reuse=live)
+            try:
+                slot = load_slot(directory, generation, reuse=live)
+            except RunnerError:
+                raise
+            except Exception as exc:  # a generation pruned meanwhile, or damaged on disk
+                raise ModelRejected(f"generation {generation} cannot be loaded: {_reason(exc)}",
+                                    {"generation": generation}) from exc
             check_interface(slot, live)
             answers = check_samples(slot, slot.manifest.samples)
             checked = "package sample" if slot.manifest.samples else "load only"
@@ -560,9 +566,9 @@ class Variants:
             current = self._current(for_what="change")
             description = {**current, **changes, "revision": current["revision"] + 1, "changed_at": _now()}
             self._write(description)
+            self._record("weight", description, started)  # in effect now: the workers follow it even if late
             self._wait_for_workers(lambda r: r.get("holding") == description["id"]
                                    and (r.get("revision") or 0) >= description["revision"])
-            self._record("weight", description, started)
         return self.describe()
 
     def promote(self) -> dict:
