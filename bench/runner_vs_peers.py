@@ -857,7 +857,9 @@ def run(args: argparse.Namespace) -> int:
     if cpu > harness.QUIET_CPU_PCT:
         print(f"\nCAUTION: other work used up to {cpu:.0f}% of the CPU before some servers started; "
               "these figures are not those of an idle machine")
-    path = harness.write_results(BENCH, results)
+    # A run of some parts only must not overwrite the figures of a whole run.
+    path = harness.write_results(BENCH if sorted(args.parts) == sorted(PARTS) else f"{BENCH}-parts{args.parts}",
+                                 results)
     print(f"wrote {path.relative_to(harness.REPO)}")
     return 0  # a FAIL is a figure, not a crash: the exit status only says whether the benchmark ran
 
