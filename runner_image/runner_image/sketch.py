@@ -23,10 +23,14 @@ from __future__ import annotations
 
 import bisect
 import math
+import sys
 
 RELATIVE_ACCURACY = 0.01
 GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
-_INV_LOG_GAMMA = 1 / math.log(GAMMA)
+_LOG_GAMMA = math.log(GAMMA)
+_INV_LOG_GAMMA = 1 / _LOG_GAMMA
+_LOG_CENTRE = math.log(2 / (GAMMA + 1))  # a bucket (g^(i-1), g^i] stands for 2 g^i / (g + 1)
+_MAX_EXPONENT = math.log(sys.float_info.max)
 MIN_MAGNITUDE = 1e-9   # below it, a value counts as zero
 _OFFSET = 1100         # ceil(log_gamma 1e-9) is -1036: every positive key is >= 64, negatives mirror them
 MAX_BUCKETS = 512      # 1 % buckets over 4.4 decades; wider ranges collapse their lowest values
@@ -34,6 +38,7 @@ MAX_CATEGORY_CHARS = 64
 EPSILON = 1e-4         # PSI's stand-in for an empty bin's share (Evidently's)
 
 NUMBER, INTEGER, CATEGORY, BYTES = "number", "integer", "category", "bytes"
+_log, _ceil = math.log, math.ceil
 KINDS = (NUMBER, INTEGER, CATEGORY, BYTES)
 
 
@@ -49,7 +54,8 @@ def bucket_value(key: int) -> float:
     """The value a bucket stands for: within RELATIVE_ACCURACY of every value in it."""
     if key == 0:
         return 0.0
-    magnitude = 2 * GAMMA ** (abs(key) - _OFFSET) / (GAMMA + 1)
+    exponent = (abs(key) - _OFFSET) * _LOG_GAMMA + _LOG_CENTRE
+    magnitude = math.exp(exponent) if exponent < _MAX_EXPONENT else sys.float_info.max  # the top bucket
     return magnitude if key > 0 else -magnitude
 
 
@@ -174,8 +180,9 @@ class Moments:
 # ---------------------------------------------------------------- categories
 
 class Categories:
-    """At most `cap` distinct values counted while values arrive (first come), twice that before a trim
-    back to the `cap` most frequent; whatever is not counted by name is counted in `other`."""
+    """Counts by value for at most `cap` values, plus `other` for the rest. While values arrive up to twice
+    `cap` are counted; a new value beyond trims back to the `cap` most frequent (the rest go to `other`),
+    so a value that becomes frequent late still finds a place. Totals are always exact."""
 
     __slots__ = ("counts", "other", "cap")
 
@@ -187,10 +194,11 @@ class Categories:
         count = counts.get(value)
         if count is not None:
             counts[value] = count + 1
-        elif len(counts) < 2 * self.cap:
-            counts[value] = 1
         else:
-            self.other += 1
+            if len(counts) >= 2 * self.cap:
+                self.trim()
+                counts = self.counts
+            counts[value] = 1
 
     def merge(self, other: Categories) -> Categories:
         counts = self.counts
@@ -253,27 +261,42 @@ class FieldStats:
         self.missing = 0  # an optional field left unset
 
     def add_number(self, x: float) -> None:
+        """Moments.add and Histogram.add written out: this runs once per value, calls cost most here."""
         if x - x != 0:  # NaN or an infinity (inf - inf is NaN): the sketch and moments take finite values
             if math.isnan(x):
                 self.nan += 1
             else:
                 self.inf += 1
             return
-        self.moments.add(x)
-        self.histogram.add(x)
+        m = self.moments
+        n = m.n = m.n + 1
+        delta = x - m.mean
+        m.mean += delta / n
+        m.m2 += delta * (x - m.mean)
+        if x < m.min:  # noqa: PLR1730
+            m.min = x
+        if x > m.max:  # noqa: PLR1730
+            m.max = x
+        if x > MIN_MAGNITUDE:
+            key = _ceil(_log(x) * _INV_LOG_GAMMA) + _OFFSET
+        elif x < -MIN_MAGNITUDE:
+            key = -(_ceil(_log(-x) * _INV_LOG_GAMMA) + _OFFSET)
+        else:
+            key = 0
+        counts = self.histogram.counts
+        counts[key] = counts.get(key, 0) + 1
+        if len(counts) > 2 * MAX_BUCKETS:
+            self.histogram.collapse()
 
     def add_integer(self, x: int) -> None:
-        self.moments.add(x)
-        self.histogram.add(x)
+        self.add_number(x)
         self.categories.add(str(x))
 
     def add_category(self, value) -> None:
         self.categories.add(category_of(value))
 
     def add_bytes(self, value: bytes) -> None:
-        size = len(value)
-        self.moments.add(size)
-        self.histogram.add(size)
+        self.add_number(len(value))
 
     def adder(self):
         """The method that takes one value of this kind (resolved once per field, not per value)."""
@@ -331,7 +354,7 @@ class FieldStats:
         stats.missing = int(data.get("miss", 0))
         return stats
 
-    def summary(self, top: int = 10) -> dict:
+    def summary(self, top: int | None = None) -> dict:
         out: dict = {"kind": self.kind, "count": self.count, "missing": self.missing}
         if self.moments is not None:
             m, h = self.moments, self.histogram

@@ -18,6 +18,7 @@ quality, never the distributions.
 from __future__ import annotations
 
 import json
+import math
 import time
 
 from starlette.concurrency import run_in_threadpool
@@ -35,6 +36,22 @@ from runner_image.web import endpoint
 REFERENCE_MAX_BYTES = 64 << 20
 REFERENCE_MAX_ITEMS = 100_000
 _VARIANT_MAX = 32
+
+
+def _json(data) -> JSONResponse:
+    """JSON has no NaN or infinity: a mean that overflowed, or a distance between infinities, is written as
+    the codec writes such numbers ("NaN", "Infinity", "-Infinity")."""
+    return JSONResponse(_finite(data))
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _stats(runtime: Runtime):
@@ -95,7 +112,7 @@ async def get_statistics(request: Request, runtime: Runtime) -> Response:
     stats = _stats(runtime)
     select, windows = _selection(request), _windows(request, stats, None)
     await run_in_threadpool(stats.flush, True)  # this worker's latest first; the others' are at most a flush old
-    return JSONResponse(await run_in_threadpool(drift.statistics_report, stats, select=select, windows=windows))
+    return _json(await run_in_threadpool(drift.statistics_report, stats, select=select, windows=windows))
 
 
 @endpoint("statistics", admin=True)
@@ -106,7 +123,7 @@ async def get_drift(request: Request, runtime: Runtime) -> Response:
     drift.parse_against(against)  # a 400 before any work
     await run_in_threadpool(stats.flush, True)
     report = await run_in_threadpool(drift.drift_report, stats, select=select, against=against, windows=windows)
-    return JSONResponse(report)
+    return _json(report)
 
 
 # ---------------------------------------------------------------- posted reference sets
@@ -122,7 +139,7 @@ async def put_reference(request: Request, runtime: Runtime) -> Response:
     data = {"kind": "posted", "method": method, "posted_at": drift.iso(time.time()), "requests": count,
             "items": "rows" if as_rows else "messages", "generation": slot.generation, "fields": fields_to_json(fields)}
     await run_in_threadpool(stats.write_reference, stats.posted_path(method), data)
-    return JSONResponse(_describe_reference(data, stats))
+    return _json(_describe_reference(data, stats))
 
 
 def _reference_body(body: bytes, default_method: str) -> tuple[str, list, bool]:
@@ -205,7 +222,7 @@ async def get_references(request: Request, runtime: Runtime) -> Response:
         data = stats.read_reference(path)
         if data:
             found.append(_describe_reference(data, stats))
-    return JSONResponse({"references": found})
+    return _json({"references": found})
 
 
 @endpoint("statistics", admin=True)
@@ -231,7 +248,7 @@ async def post_feedback(request: Request, runtime: Runtime) -> Response:
 @endpoint("quality", admin=True)
 async def get_quality(request: Request, runtime: Runtime) -> Response:
     stats = _stats(runtime)
-    return JSONResponse(await run_in_threadpool(stats.answers.quality))
+    return _json(await run_in_threadpool(stats.answers.quality))
 
 
 ROUTES = [
