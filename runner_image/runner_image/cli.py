@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -135,8 +136,24 @@ def _export_grpc(args) -> None:
     """Every worker reads its gRPC port and address from the environment (settings.Settings.from_env)."""
     if args.grpc_port and args.grpc_port == args.port:
         raise SystemExit(f"--grpc-port {args.grpc_port} is the HTTP --port: give gRPC another (or 0 for none)")
+    if args.grpc_port:
+        _check_port_free(args.host, args.grpc_port)
     os.environ["RUNNER_GRPC_PORT"] = str(args.grpc_port)
     os.environ["RUNNER_HOST"] = args.host
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Stop here, once and clearly, when the gRPC port is taken: else every worker fails to start with a
+    traceback. Bound as the workers bind it (SO_REUSEPORT), so only a program not sharing it is in the way."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            if hasattr(socket, "SO_REUSEPORT"):
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise SystemExit(f"gRPC cannot listen on {host}:{port} ({exc.strerror or exc}): choose another port with "
+                         "--grpc-port (or 0 for no gRPC)") from None
 
 
 def check(args) -> int:

@@ -101,9 +101,10 @@ class InferenceService(grpc.GenericRpcHandler):
         slot = self.runtime.active()
         if name != slot.name:
             raise NotFound(f"no model named {name!r} here; this runner serves {slot.name!r}", {"model": name})
-        if version and version != str(slot.generation):
-            raise NotFound(f"version {version!r} of {name!r} is not served here; the version served now is "
-                           f"{slot.generation!r} (the runner's generation)", {"model": name, "version": version})
+        if version and version != str(slot.generation):  # HTTP's words (v2._oip_slot)
+            raise NotFound(f"model {name!r} has no version {version!r} serving here: versions are generations, "
+                           f"and this runner serves generation {slot.generation}",
+                           {"version": version, "serving": str(slot.generation)})
         return slot
 
     # ------------------------------------------------------------ inference
@@ -113,7 +114,8 @@ class InferenceService(grpc.GenericRpcHandler):
         method = requested_method(request) or slot.proto.default_method
         exchange.identify(request.id)
         call = exchange.call(method)
-        chosen = serving.choose(self.runtime, call)
+        # A version asks for the generation serving now: no canary answers it (as over HTTP).
+        chosen = (slot, "live") if request.model_version else serving.choose(self.runtime, call)
         msg = request_to_message(request, chosen[0].rpc(method).input)
         answered = await serving.answer_async(self.runtime, call, msg, chosen)
         metrics.prediction(method)

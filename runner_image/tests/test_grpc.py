@@ -189,7 +189,7 @@ def test_an_unknown_model_or_version_is_not_found(client, name, version):
     with pytest.raises(InferenceServerException) as raised:
         client.is_model_ready(name, version)
     assert raised.value.status() == "StatusCode.NOT_FOUND"
-    assert ("no model named 'Other'" if name == "Other" else "version '7'") in raised.value.message()
+    assert ("no model named 'Other'" if name == "Other" else "no version '7' serving here") in raised.value.message()
 
 
 def test_tritonclient_infer_answers_as_rest_does_for_the_same_rows(runner, client):
@@ -521,3 +521,15 @@ def test_the_serve_command_defaults_to_port_3331_and_checks_the_port(monkeypatch
     with pytest.raises(SystemExit):
         _parser().parse_args(["serve", "bundle", "--grpc-port", "70000"])
     assert "a port is a whole number from 0 to 65535" in capsys.readouterr().err
+
+
+def test_a_grpc_port_another_program_holds_stops_the_runner_at_once_and_says_so(iris, tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "runner_image", "serve", str(iris), "--port", str(free_port()),
+                               "--grpc-port", str(port), "--state-dir", str(tmp_path / "state")],
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode != 0
+    assert f"gRPC cannot listen on 127.0.0.1:{port}" in done.stderr and "--grpc-port" in done.stderr
