@@ -264,6 +264,9 @@ class Collector:
     def __init__(self):
         self._cached: tuple[float, object, list] = (0.0, None, [])
 
+    def describe(self):
+        return []  # else registering (once per scrape) would collect a first time, for nothing
+
     def collect(self):
         stats = COLLECTOR_TARGET.get()
         if stats is None or not stats.enabled:
@@ -271,6 +274,7 @@ class Collector:
         at, owner, families = self._cached
         if owner is not stats or time.monotonic() - at > self.CACHE_SECONDS:
             try:
+                stats.flush(force=True)  # this worker's latest; the others' are at most a write interval old
                 families = prometheus_families(stats)
             except Exception:  # a scrape must still answer the other metrics
                 log.exception("drift metrics could not be computed")
