@@ -82,6 +82,13 @@ class Runtime:
         self._stop.set()
         if self._watcher:
             self._watcher.join(timeout=2)
+        for name, last_step in (("candidate", getattr(self.variants, "stop", None)),
+                                ("statistics", getattr(self.stats, "stop", None))):
+            try:
+                if last_step:
+                    last_step()  # what this worker counted since its last flush
+            except Exception:
+                log.exception("the %s step at stop failed", name)
         self.state.remove_worker(self.pid)
         self._bell.close()
         if self.meter:
@@ -260,16 +267,25 @@ class Runtime:
     # following a swap led by another worker ------------------------------
     def _watch(self) -> None:
         while not self._stop.is_set():
-            rung = self._bell.wait(self.settings.poll_interval)
+            if self._bell.wait(self.settings.poll_interval):
+                self._rung.set()  # a thread waiting for the others' reports (a swap, a candidate) looks now
             if self._leading.locked():
-                if rung:
-                    self._rung.set()  # a peer reported: the leading thread looks now, not at its next poll
                 continue
             try:
                 self._follow(self.state.control())
             except Exception:  # the watcher must survive anything and keep serving
                 log.exception("following the control file failed")
             self._periodic()
+
+    @property
+    def rung(self) -> threading.Event:
+        """Set when another worker rang this one; a thread waiting for the others' reports clears it, reads
+        the reports, and waits on it (runner_image.variants waits so for a candidate change)."""
+        return self._rung
+
+    def ring_others(self) -> None:
+        """Wake the other workers now: something they follow in the state directory changed."""
+        self._bell.ring(self.state.live_workers(exclude=self.pid))
 
     def _periodic(self) -> None:
         """What every worker does on each watcher round, besides following swaps."""

@@ -28,6 +28,7 @@ from runner_image.runtime import Runtime
 from runner_image.serving import REQUEST_ID_HEADER as REQUEST_ID
 from runner_image.settings import Settings, configure_logging
 from runner_image.slot import METADATA_FILE
+from runner_image.variants import HELD_STATES
 from runner_image.variants_api import ROUTES as CANDIDATE_ROUTES
 from runner_image.web import (
     JSON,
@@ -174,7 +175,9 @@ async def get_model(request: Request, runtime: Runtime) -> Response:
     slot = runtime.active()
     history = list(reversed(runtime.state.history()))
     workers = runtime.state.live_workers()
-    return JSONResponse({"active": slot.describe(), "workers": len(workers) or 1, "history": history})
+    candidate = runtime.state.candidate()  # what it is and how it is routed; its figures need the token
+    return JSONResponse({"active": slot.describe(), "workers": len(workers) or 1, "history": history,
+                         "candidate": candidate if candidate and candidate.get("state") in HELD_STATES else None})
 
 
 # ---------------------------------------------------------------- entitlement (licensed models)

@@ -448,6 +448,12 @@ class Variants:
         self._flushed_at = time.monotonic()
         counts = meter.snapshot() if meter else {}
         self.runtime.state.write_variant_report(self.runtime.pid, {**status, "counts": counts})
+        if force:  # what it holds changed: a worker may be waiting for this report
+            self.runtime.ring_others()
+
+    def stop(self) -> None:
+        """The worker is stopping: its counts since the last flush are written, not lost."""
+        self._report(force=False)
 
     def _flush(self) -> None:
         if time.monotonic() - self._flushed_at >= FLUSH_EVERY:
@@ -548,6 +554,7 @@ class Variants:
         }
         with self._lock:
             self.runtime.state.set_candidate(description)
+            self.runtime.ring_others()
             self._prune_reports()
             self._failed = self._error = None
             self._hold(description, slot, live)
@@ -624,6 +631,7 @@ class Variants:
         """Under the swap lock: write the description and apply it here in one step (see follow)."""
         with self._lock:
             self.runtime.state.set_candidate(description)
+            self.runtime.ring_others()
             self._apply(description)
 
     def _record(self, action: str, description: dict, started: float, **extra) -> None:
@@ -657,6 +665,7 @@ class Variants:
         settings = self.runtime.settings
         deadline = time.monotonic() + settings.swap_timeout
         while True:
+            self.runtime.rung.clear()  # before reading: a report landing after the read still wakes the wait
             peers = self.runtime.state.live_workers(exclude=self.runtime.pid)
             reports = self.runtime.state.variant_reports()
             for pid in peers:
@@ -673,7 +682,7 @@ class Variants:
                     return
                 raise RunnerError(f"workers {late} did not follow the candidate change within "
                                   f"{settings.swap_timeout:.0f}s", status=504)
-            time.sleep(settings.poll_interval / 2)
+            self.runtime.rung.wait(settings.poll_interval / 2)
 
     def _prune_reports(self) -> None:
         """A new candidate: the reports of dead workers counted the last one, and count for nothing now."""

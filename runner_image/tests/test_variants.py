@@ -501,9 +501,12 @@ def test_a_kept_generation_can_be_the_candidate(scale_a, scale_b, make_client):
         assert response.status_code == 200, response.text
         assert response.json()["candidate"]["source"] == "kept"
         assert scale(client, 1.0)["tag"] == "B"
+        shown = client.get("/model").json()["candidate"]  # GET /model says what stands beside the live model
+        assert (shown["generation"], shown["mode"], shown["weight"]) == (2, "canary", 100)
         live = client.put("/model/candidate", headers=auth(), json={"generation": 1, "mode": "canary", "weight": 1})
         assert live.status_code == 409  # one candidate at a time
         assert client.delete("/model/candidate", headers=auth()).status_code == 200
+        assert client.get("/model").json()["candidate"] is None
         assert client.put("/model/candidate", headers=auth(),
                           json={"generation": 1, "mode": "canary", "weight": 1}).status_code == 409  # the live one
         missing = client.put("/model/candidate", headers=auth(), json={"generation": 9, "mode": "canary", "weight": 1})
