@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 
 from runner_image.flavours.base import LoadedModel, callable_attr
 
@@ -24,6 +25,10 @@ class SklearnModel(LoadedModel):
 
 
 def load(path, manifest):
+    # A forest predicting in a thread other than the one that imported scikit-learn (the shadow candidate's
+    # thread) warns that `delayed` should be used with its Parallel, once per call: the configuration it would
+    # propagate is the default one here, and a log line per shadowed request would bury everything else.
+    warnings.filterwarnings("ignore", message=r".*should be used with .*Parallel", category=UserWarning)
     if manifest.serialization == "pickle":
         with open(path, "rb") as handle:
             return SklearnModel(pickle.load(handle))
