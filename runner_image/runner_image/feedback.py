@@ -37,11 +37,13 @@ _RETRY_EVERY = 0.05
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL UNIQUE, at REAL NOT NULL,
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL, at REAL NOT NULL,
     method TEXT NOT NULL, generation INTEGER NOT NULL, variant TEXT NOT NULL, answer TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS answers_at ON answers (at);
+CREATE TABLE IF NOT EXISTS answer_ids (request_id TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS shapes (
+    method TEXT NOT NULL, generation INTEGER NOT NULL, kinds TEXT NOT NULL, PRIMARY KEY (method, generation));
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS feedback (request_id TEXT PRIMARY KEY, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS feedback_at ON feedback (at);
 CREATE TABLE IF NOT EXISTS quality (
     method TEXT NOT NULL, generation INTEGER NOT NULL, variant TEXT NOT NULL, field TEXT NOT NULL,
     kind TEXT NOT NULL, n INTEGER NOT NULL DEFAULT 0, correct INTEGER NOT NULL DEFAULT 0,
@@ -53,12 +55,18 @@ CREATE TABLE IF NOT EXISTS groups (
     PRIMARY KEY (method, generation, variant));
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL DEFAULT 0);
 """
+_IDS_PRUNE_SECONDS = 60.0
 
 
 # ---------------------------------------------------------------- the shared log
 
 class AnswerLog:
-    """Recent answers and the feedback joined to them, shared by every worker (one connection per worker)."""
+    """Recent answers and the feedback joined to them, shared by every worker (one connection per worker).
+
+    Answers are appended in the order they come (rowid order: sequential pages, a few microseconds an
+    answer). They are indexed by request id only when feedback asks (answer_ids, filled from the rows not
+    indexed yet, in key order): a random-key index kept up on every answer costs a page write per answer,
+    and most runners never receive feedback."""
 
     def __init__(self, path: Path, keep: int, max_age: float):
         self.path = Path(path)
@@ -66,6 +74,8 @@ class AnswerLog:
         self.max_age = float(max_age)
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self._shapes: set[tuple] = set()
+        self._ids_pruned = time.monotonic()
 
     @contextlib.contextmanager
     def _connection(self):
@@ -77,30 +87,46 @@ class AnswerLog:
     def append(self, rows: list[tuple]) -> None:
         """rows: (request_id, at, (method, generation, variant), values, kinds) from the statistics fold."""
         records = [(request_id, at, *key, _answer_json(values, kinds)) for request_id, at, key, values, kinds in rows]
+        shapes = {}
+        for _, _, (method, generation, _variant), _, kinds in rows:
+            if (method, generation) not in self._shapes:
+                shapes[(method, generation)] = json.dumps(kinds)
         with self._connection() as db, _transaction(db):
-            db.executemany("INSERT OR REPLACE INTO answers (request_id, at, method, generation, variant, answer) "
+            db.executemany("INSERT INTO answers (request_id, at, method, generation, variant, answer) "
                            "VALUES (?, ?, ?, ?, ?, ?)", records)
+            db.executemany("INSERT OR IGNORE INTO shapes (method, generation, kinds) VALUES (?, ?, ?)",
+                           [(*key, kinds) for key, kinds in shapes.items()])
+        self._shapes.update(shapes)
 
     def lookup(self, ids: list[str]) -> dict[str, dict]:
         found = {}
-        with self._connection() as db:
+        with self._connection() as db, _transaction(db):
+            _index_new_answers(db)
             for i in range(0, len(ids), 500):
                 chunk = ids[i:i + 500]
                 marks = ",".join("?" * len(chunk))
-                for request_id, method, generation, variant, answer in db.execute(
-                        f"SELECT request_id, method, generation, variant, answer FROM answers "  # noqa: S608 (marks only)
-                        f"WHERE request_id IN ({marks})", chunk):
+                for request_id, method, generation, variant, answer, kinds in db.execute(
+                        "SELECT a.request_id, a.method, a.generation, a.variant, a.answer, s.kinds "
+                        "FROM answer_ids i JOIN answers a ON a.seq = i.seq AND a.request_id = i.request_id "
+                        "LEFT JOIN shapes s ON s.method = a.method AND s.generation = a.generation "
+                        f"WHERE i.request_id IN ({marks})", chunk):  # noqa: S608 (placeholders only)
                     found[request_id] = {"method": method, "generation": generation, "variant": variant,
-                                         **json.loads(answer)}
+                                         **_answer_from_json(answer, kinds)}
         return found
 
     def prune(self) -> None:
+        """Keep the last `keep` answers, none older than `max_age` (every worker's housekeeping)."""
         oldest = time.time() - self.max_age
         with self._connection() as db, _transaction(db):
             for table, order in (("answers", "seq"), ("feedback", "rowid")):
+                # rows come in time order: the first young enough row ends the old ones (no index on `at`)
                 db.execute(f"DELETE FROM {table} WHERE {order} <= (SELECT max({order}) FROM {table}) - ?",  # noqa: S608
                            (self.keep,))
-                db.execute(f"DELETE FROM {table} WHERE at < ?", (oldest,))  # noqa: S608 (table names are ours)
+                db.execute(f"DELETE FROM {table} WHERE {order} < coalesce((SELECT {order} FROM {table} WHERE at >= ? "  # noqa: S608
+                           f"ORDER BY {order} LIMIT 1), (SELECT max({order}) + 1 FROM {table}))", (oldest,))
+            if time.monotonic() - self._ids_pruned > _IDS_PRUNE_SECONDS:  # a scan: not every round
+                self._ids_pruned = time.monotonic()
+                db.execute("DELETE FROM answer_ids WHERE seq < (SELECT coalesce(min(seq), 0) FROM answers)")
 
     def record(self, judged: list[tuple], unknown: int) -> list[str]:
         """Record each judged item once; returns the request ids that already had feedback (duplicates)."""
@@ -165,12 +191,35 @@ def _transaction(db: sqlite3.Connection):
     db.execute("COMMIT")
 
 
+def _index_new_answers(db) -> None:
+    """Index the answers appended since the last time, by request id, in key order (one pass over the index's
+    pages however many there are); a request id answered twice points to its latest answer."""
+    row = db.execute("SELECT value FROM meta WHERE name = 'indexed_upto'").fetchone()
+    upto = row[0] if row else 0
+    top = db.execute("SELECT coalesce(max(seq), 0) FROM answers").fetchone()[0]
+    if top <= upto:
+        return
+    db.execute("INSERT OR REPLACE INTO answer_ids (request_id, seq) SELECT request_id, seq FROM answers "
+               "WHERE seq > ? ORDER BY request_id, seq", (upto,))
+    db.execute("INSERT INTO meta (name, value) VALUES ('indexed_upto', ?) ON CONFLICT (name) DO UPDATE SET "
+               "value = excluded.value", (top,))
+
+
 def _answer_json(values: dict, kinds: dict) -> str:
+    """The answer's scored values ({path: value or [values]}); an answer of too many values is kept as its
+    size only (["too_large", n]): the log stays bounded in bytes, not only in answers."""
     scored = {path: value for path, value in values.items() if kinds.get(path) != BYTES}
     size = sum(len(v) if isinstance(v, list) else 1 for v in scored.values())
     if size > MAX_ANSWER_VALUES:
-        return json.dumps({"too_large": size})
-    return json.dumps({"v": scored, "k": {path: kinds[path] for path in scored}})
+        return json.dumps(["too_large", size])
+    return json.dumps(scored, separators=(",", ":"))
+
+
+def _answer_from_json(answer: str, kinds: str | None) -> dict:
+    values = json.loads(answer)
+    if isinstance(values, list):
+        return {"too_large": values[1]}
+    return {"v": values, "k": json.loads(kinds) if kinds else {}}
 
 
 def _count_group(db, key: tuple, joined: int, duplicate: int) -> None:

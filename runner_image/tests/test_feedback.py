@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -202,6 +203,30 @@ def test_answers_kept_for_feedback_are_bounded(iris, make_client):
         response = client.post("/model/feedback", json=[{"request_id": ids[0], "truth": 0},
                                                         {"request_id": ids[-1], "truth": 0}])
     assert response.json()["unknown"] == [ids[0]] and response.json()["joined"] == 1
+
+
+def test_answers_older_than_the_max_age_are_forgotten(iris, make_client):
+    with make_client(iris, feedback_max_age=1.0) as client:
+        old = predict(client, "/model/methods/classify", builders.IRIS_SAMPLE)[0]
+        time.sleep(1.2)
+        young = predict(client, "/model/methods/classify", builders.IRIS_SAMPLE)[0]
+        stats = client.app.state.runtime.stats
+        stats.flush_answers()
+        stats.answers.prune()
+        response = client.post("/model/feedback", json=[{"request_id": old, "truth": 0},
+                                                        {"request_id": young, "truth": 0}])
+    assert response.json()["unknown"] == [old] and response.json()["joined"] == 1
+
+
+def test_a_request_id_used_twice_joins_its_latest_answer(iris, make_client):
+    with make_client(iris) as client:
+        for body in (builders.IRIS_SAMPLE, builders.IRIS_VIRGINICA):
+            response = client.post("/model/methods/classify", json=body, headers={"X-Request-Id": "same-id"})
+        latest = response.json()["species"]
+        assert latest != 0  # the two answers differ: the test tells which one was joined
+        client.post("/model/feedback", json={"request_id": "same-id", "truth": latest})
+        report = client.get("/model/quality", headers=auth()).json()
+    assert quality_field(report, "species", method="classify")["accuracy"] == 1.0
 
 
 def test_metrics_show_scores_and_quality_but_not_the_distributions(make_client, tmp_path):
