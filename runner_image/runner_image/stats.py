@@ -337,6 +337,7 @@ class Statistics:
         self.pid = os.getpid()
         self._pending: collections.deque = collections.deque()
         self._lock = threading.Lock()
+        self._reading = threading.Lock()
         self._window: Window | None = None
         self._closed: list[Window] = []
         self._answer_rows: list[tuple] = []
@@ -367,10 +368,21 @@ class Statistics:
         if not self.enabled:
             return
         pending = self._pending
-        if len(pending) >= PENDING_MAX:
+        if len(pending) >= PENDING_MAX and not self._fold_here():
             self.dropped += 1
             return
         pending.append((time.time(), slot.generation, variant, call.method, call.request_id, msg, out))
+
+    def _fold_here(self) -> bool:
+        """The queue is full (the watcher skips its rounds while this worker leads a swap): fold it on the
+        request path, once per PENDING_MAX answers, unless the watcher is at it."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            self._fold_pending()
+        finally:
+            self._lock.release()
+        return True
 
     # the watcher -----------------------------------------------------------
     def flush(self, force: bool = False) -> None:
@@ -517,6 +529,9 @@ class Statistics:
         for key in unpinned:
             if self.pinned_path(key).exists() or self._pin_first_window(key, merged):
                 self._pinned.add(key)
+            elif key not in merged:  # its windows aged out before one was full: it never will be
+                del self._seen[key]
+        self._pinned &= set(self._seen)
         self._prune_pinned()
 
     def _pin_first_window(self, key: tuple, merged_windows: dict) -> bool:
@@ -535,6 +550,10 @@ class Statistics:
     # reading -----------------------------------------------------------------
     def window_files(self) -> list[dict]:
         """Every worker's window parts still kept, parsed (each file is parsed again only when it changed)."""
+        with self._reading:  # the watcher's housekeeping and the routes' threads share the cache
+            return self._window_files()
+
+    def _window_files(self) -> list[dict]:
         horizon = self.horizon_ms()
         found = []
         seen_paths = set()
