@@ -257,7 +257,8 @@ class DockerBackend:
         if port is None:  # bridge: the engine picks the host port; loopback-only when so advertised
             published = ("127.0.0.1", None) if s.loopback else None
             return {**options, "network_mode": "bridge", "ports": {f"{RUNNER_PORT}/tcp": published}}
-        environment.update(RUNNER_HOST=s.listen_host, RUNNER_PORT=str(port))
+        # Host networking: no gRPC, as for local runners (one fixed port cannot be every runner's).
+        environment.update(RUNNER_HOST=s.listen_host, RUNNER_PORT=str(port), RUNNER_GRPC_PORT="0")
         labels[PORT_LABEL] = str(port)
         return {**options, "network_mode": "host"}
 

@@ -94,8 +94,10 @@ class LocalBackend:
 
     def _spec(self, deployment, folder: Path, port: int, admin_token: str) -> sandbox.Spec:
         inside = "::1" if ":" in self.host else "127.0.0.1"
+        # No gRPC: every local runner shares the host's ports, and one fixed gRPC port (3331) cannot be theirs
+        # all; the portal does not give out a second port per deployment yet (README, gRPC).
         command = [sandbox.python(), "-m", "runner_image", "serve", BUNDLE, "--host", inside, "--port", str(port),
-                   "--workers", str(self.workers), "--state-dir", f"{sandbox.WORK}/state"]
+                   "--grpc-port", "0", "--workers", str(self.workers), "--state-dir", f"{sandbox.WORK}/state"]
         limits = sandbox.configured_limits(cpus=self.cpus, memory_bytes=self.memory_mb and self.memory_mb << 20)
         # Only the token's hash: the model runs in the runner's process and could read a token. A licensed
         # model deployed by a licensee is metered: its runner refuses predictions until it holds an entitlement.

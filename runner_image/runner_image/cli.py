@@ -144,12 +144,14 @@ def _export_grpc(args) -> None:
 
 def _check_port_free(host: str, port: int) -> None:
     """Stop here, once and clearly, when the gRPC port is taken: else every worker fails to start with a
-    traceback. Bound as the workers bind it (SO_REUSEPORT), so only a program not sharing it is in the way."""
+    traceback. The workers bind it with SO_REUSEPORT (so that they share it), and so would another runner
+    of the same user, silently: the kernel would then spread one deployment's gRPC calls over two runners
+    serving different models. The probe binds WITHOUT SO_REUSEPORT, which any listener, a runner's included,
+    refuses; SO_REUSEADDR only lets it past connections of an earlier run still closing (TIME_WAIT)."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         with socket.socket(family, kind, proto) as probe:
-            if hasattr(socket, "SO_REUSEPORT"):
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(address)
     except OSError as exc:
         raise SystemExit(f"gRPC cannot listen on {host}:{port} ({exc.strerror or exc}): choose another port with "

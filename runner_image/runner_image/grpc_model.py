@@ -18,7 +18,7 @@ import grpc
 from runner_image import metrics, serving
 from runner_image.codec import message_from_bytes
 from runner_image.errors import NotReady
-from runner_image.grpc_server import Doors, Exchange, Unimplemented
+from runner_image.grpc_calls import Doors, Exchange, Unimplemented
 
 ROUTE = "grpc_model"
 KNOWN_METHODS_KEPT = 256  # handlers kept for method names protos served; names callers make up are not kept

@@ -20,7 +20,7 @@ import grpc
 from runner_image import __version__, metrics, oip, oip_binary, serving
 from runner_image.codec import message_from_bytes
 from runner_image.errors import BadRequest, NotFound
-from runner_image.grpc_server import Doors, Exchange
+from runner_image.grpc_calls import Doors, Exchange
 from runner_image.protos import compile_proto
 
 PROTO_FILE = "grpc_predict_v2.proto"

@@ -533,3 +533,19 @@ def test_a_grpc_port_another_program_holds_stops_the_runner_at_once_and_says_so(
                               capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode != 0
     assert f"gRPC cannot listen on 127.0.0.1:{port}" in done.stderr and "--grpc-port" in done.stderr
+
+
+def test_a_second_runner_never_shares_the_first_ones_grpc_port(iris, scale_a, tmp_path):
+    """The workers of one runner share their port (SO_REUSEPORT), which a second runner of the same user could
+    too: then the kernel would spread one deployment's calls over two models. The second one must refuse."""
+    port = free_port()
+    first = RunnerProcess(iris, tmp_path / "first", workers=2, grpc_port=port)
+    try:
+        assert httpx.get(f"{first.url}/v2/health/ready", timeout=30).status_code == 200
+        done = subprocess.run([sys.executable, "-m", "runner_image", "serve", str(scale_a), "--port", str(free_port()),
+                               "--grpc-port", str(port), "--state-dir", str(tmp_path / "second")],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode != 0
+        assert f"gRPC cannot listen on 127.0.0.1:{port}" in done.stderr
+    finally:
+        first.stop()
