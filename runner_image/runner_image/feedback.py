@@ -212,7 +212,7 @@ def _answer_json(values: dict, kinds: dict) -> str:
     size = sum(len(v) if isinstance(v, list) else 1 for v in scored.values())
     if size > MAX_ANSWER_VALUES:
         return json.dumps(["too_large", size])
-    return json.dumps(scored, separators=(",", ":"))
+    return json.dumps(scored)  # the default encoder: options would make a new one each call
 
 
 def _answer_from_json(answer: str, kinds: str | None) -> dict:
