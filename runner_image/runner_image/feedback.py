@@ -84,6 +84,12 @@ class AnswerLog:
                 self._db = _connect(self.path)
             yield self._db
 
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
     def append(self, rows: list[tuple]) -> None:
         """rows: (request_id, at, (method, generation, variant), values, kinds) from the statistics fold."""
         records = [(request_id, at, *key, _answer_json(values, kinds)) for request_id, at, key, values, kinds in rows]

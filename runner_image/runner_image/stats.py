@@ -356,6 +356,7 @@ class Statistics:
                 directory.mkdir(parents=True, exist_ok=True)
             self.answers = AnswerLog(self.root / "answers.sqlite", settings.feedback_keep_answers,
                                      settings.feedback_max_age)
+            weakref.finalize(self, self.answers.close)  # the runtime has no stop hook for statistics
             COLLECTOR_TARGET.attach(self)
 
     @property

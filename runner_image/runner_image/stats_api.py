@@ -33,7 +33,7 @@ from runner_image.runtime import Runtime
 from runner_image.stats import fields_from_json, fields_of, fields_to_json
 from runner_image.web import endpoint
 
-REFERENCE_MAX_BYTES = 64 << 20
+REFERENCE_MAX_BYTES = 16 << 20  # parsed JSON takes several times its size in memory
 REFERENCE_MAX_ITEMS = 100_000
 _VARIANT_MAX = 32
 
