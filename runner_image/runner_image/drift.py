@@ -1,5 +1,6 @@
-"""Reading the drift statistics back: the statistics summary, the drift scores against a reference, the
-first-window references, and the Prometheus families. What is kept and why these scores: runner_image.stats.
+"""Reading the drift statistics back: the statistics summary, the references (a posted set, another
+generation's windows, the first full window that runner_image.stats pins), the drift scores against them,
+and the Prometheus families. What is kept, and why these scores: runner_image.stats.
 """
 
 from __future__ import annotations

@@ -297,9 +297,6 @@ class Merged:
         self.dropped_fields += part.get("dropped_fields", 0)
         merge_fields(self.fields, {p: FieldStats.from_json(d, top_k) for p, d in part["fields"].items()})
 
-    def values(self) -> int:
-        return max((f.count for f in self.fields.values()), default=0)
-
 
 def merge_fields(into: dict[str, FieldStats], other: dict[str, FieldStats]) -> dict[str, FieldStats]:
     for path, stats in other.items():
@@ -322,6 +319,9 @@ def fields_from_json(data: dict, top_k: int) -> dict[str, FieldStats]:
 # ---------------------------------------------------------------- the worker's statistics
 
 class Statistics:
+    """One worker's statistics: the queue the request path appends to, the window being filled, and the
+    reading of every worker's windows (runner_image.drift builds the reports from them)."""
+
     def __init__(self, runtime):
         self.runtime = runtime
         settings = runtime.settings
