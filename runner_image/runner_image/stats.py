@@ -403,6 +403,10 @@ class Statistics:
             self._next_housekeeping = now + HOUSEKEEPING_INTERVAL
             self._housekeeping()
 
+    def stop(self) -> None:
+        """The worker is stopping (runtime.stop): what it recorded since the last write is written, not lost."""
+        self.flush(force=True)
+
     def flush_answers(self) -> None:
         """What feedback does first: this worker's answers so far into the shared log."""
         if not self.enabled:

@@ -25,7 +25,7 @@ from runner_image.sketch import Categories, FieldStats
 from runner_image.stats import fields_of
 
 from . import builders
-from .conftest import auth
+from .conftest import auth, runner_client
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 IRIS = load_iris().data
@@ -519,3 +519,14 @@ def send_for(runner, seconds: float, seed: int, shift: float) -> None:
             rows = draws(batch, 100, {"petal_length": shift})
             response = client.post(f"{runner.url}/model/methods/classify", json=columns(rows))
             assert response.status_code == 200, response.text
+
+
+def test_a_stopping_worker_writes_what_it_recorded_since_its_last_write(iris, tmp_path):
+    rows = draws(3, 20)
+    # An hour between writes: only the write at stop can put these 20 answers in the state directory.
+    with runner_client(iris, tmp_path / "state", stats_flush_interval=3600.0) as client:
+        for row in rows:
+            assert client.post("/model/methods/classify", json=row).status_code == 200
+    with runner_client(iris, tmp_path / "state") as client:  # a new runtime, generation 2, same state directory
+        report = client.get("/model/statistics", headers=auth()).json()
+    assert only_group(report, method="classify", generation=1, variant="live")["requests"] == 20
