@@ -278,6 +278,9 @@ class ShadowJob:
     live_out: object
 
 
+SHADOW_BATCH = 64  # most waiting shadow requests answered by one call
+
+
 class ShadowQueue:
     """Requests waiting for the shadow candidate, bounded in count and bytes; one thread answers them. The
     thread starts with the first job and ends after a while without any (a worker without a shadow keeps
@@ -313,12 +316,14 @@ class ShadowQueue:
                 if not self._jobs:
                     self._thread = None
                     return
-                job, size = self._jobs.popleft()
-                self._bytes -= size
+                # Every job waiting, up to a batch: the candidate answers them with one call where it can
+                # (runner_image.batching's rule), so a shadow costs what its model's batched calls cost.
+                jobs = [self._jobs.popleft() for _ in range(min(len(self._jobs), SHADOW_BATCH))]
+                self._bytes -= sum(size for _, size in jobs)
             try:
-                self._work(job)
-            except Exception:  # the shadow thread must survive anything: the next job may be fine
-                log.exception("a shadow prediction failed unexpectedly")
+                self._work([job for job, _ in jobs])
+            except Exception:  # the shadow thread must survive anything: the next jobs may be fine
+                log.exception("shadow predictions failed unexpectedly")
 
 
 @dataclass(frozen=True)
@@ -373,19 +378,31 @@ class Variants:
         if not self._shadow.offer(ShadowJob(held, call.method, msg, out), msg.ByteSize() + out.ByteSize()):
             held.meter.dropped("shadow")
 
-    def _answer_shadow(self, job: ShadowJob) -> None:
+    def _answer_shadow(self, jobs: list[ShadowJob]) -> None:
         held = self._held
-        if held is None or held.id != job.held.id or held.mode != "shadow":  # promoted, ended or now a canary
-            job.held.meter.dropped("shadow")
-            return
+        current = [job for job in jobs if held is not None and held.id == job.held.id and held.mode == "shadow"]
+        for job in jobs:
+            if job not in current:  # promoted, ended or now a canary
+                job.held.meter.dropped("shadow")
+        by_method: dict[str, list[ShadowJob]] = {}
+        for job in current:
+            by_method.setdefault(job.method, []).append(job)
+        for method, group in by_method.items():
+            self._answer_shadow_batch(held, method, group)
+
+    @staticmethod
+    def _answer_shadow_batch(held: Held, method: str, jobs: list[ShadowJob]) -> None:
         started = time.perf_counter()
-        try:
-            out = held.slot.predict(job.method, job.msg)
-        except Exception:  # its failure is only counted: nobody waits for this answer
-            held.meter.answered("shadow", time.perf_counter() - started, failed=True)
-            return
-        held.meter.answered("shadow", time.perf_counter() - started)
-        held.meter.compared("shadow", same_answer(message_to_dict(job.live_out), message_to_dict(out)))
+        if held.slot.batchable and len(jobs) > 1:
+            outs = held.slot.predict_batch(method, [job.msg for job in jobs])
+        else:
+            outs = [held.slot.predict_or_error(method, job.msg) for job in jobs]
+        seconds = time.perf_counter() - started  # what each of them waited for its answer
+        for job, out in zip(jobs, outs, strict=True):
+            failed = isinstance(out, BaseException)  # only counted: nobody waits for this answer
+            held.meter.answered("shadow", seconds, failed=failed)
+            if not failed:
+                held.meter.compared("shadow", same_answer(message_to_dict(job.live_out), message_to_dict(out)))
 
     def slot_for(self, generation: int):
         """The candidate's slot when it is `generation` and loaded in this worker, else None."""

@@ -600,3 +600,39 @@ def test_every_candidate_route_needs_the_admin_token(scale_a, scale_b, make_clie
         refused = put_candidate(client, scale_b, "canary", 50, headers={})
         assert refused.status_code == 401
         assert {scale(client, 1.0)["tag"] for _ in range(10)} == {"A"}
+
+
+def test_waiting_shadow_requests_are_answered_by_one_call_and_each_compared(iris, tmp_path):
+    """The shadow thread takes every request waiting and, for a batchable model, asks the candidate once."""
+    from types import SimpleNamespace
+
+    from runner_image.codec import message_from_dict
+    from runner_image.package import ExtractLimits
+    from runner_image.runtime import seed
+    from runner_image.slot import load_slot
+    from runner_image.state import StateDir
+    from runner_image.variants import Meter, ShadowJob, Variants
+
+    state = StateDir(tmp_path / "state")
+    generation = seed(state, iris, ExtractLimits())
+    slot = load_slot(state.generation_dir(generation), generation)
+    rows = [builders.IRIS_SAMPLE, builders.IRIS_VIRGINICA] * 5
+    msgs = [message_from_dict(slot.rpc("classify").input, row) for row in rows]
+    live_outs = [slot.predict("classify", m) for m in msgs]
+    live_outs[3] = slot.predict("classify", msgs[4])  # one live answer the candidate will disagree with
+    calls = []
+    real = slot.model.call
+
+    def counting(method, spec, table, params):
+        calls.append(table.n_rows)
+        return real(method, spec, table, params)
+
+    object.__setattr__(slot, "model", SimpleNamespace(**{**vars(slot.model), "call": counting},
+                                                      tabular=True, row_independent=True))
+    meter = Meter("epoch")
+    held = SimpleNamespace(slot=slot, meter=meter)
+    jobs = [ShadowJob(held, "classify", m, out) for m, out in zip(msgs, live_outs, strict=True)]
+    Variants._answer_shadow_batch(held, "classify", jobs)
+    assert calls == [len(rows)]  # one call for the ten of them
+    counts = meter.snapshot()["shadow"]
+    assert (counts["requests"], counts["errors"], counts["compared"], counts["agreed"]) == (10, 0, 10, 9)

@@ -25,9 +25,11 @@ class SklearnModel(LoadedModel):
 
 
 def load(path, manifest):
-    # A forest predicting in a thread other than the one that imported scikit-learn (the shadow candidate's
-    # thread) warns that `delayed` should be used with its Parallel, once per call: the configuration it would
-    # propagate is the default one here, and a log line per shadowed request would bury everything else.
+    # A forest predicting in the shadow candidate's thread while another predicts on the event loop can warn
+    # that `delayed` should be used with sklearn's Parallel: each call resets the process-wide warning filters
+    # for a moment (warnings.catch_warnings is not thread-safe), and the other thread may capture them empty.
+    # Harmless (the configuration it would propagate is the default one), so it is silenced; a few still get
+    # through in the instant the filters are reset.
     warnings.filterwarnings("ignore", message=r".*should be used with .*Parallel", category=UserWarning)
     if manifest.serialization == "pickle":
         with open(path, "rb") as handle:
