@@ -16,7 +16,6 @@ import contextlib
 import logging
 import os
 import shutil
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from runner_image import metrics
 from runner_image.batching import Batcher
 from runner_image.doorbell import Doorbell
 from runner_image.errors import Conflict, ModelRejected, NotFound, NotReady, RunnerError
+from runner_image.gil import urgent
 from runner_image.meter import Meter
 from runner_image.package import ExtractLimits, read_manifest_from_zip, safe_extract
 from runner_image.settings import Settings
@@ -340,39 +340,6 @@ class Runtime:
         self.state.write_worker(self.pid, {"active": slot.generation if slot else None, **info})
         if self._watcher is not None:  # started: the others may be waiting for this report
             self._bell.ring(self.state.live_workers(exclude=self.pid))
-
-
-# While a swap runs, the thread doing it hands the GIL back and forth with the event loop, which is busy
-# answering requests. Each file operation releases the GIL, and getting it back waits for the loop's thread
-# to reach the switch interval (5 ms by default): a swap's few dozen file operations cost a hundred ms or
-# more under load. A shorter interval for the swap's duration makes those waits short; requests are
-# served as before (the loop only yields more often, for the few tens of ms a swap takes).
-URGENT_SWITCH_INTERVAL = 0.0005
-
-
-class _Urgency:
-    """How many blocks want the short interval now; the last one out restores the normal one."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.depth = 0
-        self.normal = sys.getswitchinterval()
-
-    @contextlib.contextmanager
-    def __call__(self):
-        with self.lock:
-            self.depth += 1
-            sys.setswitchinterval(URGENT_SWITCH_INTERVAL)
-        try:
-            yield
-        finally:
-            with self.lock:
-                self.depth -= 1
-                if self.depth == 0:
-                    sys.setswitchinterval(self.normal)
-
-
-urgent = _Urgency()  # `with urgent():` around a swap's steps
 
 
 class Phases:
