@@ -419,6 +419,41 @@ def loaded_swaps(server: Server, door: Door, work: Path, *, label: str, swap_all
     return swap_summary(swaps, during, covered)
 
 
+def kept_generations(swaps: list[dict], models: Models) -> list[tuple[int, swap_under_load.Package]]:
+    """The last two generations the PUT swaps made (one of each model), with their packages."""
+    by_label = {package.label: package for package in models.packages}
+    last = [s for s in swaps if s["ok"]][-2:]
+    return [(s["generation"], by_label[s["package"]]) for s in last]
+
+
+def rollback_swaps(client: httpx.Client, server: Server, kept: list, probe_body: str, args) -> list:
+    """Alternate between two kept generations with POST /model/rollback {"generation": n}, probing after each."""
+    swaps = []
+    for number in range(1, args.swaps + 1):
+        generation, package = kept[(number - 1) % 2]  # the older one first: the newer one is serving
+        started = time.perf_counter()
+        try:
+            response = client.post(f"{server.base_url}/model/rollback", json={"generation": generation},
+                                   headers={"Authorization": f"Bearer {TOKEN}"}, timeout=args.swap_timeout)
+        except httpx.HTTPError as exc:
+            swaps.append(swap_under_load.Swap(number, package.label, None, None, (time.perf_counter() - started) * 1000,
+                                              None, 0, swap_under_load.PROBES_PER_SWAP, f"{type(exc).__name__}: {exc}"))
+            continue
+        wall_ms = (time.perf_counter() - started) * 1000
+        doc = response.json() if response.status_code == 200 else {}
+        answers = swap_under_load.probe_answers(client, f"{server.base_url}{harness.PREDICT_PATH}", probe_body)
+        swap = swap_under_load.Swap(number, package.label, response.status_code, doc.get("generation"), wall_ms,
+                                    doc.get("duration_ms"), sum(a == package.probe_species for a in answers),
+                                    len(answers), "" if response.status_code == 200 else response.text[:300],
+                                    doc.get("phases_ms"))
+        swaps.append(swap)
+        print(f"  rollback {number:2d} -> generation {generation} ({package.label}): {swap.status} wall "
+              f"{wall_ms:7.1f} ms, runner {swap.runner_ms} ms, probe new model {swap.probes_new}/{swap.probes}",
+              flush=True)
+        time.sleep(args.pause)
+    return swaps
+
+
 def swap_summary(swaps: list, during: WrkResult, covered: bool) -> dict:
     """Swap times are wall times at the client (upload and queueing behind the load included), for both
     servers; the runner's own figure (duration_ms, from the PUT's answer) is kept beside them."""
@@ -442,6 +477,15 @@ def part_swaps(models: Models, work: Path, args) -> dict:
 
         results["runner"] = loaded_swaps(server, launch.doors[0], work, label="runner", swap_all=runner_swaps,
                                          args=args)
+        kept = kept_generations(results["runner"]["swaps"], models)
+
+        def runner_rollbacks() -> list:
+            return rollback_swaps(client, server, kept, models.probe_body, args)
+
+        # Like for like with MLServer's reload, which loads a model already on its disk: the runner loads a
+        # generation it keeps (POST /model/rollback {"generation": n}), no upload.
+        results["runner_kept"] = loaded_swaps(server, launch.doors[0], work, label="runner-kept",
+                                              swap_all=runner_rollbacks, args=args)
     launch = mlserver_launch(models, work, "mlserver-swaps")
     harness.check_quiet("mlserver-swaps")
     with started(launch, work, "mlserver-swaps", models.expected) as (server, client):
@@ -452,6 +496,9 @@ def part_swaps(models: Models, work: Path, args) -> dict:
                                            args=args)
     runner, mlserver = results["runner"], results["mlserver"]
     checks = {"runner median < MLServer median": runner["median_ms"] < mlserver["median_ms"],
+              "runner (a kept model, like for like) median < MLServer median":
+                  results["runner_kept"]["median_ms"] < mlserver["median_ms"],
+              "runner (a kept model) 0 failed requests": results["runner_kept"]["failed_requests"] == 0,
               "runner 0 failed requests": runner["failed_requests"] == 0,
               f"runner {args.swaps}/{args.swaps} swaps succeeded": runner["successful_swaps"] == args.swaps,
               "load covered every swap": runner["load_covered_every_swap"] and mlserver["load_covered_every_swap"]}
@@ -774,6 +821,7 @@ def report_swaps(part: dict) -> None:
         [[name, f"{r['successful_swaps']}/{len(r['swaps'])}", fmt(r["median_ms"]), fmt(r["p95_ms"]),
           fmt(r["own_median_ms"]), str(r["failed_requests"]), fmt(r["load"]["rps"], 0), fmt(r["load"]["p99_ms"], 2)]
          for name, r in (("runner PUT /model", part["runner"]),
+                         ("runner, a kept model (rollback)", part["runner_kept"]),
                          ("MLServer repository load", part["mlserver"]))]))
     print("   (swap ms: wall time at the client, the runner's upload included; its own: the runner's duration_ms)")
     print_checks(part["checks"])

@@ -166,9 +166,17 @@ class Runtime:
             if not directory.exists():
                 raise NotFound(f"generation {target} is not kept any more (the runner keeps the last "
                                f"{self.settings.keep_generations})", {"generation": target})
-            candidate, answers, checked = self._load_and_check(directory, target, current, None)
-            self._activate_everywhere(candidate)
-            return self._record("rollback", candidate, current, started=started, checked=checked, answers=answers)
+            phases = Phases(started)
+            try:
+                peers = self._announce(target)  # as a swap: the others load it while this one checks it
+                candidate, answers, checked = self._load_and_check(directory, target, current, None)
+                phases.mark("load_and_check")
+                self._activate_everywhere(candidate, peers, phases)
+            except BaseException:
+                self.state.set_control(active=current.generation, staged=None)
+                raise
+            return self._record("rollback", candidate, current, started=started, checked=checked, answers=answers,
+                                phases=phases)
 
     @contextlib.contextmanager
     def _lead(self):

@@ -151,3 +151,14 @@ def test_it_logs_swaps_from_worker_processes(scale_a, scale_b, start_runner):
     runner = start_runner(scale_a, workers=2)
     assert put_model(runner, scale_b).status_code == 200
     assert "swapped to generation 2 (model)" in runner.log_path.read_text()
+
+
+def test_a_rollback_reaches_every_worker(scale_a, scale_b, start_runner, tmp_path):
+    runner = start_runner(scale_a, workers=2)
+    assert put_model(runner, scale_b).status_code == 200
+    assert fresh_connection_tags(runner.url) == {"B"}
+    response = httpx.post(f"{runner.url}/model/rollback", headers=auth(), json={"generation": 1}, timeout=60)
+    assert response.status_code == 200, response.text
+    assert set(response.json()["phases_ms"]) == {"load_and_check", "others_loaded", "all_switched"}
+    assert fresh_connection_tags(runner.url) == {"A"}
+    assert worker_generations(tmp_path / "runner-state-0") == {1}
