@@ -32,6 +32,10 @@ def test_it_swaps_the_model_and_records_it(scale_a, scale_b, make_client):
         swap = response.json()
         assert swap["generation"] == 2 and swap["previous_generation"] == 1
         assert swap["checked_with"] == "package sample" and swap["answers"] == {"scale": {"tag": "B", "y": 6.0}}
+        assert set(swap["phases_ms"]) == {"build", "load_and_check", "others_loaded", "all_switched"}
+        handled_ms = float(response.headers["server-timing"].removeprefix("app;dur="))
+        assert handled_ms >= swap["duration_ms"]  # the request's handling, the upload's reading included
+        assert "server-timing" not in client.post("/model/methods/scale", json={"x": 1.0}).headers  # admin only
         assert scale(client, 1.5) == {"tag": "B", "y": 4.5}
         model = client.get("/model").json()
         assert model["active"]["generation"] == 2
