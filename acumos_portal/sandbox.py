@@ -558,15 +558,14 @@ def sweep(records: Path, keep, workspaces: tuple[Path, ...] = ()) -> list[str]:
     temporary directory removed; so are groups with no record, and workspaces whose maker is gone."""
     done = []
     for record in all_records(records):
+        # A temporary sandbox whose starter lives is the starter's to finish, even once it has
+        # ended: its report is read after the process exits, and removing it then loses it.
         if record.temporary and not record.owner_alive():
             stop(record, records=records, grace=0)
             done.append(f"sandbox {record.name}: removed (the process that started it is gone)")
         elif not keep(record):
             stop(record, records=records, grace=0)
             done.append(f"sandbox {record.name}: removed (nothing wants it any more: its deployment is not live)")
-        elif not record.alive() and record.temporary:
-            finish(record, records=records)
-            done.append(f"sandbox {record.name}: cleaned up after it ended")
     known = {_group_name(records, record.name) for record in all_records(records)}
     mine = _group_name(records, "")
     for name in {name for name in cgroups.names() if name.startswith(mine)} - known:

@@ -89,6 +89,25 @@ def test_a_sweep_keeps_what_a_live_process_uses(tmp_path):
     assert live.exists()
 
 
+def test_a_sweep_leaves_an_ended_sandbox_to_its_live_starter(tmp_path):
+    """A smoke test reads its report after the model's process exits: a sweep in that moment (the
+    schedule runs one every minute) must not remove the directory under the starter."""
+    records, work = tmp_path / "records", tmp_path / "work"
+    directory = sandbox.workspace(work, "smoke")
+    spec = sandbox.Spec(name=directory.name, directory=directory,
+                        command=["/bin/sh", "-c", f"echo done > {sandbox.WORK}/report.json"])
+    process, record = sandbox.start(spec, records=records, log=directory / sandbox.OUTPUT, temporary=True)
+    try:
+        assert process.wait(timeout=30) == 0 and wait_for(lambda: not record.alive())
+
+        assert sandbox.sweep(records, keep=lambda record: True, workspaces=(work,)) == []
+        assert (directory / "work" / "report.json").read_text() == "done\n"
+        assert [each.name for each in sandbox.all_records(records)] == [directory.name]
+    finally:
+        sandbox.stop(record, records=records, grace=0)
+    assert not directory.exists() and sandbox.all_records(records) == []
+
+
 def test_a_sweep_leaves_a_group_being_started_and_removes_it_once_it_is_old(tmp_path, monkeypatch):
     # start() makes the group, then the record: a sweep between the two must not kill the model.
     records = tmp_path / "records"
