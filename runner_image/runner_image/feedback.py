@@ -3,8 +3,8 @@ per method, generation and variant (accuracy for integer, string, bool and enum 
 float outputs, as the output field's type says).
 
 Any worker may have given the answer, so answers go to one SQLite database in the state directory
-(state/stats/answers.sqlite, WAL mode): each worker appends its recent answers in batches from its watcher
-(runner_image.stats), at most every 0.1 s; the last `feedback_keep_answers` answers, none older than
+(state/stats/answers.sqlite, WAL mode): each worker appends its recent answers in batches from its periodic
+thread (runner_image.stats), at most every 0.1 s; the last `feedback_keep_answers` answers, none older than
 `feedback_max_age`, are kept. A feedback request first writes this worker's own pending answers, looks the
 ids up, and waits up to FEEDBACK_WAIT seconds for ids another worker's batch may not have written yet;
 then it records, in one transaction, each id once (a second feedback for an id is a duplicate, counted

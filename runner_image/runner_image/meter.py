@@ -216,7 +216,7 @@ class Meter:
 
     # following the state directory ---------------------------------------
     def refresh(self, force: bool = False) -> None:
-        """Take a document another worker wrote (the swap watcher calls this every poll interval).
+        """Take a document another worker wrote (the periodic thread calls this every poll interval).
         The signature is checked here, outside the lock, so the request path never verifies."""
         if not force and _file_signature(self.document_path) == self._seen:
             return

@@ -25,7 +25,7 @@ from runner_image import metrics
 from runner_image.batching import Batcher
 from runner_image.doorbell import Doorbell
 from runner_image.errors import Conflict, ModelRejected, NotFound, NotReady, RunnerError
-from runner_image.gil import urgent
+from runner_image.gil import LoopAside, urgent
 from runner_image.meter import Meter
 from runner_image.package import ExtractLimits, read_manifest_from_zip, safe_extract
 from runner_image.settings import Settings
@@ -56,11 +56,15 @@ class Runtime:
         self.slot: ModelSlot | None = None
         self._prepared: ModelSlot | None = None
         self._failed: int | None = None  # a staged generation this worker could not load: not retried
+        self._waiting_to_switch = False  # prepared for a staged generation: urgent until the switch (_follow)
         self._leading = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._tender: threading.Thread | None = None
+        self._poke = threading.Event()  # set on a ring: the periodic steps look now, not at their next round
         self._bell = Doorbell(self.state.root, self.pid)
         self._rung = threading.Event()  # set by the watcher when rung while this worker leads a swap
+        self._aside = LoopAside(settings.swap_priority_ms / 1000)  # the event loop waits for a swap's steps
         # Only a runner that must meter has a meter: elsewhere a metered route tests this and goes on.
         self.meter: Meter | None = Meter(settings) if settings.require_entitlement else None
         self.variants = Variants(self)  # canary and shadow candidates beside the live model
@@ -68,6 +72,10 @@ class Runtime:
         self.batcher = Batcher(settings.batch_max_rows)  # one model call for the requests of one loop turn
 
     # lifecycle -----------------------------------------------------------
+    def bind_loop(self, loop) -> None:
+        """The event loop serving this worker's requests: it stands aside while a swap's steps run."""
+        self._aside.bind(loop)
+
     def start(self, preloaded: ModelSlot | None = None) -> None:
         active = self.state.control().get("active")
         if active is None:
@@ -77,11 +85,16 @@ class Runtime:
         self._switch(preloaded)
         self._watcher = threading.Thread(target=self._watch, name="runner-swap-watcher", daemon=True)
         self._watcher.start()
+        self._tender = threading.Thread(target=self._tend, name="runner-periodic", daemon=True)
+        self._tender.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._watcher:
-            self._watcher.join(timeout=2)
+        self._poke.set()
+        for thread in (self._watcher, self._tender):
+            if thread:
+                thread.join(timeout=2)
+        self._urgent_until_switch(False)
         for name, last_step in (("candidate", getattr(self.variants, "stop", None)),
                                 ("statistics", getattr(self.stats, "stop", None))):
             try:
@@ -184,10 +197,16 @@ class Runtime:
         if not self._leading.acquire(blocking=False):
             raise Conflict("another swap is in progress on this runner; try again when it finishes")
         try:
-            with urgent():
+            with self._first():
                 yield
         finally:
             self._leading.release()
+
+    @contextlib.contextmanager
+    def _first(self):
+        """A swap's steps before the requests: a short GIL switch interval, and the loop aside (runner_image.gil)."""
+        with urgent(), self._aside():
+            yield
 
     def _previous_of(self, generation: int) -> int:
         for entry in reversed(self.state.history()):
@@ -274,16 +293,29 @@ class Runtime:
 
     # following a swap led by another worker ------------------------------
     def _watch(self) -> None:
+        """Follows swaps, and only that: always free to answer a ring. (With the periodic steps in this thread
+        too, a ring under load waited for a statistics flush: 100-500 ms at the GIL's pace.)"""
         while not self._stop.is_set():
-            if self._bell.wait(self.settings.poll_interval):
+            rung = self._bell.wait(self.settings.poll_interval)
+            if rung:
                 self._rung.set()  # a thread waiting for the others' reports (a swap, a candidate) looks now
+                self._poke.set()
             if self._leading.locked():
                 continue
             try:
-                self._follow(self.state.control())
+                # A ring is a swap's step (or a candidate's): taken with the loop aside, not at the GIL's pace.
+                with self._first() if rung else contextlib.nullcontext():
+                    self._follow(self.state.control())
             except Exception:  # the watcher must survive anything and keep serving
                 log.exception("following the control file failed")
-            self._periodic()
+
+    def _tend(self) -> None:
+        """The periodic steps, in a thread of their own: every poll interval, and at once after a ring."""
+        while not self._stop.is_set():
+            self._poke.wait(self.settings.poll_interval)
+            self._poke.clear()
+            if not self._leading.locked() and not self._stop.is_set():
+                self._periodic()
 
     @property
     def rung(self) -> threading.Event:
@@ -296,14 +328,14 @@ class Runtime:
         self._bell.ring(self.state.live_workers(exclude=self.pid))
 
     def _periodic(self) -> None:
-        """What every worker does on each watcher round, besides following swaps."""
+        """What every worker does now and then, beside following swaps (in the periodic thread)."""
         if self.meter:
             self._follow_entitlement()
         for name, step in (("candidate", self.variants.follow), ("statistics", self.stats.flush)):
             try:
                 step()
-            except Exception:  # the watcher must survive anything and keep serving
-                log.exception("the watcher's %s step failed", name)
+            except Exception:  # the thread must survive anything and keep serving
+                log.exception("the periodic %s step failed", name)
 
     def _follow_entitlement(self) -> None:
         try:
@@ -317,17 +349,24 @@ class Runtime:
         prepared = self._prepared.generation if self._prepared else None
         must_prepare = staged and staged not in (prepared, self._failed)
         must_switch = active and current is not None and active != current.generation
-        if not (must_prepare or must_switch):
-            return
-        with urgent():
-            if must_prepare:
-                self._prepare(staged)
-            if must_switch:
-                prepared = self._prepared
-                if prepared is None or prepared.generation != active:
-                    prepared = self._loaded(active) or load_slot(self.state.generation_dir(active), active,
-                                                                 reuse=current)
-                self._switch(prepared)
+        if must_prepare or must_switch:
+            with self._first():
+                if must_prepare:
+                    self._prepare(staged)
+                if must_switch:
+                    prepared = self._prepared
+                    if prepared is None or prepared.generation != active:
+                        prepared = self._loaded(active) or load_slot(self.state.generation_dir(active), active,
+                                                                     reuse=current)
+                    self._switch(prepared)
+        self._urgent_until_switch(bool(staged) and self._prepared is not None and self._prepared.generation == staged)
+
+    def _urgent_until_switch(self, waiting: bool) -> None:
+        """Between loading a staged generation and the leader's ring to switch, this worker keeps the short
+        GIL switch interval: the ring is then answered within half a millisecond's wait for the GIL, not five."""
+        if waiting != self._waiting_to_switch:
+            (urgent.enter if waiting else urgent.leave)()
+            self._waiting_to_switch = waiting
 
     def _loaded(self, generation: int) -> ModelSlot | None:
         """The generation when this worker holds it loaded already (as a canary or shadow candidate)."""

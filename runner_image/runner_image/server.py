@@ -11,6 +11,7 @@ compiled in a separate process (runner_image.compiler).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from contextlib import asynccontextmanager
 
@@ -289,6 +290,7 @@ def create_app(settings: Settings | None = None, preloaded=None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app):
+        runtime.bind_loop(asyncio.get_running_loop())
         await run_in_threadpool(runtime.start, preloaded)
         grpc = await grpc_server.start(runtime, settings)  # None with --grpc-port 0
         yield

@@ -143,6 +143,9 @@ class Settings:
     """Seconds a swap waits for every worker to load and switch."""
     poll_interval: float = 0.02
     """How often a worker looks for a swap started by another worker."""
+    swap_priority_ms: float = 100.0
+    """Milliseconds, at most, a worker's event loop stands aside while a swap's steps run in it (runner_image.gil):
+    requests wait that long at most, none fails; 0 shares the CPU between the swap and the requests throughout."""
     batch_max_rows: int = 64
     """Most requests one model call answers together (runner_image.batching); 1 turns batching off."""
     statistics: int = 1
@@ -260,6 +263,7 @@ _VARIABLES = {
     "keep_generations": ("RUNNER_KEEP_GENERATIONS", 2),
     "swap_timeout": ("RUNNER_SWAP_TIMEOUT", None),
     "poll_interval": ("RUNNER_POLL_INTERVAL", None),
+    "swap_priority_ms": ("RUNNER_SWAP_PRIORITY_MS", 0),
     "batch_max_rows": ("RUNNER_BATCH_MAX_ROWS", 1),
     "statistics": ("RUNNER_STATISTICS", 0),
     "stats_window_seconds": ("RUNNER_STATS_WINDOW_SECONDS", 0.1),

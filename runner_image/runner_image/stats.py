@@ -5,7 +5,7 @@ over tumbling time windows, shared between the worker processes through the stat
     stats/reference/first-<method>-<generation>-<variant>.json, posted-<method>.json
     stats/answers.sqlite                          recent answers and the feedback joined to them
 
-The request path (`record`) only appends to a bounded queue; the watcher thread (`flush`, every poll
+The request path (`record`) only appends to a bounded queue; the periodic thread (`flush`, every poll
 interval) folds the queue into the current window: per field a `sketch.FieldStats` (a log-bucketed
 histogram with 1 % relative accuracy and a cap on its buckets, merged moments, NaN and infinity counts for
 numbers; top-K counts plus "other" for strings, bools and enums; both for integers). Every element of a
@@ -375,8 +375,8 @@ class Statistics:
         pending.append((time.time(), slot.generation, variant, call.method, call.request_id, msg, out))
 
     def _fold_here(self) -> bool:
-        """The queue is full (the watcher skips its rounds while this worker leads a swap): fold it on the
-        request path, once per PENDING_MAX answers, unless the watcher is at it."""
+        """The queue is full (the periodic thread skips its rounds while this worker leads a swap): fold it on the
+        request path, once per PENDING_MAX answers, unless the periodic thread is at it."""
         if not self._lock.acquire(blocking=False):
             return False
         try:
@@ -385,9 +385,9 @@ class Statistics:
             self._lock.release()
         return True
 
-    # the watcher -----------------------------------------------------------
+    # the periodic thread ---------------------------------------------------
     def flush(self, force: bool = False) -> None:
-        """Called by every worker's watcher: fold what was recorded, and now and then share it."""
+        """Called by every worker's periodic thread: fold what was recorded, and now and then share it."""
         if not self.enabled:
             return
         now = time.monotonic()
@@ -555,7 +555,7 @@ class Statistics:
     # reading -----------------------------------------------------------------
     def window_files(self) -> list[dict]:
         """Every worker's window parts still kept, parsed (each file is parsed again only when it changed)."""
-        with self._reading:  # the watcher's housekeeping and the routes' threads share the cache
+        with self._reading:  # the periodic thread's housekeeping and the routes' threads share the cache
             return self._window_files()
 
     def _window_files(self) -> list[dict]:

@@ -11,7 +11,7 @@ How the workers agree (the state directory, runner_image.state):
 - candidate.json describes the candidate (generation, mode, weight, sticky, the live generation it was set
   beside) or the last one and how it ended; it is written only under the swap lock, by the worker that
   answers the admin call (runner_image.variants_api). Each change bumps its `revision`.
-- every worker's watcher calls follow(): it loads the candidate (sharing the live model object when the
+- every worker's periodic thread calls follow(): it loads the candidate (sharing the live model object when the
   package is the same) or drops it, and writes variants/<pid>.json: what it holds, what it could not
   load, and its per-variant counts. The admin call waits for those reports, as a swap waits for
   workers/<pid>.json.
@@ -411,7 +411,7 @@ class Variants:
 
     # following the other workers -------------------------------------------
     def follow(self) -> None:
-        """Called by every worker's watcher: load or drop the candidate another worker set, share the counts."""
+        """Called by every worker's periodic thread: load or drop the candidate another worker set, share the counts."""
         with self._lock:  # read and applied together: a change written by this worker meanwhile is not undone
             description = self.runtime.state.candidate()
             self._apply(description)
@@ -639,10 +639,11 @@ class Variants:
         return current
 
     def _end(self, description: dict, state: str, action: str | None, reason: str) -> None:
-        """Under the swap lock: the candidate ends (every worker drops it), recorded in the history."""
-        self._write({**description, "state": state, "ended_at": _now(), "reason": reason})
+        """Under the swap lock: the candidate ends (every worker drops it), recorded in the history first, so
+        whoever reads the ended state finds its entry there too."""
         if action:
             self._record(action, description, time.monotonic(), reason=reason)
+        self._write({**description, "state": state, "ended_at": _now(), "reason": reason})
 
     def _write(self, description: dict) -> None:
         """Under the swap lock: write the description and apply it here in one step (see follow)."""
@@ -673,7 +674,7 @@ class Variants:
                     return
             except Conflict:
                 if time.monotonic() > deadline:
-                    log.error("could not take the swap lock to finish a candidate change; the watchers will")
+                    log.error("could not take the swap lock to finish a candidate change; the periodic threads will")
                     return
                 time.sleep(self.runtime.settings.poll_interval)
 

@@ -39,6 +39,13 @@ def call(port: int, method: str, path: str, body=None, headers=None) -> tuple[in
         connection.close()
 
 
+def eventually(condition, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
 def quality_field(report: dict, name: str, **where) -> dict:
     groups = [g for g in report["groups"] if all(g[k] == v for k, v in where.items())]
     assert len(groups) == 1, report
@@ -71,8 +78,9 @@ def test_feedback_joins_answers_given_by_either_worker(iris, start_runner, tmp_p
         results.append(body)
     assert sum(r["joined"] for r in results) == 150
     assert all(r["unknown"] == [] and r["duplicates"] == [] for r in results)
-    workers = [d for d in (tmp_path / "state" / "stats" / "windows").iterdir() if d.is_dir()]
-    assert len(workers) == 2, "both workers should have answered"
+    windows = tmp_path / "state" / "stats" / "windows"  # a worker writes its window every 0.5 s at most
+    assert eventually(lambda: len([d for d in windows.iterdir() if d.is_dir()]) == 2), \
+        "both workers should have answered"
     status, _, report = call(runner.port, "GET", "/model/quality", headers=auth())
     species = quality_field(report, "species", method="classify", generation=1, variant="live")
     correct = sum(a == t for a, t in answered.values())

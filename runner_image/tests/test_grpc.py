@@ -329,6 +329,9 @@ def test_calls_that_never_send_their_message_are_cut_and_cannot_take_more_than_t
     classify = channel.stream_unary("/irisclassifier.Model/classify")
     try:
         stalled = [classify.future(never_sends(), timeout=60) for _ in range(MAX_CALLS)]
+        # The probes below take a slot while they run: one racing a stalled call still on its way would get
+        # that call refused. The stalled calls are on an open channel: they arrive within milliseconds.
+        time.sleep(0.5)
         refused = None
         deadline = time.monotonic() + MESSAGE_TIMEOUT
         while refused is None and time.monotonic() < deadline:  # once the stalled calls hold every slot

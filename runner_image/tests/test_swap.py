@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
+import threading
+import time
 
 import pytest
 
 from runner_image.pack import pack_bundle
+from runner_image.package import ExtractLimits
+from runner_image.runtime import inherit, stage_package
+from runner_image.slot import METADATA_FILE, PROTO_FILE
 
 from . import builders
 from .builders import IRIS_SAMPLE, IRIS_VIRGINICA
@@ -168,3 +174,45 @@ def test_it_does_not_install_a_transform_whose_data_fails(scale_a, tmp_path, mak
         assert response.status_code == 422, response.text
         assert "negative input" in response.json()["error"]["message"]
         assert scale(client, 1) == {"tag": "A", "y": 2.0}
+
+
+def test_a_worker_follows_another_workers_swap_while_its_periodic_steps_are_stuck(scale_a, scale_b, make_client):
+    """Following swaps is all the swap watcher does: a statistics flush (100-500 ms under load, measured) in the
+    same thread held a ring's answer back, and with it every swap."""
+    with make_client(scale_a) as client:
+        runtime = client.app.state.runtime
+        inside, release = threading.Event(), threading.Event()
+        runtime.stats.flush = lambda *args, **kwargs: (inside.set(), release.wait(60))
+        try:
+            assert inside.wait(10), "the periodic steps never ran"
+            candidate, _, _ = runtime.stage("model", package_builder(scale_b), None)
+
+            # What another worker leading a swap writes: the generation staged, then active.
+            runtime.state.set_control(active=runtime.active().generation, staged=candidate.generation)
+            assert wait_for(lambda: own_report(runtime).get("prepared") == candidate.generation)
+            runtime.state.set_control(active=candidate.generation, staged=None)
+            assert wait_for(lambda: own_report(runtime).get("active") == candidate.generation)
+            assert scale(client, 1.0) == {"tag": "B", "y": 3.0}
+            assert inside.is_set() and not release.is_set()  # all of it while the flush was stuck
+        finally:
+            release.set()
+
+
+def package_builder(bundle):
+    def build(directory, current):
+        shutil.copyfile(bundle / "modelpackage.zip", directory / ".incoming.zip")
+        stage_package(directory, directory / ".incoming.zip", ExtractLimits())
+        inherit(directory, current, (PROTO_FILE, METADATA_FILE))
+
+    return build
+
+
+def own_report(runtime) -> dict:
+    return runtime.state.live_workers().get(runtime.pid, {})
+
+
+def wait_for(condition, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
