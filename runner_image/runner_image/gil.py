@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import sys
 import threading
 
@@ -69,6 +71,28 @@ class LoopAside:
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+
+    async def run(self, fn, *args):
+        """fn(*args) in a thread, the calling loop blocked until it returns or the budget has passed. Within the
+        budget its result is taken at once, in this same turn: no thread waits for the GIL to start (the loop
+        holds none while it waits) and no loop turn of other requests comes between its end and the answer."""
+        done, outcome = threading.Event(), {}
+
+        def call():
+            try:
+                outcome["value"] = fn(*args)
+            except BaseException as exc:  # handed to the caller below, in the loop's thread
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        future = asyncio.get_running_loop().run_in_executor(None, functools.partial(contextvars.copy_context().run,
+                                                                                    call))
+        if self.budget <= 0 or not done.wait(self.budget):
+            await future  # a long step: the loop serves again meanwhile
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
 
     @contextlib.contextmanager
     def __call__(self):

@@ -76,6 +76,11 @@ class Runtime:
         """The event loop serving this worker's requests: it stands aside while a swap's steps run."""
         self._aside.bind(loop)
 
+    async def run_first(self, step, *args):
+        """An admin request's step (a swap, a rollback, a candidate change) in a thread, before the requests: the
+        event loop waits for it, for at most RUNNER_SWAP_PRIORITY_MS (runner_image.gil)."""
+        return await self._aside.run(step, *args)
+
     def start(self, preloaded: ModelSlot | None = None) -> None:
         active = self.state.control().get("active")
         if active is None:

@@ -168,7 +168,7 @@ async def rollback(request: Request, runtime: Runtime) -> Response:
             raise BadRequest('the body must be empty or {"generation": <number>}') from exc
         if target is not None and (not isinstance(target, int) or isinstance(target, bool) or target < 1):
             raise BadRequest("'generation' must be a whole number from 1", {"field": "generation"})
-    return JSONResponse(await run_in_threadpool(runtime.rollback, target))
+    return JSONResponse(await runtime.run_first(runtime.rollback, target))
 
 
 @endpoint("model")

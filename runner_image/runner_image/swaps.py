@@ -13,7 +13,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from runner_image.codec import message_to_dict
@@ -131,7 +130,7 @@ async def from_form(request: Request, runtime: Runtime, action: str, *, parts: d
             check_proto_size(upload.files["proto"].stat().st_size, runtime.settings.max_proto_bytes)
         check = check_factory(upload, form, request) if check_factory else _sample_check(upload)
         limits = ExtractLimits(max_bytes=runtime.settings.max_package_bytes)
-        return await run_in_threadpool(apply or runtime.swap, action, _builder(upload, limits), check)
+        return await runtime.run_first(apply or runtime.swap, action, _builder(upload, limits), check)
     finally:
         upload.cleanup()
 
@@ -144,7 +143,7 @@ async def from_json_body(request: Request, runtime: Runtime) -> dict:
         path.write_bytes(await request.body())
         upload.files["modelConfig"] = path
         limits = ExtractLimits(max_bytes=runtime.settings.max_package_bytes)
-        return await run_in_threadpool(runtime.swap, "configuration", _builder(upload, limits), None)
+        return await runtime.run_first(runtime.swap, "configuration", _builder(upload, limits), None)
     finally:
         upload.cleanup()
 

@@ -140,7 +140,7 @@ async def put_candidate(request: Request, runtime: Runtime) -> Response:
                              {"field": "generation"})
         generation = parse_generation(body["generation"])
         plan = parse_settings(body, text=False, partial=False)
-        return JSONResponse(await run_in_threadpool(runtime.variants.set_kept, generation, plan))
+        return JSONResponse(await runtime.run_first(runtime.variants.set_kept, generation, plan))
     raise UnsupportedMediaType(f"send {MULTIPART} (a new candidate, like PUT /model) or {JSON} "
                                '({"generation": n, ...}: a kept one)', {"allowed": [MULTIPART, JSON]})
 
@@ -165,7 +165,7 @@ async def _from_upload(request: Request, runtime: Runtime) -> dict:
     await _check_proto_part(form, runtime)
     staged = await swaps.from_form(request, runtime, "candidate", parts=UPLOAD_PARTS, required=(),
                                    apply=runtime.variants.stage)
-    return await run_in_threadpool(runtime.variants.set_staged, staged, plan)
+    return await runtime.run_first(runtime.variants.set_staged, staged, plan)
 
 
 async def _check_proto_part(form, runtime: Runtime) -> None:
@@ -191,7 +191,7 @@ async def _check_proto_part(form, runtime: Runtime) -> None:
 async def patch_candidate(request: Request, runtime: Runtime) -> Response:
     body = await _json_object(request, SETTINGS)
     changes = parse_settings(body, text=False, partial=True)
-    return JSONResponse(await run_in_threadpool(runtime.variants.change, changes))
+    return JSONResponse(await runtime.run_first(runtime.variants.change, changes))
 
 
 @endpoint("candidate", admin=True)
@@ -201,12 +201,12 @@ async def get_candidate(request: Request, runtime: Runtime) -> Response:
 
 @endpoint("candidate", admin=True)
 async def promote_candidate(request: Request, runtime: Runtime) -> Response:
-    return JSONResponse(await run_in_threadpool(runtime.variants.promote))
+    return JSONResponse(await runtime.run_first(runtime.variants.promote))
 
 
 @endpoint("candidate", admin=True)
 async def delete_candidate(request: Request, runtime: Runtime) -> Response:
-    return JSONResponse(await run_in_threadpool(runtime.variants.abort))
+    return JSONResponse(await runtime.run_first(runtime.variants.abort))
 
 
 ROUTES = [

@@ -87,3 +87,40 @@ def test_urgency_nests_and_the_last_one_out_restores_the_interval():
         urgent.leave()
         assert sys.getswitchinterval() == pytest.approx(URGENT_SWITCH_INTERVAL)
     assert sys.getswitchinterval() == pytest.approx(normal)
+
+
+def run_on(loop, coroutine, timeout: float = 10.0):
+    return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout)
+
+
+def test_a_step_run_first_answers_in_the_same_turn_and_its_errors_reach_the_caller(loop):
+    aside = LoopAside(budget=5.0)
+    other = []
+
+    async def step_and_others():
+        loop.call_soon(other.append, "another request's callback")
+        value = await aside.run(lambda x: x * 2, 21)
+        return value, list(other)  # read before the handler gave the loop a turn
+
+    assert run_on(loop, step_and_others()) == (42, [])
+
+    def failing():
+        raise ValueError("the candidate failed its sample")
+
+    with pytest.raises(ValueError, match="failed its sample"):
+        run_on(loop, aside.run(failing))
+
+
+def test_a_step_longer_than_the_budget_lets_the_loop_serve_meanwhile(loop):
+    aside = LoopAside(budget=0.1)
+    release = threading.Event()
+    served = []
+
+    async def slow_step():
+        return await aside.run(lambda: release.wait(10) and "loaded")
+
+    future = asyncio.run_coroutine_threadsafe(slow_step(), loop)
+    time.sleep(0.3)  # past the budget: the loop answers others while the step goes on
+    served.append(loop_reaches(loop, timeout=2))
+    release.set()
+    assert future.result(10) == "loaded" and served
