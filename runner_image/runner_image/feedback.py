@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from runner_image import serving
 from runner_image.errors import BadRequest, PayloadTooLarge
 from runner_image.sketch import BYTES, CATEGORY, INTEGER, NUMBER
+from runner_image.web import parse_json
 
 MAX_ITEMS = 1000             # feedback items per request
 MAX_BODY_BYTES = 1 << 20     # a feedback request body
@@ -272,10 +273,7 @@ class Item:
 
 
 def parse_items(body: bytes) -> list[Item]:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+    data = parse_json(body)
     items = data if isinstance(data, list) else [data]
     if not items:
         raise BadRequest('send {"request_id": ..., "truth": ...} or a non-empty list of them')

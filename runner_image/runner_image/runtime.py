@@ -88,6 +88,10 @@ class Runtime:
         if preloaded is None or preloaded.generation != active:
             preloaded = load_slot(self.state.generation_dir(active), active)
         self._switch(preloaded)
+        try:
+            self.variants.follow()  # a candidate set before this worker started is held before it answers anything
+        except Exception:  # the live model serves regardless; the periodic thread tries again
+            log.exception("taking up the candidate at start failed")
         self._watcher = threading.Thread(target=self._watch, name="runner-swap-watcher", daemon=True)
         self._watcher.start()
         self._tender = threading.Thread(target=self._tend, name="runner-periodic", daemon=True)

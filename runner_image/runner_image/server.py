@@ -12,7 +12,6 @@ compiled in a separate process (runner_image.compiler).
 from __future__ import annotations
 
 import asyncio
-import json
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -42,7 +41,9 @@ from runner_image.web import (
     form_field,
     media_type,
     operation_of,
+    parse_json,
     part_bytes,
+    read_capped,
     read_form,
 )
 
@@ -122,6 +123,8 @@ transform_json_default = endpoint("transform", metered=True)(_transform_default(
 
 # ---------------------------------------------------------------- swaps
 
+ROLLBACK_BODY_LIMIT = 4 << 10  # {"generation": n}
+
 @endpoint("swap", admin=True)
 async def put_model(request: Request, runtime: Runtime) -> Response:
     return JSONResponse(await swaps.from_form(request, runtime, "model", parts=swaps.PARTS, required=("model",)))
@@ -159,13 +162,10 @@ transform_json = endpoint("transform", admin=True)(_transform("jsonFile", "json"
 
 @endpoint("swap", admin=True)
 async def rollback(request: Request, runtime: Runtime) -> Response:
-    body = await request.body()
+    body = await read_capped(request, ROLLBACK_BODY_LIMIT)
     target = None
     if body.strip():
-        try:
-            target = json.loads(body).get("generation")
-        except (ValueError, AttributeError) as exc:
-            raise BadRequest('the body must be empty or {"generation": <number>}') from exc
+        target = parse_json(body, shape='empty or {"generation": <number>}').get("generation")
         if target is not None and (not isinstance(target, int) or isinstance(target, bool) or target < 1):
             raise BadRequest("'generation' must be a whole number from 1", {"field": "generation"})
     return JSONResponse(await runtime.run_first(runtime.rollback, target))
@@ -203,10 +203,7 @@ async def put_entitlement(request: Request, runtime: Runtime) -> Response:
     if len(body) > ENTITLEMENT_MAX_BYTES:
         raise PayloadTooLarge(f"an entitlement is at most {ENTITLEMENT_MAX_BYTES} bytes",
                               {"limit_bytes": ENTITLEMENT_MAX_BYTES})
-    try:
-        document = json.loads(body)
-    except ValueError as exc:
-        raise BadRequest(f"the body is not JSON: {exc}") from exc
+    document = parse_json(body)
     with runtime.state.swap_lock():
         entitlement = meter.install(document)
     return JSONResponse(entitlement.summary())

@@ -17,7 +17,6 @@ quality, never the distributions.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 
@@ -31,7 +30,7 @@ from runner_image.codec import fill_message, message_from_dict
 from runner_image.errors import BadRequest, Conflict, ModelRejected, NotFound, PayloadTooLarge
 from runner_image.runtime import Runtime
 from runner_image.stats import fields_from_json, fields_of, fields_to_json
-from runner_image.web import endpoint
+from runner_image.web import endpoint, parse_json
 
 REFERENCE_MAX_BYTES = 16 << 20  # parsed JSON takes several times its size in memory
 REFERENCE_MAX_ITEMS = 100_000
@@ -143,10 +142,7 @@ async def put_reference(request: Request, runtime: Runtime) -> Response:
 
 
 def _reference_body(body: bytes, default_method: str) -> tuple[str, list, bool]:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+    data = parse_json(body)
     if isinstance(data, list):
         data = {"messages": data}
     if not isinstance(data, dict):

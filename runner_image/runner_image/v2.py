@@ -33,10 +33,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from runner_image import __version__, metrics, oip, oip_binary, serving
-from runner_image.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, RunnerError, UnsupportedMediaType
+from runner_image.errors import BadRequest, Conflict, NotFound, RunnerError, UnsupportedMediaType
 from runner_image.runtime import Runtime
 from runner_image.serving import REQUEST_ID_HEADER as REQUEST_ID
-from runner_image.web import JSON, JSON_TYPES, decoded_content, endpoint, media_type
+from runner_image.web import JSON, JSON_TYPES, decoded_content, endpoint, media_type, parse_json, read_capped
 
 EXTENSIONS = ["binary_tensor_data", "model_repository"]
 OCTET_STREAM = "application/octet-stream"
@@ -201,23 +201,8 @@ def _repository_model(request: Request, runtime: Runtime):
 
 async def _small_json(request: Request) -> dict:
     """An optional JSON object body of at most _SMALL_BODY bytes, read no further than that."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > _SMALL_BODY:
-            raise PayloadTooLarge(f"this endpoint takes a body of at most {_SMALL_BODY} bytes",
-                                  {"limit_bytes": _SMALL_BODY})
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    return body
+    raw = await read_capped(request, _SMALL_BODY)
+    return parse_json(raw, shape="a JSON object") if raw.strip() else {}
 
 
 ROUTES = [

@@ -13,7 +13,6 @@ Every field is checked here, with a message naming it and what is allowed; all f
 
 from __future__ import annotations
 
-import json
 import math
 
 from starlette.concurrency import run_in_threadpool
@@ -22,11 +21,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from runner_image import swaps
-from runner_image.errors import BadRequest, Conflict, PayloadTooLarge, UnsupportedMediaType
+from runner_image.errors import BadRequest, Conflict, UnsupportedMediaType
 from runner_image.runtime import Runtime
 from runner_image.slot import PROTO_FILE
 from runner_image.variants import MODES
-from runner_image.web import JSON, JSON_TYPES, endpoint, media_type, read_form
+from runner_image.web import JSON, JSON_TYPES, endpoint, media_type, parse_json, read_capped, read_form
 
 # The parts an uploaded candidate may carry. No metadata: a candidate answers as the live model does. A
 # proto part must be the live one (the interface cannot change beside the live model).
@@ -111,17 +110,7 @@ async def _json_object(request: Request, allowed: tuple) -> dict:
     """The body as a JSON object of known keys, at most JSON_BODY_LIMIT bytes."""
     if media_type(request.headers.get("content-type")) not in JSON_TYPES:
         raise UnsupportedMediaType(f"send a JSON object ({JSON})", {"allowed": [JSON]})
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > JSON_BODY_LIMIT:
-            raise PayloadTooLarge(f"the JSON body is over {JSON_BODY_LIMIT} bytes", {"limit_bytes": JSON_BODY_LIMIT})
-    try:
-        value = json.loads(body)
-    except ValueError as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise BadRequest(f"the body must be a JSON object with {', '.join(allowed)}")
+    value = parse_json(await read_capped(request, JSON_BODY_LIMIT), shape=f"a JSON object with {', '.join(allowed)}")
     _refuse_unknown(value, allowed, "field")
     return value
 

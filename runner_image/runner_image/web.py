@@ -8,6 +8,7 @@ It knows nothing of particular routes; server.py uses it for each of them, swaps
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import time
 import uuid
@@ -205,6 +206,27 @@ def encode(msg, kind: str) -> Response:
     if kind == "json":
         return Response(message_to_json(msg), media_type=JSON)
     return Response(msg.SerializeToString(), media_type=PROTOBUF)
+
+
+async def read_capped(request: Request, limit: int) -> bytes:
+    """The body of a route that takes little (settings, a rollback target): read no further than `limit`."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"this endpoint takes a body of at most {limit} bytes", {"limit_bytes": limit})
+    return bytes(body)
+
+
+def parse_json(raw: bytes, *, shape: str | None = None):
+    """A JSON body, or a 400 that says what is wrong. With `shape` (what to send, in words), it must be an object."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}" + (f"; send {shape}" if shape else "")) from exc
+    if shape is not None and not isinstance(value, dict):
+        raise BadRequest(f"the body must be {shape}")
+    return value
 
 
 async def read_form(request: Request) -> dict:

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -154,3 +155,52 @@ def start_runner(tmp_path):
     yield factory
     for runner in started:
         runner.stop()
+
+
+SCALE_FACTOR = {"A": 2.0, "B": 3.0}  # builders.scale_bundle's models in the scale_a and scale_b fixtures
+
+
+class Load:
+    """Threads calling a scale model (scale_a, scale_b) without pause until stopped, keeping every answer as
+    (x, answer) and every error: what swaps and candidate changes under load must leave empty."""
+
+    def __init__(self, url: str, threads: int = 6):
+        self.url = url
+        self.stop = threading.Event()
+        self.answers: list[tuple[float, dict]] = []
+        self.errors: list[str] = []
+        self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
+
+    def _run(self, seed: int) -> None:
+        x = float(seed * 100_000)
+        with httpx.Client(timeout=30) as client:
+            while not self.stop.is_set():
+                x += 1
+                self._call(client, x)
+
+    def _call(self, client: httpx.Client, x: float) -> None:
+        try:
+            response = client.post(f"{self.url}/model/methods/scale", json={"x": x})
+        except httpx.HTTPError as exc:
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+            return
+        if response.status_code != 200:
+            self.errors.append(f"{response.status_code}: {response.text}")
+        else:
+            self.answers.append((x, response.json()))
+
+    def tags(self) -> set[str]:
+        """Which models answered; each answer checked to be wholly one model's."""
+        for x, answer in self.answers:
+            assert answer["y"] == x * SCALE_FACTOR[answer["tag"]], answer
+        return {answer["tag"] for _, answer in self.answers}
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)

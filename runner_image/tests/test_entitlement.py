@@ -320,7 +320,7 @@ def test_the_entitlement_routes_need_the_admin_token(metered, licensor):
 def test_a_body_that_is_not_json_is_refused(metered):
     client, _ = metered
     response = client.put("/model/entitlement", headers=auth(), content=b"{")
-    assert response.status_code == 400 and "not JSON" in response.json()["error"]["message"]
+    assert response.status_code == 400 and "not valid JSON" in response.json()["error"]["message"]
 
 
 def test_delete_before_any_entitlement_answers_404(metered):

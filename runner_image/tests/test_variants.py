@@ -18,7 +18,7 @@ import pytest
 from runner_image.pack import pack_bundle
 
 from . import builders
-from .conftest import auth
+from .conftest import Load, auth
 
 FACTOR = {"A": 2.0, "B": 3.0, "failing": 1.0, "slow": 2.0}
 
@@ -119,37 +119,6 @@ class client_url:  # noqa: N801 (a tiny adapter: scale() on a keep-alive client)
 
     def post(self, path, **kwargs):
         return self.client.post(f"{self.url}{path}", **kwargs)
-
-
-class Load:
-    """Threads calling the model without pause until stopped, keeping every answer and every error."""
-
-    def __init__(self, url: str, threads: int = 4):
-        self.url = url
-        self.stop = threading.Event()
-        self.answers: list[dict] = []
-        self.errors: list[str] = []
-        self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
-
-    def _run(self, seed: int) -> None:
-        x = float(seed * 100_000)
-        with httpx.Client(timeout=30) as client:
-            while not self.stop.is_set():
-                x += 1
-                try:
-                    self.answers.append(scale(client_url(client, self.url), x))
-                except (AssertionError, httpx.HTTPError) as exc:
-                    self.errors.append(str(exc))
-
-    def __enter__(self):
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=30)
 
 
 def binomial_tolerance(n: int, p: float, sigmas: float = 5.0) -> float:
@@ -397,7 +366,7 @@ def test_abort_then_promote_under_load_fail_no_request(scale_a, scale_b, start_r
         time.sleep(0.3)
     assert load.errors == []
     assert len(load.answers) > 100
-    assert {answer["tag"] for answer in load.answers} == {"A", "B"}
+    assert load.tags() == {"A", "B"}
     actions = history_actions(runner.url)
     assert actions == ["promote", "weight", "candidate", "abort", "weight", "candidate", "abort", "candidate",
                        "start"]
