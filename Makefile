@@ -8,7 +8,7 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 EDITABLE := --config-settings editable_mode=compat -e
 
-.PHONY: venv run run-runner test services images compose browser kubectl sandbox nginx lint fmt bench bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace bench-federation bench-licensing bench-metering bench-peers clean example
+.PHONY: venv run run-runner test services images compose browser kubectl sandbox nginx lint fmt bench bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace bench-federation bench-licensing bench-metering bench-peers bench-monitoring clean example
 
 # The portal's runtime (requirements.txt) and the runner with the one flavour the example uses.
 $(RUN_STAMP): requirements.txt runner_image/pyproject.toml
@@ -97,7 +97,7 @@ fmt: $(DEV_STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 bench: bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace bench-federation \
-	bench-licensing bench-metering bench-peers
+	bench-licensing bench-metering bench-peers bench-monitoring
 
 bench-runner: $(DEV_STAMP)
 	$(PY) bench/runner_vs_mlflow.py
@@ -138,6 +138,12 @@ bench-metering: $(DEV_STAMP)
 # The peers get venvs of their own under ~/.cache/acumos-bench (made on first run); ARGS="--rounds 1 --duration 5".
 bench-peers: $(DEV_STAMP)
 	$(PY) bench/runner_vs_peers.py $(ARGS)
+
+# Monitoring: one collection round over 100 live deployments (recorded runner answers), target under 5 s;
+# and the deployment page with a day of figures, target under 200 ms.
+bench-monitoring: $(DEV_STAMP)
+	$(PY) bench/monitoring_collect.py $(ARGS)
+	$(PY) bench/monitoring_page.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

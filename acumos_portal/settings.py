@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "images",
     "deployment",
     "federation",  # peer marketplaces: the peer API, signed manifests, subscriptions
+    "monitoring",  # live deployments' figures over time, alert rules and alerts
     "pages",  # last: the screens that assemble the apps above
 ]
 
@@ -237,6 +238,19 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Monitoring (monitoring.services): each round reads every live deployment's runners, this many at once, into
+# samples kept this many days.
+ACUMOS_MONITORING_INTERVAL_SECONDS = env_int("ACUMOS_MONITORING_INTERVAL_SECONDS", 60)
+ACUMOS_MONITORING_RETENTION_DAYS = env_int("ACUMOS_MONITORING_RETENTION_DAYS", 14)
+ACUMOS_MONITORING_CONCURRENCY = env_int("ACUMOS_MONITORING_CONCURRENCY", 16)
+# Retraining hooks (monitoring.hooks): an event not answered 2xx is tried again after BACKOFF seconds, 4 times
+# longer each time, up to MAX_ATTEMPTS attempts of TIMEOUT seconds each; the onboarding token it carries lives
+# TOKEN_HOURS; PORTAL_URL is where the receiver reaches this portal (the event's push_url).
+ACUMOS_HOOK_MAX_ATTEMPTS = env_int("ACUMOS_HOOK_MAX_ATTEMPTS", 6)
+ACUMOS_HOOK_BACKOFF_SECONDS = env_int("ACUMOS_HOOK_BACKOFF_SECONDS", 30)
+ACUMOS_HOOK_TIMEOUT = env_int("ACUMOS_HOOK_TIMEOUT", 10)
+ACUMOS_HOOK_TOKEN_HOURS = env_int("ACUMOS_HOOK_TOKEN_HOURS", 24)
+ACUMOS_HOOK_PORTAL_URL = env_str("ACUMOS_HOOK_PORTAL_URL", "http://127.0.0.1:8000")
 CELERY_BEAT_SCHEDULE = {
     "reap-jobs": {"task": "acumos_portal.reap_jobs", "schedule": 60.0},
     "check-deployments": {"task": "deployment.check_deployments", "schedule": 30.0},
@@ -244,6 +258,8 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-sandboxes": {"task": "deployment.sweep_sandboxes", "schedule": 60.0},
     # Each subscription runs on its own interval; this looks for the ones that are due.
     "federation-runs": {"task": "federation.run_due", "schedule": 60.0},
+    "monitoring-collect": {"task": "monitoring.collect", "schedule": float(ACUMOS_MONITORING_INTERVAL_SECONDS)},
+    "monitoring-prune": {"task": "monitoring.prune", "schedule": 3600.0},
 }
 ACUMOS_JOB_STALE_SECONDS = env_int("ACUMOS_JOB_STALE_SECONDS", 600)
 ACUMOS_JOB_MAX_ATTEMPTS = env_int("ACUMOS_JOB_MAX_ATTEMPTS", 3)

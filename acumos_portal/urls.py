@@ -21,5 +21,6 @@ urlpatterns = [
     path("licensing/", include("licensing.urls")),
     path("", include("images.urls")),
     path("", include("deployment.urls")),
+    path("", include("monitoring.urls")),  # a deployment's charts and alerts (its page loads them)
     path("", include("pages.urls")),
 ]

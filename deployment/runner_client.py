@@ -80,6 +80,17 @@ def _call(method: str, url: str, token: str, timeout: float = SWAP_TIMEOUT, dead
     """One request to a runner, which runs a stranger's code: its redirects are not followed (the portal
     would fetch whatever address the model names, and show the answer), and its answer must be JSON of
     at most ANSWER_LIMIT bytes."""
+    status, content = _fetch(method, url, token, timeout, deadline, **kwargs)
+    if status == 204:  # done, nothing to say (a DELETE may answer so)
+        return {}
+    try:
+        return json.loads(content)
+    except (ValueError, RecursionError) as exc:
+        raise RunnerError("the runner answered something that is not JSON", status) from exc
+
+
+def _fetch(method: str, url: str, token: str, timeout: float, deadline: float | None, **kwargs) -> tuple[int, bytes]:
+    """The status and bytes of a runner's answer that is neither a redirect nor an error."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         with requests.request(method, url, headers=headers, timeout=timeout, allow_redirects=False,
@@ -92,12 +103,7 @@ def _call(method: str, url: str, token: str, timeout: float = SWAP_TIMEOUT, dead
                           response.status_code)
     if response.status_code >= 400:
         raise RunnerError(f"the runner refused: {_message(content, response.status_code)}", response.status_code)
-    if response.status_code == 204:  # done, nothing to say (a DELETE may answer so)
-        return {}
-    try:
-        return json.loads(content)
-    except (ValueError, RecursionError) as exc:
-        raise RunnerError("the runner answered something that is not JSON", response.status_code) from exc
+    return response.status_code, content
 
 
 def _read_capped(response: requests.Response, deadline: float | None) -> bytes:
@@ -123,3 +129,51 @@ def _message(content: bytes, status: int) -> str:
     if isinstance(error, dict):
         return str(error.get("message") or error)[:500]
     return str(error or body)[:500]
+
+
+# ---------------------------------------------------------------- reading a runner's figures (monitoring)
+
+# The monitoring round reads every live runner each interval: one that does not answer soon is counted as
+# not answering this round, and the round goes on (a slow runner must not hold the others' figures back).
+READ_TIMEOUT = 5
+
+
+def statistics(url: str, token: str, *, windows: int | None = None, timeout: float = READ_TIMEOUT) -> dict:
+    """GET /model/statistics: per method, generation and variant, requests per window and per field
+    summaries (count, mean, quantiles, counted values) over the last `windows` windows (all kept: None)."""
+    return _read(url, "/model/statistics", token, timeout, windows=windows)
+
+
+def drift(url: str, token: str, *, windows: int | None = None, timeout: float = READ_TIMEOUT) -> dict:
+    """GET /model/statistics/drift against the runner's default reference (a posted set, else the first full
+    window of the generation): {window_seconds, thresholds, groups: [{method, generation, variant, reference,
+    dataset_drift, inputs: {field: score}, outputs: {...}}]}; `windows` current windows (the runner's 2: None)."""
+    return _read(url, "/model/statistics/drift", token, timeout, windows=windows)
+
+
+def quality(url: str, token: str, timeout: float = READ_TIMEOUT) -> dict:
+    """GET /model/quality: {feedback: {joined, duplicate, unknown}, groups: [{method, generation, variant,
+    fields: {field: {metric: accuracy|mae, count, accuracy | mae, rmse}}}]}, from the feedback joined so far."""
+    return _read(url, "/model/quality", token, timeout)
+
+
+def candidate(url: str, token: str, timeout: float = READ_TIMEOUT) -> dict:
+    """GET /model/candidate: {candidate: description or None (the current one, or the last and how it ended),
+    live: {generation, name}, metrics: {variant: {requests, errors, latency_ms: {p50, p99}, and for a shadow
+    compared, agreed, agreement_rate}} (the candidate's counts since it was set, all workers), workers}."""
+    return _read(url, "/model/candidate", token, timeout)
+
+
+def metrics(url: str, timeout: float = READ_TIMEOUT) -> str:
+    """GET /metrics (public): the Prometheus text, every worker merged by the runner (multiprocess mode):
+    runner_requests_total{route,status} and the runner_request_seconds{route} histogram among the rest."""
+    _, content = _fetch("get", f"{url}/metrics", "", timeout, time.monotonic() + timeout)
+    return content.decode("utf-8", errors="replace")
+
+
+def _read(url: str, path: str, token: str, timeout: float, **params) -> dict:
+    """A read of the admin API, bounded as a whole by `timeout` (a runner that trickles its answer counts as
+    not answering, like one that is silent)."""
+    query = {name: value for name, value in params.items() if value is not None}
+    return _call("get", f"{url}{path}", token, timeout=timeout, deadline=time.monotonic() + timeout, params=query)
+

@@ -110,10 +110,12 @@ def check_bundle(parts: dict[str, Path]) -> dict:
 
 
 def onboarding_start(*, user, parts: dict[str, Path], source: str = Source.API, tracking_id: str = "",
-                     create_microservice: bool = True) -> OnboardingJob:
+                     create_microservice: bool = True, scope: uuid.UUID | None = None) -> OnboardingJob:
+    """`scope`: the solution a scoped token limits the upload to (accounts.services.token_scope)."""
     check_open()  # the callers asked already; this keeps any future entry point from forgetting
     check_quota(user)  # likewise (before the bundle's checks); asked again below, where it holds
     metadata = check_bundle(parts)
+    check_scope(user, metadata, scope)
     job_id = uuid.uuid4()
     staged: list[str] = []
     try:
@@ -131,6 +133,31 @@ def onboarding_start(*, user, parts: dict[str, Path], source: str = Source.API, 
         bundle.discard_staged(job_id, staged)
         raise
     return job
+
+
+class OutOfScope(Refused):
+    """A scoped token's upload that would not be a revision of its solution."""
+
+    status = 403
+    code = "token_scope"
+
+
+def check_scope(user, metadata: dict, scope: uuid.UUID | None) -> None:
+    """A scoped token (a retraining hook's) may only add a revision to its solution. The solution is
+    found as every upload's is, by owner and name (_create_job; the token is its owner's), so the
+    metadata must name it: a revision is not moved into a solution under another name than the one
+    its bundle carries (its proto package, its page, a later re-push all say the bundle's name), and
+    a trainer that pushes the wrong model learns it at once rather than finding a revision elsewhere.
+    Nor may the token make a new solution (a renamed or deleted one is refused the same way)."""
+    if scope is None:
+        return
+    solution = Solution.objects.filter(pk=scope, deleted_at__isnull=True).only("name", "owner_id").first()
+    if solution is None or solution.owner_id != user.pk:
+        raise OutOfScope(f"this token may only push revisions of solution {scope}, which is gone or no longer "
+                         "this account's")
+    if metadata["name"] != solution.name:
+        raise OutOfScope(f"this token may only push revisions of “{solution.name}” (solution {scope}); the "
+                         f"metadata names “{metadata['name']}”: push it with that name", "metadata")
 
 
 def _create_job(job_id, user, metadata: dict, *, parts: dict[str, str], source: str, tracking_id: str,

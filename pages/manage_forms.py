@@ -107,9 +107,10 @@ _JPEG = b"\xff\xd8\xff"
 class SiteSettingsForm(forms.ModelForm):
     class Meta:
         model = SiteSettings
-        fields = ("site_name", "logo", "onboarding_open", "owners_may_end_grace_early")
+        fields = ("site_name", "logo", "onboarding_open", "owners_may_end_grace_early", "hooks_may_reach_private")
         labels = {"site_name": "Site name", "onboarding_open": "Onboarding is open",
-                  "owners_may_end_grace_early": "Owners may end a deployment's grace period early"}
+                  "owners_may_end_grace_early": "Owners may end a deployment's grace period early",
+                  "hooks_may_reach_private": "Retraining hooks may call private addresses"}
         help_texts = {
             "site_name": "Shown in the top bar and the browser tab. Empty: the name the site was installed with.",
             "logo": "PNG, JPEG or SVG, at most 512 KB. Shown in the top bar instead of the default mark.",
@@ -117,6 +118,11 @@ class SiteSettingsForm(forms.ModelForm):
             "owners_may_end_grace_early": "A stopped deployment is kept, restartable, for its grace period, then "
                                           "destroyed. On: whoever created it may destroy it sooner (Destroy now). "
                                           "Off: only admins may; its owner waits for the end.",
+            "hooks_may_reach_private": "Off: a hook's URL must be a public address; loopback (127.0.0.1, localhost), "
+                                       "private (10.x, 192.168.x), link-local (169.254.x, where clouds serve their "
+                                       "credentials) and the like are refused, so a model owner cannot make the "
+                                       "portal call its own network. On: for a trainer on this host or network. "
+                                       "Checked when a hook is saved and again at each delivery.",
         }
         widgets = {"logo": forms.ClearableFileInput(attrs={"accept": ".png,.jpg,.jpeg,.svg,image/png,image/jpeg,"
                                                                        "image/svg+xml"})}

@@ -23,6 +23,9 @@ TASK_NAMES = {
     "federation.run_due",
     "federation.run_subscription",
     "images.build",
+    "monitoring.collect",
+    "monitoring.deliver_hook",
+    "monitoring.prune",
     "onboarding.build_image",
     "onboarding.create_revision",
     "onboarding.generate_descriptors",
@@ -36,7 +39,7 @@ TASK_NAMES = {
 }
 # Where a worker finds each app's tasks: autodiscovery imports `<app>.tasks` of every installed app.
 TASK_MODULES = {"onboarding": "onboarding.tasks", "images": "images.tasks", "deployment": "deployment.tasks",
-                "federation": "federation.tasks"}
+                "federation": "federation.tasks", "monitoring": "monitoring.tasks"}
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from django.contrib.auth.models import AbstractUser
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.functional import cached_property
 
@@ -117,6 +118,13 @@ class ApiToken(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     last_used = models.DateTimeField(null=True, blank=True)
     revoked = models.DateTimeField(null=True, blank=True)
+    # A scoped token (a retraining hook's, monitoring.hooks): it may only push revisions of this solution
+    # and follow their onboarding jobs (acumos_portal.api.authentication refuses it anywhere else). A
+    # UUID, not a foreign key: accounts is the floor, it knows no marketplace.
+    solution_id = models.UUIDField(null=True, blank=True, editable=False,
+                                   help_text="scoped: may only push revisions of this solution")
+    expires = models.DateTimeField(null=True, blank=True, editable=False,
+                                   help_text="after this it authenticates nobody")
 
     class Meta:
         ordering = ["-created"]
@@ -125,8 +133,12 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.prefix}…)"
 
     @property
+    def expired(self) -> bool:
+        return self.expires is not None and self.expires <= timezone.now()
+
+    @property
     def active(self) -> bool:
-        return self.revoked is None
+        return self.revoked is None and not self.expired
 
 
 class SiteSettings(models.Model):
@@ -138,6 +150,9 @@ class SiteSettings(models.Model):
     owners_may_end_grace_early = models.BooleanField(
         default=False, help_text="whether whoever created a deployment may destroy it, once stopped, before its "
                                  "grace period ends (admins always may)")
+    hooks_may_reach_private = models.BooleanField(
+        default=False, help_text="whether retraining hooks may call loopback and private addresses (a trainer on "
+                                 "this host or network); off, only public addresses")
     modified = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
 from datetime import timedelta
 from importlib import import_module
 
@@ -12,7 +13,7 @@ import jwt
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import Group
-from django.db.models import F
+from django.db.models import F, Q
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -57,16 +58,19 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
-    """Returns the token row and the plain key, which is never stored and cannot be shown again."""
+def token_create(*, user: User, name: str, solution_id=None, expires=None) -> tuple[ApiToken, str]:
+    """Returns the token row and the plain key, which is never stored and cannot be shown again.
+    `solution_id` scopes it to pushing revisions of that solution; after `expires` it is refused."""
     key = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(user=user, name=name or "token", prefix=key[:10], key_hash=_hash(key))
+    token = ApiToken.objects.create(user=user, name=name or "token", prefix=key[:10], key_hash=_hash(key),
+                                    solution_id=solution_id, expires=expires)
     return token, key
 
 
 def token_rotate(*, token: ApiToken) -> tuple[ApiToken, str]:
+    """The new token keeps the old one's scope and end: rotating never widens what a token may do."""
     token_revoke(token=token)
-    return token_create(user=token.user, name=token.name)
+    return token_create(user=token.user, name=token.name, solution_id=token.solution_id, expires=token.expires)
 
 
 def token_revoke(*, token: ApiToken) -> None:
@@ -76,11 +80,21 @@ def token_revoke(*, token: ApiToken) -> None:
 
 
 def _user_for_api_key(key: str) -> User | None:
-    token = ApiToken.objects.select_related("user").filter(key_hash=_hash(key), revoked__isnull=True).first()
+    now = timezone.now()
+    token = (ApiToken.objects.select_related("user").filter(key_hash=_hash(key), revoked__isnull=True)
+             .filter(Q(expires__isnull=True) | Q(expires__gt=now)).first())
     if token is None or not token.user.is_active:
         return None
-    ApiToken.objects.filter(pk=token.pk).update(last_used=timezone.now())
-    return token.user
+    ApiToken.objects.filter(pk=token.pk).update(last_used=now)
+    user = token.user
+    user.token_solution_id = token.solution_id  # this request's user object: see token_scope
+    return user
+
+
+def token_scope(user) -> uuid.UUID | None:
+    """The solution a scoped token limits this request to (the user came from that token), else None:
+    an unscoped token, a JWT, a session."""
+    return getattr(user, "token_solution_id", None)
 
 
 # ---------------------------------------------------------------- JWT (Acumos /v2/auth)

@@ -16,11 +16,14 @@ from acumos_portal.api.errors import ApiError
 
 class ApiTokenSerializer(serializers.ModelSerializer):
     active = serializers.BooleanField(read_only=True)
+    solution = serializers.UUIDField(source="solution_id", read_only=True, allow_null=True,
+                                     help_text="set on a retraining hook's token: it may only push revisions of "
+                                               "this solution")
 
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "prefix", "created", "last_used", "revoked", "active"]
-        read_only_fields = ["id", "prefix", "created", "last_used", "revoked", "active"]
+        fields = ["id", "name", "prefix", "created", "last_used", "revoked", "expires", "solution", "active"]
+        read_only_fields = ["id", "prefix", "created", "last_used", "revoked", "expires", "solution", "active"]
         extra_kwargs = {"name": {"required": False, "allow_blank": True}}
 
 
@@ -71,7 +74,8 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         """Revoke this token and answer a new one with the same name (its `key` shown once)."""
         token = self.get_object()
         if not token.active:
-            raise ApiError("this token is revoked; create a new one instead", code="token_revoked", status_code=409)
+            raise ApiError("this token is revoked or expired; create a new one instead", code="token_revoked",
+                           status_code=409)
         new, key = services.token_rotate(token=token)
         return self._answer_new(new, key)
 

@@ -60,7 +60,8 @@ _CODES = {
     exceptions.Throttled: "TOO_MANY_REQUESTS",
 }
 # A refusal's code (acumos_portal.api.refusals) as Acumos names it; any other refusal is an invalid parameter.
-_REFUSAL_CODES = {"onboarding_closed": ONBOARDING_CLOSED, "quota_exceeded": QUOTA_EXCEEDED}
+_REFUSAL_CODES = {"onboarding_closed": ONBOARDING_CLOSED, "quota_exceeded": QUOTA_EXCEEDED,
+                  "token_scope": "FORBIDDEN"}
 
 
 def acumos_error(status_code: int, code: str, message: str, errors: list[dict] | None = None,
@@ -141,6 +142,8 @@ ERROR_ENVELOPE = inline_serializer("AcumosError", {
 
 class PushModelView(AcumosView):
     parser_classes = [MultiPartParser]
+    # A retraining hook's token pushes here: onboarding_start keeps it to its solution (check_scope).
+    accepts_scoped_tokens = True
 
     @extend_schema(
         tags=["acumos"], operation_id="acumos_push_model",
@@ -168,6 +171,8 @@ class PushModelView(AcumosView):
             }),
             400: OpenApiResponse(ERROR_ENVELOPE, description="the bundle is invalid"),
             401: OpenApiResponse(ERROR_ENVELOPE, description="missing or wrong credentials"),
+            403: OpenApiResponse(ERROR_ENVELOPE, description="a scoped token (a retraining hook's) and a bundle "
+                                                             "that is not a revision of its solution"),
             413: OpenApiResponse(ERROR_ENVELOPE, description="larger than ACUMOS_MAX_UPLOAD_BYTES"),
             429: OpenApiResponse(ERROR_ENVELOPE, description="the caller has ACUMOS_QUOTA_ONBOARDING_JOBS jobs in "
                                                              "flight"),
@@ -188,7 +193,8 @@ class PushModelView(AcumosView):
         with http.workdir() as tmp:
             parts = read_parts(request, tmp)
             job = onboarding_start(user=request.user, parts=parts, source=Source.API, tracking_id=tracking_id,
-                                   create_microservice=create_microservice)
+                                   create_microservice=create_microservice,
+                                   scope=account_services.token_scope(request.user))
         return Response({
             "status": "SUCCESS",
             "result": {"solutionId": str(job.solution_uuid), "revisionId": str(job.revision_uuid),
