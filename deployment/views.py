@@ -139,7 +139,8 @@ def _detail_context(request, deployment) -> dict:
         "rollback_points": selectors.rollback_points(deployment),
         "swap_form": SwapForm(request.user, initial={"revision": deployment.revision_id}),
         "try_form": TryForm(initial={"method": method, "body": _pretty(sample) if sample else "{}"}),
-        "samples": samples, **_settings_context(deployment),
+        # In an attribute, not a json_script: htmx drops <script> elements from what it swaps in.
+        "samples": samples, "samples_json": json.dumps(samples), **_settings_context(deployment),
     }
 
 

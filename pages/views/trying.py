@@ -33,10 +33,12 @@ def try_context(user, solution) -> dict:
     their samples), and whether they may deploy the model themselves."""
     revision = latest_visible_revision(user, solution)
     shared = shared_deployment_for(solution, user) if signed_in(user) else None
+    samples = samples_of(shared.revision) if shared else {}
     return {
         "solution": solution,
         "shared": shared,
-        "samples": samples_of(shared.revision) if shared else {},
+        "samples": samples,
+        "samples_json": json.dumps(samples),  # an attribute: htmx drops <script> elements it swaps in
         "try_form": _first_method_form(shared) if shared else None,
         "can_deploy": bool(revision and revision.is_ready and can_deploy(user, revision, seen=True)),
         "deploy_revision": revision,

@@ -43,15 +43,16 @@
       });
     });
 
-    // A method picker with samples (<select data-samples="#json-script-id" data-fills="#textarea-id">):
+    // A method picker with samples (<select data-samples="{JSON: method -> sample}" data-fills="#textarea-id">):
     // picking a method puts its sample request in the box. Delegated, and the samples read when the
-    // method changes: htmx may have replaced the picker (a swap brings another model's methods).
+    // method changes: htmx may have replaced the picker (a swap brings another model's methods). The samples
+    // are in the attribute itself: htmx drops <script> elements, JSON ones too, from what it swaps in.
     document.addEventListener("change", function (event) {
       var select = event.target;
       if (!select.matches || !select.matches("select[data-samples]")) return;
-      var source = document.querySelector(select.getAttribute("data-samples"));
       var box = document.querySelector(select.getAttribute("data-fills"));
-      var samples = source ? JSON.parse(source.textContent) : {};
+      var samples = {};
+      try { samples = JSON.parse(select.getAttribute("data-samples")) || {}; } catch (e) { samples = {}; }
       if (box && samples[select.value]) box.value = JSON.stringify(samples[select.value], null, 2);
     });
 

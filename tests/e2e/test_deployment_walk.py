@@ -124,6 +124,9 @@ def count_page_loads(page: Page):
 def try_it(page: Page, method: str, *, expect_field: str) -> None:
     """Try it offers the served model's own method with its sample; Send answers in place."""
     expect(page.locator("#id_method")).to_have_value(method)
+    page.locator("#id_body").fill("")
+    page.locator("#id_method").select_option(method)  # picking the method fills its sample, after htmx swaps too
+    expect(page.locator("#id_body")).not_to_have_value("")
     sample = json.loads(page.locator("#id_body").input_value())
     assert isinstance(sample, dict) and sample, "Try it is filled with the model's own sample"
     page.get_by_role("button", name="Send").click()
