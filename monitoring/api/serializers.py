@@ -1,11 +1,13 @@
-"""What the hook endpoints read and answer. A hook's secret is answered once, when it is made or rotated."""
+"""What the hook and alert rule endpoints read and answer. A hook's secret is answered once, when it is made or
+rotated."""
 
 from __future__ import annotations
 
 from rest_framework import serializers
 
+from monitoring.alerts import DEFAULT_WINDOWS, MAX_WINDOWS, is_default
 from monitoring.choices import RuleKind
-from monitoring.models import Hook, HookDelivery
+from monitoring.models import Alert, AlertRule, Hook, HookDelivery
 
 
 class HookInputSerializer(serializers.Serializer):
@@ -51,4 +53,44 @@ class DeliverySerializer(serializers.ModelSerializer):
         fields = ["id", "hook", "deployment", "alert", "kind", "status", "attempts", "next_attempt_at",
                   "response_status", "response_body", "results", "error", "event", "requested_by", "created",
                   "started", "finished"]
+        read_only_fields = fields
+
+
+class RuleSerializer(serializers.ModelSerializer):
+    """A deployment's rule of one kind as it judges now: the saved one, or the default (`default: true`)."""
+
+    label = serializers.CharField(source="get_kind_display", read_only=True)
+    default = serializers.SerializerMethodField(help_text="true: nobody set it (the default's values)")
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                              help_text="who set it (empty for a default)")
+
+    class Meta:
+        model = AlertRule
+        fields = ["kind", "label", "threshold", "windows", "enabled", "default", "created_by", "modified"]
+        read_only_fields = fields
+
+    def get_default(self, rule) -> bool:
+        return is_default(rule)
+
+
+class RuleInputSerializer(serializers.Serializer):
+    """PUT: the rule (what is not given takes its default). Only for the schema: the values go to
+    monitoring.alerts.set_rule as sent, whose refusals name the field and what it may be."""
+
+    threshold = serializers.FloatField(help_text="drift: share of a method's input fields drifting (0: any one); "
+                                                 "quality: accuracy under it (or MAE/RMSE over it); error_rate: share "
+                                                 "of requests (0.05 is 5 %); p99: milliseconds")
+    windows = serializers.IntegerField(required=False, default=DEFAULT_WINDOWS, min_value=1, max_value=MAX_WINDOWS,
+                                       help_text="samples in a row beyond the threshold that fire it")
+    enabled = serializers.BooleanField(required=False, default=True)
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    """An alert a rule raised: what triggered it, in a sentence (`summary`) and in figures (`evidence`)."""
+
+    kind = serializers.CharField(source="rule.kind", read_only=True)
+
+    class Meta:
+        model = Alert
+        fields = ["id", "kind", "state", "fired_at", "resolved_at", "summary", "evidence"]
         read_only_fields = fields

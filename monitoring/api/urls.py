@@ -1,5 +1,5 @@
-"""/api/v1/solutions/{id}/hook and /api/v1/deployments/{id}/hook[/rotate|/deliver|/deliveries] (mounted in the
-`api` namespace)."""
+"""/api/v1/solutions/{id}/hook, /api/v1/deployments/{id}/hook[/rotate|/deliver|/deliveries], and
+/api/v1/deployments/{id}/alert-rules[/{kind}] and /alerts (mounted in the `api` namespace)."""
 
 from django.urls import path
 
@@ -17,4 +17,7 @@ urlpatterns = [
          name="deployment-hook-deliver"),
     path("deployments/<uuid:pk>/hook/deliveries", views.DeploymentHookDeliveriesView.as_view(),
          name="deployment-hook-deliveries"),
+    path("deployments/<uuid:pk>/alert-rules", views.AlertRulesView.as_view(), name="deployment-alert-rules"),
+    path("deployments/<uuid:pk>/alert-rules/<str:kind>", views.AlertRuleView.as_view(), name="deployment-alert-rule"),
+    path("deployments/<uuid:pk>/alerts", views.AlertListView.as_view(), name="deployment-alerts"),
 ]

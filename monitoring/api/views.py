@@ -1,7 +1,11 @@
 """A model's or a deployment's retraining hook: read, set, remove, rotate its secret, call it (the button), and
-list its deliveries. Who may comes from monitoring.hooks (can_change_hook, can_deliver_now): what the caller
-cannot see answers 404 as everywhere; what they see but may not change, 403. Refusals of monitoring.hooks
-answer 400 about their field (the URL guard's message says what is wrong with the URL), 403 or 404."""
+list its deliveries; a deployment's alert rules (read, set, reset) and its alerts.
+
+Who may comes from monitoring.hooks (can_change_hook, can_deliver_now) and, for rules, from
+deployment.selectors.can_manage (monitoring.alerts.set_rule asks it): what the caller cannot see answers 404 as
+everywhere; what they see but may not change, 403. Alert rules and alerts are read by whoever sees the deployment.
+Refusals answer 400 about their field (the URL guard's message says what is wrong with the URL; a rule's values go
+to set_rule as sent, whose message says what the field may be), 403 or 404."""
 
 from __future__ import annotations
 
@@ -14,9 +18,18 @@ from acumos_portal.api.errors import refusals_about
 from acumos_portal.api.views import NO_CONTENT, forbid_unless, valid
 from deployment.selectors import visible_deployments
 from marketplace.selectors import visible_solutions
-from monitoring import hooks
-from monitoring.api.serializers import DeliverySerializer, HookInputSerializer, HookSerializer, NewSecretHookSerializer
-from monitoring.models import HookDelivery
+from monitoring import alerts, hooks
+from monitoring.api.serializers import (
+    AlertSerializer,
+    DeliverySerializer,
+    HookInputSerializer,
+    HookSerializer,
+    NewSecretHookSerializer,
+    RuleInputSerializer,
+    RuleSerializer,
+)
+from monitoring.choices import AlertState
+from monitoring.models import Alert, HookDelivery
 
 NEW_SECRET = {201: NewSecretHookSerializer,
               200: OpenApiResponse(HookSerializer, description="changed (the secret stays; it is not answered)")}
@@ -140,3 +153,79 @@ class DeploymentHookDeliverView(DeploymentSubject, APIView):
         with refusals_about("hook"):
             delivery = hooks.deliver_now(deployment, request.user)
         return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+
+# ---------------------------------------------------------------- alert rules and alerts
+
+def _visible_deployment(request, pk):
+    deployment = visible_deployments(request.user).filter(pk=pk).first()
+    if deployment is None:
+        raise exceptions.NotFound("no such deployment")
+    return deployment
+
+
+RULE_FIELDS = ("threshold", "windows", "enabled")
+
+
+def _rule_values(data) -> dict:
+    """The body's values as sent (set_rule judges them), the default's for those not given; a body that is no
+    object, lacks the threshold or names another field is refused here, naming it."""
+    if not isinstance(data, dict):
+        raise exceptions.ValidationError({"non_field_errors": ["send a JSON object: {threshold, windows, enabled}"]})
+    unknown = sorted(set(data) - set(RULE_FIELDS))
+    if unknown:
+        raise exceptions.ValidationError({name: [f"not a field of a rule; the fields are {', '.join(RULE_FIELDS)}"]
+                                          for name in unknown})
+    if "threshold" not in data:
+        raise exceptions.ValidationError({"threshold": ["this field is required"]})
+    return {"threshold": data["threshold"], "windows": data.get("windows", alerts.DEFAULT_WINDOWS),
+            "enabled": data.get("enabled", True)}
+
+
+@extend_schema(tags=["alerts"])
+class AlertRulesView(APIView):
+    @extend_schema(responses={200: RuleSerializer(many=True)})
+    def get(self, request, pk):
+        """The deployment's rules, one per kind: the one set, or the default (`default: true`)."""
+        deployment = _visible_deployment(request, pk)
+        return Response(RuleSerializer(alerts.effective_rules(deployment), many=True).data)
+
+
+@extend_schema(tags=["alerts"])
+class AlertRuleView(APIView):
+    @extend_schema(request=RuleInputSerializer, responses={200: RuleSerializer})
+    def put(self, request, pk, kind):
+        """Set the rule of `kind` (drift, quality, error_rate, p99). Turning it off resolves its firing alert."""
+        deployment = _visible_deployment(request, pk)
+        values = _rule_values(request.data)
+        with refusals_about("rule"):
+            rule = alerts.set_rule(deployment, kind, user=request.user, **values)
+        return Response(RuleSerializer(rule).data)
+
+    @extend_schema(request=None, responses={200: RuleSerializer})
+    def delete(self, request, pk, kind):
+        """Back to the default rule of `kind` (answered)."""
+        deployment = _visible_deployment(request, pk)
+        with refusals_about("rule"):
+            rule = alerts.reset_rule(deployment, kind, user=request.user)
+        return Response(RuleSerializer(rule).data)
+
+
+@extend_schema(tags=["alerts"])
+class AlertListView(generics.ListAPIView):
+    """The deployment's alerts, newest first (`?state=firing` or `resolved`): what fired them, when, and when
+    they resolved."""
+
+    serializer_class = AlertSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no URL, no user
+            return Alert.objects.none()
+        deployment = _visible_deployment(self.request, self.kwargs["pk"])
+        found = Alert.objects.filter(deployment=deployment).select_related("rule").order_by("-fired_at", "-id")
+        state = self.request.query_params.get("state")
+        if state is not None:
+            if state not in AlertState.values:
+                raise exceptions.ValidationError({"state": [f"one of {', '.join(AlertState.values)}"]})
+            found = found.filter(state=state)
+        return found
