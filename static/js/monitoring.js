@@ -376,24 +376,4 @@
       htmx.ajax("GET", panel.getAttribute("hx-get"), { target: "#monitoring", swap: "outerHTML" });
     }
   });
-
-  // A hook's secret, shown once in a section htmx swapped in: its Copy button (portal.js sets up only those
-  // in the page as it loaded).
-  document.addEventListener("htmx:load", function (event) {
-    if (!event.target.querySelectorAll) return;
-    event.target.querySelectorAll("[data-monitoring-copy]").forEach(function (button) { button.hidden = false; });
-  });
-  document.addEventListener("click", function (event) {
-    var button = event.target.closest && event.target.closest("[data-monitoring-copy]");
-    var source = button && document.querySelector(button.getAttribute("data-monitoring-copy"));
-    if (!source) return;
-    var done = function () { button.textContent = "Copied"; };
-    if (navigator.clipboard && window.isSecureContext) {
-      navigator.clipboard.writeText(source.value).then(done);
-    } else {
-      source.select();
-      document.execCommand("copy");
-      done();
-    }
-  });
 })();

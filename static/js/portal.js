@@ -22,25 +22,29 @@
       });
     });
 
-    // Copy buttons: <button data-copy="#input-id">.
-    document.querySelectorAll("[data-copy]").forEach(function (button) {
-      button.hidden = false;
-      button.addEventListener("click", function () {
-        var source = document.querySelector(button.getAttribute("data-copy"));
-        if (!source) return;
-        var label = button.textContent;
-        var done = function () {
-          button.textContent = "Copied";
-          setTimeout(function () { button.textContent = label; }, 1600);
-        };
-        if (navigator.clipboard && window.isSecureContext) {
-          navigator.clipboard.writeText(source.value).then(done);
-        } else {
-          source.select();
-          document.execCommand("copy");
-          done();
-        }
-      });
+    // Copy buttons: <button data-copy="#input-id" hidden>, shown once this script runs. The click is
+    // delegated and htmx:load shows the ones htmx brings in later (a secret shown once in a swapped section).
+    var showCopyButtons = function (root) {
+      if (root.querySelectorAll) root.querySelectorAll("[data-copy]").forEach(function (b) { b.hidden = false; });
+    };
+    showCopyButtons(document);
+    document.addEventListener("htmx:load", function (event) { showCopyButtons(event.target); });
+    document.addEventListener("click", function (event) {
+      var button = event.target.closest && event.target.closest("[data-copy]");
+      var source = button && document.querySelector(button.getAttribute("data-copy"));
+      if (!source) return;
+      var label = button.textContent;
+      var done = function () {
+        button.textContent = "Copied";
+        setTimeout(function () { button.textContent = label; }, 1600);
+      };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(source.value).then(done);
+      } else {
+        source.select();
+        document.execCommand("copy");
+        done();
+      }
     });
 
     // A method picker with samples (<select data-samples="{JSON: method -> sample}" data-fills="#textarea-id">):
