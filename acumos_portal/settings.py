@@ -391,7 +391,8 @@ SPECTACULAR_SETTINGS = {
                             "AgreementSourceEnum": "licensing.choices.AgreementSource",
                             "ProfileSourceEnum": "licensing.choices.ProfileSource",
                             "UsageSourceEnum": "licensing.choices.UsageSource",
-                            "OnboardingSourceEnum": "onboarding.choices.Source"},
+                            "OnboardingSourceEnum": "onboarding.choices.Source",
+                            "AlertRuleKindEnum": "monitoring.choices.RuleKind"},
 }
 
 AUTH_PASSWORD_VALIDATORS = [  # Django's four: length, like the user's name or email, common, all digits

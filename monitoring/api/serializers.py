@@ -56,7 +56,7 @@ class DeliverySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class RuleSerializer(serializers.ModelSerializer):
+class AlertRuleSerializer(serializers.ModelSerializer):
     """A deployment's rule of one kind as it judges now: the saved one, or the default (`default: true`)."""
 
     label = serializers.CharField(source="get_kind_display", read_only=True)
@@ -73,7 +73,7 @@ class RuleSerializer(serializers.ModelSerializer):
         return is_default(rule)
 
 
-class RuleInputSerializer(serializers.Serializer):
+class AlertRuleInputSerializer(serializers.Serializer):
     """PUT: the rule (what is not given takes its default). Only for the schema: the values go to
     monitoring.alerts.set_rule as sent, whose refusals name the field and what it may be."""
 

@@ -20,13 +20,13 @@ from deployment.selectors import visible_deployments
 from marketplace.selectors import visible_solutions
 from monitoring import alerts, hooks
 from monitoring.api.serializers import (
+    AlertRuleInputSerializer,
+    AlertRuleSerializer,
     AlertSerializer,
     DeliverySerializer,
     HookInputSerializer,
     HookSerializer,
     NewSecretHookSerializer,
-    RuleInputSerializer,
-    RuleSerializer,
 )
 from monitoring.choices import AlertState
 from monitoring.models import Alert, HookDelivery
@@ -184,31 +184,31 @@ def _rule_values(data) -> dict:
 
 @extend_schema(tags=["alerts"])
 class AlertRulesView(APIView):
-    @extend_schema(responses={200: RuleSerializer(many=True)})
+    @extend_schema(responses={200: AlertRuleSerializer(many=True)})
     def get(self, request, pk):
         """The deployment's rules, one per kind: the one set, or the default (`default: true`)."""
         deployment = _visible_deployment(request, pk)
-        return Response(RuleSerializer(alerts.effective_rules(deployment), many=True).data)
+        return Response(AlertRuleSerializer(alerts.effective_rules(deployment), many=True).data)
 
 
 @extend_schema(tags=["alerts"])
 class AlertRuleView(APIView):
-    @extend_schema(request=RuleInputSerializer, responses={200: RuleSerializer})
+    @extend_schema(request=AlertRuleInputSerializer, responses={200: AlertRuleSerializer})
     def put(self, request, pk, kind):
         """Set the rule of `kind` (drift, quality, error_rate, p99). Turning it off resolves its firing alert."""
         deployment = _visible_deployment(request, pk)
         values = _rule_values(request.data)
         with refusals_about("rule"):
             rule = alerts.set_rule(deployment, kind, user=request.user, **values)
-        return Response(RuleSerializer(rule).data)
+        return Response(AlertRuleSerializer(rule).data)
 
-    @extend_schema(request=None, responses={200: RuleSerializer})
+    @extend_schema(request=None, responses={200: AlertRuleSerializer})
     def delete(self, request, pk, kind):
         """Back to the default rule of `kind` (answered)."""
         deployment = _visible_deployment(request, pk)
         with refusals_about("rule"):
             rule = alerts.reset_rule(deployment, kind, user=request.user)
-        return Response(RuleSerializer(rule).data)
+        return Response(AlertRuleSerializer(rule).data)
 
 
 @extend_schema(tags=["alerts"])
