@@ -8,7 +8,18 @@ from django.db import models
 
 from acumos_portal.models import JobRow
 from deployment import secretbox
-from deployment.choices import SERVING_CHANGES, DeploymentStatus, OperationKind, TargetDeployers, TargetKind, Trigger
+from deployment.choices import (
+    DEFAULT_ROLLOUT_GATES,
+    DEFAULT_ROLLOUT_STEPS,
+    SERVING_CHANGES,
+    DeploymentStatus,
+    OperationKind,
+    RolloutMode,
+    RolloutState,
+    TargetDeployers,
+    TargetKind,
+    Trigger,
+)
 
 
 class Target(models.Model):
@@ -56,6 +67,10 @@ def validate_deployment_name(value: str) -> None:
                               "remove the line breaks, tabs or invisible characters.")
 
 
+def default_rollout_steps() -> list:
+    return list(DEFAULT_ROLLOUT_STEPS)
+
+
 class Deployment(models.Model):
     """A running model service on a target. `revision` is what it serves now (hot swaps change it);
     `follows` makes it take every newly ready revision of that solution.
@@ -90,6 +105,12 @@ class Deployment(models.Model):
     request_fingerprint = models.CharField(max_length=64, blank=True, editable=False,
                                            help_text="sha256 of that request: a key sent again with another "
                                                      "request is refused")
+    rollout_mode = models.CharField(max_length=8, choices=RolloutMode.choices, default=RolloutMode.SWAP,
+                                    help_text="how a new revision of the followed solution reaches it")
+    rollout_steps = models.JSONField(default=default_rollout_steps, blank=True,
+                                     help_text="a canary's weights (%), raised in this order, then promoted")
+    rollout_gates = models.JSONField(default=dict, blank=True,
+                                     help_text="the gates that differ from the defaults (DEFAULT_ROLLOUT_GATES)")
 
     class Meta:
         ordering = ["-created"]
@@ -121,6 +142,11 @@ class Deployment(models.Model):
     def admin_token(self) -> str:
         return secretbox.decrypt(self.admin_token_encrypted)
 
+    @property
+    def gates(self) -> dict:
+        """The gates a new rollout takes: the defaults, with the ones its owner set."""
+        return {**DEFAULT_ROLLOUT_GATES, **(self.rollout_gates or {})}
+
 
 class Operation(JobRow):
     """One thing done to a deployment (deploy, swap, rollback, stop, start, destroy): a visible job
@@ -139,6 +165,8 @@ class Operation(JobRow):
     generation = models.PositiveIntegerField(null=True, blank=True, help_text="the runner's generation after it")
     target_generation = models.PositiveIntegerField(null=True, blank=True, help_text="rollback: to which")
     swap_ms = models.FloatField(null=True, blank=True, help_text="the runner's own swap time")
+    rollout = models.ForeignKey("deployment.Rollout", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="operations", help_text="candidate, promote, abort: of which rollout")
 
     class Meta:
         ordering = ["-created"]
@@ -151,3 +179,52 @@ class Operation(JobRow):
     @property
     def changes_serving(self) -> bool:
         return self.kind in SERVING_CHANGES
+
+
+class Rollout(models.Model):
+    """A new revision reaching a deployment as a canary (a share of the requests, raised step by step) or a
+    shadow (it answers a copy of the requests in the background), judged by its gates after each monitoring
+    round (monitoring.rollouts): promoted when every gate held through the last step, rolled back when one
+    failed. `reason` says why it ended or moved on, with the figures; `progress` what it waits for now.
+    One runs at a time per deployment. Its runner changes are Operations (candidate, promote, abort)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="rollouts")
+    revision = models.ForeignKey("marketplace.Revision", on_delete=models.PROTECT, related_name="+",
+                                 help_text="the candidate")
+    previous_revision = models.ForeignKey("marketplace.Revision", null=True, blank=True, on_delete=models.SET_NULL,
+                                          related_name="+", help_text="what served when it began")
+    mode = models.CharField(max_length=8, choices=RolloutMode.choices)
+    weights = models.JSONField(default=list, help_text="the candidate's share (%) at each step")
+    step = models.PositiveSmallIntegerField(default=0, help_text="index into weights")
+    gates = models.JSONField(default=dict, help_text="the gates as they were when it began")
+    state = models.CharField(max_length=12, choices=RolloutState.choices, default=RolloutState.RUNNING)
+    reason = models.TextField(blank=True, help_text="why it moved on or ended, with the figures")
+    progress = models.CharField(max_length=300, blank=True, help_text="what the running step waits for")
+    candidate_generation = models.PositiveIntegerField(null=True, blank=True,
+                                                       help_text="the runner's generation of the candidate")
+    step_started_at = models.DateTimeField(null=True, blank=True,
+                                           help_text="when the runners took this step's weight")
+    replaces = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                 help_text="the rollout a newer revision ended")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", help_text="empty: the gates decided")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [models.UniqueConstraint(fields=["deployment"], condition=models.Q(state=RolloutState.RUNNING),
+                                               name="one_running_rollout_per_deployment")]
+
+    def __str__(self) -> str:
+        return f"{self.mode} rollout of {self.revision_id} on {self.deployment_id} ({self.state})"
+
+    @property
+    def weight(self) -> float:
+        return self.weights[min(self.step, len(self.weights) - 1)]
+
+    @property
+    def last_step(self) -> bool:
+        return self.step >= len(self.weights) - 1

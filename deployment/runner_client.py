@@ -177,3 +177,46 @@ def _read(url: str, path: str, token: str, timeout: float, **params) -> dict:
     query = {name: value for name, value in params.items() if value is not None}
     return _call("get", f"{url}{path}", token, timeout=timeout, deadline=time.monotonic() + timeout, params=query)
 
+
+
+# ---------------------------------------------------------------- a candidate beside the live model (rollouts)
+
+# A candidate's parts (runner_image.variants_api.UPLOAD_PARTS): the model, and the proto only to say it is the
+# live one (the runner refuses a different one with 409 before loading anything). No metadata: a candidate
+# answers as the live model does.
+CANDIDATE_PARTS = {"model": PARTS["model"], "proto": PARTS["proto"]}
+
+
+def set_candidate(url: str, token: str, *, generation: int | None = None, bundle: Path | None = None,
+                  mode: str, weight: float, sticky: bool = False) -> dict:
+    """PUT /model/candidate: the bundle's model (multipart, checked with its sample like a swap), or a kept
+    `generation` (JSON), held by every worker beside the live model as a `mode` ("canary" or "shadow")
+    answering `weight` % of the requests. Answers the runner's description: {candidate: {id, generation,
+    mode, weight, state, ...}, live: {generation, name}, ...}. A candidate whose proto is not the live one
+    byte for byte, or a second candidate, is a RunnerError with 409."""
+    if (generation is None) == (bundle is None):
+        raise ValueError("send either a bundle or a kept generation")
+    if generation is not None:
+        return _call("put", f"{url}/model/candidate", token,
+                     json={"generation": generation, "mode": mode, "weight": weight, "sticky": sticky})
+    with contextlib.ExitStack() as stack:
+        files = {part: stack.enter_context(open(bundle / name, "rb")) for part, name in CANDIDATE_PARTS.items()}
+        return _call("put", f"{url}/model/candidate", token, files=files,
+                     data={"mode": mode, "weight": str(weight), "sticky": "true" if sticky else "false"})
+
+
+def change_candidate(url: str, token: str, **changes) -> dict:
+    """PATCH /model/candidate with {weight?, mode?, sticky?}: every worker follows before it answers."""
+    return _call("patch", f"{url}/model/candidate", token, json=changes)
+
+
+def promote_candidate(url: str, token: str) -> dict:
+    """POST /model/candidate/promote: the candidate becomes the live model (a swap with no second load).
+    Answers the history entry: {generation, previous_generation, action: "promote", duration_ms, ...}."""
+    return _call("post", f"{url}/model/candidate/promote", token)
+
+
+def abort_candidate(url: str, token: str) -> dict:
+    """DELETE /model/candidate: every worker drops it; the live model never stopped answering. A runner with
+    no candidate (it was dropped by a swap, or never set) answers 404."""
+    return _call("delete", f"{url}/model/candidate", token)

@@ -19,7 +19,7 @@ from acumos_portal.accounts.choices import Role
 from acumos_portal.accounts.models import SiteSettings
 from acumos_portal.choices import UNFINISHED, JobStatus
 from deployment.choices import SERVING_CHANGES, DeploymentStatus, OperationKind, TargetDeployers
-from deployment.models import Deployment, Operation, Target
+from deployment.models import Deployment, Operation, Rollout, Target
 from licensing import deployments as licence
 from licensing.policy import Decision
 from marketplace import signature
@@ -208,6 +208,12 @@ def swappable_revisions(user) -> QuerySet[Revision]:
     """What may be swapped into a deployment: any ready revision the user may see, of any model."""
     return (visible_revisions(user).filter(status=RevisionStatus.READY)
             .order_by("solution__name", "-ready_at"))
+
+
+def rollouts_of(deployment: Deployment) -> QuerySet[Rollout]:
+    """Its canary and shadow rollouts, newest first: whoever may see the deployment sees them; whoever may
+    manage it (can_manage) promotes, aborts and sets how new revisions roll out."""
+    return deployment.rollouts.select_related("revision__solution", "previous_revision__solution", "decided_by")
 
 
 def history(deployment: Deployment) -> QuerySet[Operation]:

@@ -29,8 +29,18 @@ from acumos_portal.choices import UNFINISHED, JobStatus
 from deployment import runner_client, secretbox, selectors
 from deployment.backends import BackendError, backend_for
 from deployment.backends.local import deployment_id_of
-from deployment.choices import LIVE, DeploymentStatus, OperationKind, TargetDeployers, TargetKind, Trigger
-from deployment.models import Deployment, Operation, Target, validate_deployment_name
+from deployment.choices import (
+    LIVE,
+    SHADOW_WEIGHT,
+    DeploymentStatus,
+    OperationKind,
+    RolloutMode,
+    RolloutState,
+    TargetDeployers,
+    TargetKind,
+    Trigger,
+)
+from deployment.models import Deployment, Operation, Rollout, Target, validate_deployment_name
 from deployment.runner_client import RunnerError
 from licensing import deployments as licence
 from licensing.policy import LicenceDenied
@@ -309,6 +319,8 @@ def _failed(operation: Operation, message: str) -> None:
     """A deploy that failed leaves a failed deployment, whose live slot goes back; a failed swap leaves
     it running as it was."""
     _finish(operation, JobStatus.FAILED, error=message)
+    if operation.rollout_id is not None:
+        _rollout_failed(operation, message)
     if operation.kind in (OperationKind.DEPLOY, OperationKind.START):
         Deployment.objects.filter(pk=operation.deployment_id).update(status=DeploymentStatus.FAILED)
         licence.release(operation.deployment_id)
@@ -330,6 +342,8 @@ def _told_of_end(operation: Operation, succeeded: bool) -> list:
     acted; the one who acted only of a failure (they may have left the page). Nobody is told of their
     own success: they asked for it and saw it happen."""
     actor, creator = operation.requested_by, operation.deployment.created_by
+    if succeeded and operation.trigger == Trigger.GATES:
+        return []  # the rollout's own notice said what its gates decided and why (monitoring.rollouts)
     told = [creator] if creator != actor else []
     if actor is not None and not succeeded:
         told.append(actor)
@@ -374,6 +388,7 @@ def _swap(operation: Operation) -> str:
     with tempfile.TemporaryDirectory(prefix="acumos-swap-") as tmp:
         bundle = downloads.write_bundle(list(operation.revision.artifacts.select_related("blob")), Path(tmp, "bundle"))
         answers = _on_every_replica(deployment, lambda url: runner_client.swap(url, token, bundle))
+    _candidate_dropped(deployment, operation)
     # A new document: the one the runners hold may not list the new model (it became ready after).
     return _serving(operation, operation.revision, answers) + _install_entitlements(deployment)
 
@@ -383,20 +398,22 @@ def _rollback(operation: Operation) -> str:
     token = deployment.admin_token()
     answers = _on_every_replica(
         deployment, lambda url: runner_client.rollback(url, token, operation.target_generation))
+    _candidate_dropped(deployment, operation)
     revision = _revision_of_generation(deployment, answers[0]["generation"])
     return _serving(operation, revision, answers) + _install_entitlements(deployment)
 
 
-def _on_every_replica(deployment: Deployment, change) -> list[dict]:
+def _on_every_replica(deployment: Deployment, change, undo=None) -> list[dict]:
     """Each replica's runner swaps for itself (checking the candidate with its sample). If one
-    refuses, those already changed go back to what they served, so replicas never disagree."""
+    refuses, those already changed go back to what they served (`undo`: by default a rollback),
+    so replicas never disagree."""
     urls = backend_for(deployment.target).admin_urls(deployment)
     answers = []
     for url in urls:
         try:
             answers.append(change(url))
         except RunnerError:
-            _undo(deployment, urls[:len(answers)], answers)
+            (undo or _undo)(deployment, urls[:len(answers)], answers)
             raise
     return answers
 
@@ -462,6 +479,8 @@ def _destroy(operation: Operation) -> str:
     Deployment.objects.filter(pk=deployment.pk).update(status=DeploymentStatus.DESTROYED, endpoint_url="",
                                                        handle={})
     licence.release(deployment.pk)  # a failed deployment destroyed without a stop still held it
+    for rollout in deployment.rollouts.filter(state=RolloutState.RUNNING):  # its runners are gone
+        _end_rollout(rollout, RolloutState.ABORTED, "the deployment was destroyed", operation.requested_by)
     return "destroyed\n"
 
 
@@ -536,8 +555,109 @@ def _meter_runner(deployment: Deployment, url: str, token: str, position: int, r
         log.info("deployment %s: %s", deployment.pk, said.strip())
 
 
+# ---------------------------------------------------------------- a rollout's runner changes
+
+def _set_candidate(operation: Operation) -> str:
+    """The rollout's first step puts the candidate beside the live model on every replica (checked with its
+    sample; a proto that is not the live one is refused, 409); a later step changes its weight."""
+    deployment, rollout = _running(operation), _running_rollout_of(operation)
+    token = deployment.admin_token()
+
+    def undo(deployment, urls, answers):  # never a rollback: the live model did not change
+        _drop_candidates(deployment, urls)
+
+    if rollout.candidate_generation is not None:
+        answers = _on_every_replica(deployment, lambda url: runner_client.change_candidate(
+            url, token, weight=rollout.weight), undo=undo)
+        metering = ""
+    else:
+        if rollout.replaces_id is not None:  # the candidate of the rollout this one replaced goes first
+            _drop_candidates(deployment)
+        with tempfile.TemporaryDirectory(prefix="acumos-candidate-") as tmp:
+            bundle = downloads.write_bundle(list(rollout.revision.artifacts.select_related("blob")), Path(tmp, "b"))
+            answers = _on_every_replica(deployment, lambda url: runner_client.set_candidate(
+                url, token, bundle=bundle, mode=rollout.mode, weight=rollout.weight, sticky=True), undo=undo)
+        metering = _install_entitlements(deployment)  # a document that lists the candidate's model too
+    generation = answers[0]["candidate"]["generation"]
+    Rollout.objects.filter(pk=rollout.pk).update(
+        candidate_generation=generation, step_started_at=timezone.now(), updated=timezone.now(),
+        progress=f"step {rollout.step + 1} of {len(rollout.weights)}: {rollout.mode} at {rollout.weight} %")
+    return "".join(f"replica {number}: {rollout.mode} {rollout.revision} (generation {generation}) at "
+                   f"{rollout.weight} % beside generation {answer['live']['generation']}\n"
+                   for number, answer in enumerate(answers, start=1)) + metering
+
+
+def _promote_candidate(operation: Operation) -> str:
+    """The candidate every replica holds becomes the live model (no second load); a replica that refuses
+    puts those already promoted back (a rollback to the generation they served)."""
+    deployment, rollout = _running(operation), _running_rollout_of(operation)
+    token = deployment.admin_token()
+    answers = _on_every_replica(deployment, lambda url: runner_client.promote_candidate(url, token))
+    text = _serving(operation, rollout.revision, answers) + _install_entitlements(deployment)
+    _end_rollout(rollout, RolloutState.PROMOTED)
+    return text
+
+
+def _abort_candidate(operation: Operation) -> str:
+    """Every replica drops the candidate; the live model never stopped answering."""
+    return _drop_candidates(_running(operation)) or "no replica held a candidate\n"
+
+
+def _drop_candidates(deployment: Deployment, urls: list[str] | None = None) -> str:
+    """DELETE the candidate on each replica (all of them by default); one that holds none is fine."""
+    token = deployment.admin_token()
+    said = []
+    for url in urls if urls is not None else backend_for(deployment.target).admin_urls(deployment):
+        try:
+            runner_client.abort_candidate(url, token)
+        except RunnerError as exc:
+            if exc.status != 404:
+                raise
+        else:
+            said.append(f"{url}: candidate dropped\n")
+    return "".join(said)
+
+
+def _running_rollout_of(operation: Operation) -> Rollout:
+    rollout = Rollout.objects.select_related("revision__solution").filter(pk=operation.rollout_id).first()
+    if rollout is None or rollout.state != RolloutState.RUNNING:
+        raise DeploymentRefused("its rollout ended before this step ran")
+    return rollout
+
+
+def _rollout_failed(operation: Operation, message: str) -> None:
+    """A rollout's runner change failed: the rollout fails with the runner's reason, and whatever candidate
+    the replicas still hold is dropped (best effort), so that only the live model answers."""
+    Rollout.objects.filter(pk=operation.rollout_id, state=RolloutState.RUNNING).update(
+        state=RolloutState.FAILED, finished=timezone.now(), updated=timezone.now(), progress="",
+        reason=f"{operation.get_kind_display()} failed: {message}"[:2000])
+    if operation.kind in (OperationKind.CANDIDATE, OperationKind.PROMOTE):
+        try:
+            _drop_candidates(Deployment.objects.select_related("target").get(pk=operation.deployment_id))
+        except (BackendError, RunnerError) as exc:
+            log.warning("deployment %s: its candidate was not dropped after a failed %s: %s",
+                        operation.deployment_id, operation.kind, exc)
+
+
+def _candidate_dropped(deployment: Deployment, operation: Operation) -> None:
+    """A swap or rollback of the live model makes every runner drop its candidate: its rollout ends."""
+    who = operation.requested_by.username if operation.requested_by else "the portal"
+    for rollout in deployment.rollouts.filter(state=RolloutState.RUNNING):
+        _end_rollout(rollout, RolloutState.ABORTED, f"{operation.get_kind_display().lower()} by {who} replaced the "
+                     "live model; the runners dropped the candidate", operation.requested_by)
+
+
+def _end_rollout(rollout: Rollout, state: str, reason: str | None = None, user=None) -> None:
+    fields = {"state": state, "finished": timezone.now(), "updated": timezone.now(), "progress": ""}
+    if reason is not None:
+        fields.update(reason=reason, decided_by=user)
+    Rollout.objects.filter(pk=rollout.pk).update(**fields)
+
+
 ACTIONS = {OperationKind.DEPLOY: _deploy, OperationKind.SWAP: _swap, OperationKind.ROLLBACK: _rollback,
-           OperationKind.STOP: _stop, OperationKind.START: _start, OperationKind.DESTROY: _destroy}
+           OperationKind.STOP: _stop, OperationKind.START: _start, OperationKind.DESTROY: _destroy,
+           OperationKind.CANDIDATE: _set_candidate, OperationKind.PROMOTE: _promote_candidate,
+           OperationKind.ABORT: _abort_candidate}
 
 
 # ---------------------------------------------------------------- on their own
@@ -550,16 +670,169 @@ def follow_new_revision(revision: Revision) -> list[Operation]:
                  .exclude(revision=revision).select_related("created_by", "target", "revision__solution"))
     operations = []
     for deployment in followers:
+        guarded = deployment.rollout_mode != RolloutMode.SWAP
+        if guarded and deployment.rollouts.filter(revision=revision).exists():
+            continue  # rolling out, or it ended (a revision rolled back is not tried again by itself)
         decision = licence.decide_swap_in(deployment.created_by, revision, deployment.pk)
         if not decision.allowed:
             _tell_not_followed(deployment, revision, decision.message)
             continue
         try:
-            operations.append(_request_operation(deployment, OperationKind.SWAP, None, trigger=Trigger.FOLLOW,
-                                                 revision=revision))
+            operations.append(start_rollout(deployment, revision) if guarded else _request_operation(
+                deployment, OperationKind.SWAP, None, trigger=Trigger.FOLLOW, revision=revision))
         except DeploymentRefused as exc:  # busy: the next check takes it (see check_deployment)
             log.info("deployment %s does not follow %s yet: %s", deployment.pk, revision, exc)
     return operations
+
+
+# ---------------------------------------------------------------- guarded rollouts (canary, shadow)
+
+class RolloutRefused(DeploymentRefused):
+    """A rollout that has ended, or whose candidate is not held yet: 409, its state is in the way."""
+
+    status = 409
+    code = "rollout_not_running"
+
+
+def start_rollout(deployment: Deployment, revision: Revision, user=None, trigger: str = Trigger.FOLLOW) -> Operation:
+    """A new revision as a canary or shadow beside the live model (deployment.rollout_mode), judged step by
+    step by its gates (monitoring.rollouts). The caller asked the licence (as for a swap: follow_new_revision
+    asks decide_swap_in). One rollout at a time: a running one for an older revision is aborted, recorded."""
+    with transaction.atomic():
+        if busy(deployment):  # before ending the running one: a busy deployment keeps it
+            raise DeploymentBusy("another operation on this deployment is still running; try again when it ends")
+        running = deployment.rollouts.filter(state=RolloutState.RUNNING).first()
+        if running is not None:
+            _end_rollout(running, RolloutState.ABORTED, f"{revision.solution.name} {revision.version} came and is "
+                         "rolled out in its place", user)
+        shadow = deployment.rollout_mode == RolloutMode.SHADOW
+        rollout = Rollout.objects.create(
+            deployment=deployment, revision=revision, previous_revision=deployment.revision,
+            mode=RolloutMode.SHADOW if shadow else RolloutMode.CANARY,
+            weights=[SHADOW_WEIGHT] if shadow else list(deployment.rollout_steps), gates=deployment.gates,
+            replaces=running, progress="setting the candidate on the runners")
+        return _request_operation(deployment, OperationKind.CANDIDATE, user, trigger=trigger, revision=revision,
+                                  rollout=rollout)
+
+
+def next_rollout_step(rollout: Rollout, reason: str) -> Operation:
+    """The gates held at this step: the candidate's weight goes up to the next one."""
+    with transaction.atomic():
+        rollout = _still_running(rollout)
+        if rollout.last_step:
+            raise RolloutRefused("this rollout is at its last step: promote it or abort it")
+        weight = rollout.weights[rollout.step + 1]
+        Rollout.objects.filter(pk=rollout.pk).update(step=rollout.step + 1, reason=reason, updated=timezone.now(),
+                                                     progress=f"raising the weight to {weight} %")
+        return _request_operation(rollout.deployment, OperationKind.CANDIDATE, None, trigger=Trigger.GATES,
+                                  revision=rollout.revision, rollout=rollout)
+
+
+def promote_rollout(rollout: Rollout, user=None, *, reason: str = "") -> Operation:
+    """The candidate becomes the live model: the gates held through the last step (user None), or someone
+    who may manage the deployment says so (the caller asked deployment.selectors.can_manage)."""
+    with transaction.atomic():
+        rollout = _still_running(rollout)
+        if rollout.candidate_generation is None:
+            raise RolloutRefused("the runners do not hold the candidate yet; promote it once they do")
+        if user is not None:
+            reason = reason or f"promoted by {user.username} at {rollout.weight} % (step {rollout.step + 1} of " \
+                               f"{len(rollout.weights)})"
+        Rollout.objects.filter(pk=rollout.pk).update(reason=reason, decided_by=user, progress="promoting",
+                                                     updated=timezone.now())
+        return _request_operation(rollout.deployment, OperationKind.PROMOTE, user,
+                                  trigger=Trigger.USER if user else Trigger.GATES, revision=rollout.revision,
+                                  rollout=rollout)
+
+
+def abort_rollout(rollout: Rollout, user=None, *, reason: str = "",
+                  state: str = RolloutState.ABORTED) -> Operation:
+    """The candidate is dropped from every replica; the live model, which never stopped answering, stays.
+    By hand (state aborted), or a gate failed (user None, state rolled_back, the reason names the figure)."""
+    with transaction.atomic():
+        rollout = _still_running(rollout)
+        if user is not None:
+            reason = reason or f"aborted by {user.username} at {rollout.weight} % (step {rollout.step + 1} of " \
+                               f"{len(rollout.weights)})"
+        _end_rollout(rollout, state, reason, user)
+        return _request_operation(rollout.deployment, OperationKind.ABORT, user,
+                                  trigger=Trigger.USER if user else Trigger.GATES, revision=rollout.revision,
+                                  rollout=rollout)
+
+
+# Each gate's allowed values: (lowest, highest, whole numbers only, may be null).
+GATE_BOUNDS = {"max_error_rate": (0, 1, False, False), "max_p99_ms": (0.001, 600_000, False, False),
+               "min_agreement": (0, 1, False, False), "min_quality": (0, 1, False, True),
+               "min_feedback": (1, 1_000_000, True, False), "min_requests": (1, 10_000_000, True, False),
+               "step_rounds": (1, 1000, True, False)}
+MAX_STEPS = 10
+
+
+def set_rollout_settings(deployment: Deployment, *, mode: str, steps=None, gates=None) -> Deployment:
+    """How new revisions of the followed solution reach it: `mode` swap, canary or shadow; a canary's `steps`
+    (weights in %, rising; None: kept); `gates` that differ from the defaults (a gate left out takes its
+    default; None: kept). Who may is the caller's question (selectors.can_manage). A running rollout keeps
+    what it began with."""
+    if mode not in RolloutMode.values:
+        raise DeploymentRefused(f"'mode' is one of {', '.join(RolloutMode.values)}; got {mode!r:.40}", field="mode")
+    deployment.rollout_mode = mode
+    if steps is not None:
+        deployment.rollout_steps = _valid_steps(steps)
+    if gates is not None:
+        deployment.rollout_gates = _valid_gates(gates)
+    Deployment.objects.filter(pk=deployment.pk).update(
+        rollout_mode=deployment.rollout_mode, rollout_steps=deployment.rollout_steps,
+        rollout_gates=deployment.rollout_gates, modified=timezone.now())
+    return deployment
+
+
+def _valid_steps(steps) -> list:
+    wrong = DeploymentRefused(f"'steps' is a list of 1 to {MAX_STEPS} rising weights, each a number above 0 and at "
+                              "most 100 (the candidate's share of the requests, in %), e.g. [10, 50]", field="steps")
+    if not isinstance(steps, list) or not 1 <= len(steps) <= MAX_STEPS:
+        raise wrong
+    for weight in steps:
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight <= 100:
+            raise wrong
+    if any(later <= earlier for earlier, later in zip(steps, steps[1:], strict=False)):
+        raise wrong
+    return [int(w) if float(w).is_integer() else float(w) for w in steps]
+
+
+def _valid_gates(gates) -> dict:
+    if not isinstance(gates, dict):
+        raise DeploymentRefused(f"'gates' is an object of some of {', '.join(GATE_BOUNDS)}", field="gates")
+    valid = {}
+    for name, value in gates.items():
+        if name not in GATE_BOUNDS:
+            raise DeploymentRefused(f"unknown gate {name!r:.40}; the gates are {', '.join(GATE_BOUNDS)}",
+                                    field=f"gates.{name}"[:60])
+        low, high, whole, nullable = GATE_BOUNDS[name]
+        if value is None and nullable:
+            valid[name] = None
+            continue
+        number_type = int if whole else int | float
+        if isinstance(value, bool) or not isinstance(value, number_type) or not low <= value <= high:
+            kind = "a whole number" if whole else "a number"
+            null = " or null (not judged)" if nullable else ""
+            raise DeploymentRefused(f"'{name}' is {kind} from {low:g} to {high:g}{null}; got {value!r:.40}",
+                                    field=f"gates.{name}")
+        valid[name] = value
+    return valid
+
+
+def note_rollout_progress(rollout: Rollout, progress: str) -> None:
+    """What a running step waits for (no traffic yet, fewer requests than its gate), for its page."""
+    Rollout.objects.filter(pk=rollout.pk, state=RolloutState.RUNNING).update(progress=progress[:300])
+
+
+def _still_running(rollout: Rollout) -> Rollout:
+    """The rollout as it is now, locked against a second decision at the same time."""
+    found = (Rollout.objects.select_for_update(of=("self",)).select_related("deployment__target", "revision")
+             .get(pk=rollout.pk))
+    if found.state != RolloutState.RUNNING:
+        raise RolloutRefused(f"this rollout has ended ({found.get_state_display().lower()})")
+    return found
 
 
 def _tell_not_followed(deployment: Deployment, revision: Revision, reason: str) -> None:

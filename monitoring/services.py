@@ -33,7 +33,7 @@ from deployment.backends.base import BackendError
 from deployment.choices import LIVE
 from deployment.models import Deployment
 from deployment.runner_client import RunnerError
-from monitoring import alerts
+from monitoring import alerts, rollouts
 from monitoring.choices import Variant
 from monitoring.models import Sample
 
@@ -447,6 +447,10 @@ def _record(job: _Job, readings: dict[str, Reading | None], at) -> list[Sample]:
         alerts.evaluate(job.deployment)
     except Exception:  # a rule that cannot be judged must not lose the other deployments' round
         log.exception("monitoring: the alert rules of deployment %s could not be evaluated", job.deployment.pk)
+    try:
+        rollouts.advance(job.deployment)  # its gates read the samples just written
+    except Exception:  # likewise: a rollout that cannot be judged waits for the next round
+        log.exception("monitoring: the rollout of deployment %s could not be judged", job.deployment.pk)
     return samples
 
 

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from deployment.choices import RolloutMode
 from deployment.forms import MAX_REPLICAS
-from deployment.models import NAME_MAX_LENGTH, Deployment, Operation, Target, validate_deployment_name
+from deployment.models import NAME_MAX_LENGTH, Deployment, Operation, Rollout, Target, validate_deployment_name
 
 
 class TargetSerializer(serializers.ModelSerializer):
@@ -21,8 +22,8 @@ class OperationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Operation
         fields = ["id", "deployment", "kind", "trigger", "status", "requested_by", "previous_revision", "revision",
-                  "generation", "target_generation", "swap_ms", "log", "error", "created", "started", "finished",
-                  "heartbeat", "attempts"]
+                  "generation", "target_generation", "swap_ms", "rollout", "log", "error", "created", "started",
+                  "finished", "heartbeat", "attempts"]
         read_only_fields = fields
 
 
@@ -79,3 +80,46 @@ class DestroyRequestSerializer(serializers.Serializer):
     force = serializers.BooleanField(default=False, help_text=(
         "do not wait for the grace period: admins, and whoever created the deployment if the site allows it "
         "(Manage → Site settings); refused otherwise with 409 grace_period_not_over and its end date"))
+
+
+class RolloutSerializer(serializers.ModelSerializer):
+    """A canary or shadow rollout of `revision` beside `previous_revision`: its `weights` (%) and `step`
+    (an index into them), the `gates` it is judged by, its `state`, `reason` (why it moved on or ended, with
+    the figures), `progress` (what the running step waits for) and `decided_by` (empty: the gates decided)."""
+
+    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    mode = serializers.CharField(read_only=True, help_text="canary or shadow")
+    state = serializers.CharField(read_only=True, help_text="running, promoted, rolled_back, aborted or failed")
+    weight = serializers.FloatField(read_only=True)
+
+    class Meta:
+        model = Rollout
+        fields = ["id", "deployment", "revision", "previous_revision", "mode", "weights", "step", "weight", "gates",
+                  "state", "reason", "progress", "candidate_generation", "step_started_at", "replaces", "decided_by",
+                  "created", "updated", "finished"]
+        read_only_fields = fields
+
+
+class RolloutSettingsSerializer(serializers.Serializer):
+    """How a new revision of the followed solution reaches the deployment. deployment.services checks the
+    values (set_rollout_settings), naming the field and what it allows."""
+
+    mode = serializers.CharField(help_text=f"one of {', '.join(RolloutMode.values)}: swap at once, a canary "
+                                           "raised in steps, or a shadow answering in the background first")
+    steps = serializers.JSONField(required=False, help_text="a canary's weights in %, rising, e.g. [10, 50]; "
+                                                            "after the last step it is promoted (omitted: kept)")
+    gates = serializers.JSONField(required=False, help_text=(
+        "the gates that differ from the defaults, e.g. {\"max_error_rate\": 0.02}: max_error_rate (0-1), "
+        "max_p99_ms, min_agreement (a shadow's, 0-1), min_quality (accuracy from feedback, 0-1, or null: not "
+        "judged), min_feedback, min_requests (per step), step_rounds (collection rounds per step); omitted: kept"))
+
+
+class RolloutSettingsAnswerSerializer(serializers.ModelSerializer):
+    mode = serializers.CharField(source="rollout_mode")
+    steps = serializers.JSONField(source="rollout_steps")
+    gates = serializers.JSONField(help_text="every gate, the defaults included")
+
+    class Meta:
+        model = Deployment
+        fields = ["mode", "steps", "gates"]
+        read_only_fields = fields

@@ -6,6 +6,9 @@ or 402 when access is sold, with its code (acumos_portal.api.errors)."""
 
 from __future__ import annotations
 
+import uuid
+
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
@@ -21,6 +24,9 @@ from deployment.api.serializers import (
     DestroyRequestSerializer,
     OperationSerializer,
     RollbackRequestSerializer,
+    RolloutSerializer,
+    RolloutSettingsAnswerSerializer,
+    RolloutSettingsSerializer,
     SwapRequestSerializer,
     TargetSerializer,
 )
@@ -40,6 +46,8 @@ IDEMPOTENCY_KEY = OpenApiParameter(
                 "with the same body within 24 hours, it answers 200 with the deployment the first request made "
                 "(header Idempotent-Replayed: true) instead of making a second; with another body, 409 "
                 "idempotency_key_reused.")
+ROLLOUT_ID = OpenApiParameter("rollout_id", OpenApiTypes.UUID, OpenApiParameter.PATH,
+                              description="the rollout's id (GET /api/v1/deployments/{id}/rollouts)")
 
 
 @extend_schema(tags=["deployments"])
@@ -131,11 +139,63 @@ class DeploymentViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retrie
         force = valid(DestroyRequestSerializer, request)["force"]  # services.destroy asks who may
         return _accepted(lambda: services.destroy(deployment, request.user, force=force))
 
+    @extend_schema(request=None, responses=RolloutSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def rollouts(self, request, pk=None):
+        """Its canary and shadow rollouts, newest first (the last 50)."""
+        deployment = self.get_object()
+        return Response(RolloutSerializer(selectors.rollouts_of(deployment)[:50], many=True).data)
+
+    @extend_schema(request=None, parameters=[ROLLOUT_ID], responses={**ACCEPTED, 409: OpenApiResponse(
+        description="the rollout has ended, its candidate is not held yet (code rollout_not_running), or "
+                    "another operation runs (deployment_busy)")})
+    @action(detail=True, methods=["post"], url_path=r"rollouts/(?P<rollout_id>[^/.]+)/promote")
+    def promote_rollout(self, request, pk=None, rollout_id=None):
+        """Promote the candidate now: it becomes the live model, whatever its gates say so far."""
+        rollout = self._rollout(self._managed(), rollout_id)
+        return _accepted(lambda: services.promote_rollout(rollout, request.user))
+
+    @extend_schema(request=None, parameters=[ROLLOUT_ID], responses={**ACCEPTED, 409: OpenApiResponse(
+        description="the rollout has ended (code rollout_not_running), or another operation runs")})
+    @action(detail=True, methods=["post"], url_path=r"rollouts/(?P<rollout_id>[^/.]+)/abort")
+    def abort_rollout(self, request, pk=None, rollout_id=None):
+        """Drop the candidate from every replica; the live model, which never stopped answering, stays."""
+        rollout = self._rollout(self._managed(), rollout_id)
+        return _accepted(lambda: services.abort_rollout(rollout, request.user))
+
+    @extend_schema(methods=["GET"], request=None, responses=RolloutSettingsAnswerSerializer)
+    @extend_schema(methods=["PUT"], request=RolloutSettingsSerializer, responses=RolloutSettingsAnswerSerializer)
+    @action(detail=True, methods=["get", "put"], url_path="rollout-settings")
+    def rollout_settings(self, request, pk=None):
+        """How a new revision of the followed solution reaches it (mode swap, canary or shadow), a canary's
+        steps and the gates. PUT: `mode`; `steps` and `gates` when given (a gate left out takes its default)."""
+        if request.method == "GET":
+            return Response(RolloutSettingsAnswerSerializer(self.get_object()).data)
+        deployment = self._managed()
+        given = valid(RolloutSettingsSerializer, request)
+        with refusals_about("deployment"):
+            services.set_rollout_settings(deployment, mode=given["mode"], steps=given.get("steps"),
+                                          gates=given.get("gates"))
+        return Response(RolloutSettingsAnswerSerializer(deployment).data)
+
+    def _rollout(self, deployment, rollout_id):
+        rollout = selectors.rollouts_of(deployment).filter(pk=_uuid_or_none(rollout_id)).first()
+        if rollout is None:
+            raise exceptions.NotFound("no such rollout")
+        return rollout
+
     def _managed(self):
         deployment = self.get_object()
         forbid_unless(selectors.can_manage(self.request.user, deployment),
                       "only operators, admins and whoever created this deployment change it")
         return deployment
+
+
+def _uuid_or_none(value):
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
 
 
 def _revision(request, pk):
