@@ -11,7 +11,11 @@ The rules and the hook are a section of their own, loaded once by htmx (the pane
 minute: it would throw away a form half filled in, and a secret shown once). Each form is sent by htmx and
 answered with its section again (with the field errors beside the fields); without JavaScript, a plain form
 that goes back to the monitoring page, or shows it with the errors (400). A hook's new secret is shown in the
-answer to the request that made it and never again (it is not kept anywhere to be shown after a redirect)."""
+answer to the request that made it and never again (it is not kept anywhere to be shown after a redirect).
+
+The rollout section (templates/monitoring/_rollout.html) is loaded with them: how new versions of the followed
+model arrive, the running rollout's live model and candidate side by side, the last ended ones; Promote now,
+Abort and the settings form for whoever may manage the deployment (can_manage), calling deployment.services."""
 
 from __future__ import annotations
 
@@ -27,11 +31,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from acumos_portal.choices import UNFINISHED, JobStatus
 from acumos_portal.htmx import add_trigger, is_htmx
-from deployment.selectors import can_manage, visible_deployments
-from monitoring import alerts, hooks, selectors
-from monitoring.choices import RuleKind
-from monitoring.forms import HookForm, RuleForm, describe
-from monitoring.models import HookDelivery
+from deployment import services as deployments
+from deployment.choices import RolloutState
+from deployment.selectors import can_manage, rollouts_of, visible_deployments
+from monitoring import alerts, hooks, rollouts, selectors
+from monitoring.choices import RuleKind, Variant
+from monitoring.forms import HookForm, RolloutForm, RuleForm, describe, describe_gates, describe_rollout
+from monitoring.models import HookDelivery, Sample
 
 RECENT_DELIVERIES = 5
 # The deliveries' list asks for itself again while one is being sent or is due this soon: a person who pressed
@@ -63,7 +69,8 @@ def settings_section(request, pk):
     deployment = _visible(request, pk)
     if not is_htmx(request):
         return redirect(_page_url(deployment, "monitoring-rules"))
-    return render(request, "monitoring/_settings.html", {**_rules(request, deployment), **_hook(request, deployment)})
+    return render(request, "monitoring/_settings.html", {**_rules(request, deployment), **_hook(request, deployment),
+                                                         **_rollout(request, deployment)})
 
 
 @require_GET
@@ -78,7 +85,8 @@ def deliveries(request, pk):
 
 def _page(request, deployment, *, status: int = 200, **sections):
     context = {**selectors.panel(deployment), **_rules(request, deployment, **sections.get("rules", {})),
-               **_hook(request, deployment, **sections.get("hook", {}))}
+               **_hook(request, deployment, **sections.get("hook", {})),
+               **_rollout(request, deployment, **sections.get("rollout", {}))}
     return render(request, "monitoring/page.html", context, status=status)
 
 
@@ -242,3 +250,123 @@ def _hook_answer(request, deployment, *, status: int = 200, **shown):
         return _page(request, deployment, status=status, hook=shown)
     messages.success(request, shown.get("said") or "Saved.")
     return redirect(_page_url(deployment, "monitoring-hook"))
+
+
+# ---------------------------------------------------------------- guarded rollouts
+
+RECENT_ROLLOUTS = 5
+# A rollout's state as a badge (includes/badge.html has no colour of its own for these words).
+ROLLOUT_BADGES = {RolloutState.RUNNING: "running", RolloutState.PROMOTED: "succeeded",
+                  RolloutState.ROLLED_BACK: "failed", RolloutState.ABORTED: "skipped", RolloutState.FAILED: "failed"}
+
+
+def _rollout(request, deployment, *, form: RolloutForm | None = None, said: str = "", problem: str = "") -> dict:
+    """The rollout section: how new revisions arrive, the running rollout's variants side by side, the last
+    ended ones; the form and the buttons only for whoever may manage the deployment."""
+    manages = can_manage(request.user, deployment)
+    recent = list(rollouts_of(deployment)[:RECENT_ROLLOUTS + 1])  # one runs at a time: the rest ended
+    running = next((r for r in recent if r.state == RolloutState.RUNNING), None)
+    ended = [r for r in recent if r.state != RolloutState.RUNNING][:RECENT_ROLLOUTS]
+    for item in ended:
+        item.badge = ROLLOUT_BADGES.get(item.state, "pending")
+    context = {"deployment": deployment, "rollout_said": describe_rollout(deployment),
+               "rollout_gates": describe_gates(deployment.gates, deployment.rollout_mode),
+               "running_rollout": running, "variants": _variants(deployment, running) if running else [],
+               "ended_rollouts": ended, "can_manage_rollouts": manages,
+               "rollout_saved": said, "rollout_problem": problem}
+    if manages:
+        context["rollout_form"] = form or RolloutForm(deployment=deployment)
+    return context
+
+
+def _variants(deployment, rollout) -> list[dict]:
+    """The live model and the candidate since the running step began: requests and errors summed, the
+    candidate's p99 and agreement as its gates judge them (monitoring.rollouts.figures_of), and each one's
+    latest p50/p99 (quantiles do not add up: a sample holds the runner's own since the candidate was set)."""
+    if rollout.step_started_at is None:
+        return []
+    figures = rollouts.figures_of(rollout)
+    latest = _latest_samples(rollout)
+    live, candidate = latest.get(Variant.LIVE), latest.get(rollout.mode)
+    live_revision = rollout.previous_revision or deployment.revision
+    return [
+        {"role": "Live", "revision": live_revision, "requests": figures.live_requests,
+         "error_rate": _pct(figures.live_error_rate) if figures.live_requests else "",
+         "p50_ms": live.p50_ms if live else None, "p99_ms": live.p99_ms if live else None, "agreement": ""},
+        {"role": "Candidate", "revision": rollout.revision, "requests": figures.requests,
+         "error_rate": _pct(figures.error_rate) if figures.requests else "",
+         "p50_ms": candidate.p50_ms if candidate else None, "p99_ms": figures.p99_ms,
+         "agreement": _pct(figures.agreement) if figures.agreement is not None else ""},
+    ]
+
+
+def _pct(rate: float) -> str:
+    return f"{rate * 100:.1f} %"
+
+
+def _latest_samples(rollout) -> dict:
+    """Each variant's latest sample of the running step (the candidate's of its own generation)."""
+    found = {}
+    samples = Sample.objects.filter(deployment_id=rollout.deployment_id, at__gte=rollout.step_started_at,
+                                    variant__in=[Variant.LIVE, rollout.mode]).order_by("-at", "-pk")
+    for sample in samples[:50]:
+        if sample.variant != Variant.LIVE and rollout.candidate_generation not in (None, sample.generation):
+            continue
+        found.setdefault(sample.variant, sample)
+        if len(found) == 2:
+            break
+    return found
+
+
+@require_POST
+@login_required
+def rollout_settings(request, pk):
+    """How new revisions of the followed model reach the deployment: mode, a canary's steps, the gates."""
+    deployment = _visible(request, pk)
+    if not can_manage(request.user, deployment):
+        return HttpResponseForbidden("only whoever created this deployment, an operator or an admin changes this")
+    form = RolloutForm(request.POST)
+    said = ""
+    if form.is_valid():
+        values = form.cleaned_data
+        try:
+            deployments.set_rollout_settings(deployment, mode=values["mode"], steps=values["steps"],
+                                             gates=form.gates())
+            said = "Saved: the next new version rolls out this way (a running rollout keeps what it began with)."
+        except deployments.DeploymentRefused as refused:
+            name = (refused.field or "").removeprefix("gates.")
+            form.add_error(name if name in form.fields else None, refused.message)
+    if said:
+        return _rollout_answer(request, deployment, said=said)
+    return _rollout_answer(request, deployment, status=400, form=form)
+
+
+@require_POST
+@login_required
+def rollout_decide(request, pk, rollout_id, action):
+    """Promote now or abort the running rollout, by hand (deployment.services: an operation on its runners)."""
+    deployment = _visible(request, pk)
+    rollout = get_object_or_404(rollouts_of(deployment), pk=rollout_id)
+    if not can_manage(request.user, deployment):
+        return HttpResponseForbidden("only whoever created this deployment, an operator or an admin decides this")
+    try:
+        if action == "promote":
+            deployments.promote_rollout(rollout, request.user)
+            said = "Promoting: the candidate becomes the live model on every replica (see the history)."
+        else:
+            deployments.abort_rollout(rollout, request.user)
+            said = "Aborted: the candidate is being dropped; the live model never stopped answering."
+    except deployments.DeploymentRefused as refused:
+        return _rollout_answer(request, deployment, status=409, problem=refused.message)
+    return _rollout_answer(request, deployment, said=said)
+
+
+def _rollout_answer(request, deployment, *, status: int = 200, **shown):
+    """htmx: the section again (200: htmx swaps only a 2xx answer in). Otherwise: back to the page, or the page
+    with the section when there is something to show (errors, a refusal)."""
+    if is_htmx(request):
+        return render(request, "monitoring/_rollout.html", _rollout(request, deployment, **shown))
+    if status != 200:
+        return _page(request, deployment, status=status, rollout=shown)
+    messages.success(request, shown.get("said") or "Saved.")
+    return redirect(_page_url(deployment, "monitoring-rollout"))
