@@ -316,3 +316,14 @@ def test_the_interval_is_the_sites(settings, deployment):
     settings.ACUMOS_MONITORING_INTERVAL_SECONDS = 300
     assert selectors.collection_interval() == 300
     assert "every 5 min" in selectors.panel(deployment)["empty"]
+
+
+def test_field_names_a_hostile_model_chose_reach_the_page_only_as_text(client_for, owner, deployment):
+    """Field names come from the model's proto and the runner's answers: the model's author chose them."""
+    hostile = 'classify.<img src=x onerror="alert(1)">'
+    Sample.objects.create(deployment=deployment, at=timezone.now(), requests=30, errors=0, p50_ms=1.0, p99_ms=2.0,
+                          drift={hostile: {"score": 0.5, "threshold": 0.1, "drifted": True, "measure": "psi"}},
+                          quality={hostile: {"metric": "accuracy", "value": 0.5, "count": 40}})
+    html = client_for(owner).get(url(deployment), headers={"HX-Request": "true"}).content.decode()
+    assert "<img src=x" not in html and 'onerror="alert' not in html
+    assert "&lt;img src=x onerror=" in html  # in the summaries and the chart data, escaped
