@@ -243,6 +243,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 ACUMOS_MONITORING_INTERVAL_SECONDS = env_int("ACUMOS_MONITORING_INTERVAL_SECONDS", 60)
 ACUMOS_MONITORING_RETENTION_DAYS = env_int("ACUMOS_MONITORING_RETENTION_DAYS", 14)
 ACUMOS_MONITORING_CONCURRENCY = env_int("ACUMOS_MONITORING_CONCURRENCY", 16)
+# The length of a runner's statistics window, for every runner the portal starts (RUNNER_STATS_WINDOW_SECONDS):
+# drift is judged on the last two windows against the first full one, so shorter windows see a shift sooner
+# (and judge it on fewer requests).
+ACUMOS_RUNNER_STATS_WINDOW_SECONDS = env_int("ACUMOS_RUNNER_STATS_WINDOW_SECONDS", 60)
 # Retraining hooks (monitoring.hooks): an event not answered 2xx is tried again after BACKOFF seconds, 4 times
 # longer each time, up to MAX_ATTEMPTS attempts of TIMEOUT seconds each; the onboarding token it carries lives
 # TOKEN_HOURS; PORTAL_URL is where the receiver reaches this portal (the event's push_url).

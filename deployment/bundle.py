@@ -12,6 +12,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import replace
 
+from deployment.backends.base import runner_environment
 from deployment.manifests import (
     PIDS_LIMIT,
     RUNNER_PORT,
@@ -27,7 +28,6 @@ from deployment.manifests import (
 from deployment.options import check_options
 from images.oci import ImageRef
 from images.selectors import image_artifact
-from licensing import deployments as licence
 from marketplace import signature
 from marketplace.choices import ArtifactKind
 
@@ -57,7 +57,7 @@ def spec_for(deployment, options: Mapping, name: str = "") -> Spec:
                 image=image_of(deployment.revision, options.get("image_registry", "")),
                 replicas=deployment.replicas, deployment_id=str(deployment.pk),
                 revision_id=str(deployment.revision_id), options=options,
-                environment=licence.runner_environment(deployment.pk))
+                environment=runner_environment(deployment))
 
 
 # ---------------------------------------------------------------- the deployment bundle

@@ -65,8 +65,9 @@ _THRESHOLDS = {
     RuleKind.P99: (lambda t: t > 0, "milliseconds, more than 0 (1000 is a second)"),
 }
 
-_MEASURES = {"wasserstein": "Wasserstein", "psi": "PSI", "jensen_shannon": "Jensen-Shannon",
-             "chi_squared": "chi-squared p", "chi_squared_p": "chi-squared p", "p_value": "p-value"}
+_MEASURES = {"wasserstein": "Wasserstein", "psi": "PSI", "ks": "Kolmogorov-Smirnov D",
+             "jensen_shannon": "Jensen-Shannon", "chi_squared": "chi-squared p", "chi_squared_p": "chi-squared p",
+             "p_value": "p-value"}
 _P_VALUES = {"chi_squared", "chi_squared_p", "p_value"}  # drift when the score is under the threshold
 
 

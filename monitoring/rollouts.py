@@ -21,34 +21,11 @@ from deployment.choices import RolloutMode, RolloutState
 from deployment.models import Deployment, Rollout
 from marketplace import services as marketplace_services
 from marketplace.choices import NotificationKind
-from monitoring.choices import Variant
-from monitoring.models import Sample
+from monitoring.selectors import Figures, rollout_figures
 
 log = logging.getLogger(__name__)
 
 WAIT, NEXT, PROMOTE, ROLL_BACK = "wait", "next", "promote", "roll back"
-
-
-@dataclass
-class Figures:
-    """The candidate's and the live model's figures over the running step."""
-
-    requests: int = 0
-    errors: int = 0
-    rounds: int = 0
-    p99_ms: float | None = None
-    agreement: float | None = None
-    quality: tuple[str, float, int] | None = None  # the worst accuracy: (field, value, feedback count)
-    live_requests: int = 0
-    live_errors: int = 0
-
-    @property
-    def error_rate(self) -> float:
-        return self.errors / self.requests if self.requests else 0.0
-
-    @property
-    def live_error_rate(self) -> float:
-        return self.live_errors / self.live_requests if self.live_requests else 0.0
 
 
 @dataclass
@@ -64,39 +41,13 @@ def advance(deployment: Deployment) -> Verdict | None:
                .select_related("deployment__created_by", "revision__solution").first())
     if rollout is None or rollout.step_started_at is None or deployments.busy(deployment):
         return None
-    verdict = judge(rollout, figures_of(rollout))
+    verdict = judge(rollout, rollout_figures(rollout))
     try:
         _act(rollout, verdict)
     except deployments.DeploymentRefused as exc:  # busy, or ended meanwhile (by hand): the next round sees
         log.info("rollout %s: %s not done now: %s", rollout.pk, verdict.decision, exc)
         return None
     return verdict
-
-
-def figures_of(rollout: Rollout) -> Figures:
-    since = rollout.step_started_at
-    samples = Sample.objects.filter(deployment_id=rollout.deployment_id, at__gte=since)
-    candidate = samples.filter(variant=Variant(rollout.mode))
-    if rollout.candidate_generation is not None:
-        candidate = candidate.filter(generation=rollout.candidate_generation)
-    rows = list(candidate.order_by("at", "pk"))
-    figures = Figures(requests=sum(s.requests for s in rows), errors=sum(s.errors for s in rows), rounds=len(rows))
-    if rows:
-        figures.p99_ms = rows[-1].p99_ms
-        figures.quality = _worst_accuracy(rows[-1].quality)
-    compared = [(s.agreement_rate, s.requests) for s in rows if s.agreement_rate is not None and s.requests]
-    if compared:
-        figures.agreement = sum(rate * n for rate, n in compared) / sum(n for _, n in compared)
-    live = samples.filter(variant=Variant.LIVE).values_list("requests", "errors")
-    figures.live_requests = sum(r for r, _ in live)
-    figures.live_errors = sum(e for _, e in live)
-    return figures
-
-
-def _worst_accuracy(quality: dict) -> tuple[str, float, int] | None:
-    accuracies = [(name, entry["value"], entry["count"]) for name, entry in (quality or {}).items()
-                  if entry.get("metric") == "accuracy" and entry.get("value") is not None]
-    return min(accuracies, key=lambda found: found[1]) if accuracies else None
 
 
 def judge(rollout: Rollout, figures: Figures) -> Verdict:

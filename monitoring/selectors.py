@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -458,3 +459,62 @@ def _duration(seconds: float) -> str:
     if seconds >= 60 and seconds % 60 == 0:
         return f"{seconds // 60} min"
     return f"{seconds} s"
+
+
+# ---------------------------------------------------------------- a running rollout's figures
+
+@dataclass
+class Figures:
+    """The candidate's and the live model's figures over a rollout's running step: what its gates judge
+    (monitoring.rollouts) and what its section on the page shows beside each other."""
+
+    requests: int = 0
+    errors: int = 0
+    rounds: int = 0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    agreement: float | None = None
+    quality: tuple[str, float, int] | None = None  # the worst accuracy: (field, value, feedback count)
+    live_requests: int = 0
+    live_errors: int = 0
+    live_p50_ms: float | None = None
+    live_p99_ms: float | None = None
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def live_error_rate(self) -> float:
+        return self.live_errors / self.live_requests if self.live_requests else 0.0
+
+
+def rollout_figures(rollout) -> Figures:
+    """The samples since the rollout's step began: the candidate's (its variant, of its own generation) summed,
+    with its latest latency and quality (quantiles and running accuracies do not add up) and its agreement
+    weighted by requests; the live model's requests and errors summed, with its latest latency."""
+    samples = Sample.objects.filter(deployment_id=rollout.deployment_id, at__gte=rollout.step_started_at)
+    candidate = samples.filter(variant=Variant(rollout.mode))
+    if rollout.candidate_generation is not None:
+        candidate = candidate.filter(generation=rollout.candidate_generation)
+    rows = list(candidate.order_by("at", "pk"))
+    figures = Figures(requests=sum(s.requests for s in rows), errors=sum(s.errors for s in rows), rounds=len(rows))
+    if rows:
+        figures.p50_ms, figures.p99_ms = rows[-1].p50_ms, rows[-1].p99_ms
+        figures.quality = _worst_accuracy(rows[-1].quality)
+    compared = [(s.agreement_rate, s.requests) for s in rows if s.agreement_rate is not None and s.requests]
+    if compared:
+        figures.agreement = sum(rate * n for rate, n in compared) / sum(n for _, n in compared)
+    live = list(samples.filter(variant=Variant.LIVE).order_by("at", "pk")
+                .values_list("requests", "errors", "p50_ms", "p99_ms"))
+    figures.live_requests = sum(row[0] for row in live)
+    figures.live_errors = sum(row[1] for row in live)
+    if live:
+        figures.live_p50_ms, figures.live_p99_ms = live[-1][2], live[-1][3]
+    return figures
+
+
+def _worst_accuracy(quality: dict) -> tuple[str, float, int] | None:
+    accuracies = [(name, entry["value"], entry["count"]) for name, entry in (quality or {}).items()
+                  if entry.get("metric") == "accuracy" and entry.get("value") is not None]
+    return min(accuracies, key=lambda found: found[1]) if accuracies else None

@@ -34,10 +34,10 @@ from acumos_portal.htmx import add_trigger, is_htmx
 from deployment import services as deployments
 from deployment.choices import RolloutState
 from deployment.selectors import can_manage, rollouts_of, visible_deployments
-from monitoring import alerts, hooks, rollouts, selectors
-from monitoring.choices import RuleKind, Variant
+from monitoring import alerts, hooks, selectors
+from monitoring.choices import RuleKind
 from monitoring.forms import HookForm, RolloutForm, RuleForm, describe, describe_gates, describe_rollout
-from monitoring.models import HookDelivery, Sample
+from monitoring.models import HookDelivery
 
 RECENT_DELIVERIES = 5
 # The deliveries' list asks for itself again while one is being sent or is due this soon: a person who pressed
@@ -281,41 +281,25 @@ def _rollout(request, deployment, *, form: RolloutForm | None = None, said: str 
 
 def _variants(deployment, rollout) -> list[dict]:
     """The live model and the candidate since the running step began: requests and errors summed, the
-    candidate's p99 and agreement as its gates judge them (monitoring.rollouts.figures_of), and each one's
+    candidate's p99 and agreement as its gates judge them (monitoring.selectors.rollout_figures), and each one's
     latest p50/p99 (quantiles do not add up: a sample holds the runner's own since the candidate was set)."""
     if rollout.step_started_at is None:
         return []
-    figures = rollouts.figures_of(rollout)
-    latest = _latest_samples(rollout)
-    live, candidate = latest.get(Variant.LIVE), latest.get(rollout.mode)
+    figures = selectors.rollout_figures(rollout)
     live_revision = rollout.previous_revision or deployment.revision
     return [
         {"role": "Live", "revision": live_revision, "requests": figures.live_requests,
          "error_rate": _pct(figures.live_error_rate) if figures.live_requests else "",
-         "p50_ms": live.p50_ms if live else None, "p99_ms": live.p99_ms if live else None, "agreement": ""},
+         "p50_ms": figures.live_p50_ms, "p99_ms": figures.live_p99_ms, "agreement": ""},
         {"role": "Candidate", "revision": rollout.revision, "requests": figures.requests,
          "error_rate": _pct(figures.error_rate) if figures.requests else "",
-         "p50_ms": candidate.p50_ms if candidate else None, "p99_ms": figures.p99_ms,
+         "p50_ms": figures.p50_ms, "p99_ms": figures.p99_ms,
          "agreement": _pct(figures.agreement) if figures.agreement is not None else ""},
     ]
 
 
 def _pct(rate: float) -> str:
     return f"{rate * 100:.1f} %"
-
-
-def _latest_samples(rollout) -> dict:
-    """Each variant's latest sample of the running step (the candidate's of its own generation)."""
-    found = {}
-    samples = Sample.objects.filter(deployment_id=rollout.deployment_id, at__gte=rollout.step_started_at,
-                                    variant__in=[Variant.LIVE, rollout.mode]).order_by("-at", "-pk")
-    for sample in samples[:50]:
-        if sample.variant != Variant.LIVE and rollout.candidate_generation not in (None, sample.generation):
-            continue
-        found.setdefault(sample.variant, sample)
-        if len(found) == 2:
-            break
-    return found
 
 
 @require_POST

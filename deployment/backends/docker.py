@@ -56,10 +56,9 @@ import docker
 import requests
 from django.conf import settings
 
-from deployment.backends.base import BackendError, Placement
+from deployment.backends.base import BackendError, Placement, runner_environment
 from images.oci import ImageRef
 from images.selectors import image_artifact
-from licensing import deployments as licence
 from runner_image.settings import token_sha256
 
 RUNNER_PORT = 3330
@@ -249,7 +248,7 @@ class DockerBackend:
         s = self.settings
         # Only the hash: the model runs in the runner's process and can read its environment. A licensed
         # model deployed by a licensee is metered (fixed when the container is made: a restart keeps it).
-        environment = {**licence.runner_environment(deployment.pk), TOKEN_SHA256_VARIABLE: token_sha256(admin_token),
+        environment = {**runner_environment(deployment), TOKEN_SHA256_VARIABLE: token_sha256(admin_token),
                        "RUNNER_WORKERS": str(s.workers)}
         labels = self._labels(deployment)
         options = {"environment": environment, "labels": labels, "mem_limit": s.memory, "nano_cpus": s.nano_cpus,

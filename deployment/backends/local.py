@@ -24,8 +24,7 @@ from pathlib import Path
 from django.conf import settings
 
 from acumos_portal import sandbox
-from deployment.backends.base import BackendError, Placement
-from licensing import deployments as licence
+from deployment.backends.base import BackendError, Placement, runner_environment
 from runner_image.settings import token_sha256
 
 READY_TIMEOUT = 60
@@ -101,7 +100,7 @@ class LocalBackend:
         limits = sandbox.configured_limits(cpus=self.cpus, memory_bytes=self.memory_mb and self.memory_mb << 20)
         # Only the token's hash: the model runs in the runner's process and could read a token. A licensed
         # model deployed by a licensee is metered: its runner refuses predictions until it holds an entitlement.
-        environment = {**licence.runner_environment(deployment.pk),
+        environment = {**runner_environment(deployment),
                        "RUNNER_ADMIN_TOKEN_SHA256": token_sha256(admin_token)}
         return sandbox.Spec(name=sandbox_name(deployment), command=command, directory=folder,
                             read_only={BUNDLE: folder / "bundle"}, environment=environment, limits=limits,

@@ -18,6 +18,9 @@ from runner_image.sketch import (
     chi_squared,
     histogram_psi,
     jensen_shannon,
+    kolmogorov_smirnov,
+    ks_critical,
+    ks_p_value,
     wasserstein,
 )
 from runner_image.stats import (
@@ -33,9 +36,9 @@ from runner_image.stats import (
 
 MIN_VALUES = 30                 # fewer on either side: no drift is declared (evidently#509: 8 rows)
 FEW_VALUES = 5                  # integers with at most this many values are compared as categories (Evidently)
-SMALL_REFERENCE = 1000          # up to it, a test decides for categories (chi-squared); above, a distance
-THRESHOLDS = {"psi": 0.1, "psi_major": 0.25, "wasserstein": 0.1, "jensen_shannon": 0.1, "chi_squared_p": 0.05,
-              "dataset_share": 0.5}
+SMALL_REFERENCE = 1000          # up to it, a test decides (chi-squared for categories, KS for numbers)
+THRESHOLDS = {"psi": 0.1, "psi_major": 0.25, "wasserstein": 0.1, "ks_p": 0.05, "jensen_shannon": 0.1,
+              "chi_squared_p": 0.05, "dataset_share": 0.5}
 OTHER = ("other",)              # the "other" bin of categories, a key no category name can be
 log = logging.getLogger("runner_image")
 
@@ -203,8 +206,14 @@ def _number_scores(reference: FieldStats, current: FieldStats) -> dict:
            "drifted": psi_value >= THRESHOLDS["psi"], "major": psi_value >= THRESHOLDS["psi_major"]}
     w1 = {"value": distance, "threshold": THRESHOLDS["wasserstein"], "drifted": distance >= THRESHOLDS["wasserstein"],
           "normalised_by": "reference std"}
-    return {"compared_as": "numbers", "psi": psi, "wasserstein": w1, "decided_by": "wasserstein",
-            "drifted": w1["drifted"]}
+    n_reference, n_current = reference.histogram.total, current.histogram.total
+    statistic = kolmogorov_smirnov(reference.histogram, current.histogram)
+    critical = ks_critical(n_reference, n_current, THRESHOLDS["ks_p"])
+    ks = {"value": statistic, "threshold": critical, "p_value": ks_p_value(statistic, n_reference, n_current),
+          "alpha": THRESHOLDS["ks_p"], "drifted": statistic > critical}
+    decided = "ks" if min(n_reference, n_current) <= SMALL_REFERENCE else "wasserstein"
+    scores = {"psi": psi, "wasserstein": w1, "ks": ks}
+    return {"compared_as": "numbers", **scores, "decided_by": decided, "drifted": scores[decided]["drifted"]}
 
 
 def score_group(current: Merged, reference: dict | None) -> dict:

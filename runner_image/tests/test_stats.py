@@ -220,6 +220,43 @@ def test_wasserstein_on_sketches_is_close_to_scipy_on_the_values():
         assert abs(got - exact) <= 0.01 * float(np.mean(np.abs(np.concatenate([ref_values, cur_values]))))
 
 
+
+
+def test_kolmogorov_smirnov_on_sketches_matches_scipy_on_the_values():
+    rng = np.random.default_rng(11)
+    for ref_values, cur_values in (
+        (rng.normal(5, 1, 150), rng.normal(5, 1, 160)),
+        (rng.normal(0, 1, 150), rng.normal(0.5, 1, 150)),
+        (rng.lognormal(1, 0.5, 800), rng.lognormal(1.1, 0.5, 900)),
+    ):
+        reference, current = fields_of_values(ref_values), fields_of_values(cur_values)
+        statistic = sketch.kolmogorov_smirnov(reference.histogram, current.histogram)
+        exact = scipy_stats.ks_2samp(ref_values, cur_values)
+        assert abs(statistic - exact.statistic) <= 0.02  # values within 1 % of each other fall in one bucket
+        n1, n2 = len(ref_values), len(cur_values)
+        effective = math.sqrt(n1 * n2 / (n1 + n2))  # Kolmogorov's limit with Stephens' correction
+        expected = scipy_stats.kstwobign.sf((effective + 0.12 + 0.11 / effective) * statistic)
+        assert sketch.ks_p_value(statistic, n1, n2) == pytest.approx(expected, rel=1e-6, abs=1e-4)
+        # the decision at 5 % is scipy's exact test's
+        assert (statistic > sketch.ks_critical(n1, n2, 0.05)) == (exact.pvalue < 0.05)
+    assert sketch.ks_p_value(sketch.ks_critical(150, 150, 0.05), 150, 150) == pytest.approx(0.05, rel=1e-3)
+
+
+def test_small_samples_are_judged_by_a_test_not_a_fixed_distance():
+    """Two samples of 150 values from one distribution: Wasserstein's fixed 0.1 bound is within its noise, so
+    KS at 5 % decides until both sides hold more than 1000 values; a real shift is drift either way."""
+    from runner_image import drift
+
+    rng = np.random.default_rng(3)
+    quiet = [drift.score_field(fields_of_values(rng.normal(5, 1, 150)), fields_of_values(rng.normal(5, 1, 150)))
+             for _ in range(200)]
+    assert {s["decided_by"] for s in quiet} == {"ks"}
+    assert sum(s["wasserstein"]["drifted"] for s in quiet) > 20  # what the fixed bound alone would have said
+    assert sum(s["drifted"] for s in quiet) <= 16  # about 5 % (fewer: ties within a bucket make KS cautious)
+    shifted = drift.score_field(fields_of_values(rng.normal(0, 1, 150)), fields_of_values(rng.normal(5, 1, 150)))
+    assert shifted["drifted"] is True and shifted["ks"]["value"] > shifted["ks"]["threshold"]
+    large = drift.score_field(fields_of_values(rng.normal(5, 1, 5000)), fields_of_values(rng.normal(5, 1, 1500)))
+    assert large["decided_by"] == "wasserstein" and large["drifted"] is False
 # ---------------------------------------------------------------- in-process routes
 
 def test_reading_statistics_needs_the_admin_token(iris, make_client):

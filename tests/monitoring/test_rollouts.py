@@ -15,7 +15,7 @@ from deployment.choices import DEFAULT_ROLLOUT_GATES, DeploymentStatus, Operatio
 from deployment.models import Rollout
 from marketplace.choices import NotificationKind
 from marketplace.models import Notification
-from monitoring import rollouts
+from monitoring import rollouts, selectors
 from monitoring import services as monitoring
 from monitoring.choices import Variant
 from monitoring.models import Sample
@@ -52,7 +52,7 @@ def samples(rollout: Rollout, *rounds, live=(100, 0), **fields) -> None:
 
 
 def verdict(rollout: Rollout) -> rollouts.Verdict:
-    return rollouts.judge(rollout, rollouts.figures_of(rollout))
+    return rollouts.judge(rollout, selectors.rollout_figures(rollout))
 
 
 def test_with_no_traffic_the_rollout_waits_and_says_so(rollout):
@@ -83,7 +83,7 @@ def test_samples_before_the_step_or_of_another_generation_do_not_count(rollout):
                           variant=Variant.CANARY, generation=2, requests=500, errors=0)
     Sample.objects.create(deployment=later.deployment, at=later.step_started_at + timedelta(seconds=1),
                           variant=Variant.CANARY, generation=7, requests=500, errors=0)
-    assert rollouts.figures_of(later).requests == 0
+    assert selectors.rollout_figures(later).requests == 0
 
 
 def test_errors_roll_back_as_soon_as_no_later_request_could_save_the_step(rollout):
