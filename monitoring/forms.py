@@ -160,8 +160,8 @@ def describe_gates(gates: dict, mode: str) -> list[str]:
             f"{gates['step_rounds']} collection round{'s' if gates['step_rounds'] != 1 else ''} per step",
             f"Error rate at most {_percent(gates['max_error_rate'])} %",
             f"p99 latency at most {gates['max_p99_ms']:g} ms"]
-    agreement = f"Answers equal to the live model's in at least {_percent(gates['min_agreement'])} % of requests"
-    said.append(agreement if mode != RolloutMode.CANARY else f"{agreement} (judged for a shadow)")
+    if mode != RolloutMode.CANARY:  # a canary's answers are not compared with the live model's
+        said.append(f"Answers equal to the live model's in at least {_percent(gates['min_agreement'])} % of requests")
     if gates.get("min_quality") is None:
         said.append("Accuracy from feedback: not judged")
     else:

@@ -479,6 +479,7 @@ class Figures:
     live_errors: int = 0
     live_p50_ms: float | None = None
     live_p99_ms: float | None = None
+    live_quality: tuple[str, float, int] | None = None
 
     @property
     def error_rate(self) -> float:
@@ -506,11 +507,12 @@ def rollout_figures(rollout) -> Figures:
     if compared:
         figures.agreement = sum(rate * n for rate, n in compared) / sum(n for _, n in compared)
     live = list(samples.filter(variant=Variant.LIVE).order_by("at", "pk")
-                .values_list("requests", "errors", "p50_ms", "p99_ms"))
+                .values_list("requests", "errors", "p50_ms", "p99_ms", "quality"))
     figures.live_requests = sum(row[0] for row in live)
     figures.live_errors = sum(row[1] for row in live)
     if live:
         figures.live_p50_ms, figures.live_p99_ms = live[-1][2], live[-1][3]
+        figures.live_quality = _worst_accuracy(live[-1][4])
     return figures
 
 

@@ -270,7 +270,9 @@ def _rollout(request, deployment, *, form: RolloutForm | None = None, said: str 
     for item in ended:
         item.badge = ROLLOUT_BADGES.get(item.state, "pending")
     context = {"deployment": deployment, "rollout_said": describe_rollout(deployment),
-               "rollout_gates": describe_gates(deployment.gates, deployment.rollout_mode),
+               # A running rollout keeps the gates it began with: those are the ones judging it.
+               "rollout_gates": (describe_gates(running.gates, running.mode) if running
+                                 else describe_gates(deployment.gates, deployment.rollout_mode)),
                "running_rollout": running, "variants": _variants(deployment, running) if running else [],
                "ended_rollouts": ended, "can_manage_rollouts": manages,
                "rollout_saved": said, "rollout_problem": problem}
@@ -290,12 +292,21 @@ def _variants(deployment, rollout) -> list[dict]:
     return [
         {"role": "Live", "revision": live_revision, "requests": figures.live_requests,
          "error_rate": _pct(figures.live_error_rate) if figures.live_requests else "",
-         "p50_ms": figures.live_p50_ms, "p99_ms": figures.live_p99_ms, "agreement": ""},
+         "p50_ms": figures.live_p50_ms, "p99_ms": figures.live_p99_ms, "agreement": "",
+         "accuracy": _accuracy(figures.live_quality)},
         {"role": "Candidate", "revision": rollout.revision, "requests": figures.requests,
          "error_rate": _pct(figures.error_rate) if figures.requests else "",
          "p50_ms": figures.p50_ms, "p99_ms": figures.p99_ms,
-         "agreement": _pct(figures.agreement) if figures.agreement is not None else ""},
+         "agreement": _pct(figures.agreement) if figures.agreement is not None else "",
+         "accuracy": _accuracy(figures.quality)},
     ]
+
+
+def _accuracy(found: tuple[str, float, int] | None) -> str:
+    """The worst accuracy from feedback, with how many answers it is over ("" when there is none)."""
+    if found is None:
+        return ""
+    return f"{_pct(found[1])} ({found[2]} answer{'s' if found[2] != 1 else ''})"
 
 
 def _pct(rate: float) -> str:
