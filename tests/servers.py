@@ -67,7 +67,8 @@ class Portal:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(OWN_PREFIXES)}
         self.env.update({"DJANGO_SETTINGS_MODULE": "acumos_portal.settings", "ACUMOS_DATA_DIR": str(self.data_dir),
-                         "ACUMOS_ADMIN_PASSWORD": "admin-password-for-tests", "PYTHONUNBUFFERED": "1", **env})
+                         "ACUMOS_ADMIN_PASSWORD": "admin-password-for-tests", "PYTHONUNBUFFERED": "1",
+                         "ACUMOS_HOOK_PORTAL_URL": self.url, **env})  # where a hook's receiver pushes back
         # Not in the data directory: a test may fill that disk, and the log must still be written.
         handle, name = tempfile.mkstemp(prefix="acumos-portal-", suffix=".log")
         os.close(handle)
@@ -108,6 +109,14 @@ class Portal:
         for process in (self.server, self.scheduler):
             if process is not None:
                 _stop(process)
+
+    def end_sandboxes(self) -> None:
+        """Stop every sandbox this portal's data directory records (its local deployments' runners outlive a
+        restart of the portal, as they should: a test that ends must not leave them running)."""
+        self.python("from acumos_portal import sandbox\n"
+                    "records = sandbox.records_dir()\n"
+                    "for record in sandbox.all_records(records):\n"
+                    "    sandbox.stop(record, records=records, grace=2)")
 
     def manage(self, *args: str) -> str:
         """A manage.py command on this portal's data (its stdout)."""
@@ -182,6 +191,7 @@ def running_portal(data_dir: Path | None = None, **env: str) -> Iterator[Portal]
         yield portal
     finally:
         portal.stop()
+        portal.end_sandboxes()
         if made:
             shutil.rmtree(data_dir, ignore_errors=True)
         portal.log_path.unlink(missing_ok=True)

@@ -14,9 +14,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,7 @@ import httpx
 from runner_image import push
 
 from ..conftest import REPO
-from ..servers import Portal
+from ..servers import Portal, running_portal
 from ..waiting import wait_for
 
 EXAMPLE = REPO / "examples" / "retrain"
@@ -49,14 +47,10 @@ threshold_model, trainer_module, application_module = (example(n) for n in ("thr
 
 @contextlib.contextmanager
 def portal_for_the_loop():
-    """The `make run` portal, its hooks' events naming its own address (ACUMOS_HOOK_PORTAL_URL), its admin having
-    allowed hooks to reach this host on the site's page (the trainer listens on 127.0.0.1)."""
-    data_dir = Path(tempfile.mkdtemp(prefix="acumos-loop-"))
-    portal = Portal(data_dir, ACUMOS_MONITORING_INTERVAL_SECONDS=str(ROUND_SECONDS),
-                    ACUMOS_RUNNER_STATS_WINDOW_SECONDS=str(ROUND_SECONDS))
-    portal.env["ACUMOS_HOOK_PORTAL_URL"] = portal.url
-    try:
-        portal.start()
+    """The `make run` portal (its hooks' events name its own address), its admin having allowed hooks to reach
+    this host on the site's page (the trainer listens on 127.0.0.1)."""
+    with running_portal(ACUMOS_MONITORING_INTERVAL_SECONDS=str(ROUND_SECONDS),
+                        ACUMOS_RUNNER_STATS_WINDOW_SECONDS=str(ROUND_SECONDS)) as portal:
         with httpx.Client(base_url=portal.url, timeout=30) as admin:
             signed_in(admin, "admin", "admin-password-for-tests")
             saved = admin.post("/manage/site/", data={
@@ -64,10 +58,6 @@ def portal_for_the_loop():
                 "csrfmiddlewaretoken": admin.cookies["csrftoken"]})
             assert saved.status_code == 302, saved.text[:500]
         yield portal
-    finally:
-        portal.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
-        portal.log_path.unlink(missing_ok=True)
 
 
 def signed_in(client: httpx.Client, username: str, password: str) -> None:
@@ -180,6 +170,18 @@ def test_drift_retrains_and_a_canary_is_promoted_then_a_worse_one_is_rolled_back
         assert app.sent > 1000 and not app.feedback_refused, (app.sent, app.feedback_refused[:3])
         assert trainer.refused == []
         in_the_history(loop)
+    assert processes_using(portal.data_dir) == []  # the deployment's sandboxed runner ended with the portal
+
+
+def processes_using(directory: Path) -> list[str]:
+    """The command lines of the processes that name `directory` (a runner's sandbox binds its folders)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if str(directory) in text:
+                found.append(text[:200])
+    return found
 
 
 def retrained_and_promoted(loop: Loop) -> dict:
