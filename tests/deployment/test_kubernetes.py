@@ -22,12 +22,13 @@ import pytest
 import requests
 
 from acumos_portal.choices import JobStatus
-from deployment import manifests, services
+from deployment import manifests, runner_client, services
 from deployment.backends import BackendError
 from deployment.backends.kubernetes import KubernetesBackend, checked_options
-from deployment.choices import DeploymentStatus, TargetKind
+from deployment.choices import DeploymentStatus, RolloutMode, RolloutState, TargetKind, Trigger
 from deployment.models import Deployment, Target
 from deployment.options import BadOptions
+from deployment.runner_client import RunnerError
 from marketplace.choices import ArtifactKind
 from marketplace.models import Artifact, Revision
 from runner_image.settings import token_sha256
@@ -313,6 +314,82 @@ def test_a_replica_that_refuses_a_swap_takes_the_others_back(owner, fake, exampl
     deployment.refresh_from_db()
     assert deployment.revision != text
 
+
+
+# ---------------------------------------------------------------- a rollout on every replica
+
+def canary_on_two_pods(owner, fake, example_bundle, inline_jobs, tmp_path, runner_process, second_token=None):
+    """Two pods serving Iris 1.0.0 and a newer Iris (1.1.0, the same interface) started as a canary at 50 %:
+    (deployment, rollout, the candidate operation, the two runners' URLs)."""
+    deployment, _, urls = two_pods(owner, fake, example_bundle, inline_jobs, tmp_path, runner_process,
+                                   second_token=second_token)
+    services.set_rollout_settings(deployment, mode=RolloutMode.CANARY, steps=[50])
+    newer_bundle = builders.iris_bundle(tmp_path / "iris-1.1")
+    metadata = json.loads((newer_bundle / "metadata.json").read_text())
+    (newer_bundle / "metadata.json").write_text(json.dumps({**metadata, "modelVersion": "1.1.0"}))
+    newer = with_image(onboarded(owner, newer_bundle, inline_jobs), "acumos/iris")
+    operation = run(services.start_rollout(deployment, newer, owner, trigger=Trigger.USER))
+    return deployment, deployment.rollouts.get(revision=newer), operation, urls
+
+
+def candidate_on(url: str, deployment) -> dict | None:
+    """The candidate the runner holds (one that ended is described too, with its end: not held)."""
+    try:
+        candidate = runner_client.candidate(url, deployment.admin_token()).get("candidate")
+    except RunnerError:
+        return None
+    return candidate if candidate and candidate.get("ended_at") is None else None
+
+
+def test_a_canary_is_set_and_promoted_on_every_replica(owner, fake, example_bundle, inline_jobs, tmp_path,
+                                                       runner_process):
+    deployment, rollout, operation, urls = canary_on_two_pods(owner, fake, example_bundle, inline_jobs, tmp_path,
+                                                              runner_process)
+    assert operation.status == JobStatus.SUCCEEDED, operation.error
+    assert operation.log.count("canary") == 2  # one line per replica
+    assert [(c["state"], c["weight"], c["generation"]) for c in (candidate_on(u, deployment) for u in urls)] == \
+        [("active", 50, 2)] * 2
+
+    rollout.refresh_from_db()
+    promoted = run(services.promote_rollout(rollout, owner))
+
+    assert promoted.status == JobStatus.SUCCEEDED, promoted.error
+    assert [serving(url) for url in urls] == [("IrisClassifier", 2)] * 2
+    rollout.refresh_from_db()
+    deployment.refresh_from_db()
+    assert rollout.state == RolloutState.PROMOTED and deployment.revision == rollout.revision
+
+
+def test_a_replica_that_refuses_the_candidate_leaves_none_on_the_others(owner, fake, example_bundle, inline_jobs,
+                                                                       tmp_path, runner_process):
+    deployment, rollout, operation, urls = canary_on_two_pods(owner, fake, example_bundle, inline_jobs, tmp_path,
+                                                              runner_process, second_token="not-this-deployments")
+
+    assert operation.status == JobStatus.FAILED and operation.error.startswith("the runner refused")
+    # The first replica had taken the candidate; it dropped it, so that the replicas never disagree.
+    assert [candidate_on(urls[0], deployment), serving(urls[0])] == [None, ("IrisClassifier", 1)]
+    assert serving(urls[1]) == ("IrisClassifier", 1)
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.FAILED and "refused" in rollout.reason
+
+
+def test_a_replica_that_refuses_the_promotion_takes_the_others_back(owner, fake, example_bundle, inline_jobs,
+                                                                    tmp_path, runner_process):
+    deployment, rollout, operation, urls = canary_on_two_pods(owner, fake, example_bundle, inline_jobs, tmp_path,
+                                                              runner_process)
+    assert operation.status == JobStatus.SUCCEEDED, operation.error
+    runner_client.abort_candidate(urls[1], deployment.admin_token())  # the second one lost it meanwhile
+    rollout.refresh_from_db()
+
+    refused = run(services.promote_rollout(rollout, owner))
+
+    assert refused.status == JobStatus.FAILED, refused.log
+    # The first replica had promoted; it went back to the generation it served, and holds no candidate.
+    assert [serving(url) for url in urls] == [("IrisClassifier", 1)] * 2
+    assert [candidate_on(url, deployment) for url in urls] == [None, None]
+    rollout.refresh_from_db()
+    deployment.refresh_from_db()
+    assert rollout.state == RolloutState.FAILED and deployment.revision == rollout.previous_revision
 
 def test_options_dropped_since_the_last_start_take_their_objects_with_them(fake, ready_revision):
     target = kubernetes_target(fake)
