@@ -12,7 +12,8 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import replace
 
-from deployment.backends.base import runner_environment
+from django.conf import settings
+
 from deployment.manifests import (
     PIDS_LIMIT,
     RUNNER_PORT,
@@ -28,6 +29,7 @@ from deployment.manifests import (
 from deployment.options import check_options
 from images.oci import ImageRef
 from images.selectors import image_artifact
+from licensing import deployments as licence
 from marketplace import signature
 from marketplace.choices import ArtifactKind
 
@@ -48,6 +50,14 @@ def image_of(revision, registry: str = "") -> str:
     if reference.digest:
         reference = replace(reference, tag="")
     return str(replace(reference, registry=registry) if registry else reference)
+
+
+def runner_environment(deployment) -> dict[str, str]:
+    """The variables every runner of `deployment` starts with, whatever the backend: its metering (licensing)
+    and the site's statistics window (ACUMOS_RUNNER_STATS_WINDOW_SECONDS)."""
+    return {**licence.runner_environment(deployment.pk),
+            "RUNNER_STATS_WINDOW_SECONDS": str(settings.ACUMOS_RUNNER_STATS_WINDOW_SECONDS)}
+
 
 
 def spec_for(deployment, options: Mapping, name: str = "") -> Spec:

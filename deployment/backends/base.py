@@ -8,17 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from django.conf import settings
-
-from licensing import deployments as licence
-
-
-def runner_environment(deployment) -> dict[str, str]:
-    """The variables every runner of `deployment` starts with, whatever the backend: its metering (licensing)
-    and the site's statistics window (ACUMOS_RUNNER_STATS_WINDOW_SECONDS)."""
-    return {**licence.runner_environment(deployment.pk),
-            "RUNNER_STATS_WINDOW_SECONDS": str(settings.ACUMOS_RUNNER_STATS_WINDOW_SECONDS)}
-
 
 class BackendError(Exception):
     """The target refused or failed: the message says what and where."""

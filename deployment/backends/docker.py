@@ -56,7 +56,8 @@ import docker
 import requests
 from django.conf import settings
 
-from deployment.backends.base import BackendError, Placement, runner_environment
+from deployment.backends.base import BackendError, Placement
+from deployment.bundle import runner_environment
 from images.oci import ImageRef
 from images.selectors import image_artifact
 from runner_image.settings import token_sha256

@@ -24,7 +24,8 @@ from pathlib import Path
 from django.conf import settings
 
 from acumos_portal import sandbox
-from deployment.backends.base import BackendError, Placement, runner_environment
+from deployment.backends.base import BackendError, Placement
+from deployment.bundle import runner_environment
 from runner_image.settings import token_sha256
 
 READY_TIMEOUT = 60
