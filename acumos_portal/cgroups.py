@@ -58,6 +58,16 @@ class Group:
                             return int(value)
         return 0
 
+    def peak_memory_bytes(self) -> int | None:
+        """The most memory the group's processes held at once, as the kernel counted it (v2 memory.peak,
+        v1 memory.max_usage_in_bytes); None where the kernel does not keep it. Read from outside the group:
+        what runs in it cannot change it."""
+        for path in self.paths:
+            for name in ("memory.peak", "memory.max_usage_in_bytes"):
+                with contextlib.suppress(OSError, ValueError):
+                    return int((path / name).read_text().split()[0])
+        return None
+
     def age(self) -> float:
         """Seconds since the group was made (its directory's change time)."""
         try:

@@ -416,6 +416,12 @@ def _libc():
 _LIBC = _libc()  # loaded here, not in the child
 
 
+def peak_memory(records: Path, name: str) -> int | None:
+    """The most memory this sandbox's processes held at once (None where the kernel does not say)."""
+    group = cgroups.find(_group_name(records, name))
+    return group.peak_memory_bytes() if group else None
+
+
 def out_of_memory(records: Path, name: str) -> bool:
     """Did the kernel kill a process of this sandbox for passing its memory limit?"""
     group = cgroups.find(_group_name(records, name))
@@ -511,6 +517,7 @@ class Outcome:
     status: int | None  # None: the time ran out
     out_of_memory: bool  # the kernel killed a process of it for passing the memory limit
     collected: object  # what `collect` read from its directory
+    peak_memory_bytes: int | None = None  # the most its processes held at once (the kernel's count)
 
 
 def run(spec: Spec, *, records: Path, timeout: float, collect) -> Outcome:
@@ -524,8 +531,9 @@ def run(spec: Spec, *, records: Path, timeout: float, collect) -> Outcome:
         except subprocess.TimeoutExpired:
             status = None
         out_of_memory_kills = out_of_memory(records, spec.name)
+        peak = peak_memory(records, spec.name)
         _kill_tree(record.pid)  # nothing writes any more while it is read
-        return Outcome(status, out_of_memory_kills, collect(spec.directory))
+        return Outcome(status, out_of_memory_kills, collect(spec.directory), peak)
     finally:
         stop(record, records=records, grace=0)
         process.wait()

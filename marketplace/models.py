@@ -104,6 +104,9 @@ class Revision(models.Model):
     status = models.CharField(max_length=12, choices=RevisionStatus.choices, default=RevisionStatus.ONBOARDING)
     description = models.TextField(blank=True)
     metadata = models.JSONField(default=dict)
+    # Measured in the sandboxed smoke test (onboarding.smoke.measured), never taken from the uploader: peak
+    # memory, package size, load time, per-method latency; {} until measured (or when smoke tests are off).
+    resources = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created = models.DateTimeField(auto_now_add=True)
     ready_at = models.DateTimeField(null=True, blank=True)

@@ -170,6 +170,12 @@ def artifact_add(revision: Revision, kind: str, *, blob: Blob | None = None, uri
                                    name=name or ARTIFACT_FILE_NAMES.get(kind, kind), blob=blob, uri=uri)
 
 
+def record_resources(revision_id, resources: dict) -> None:
+    """What the sandboxed smoke test measured of a revision (onboarding.smoke.measured), with when."""
+    Revision.objects.filter(pk=revision_id).update(
+        resources={**resources, "measured_at": timezone.now().isoformat(timespec="seconds")})
+
+
 def revision_mark_ready(revision: Revision) -> None:
     """Onboarding finished: the revision is ready (and immutable from now on), and the marketplace is
     told once (marketplace.signals.revision_ready), by the call that made it ready."""

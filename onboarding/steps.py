@@ -190,11 +190,13 @@ def smoke_test(job, step) -> str:
         for part in ("metadata", "schema", "model"):
             with staged(job, part) as path:
                 shutil.copyfile(path, bundle / PART_FILES[part])  # streams: packages can be gigabytes
-        return smoke.run(directory, bundle, timeout=settings.ACUMOS_SMOKE_TIMEOUT)
+        checked = smoke.run(directory, bundle, timeout=settings.ACUMOS_SMOKE_TIMEOUT)
     except smoke.SmokeFailed as exc:
         raise StepFailed(str(exc), {"runner_log": exc.log_tail}) from exc
     finally:
         smoke.discard(directory)
+    marketplace_services.record_resources(job.revision_uuid, checked.resources)
+    return checked.log + smoke.describe(checked.resources)
 
 
 def build_image(job, step) -> str:

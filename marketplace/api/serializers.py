@@ -207,7 +207,7 @@ class RevisionSerializer(serializers.ModelSerializer):
 
 class RevisionDetailSerializer(RevisionSerializer):
     class Meta(RevisionSerializer.Meta):
-        fields = [*RevisionSerializer.Meta.fields, "metadata"]
+        fields = [*RevisionSerializer.Meta.fields, "metadata", "resources"]
         read_only_fields = fields
 
 

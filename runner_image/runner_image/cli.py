@@ -172,6 +172,7 @@ def check(args) -> int:
         loaded = time.monotonic()
         answers = {method: _timed_sample(check_samples, slot, method, sample)
                    for method, sample in slot.manifest.samples.items()}
+        latency = {method: _latency(slot, method, sample) for method, sample in slot.manifest.samples.items()}
     except RunnerError as exc:
         write_json(args.report, {"ok": False, "error": exc.message})
         return 1
@@ -179,7 +180,8 @@ def check(args) -> int:
         write_json(args.report, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
         return 1
     write_json(args.report, {"ok": True, "name": slot.name, "flavour": slot.manifest.flavour,
-                             "load_ms": round((loaded - started) * 1000, 1), "samples": answers})
+                             "load_ms": round((loaded - started) * 1000, 1), "samples": answers,
+                             "latency": latency})
     return 0
 
 
@@ -187,6 +189,33 @@ def _timed_sample(check_samples, slot, method: str, sample: dict) -> dict:
     started = time.monotonic()
     answer = check_samples(slot, {method: sample})[method]
     return {"request": sample, "answer": answer, "ms": round((time.monotonic() - started) * 1000, 1)}
+
+
+LATENCY_CALLS = 20       # single-row calls timed per method, after the sample's first (warm) call
+LATENCY_BUDGET = 1.0     # seconds at most spent timing one method: a slow model gets fewer calls
+BATCH_ROWS = 32          # rows in the timed joint call of a model that answers rows together
+
+
+def _latency(slot, method: str, sample: dict) -> dict:
+    """How long the model takes to answer the sample alone (median and slowest of up to LATENCY_CALLS calls),
+    and, for a model that answers rows together (runner_image.batching), BATCH_ROWS of it in one call: what
+    onboarding records as the model's measured latency. The first call was the sample's check (warm-up)."""
+    from runner_image.codec import message_from_dict
+
+    request = message_from_dict(slot.rpc(method).input, sample)
+    times: list[float] = []
+    deadline = time.monotonic() + LATENCY_BUDGET
+    while len(times) < LATENCY_CALLS and time.monotonic() < deadline:
+        started = time.perf_counter()
+        slot.predict(method, request)
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    out = {"calls": len(times), "single_ms": round(times[len(times) // 2], 3), "single_max_ms": round(times[-1], 3)}
+    if slot.batchable:
+        started = time.perf_counter()
+        slot.predict_batch(method, [request] * BATCH_ROWS)
+        out.update(batch_rows=BATCH_ROWS, batch_ms=round((time.perf_counter() - started) * 1000, 3))
+    return out
 
 
 def _state_dir(given: Path | None) -> Path:
