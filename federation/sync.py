@@ -241,7 +241,7 @@ def import_revision(client: PeerClient, subscription: Subscription, item: SyncIt
     check_importable(subscription, manifest)  # before anything is fetched, stored or copied
     agreement = check_agreement(manifest, detail, checked)
     blobs = fetch_artifacts(client, item, manifest, tally, subscription)
-    metadata = check_bundle(blobs)
+    metadata, resources = check_bundle(blobs)
     if metadata != manifest["revision"].get("metadata"):
         raise Refusal("refused: the metadata in the signed manifest is not the metadata.json that came with it")
     check_licence(manifest, blobs.get(ArtifactKind.LICENCE))
@@ -257,6 +257,8 @@ def import_revision(client: PeerClient, subscription: Subscription, item: SyncIt
         if copied is not None:
             federation_images.discard(copied)
         raise
+    if resources:
+        marketplace_services.record_resources(revision.pk, resources)  # ours, not the peer's figures
     what = f"imported {revision.solution.name} {revision.version} (signed by {checked.signer.name})"
     return ItemOutcome.IMPORTED, what + (f"; {image_in_words(copied.report)}" if copied else
                                          f"; {federation_images.why_no_copy(manifest)}")
@@ -459,9 +461,10 @@ def sweep_partials(days: int = PARTIAL_DAYS) -> int:
     return removed
 
 
-def check_bundle(blobs: dict[str, Blob]) -> dict:
+def check_bundle(blobs: dict[str, Blob]) -> tuple[dict, dict]:
     """Local validation and the sandboxed smoke test, as for an upload: a peer is never trusted.
-    Returns the validated metadata (what the revision records, not what the peer says it is)."""
+    Returns the validated metadata (what the revision records, not what the peer says it is) and the
+    resources this instance measured ({} without a smoke test)."""
     with ExitStack() as stack:
         paths = {kind: stack.enter_context(storage.local_copy(blob.storage_key, suffix="." + BUNDLE_FILES[kind]
                                                               .rsplit(".", 1)[-1]))
@@ -474,9 +477,8 @@ def check_bundle(blobs: dict[str, Blob]) -> dict:
                 validation.validate_licence(paths[ArtifactKind.LICENCE])
         except validation.Invalid as exc:
             raise Refusal(f"refused by local validation: {exc.message}") from exc
-        if settings.ACUMOS_SMOKE_TEST:
-            _smoke(paths)
-    return metadata
+        resources = _smoke(paths) if settings.ACUMOS_SMOKE_TEST else {}
+    return metadata, resources
 
 
 def check_licence(manifest: dict, blob: Blob | None) -> None:
@@ -497,14 +499,14 @@ def check_licence(manifest: dict, blob: Blob | None) -> None:
         raise Refusal("refused: the licence in the signed manifest is not the license.json that came with it")
 
 
-def _smoke(paths: dict[str, Path]) -> None:
+def _smoke(paths: dict[str, Path]) -> dict:
     directory = smoke.workspace()
     try:
         bundle = directory / "bundle"
         bundle.mkdir()
         for kind in REQUIRED:
             shutil.copyfile(paths[kind], bundle / BUNDLE_FILES[kind])
-        smoke.run(directory, bundle, timeout=settings.ACUMOS_SMOKE_TIMEOUT)
+        return smoke.run(directory, bundle, timeout=settings.ACUMOS_SMOKE_TIMEOUT).resources
     except smoke.SmokeFailed as exc:
         raise Refusal(f"refused by the smoke test: {exc}") from exc
     finally:

@@ -41,6 +41,24 @@ def protobuf_json(proto) -> dict:
             "service": {"name": proto.service_name, "listOfOperations": operations}}
 
 
+def interface(proto) -> dict:
+    """{method: {"inputs": [...], "outputs": [...]}}, each field {"name", "type", "repeated"} (the top level of
+    its message, a repeated row message's fields included as "rows.<field>"): what discovery matches a
+    requirement's input fields against (marketplace.models.Revision.interface)."""
+    return {name: {"inputs": _fields(rpc.input.DESCRIPTOR), "outputs": _fields(rpc.output.DESCRIPTOR)}
+            for name, rpc in proto.methods.items()}
+
+
+def _fields(descriptor) -> list[dict]:
+    found = []
+    for field in descriptor.fields:
+        found.append({"name": field.name, "type": type_name(field), "repeated": is_repeated(field)})
+        if field.type == FD.TYPE_MESSAGE and is_repeated(field):  # a table: one message per row
+            found.extend({"name": f"{field.name}.{inner.name}", "type": type_name(inner),
+                          "repeated": is_repeated(inner)} for inner in field.message_type.fields)
+    return found
+
+
 def _exchange(request: list) -> dict:
     return {"request": {"format": request, "version": ""}, "response": {"format": [], "version": ""}}
 

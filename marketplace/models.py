@@ -107,6 +107,10 @@ class Revision(models.Model):
     # Measured in the sandboxed smoke test (onboarding.smoke.measured), never taken from the uploader: peak
     # memory, package size, load time, per-method latency; {} until measured (or when smoke tests are off).
     resources = models.JSONField(default=dict, blank=True)
+    # The owner's model card (marketplace.cards.clean): from metadata.json's modelCard, changed on its page.
+    card = models.JSONField(default=dict, blank=True)
+    # {method: {"inputs": [{"name", "type"}], "outputs": [...]}}, read from its proto at onboarding.
+    interface = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created = models.DateTimeField(auto_now_add=True)
     ready_at = models.DateTimeField(null=True, blank=True)
@@ -121,6 +125,11 @@ class Revision(models.Model):
     @property
     def is_ready(self) -> bool:
         return self.status == RevisionStatus.READY
+
+    @property
+    def task_label(self) -> str:
+        """The card's task in words ("anomaly detection"), or ""."""
+        return str(self.card.get("task", "")).replace("_", " ") if isinstance(self.card, dict) else ""
 
 
 class Blob(models.Model):

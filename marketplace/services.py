@@ -18,7 +18,7 @@ from django.utils import timezone
 from acumos_portal.accounts.models import User
 from acumos_portal.api.refusals import Refused
 from acumos_portal.caching import forget_now_and_on_commit
-from marketplace import gates, selectors
+from marketplace import cards, gates, selectors
 from marketplace.choices import (
     ALWAYS_ON_NOTIFICATIONS,
     ARTIFACT_FILE_NAMES,
@@ -101,7 +101,7 @@ def revision_create(*, owner, solution_id, solution_name: str, toolkit: str, rev
     solution, created = _solution_for(owner, solution_id, solution_name, toolkit, metadata)
     revision = Revision.objects.create(id=revision_id, solution=solution, version=version,
                                        metadata=metadata, description=metadata.get("description", ""),
-                                       created_by=owner)
+                                       card=cards.clean(metadata.get("modelCard")), created_by=owner)
     for kind, blob in artifacts.items():
         artifact_add(revision, kind, blob=blob)
     return revision, created
@@ -168,6 +168,28 @@ def artifact_add(revision: Revision, kind: str, *, blob: Blob | None = None, uri
         raise RevisionImmutable(f"revision {revision.version} is ready and can no longer change")
     return Artifact.objects.create(**({"id": artifact_id} if artifact_id else {}), revision=revision, kind=kind,
                                    name=name or ARTIFACT_FILE_NAMES.get(kind, kind), blob=blob, uri=uri)
+
+
+def record_interface(revision: Revision, interface: dict) -> None:
+    """The methods and their fields, read from the revision's proto (marketplace.descriptors.interface)."""
+    Revision.objects.filter(pk=revision.pk).update(interface=interface)
+
+
+class CardNotAllowed(Refused):
+    status = 403
+    code = "permission_denied"
+
+
+def set_card(user, revision: Revision, card) -> Revision:
+    """Its owners change a revision's model card (cards.clean says what may be in it)."""
+    if not selectors.can_change_solution(user, revision.solution):
+        raise CardNotAllowed("only this model's owners (or an admin) change its model card")
+    try:
+        revision.card = cards.clean(card)
+    except cards.CardInvalid as exc:
+        raise Refused(exc.message, field=f"card.{exc.field}") from None
+    Revision.objects.filter(pk=revision.pk).update(card=revision.card)
+    return revision
 
 
 def record_resources(revision_id, resources: dict) -> None:

@@ -152,6 +152,7 @@ def generate_descriptors(job, step) -> str:
     revision = Revision.objects.select_related("solution").get(pk=job.revision_uuid)
     with staged(job, "schema") as path:
         proto = validation.validate_proto(path, revision.metadata)
+    marketplace_services.record_interface(revision, descriptors.interface(proto))
     documents = {ArtifactKind.PROTOBUF_JSON: descriptors.protobuf_json(proto),
                  ArtifactKind.TGIF: descriptors.tgif_json(proto, revision)}
     lines = []

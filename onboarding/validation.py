@@ -18,6 +18,7 @@ from jsonschema import Draft7Validator, ValidationError, validators
 from acumos_portal.api.refusals import Refused
 from acumos_portal.text import hidden_character_error
 from licensing import profiles
+from marketplace import cards
 from runner_image.errors import RunnerError
 from runner_image.package import ExtractLimits, Manifest, check_archive
 from runner_image.protos import CompiledProto, compile_proto
@@ -98,6 +99,11 @@ def validate_metadata(path: Path) -> dict:
     hidden = hidden_character_error(metadata["name"])
     if hidden:
         raise Invalid("metadata", f"metadata.json: name: {hidden}", [{"field": "name", "message": hidden}])
+    try:
+        cards.clean(metadata.get("modelCard"))
+    except cards.CardInvalid as exc:
+        raise Invalid("metadata", f"metadata.json: {exc.message}", [{"field": exc.field, "message": exc.message}]) \
+            from None
     return metadata
 
 

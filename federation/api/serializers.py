@@ -20,7 +20,9 @@ def solution(s: Solution) -> dict:
 
 def revision(r: Revision, origin: RevisionOrigin | None = None) -> dict:
     body = {"revisionId": str(r.id), "solutionId": str(r.solution_id), "version": r.version,
-            "description": r.description, "metadata": r.metadata, "created": r.created.isoformat()}
+            "description": r.description, "metadata": r.metadata, "created": r.created.isoformat(),
+            # What this instance measured in its own smoke test; an importer measures again in its own.
+            "resources": r.resources}
     if origin is not None:
         body.update({"manifest": origin.manifest, "signature": origin.signature,
                      "origin": {"name": origin.origin_name, "instance": str(origin.origin_instance),

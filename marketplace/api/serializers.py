@@ -8,6 +8,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from marketplace import cards
 from marketplace.choices import Audience, ModelType, NotificationKind, RevisionStatus, SortOrder
 from marketplace.models import (
     Artifact,
@@ -207,8 +208,21 @@ class RevisionSerializer(serializers.ModelSerializer):
 
 class RevisionDetailSerializer(RevisionSerializer):
     class Meta(RevisionSerializer.Meta):
-        fields = [*RevisionSerializer.Meta.fields, "metadata", "resources"]
+        fields = [*RevisionSerializer.Meta.fields, "metadata", "resources", "card", "interface"]
         read_only_fields = fields
+
+
+class CardSerializer(serializers.Serializer):
+    card = serializers.JSONField(help_text=(
+        "the model card: task, hyperparameters {name: value}, explainability {methods, local, global}, evaluation "
+        "[{metric, value, dataset}] (self-reported: never verified), intendedUse, limitations, details"))
+
+
+class DescriptionSerializer(serializers.Serializer):
+    """marketplace.cards.described: the card, the framework, the interface and the measured resources."""
+
+    def to_representation(self, instance):
+        return {"revision": str(instance.pk), **cards.described(instance)}
 
 
 class ArtifactSerializer(serializers.ModelSerializer):

@@ -42,11 +42,13 @@ from marketplace.api.filters import (
 from marketplace.api.serializers import (
     ApproveInput,
     ArtifactSerializer,
+    CardSerializer,
     CatalogSerializer,
     CommentInput,
     CommentSerializer,
     DeclineInput,
     DeletedSolutionSerializer,
+    DescriptionSerializer,
     FavoriteSerializer,
     MarkedReadSerializer,
     MarkReadInput,
@@ -324,6 +326,21 @@ class RevisionViewSet(VisibleObjectMixin, viewsets.ReadOnlyModelViewSet):
             raise exceptions.NotFound(f"version {revision.version} is still onboarding: it has no bundle yet")
         services.begin_download(request.user, revision, kind="bundle")
         return downloads.bundle_response(revision)
+
+    @extend_schema(request=CardSerializer, responses=DescriptionSerializer, filters=False)
+    @action(detail=True, methods=["get", "put"], url_path="description", filterset_class=None,
+            serializer_class=DescriptionSerializer)
+    def described(self, request, pk=None):  # not `description`: DRF gives a view that attribute of its own
+        """What the version says of itself (its model card: task, hyperparameters, explainability, evaluation,
+        intended use, limitations), what the portal read from its files (framework, methods and fields) and
+        measured (resources). PUT `{"card": {...}}` changes the card: its owners only; a 400 names the field."""
+        revision = self.get_object()
+        if request.method == "PUT":
+            given = CardSerializer(data=request.data)
+            given.is_valid(raise_exception=True)
+            with refusals_about("card"):
+                revision = services.set_card(request.user, revision, given.validated_data["card"])
+        return Response(DescriptionSerializer(revision).data)
 
 
 # ---------------------------------------------------------------- artifacts

@@ -176,6 +176,10 @@ def test_a_subscription_imports_every_artifact_and_a_runnable_image(trio, origin
     assert here["status"] == "ready" and here["solution"] == origin["solutionId"]  # the peer's ids
     assert here["imported_from"] == alpha.subject and here["listed"]
     assert here["origin"] == alpha.subject and here["signature"] == "verified" and here["hops"] == [alpha.subject]
+    # Its resources are what beta's own smoke test measured, not the figures alpha exports beside it.
+    measured = query(beta, f"from marketplace.models import Revision\n"
+                           f"result = Revision.objects.get(pk='{origin['revisionId']}').resources")
+    assert measured["peak_memory_bytes"] > 0 and measured["methods"]["classify"]["single_ms"] > 0, measured
 
     theirs, ours = artifacts_of(alpha, origin["revisionId"]), artifacts_of(beta, origin["revisionId"])
     files = {"MD", "PB", "MI", "PJ", "TG", "LG"}
