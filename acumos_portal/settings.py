@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "deployment",
     "federation",  # peer marketplaces: the peer API, signed manifests, subscriptions
     "monitoring",  # live deployments' figures over time, alert rules and alerts
+    "discovery",  # models that meet a requirement, and the chosen one deployed in one call
     "pages",  # last: the screens that assemble the apps above
 ]
 

@@ -22,5 +22,6 @@ urlpatterns = [
     path("", include("images.urls")),
     path("", include("deployment.urls")),
     path("", include("monitoring.urls")),  # a deployment's charts and alerts (its page loads them)
+    path("", include("discovery.urls")),  # find a model by requirement
     path("", include("pages.urls")),
 ]

@@ -36,8 +36,8 @@ from federation.client import PeerAnswer, PeerClient, PeerUnavailable
 from federation.models import RevisionOrigin, Subscription, SyncItem, SyncResult, SyncRun
 from images import oci
 from licensing import exports
+from marketplace import descriptors, storage
 from marketplace import services as marketplace_services
-from marketplace import storage
 from marketplace.choices import ArtifactKind, CatalogAccess, ModelType
 from marketplace.models import Artifact, Blob, Catalog, Publication, Revision, Solution
 from onboarding import smoke, validation
@@ -241,7 +241,7 @@ def import_revision(client: PeerClient, subscription: Subscription, item: SyncIt
     check_importable(subscription, manifest)  # before anything is fetched, stored or copied
     agreement = check_agreement(manifest, detail, checked)
     blobs = fetch_artifacts(client, item, manifest, tally, subscription)
-    metadata, resources = check_bundle(blobs)
+    metadata, measured = check_bundle(blobs)
     if metadata != manifest["revision"].get("metadata"):
         raise Refusal("refused: the metadata in the signed manifest is not the metadata.json that came with it")
     check_licence(manifest, blobs.get(ArtifactKind.LICENCE))
@@ -257,8 +257,9 @@ def import_revision(client: PeerClient, subscription: Subscription, item: SyncIt
         if copied is not None:
             federation_images.discard(copied)
         raise
-    if resources:
-        marketplace_services.record_resources(revision.pk, resources)  # ours, not the peer's figures
+    marketplace_services.record_interface(revision, measured["interface"])
+    if measured["resources"]:
+        marketplace_services.record_resources(revision.pk, measured["resources"])  # ours, not the peer's figures
     what = f"imported {revision.solution.name} {revision.version} (signed by {checked.signer.name})"
     return ItemOutcome.IMPORTED, what + (f"; {image_in_words(copied.report)}" if copied else
                                          f"; {federation_images.why_no_copy(manifest)}")
@@ -463,8 +464,8 @@ def sweep_partials(days: int = PARTIAL_DAYS) -> int:
 
 def check_bundle(blobs: dict[str, Blob]) -> tuple[dict, dict]:
     """Local validation and the sandboxed smoke test, as for an upload: a peer is never trusted.
-    Returns the validated metadata (what the revision records, not what the peer says it is) and the
-    resources this instance measured ({} without a smoke test)."""
+    Returns the validated metadata (what the revision records, not what the peer says it is), and what this
+    instance read and measured: {"interface": from the proto, "resources": {} without a smoke test}."""
     with ExitStack() as stack:
         paths = {kind: stack.enter_context(storage.local_copy(blob.storage_key, suffix="." + BUNDLE_FILES[kind]
                                                               .rsplit(".", 1)[-1]))
@@ -478,7 +479,7 @@ def check_bundle(blobs: dict[str, Blob]) -> tuple[dict, dict]:
         except validation.Invalid as exc:
             raise Refusal(f"refused by local validation: {exc.message}") from exc
         resources = _smoke(paths) if settings.ACUMOS_SMOKE_TEST else {}
-    return metadata, resources
+    return metadata, {"interface": descriptors.interface(proto), "resources": resources}
 
 
 def check_licence(manifest: dict, blob: Blob | None) -> None:

@@ -111,6 +111,13 @@ class Revision(models.Model):
     card = models.JSONField(default=dict, blank=True)
     # {method: {"inputs": [{"name", "type"}], "outputs": [...]}}, read from its proto at onboarding.
     interface = models.JSONField(default=dict, blank=True)
+    # What discovery filters on, kept from the card, the resources and the interface by marketplace.services
+    # (_index): columns with indexes, not JSON, so that a requirement over 100,000 models is an index scan.
+    latest_ready = models.BooleanField(default=False, db_default=False)  # the solution's newest ready one
+    task = models.CharField(max_length=30, blank=True, default="", db_default="")
+    peak_memory_mb = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)  # its slowest method's median single call
+    explains = models.CharField(max_length=200, blank=True, default="", db_default="")  # " local shap ... "
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created = models.DateTimeField(auto_now_add=True)
     ready_at = models.DateTimeField(null=True, blank=True)
@@ -118,6 +125,8 @@ class Revision(models.Model):
     class Meta:
         ordering = ["-created"]
         constraints = [models.UniqueConstraint(fields=["solution", "version"], name="unique_version_per_solution")]
+        indexes = [models.Index(fields=["task", "latency_ms"], name="revision_discovery",
+                                condition=models.Q(latest_ready=True))]
 
     def __str__(self) -> str:
         return f"{self.solution.name} {self.version}"
@@ -130,6 +139,18 @@ class Revision(models.Model):
     def task_label(self) -> str:
         """The card's task in words ("anomaly detection"), or ""."""
         return str(self.card.get("task", "")).replace("_", " ") if isinstance(self.card, dict) else ""
+
+
+class RevisionInput(models.Model):
+    """One input field of one method of a revision (from Revision.interface): discovery finds the models that
+    take a requirement's fields by name."""
+
+    revision = models.ForeignKey(Revision, on_delete=models.CASCADE, related_name="inputs")
+    method = models.CharField(max_length=100)
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        indexes = [models.Index(fields=["name", "revision"], name="revision_input_name")]
 
 
 class Blob(models.Model):

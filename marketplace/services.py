@@ -43,6 +43,7 @@ from marketplace.models import (
     PublishRequest,
     Rating,
     Revision,
+    RevisionInput,
     Solution,
     SolutionShare,
     Tag,
@@ -102,6 +103,7 @@ def revision_create(*, owner, solution_id, solution_name: str, toolkit: str, rev
     revision = Revision.objects.create(id=revision_id, solution=solution, version=version,
                                        metadata=metadata, description=metadata.get("description", ""),
                                        card=cards.clean(metadata.get("modelCard")), created_by=owner)
+    _index(revision.pk)
     for kind, blob in artifacts.items():
         artifact_add(revision, kind, blob=blob)
     return revision, created
@@ -152,7 +154,9 @@ def revision_import(*, owner, source: str, solution: dict, revision: dict, artif
     found.tags.set([Tag.objects.get_or_create(name=name)[0] for name in solution.get("tags", [])[:MAX_TAGS]])
     made = Revision.objects.create(id=revision["id"], solution=found, version=revision["version"],
                                    metadata=revision.get("metadata", {}), description=revision.get("description", ""),
+                                   card=cards.clean((revision.get("metadata") or {}).get("modelCard")),
                                    created_by=owner)
+    _index(made.pk)
     ids = artifact_ids or {}  # the peer's artifact ids, kept where given
     for kind, blob in artifacts.items():
         artifact_add(made, kind, blob=blob, artifact_id=ids.get(kind))
@@ -172,7 +176,28 @@ def artifact_add(revision: Revision, kind: str, *, blob: Blob | None = None, uri
 
 def record_interface(revision: Revision, interface: dict) -> None:
     """The methods and their fields, read from the revision's proto (marketplace.descriptors.interface)."""
-    Revision.objects.filter(pk=revision.pk).update(interface=interface)
+    with transaction.atomic():
+        Revision.objects.filter(pk=revision.pk).update(interface=interface)
+        RevisionInput.objects.filter(revision=revision).delete()
+        RevisionInput.objects.bulk_create(
+            RevisionInput(revision=revision, method=method[:100], name=field["name"][:200])
+            for method, sides in interface.items() for field in sides.get("inputs", []))
+
+
+def _index(revision_id) -> None:
+    """Discovery's columns from the card and the resources (the one place they are derived)."""
+    revision = Revision.objects.filter(pk=revision_id).only("card", "resources").first()
+    if revision is None:
+        return
+    card, resources = revision.card or {}, revision.resources or {}
+    peak = resources.get("peak_memory_bytes")
+    timings = [figures["single_ms"] for figures in (resources.get("methods") or {}).values()
+               if isinstance(figures, dict) and figures.get("single_ms") is not None]
+    explained = card.get("explainability") or {}
+    words = [*explained.get("methods", []), *(scope for scope in ("local", "global") if explained.get(scope))]
+    Revision.objects.filter(pk=revision_id).update(
+        task=card.get("task", ""), peak_memory_mb=-(-peak // (1 << 20)) if peak else None,
+        latency_ms=max(timings) if timings else None, explains=f" {' '.join(words)} " if words else "")
 
 
 class CardNotAllowed(Refused):
@@ -189,6 +214,7 @@ def set_card(user, revision: Revision, card) -> Revision:
     except cards.CardInvalid as exc:
         raise Refused(exc.message, field=f"card.{exc.field}") from None
     Revision.objects.filter(pk=revision.pk).update(card=revision.card)
+    _index(revision.pk)
     return revision
 
 
@@ -196,13 +222,18 @@ def record_resources(revision_id, resources: dict) -> None:
     """What the sandboxed smoke test measured of a revision (onboarding.smoke.measured), with when."""
     Revision.objects.filter(pk=revision_id).update(
         resources={**resources, "measured_at": timezone.now().isoformat(timespec="seconds")})
+    _index(revision_id)
 
 
 def revision_mark_ready(revision: Revision) -> None:
     """Onboarding finished: the revision is ready (and immutable from now on), and the marketplace is
     told once (marketplace.signals.revision_ready), by the call that made it ready."""
-    made_ready = Revision.objects.filter(pk=revision.pk).exclude(status=RevisionStatus.READY).update(
-        status=RevisionStatus.READY, ready_at=timezone.now())
+    with transaction.atomic():
+        made_ready = Revision.objects.filter(pk=revision.pk).exclude(status=RevisionStatus.READY).update(
+            status=RevisionStatus.READY, ready_at=timezone.now())
+        if made_ready:  # discovery describes a model by its newest ready version
+            Revision.objects.filter(solution_id=revision.solution_id, latest_ready=True).update(latest_ready=False)
+            Revision.objects.filter(pk=revision.pk).update(latest_ready=True)
     revision.refresh_from_db()
     if made_ready:
         revision_ready.send(sender=Revision, revision=revision)

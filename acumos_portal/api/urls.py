@@ -58,6 +58,7 @@ urlpatterns = [
     path("", include("images.api.urls")),
     path("", include("deployment.api.urls")),
     path("", include("monitoring.api.urls")),
+    path("", include("discovery.api.urls")),
     path("onboarding/", include("onboarding.api.urls")),
     path("federation/", include("federation.api.admin_urls")),
     path("licensing/", include("licensing.api.urls")),

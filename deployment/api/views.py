@@ -74,7 +74,7 @@ class DeploymentViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retrie
         given = valid(DeployRequestSerializer, request)
         revision = _revision(request, given["revision"])
         if not selectors.can_deploy(request.user, revision, seen=True):
-            _refuse_deploy(request.user, revision)
+            refuse_deploy(request.user, revision)
         # Unknown, disabled and not open to this user read the same: which targets exist is not told.
         target = selectors.targets_for(request.user).filter(pk=given["target"]).first()
         if target is None:
@@ -205,7 +205,7 @@ def _revision(request, pk):
     return revision
 
 
-def _refuse_deploy(user, revision) -> None:
+def refuse_deploy(user, revision) -> None:
     """403: with the licence's code and sentence (request an agreement, it was revoked, it is used up)
     when an agreement is what the user lacks; else because only others deploy this model."""
     refused = selectors.deploy_refusal(user, revision)

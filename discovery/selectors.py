@@ -1,0 +1,196 @@
+"""Discovery by requirement (the MLaaS paper's "a model that does X within Y"): the models the caller may see
+whose newest ready version meets every part of a requirement, best first, each with why; and the near misses,
+each with what it misses by ("needs 1.2 GB, you allow 1 GB").
+
+What a requirement may ask, and what it is matched against (all of it measured or read by the portal, except
+the card, which its owners declare):
+- `task`: the model card's task (marketplace.cards.TASKS);
+- `inputs`: field names that one method must all take (its proto, Revision.interface / RevisionInput);
+- `catalog`: published in that catalog;
+  these three say which models are relevant at all: a model that fails one is not listed;
+- `max_memory_mb`: the peak memory measured in the sandboxed smoke test;
+- `max_latency_ms`: its slowest method's median call, measured there;
+- `explainability`: words the card's explainability must all have (shap, feature_importance, ..., local, global);
+- `licences`: SPDX ids any one of which the model's licence must name;
+  a model that fails one of these is a near miss, listed apart with what it misses by. A figure that was not
+  measured (smoke tests off, or an older version) is a miss too: nobody knows it is met.
+
+Order: matches by latency, then memory (unmeasured last), then name; near misses by how many parts they miss,
+then the same. Everything is decided in the database on indexed columns (marketplace.services._index keeps
+them), so that a requirement over 100,000 models takes milliseconds; the sentences are made for the rows
+answered only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When
+
+from marketplace import cards
+from marketplace.choices import RevisionStatus
+from marketplace.models import Publication, Revision, RevisionInput
+from marketplace.selectors import visible_revisions
+
+MAX_LIMIT = 50
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Requirement:
+    task: str = ""
+    inputs: tuple[str, ...] = ()
+    catalog: str = ""  # a catalog id
+    max_memory_mb: int | None = None
+    max_latency_ms: float | None = None
+    explainability: tuple[str, ...] = ()
+    licences: tuple[str, ...] = ()
+    limit: int = 10
+
+
+@dataclass
+class Found:
+    revision: Revision
+    method: str  # the method that takes the inputs ("" when none were asked for)
+    why: list[str] = field(default_factory=list)
+    misses: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Answer:
+    matches: list[Found]
+    near_misses: list[Found]
+    considered: int  # relevant models (task, inputs, catalog) the caller may see
+
+
+def discover(user, requirement: Requirement) -> Answer:
+    relevant = _relevant(user, requirement)
+    judged = relevant.annotate(misses=_miss_count(requirement))
+    order = [F("latency_ms").asc(nulls_last=True), F("peak_memory_mb").asc(nulls_last=True), "solution__name"]
+    limit = min(max(requirement.limit, 1), MAX_LIMIT)
+    matches = list(judged.filter(misses=0).order_by(*order)[:limit])
+    near = list(judged.filter(misses__gt=0).order_by("misses", *order)[:limit])
+    return Answer([_explained(r, requirement) for r in matches], [_explained(r, requirement) for r in near],
+                  relevant.count())
+
+
+def _relevant(user, requirement: Requirement) -> QuerySet[Revision]:
+    """The newest ready version of each model the caller may see that is for the task, takes the inputs and is
+    in the catalog asked for."""
+    found = visible_revisions(user).filter(latest_ready=True, status=RevisionStatus.READY)
+    if requirement.task:
+        found = found.filter(task=requirement.task)
+    if requirement.inputs:
+        one_method = (RevisionInput.objects.filter(revision=OuterRef("pk"), name__in=requirement.inputs)
+                      .values("method").annotate(taken=Count("name", distinct=True))
+                      .filter(taken=len(set(requirement.inputs))))
+        found = found.filter(Exists(one_method))
+    if requirement.catalog:
+        found = found.filter(Exists(Publication.objects.filter(revision=OuterRef("pk"),
+                                                               catalog_id=requirement.catalog)))
+    return found
+
+
+def _failing(requirement: Requirement) -> list[Q]:
+    """One condition per part of the requirement that the row fails (unmeasured counts as failing)."""
+    conditions = []
+    if requirement.max_memory_mb is not None:
+        conditions.append(Q(peak_memory_mb__isnull=True) | Q(peak_memory_mb__gt=requirement.max_memory_mb))
+    if requirement.max_latency_ms is not None:
+        conditions.append(Q(latency_ms__isnull=True) | Q(latency_ms__gt=requirement.max_latency_ms))
+    for word in requirement.explainability:
+        conditions.append(~Q(explains__contains=f" {word} "))
+    if requirement.licences:
+        allowed = Q()
+        for spdx in requirement.licences:
+            allowed |= Q(solution__licence=spdx) | Q(solution__licence_ids__icontains=f" {spdx} ")
+        conditions.append(~allowed)
+    return conditions
+
+
+def _miss_count(requirement: Requirement):
+    total = Value(0, output_field=IntegerField())
+    for condition in _failing(requirement):
+        total = total + Case(When(condition, then=Value(1)), default=Value(0), output_field=IntegerField())
+    return total
+
+
+# ---------------------------------------------------------------- in words
+
+def _explained(revision: Revision, requirement: Requirement) -> Found:
+    method = _method_taking(revision, requirement.inputs)
+    found = Found(revision, method)
+    if requirement.task:
+        found.why.append(f"its card says {revision.task_label}")
+    if requirement.inputs:
+        found.why.append(f"{method} takes {', '.join(requirement.inputs)}")
+    if requirement.catalog:
+        found.why.append("published in the catalog asked for")
+    _memory(found, revision, requirement)
+    _latency(found, revision, requirement)
+    _explains(found, revision, requirement)
+    _licence(found, revision, requirement)
+    return found
+
+
+def _method_taking(revision: Revision, inputs: tuple[str, ...]) -> str:
+    for method, sides in (revision.interface or {}).items():
+        names = {f["name"] for f in sides.get("inputs", [])}
+        if set(inputs) <= names:
+            return method
+    return ""
+
+
+def _memory(found: Found, revision: Revision, requirement: Requirement) -> None:
+    if requirement.max_memory_mb is None:
+        return
+    allowed = _size(requirement.max_memory_mb)
+    if revision.peak_memory_mb is None:
+        found.misses.append(f"its memory was not measured (you allow {allowed})")
+    elif revision.peak_memory_mb > requirement.max_memory_mb:
+        found.misses.append(f"needs {_size(revision.peak_memory_mb)}, you allow {allowed}")
+    else:
+        found.why.append(f"needs {_size(revision.peak_memory_mb)} (you allow {allowed})")
+
+
+def _latency(found: Found, revision: Revision, requirement: Requirement) -> None:
+    if requirement.max_latency_ms is None:
+        return
+    allowed = f"{requirement.max_latency_ms:g} ms"
+    if revision.latency_ms is None:
+        found.misses.append(f"its latency was not measured (you allow {allowed})")
+    elif revision.latency_ms > requirement.max_latency_ms:
+        found.misses.append(f"answers in {revision.latency_ms:.3g} ms, you allow {allowed}")
+    else:
+        found.why.append(f"answers in {revision.latency_ms:.3g} ms (you allow {allowed})")
+
+
+def _explains(found: Found, revision: Revision, requirement: Requirement) -> None:
+    if not requirement.explainability:
+        return
+    has = set(revision.explains.split())
+    lacking = [word for word in requirement.explainability if word not in has]
+    if lacking:
+        found.misses.append(f"its card does not say it explains with {', '.join(lacking)}"
+                            + (f" (it says {', '.join(sorted(has))})" if has else " (it says nothing of it)"))
+    else:
+        found.why.append(f"explains with {', '.join(requirement.explainability)}")
+
+
+def _licence(found: Found, revision: Revision, requirement: Requirement) -> None:
+    if not requirement.licences:
+        return
+    solution = revision.solution
+    named = {solution.licence, *solution.licence_ids.split()}
+    if named & set(requirement.licences):
+        found.why.append(f"its licence {solution.licence} is one you allow")
+    else:
+        found.misses.append(f"its licence is {solution.licence or 'not given'}; you allow "
+                            f"{', '.join(requirement.licences)}")
+
+
+def _size(mib: int) -> str:
+    return f"{mib / 1024:.1f} GB" if mib >= 1024 else f"{mib} MB"
+
+
+TASKS = cards.TASKS
+EXPLAINABILITY_WORDS = (*cards.EXPLANATIONS, "local", "global")
