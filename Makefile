@@ -145,5 +145,10 @@ bench-monitoring: $(DEV_STAMP)
 	$(PY) bench/monitoring_collect.py $(ARGS)
 	$(PY) bench/monitoring_page.py $(ARGS)
 
+# Batch inference: rows/s of a batch job against one HTTP request per row on the same runner (target at least
+# 20x), and the job's peak RSS as its input grows (100,000 and 1,000,000 rows).
+bench-batch: $(DEV_STAMP)
+	$(PY) bench/batch_vs_per_row.py $(ARGS)
+
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

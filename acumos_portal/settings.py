@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "federation",  # peer marketplaces: the peer API, signed manifests, subscriptions
     "monitoring",  # live deployments' figures over time, alert rules and alerts
     "discovery",  # models that meet a requirement, and the chosen one deployed in one call
+    "batch",  # batch inference: whole files predicted on a deployment, in shards, resumable
     "pages",  # last: the screens that assemble the apps above
 ]
 
@@ -256,6 +257,19 @@ ACUMOS_HOOK_BACKOFF_SECONDS = env_int("ACUMOS_HOOK_BACKOFF_SECONDS", 30)
 ACUMOS_HOOK_TIMEOUT = env_int("ACUMOS_HOOK_TIMEOUT", 10)
 ACUMOS_HOOK_TOKEN_HOURS = env_int("ACUMOS_HOOK_TOKEN_HOURS", 24)
 ACUMOS_HOOK_PORTAL_URL = env_str("ACUMOS_HOOK_PORTAL_URL", "http://127.0.0.1:8000")
+# Batch jobs (batch.services): the largest input (bytes); URL inputs only under an admin's prefixes (none: no URL
+# input); S3 inputs and outputs only under these key prefixes of the portal's store; rows per shard (default and
+# most a job may ask); rows per request where the model takes many; requests in flight; seconds per request; the
+# largest answer read from a runner.
+ACUMOS_BATCH_MAX_INPUT_BYTES = env_int("ACUMOS_BATCH_MAX_INPUT_BYTES", 20 << 30)
+ACUMOS_BATCH_ALLOWED_URL_PREFIXES = env_list("ACUMOS_BATCH_ALLOWED_URL_PREFIXES", [])
+ACUMOS_BATCH_S3_PREFIXES = env_list("ACUMOS_BATCH_S3_PREFIXES", ["batch-data/"])
+ACUMOS_BATCH_SHARD_ROWS = env_int("ACUMOS_BATCH_SHARD_ROWS", 10_000)
+ACUMOS_BATCH_MAX_SHARD_ROWS = env_int("ACUMOS_BATCH_MAX_SHARD_ROWS", 200_000)
+ACUMOS_BATCH_REQUEST_ROWS = env_int("ACUMOS_BATCH_REQUEST_ROWS", 2_000)
+ACUMOS_BATCH_CONCURRENCY = env_int("ACUMOS_BATCH_CONCURRENCY", 4)
+ACUMOS_BATCH_TIMEOUT = env_int("ACUMOS_BATCH_TIMEOUT", 120)
+ACUMOS_BATCH_ANSWER_LIMIT = env_int("ACUMOS_BATCH_ANSWER_LIMIT", 256 << 20)
 CELERY_BEAT_SCHEDULE = {
     "reap-jobs": {"task": "acumos_portal.reap_jobs", "schedule": 60.0},
     "check-deployments": {"task": "deployment.check_deployments", "schedule": 30.0},

@@ -23,5 +23,6 @@ urlpatterns = [
     path("", include("deployment.urls")),
     path("", include("monitoring.urls")),  # a deployment's charts and alerts (its page loads them)
     path("", include("discovery.urls")),  # find a model by requirement
+    path("", include("batch.urls")),  # batch jobs: the list, a job's progress, its outputs
     path("", include("pages.urls")),
 ]

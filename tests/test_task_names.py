@@ -15,6 +15,7 @@ from acumos_portal.celery import app
 
 TASK_NAMES = {
     "acumos_portal.reap_jobs",
+    "batch.run_job",
     "acumos_portal.resume_jobs",
     "deployment.check_deployments",
     "deployment.decommission_due",

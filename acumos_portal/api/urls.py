@@ -59,6 +59,7 @@ urlpatterns = [
     path("", include("deployment.api.urls")),
     path("", include("monitoring.api.urls")),
     path("", include("discovery.api.urls")),
+    path("", include("batch.api.urls")),
     path("onboarding/", include("onboarding.api.urls")),
     path("federation/", include("federation.api.admin_urls")),
     path("licensing/", include("licensing.api.urls")),

@@ -1,0 +1,12 @@
+"""/api/v1/batch-jobs[/{id}[/cancel]] and /api/v1/batch-uploads (mounted in the `api` namespace)."""
+
+from django.urls import path
+
+from batch.api import views
+
+urlpatterns = [
+    path("batch-jobs", views.JobsView.as_view(), name="batch-jobs"),
+    path("batch-jobs/<uuid:pk>", views.JobView.as_view(), name="batch-job"),
+    path("batch-jobs/<uuid:pk>/cancel", views.JobCancelView.as_view(), name="batch-job-cancel"),
+    path("batch-uploads", views.UploadView.as_view(), name="batch-uploads"),
+]

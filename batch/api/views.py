@@ -1,0 +1,87 @@
+"""/api/v1/batch-jobs (start, list), /api/v1/batch-jobs/{id} (read), /api/v1/batch-jobs/{id}/cancel, and
+/api/v1/batch-uploads (a file to use as an input). Who may: batch.selectors; a job the caller may not see is 404,
+a deployment they see but may not run batches on is 403 (batch.services.NotAllowed)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, generics, status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from acumos_portal.api.errors import refusals_about
+from acumos_portal.api.views import valid
+from acumos_portal.uploads import check_upload_size
+from batch import selectors, services
+from batch.api.serializers import JobSerializer, StartSerializer, UploadSerializer
+from batch.models import BatchJob
+from deployment.selectors import visible_deployments
+
+
+def _job(request, pk) -> BatchJob:
+    job = selectors.visible_jobs(request.user).filter(pk=pk).first()
+    if job is None:
+        raise exceptions.NotFound("no such batch job")
+    return job
+
+
+@extend_schema(tags=["batch"])
+class JobsView(generics.ListAPIView):
+    """Your batch jobs, newest first (an admin sees everyone's)."""
+
+    serializer_class = JobSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return BatchJob.objects.none()
+        return selectors.visible_jobs(self.request.user)
+
+    @extend_schema(request=StartSerializer, responses={202: JobSerializer})
+    def post(self, request):
+        """Start a batch job on a running deployment you manage; it runs in the background (poll it)."""
+        given = valid(StartSerializer, request)
+        deployment = visible_deployments(request.user).filter(pk=given["deployment"]).first()
+        if deployment is None:
+            raise exceptions.NotFound("no such deployment")
+        with refusals_about("batch job"):
+            job = services.start_job(user=request.user, deployment=deployment, method=given["method"],
+                                     input=given["input"], format=given.get("format"),
+                                     id_column=given.get("id_column", ""), output_prefix=given.get("output_prefix", ""),
+                                     shard_rows=given.get("shard_rows"))
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(tags=["batch"])
+class JobView(APIView):
+    @extend_schema(responses={200: JobSerializer})
+    def get(self, request, pk):
+        """The job: state, progress, rows per second, where its outputs are, how many rows failed."""
+        return Response(JobSerializer(_job(request, pk)).data)
+
+
+@extend_schema(tags=["batch"])
+class JobCancelView(APIView):
+    @extend_schema(request=None, responses={200: JobSerializer})
+    def post(self, request, pk):
+        """Cancel: a pending job at once, a running one after the shard it is on; nothing of it is kept."""
+        with refusals_about("batch job"):
+            job = services.cancel(_job(request, pk), request.user)
+        return Response(JobSerializer(job).data)
+
+
+@extend_schema(tags=["batch"])
+class UploadView(APIView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(request={"multipart/form-data": {"type": "object", "properties": {
+        "file": {"type": "string", "format": "binary"}}}}, responses={201: UploadSerializer})
+    def post(self, request):
+        """Upload a file (part `file`) to use as a job's input: {kind: upload, upload: <id>}."""
+        uploaded = request.FILES.get("file")
+        check_upload_size(request)
+        if uploaded is None:
+            raise exceptions.ValidationError({"file": ["send the input as the multipart part `file`"]})
+        with refusals_about("upload"):
+            upload = services.upload_input(user=request.user, uploaded=uploaded)
+        return Response(UploadSerializer(upload).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,155 @@
+"""Who may start, see and cancel batch jobs (the personas, through the API and the pages), and the inputs a
+job refuses before it starts: each refusal names its field, says what is wrong and what is allowed, and
+leaves no job behind."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from acumos_portal.api.refusals import Refused
+from acumos_portal.choices import JobStatus
+from batch import services
+from batch.models import BatchJob
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/batch-jobs"
+
+
+def body(deployment, **changes) -> dict:
+    return {"deployment": str(deployment.pk), "method": "classify",
+            "input": {"kind": "s3", "key": "batch-data/in.csv"}, **changes}
+
+
+@pytest.fixture
+def people(owner, other_user, operator, admin_user):
+    return {"owner": owner, "other": other_user, "operator": operator, "admin": admin_user, "anonymous": None}
+
+
+@pytest.mark.parametrize(("who", "expected"), [("owner", 202), ("operator", 202), ("admin", 202), ("other", 404),
+                                               ("anonymous", 401)])
+def test_who_may_start_a_job_on_a_deployment(who, expected, people, running, s3_store, client_for):
+    answer = client_for(people[who]).post(URL, body(running), content_type="application/json")
+
+    assert answer.status_code == expected, answer.content
+    assert BatchJob.objects.count() == (1 if expected == 202 else 0)
+    if expected == 202:
+        assert answer.json()["state"] == "pending" and answer.json()["requested_by"] == people[who].username
+
+
+def test_someone_who_sees_a_deployment_but_does_not_manage_it_may_not_start_one(other_user, running, s3_store):
+    with pytest.raises(services.NotAllowed, match="only whoever created this deployment"):
+        services.start_job(user=other_user, deployment=running, method="classify",
+                           input={"kind": "s3", "key": "batch-data/in.csv"})
+
+
+@pytest.fixture
+def job(owner, running, s3_store):
+    return services.start_job(user=owner, deployment=running, method="classify",
+                              input={"kind": "s3", "key": "batch-data/in.csv"})
+
+
+@pytest.mark.parametrize(("who", "sees"), [("owner", True), ("admin", True), ("operator", False), ("other", False),
+                                           ("anonymous", False)])
+def test_only_its_owner_and_admins_see_and_cancel_a_job(who, sees, people, job, client_for):
+    client = client_for(people[who])
+
+    assert client.get(f"{URL}/{job.pk}").status_code == (200 if sees else 404 if people[who] else 401)
+    assert client.get(f"/batch-jobs/{job.pk}/").status_code == (200 if sees else 404 if people[who] else 302)
+    listed = client.get(URL)
+    if people[who] is not None:
+        assert [j["id"] for j in listed.json()["results"]] == ([str(job.pk)] if sees else [])
+    cancelled = client.post(f"{URL}/{job.pk}/cancel")
+    assert cancelled.status_code == (200 if sees else 404 if people[who] else 401)
+    job.refresh_from_db()
+    assert job.state == ("cancelled" if sees else "pending")
+
+
+def test_a_pending_job_cancelled_ends_at_once_and_a_finished_one_cannot_be(owner, job):
+    services.cancel(job, owner)
+    assert (job.status, job.cancelled, job.error) == (JobStatus.FAILED, True, "cancelled by owner")
+    with pytest.raises(services.BatchRefused, match="already ended"):
+        services.cancel(job, owner)
+
+
+def test_the_page_polls_while_the_job_runs_and_stops_once_it_ended(owner, job, client_for):
+    client = client_for(owner)
+    running = client.get(f"/batch-jobs/{job.pk}/progress/").content.decode()
+    assert 'hx-trigger="every 2s"' in running and "Cancel" in running
+    services.cancel(job, owner)
+    ended = client.get(f"/batch-jobs/{job.pk}/progress/").content.decode()
+    assert "hx-trigger" not in ended and "cancelled by owner" in ended
+    assert str(job.pk)[:8] in client.get("/batch-jobs/").content.decode()
+
+
+# ---------------------------------------------------------------- refusals
+
+def refused(owner, deployment, field: str, match: str, **given):
+    with pytest.raises(Refused, match=match) as caught:
+        services.start_job(user=owner, deployment=deployment, method="classify", **given)
+    assert caught.value.field == field
+    assert not BatchJob.objects.exists()
+
+
+def test_a_url_that_is_not_http_is_refused(owner, running, settings):
+    settings.ACUMOS_BATCH_ALLOWED_URL_PREFIXES = ["file:///"]
+    refused(owner, running, "input.url", "must start with http:// or https://, not file:",
+            input={"kind": "url", "url": "file:///etc/passwd"})
+
+
+def test_a_url_to_a_private_address_is_refused_even_under_an_allowed_prefix(owner, running, settings):
+    settings.ACUMOS_BATCH_ALLOWED_URL_PREFIXES = ["http://127.0.0.1:8000/", "http://10.1.2.3/"]
+    refused(owner, running, "input.url", "127.0.0.1 is a loopback address: batch inputs may only be read from public",
+            input={"kind": "url", "url": "http://127.0.0.1:8000/data.csv"})
+    refused(owner, running, "input.url", "10.1.2.3 is a private address",
+            input={"kind": "url", "url": "http://10.1.2.3/data.csv"})
+
+
+def test_a_url_outside_the_allowed_prefixes_is_refused(owner, running, settings):
+    settings.ACUMOS_BATCH_ALLOWED_URL_PREFIXES = []
+    refused(owner, running, "input.url", r"not under a prefix an admin allows for batch inputs \(allowed: none yet\)",
+            input={"kind": "url", "url": "http://93.184.215.14/data.csv"})
+
+
+def test_an_s3_key_outside_the_batch_prefixes_is_refused(owner, running, s3_store):
+    refused(owner, running, "input.key", "batch jobs may only use keys under batch-data/",
+            input={"kind": "s3", "key": "blobs/ab/abcdef"})
+    refused(owner, running, "output_prefix", "batch jobs may only use keys under batch-data/",
+            input={"kind": "s3", "key": "batch-data/in.csv"}, output_prefix="blobs/")
+
+
+def test_s3_inputs_need_an_s3_store(owner, running, local_storage):
+    refused(owner, running, "input.key", "stores its files locally", input={"kind": "s3", "key": "batch-data/a.csv"})
+
+
+def test_an_input_over_the_size_cap_is_refused(owner, running, s3_store, settings):
+    settings.ACUMOS_BATCH_MAX_INPUT_BYTES = 1000
+    refused(owner, running, "input.size", r"over the limit of 1000 bytes",
+            input={"kind": "s3", "key": "batch-data/a.csv", "size": 1001})
+
+
+def test_a_malformed_checksum_is_refused(owner, running, s3_store):
+    refused(owner, running, "input.sha256", "64 hexadecimal digits",
+            input={"kind": "s3", "key": "batch-data/a.csv", "sha256": "abc"})
+
+
+@pytest.mark.parametrize(("given", "name", "match"), [
+    (None, "batch-data/a.xlsx", "cannot be told from its name; say it: csv, jsonl, parquet"),
+    ("xml", "batch-data/a.csv", "'xml' is not a format batch jobs read; they read csv, jsonl, parquet")])
+def test_an_unknown_format_is_refused(given, name, match, owner, running, s3_store):
+    refused(owner, running, "format", match, input={"kind": "s3", "key": name}, format=given)
+
+
+def test_another_persons_upload_is_not_an_input(owner, other_user, running, local_storage):
+    upload = services.upload_input(user=other_user, uploaded=SimpleUploadedFile("x.csv", b"a,b\n1,2\n"))
+    refused(owner, running, "input.upload", "no upload of yours has this id",
+            input={"kind": "upload", "upload": str(upload.pk)})
+
+
+def test_an_upload_through_the_api_is_kept_with_its_checksum(owner, client_for, local_storage):
+    answer = client_for(owner).post("/api/v1/batch-uploads", {"file": SimpleUploadedFile("in.csv", b"a,b\n1,2\n")})
+    assert answer.status_code == 201, answer.content
+    assert answer.json()["sha256"] == hashlib.sha256(b"a,b\n1,2\n").hexdigest()
+    assert answer.json()["size"] == 8
