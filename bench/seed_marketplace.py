@@ -393,11 +393,11 @@ def _copy_solutions(drafts: list[_Draft], authors: dict[int, str], tag_names: di
 
     columns = ["id", "owner_id", "name", "description", "model_type", "toolkit", "licence", "created", "modified",
                "audience", "view_count", "download_count", "rating_count", "rating_sum", "rating_avg",
-               "search_text"]
+               "search_text", "imported_from"]
     rows = ((d.id, d.owner, d.name, d.description, d.model_type, d.toolkit, d.licence, d.created, d.modified,
              d.audience, d.views, d.downloads, d.rating_count, d.rating_sum,
              d.rating_sum / d.rating_count if d.rating_count else 0.0,
-             _search_text(d, authors[d.owner], tag_names)) for d in drafts)
+             _search_text(d, authors[d.owner], tag_names), "") for d in drafts)
     return copy_rows(Solution, columns, rows)
 
 
@@ -443,9 +443,9 @@ def _copy_revisions(drafts: list[_Draft], blobs: _Blobs) -> tuple[dict[uuid.UUID
 
     revisions = {d.id: uuid.uuid4() for d in drafts}
     columns = ["id", "solution_id", "version", "status", "description", "metadata", "created_by_id", "created",
-               "ready_at"]
+               "ready_at", "resources", "card", "interface"]
     copy_rows(Revision, columns, ((revisions[d.id], d.id, "1.0.0", "ready", "", blobs.metadata, d.owner, d.created,
-                                   d.created) for d in drafts))
+                                   d.created, "{}", "{}", "{}") for d in drafts))
     kinds = ("MI", "MD", "PB", "PJ", "LI")
 
     def artifact_rows():

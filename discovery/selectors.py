@@ -15,10 +15,11 @@ the card, which its owners declare):
   a model that fails one of these is a near miss, listed apart with what it misses by. A figure that was not
   measured (smoke tests off, or an older version) is a miss too: nobody knows it is met.
 
-Order: matches by latency, then memory (unmeasured last), then name; near misses by how many parts they miss,
-then the same. Everything is decided in the database on indexed columns (marketplace.services._index keeps
-them), so that a requirement over 100,000 models takes milliseconds; the sentences are made for the rows
-answered only."""
+Order: matches by latency, then memory (unmeasured last), then name; near misses by how many parts they
+miss, then the same, looked for among the NEAR_POOL quickest relevant models (a bound: otherwise a broad
+requirement judges every one of tens of thousands of models to answer ten). Everything is decided in the
+database on indexed columns (marketplace.services._index keeps them), so that a requirement over 100,000
+models takes milliseconds; the sentences are made for the rows answered only."""
 
 from __future__ import annotations
 
@@ -32,7 +33,11 @@ from marketplace.models import Publication, Revision, RevisionInput
 from marketplace.selectors import visible_revisions
 
 MAX_LIMIT = 50
+NEAR_POOL = 2000  # near misses are looked for among this many relevant models, the quickest first
+COUNT_CAP = 10_000  # relevant models are counted up to this many ("10000+"): counting all costs a full scan
 MIB = 1 << 20
+COLUMNS = ("id", "solution_id", "version", "status", "task", "peak_memory_mb", "latency_ms", "explains", "interface",
+           "solution__id", "solution__name", "solution__licence", "solution__licence_ids")
 
 
 @dataclass(frozen=True)
@@ -59,31 +64,40 @@ class Found:
 class Answer:
     matches: list[Found]
     near_misses: list[Found]
-    considered: int  # relevant models (task, inputs, catalog) the caller may see
+    considered: int  # relevant models (task, inputs, catalog) the caller may see, counted up to COUNT_CAP
+    more: bool = False  # more than COUNT_CAP are relevant
 
 
 def discover(user, requirement: Requirement) -> Answer:
     relevant = _relevant(user, requirement)
-    judged = relevant.annotate(misses=_miss_count(requirement))
     order = [F("latency_ms").asc(nulls_last=True), F("peak_memory_mb").asc(nulls_last=True), "solution__name"]
     limit = min(max(requirement.limit, 1), MAX_LIMIT)
+    judged = relevant.annotate(misses=_miss_count(requirement))
+    # Matches walk the (task, latency) index in order and stop at the limit.
     matches = list(judged.filter(misses=0).order_by(*order)[:limit])
-    near = list(judged.filter(misses__gt=0).order_by("misses", *order)[:limit])
+    near: list[Revision] = []
+    if _failing(requirement):  # near misses need a judged part; among the NEAR_POOL quickest relevant ones
+        pool = relevant.order_by(*order).values("pk")[:NEAR_POOL]
+        near = list(judged.filter(pk__in=pool, misses__gt=0).order_by("misses", *order)[:limit])
+    considered = relevant.values("pk")[:COUNT_CAP + 1].count()
     return Answer([_explained(r, requirement) for r in matches], [_explained(r, requirement) for r in near],
-                  relevant.count())
+                  min(considered, COUNT_CAP), considered > COUNT_CAP)
 
 
 def _relevant(user, requirement: Requirement) -> QuerySet[Revision]:
     """The newest ready version of each model the caller may see that is for the task, takes the inputs and is
     in the catalog asked for."""
-    found = visible_revisions(user).filter(latest_ready=True, status=RevisionStatus.READY)
+    # Only the narrow columns: a row of the solution (its description, its search text) is wide, and hashing
+    # every solution to join them cost more than the whole answer.
+    found = (visible_revisions(user).select_related(None).select_related("solution")
+             .filter(latest_ready=True, status=RevisionStatus.READY).only(*COLUMNS))
     if requirement.task:
         found = found.filter(task=requirement.task)
-    if requirement.inputs:
-        one_method = (RevisionInput.objects.filter(revision=OuterRef("pk"), name__in=requirement.inputs)
-                      .values("method").annotate(taken=Count("name", distinct=True))
-                      .filter(taken=len(set(requirement.inputs))))
-        found = found.filter(Exists(one_method))
+    if requirement.inputs:  # one grouped pass over the fields' index, not a lookup per candidate
+        taking = (RevisionInput.objects.filter(name__in=requirement.inputs).values("revision_id", "method")
+                  .annotate(taken=Count("name", distinct=True)).filter(taken=len(set(requirement.inputs)))
+                  .values("revision_id"))
+        found = found.filter(pk__in=taking)
     if requirement.catalog:
         found = found.filter(Exists(Publication.objects.filter(revision=OuterRef("pk"),
                                                                catalog_id=requirement.catalog)))
@@ -120,7 +134,7 @@ def _explained(revision: Revision, requirement: Requirement) -> Found:
     method = _method_taking(revision, requirement.inputs)
     found = Found(revision, method)
     if requirement.task:
-        found.why.append(f"its card says {revision.task_label}")
+        found.why.append(f"its card says {revision.task.replace('_', ' ')}")
     if requirement.inputs:
         found.why.append(f"{method} takes {', '.join(requirement.inputs)}")
     if requirement.catalog:

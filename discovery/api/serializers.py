@@ -43,7 +43,8 @@ def found(item: Found) -> dict:
 
 class AnswerSerializer(serializers.BaseSerializer):
     def to_representation(self, instance: Answer) -> dict:
-        return {"considered": instance.considered, "matches": [found(item) for item in instance.matches],
+        return {"considered": instance.considered, "considered_more": instance.more,
+                "matches": [found(item) for item in instance.matches],
                 "near_misses": [found(item) for item in instance.near_misses]}
 
 

@@ -114,7 +114,8 @@ def test_each_match_says_why_and_each_near_miss_what_it_misses_by(shelf, owner, 
 
 
 def test_only_what_the_caller_may_see_is_considered(shelf, other_user, client_for, client):
-    assert ask(client_for(other_user), task="classification") == {"considered": 0, "matches": [], "near_misses": []}
+    assert ask(client_for(other_user), task="classification") == {"considered": 0, "considered_more": False,
+                                                                  "matches": [], "near_misses": []}
     assert ask(client, task="classification")["considered"] == 0  # signed out
 
     slow = Revision.objects.get(solution__name="Slow", latest_ready=True)
