@@ -94,9 +94,10 @@ def _relevant(user, requirement: Requirement) -> QuerySet[Revision]:
     if requirement.task:
         found = found.filter(task=requirement.task)
     if requirement.inputs:  # one grouped pass over the fields' index, not a lookup per candidate
+        # A field is named once per method (the constraint), so a plain count: it hashes, where a distinct
+        # count sorts every row first.
         taking = (RevisionInput.objects.filter(name__in=requirement.inputs).values("revision_id", "method")
-                  .annotate(taken=Count("name", distinct=True)).filter(taken=len(set(requirement.inputs)))
-                  .values("revision_id"))
+                  .annotate(taken=Count("*")).filter(taken=len(set(requirement.inputs))).values("revision_id"))
         found = found.filter(pk__in=taking)
     if requirement.catalog:
         found = found.filter(Exists(Publication.objects.filter(revision=OuterRef("pk"),
