@@ -30,6 +30,7 @@ from acumos_portal import jobs
 from acumos_portal.api.refusals import Refused
 from batch import conf
 from batch.choices import RequestShape
+from deployment.runner_client import error_message
 
 RETRIES = 4
 ROW_LEVEL = (400, 500)  # the message, or the model on these rows
@@ -104,7 +105,7 @@ def _get_json(url: str, **kwargs):
             continue
         if response.status_code != 200:
             raise JobRefusedByRunner(f"the deployment answered {url} with HTTP {response.status_code}: "
-                                     f"{_message(response.content, response.status_code)}", "deployment")
+                                     f"{error_message(response.content, response.status_code)}", "deployment")
         return response.json()
     raise AssertionError("unreachable")
 
@@ -178,8 +179,8 @@ class Predictor:
                 _pause_or_give_up(attempt, f"the deployment answered HTTP {status}")
                 continue
             if status in (*ROW_LEVEL, 413):
-                raise _RowsRefused(status, _message(content, status))
-            raise JobRefusedByRunner(f"the deployment refused the job: HTTP {status}: {_message(content, status)}",
+                raise _RowsRefused(status, error_message(content, status))
+            raise JobRefusedByRunner(f"the deployment refused the job: HTTP {status}: {error_message(content, status)}",
                                      "deployment")
         raise AssertionError("unreachable")
 
@@ -235,16 +236,5 @@ def _read_capped(response: requests.Response) -> bytes:
                                      "deployment")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _message(content: bytes, status: int) -> str:
-    try:
-        body = json.loads(content)
-    except (ValueError, RecursionError):
-        return f"HTTP {status}: {content[:300].decode(errors='replace')}"
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        return str(error.get("message") or error)[:500]
-    return str(error or body)[:500]
 
 

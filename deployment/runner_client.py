@@ -102,7 +102,7 @@ def _fetch(method: str, url: str, token: str, timeout: float, deadline: float | 
         raise RunnerError(f"the runner answered a redirect (HTTP {response.status_code}); a runner answers itself",
                           response.status_code)
     if response.status_code >= 400:
-        raise RunnerError(f"the runner refused: {_message(content, response.status_code)}", response.status_code)
+        raise RunnerError(f"the runner refused: {error_message(content, response.status_code)}", response.status_code)
     return response.status_code, content
 
 
@@ -120,7 +120,8 @@ def _read_capped(response: requests.Response, deadline: float | None) -> bytes:
     return b"".join(chunks)
 
 
-def _message(content: bytes, status: int) -> str:
+def error_message(content: bytes, status: int) -> str:
+    """What a runner's error answer says (its OIP or Acumos error shape), or its first bytes."""
     try:
         body = json.loads(content)
     except (ValueError, RecursionError):
