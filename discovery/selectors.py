@@ -16,7 +16,7 @@ the card, which its owners declare):
   measured (smoke tests off, or an older version) is a miss too: nobody knows it is met.
 
 Order: matches by latency, then memory (unmeasured last), then name; near misses by how many parts they
-miss, then the same, looked for among the NEAR_POOL quickest relevant models (a bound: otherwise a broad
+miss, then the same, looked for among the NEAR_POOL (500) quickest relevant models (a bound: otherwise a broad
 requirement judges every one of tens of thousands of models to answer ten). Everything is decided in the
 database on indexed columns (marketplace.services._index keeps them), so that a requirement over 100,000
 models takes milliseconds; the sentences are made for the rows answered only."""
@@ -33,8 +33,8 @@ from marketplace.models import Publication, Revision, RevisionInput
 from marketplace.selectors import visible_revisions
 
 MAX_LIMIT = 50
-NEAR_POOL = 2000  # near misses are looked for among this many relevant models, the quickest first
-COUNT_CAP = 10_000  # relevant models are counted up to this many ("10000+"): counting all costs a full scan
+NEAR_POOL = 500  # near misses are looked for among this many relevant models, the quickest first
+COUNT_CAP = 1_000  # relevant models are counted up to this many ("1000+"): counting all costs a full scan
 MIB = 1 << 20
 COLUMNS = ("id", "solution_id", "version", "status", "task", "peak_memory_mb", "latency_ms", "explains", "interface",
            "solution__id", "solution__name", "solution__licence", "solution__licence_ids")
