@@ -8,7 +8,7 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 EDITABLE := --config-settings editable_mode=compat -e
 
-.PHONY: venv run run-runner test services images compose browser kubectl sandbox nginx lint fmt bench bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace bench-federation bench-licensing bench-metering bench-peers bench-monitoring clean example
+.PHONY: venv run run-runner test services images compose browser kubectl sandbox nginx lint fmt bench bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace bench-federation bench-licensing bench-metering bench-peers bench-monitoring bench-discovery bench-batch clean example
 
 # The portal's runtime (requirements.txt) and the runner with the one flavour the example uses.
 $(RUN_STAMP): requirements.txt runner_image/pyproject.toml
@@ -97,7 +97,7 @@ fmt: $(DEV_STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 bench: bench-runner bench-swap bench-onboarding bench-images bench-deploy bench-sandbox bench-marketplace bench-federation \
-	bench-licensing bench-metering bench-peers bench-monitoring
+	bench-licensing bench-metering bench-peers bench-monitoring bench-discovery bench-batch
 
 bench-runner: $(DEV_STAMP)
 	$(PY) bench/runner_vs_mlflow.py
@@ -149,6 +149,10 @@ bench-monitoring: $(DEV_STAMP)
 # 20x), and the job's peak RSS as its input grows (100,000 and 1,000,000 rows).
 bench-batch: $(DEV_STAMP)
 	$(PY) bench/batch_vs_per_row.py $(ARGS)
+
+# Discovery by requirement over 100,000 models in PostgreSQL; ARGS=--quick for 5,000.
+bench-discovery: $(DEV_STAMP) services
+	$(PY) bench/discovery_bench.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
