@@ -239,7 +239,11 @@ def read_rows(meter: Meter, fmt: str) -> Iterator[tuple[int, dict | BadRow]]:
         yield from _parquet_rows(meter)
         return
     text = io.TextIOWrapper(io.BufferedReader(meter, CHUNK), encoding="utf-8", errors="strict", newline="")
-    yield from (_csv_rows(text) if fmt == InputFormat.CSV else _jsonl_rows(text))
+    try:
+        yield from (_csv_rows(text) if fmt == InputFormat.CSV else _jsonl_rows(text))
+    except UnicodeDecodeError as exc:  # the whole file is unreadable from here on: the job fails, saying so
+        raise InputRefused(f"the input is not UTF-8 text (byte {exc.start} of a chunk near byte {meter.count}: "
+                           f"{exc.reason}); save it as UTF-8", "input") from None
 
 
 def _csv_rows(text) -> Iterator[tuple[int, dict | BadRow]]:
