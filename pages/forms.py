@@ -5,10 +5,12 @@ refusals (services.Refused) are put back on the form next to the field they name
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.utils.text import slugify
 
-from marketplace import services
+from marketplace import cards, services
 from marketplace.choices import ModelType
 from marketplace.models import Catalog, Revision, Tag
 
@@ -139,3 +141,69 @@ class NotificationSettingsForm(forms.Form):
     def chosen(self) -> dict[str, bool]:
         """What the user may change, as they left it (a checkbox not sent is off)."""
         return {choice.kind: self.cleaned_data[choice.kind] for choice in self.choices if not choice.always_on}
+
+
+class CardForm(forms.Form):
+    """A version's model card on its page: the fields in words, hyperparameters and evaluation as JSON (what
+    they are in metadata.json). marketplace.cards.clean judges the card; its refusal goes beside the field."""
+
+    task = forms.ChoiceField(label="Task", required=False, choices=[("", "not said"), *((t, t.replace("_", " "))
+                                                                                        for t in cards.TASKS)])
+    intended_use = forms.CharField(label="Intended use", required=False, max_length=cards.MAX_TEXT,
+                                   widget=forms.Textarea(attrs={"rows": 3}))
+    limitations = forms.CharField(label="Limitations", required=False, max_length=cards.MAX_TEXT,
+                                  widget=forms.Textarea(attrs={"rows": 3}))
+    explains_with = forms.MultipleChoiceField(label="Explains with", required=False,
+                                              choices=[(m, m.replace("_", " ")) for m in cards.EXPLANATIONS],
+                                              widget=forms.CheckboxSelectMultiple)
+    explains_local = forms.BooleanField(label="Explains single answers", required=False)
+    explains_global = forms.BooleanField(label="Explains the model as a whole", required=False)
+    hyperparameters = forms.CharField(label="Hyperparameters (JSON)", required=False, max_length=20000,
+                                      widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+                                      help_text='An object: {"n_estimators": 10, "max_depth": null}')
+    evaluation = forms.CharField(label="Evaluation (JSON)", required=False, max_length=20000,
+                                 widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+                                 help_text='A list: [{"metric": "accuracy", "value": 0.96, "dataset": "..."}]. '
+                                           "Shown as self-reported, never as verified.")
+
+    FIELD_OF = {"intendedUse": "intended_use", "explainability": "explains_with"}  # a card's field -> ours
+
+    @classmethod
+    def of(cls, card: dict) -> CardForm:
+        explained = card.get("explainability") or {}
+        return cls(initial={
+            "task": card.get("task", ""), "intended_use": card.get("intendedUse", ""),
+            "limitations": card.get("limitations", ""), "explains_with": explained.get("methods", []),
+            "explains_local": explained.get("local", False), "explains_global": explained.get("global", False),
+            "hyperparameters": json.dumps(card["hyperparameters"]) if card.get("hyperparameters") else "",
+            "evaluation": json.dumps([{k: v for k, v in e.items() if k != "verified"} for e in card["evaluation"]])
+            if card.get("evaluation") else ""})
+
+    def clean_hyperparameters(self):
+        return self._json("hyperparameters")
+
+    def clean_evaluation(self):
+        return self._json("evaluation")
+
+    def _json(self, name: str):
+        text = self.cleaned_data[name].strip()
+        if not text:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise forms.ValidationError(f"not JSON: {exc}") from None
+
+    def card(self) -> dict:
+        data = self.cleaned_data
+        explained = {"methods": data["explains_with"], "local": data["explains_local"],
+                     "global": data["explains_global"]}
+        return {"task": data["task"] or None, "intendedUse": data["intended_use"], "limitations": data["limitations"],
+                "explainability": explained if any(explained.values()) else None,
+                "hyperparameters": data["hyperparameters"], "evaluation": data["evaluation"]}
+
+    def refused(self, field: str, message: str) -> None:
+        """A refusal of marketplace.cards ("card.evaluation[0].value"), put beside the field it is about."""
+        name = field.removeprefix("card.").split(".")[0].split("[")[0]
+        self.add_error(self.FIELD_OF.get(name, name) if self.FIELD_OF.get(name, name) in self.fields else None,
+                       message)

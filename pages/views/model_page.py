@@ -57,6 +57,7 @@ from onboarding.models import StepResult
 from onboarding.selectors import latest_steps_of
 from pages.artifacts import in_kind_order
 from pages.forms import (
+    CardForm,
     CommentForm,
     DeleteForm,
     DetailsForm,
@@ -326,6 +327,7 @@ def manage_context(user, solution, *, revisions: list, revision, tags: list, ove
             "description": solution.description, "tags": ", ".join(tag.name for tag in tags),
             "model_type": solution.model_type}),
         "preview_html": overrides.get("preview_html") or render_markdown(solution.description),
+        "card_form": overrides.get("card_form") or (CardForm.of(revision.card) if revision is not None else None),
         "publish_form": publish_form,
         "requests": list(requests_of(user).filter(solution=solution).order_by("-created")),
         "co_owners": list(SolutionShare.objects.filter(solution=solution).select_related("user", "shared_by")
@@ -572,6 +574,25 @@ def edit(request, pk):
 
 @require_POST
 @login_required
+def card(request, pk, revision_id):
+    """Its owners change a version's model card; a refusal goes beside its field, nothing typed is lost."""
+    solution = _managed_or_404(request.user, pk)
+    revisions = _revisions(request.user, solution)
+    revision = _chosen(revisions, str(revision_id))
+    form = CardForm(request.POST)
+    if form.is_valid():
+        try:
+            services.set_card(request.user, revision, form.card())
+        except services.Refused as refused:
+            form.refused(refused.field or "", refused.message)
+        else:
+            messages.success(request, f"The model card of {revision.version} is saved.")
+            return _back(solution, "model-card", f"?version={revision.pk}")
+    return _page(request, solution, revisions, revision, status=400, card_form=form)
+
+
+@require_POST
+@login_required
 def preview(request, pk):
     _managed_or_404(request.user, pk)
     html = render_markdown(request.POST.get("description", ""))
@@ -696,6 +717,7 @@ urlpatterns = [
     path("models/<uuid:pk>/comments/<int:comment_id>/delete/", comment_delete, name="model-comment-delete"),
     path("models/<uuid:pk>/favorite/", favorite, name="model-favorite"),
     path("models/<uuid:pk>/edit/", edit, name="model-edit"),
+    path("models/<uuid:pk>/versions/<uuid:revision_id>/card/", card, name="model-card"),
     path("models/<uuid:pk>/preview/", preview, name="model-preview"),
     path("models/<uuid:pk>/publish/", publish, name="model-publish"),
     path("models/<uuid:pk>/publications/<int:publication_id>/unpublish/", unpublish, name="model-unpublish"),

@@ -109,3 +109,34 @@ def test_clean_keeps_only_what_a_card_may_hold():
         cards.clean(["not", "a", "card"])
     with pytest.raises(cards.CardInvalid, match="hyperparameters.lr: must be a finite number"):
         cards.clean({"hyperparameters": {"lr": float("nan")}})
+
+
+def test_its_owners_change_the_card_on_the_model_page_and_a_mistake_keeps_what_was_typed(owner, other_user,
+                                                                                       client_for, bundle_parts,
+                                                                                       inline_jobs):
+    job = onboarded_job(client_for(owner), bundle_parts, inline_jobs)
+    revision = Revision.objects.get(pk=job["revision"])
+    url = f"/models/{revision.solution_id}/versions/{revision.pk}/card/"
+    page = client_for(owner).get(f"/models/{revision.solution_id}/").content.decode()
+    assert "Change the model card of 1.0.0" in page
+
+    wrong = client_for(owner).post(url, {"task": "classification", "intended_use": "Teaching.",
+                                         "evaluation": '[{"metric": "accuracy", "value": "high"}]'})
+    assert wrong.status_code == 400
+    said = wrong.content.decode()
+    assert "evaluation[0].value: must be a finite number" in said and "Teaching." in said
+    assert Revision.objects.get(pk=revision.pk).card == {}
+
+    saved = client_for(owner).post(url, {"task": "classification", "intended_use": "Teaching.",
+                                         "explains_with": ["shap"], "explains_local": "on",
+                                         "hyperparameters": '{"n_estimators": 10}',
+                                         "evaluation": '[{"metric": "accuracy", "value": 0.96}]'})
+    assert saved.status_code == 302 and saved["Location"].endswith(f"?version={revision.pk}#model-card")
+    revision.refresh_from_db()
+    assert revision.card == {"task": "classification", "intendedUse": "Teaching.", "hyperparameters": {
+        "n_estimators": 10}, "explainability": {"methods": ["shap"], "local": True, "global": False},
+        "evaluation": [{"metric": "accuracy", "value": 0.96, "dataset": "", "verified": False}]}
+    assert revision.explains == " shap local "  # discovery sees it at once
+
+    assert client_for(other_user).post(url, {"task": "other"}).status_code == 404
+    assert Revision.objects.get(pk=revision.pk).card["task"] == "classification"
