@@ -16,7 +16,7 @@ the card, which its owners declare):
   measured (smoke tests off, or an older version) is a miss too: nobody knows it is met.
 
 Order: matches by latency, then memory (unmeasured last), then name; near misses by how many parts they
-miss, then the same, looked for among the NEAR_POOL (500) quickest relevant models (a bound: otherwise a broad
+miss, then the same, looked for among the NEAR_POOL (200) quickest relevant models (a bound: otherwise a broad
 requirement judges every one of tens of thousands of models to answer ten). Everything is decided in the
 database on indexed columns (marketplace.services._index keeps them), so that a requirement over 100,000
 models takes milliseconds; the sentences are made for the rows answered only."""
@@ -33,8 +33,7 @@ from marketplace.models import Publication, Revision, RevisionInput
 from marketplace.selectors import visible_revisions
 
 MAX_LIMIT = 50
-NEAR_POOL = 500  # near misses are looked for among this many relevant models, the quickest first
-COUNT_CAP = 1_000  # relevant models are counted up to this many ("1000+"): counting all costs a full scan
+NEAR_POOL = 200  # near misses are looked for, and relevant models counted, among this many, the quickest first
 MIB = 1 << 20
 COLUMNS = ("id", "solution_id", "version", "status", "task", "peak_memory_mb", "latency_ms", "explains", "interface",
            "solution__id", "solution__name", "solution__licence", "solution__licence_ids")
@@ -64,24 +63,26 @@ class Found:
 class Answer:
     matches: list[Found]
     near_misses: list[Found]
-    considered: int  # relevant models (task, inputs, catalog) the caller may see, counted up to COUNT_CAP
-    more: bool = False  # more than COUNT_CAP are relevant
+    considered: int  # relevant models (task, inputs, catalog) the caller may see, counted up to NEAR_POOL
+    more: bool = False  # more than NEAR_POOL are relevant
 
 
 def discover(user, requirement: Requirement) -> Answer:
     relevant = _relevant(user, requirement)
-    order = [F("latency_ms").asc(nulls_last=True), F("peak_memory_mb").asc(nulls_last=True), "solution__name"]
+    # Revision columns only: the (task, latency) index then gives the order, and the walk stops at the limit.
+    order = [F("latency_ms").asc(nulls_last=True), F("peak_memory_mb").asc(nulls_last=True), "pk"]
     limit = min(max(requirement.limit, 1), MAX_LIMIT)
     judged = relevant.annotate(misses=_miss_count(requirement))
-    # Matches walk the (task, latency) index in order and stop at the limit.
-    matches = list(judged.filter(misses=0).order_by(*order)[:limit])
-    near: list[Revision] = []
-    if _failing(requirement):  # near misses need a judged part; among the NEAR_POOL quickest relevant ones
-        pool = relevant.order_by(*order).values("pk")[:NEAR_POOL]
-        near = list(judged.filter(pk__in=pool, misses__gt=0).order_by("misses", *order)[:limit])
-    considered = relevant.values("pk")[:COUNT_CAP + 1].count()
+    # Matches by plain predicates, not by the count of misses: the (task, latency) index then serves the latency
+    # bound as a range, and a requirement nothing meets is answered without walking every relevant model.
+    matches = list(relevant.filter(_meeting(requirement)).order_by(*order)[:limit])
+    # One more query: the NEAR_POOL quickest relevant models with their misses counted, in order. The near
+    # misses are the fewest-missing of them (a stable sort keeps the order within a count), and how many
+    # models are relevant is counted on them too ("200+" past it).
+    pool = list(judged.order_by(*order)[:NEAR_POOL + 1])
+    near = sorted((row for row in pool[:NEAR_POOL] if row.misses), key=lambda row: row.misses)[:limit]
     return Answer([_explained(r, requirement) for r in matches], [_explained(r, requirement) for r in near],
-                  min(considered, COUNT_CAP), considered > COUNT_CAP)
+                  min(len(pool), NEAR_POOL), len(pool) > NEAR_POOL)
 
 
 def _relevant(user, requirement: Requirement) -> QuerySet[Revision]:
@@ -120,6 +121,23 @@ def _failing(requirement: Requirement) -> list[Q]:
             allowed |= Q(solution__licence=spdx) | Q(solution__licence_ids__icontains=f" {spdx} ")
         conditions.append(~allowed)
     return conditions
+
+
+def _meeting(requirement: Requirement) -> Q:
+    """Every judged part met (the negation of _failing, written so that an index can serve it)."""
+    met = Q()
+    if requirement.max_memory_mb is not None:
+        met &= Q(peak_memory_mb__lte=requirement.max_memory_mb)
+    if requirement.max_latency_ms is not None:
+        met &= Q(latency_ms__lte=requirement.max_latency_ms)
+    for word in requirement.explainability:
+        met &= Q(explains__contains=f" {word} ")
+    if requirement.licences:
+        allowed = Q()
+        for spdx in requirement.licences:
+            allowed |= Q(solution__licence=spdx) | Q(solution__licence_ids__icontains=f" {spdx} ")
+        met &= allowed
+    return met
 
 
 def _miss_count(requirement: Requirement):

@@ -125,7 +125,7 @@ class Revision(models.Model):
     class Meta:
         ordering = ["-created"]
         constraints = [models.UniqueConstraint(fields=["solution", "version"], name="unique_version_per_solution")]
-        indexes = [models.Index(fields=["task", "latency_ms"], name="revision_discovery",
+        indexes = [models.Index(fields=["task", "latency_ms", "peak_memory_mb", "id"], name="revision_discovery",
                                 condition=models.Q(latest_ready=True))]
 
     def __str__(self) -> str:
