@@ -201,6 +201,12 @@ def upload_input(*, user, uploaded) -> BatchUpload:
                                       sha256=digest.hexdigest())
 
 
+def discard_upload(upload: BatchUpload) -> None:
+    """An upload no job uses (the job it came with was refused): its file and its row."""
+    default_storage.delete(upload.storage_key)
+    upload.delete()
+
+
 # ---------------------------------------------------------------- cancelling
 
 def cancel(job: BatchJob, user) -> BatchJob:

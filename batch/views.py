@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from acumos_portal.api.refusals import Refused
 from batch import selectors, services
+from batch.forms import StartForm
 
 
 def _visible(request, pk):
@@ -23,7 +24,35 @@ def _visible(request, pk):
 @require_GET
 @login_required
 def job_list(request):
-    return render(request, "batch/list.html", {"jobs": selectors.visible_jobs(request.user)[:200]})
+    return _list_page(request, StartForm(request.user, initial={"deployment": request.GET.get("deployment")}))
+
+
+def _list_page(request, form: StartForm, status: int = 200):
+    return render(request, "batch/list.html", {"jobs": selectors.visible_jobs(request.user)[:200], "form": form},
+                  status=status)
+
+
+@require_POST
+@login_required
+def start(request):
+    """A job on an uploaded file: the file is stored as an input, then the job starts; a refusal goes beside
+    its field, and the file stored for a job that did not start is removed."""
+    form = StartForm(request.user, request.POST, request.FILES)
+    if not form.is_valid():
+        return _list_page(request, form, status=400)
+    upload = None
+    try:
+        upload = services.upload_input(user=request.user, uploaded=form.cleaned_data["file"])
+        job = services.start_job(user=request.user, deployment=form.chosen(), method=form.cleaned_data["method"],
+                                 input={"kind": "upload", "upload": str(upload.pk)},
+                                 id_column=form.cleaned_data["id_column"], shard_rows=form.cleaned_data["shard_rows"])
+    except Refused as refused:
+        if upload is not None:
+            services.discard_upload(upload)
+        form.place(refused.field, refused.message)
+        return _list_page(request, form, status=400)
+    messages.success(request, "Started: its progress is below, and you are told when it ends.")
+    return redirect("batch:detail", pk=job.pk)
 
 
 @require_GET

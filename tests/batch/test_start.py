@@ -153,3 +153,31 @@ def test_an_upload_through_the_api_is_kept_with_its_checksum(owner, client_for, 
     assert answer.status_code == 201, answer.content
     assert answer.json()["sha256"] == hashlib.sha256(b"a,b\n1,2\n").hexdigest()
     assert answer.json()["size"] == 8
+
+
+# ---------------------------------------------------------------- the page's form
+
+def test_the_page_starts_a_job_on_a_file_and_a_refusal_lands_beside_its_field_leaving_no_file(
+        owner, client_for, running):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from batch.models import BatchJob, BatchUpload
+
+    page = client_for(owner).get("/batch-jobs/").content.decode()
+    assert "Start a batch job" in page and running.display_name in page
+    refused = client_for(owner).post("/batch-jobs/new/", {
+        "deployment": str(running.pk), "method": "classify", "shard_rows": 0,
+        "file": SimpleUploadedFile("rows.csv", b"x\n1\n")})
+    assert refused.status_code == 400 and "Ensure this value is greater than or equal to 1" in refused.content.decode()
+    wrong_format = client_for(owner).post("/batch-jobs/new/", {
+        "deployment": str(running.pk), "method": "classify",
+        "file": SimpleUploadedFile("rows.xlsx", b"x\n1\n")})
+    assert wrong_format.status_code == 400 and "xlsx" in wrong_format.content.decode()
+    assert not BatchUpload.objects.exists() and not BatchJob.objects.exists()  # nothing left of either
+
+    started = client_for(owner).post("/batch-jobs/new/", {  # its task is sent after the commit: not here
+        "deployment": str(running.pk), "method": "classify", "id_column": "id",
+        "file": SimpleUploadedFile("rows.csv", b"id,x\na,1\n")})
+    job = BatchJob.objects.get()
+    assert started.status_code == 302 and started["Location"] == f"/batch-jobs/{job.pk}/"
+    assert (job.input_kind, job.input_ref, job.id_column, job.requested_by) == ("upload", "rows.csv", "id", owner)
