@@ -9,7 +9,7 @@ from batch.choices import InputFormat, InputKind
 from batch.models import BatchJob, BatchUpload
 
 
-class InputSerializer(serializers.Serializer):
+class BatchInputSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=InputKind.choices)
     key = serializers.CharField(required=False, help_text="kind s3: the object's key (under an allowed prefix)")
     url = serializers.CharField(required=False, help_text="kind url: http(s), under a prefix an admin allows")
@@ -18,7 +18,7 @@ class InputSerializer(serializers.Serializer):
     size = serializers.IntegerField(required=False, help_text="the file's size in bytes")
 
 
-class StartSerializer(serializers.Serializer):
+class BatchStartSerializer(serializers.Serializer):
     """POST: what to predict, where, and how (the service checks the values and names what is wrong)."""
 
     deployment = serializers.UUIDField()
@@ -31,7 +31,7 @@ class StartSerializer(serializers.Serializer):
     shard_rows = serializers.IntegerField(required=False)
 
 
-class JobSerializer(serializers.ModelSerializer):
+class BatchJobSerializer(serializers.ModelSerializer):
     state = serializers.CharField(read_only=True, help_text="pending, running, succeeded, failed or cancelled")
     requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     progress_percent = serializers.IntegerField(read_only=True, allow_null=True)
@@ -53,7 +53,7 @@ class JobSerializer(serializers.ModelSerializer):
         return {which: reverse("batch:download", args=[job.pk, which]) for which in ("predictions", "errors")}
 
 
-class UploadSerializer(serializers.ModelSerializer):
+class BatchUploadSerializer(serializers.ModelSerializer):
     class Meta:
         model = BatchUpload
         fields = ["id", "name", "size", "sha256", "created"]

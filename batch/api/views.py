@@ -14,7 +14,7 @@ from acumos_portal.api.errors import refusals_about
 from acumos_portal.api.views import valid
 from acumos_portal.uploads import check_upload_size
 from batch import selectors, services
-from batch.api.serializers import JobSerializer, StartSerializer, UploadSerializer
+from batch.api.serializers import BatchJobSerializer, BatchStartSerializer, BatchUploadSerializer
 from batch.models import BatchJob
 from deployment.selectors import visible_deployments
 
@@ -30,17 +30,17 @@ def _job(request, pk) -> BatchJob:
 class JobsView(generics.ListAPIView):
     """Your batch jobs, newest first (an admin sees everyone's)."""
 
-    serializer_class = JobSerializer
+    serializer_class = BatchJobSerializer
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return BatchJob.objects.none()
         return selectors.visible_jobs(self.request.user)
 
-    @extend_schema(request=StartSerializer, responses={202: JobSerializer})
+    @extend_schema(request=BatchStartSerializer, responses={202: BatchJobSerializer})
     def post(self, request):
         """Start a batch job on a running deployment you manage; it runs in the background (poll it)."""
-        given = valid(StartSerializer, request)
+        given = valid(BatchStartSerializer, request)
         deployment = visible_deployments(request.user).filter(pk=given["deployment"]).first()
         if deployment is None:
             raise exceptions.NotFound("no such deployment")
@@ -49,25 +49,25 @@ class JobsView(generics.ListAPIView):
                                      input=given["input"], format=given.get("format"),
                                      id_column=given.get("id_column", ""), output_prefix=given.get("output_prefix", ""),
                                      shard_rows=given.get("shard_rows"))
-        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+        return Response(BatchJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
 @extend_schema(tags=["batch"])
 class JobView(APIView):
-    @extend_schema(responses={200: JobSerializer})
+    @extend_schema(responses={200: BatchJobSerializer})
     def get(self, request, pk):
         """The job: state, progress, rows per second, where its outputs are, how many rows failed."""
-        return Response(JobSerializer(_job(request, pk)).data)
+        return Response(BatchJobSerializer(_job(request, pk)).data)
 
 
 @extend_schema(tags=["batch"])
 class JobCancelView(APIView):
-    @extend_schema(request=None, responses={200: JobSerializer})
+    @extend_schema(request=None, responses={200: BatchJobSerializer})
     def post(self, request, pk):
         """Cancel: a pending job at once, a running one after the shard it is on; nothing of it is kept."""
         with refusals_about("batch job"):
             job = services.cancel(_job(request, pk), request.user)
-        return Response(JobSerializer(job).data)
+        return Response(BatchJobSerializer(job).data)
 
 
 @extend_schema(tags=["batch"])
@@ -75,7 +75,7 @@ class UploadView(APIView):
     parser_classes = [MultiPartParser]
 
     @extend_schema(request={"multipart/form-data": {"type": "object", "properties": {
-        "file": {"type": "string", "format": "binary"}}}}, responses={201: UploadSerializer})
+        "file": {"type": "string", "format": "binary"}}}}, responses={201: BatchUploadSerializer})
     def post(self, request):
         """Upload a file (part `file`) to use as a job's input: {kind: upload, upload: <id>}."""
         uploaded = request.FILES.get("file")
@@ -84,4 +84,4 @@ class UploadView(APIView):
             raise exceptions.ValidationError({"file": ["send the input as the multipart part `file`"]})
         with refusals_about("upload"):
             upload = services.upload_input(user=request.user, uploaded=uploaded)
-        return Response(UploadSerializer(upload).data, status=status.HTTP_201_CREATED)
+        return Response(BatchUploadSerializer(upload).data, status=status.HTTP_201_CREATED)

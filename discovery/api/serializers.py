@@ -41,7 +41,17 @@ def found(item: Found) -> dict:
             "page": f"/models/{revision.solution_id}/", "deploy": "/api/v1/discovery/deploy"}
 
 
-class AnswerSerializer(serializers.BaseSerializer):
+class AnswerSerializer(serializers.Serializer):
+    """Fields declared for the OpenAPI schema; to_representation writes them (discovery.selectors.Answer)."""
+
+    considered = serializers.IntegerField(help_text="relevant models (task, inputs, catalog), counted up to 200")
+    considered_more = serializers.BooleanField(help_text="more than that are relevant")
+    matches = serializers.ListField(child=serializers.DictField(), help_text=(
+        "best first: solution, name, revision, version, task, method, peak_memory_mb, latency_ms, licence, why, "
+        "misses (empty), page, deploy"))
+    near_misses = serializers.ListField(child=serializers.DictField(), help_text="the same, fewest misses first, "
+                                                                                 "each with `misses`")
+
     def to_representation(self, instance: Answer) -> dict:
         return {"considered": instance.considered, "considered_more": instance.more,
                 "matches": [found(item) for item in instance.matches],

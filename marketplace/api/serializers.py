@@ -221,6 +221,13 @@ class CardSerializer(serializers.Serializer):
 class DescriptionSerializer(serializers.Serializer):
     """marketplace.cards.described: the card, the framework, the interface and the measured resources."""
 
+    revision = serializers.UUIDField(read_only=True)
+    card = serializers.JSONField(read_only=True, help_text="the model card its owners declare (self-reported)")
+    framework = serializers.CharField(read_only=True)
+    framework_version = serializers.CharField(read_only=True)
+    interface = serializers.JSONField(read_only=True, help_text="{method: {inputs: [...], outputs: [...]}}")
+    resources = serializers.JSONField(read_only=True, help_text="measured in the sandboxed smoke test")
+
     def to_representation(self, instance):
         return {"revision": str(instance.pk), **cards.described(instance)}
 
