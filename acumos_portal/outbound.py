@@ -17,8 +17,10 @@ proxies from the environment are not used (the proxy would resolve the name itse
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -159,21 +161,29 @@ class Answer:
     location: str  # a redirect's target (not followed), for the record
 
 
+@contextlib.contextmanager
+def pinned(url: str, *, allow_private: bool) -> Iterator[tuple[requests.Session, str, str]]:
+    """(session, the URL with the checked address in place of the name, the Host header) for `url`, checked
+    now (UnsafeUrl): the one way this portal reaches an address someone gave it. The session takes no proxy or
+    credentials from the environment; its caller follows no redirect (each would need checking again)."""
+    target = checked(url, allow_private=allow_private)
+    parts = urlsplit(url)
+    literal = f"[{target.address}]" if ":" in target.address else target.address
+    address = urlunsplit((parts.scheme, f"{literal}:{target.port}", parts.path or "/", parts.query, ""))
+    with requests.Session() as session:
+        session.trust_env = False  # no proxy from the environment, no .netrc credentials
+        session.mount(f"{parts.scheme}://", _PinnedAdapter(target.host))
+        yield session, address, parts.netloc  # the Host header as written, with its port if it had one
+
+
 def post(url: str, body: bytes, headers: dict, *, allow_private: bool, timeout: float,
          verify: bool | str = True) -> Answer:
     """POST `body` to `url` after checking it (UnsafeUrl), connected to the checked address. Network
     errors raise requests.RequestException (or urllib3's while the answer is read)."""
-    target = checked(url, allow_private=allow_private)
-    parts = urlsplit(url)
-    literal = f"[{target.address}]" if ":" in target.address else target.address
-    pinned = urlunsplit((parts.scheme, f"{literal}:{target.port}", parts.path or "/", parts.query, ""))
-    host_header = parts.netloc  # as written, with its port if it had one
-    with requests.Session() as session:
-        session.trust_env = False  # no proxy from the environment, no .netrc credentials
-        session.mount(f"{parts.scheme}://", _PinnedAdapter(target.host))
-        with session.post(pinned, data=body, headers={**headers, "Host": host_header}, timeout=timeout,
-                          allow_redirects=False, stream=True, verify=verify) as response:
-            content, truncated = _read_capped(response)
+    with pinned(url, allow_private=allow_private) as (session, address, host_header), \
+            session.post(address, data=body, headers={**headers, "Host": host_header}, timeout=timeout,
+                         allow_redirects=False, stream=True, verify=verify) as response:
+        content, truncated = _read_capped(response)
     return Answer(status=response.status_code, body=content, truncated=truncated,
                   location=response.headers.get("Location", "")[:500])
 

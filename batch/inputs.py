@@ -29,11 +29,9 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-import requests
 from django.core.files.storage import default_storage
-from requests.adapters import HTTPAdapter
 
 from acumos_portal import outbound
 from acumos_portal.api.refusals import Refused
@@ -196,30 +194,12 @@ def stored_stream(key: str):
         yield handle, default_storage.size(key)
 
 
-class _Pinned(HTTPAdapter):
-    """TLS about the name while the connection goes to the checked address (as outbound.post does)."""
-
-    def __init__(self, host: str):
-        self._host = host
-        super().__init__(max_retries=0)
-
-    def init_poolmanager(self, *args, **kwargs):
-        kwargs["server_hostname"] = self._host
-        kwargs["assert_hostname"] = self._host
-        super().init_poolmanager(*args, **kwargs)
-
-
 @contextlib.contextmanager
 def _url_stream(url: str):
-    target = outbound.checked(url, allow_private=False)  # again now: a name's DNS may have changed
-    parts = urlsplit(url)
-    literal = f"[{target.address}]" if ":" in target.address else target.address
-    pinned = urlunsplit((parts.scheme, f"{literal}:{target.port}", parts.path or "/", parts.query, ""))
-    with requests.Session() as session:
-        session.trust_env = False
-        session.mount(f"{parts.scheme}://", _Pinned(target.host))
+    # Checked again now (a name's DNS may have changed), and connected to the address checked.
+    with outbound.pinned(url, allow_private=False) as (session, address, host_header):
         try:
-            response = session.get(pinned, headers={"Host": parts.netloc, "User-Agent": "Acumos-Portal-Batch/1"},
+            response = session.get(address, headers={"Host": host_header, "User-Agent": "Acumos-Portal-Batch/1"},
                                    timeout=conf.get("ACUMOS_BATCH_TIMEOUT"), allow_redirects=False, stream=True)
         except outbound.NETWORK_ERRORS as exc:
             raise InputRefused(f"{url} could not be read: {type(exc).__name__}: {str(exc)[:300]}", "input.url") from exc
