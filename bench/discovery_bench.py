@@ -71,8 +71,8 @@ def describe_models() -> dict[str, int]:
         names = [f"field_{i}" for i in range(54)] + ["age", "income", "temperature", "x", "y", "text"]
         vocabulary = "ARRAY[" + ",".join(f"'{n}'" for n in names) + "]"
         cursor.execute(f"""
-            INSERT INTO marketplace_revisioninput (revision_id, method, name)
-            SELECT r.id, 'predict', ({vocabulary})[1 + floor(random() * {len(names)})::int]
+            INSERT INTO marketplace_revisioninput (revision_id, method, name, task)
+            SELECT r.id, 'predict', ({vocabulary})[1 + floor(random() * {len(names)})::int], r.task
             FROM marketplace_revision r CROSS JOIN generate_series(1, 6) WHERE r.latest_ready
             ON CONFLICT DO NOTHING""")
         cursor.execute("SELECT count(*) FROM marketplace_revisioninput")

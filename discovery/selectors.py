@@ -97,7 +97,10 @@ def _relevant(user, requirement: Requirement) -> QuerySet[Revision]:
     if requirement.inputs:  # one grouped pass over the fields' index, not a lookup per candidate
         # A field is named once per method (the constraint), so a plain count: it hashes, where a distinct
         # count sorts every row first.
-        taking = (RevisionInput.objects.filter(name__in=requirement.inputs).values("revision_id", "method")
+        named = RevisionInput.objects.filter(name__in=requirement.inputs)
+        if requirement.task:  # only that task's entries of the index (RevisionInput.task)
+            named = named.filter(task=requirement.task)
+        taking = (named.values("revision_id", "method")
                   .annotate(taken=Count("*")).filter(taken=len(set(requirement.inputs))).values("revision_id"))
         found = found.filter(pk__in=taking)
     if requirement.catalog:

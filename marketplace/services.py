@@ -179,8 +179,9 @@ def record_interface(revision: Revision, interface: dict) -> None:
     with transaction.atomic():
         Revision.objects.filter(pk=revision.pk).update(interface=interface)
         RevisionInput.objects.filter(revision=revision).delete()
+        task = Revision.objects.filter(pk=revision.pk).values_list("task", flat=True).first() or ""
         RevisionInput.objects.bulk_create(
-            RevisionInput(revision=revision, method=method[:100], name=field["name"][:200])
+            RevisionInput(revision=revision, method=method[:100], name=field["name"][:200], task=task)
             for method, sides in interface.items() for field in sides.get("inputs", []))
 
 
@@ -198,6 +199,8 @@ def _index(revision_id) -> None:
     Revision.objects.filter(pk=revision_id).update(
         task=card.get("task", ""), peak_memory_mb=-(-peak // (1 << 20)) if peak else None,
         latency_ms=max(timings) if timings else None, explains=f" {' '.join(words)} " if words else "")
+    RevisionInput.objects.filter(revision_id=revision_id).exclude(task=card.get("task", "")).update(
+        task=card.get("task", ""))
 
 
 class CardNotAllowed(Refused):
