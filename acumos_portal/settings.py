@@ -340,10 +340,12 @@ ACUMOS_SHARED_TRY_PER_MINUTE = env_int("ACUMOS_SHARED_TRY_PER_MINUTE", 30)
 ACUMOS_SHARED_TRY_CONCURRENT = env_int("ACUMOS_SHARED_TRY_CONCURRENT", 4)
 # Per-user quotas (deployment.selectors, onboarding.services): live deployments (pending, running
 # or not answering; operators and admins are exempt, they run the site) and onboarding jobs in flight
-# (pending or running; everyone). Each is at least 1: there is no "unlimited", set a large number.
+# (pending or running; everyone), and unfinished batch jobs (batch.services; everyone). Each is at least 1:
+# there is no "unlimited", set a large number.
 ACUMOS_QUOTA_LIVE_DEPLOYMENTS = env_int("ACUMOS_QUOTA_LIVE_DEPLOYMENTS", 3)
 ACUMOS_QUOTA_ONBOARDING_JOBS = env_int("ACUMOS_QUOTA_ONBOARDING_JOBS", 2)
-for _quota in ("ACUMOS_QUOTA_LIVE_DEPLOYMENTS", "ACUMOS_QUOTA_ONBOARDING_JOBS"):
+ACUMOS_QUOTA_BATCH_JOBS = env_int("ACUMOS_QUOTA_BATCH_JOBS", 3)
+for _quota in ("ACUMOS_QUOTA_LIVE_DEPLOYMENTS", "ACUMOS_QUOTA_ONBOARDING_JOBS", "ACUMOS_QUOTA_BATCH_JOBS"):
     if globals()[_quota] < 1:
         from django.core.exceptions import ImproperlyConfigured
 

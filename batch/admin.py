@@ -7,10 +7,10 @@ from batch.models import BatchJob, BatchUpload
 class BatchJobAdmin(admin.ModelAdmin):
     """Jobs are the portal's records of a run: shown, not edited (cancel through the page or the API)."""
 
-    list_display = ("id", "requested_by", "deployment", "method", "status", "rows_predicted", "rows_failed",
+    list_display = ("id", "requested_by", "deployment", "revision", "method", "status", "rows_predicted", "rows_failed",
                     "created")
     list_filter = ("status", "input_kind", "format")
-    list_select_related = ("requested_by", "deployment__revision__solution", "deployment__target")
+    list_select_related = ("requested_by", "deployment__revision__solution", "deployment__target", "revision__solution")
     search_fields = ("=id", "requested_by__username")
 
     def has_add_permission(self, request):

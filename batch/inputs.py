@@ -29,7 +29,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from django.core.files.storage import default_storage
 
@@ -71,13 +71,41 @@ def check_url(url: str) -> str:
     try:
         outbound.check_url(url, allow_private=False)
     except outbound.UnsafeUrl as exc:
-        raise InputRefused(str(exc).replace("hooks may only call", "batch inputs may only be read from"),
+        said = str(exc).replace("hooks may only call", "batch inputs may only be read from")
+        raise InputRefused(said.replace(" (an admin may allow private ones in the site settings)", ""),
                            "input.url") from None
-    allowed = tuple(conf.get("ACUMOS_BATCH_ALLOWED_URL_PREFIXES"))
-    if not url.startswith(allowed):
+    if _dot_segments(urlsplit(url).path):
+        raise InputRefused(f"{url}: a batch input's path may not hold . or .. segments, backslashes or encoded "
+                           "slashes (they could lead out of the allowed prefix)", "input.url")
+    allowed = conf.get("ACUMOS_BATCH_ALLOWED_URL_PREFIXES")
+    if not any(_under(url, prefix) for prefix in allowed):
         raise InputRefused(f"{url} is not under a prefix an admin allows for batch inputs (allowed: "
                            f"{', '.join(allowed) or 'none yet'})", "input.url")
     return url
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _under(url: str, prefix: str) -> bool:
+    """Is `url` under `prefix` as a server reads it: the same scheme, host and port (not merely the same first
+    characters: "https://data.example.com" is no prefix of "https://data.example.com.evil.net/"), and a path
+    at or below the prefix's path, segment by segment ("/exports" covers "/exports/a.csv", not "/exports2")."""
+    try:
+        given, allowed = urlsplit(url), urlsplit(prefix)
+        if (given.scheme.lower(), given.hostname, given.port or DEFAULT_PORTS.get(given.scheme.lower())) != (
+                allowed.scheme.lower(), allowed.hostname, allowed.port or DEFAULT_PORTS.get(allowed.scheme.lower())):
+            return False
+    except ValueError:  # a port that is not a number, in the admin's prefix
+        return False
+    path, base = given.path or "/", allowed.path or "/"
+    return path == base or path.startswith(base if base.endswith("/") else base + "/")
+
+
+def _dot_segments(path: str) -> bool:
+    """A path a server (or urllib3, which removes dot segments before sending) would read as another one."""
+    decoded = unquote(path)
+    return "\\" in decoded or "%2f" in path.lower() or any(part in (".", "..") for part in decoded.split("/"))
 
 
 def detect_format(given: str | None, name: str) -> str:

@@ -34,7 +34,11 @@ class BatchUpload(models.Model):
 class BatchJob(JobRow):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="batch_jobs")
-    deployment = models.ForeignKey("deployment.Deployment", on_delete=models.CASCADE, related_name="batch_jobs")
+    # Where it runs: a running deployment, or a revision in a sandbox of its own on this host for the job's time.
+    deployment = models.ForeignKey("deployment.Deployment", null=True, blank=True, on_delete=models.CASCADE,
+                                   related_name="batch_jobs")
+    revision = models.ForeignKey("marketplace.Revision", null=True, blank=True, on_delete=models.CASCADE,
+                                 related_name="batch_jobs")
     method = models.CharField(max_length=100)
     # The input.
     input_kind = models.CharField(max_length=10, choices=InputKind.choices)
@@ -65,9 +69,20 @@ class BatchJob(JobRow):
         ordering = ["-created"]
         indexes = [models.Index(fields=["requested_by", "-created"], name="batchjob_owner_created"),
                    models.Index(fields=["status"], name="batchjob_status")]
+        constraints = [models.CheckConstraint(
+            condition=models.Q(deployment__isnull=False, revision__isnull=True)
+            | models.Q(deployment__isnull=True, revision__isnull=False),
+            name="batchjob_runs_on_one")]
 
     def __str__(self):
-        return f"batch job {self.pk} on {self.deployment_id} ({self.state})"
+        return f"batch job {self.pk} on {self.runs_on} ({self.state})"
+
+    @property
+    def runs_on(self) -> str:
+        """What the pages and notices call where it runs."""
+        if self.deployment_id:
+            return self.deployment.display_name
+        return f"{self.revision.solution.name} {self.revision.version} in the sandbox"
 
     @property
     def state(self) -> str:

@@ -41,6 +41,7 @@ import botocore.exceptions
 import requests
 import urllib3
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -48,15 +49,18 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from acumos_portal import jobs
+from acumos_portal import jobs, sandbox
 from acumos_portal.api.refusals import Refused
 from acumos_portal.choices import UNFINISHED, JobStatus
 from batch import conf, inputs, runner, selectors
 from batch.choices import InputKind, ShardState
 from batch.models import BatchJob, BatchShard, BatchUpload
+from deployment import selectors as deployment_selectors
+from deployment.backends import BackendError
+from deployment.backends import local as local_runner
 from deployment.choices import DeploymentStatus
 from marketplace import services as marketplace_services
-from marketplace.choices import NotificationKind
+from marketplace.choices import NotificationKind, RevisionStatus
 
 log = logging.getLogger(__name__)
 TASK = "batch.run_job"
@@ -79,27 +83,81 @@ class Cancelled(BatchRefused):
 
 # ---------------------------------------------------------------- starting a job
 
-def start_job(*, user, deployment, method, input, format=None, id_column="", output_prefix="",  # noqa: A002
-              shard_rows=None) -> BatchJob:
-    """Check everything that can be checked now (each refusal names its field), make the row, send its task."""
+def start_job(*, user, method, input, deployment=None, revision=None, format=None, id_column="",  # noqa: A002
+              output_prefix="", shard_rows=None) -> BatchJob:
+    """Check everything that can be checked now (each refusal names its field), make the row, send its task. It
+    runs on `deployment` (running, managed by the user) or on `revision` (ready; run in a sandbox of its own)."""
+    if (deployment is None) == (revision is None):
+        raise BatchRefused("say where the job runs: a deployment (running) or a revision (run in the sandbox), "
+                           "not both", "deployment")
+    if deployment is not None:
+        _check_deployment(user, deployment)
+    else:
+        _check_revision(user, revision)
+    if not isinstance(method, str) or not method.strip() or len(method) > 100:
+        raise BatchRefused("method must be the name of one of the model's methods (at most 100 characters)",
+                           "method")
+    fields = _input_fields(user, input)
+    fields["format"] = inputs.detect_format(format, fields["upload"].name if fields["upload"] else fields["input_ref"])
+    job = BatchJob(requested_by=user, deployment=deployment, revision=revision, method=method.strip(), **fields,
+                   id_column=_id_column(id_column), output_prefix=_output_prefix(output_prefix),
+                   shard_rows=_shard_rows(shard_rows))
+    with transaction.atomic():
+        _lock_user(user)
+        check_quota(user)
+        job.save()
+        jobs.enqueue(TASK, str(job.pk))
+    return job
+
+
+def _check_deployment(user, deployment) -> None:
     if not selectors.can_start(user, deployment):
         raise NotAllowed("only whoever created this deployment, an operator or an admin may run batch jobs on it",
                          "deployment")
     if deployment.status != DeploymentStatus.RUNNING or not deployment.endpoint_url:
         raise BatchRefused(f"the deployment is {deployment.get_status_display().lower()}, not running: start it "
                            "first", "deployment")
-    if not isinstance(method, str) or not method.strip() or len(method) > 100:
-        raise BatchRefused("method must be the name of one of the model's methods (at most 100 characters)",
-                           "method")
-    fields = _input_fields(user, input)
-    fields["format"] = inputs.detect_format(format, fields["upload"].name if fields["upload"] else fields["input_ref"])
-    job = BatchJob(requested_by=user, deployment=deployment, method=method.strip(), **fields,
-                   id_column=_id_column(id_column), output_prefix=_output_prefix(output_prefix),
-                   shard_rows=_shard_rows(shard_rows))
-    with transaction.atomic():
-        job.save()
-        jobs.enqueue(TASK, str(job.pk))
-    return job
+
+
+def _check_revision(user, revision) -> None:
+    if not selectors.can_start_on_revision(user, revision):
+        if deployment_selectors.can_deploy(user, revision):  # a licensee: the meter is a deployment's
+            raise NotAllowed("a licensed model runs over a file on a deployment of yours, whose runner meters its "
+                             "predictions: deploy this version, then start the job on the deployment", "revision")
+        raise NotAllowed("only the model's owners and co-owners, operators and admins run it in the sandbox; "
+                         "you may run a batch job on a deployment you manage", "revision")
+    if revision.status != RevisionStatus.READY:
+        raise BatchRefused(f"version {revision.version} is {revision.get_status_display().lower()}, not ready: "
+                           "only a ready version runs", "revision")
+
+
+# ---------------------------------------------------------------- the unfinished-jobs quota
+
+class BatchQuotaReached(BatchRefused):
+    """The user has as many unfinished batch jobs as ACUMOS_QUOTA_BATCH_JOBS allows (everyone, admins too:
+    each keeps a model busy, a sandbox of this host's or a deployment's runner, for as long as its input lasts).
+    429: not now, until one of them ends."""
+
+    status = 429
+    code = "quota_exceeded"
+
+
+def check_quota(user) -> None:
+    limit = settings.ACUMOS_QUOTA_BATCH_JOBS
+    unfinished = [str(pk) for pk in BatchJob.objects.filter(requested_by=user, status__in=UNFINISHED)
+                  .order_by("created").values_list("pk", flat=True)]
+    if len(unfinished) >= limit:
+        raise BatchQuotaReached(
+            f"You have {len(unfinished)} unfinished batch job{'' if len(unfinished) == 1 else 's'} and the most "
+            f"allowed per user is {limit}: wait for one to end, or cancel one (Batch jobs), then start this one.",
+            details={"quota": limit, "unfinished": len(unfinished), "jobs": unfinished,
+                     "setting": "ACUMOS_QUOTA_BATCH_JOBS"})
+
+
+def _lock_user(user) -> None:
+    """Two starts of one user at once take turns from here to their commit, so the second counts the first
+    (PostgreSQL; SQLite writes one transaction at a time)."""
+    get_user_model().objects.select_for_update().only("pk").get(pk=user.pk)
 
 
 def _input_fields(user, given) -> dict:
@@ -258,27 +316,45 @@ class _Run:
 
 def _run(job: BatchJob) -> None:
     _stop_if_cancelled(job)
-    deployment = job.deployment
-    if deployment.status != DeploymentStatus.RUNNING or not deployment.endpoint_url:
-        raise BatchRefused(f"the deployment is {deployment.get_status_display().lower()}, not running", "deployment")
-    interface = runner.describe(deployment.endpoint_url.rstrip("/"), job.method)
-    BatchJob.objects.filter(pk=job.pk).update(request_shape=interface.shape)
-    done = set(job.shards.filter(state=ShardState.DONE).values_list("index", flat=True))
-    pace = _Run()
-    with inputs.open_source(job) as (meter, size), runner.Predictor(interface) as predictor:
-        if size is not None:
-            BatchJob.objects.filter(pk=job.pk).update(input_bytes=size)
-        for index, rows in _shards(inputs.read_rows(meter, job.format), job.shard_rows):
-            if index == 0:
-                _check_columns(job, interface, rows)
-            if index in done:
-                continue
-            _stop_if_cancelled(job)
-            _predict_shard(job, interface, predictor=predictor, index=index, rows=rows, meter=meter, pace=pace)
-        meter.verify(job.expected_sha256)
-        BatchJob.objects.filter(pk=job.pk).update(bytes_read=meter.count, input_bytes=meter.count)
+    with _endpoint(job) as endpoint:
+        interface = runner.describe(endpoint, job.method)
+        BatchJob.objects.filter(pk=job.pk).update(request_shape=interface.shape)
+        done = set(job.shards.filter(state=ShardState.DONE).values_list("index", flat=True))
+        pace = _Run()
+        with inputs.open_source(job) as (meter, size), runner.Predictor(interface) as predictor:
+            if size is not None:
+                BatchJob.objects.filter(pk=job.pk).update(input_bytes=size)
+            for index, rows in _shards(inputs.read_rows(meter, job.format), job.shard_rows):
+                if index == 0:
+                    _check_columns(job, interface, rows)
+                if index in done:
+                    continue
+                _stop_if_cancelled(job)
+                _predict_shard(job, interface, predictor=predictor, index=index, rows=rows, meter=meter, pace=pace)
+            meter.verify(job.expected_sha256)
+            BatchJob.objects.filter(pk=job.pk).update(bytes_read=meter.count, input_bytes=meter.count)
     _stop_if_cancelled(job)
     _assemble(job, interface)
+
+
+@contextlib.contextmanager
+def _endpoint(job: BatchJob):
+    """The runner the rows go to: the deployment's (running), or one of the revision's, started in a sandbox for
+    this run and ended with it (a resumed job starts another; the sweep ends one whose worker died)."""
+    if job.deployment_id:
+        deployment = job.deployment
+        if deployment.status != DeploymentStatus.RUNNING or not deployment.endpoint_url:
+            raise BatchRefused(f"the deployment is {deployment.get_status_display().lower()}, not running",
+                               "deployment")
+        yield deployment.endpoint_url.rstrip("/")
+        return
+    try:
+        with local_runner.serving(job.revision, "batch") as url:
+            yield url
+    except sandbox.Unavailable as exc:
+        raise BatchRefused(f"the model cannot run in the sandbox on this host: {exc}", "revision") from exc
+    except BackendError as exc:
+        raise BatchRefused(f"the model's runner did not start in the sandbox: {exc}", "revision") from exc
 
 
 def _shards(rows, size: int):
@@ -453,7 +529,7 @@ def _failed(job: BatchJob, message: str) -> None:
 
 def _tell(job: BatchJob, title: str, message: str = "") -> None:
     marketplace_services.notify(job.requested_by, NotificationKind.DEPLOYMENT,
-                                f"{title} ({job.deployment.display_name})"[:200], url=f"/batch-jobs/{job.pk}/",
+                                f"{title} ({job.runs_on})"[:200], url=f"/batch-jobs/{job.pk}/",
                                 message=message, target=f"batch-job:{job.pk}")
 
 

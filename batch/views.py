@@ -24,7 +24,9 @@ def _visible(request, pk):
 @require_GET
 @login_required
 def job_list(request):
-    return _list_page(request, StartForm(request.user, initial={"deployment": request.GET.get("deployment")}))
+    deployment, revision = request.GET.get("deployment"), request.GET.get("revision")
+    initial = {"runs_on": f"deployment:{deployment}" if deployment else f"revision:{revision}" if revision else None}
+    return _list_page(request, StartForm(request.user, initial=initial, revision_id=revision))
 
 
 def _list_page(request, form: StartForm, status: int = 200):
@@ -43,7 +45,7 @@ def start(request):
     upload = None
     try:
         upload = services.upload_input(user=request.user, uploaded=form.cleaned_data["file"])
-        job = services.start_job(user=request.user, deployment=form.chosen(), method=form.cleaned_data["method"],
+        job = services.start_job(user=request.user, **form.chosen(), method=form.cleaned_data["method"],
                                  input={"kind": "upload", "upload": str(upload.pk)},
                                  id_column=form.cleaned_data["id_column"], shard_rows=form.cleaned_data["shard_rows"])
     except Refused as refused:

@@ -21,7 +21,9 @@ class BatchInputSerializer(serializers.Serializer):
 class BatchStartSerializer(serializers.Serializer):
     """POST: what to predict, where, and how (the service checks the values and names what is wrong)."""
 
-    deployment = serializers.UUIDField()
+    deployment = serializers.UUIDField(required=False, help_text="a running deployment you manage (or revision)")
+    revision = serializers.UUIDField(required=False, help_text="a ready version of a model you own, run in a sandbox "
+                                     "of its own on the portal's host for the job's time (or deployment)")
     method = serializers.CharField(max_length=100)
     input = serializers.JSONField(help_text="{kind: s3|upload|url, key | url | upload, sha256?, size?}")
     format = serializers.ChoiceField(choices=InputFormat.choices, required=False,
@@ -40,11 +42,11 @@ class BatchJobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = BatchJob
-        fields = ["id", "state", "status", "requested_by", "deployment", "method", "input_kind", "input_ref",
-                  "upload", "expected_sha256", "expected_size", "input_bytes", "format", "id_column", "output_prefix",
-                  "shard_rows", "request_shape", "rows_read", "rows_predicted", "rows_failed", "errors_count",
-                  "shards_done", "bytes_read", "progress_percent", "rows_per_second", "predictions_key",
-                  "errors_key", "downloads", "attempts", "error", "created", "started", "finished"]
+        fields = ["id", "state", "status", "requested_by", "deployment", "revision", "method", "input_kind",
+                  "input_ref", "upload", "expected_sha256", "expected_size", "input_bytes", "format", "id_column",
+                  "output_prefix", "shard_rows", "request_shape", "rows_read", "rows_predicted", "rows_failed",
+                  "errors_count", "shards_done", "bytes_read", "progress_percent", "rows_per_second",
+                  "predictions_key", "errors_key", "downloads", "attempts", "error", "created", "started", "finished"]
         read_only_fields = fields
 
     def get_downloads(self, job) -> dict:

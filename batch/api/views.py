@@ -17,6 +17,7 @@ from batch import selectors, services
 from batch.api.serializers import BatchJobSerializer, BatchStartSerializer, BatchUploadSerializer
 from batch.models import BatchJob
 from deployment.selectors import visible_deployments
+from marketplace.selectors import visible_revisions
 
 
 def _job(request, pk) -> BatchJob:
@@ -24,6 +25,20 @@ def _job(request, pk) -> BatchJob:
     if job is None:
         raise exceptions.NotFound("no such batch job")
     return job
+
+
+def _runs_on(user, given) -> dict:
+    """The deployment or the revision named, among those the caller sees (404 for one they do not)."""
+    found = {}
+    if given.get("deployment"):
+        found["deployment"] = visible_deployments(user).filter(pk=given["deployment"]).first()
+        if found["deployment"] is None:
+            raise exceptions.NotFound("no such deployment")
+    if given.get("revision"):
+        found["revision"] = visible_revisions(user).select_related("solution").filter(pk=given["revision"]).first()
+        if found["revision"] is None:
+            raise exceptions.NotFound("no such revision")
+    return found
 
 
 @extend_schema(tags=["batch"])
@@ -39,13 +54,11 @@ class JobsView(generics.ListAPIView):
 
     @extend_schema(request=BatchStartSerializer, responses={202: BatchJobSerializer})
     def post(self, request):
-        """Start a batch job on a running deployment you manage; it runs in the background (poll it)."""
+        """Start a batch job on a running deployment you manage, or on a version of your model run in a sandbox of its
+        own for the job's time; it runs in the background (poll it)."""
         given = valid(BatchStartSerializer, request)
-        deployment = visible_deployments(request.user).filter(pk=given["deployment"]).first()
-        if deployment is None:
-            raise exceptions.NotFound("no such deployment")
         with refusals_about("batch job"):
-            job = services.start_job(user=request.user, deployment=deployment, method=given["method"],
+            job = services.start_job(user=request.user, **_runs_on(request.user, given), method=given["method"],
                                      input=given["input"], format=given.get("format"),
                                      id_column=given.get("id_column", ""), output_prefix=given.get("output_prefix", ""),
                                      shard_rows=given.get("shard_rows"))

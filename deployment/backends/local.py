@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -26,6 +27,7 @@ from django.conf import settings
 from acumos_portal import sandbox
 from deployment.backends.base import BackendError, Placement
 from deployment.bundle import runner_environment
+from marketplace import downloads
 from runner_image.settings import token_sha256
 
 READY_TIMEOUT = 60
@@ -130,6 +132,38 @@ class LocalBackend:
     def destroy(self, deployment) -> None:
         self.stop(deployment)
         shutil.rmtree(self.folder(deployment), ignore_errors=True)
+
+
+@contextlib.contextmanager
+def serving(revision, purpose: str):
+    """A runner of `revision` in the sandbox for as long as the block lasts, with no deployment behind it (a batch
+    job over a revision): yields its URL on this host's loopback. Its workspace and sandbox are temporary and
+    this process's (named `<purpose>-<random>`, never `runner-`): the minute's sweep leaves them while this
+    process lives and removes them once it is gone (a worker killed mid-job), and the block's end removes them
+    at once. Nobody is given its admin token: it serves predictions only. BackendError when it does not start
+    (the message ends with the runner's log); sandbox.Unavailable when this host cannot sandbox."""
+    directory = sandbox.workspace(sandbox.workspaces_dir(), purpose)
+    record = process = None
+    try:
+        downloads.write_bundle(list(revision.artifacts.select_related("blob")), directory / "bundle")
+        port = _free_port("127.0.0.1")
+        command = [sandbox.python(), "-m", "runner_image", "serve", BUNDLE, "--host", "127.0.0.1", "--port",
+                   str(port), "--grpc-port", "0", "--workers", "1", "--state-dir", f"{sandbox.WORK}/state"]
+        spec = sandbox.Spec(name=directory.name, command=command, directory=directory,
+                            read_only={BUNDLE: directory / "bundle"}, port=port,
+                            environment={"RUNNER_ADMIN_TOKEN_SHA256": token_sha256(secrets.token_urlsafe(32))},
+                            limits=sandbox.configured_limits(cpus=settings.ACUMOS_SANDBOX_CPUS or None),
+                            network=settings.ACUMOS_SANDBOX_NETWORK)
+        log = directory / sandbox.OUTPUT
+        process, record = sandbox.start(spec, records=sandbox.records_dir(), log=log, temporary=True)
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(url, process, log)
+        yield url
+    finally:
+        if record is not None:
+            sandbox.stop(record, records=sandbox.records_dir(), grace=STOP_GRACE)
+            process.wait()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _legacy_pid(deployment) -> int | None:

@@ -166,18 +166,141 @@ def test_the_page_starts_a_job_on_a_file_and_a_refusal_lands_beside_its_field_le
     page = client_for(owner).get("/batch-jobs/").content.decode()
     assert "Start a batch job" in page and running.display_name in page
     refused = client_for(owner).post("/batch-jobs/new/", {
-        "deployment": str(running.pk), "method": "classify", "shard_rows": 0,
+        "runs_on": f"deployment:{running.pk}", "method": "classify", "shard_rows": 0,
         "file": SimpleUploadedFile("rows.csv", b"x\n1\n")})
     assert refused.status_code == 400 and "Ensure this value is greater than or equal to 1" in refused.content.decode()
     wrong_format = client_for(owner).post("/batch-jobs/new/", {
-        "deployment": str(running.pk), "method": "classify",
+        "runs_on": f"deployment:{running.pk}", "method": "classify",
         "file": SimpleUploadedFile("rows.xlsx", b"x\n1\n")})
     assert wrong_format.status_code == 400 and "xlsx" in wrong_format.content.decode()
     assert not BatchUpload.objects.exists() and not BatchJob.objects.exists()  # nothing left of either
 
     started = client_for(owner).post("/batch-jobs/new/", {  # its task is sent after the commit: not here
-        "deployment": str(running.pk), "method": "classify", "id_column": "id",
+        "runs_on": f"deployment:{running.pk}", "method": "classify", "id_column": "id",
         "file": SimpleUploadedFile("rows.csv", b"id,x\na,1\n")})
     job = BatchJob.objects.get()
     assert started.status_code == 302 and started["Location"] == f"/batch-jobs/{job.pk}/"
     assert (job.input_kind, job.input_ref, job.id_column, job.requested_by) == ("upload", "rows.csv", "id", owner)
+
+
+# ---------------------------------------------------------------- on a revision, in the sandbox
+
+@pytest.fixture
+def public_revision(owner, co_owner, catalogs):
+    """A ready version of the owner's model, published where everyone signed in sees it; shared with the co-owner."""
+    from marketplace.models import SolutionShare
+
+    from ..factories import published_revision
+
+    revision = published_revision(catalogs["public"], owner=owner)
+    SolutionShare.objects.create(solution=revision.solution, user=co_owner, shared_by=owner)
+    return revision
+
+
+def on_revision(revision, **changes) -> dict:
+    return {"revision": str(revision.pk), "method": "classify", "input": {"kind": "s3", "key": "batch-data/in.csv"},
+            **changes}
+
+
+@pytest.mark.parametrize(("who", "expected"), [
+    ("owner", 202), ("co_owner", 202), ("operator", 202), ("admin", 202), ("other", 403), ("anonymous", 401)])
+def test_who_may_run_a_revision_in_the_sandbox(who, expected, people, co_owner, public_revision, s3_store,
+                                               client_for):
+    people = {**people, "co_owner": co_owner}
+    answer = client_for(people[who]).post(URL, on_revision(public_revision), content_type="application/json")
+
+    assert answer.status_code == expected, answer.content
+    assert BatchJob.objects.count() == (1 if expected == 202 else 0)
+    if expected == 202:
+        assert answer.json()["revision"] == str(public_revision.pk) and answer.json()["deployment"] is None
+    if who == "other":
+        assert "only the model's owners and co-owners, operators and admins run it in the sandbox" in answer.json()[
+            "error"]["message"]
+
+
+def test_a_revision_the_caller_cannot_see_is_not_found(other_user, owner, s3_store, client_for):
+    from ..factories import RevisionFactory, SolutionFactory
+
+    private = RevisionFactory(solution=SolutionFactory(owner=owner))
+    answer = client_for(other_user).post(URL, on_revision(private), content_type="application/json")
+
+    assert answer.status_code == 404 and not BatchJob.objects.exists()
+
+
+def test_a_licensee_runs_a_licensed_model_on_a_metered_deployment_not_in_the_sandbox(
+        other_user, public_revision, s3_store):
+    from ..factories import agreement_for, licensed
+
+    licensed(public_revision)
+    agreement_for(public_revision.solution, user=other_user)
+
+    with pytest.raises(services.NotAllowed, match="deploy this version, then start the job on the") as caught:
+        services.start_job(user=other_user, revision=public_revision, method="classify",
+                           input={"kind": "s3", "key": "batch-data/in.csv"})
+    assert caught.value.field == "revision" and not BatchJob.objects.exists()
+
+
+def test_a_version_that_is_not_ready_does_not_run(owner, s3_store):
+    from marketplace.choices import RevisionStatus
+
+    from ..factories import RevisionFactory, SolutionFactory
+
+    onboarding = RevisionFactory(solution=SolutionFactory(owner=owner), status=RevisionStatus.ONBOARDING)
+    with pytest.raises(Refused, match=r"is onboarding, not ready: only a ready version runs") as caught:
+        services.start_job(user=owner, revision=onboarding, method="classify",
+                           input={"kind": "s3", "key": "batch-data/in.csv"})
+    assert caught.value.field == "revision" and not BatchJob.objects.exists()
+
+
+def test_a_job_runs_on_a_deployment_or_a_revision_and_says_so_when_given_neither_or_both(
+        owner, running, public_revision, s3_store, client_for):
+    neither = client_for(owner).post(URL, {"method": "classify", "input": {"kind": "s3", "key": "batch-data/a.csv"}},
+                                     content_type="application/json")
+    both = client_for(owner).post(URL, {**body(running), "revision": str(public_revision.pk)},
+                                  content_type="application/json")
+
+    for answer in (neither, both):
+        assert answer.status_code == 400, answer.content
+        assert "a deployment (running) or a revision (run in the sandbox), not both" in str(
+            answer.json()["error"]["details"]["deployment"])
+    assert not BatchJob.objects.exists()
+
+
+def test_unfinished_jobs_are_capped_per_user_and_the_refusal_says_how_to_free_one(
+        owner, running, public_revision, s3_store, settings, client_for):
+    settings.ACUMOS_QUOTA_BATCH_JOBS = 2
+    first = services.start_job(user=owner, deployment=running, method="classify",
+                               input={"kind": "s3", "key": "batch-data/a.csv"})
+    services.start_job(user=owner, revision=public_revision, method="classify",
+                       input={"kind": "s3", "key": "batch-data/b.csv"})
+
+    third = client_for(owner).post(URL, body(running), content_type="application/json")
+
+    assert third.status_code == 429, third.content
+    refusal = third.json()["error"]
+    assert refusal["code"] == "quota_exceeded" and "the most allowed per user is 2" in refusal["message"]
+    assert refusal["details"]["quota"] == 2 and str(first.pk) in refusal["details"]["jobs"]
+    services.cancel(first, owner)  # an ended job frees its place
+    assert client_for(owner).post(URL, body(running), content_type="application/json").status_code == 202
+
+
+def test_the_page_offers_the_owners_ready_versions_and_a_model_page_link_chooses_one(
+        owner, public_revision, client_for, local_storage):
+    page = client_for(owner).get(f"/batch-jobs/?revision={public_revision.pk}").content.decode()
+
+    assert "Versions, in the sandbox" in page
+    assert f'<option value="revision:{public_revision.pk}" selected>' in page
+
+    started = client_for(owner).post("/batch-jobs/new/", {
+        "runs_on": f"revision:{public_revision.pk}", "method": "classify",
+        "file": SimpleUploadedFile("rows.csv", b"id,x\na,1\n")})
+    job = BatchJob.objects.get()
+    assert started.status_code == 302 and (job.revision, job.deployment) == (public_revision, None)
+    detail = client_for(owner).get(started["Location"]).content.decode()
+    assert "run in a sandbox of its own on this host" in detail
+
+
+def test_the_page_does_not_offer_someone_elses_version_by_a_link(other_user, public_revision, client_for):
+    page = client_for(other_user).get(f"/batch-jobs/?revision={public_revision.pk}").content.decode()
+
+    assert f"revision:{public_revision.pk}" not in page
