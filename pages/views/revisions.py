@@ -7,6 +7,7 @@ from django.urls import path
 from django.views.decorators.http import require_GET
 from django.views.generic import RedirectView
 
+from batch.selectors import can_start_on_revision
 from deployment.choices import TargetKind
 from deployment.panels import deploy_panel
 from deployment.selectors import can_deploy, targets_for
@@ -34,6 +35,7 @@ def revision(request, pk):
         "may_license": found.is_ready and may_license(request.user, found.solution),  # the licence editor's link
         **image_panel(found, request.user, local_target=local_target_name(found, request.user)),
         **deploy_panel(found, request.user),
+        "can_batch": found.is_ready and can_start_on_revision(request.user, found),  # run it over a file, no deploy
     })
 
 

@@ -304,3 +304,11 @@ def test_the_page_does_not_offer_someone_elses_version_by_a_link(other_user, pub
     page = client_for(other_user).get(f"/batch-jobs/?revision={public_revision.pk}").content.decode()
 
     assert f"revision:{public_revision.pk}" not in page
+
+
+def test_the_version_page_offers_a_batch_job_to_whoever_may_run_it_in_the_sandbox(
+        owner, other_user, public_revision, client_for):
+    link = f"/batch-jobs/?revision={public_revision.pk}"
+
+    assert link in client_for(owner).get(f"/revisions/{public_revision.pk}/").content.decode()
+    assert link not in client_for(other_user).get(f"/revisions/{public_revision.pk}/").content.decode()
