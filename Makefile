@@ -14,7 +14,7 @@ EDITABLE := --config-settings editable_mode=compat -e
 $(RUN_STAMP): requirements.txt runner_image/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt $(EDITABLE) './runner_image[sklearn]'
+	$(PY) -m pip install --quiet -r requirements.txt $(EDITABLE) './runner_image[sklearn,card]'
 	touch $@
 
 # pytest, Playwright, moto, MLflow and every runner flavour (xgboost, lightgbm, onnx...): tests and benchmarks.

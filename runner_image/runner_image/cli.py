@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from runner_image import __version__
+from runner_image.card import CardError, read_card
 from runner_image.errors import RunnerError
 from runner_image.pack import SignatureError, pack_bundle
 from runner_image.package import FLAVOURS, POSTPROCESSORS, ExtractLimits
@@ -95,6 +96,8 @@ def _pack_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--requirement", action="append", default=[], help="extra pip requirement name==version")
     p.add_argument("--model-version", help="becomes the revision's version when onboarded")
     p.add_argument("--description", default="")
+    p.add_argument("--card", type=Path, help="a model card: Markdown with YAML front matter (as Hugging Face's), "
+                   "or JSON; it becomes metadata.json's modelCard")
     p.add_argument("--no-check", action="store_true", help="do not load the model to check the bundle")
     p.set_defaults(func=pack)
 
@@ -274,11 +277,22 @@ def pack(args) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: --sample {args.sample}: {exc}", file=sys.stderr)
         return 2
+    card = None
+    if args.card:
+        try:
+            card, left_out = read_card(args.card)
+        except CardError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if left_out:
+            print(f"pack: --card {args.card}: left out {', '.join(left_out)} (not fields of a model card)",
+                  file=sys.stderr)
     try:
         out = pack_bundle(model=args.model, flavour=args.flavour, name=args.name, method=args.method,
                           inputs=args.input, outputs=args.output, out=args.out, sample=sample, call=args.call,
                           postprocess=args.postprocess, requirements=args.requirement,
-                          version=args.model_version, description=args.description, check=not args.no_check)
+                          version=args.model_version, description=args.description, check=not args.no_check,
+                          card=card)
     except SignatureError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -105,7 +105,7 @@ def installed_requirements(flavour: str, extra: list[str]) -> list[dict]:
 
 
 def render_metadata(name: str, flavour: str, methods: dict, requirements: list[dict], *,
-                    version: str | None, description: str) -> dict:
+                    version: str | None, description: str, card: dict | None = None) -> dict:
     meta = {
         "schema": SCHEMA, "name": name,
         "runtime": {"name": "python", "version": platform.python_version(), "toolkit": flavour,
@@ -117,6 +117,8 @@ def render_metadata(name: str, flavour: str, methods: dict, requirements: list[d
         meta["modelVersion"] = version
     if description:  # the marketplace starts the model's page from it
         meta["description"] = description
+    if card:  # the Acumos schema allows fields of one's own; the portal checks it at upload
+        meta["modelCard"] = card
     return meta
 
 
@@ -143,8 +145,10 @@ def pack_bundle(*, model, flavour: str, name: str, method: str, inputs: str | li
                 outputs: str | list[Field], out: str | Path, sample: dict | None = None,
                 call: str | None = None, postprocess: str | None = None, params: dict | None = None,
                 requirements: list[str] | None = None, version: str | None = None,
-                description: str = "", serialization: str | None = None, check: bool = True) -> Path:
-    """The Python API of `pack`. `model` is a path, or for flavour python the object to cloudpickle."""
+                description: str = "", serialization: str | None = None, check: bool = True,
+                card: dict | None = None) -> Path:
+    """The Python API of `pack`. `model` is a path, or for flavour python the object to cloudpickle; `card`, the
+    model card for metadata.json's `modelCard` (runner_image.card reads one from a file)."""
     if flavour not in FLAVOURS:
         raise SignatureError(f"flavour {flavour!r} is not supported; choose one of {', '.join(FLAVOURS)}")
     if not _IDENTIFIER.match(method):  # it becomes an rpc name; --no-check would otherwise write a broken proto
@@ -161,7 +165,7 @@ def pack_bundle(*, model, flavour: str, name: str, method: str, inputs: str | li
     methods = {method: (inputs, outputs)}
     (out / "model.proto").write_text(render_proto(proto_package(name), methods))
     reqs = installed_requirements(flavour, requirements or [])
-    metadata = render_metadata(name, flavour, methods, reqs, version=version, description=description)
+    metadata = render_metadata(name, flavour, methods, reqs, version=version, description=description, card=card)
     (out / "metadata.json").write_text(json.dumps(metadata, indent=2))
     if check:
         _check_or_remove(out)

@@ -140,3 +140,34 @@ def test_its_owners_change_the_card_on_the_model_page_and_a_mistake_keeps_what_w
 
     assert client_for(other_user).post(url, {"task": "other"}).status_code == 404
     assert Revision.objects.get(pk=revision.pk).card["task"] == "classification"
+
+
+def test_a_card_pack_wrote_from_markdown_front_matter_arrives_with_the_bundle(owner, client_for, inline_jobs,
+                                                                              tmp_path):
+    """The author's way: `python -m runner_image pack --card MODEL_CARD.md` (the example's card), then upload."""
+    import subprocess
+    import sys
+
+    import joblib
+
+    from ..bundles import builders
+
+    example = builders.example_module()
+    joblib.dump(example.train(), tmp_path / "model.joblib")
+    packed = subprocess.run(
+        [sys.executable, "-m", "runner_image", "pack", "--model", str(tmp_path / "model.joblib"), "--flavour",
+         "sklearn", "--name", "CardedIris", "--method", "classify", "--input", example.FEATURES, "--output",
+         "species:int64", "--out", str(tmp_path / "bundle"), "--card", str(example.CARD)],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert packed.returncode == 0, packed.stderr
+    assert "left out license (not fields of a model card)" in packed.stderr
+
+    job = onboarded_job(client_for(owner), parts_of(tmp_path / "bundle"), inline_jobs)
+
+    assert job["status"] == JobStatus.SUCCEEDED, job
+    card = Revision.objects.get(pk=job["revision"]).card
+    assert card["task"] == "classification" and card["explainability"]["global"] is True
+    assert card["evaluation"] == [{"metric": "accuracy", "value": 0.96, "dataset": "iris, 30 % held out",
+                                   "verified": False}]
+    assert card["intendedUse"].startswith("Teaching and trying the portal")
+    assert card["details"].startswith("# Iris classifier")
