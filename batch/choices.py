@@ -16,6 +16,14 @@ class InputFormat(models.TextChoices):
     PARQUET = "parquet", "Parquet"
 
 
+class OutputFormat(models.TextChoices):
+    """What the predictions and errors files are written as. JSON lines keeps each value's type (a list output
+    stays a list, a number a number); CSV writes a list or an object as JSON text in its cell."""
+
+    CSV = "csv", "CSV"
+    JSONL = "jsonl", "JSON lines"
+
+
 # A file name's ending -> its format, when the job does not say.
 FORMAT_BY_SUFFIX = {".csv": InputFormat.CSV, ".jsonl": InputFormat.JSONL, ".ndjson": InputFormat.JSONL,
                     ".parquet": InputFormat.PARQUET, ".pq": InputFormat.PARQUET}

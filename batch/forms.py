@@ -8,12 +8,13 @@ import uuid
 from django import forms
 
 from batch import selectors
+from batch.choices import OutputFormat
 from deployment.choices import DeploymentStatus
 from marketplace.selectors import visible_revisions
 
 # A service's field ("input.sha256", "deployment") -> this form's.
 FIELD_OF = {"input": "file", "format": "file", "deployment": "runs_on", "revision": "runs_on", "method": "method",
-            "id_column": "id_column", "shard_rows": "shard_rows"}
+            "id_column": "id_column", "shard_rows": "shard_rows", "output_format": "output_format"}
 
 
 class StartForm(forms.Form):
@@ -23,6 +24,8 @@ class StartForm(forms.Form):
     file = forms.FileField(label="File", help_text="CSV with a header, JSON lines, or Parquet (by its name's ending)")
     id_column = forms.CharField(label="Id column", required=False, max_length=200,
                                 help_text="joined to each prediction (optional)")
+    output_format = forms.ChoiceField(label="Output", choices=OutputFormat.choices, initial=OutputFormat.CSV,
+                                      required=False, help_text="JSON lines keeps each value's type")
     shard_rows = forms.IntegerField(label="Rows per shard", required=False, min_value=1,
                                     help_text="progress is saved after each shard (default 10,000)")
 

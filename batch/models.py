@@ -10,7 +10,7 @@ from django.db import models
 
 from acumos_portal.choices import JobStatus
 from acumos_portal.models import JobRow
-from batch.choices import InputFormat, InputKind, RequestShape, ShardState
+from batch.choices import InputFormat, InputKind, OutputFormat, RequestShape, ShardState
 
 
 class BatchUpload(models.Model):
@@ -51,6 +51,7 @@ class BatchJob(JobRow):
     id_column = models.CharField(max_length=200, blank=True)
     # The output: under `output_prefix` in the S3 store, else under batch/jobs/<id>/ in the portal's storage.
     output_prefix = models.CharField(max_length=500, blank=True)
+    output_format = models.CharField(max_length=10, choices=OutputFormat.choices, default=OutputFormat.CSV)
     shard_rows = models.PositiveIntegerField()
     request_shape = models.CharField(max_length=10, choices=RequestShape.choices, blank=True)
     # Progress, over every run (a resumed job counts on from its committed shards).

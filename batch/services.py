@@ -4,8 +4,8 @@ it, and the files people upload as inputs.
 Shards and resume. The input is read from its start as a stream (batch.inputs) and cut into shards of
 `shard_rows` consecutive rows (shard k holds rows k*shard_rows+1 ...). Each shard is predicted (batch.runner),
 then its output is written as objects of its own, at keys fixed by the job and the shard's index
-(batch/jobs/<job>/parts/<k>.csv and <k>.errors.csv), and only then committed: in one transaction its BatchShard
-row says `done` and the job's counters grow by its rows. A job taken up again after its worker stopped (the
+(batch/jobs/<job>/parts/<k>.csv and <k>.errors.csv, or .jsonl), and only then committed: in one transaction its
+BatchShard row says `done` and the job's counters grow by its rows. A job taken up again after its worker stopped (the
 reaper puts it back to pending, see `_reap`: a batch is not failed for a lost worker, it goes on) reads the
 input again from the start, skips the rows of the shards that are done without predicting them, and goes on at
 the first shard that is not. A shard that was being written when the worker died is predicted again and its
@@ -14,7 +14,8 @@ rows are counted twice (the count moves only with `done`).
 
 The outputs. When every shard is done (and the input's size and sha256 are what was given), the parts are
 assembled in shard order into two files, `predictions.csv` (row, the id column when asked, then one column per
-output field) and `errors.csv` (row, id, error), streamed through a temporary file into the storage, under
+output field) and `errors.csv` (row, id, error), or the same as JSON lines (`.jsonl`, each value of its own type),
+streamed through a temporary file into the storage, under
 `<output_prefix><job id>/` in the S3 store, or batch/jobs/<job id>/ in the portal's storage; then the parts are
 deleted. Assembled rather than a manifest of parts: one file is what people download and what the next tool
 reads. A job that fails or is cancelled keeps nothing (parts and outputs are deleted): a wrong checksum above
@@ -30,6 +31,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import re
 import tempfile
 import time
@@ -53,7 +55,7 @@ from acumos_portal import jobs, sandbox
 from acumos_portal.api.refusals import Refused
 from acumos_portal.choices import UNFINISHED, JobStatus
 from batch import conf, inputs, runner, selectors
-from batch.choices import InputKind, ShardState
+from batch.choices import InputKind, OutputFormat, ShardState
 from batch.models import BatchJob, BatchShard, BatchUpload
 from deployment import selectors as deployment_selectors
 from deployment.backends import BackendError
@@ -84,7 +86,7 @@ class Cancelled(BatchRefused):
 # ---------------------------------------------------------------- starting a job
 
 def start_job(*, user, method, input, deployment=None, revision=None, format=None, id_column="",  # noqa: A002
-              output_prefix="", shard_rows=None) -> BatchJob:
+              output_prefix="", output_format=None, shard_rows=None) -> BatchJob:
     """Check everything that can be checked now (each refusal names its field), make the row, send its task. It
     runs on `deployment` (running, managed by the user) or on `revision` (ready; run in a sandbox of its own)."""
     if (deployment is None) == (revision is None):
@@ -101,7 +103,7 @@ def start_job(*, user, method, input, deployment=None, revision=None, format=Non
     fields["format"] = inputs.detect_format(format, fields["upload"].name if fields["upload"] else fields["input_ref"])
     job = BatchJob(requested_by=user, deployment=deployment, revision=revision, method=method.strip(), **fields,
                    id_column=_id_column(id_column), output_prefix=_output_prefix(output_prefix),
-                   shard_rows=_shard_rows(shard_rows))
+                   output_format=_output_format(output_format), shard_rows=_shard_rows(shard_rows))
     with transaction.atomic():
         _lock_user(user)
         check_quota(user)
@@ -230,6 +232,15 @@ def _output_prefix(value) -> str:
         raise BatchRefused("output_prefix must be a key prefix in the S3 store", "output_prefix")
     prefix = inputs.check_s3_key(value, "output_prefix")
     return prefix if prefix.endswith("/") else prefix + "/"
+
+
+def _output_format(value) -> str:
+    if value in (None, ""):
+        return OutputFormat.CSV
+    if value not in OutputFormat.values:
+        raise BatchRefused(f"output_format {value!r} is not one batch jobs write; they write "
+                           f"{', '.join(OutputFormat.values)}", "output_format")
+    return value
 
 
 def _shard_rows(value) -> int:
@@ -401,23 +412,22 @@ def _predict_shard(job, interface, *, predictor, index: int, rows, meter, pace: 
         else:
             ready.append((number, row))
     outcomes = dict(zip([n for n, _ in ready], predictor.predict([row for _, row in ready]), strict=True))
-    predictions, errors = io.StringIO(), io.StringIO()
-    out, err = csv.writer(predictions, lineterminator="\n"), csv.writer(errors, lineterminator="\n")
+    out, err = _Writer(job.output_format), _Writer(job.output_format)
     predicted = failed = 0
     for number, row in rows:
-        ident = _cell(row.get(job.id_column)) if job.id_column and isinstance(row, dict) else None
+        ident = row.get(job.id_column) if job.id_column and isinstance(row, dict) else None
         outcome = outcomes.get(number)
         if outcome is not None and outcome.outputs is not None:
-            out.writerow([number, *([ident] if job.id_column else []),
-                          *(_cell(outcome.outputs.get(name)) for name in interface.outputs)])
+            out.write([("row", number), *([(job.id_column, ident)] if job.id_column else []),
+                       *((name, outcome.outputs.get(name)) for name in interface.outputs)])
             predicted += 1
         else:
-            err.writerow([number, ident or "", f"row {number} {refused[number]}" if number in refused
-                          else outcome.error])
+            err.write([("row", number), (job.id_column or "id", ident),
+                       ("error", f"row {number} {refused[number]}" if number in refused else outcome.error)])
             failed += 1
     part, errors_part = _part_keys(job, index)
-    _put(part, predictions.getvalue().encode())
-    _put(errors_part, errors.getvalue().encode())
+    _put(part, out.getvalue())
+    _put(errors_part, err.getvalue())
     _commit_shard(job, index, rows=len(rows), predicted=predicted, failed=failed, bytes_read=meter.count,
                   rate=pace.add(len(rows)))
 
@@ -425,6 +435,37 @@ def _predict_shard(job, interface, *, predictor, index: int, rows, meter, pace: 
 def _missing(row: dict, fields: list[str]) -> str:
     absent = [name for name in fields if name not in row]
     return f"has no value for input field {', '.join(absent)}" if absent else ""
+
+
+class _Writer:
+    """A part's lines in the job's output format: CSV cells (a list or an object as JSON text), or one JSON object
+    a line with each value as the runner answered it."""
+
+    def __init__(self, output_format: str):
+        self.lines = io.StringIO()
+        self.jsonl = output_format == OutputFormat.JSONL
+        self.csv = csv.writer(self.lines, lineterminator="\n")
+
+    def write(self, pairs: list[tuple[str, object]]) -> None:
+        if self.jsonl:
+            self.lines.write(json.dumps({name: _finite(value) for name, value in pairs}, separators=(",", ":"),
+                                        allow_nan=False) + "\n")
+        else:
+            self.csv.writerow([_cell(value) for _, value in pairs])
+
+    def getvalue(self) -> bytes:
+        return self.lines.getvalue().encode()
+
+
+def _finite(value):
+    """NaN and infinities, which JSON cannot hold, as null (as pandas writes them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_finite(each) for each in value]
+    if isinstance(value, dict):
+        return {key: _finite(each) for key, each in value.items()}
+    return value
 
 
 def _cell(value) -> str:
@@ -456,13 +497,14 @@ def _jobs_dir(job) -> str:
 
 
 def _part_keys(job, index: int) -> tuple[str, str]:
-    base = f"{_jobs_dir(job)}parts/{index:07d}"
-    return f"{base}.csv", f"{base}.errors.csv"
+    base, ending = f"{_jobs_dir(job)}parts/{index:07d}", job.output_format or OutputFormat.CSV
+    return f"{base}.{ending}", f"{base}.errors.{ending}"
 
 
 def output_keys(job) -> tuple[str, str]:
     base = f"{job.output_prefix}{job.pk}/" if job.output_prefix else _jobs_dir(job)
-    return f"{base}predictions.csv", f"{base}errors.csv"
+    ending = job.output_format or OutputFormat.CSV
+    return f"{base}predictions.{ending}", f"{base}errors.{ending}"
 
 
 def _put(key: str, data: bytes | File) -> None:
@@ -477,9 +519,11 @@ def _put(key: str, data: bytes | File) -> None:
 def _assemble(job: BatchJob, interface) -> None:
     shards = list(job.shards.filter(state=ShardState.DONE).order_by("index"))
     predictions, errors = output_keys(job)
+    csv_out = job.output_format != OutputFormat.JSONL  # JSON lines have no header: each line names its fields
     header = ["row", *([job.id_column] if job.id_column else []), *interface.outputs]
-    _concatenate(predictions, header, [s.part_key for s in shards])
-    _concatenate(errors, ["row", job.id_column or "id", "error"], [s.errors_part_key for s in shards])
+    _concatenate(predictions, header if csv_out else None, [s.part_key for s in shards])
+    _concatenate(errors, ["row", job.id_column or "id", "error"] if csv_out else None,
+                 [s.errors_part_key for s in shards])
     for shard in shards:
         default_storage.delete(shard.part_key)
         default_storage.delete(shard.errors_part_key)
@@ -489,11 +533,12 @@ def _assemble(job: BatchJob, interface) -> None:
     _tell(job, f"Batch job done: {job.rows_predicted} rows predicted, {job.rows_failed} in the errors file")
 
 
-def _concatenate(key: str, header: list[str], parts: list[str]) -> None:
+def _concatenate(key: str, header: list[str] | None, parts: list[str]) -> None:
     with tempfile.TemporaryFile() as spool:
-        text = io.StringIO()
-        csv.writer(text, lineterminator="\n").writerow(header)
-        spool.write(text.getvalue().encode())
+        if header is not None:
+            text = io.StringIO()
+            csv.writer(text, lineterminator="\n").writerow(header)
+            spool.write(text.getvalue().encode())
         for part in parts:
             with inputs.stored_stream(part) as (body, _size):
                 while chunk := body.read(CHUNK):

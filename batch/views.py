@@ -47,7 +47,8 @@ def start(request):
         upload = services.upload_input(user=request.user, uploaded=form.cleaned_data["file"])
         job = services.start_job(user=request.user, **form.chosen(), method=form.cleaned_data["method"],
                                  input={"kind": "upload", "upload": str(upload.pk)},
-                                 id_column=form.cleaned_data["id_column"], shard_rows=form.cleaned_data["shard_rows"])
+                                 id_column=form.cleaned_data["id_column"], shard_rows=form.cleaned_data["shard_rows"],
+                                 output_format=form.cleaned_data["output_format"])
     except Refused as refused:
         if upload is not None:
             services.discard_upload(upload)
@@ -92,4 +93,5 @@ def download(request, pk, which):
     if not key:
         raise Http404("no such output")
     return FileResponse(default_storage.open(key, "rb"), as_attachment=True,
-                        filename=f"{job.pk}-{PurePosixPath(key).name}", content_type="text/csv")
+                        filename=f"{job.pk}-{PurePosixPath(key).name}",
+                        content_type="application/x-ndjson" if key.endswith(".jsonl") else "text/csv")

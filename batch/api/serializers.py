@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import reverse
 from rest_framework import serializers
 
-from batch.choices import InputFormat, InputKind
+from batch.choices import InputFormat, InputKind, OutputFormat
 from batch.models import BatchJob, BatchUpload
 
 
@@ -30,6 +30,8 @@ class BatchStartSerializer(serializers.Serializer):
                                      help_text="default: from the file's name")
     id_column = serializers.CharField(required=False, allow_blank=True, max_length=200)
     output_prefix = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    output_format = serializers.ChoiceField(choices=OutputFormat.choices, required=False,
+                                            help_text="csv (the default) or jsonl (each value keeps its type)")
     shard_rows = serializers.IntegerField(required=False)
 
 
@@ -44,8 +46,8 @@ class BatchJobSerializer(serializers.ModelSerializer):
         model = BatchJob
         fields = ["id", "state", "status", "requested_by", "deployment", "revision", "method", "input_kind",
                   "input_ref", "upload", "expected_sha256", "expected_size", "input_bytes", "format", "id_column",
-                  "output_prefix", "shard_rows", "request_shape", "rows_read", "rows_predicted", "rows_failed",
-                  "errors_count", "shards_done", "bytes_read", "progress_percent", "rows_per_second",
+                  "output_prefix", "output_format", "shard_rows", "request_shape", "rows_read", "rows_predicted",
+                  "rows_failed", "errors_count", "shards_done", "bytes_read", "progress_percent", "rows_per_second",
                   "predictions_key", "errors_key", "downloads", "attempts", "error", "created", "started", "finished"]
         read_only_fields = fields
 

@@ -61,6 +61,7 @@ class JobsView(generics.ListAPIView):
             job = services.start_job(user=request.user, **_runs_on(request.user, given), method=given["method"],
                                      input=given["input"], format=given.get("format"),
                                      id_column=given.get("id_column", ""), output_prefix=given.get("output_prefix", ""),
+                                     output_format=given.get("output_format"),
                                      shard_rows=given.get("shard_rows"))
         return Response(BatchJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

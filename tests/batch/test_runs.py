@@ -7,6 +7,7 @@ nothing; the one-row-per-message model is called a row per request and answers t
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 
 import pytest
@@ -82,6 +83,26 @@ def test_bad_rows_go_to_the_errors_file_with_their_row_numbers_and_the_others_ar
     by_id = {p["id"]: int(p["species"]) for p in predicted}
     assert [by_id[rows[i]["id"]] for i in good] == [predict_one(repeated_deployment, rows[i], repeated=True)
                                                     for i in good]
+
+
+def test_json_lines_output_keeps_each_value_typed_and_says_the_same_as_csv(
+        owner, repeated_deployment, s3_store, no_send):
+    rows = iris_rows(600, seed=5)
+    rows[42]["petal_width"] = "wide"
+    s3_store.client.put_object(Bucket=s3_store.name, Key="batch-data/typed.csv", Body=as_csv(rows))
+
+    as_lines = run_job(start(owner, repeated_deployment, "batch-data/typed.csv", id_column="id", shard_rows=250,
+                             output_format="jsonl"))
+    as_table = run_job(start(owner, repeated_deployment, "batch-data/typed.csv", id_column="id", shard_rows=250))
+
+    assert as_lines.status == as_table.status == JobStatus.SUCCEEDED, (as_lines.error, as_table.error)
+    assert as_lines.predictions_key.endswith("/predictions.jsonl") and as_lines.errors_key.endswith("/errors.jsonl")
+    lines = [json.loads(line) for line in s3_store.read(as_lines.predictions_key).decode().splitlines()]
+    assert all(isinstance(line["species"], int) and isinstance(line["row"], int) for line in lines)
+    assert [(str(line["row"]), line["id"], str(line["species"])) for line in lines] == [
+        (p["row"], p["id"], p["species"]) for p in read_csv(s3_store.read(as_table.predictions_key))]
+    errors = [json.loads(line) for line in s3_store.read(as_lines.errors_key).decode().splitlines()]
+    assert [(e["row"], e["id"]) for e in errors] == [(43, rows[42]["id"])] and "wide" in errors[0]["error"]
 
 
 class Crash(BaseException):
