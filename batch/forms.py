@@ -23,7 +23,7 @@ class StartForm(forms.Form):
     method = forms.CharField(label="Method", max_length=100, help_text="the model's method, e.g. classify")
     file = forms.FileField(label="File", help_text="CSV with a header, JSON lines, or Parquet (by its name's ending)")
     id_column = forms.CharField(label="Id column", required=False, max_length=200,
-                                help_text="joined to each prediction (optional)")
+                                help_text="a column of the file, copied beside each prediction")
     output_format = forms.ChoiceField(label="Output", choices=OutputFormat.choices, initial=OutputFormat.CSV,
                                       required=False, help_text="JSON lines keeps each value's type")
     shard_rows = forms.IntegerField(label="Rows per shard", required=False, min_value=1,
@@ -41,9 +41,11 @@ class StartForm(forms.Form):
             revisions.insert(0, linked)  # an operator's or admin's choice from the model page's link
         self.revisions = {f"revision:{r.pk}": r for r in revisions}
         groups = (("Running deployments", [(key, d.display_name) for key, d in self.deployments.items()]),
-                  ("Versions, in the sandbox", [(key, f"{r.solution.name} {r.version}")
+                  ("Versions, in the sandbox", [(key, f"{r.solution.name} {r.version} (in a sandbox, no deployment)")
                                                 for key, r in self.revisions.items()]))
         self.fields["runs_on"].choices = [group for group in groups if group[1]]
+        if linked is not None and len(linked.interface or {}) == 1 and not self.initial.get("method"):
+            self.initial["method"] = next(iter(linked.interface))  # the version's only method
 
     @property
     def has_choices(self) -> bool:

@@ -286,10 +286,13 @@ def test_unfinished_jobs_are_capped_per_user_and_the_refusal_says_how_to_free_on
 
 def test_the_page_offers_the_owners_ready_versions_and_a_model_page_link_chooses_one(
         owner, public_revision, client_for, local_storage):
+    public_revision.interface = {"classify": {"inputs": [], "outputs": []}}
+    public_revision.save(update_fields=["interface"])
     page = client_for(owner).get(f"/batch-jobs/?revision={public_revision.pk}").content.decode()
 
     assert "Versions, in the sandbox" in page
     assert f'<option value="revision:{public_revision.pk}" selected>' in page
+    assert 'name="method" value="classify"' in page  # its one method, filled in
 
     started = client_for(owner).post("/batch-jobs/new/", {
         "runs_on": f"revision:{public_revision.pk}", "method": "classify",
