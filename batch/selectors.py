@@ -12,6 +12,9 @@ cancelling a job: whoever asked for it, and admins (its outputs are their data).
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
+from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 
 from batch.models import BatchJob, BatchUpload
@@ -66,3 +69,16 @@ def own_uploads(user) -> QuerySet[BatchUpload]:
 def startable_deployments(user):
     """The deployments the user may start a batch job on (the API's choices, the page's list)."""
     return [d for d in deployment_selectors.visible_deployments(user) if can_start(user, d)]
+
+
+OUTPUTS = ("predictions", "errors")
+
+
+def output_download(job: BatchJob, which: str):
+    """(an open file, its download name, its content type) for one of a finished job's outputs kept in the
+    portal's storage, or None (no such output, or not made yet)."""
+    key = {"predictions": job.predictions_key, "errors": job.errors_key}.get(which)
+    if not key:
+        return None
+    media = "application/x-ndjson" if key.endswith(".jsonl") else "text/csv"
+    return default_storage.open(key, "rb"), f"{job.pk}-{PurePosixPath(key).name}", media

@@ -3,11 +3,8 @@ to download. Who may: batch.selectors (a job you may not see is 404)."""
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -88,10 +85,8 @@ def cancel(request, pk):
 @require_GET
 @login_required
 def download(request, pk, which):
-    job = _visible(request, pk)
-    key = {"predictions": job.predictions_key, "errors": job.errors_key}.get(which)
-    if not key:
+    found = selectors.output_download(_visible(request, pk), which)
+    if found is None:
         raise Http404("no such output")
-    return FileResponse(default_storage.open(key, "rb"), as_attachment=True,
-                        filename=f"{job.pk}-{PurePosixPath(key).name}",
-                        content_type="application/x-ndjson" if key.endswith(".jsonl") else "text/csv")
+    handle, name, media = found
+    return FileResponse(handle, as_attachment=True, filename=name, content_type=media)

@@ -54,7 +54,7 @@ class BatchJobSerializer(serializers.ModelSerializer):
     def get_downloads(self, job) -> dict:
         if not job.predictions_key:
             return {}
-        return {which: reverse("batch:download", args=[job.pk, which]) for which in ("predictions", "errors")}
+        return {which: reverse(f"api:batch-job-{which}", args=[job.pk]) for which in ("predictions", "errors")}
 
 
 class BatchUploadSerializer(serializers.ModelSerializer):

@@ -1,9 +1,11 @@
-"""/api/v1/batch-jobs (start, list), /api/v1/batch-jobs/{id} (read), /api/v1/batch-jobs/{id}/cancel, and
+"""/api/v1/batch-jobs (start, list), /api/v1/batch-jobs/{id} (read), .../cancel, .../predictions and .../errors, and
 /api/v1/batch-uploads (a file to use as an input). Who may: batch.selectors; a job the caller may not see is 404,
 a deployment they see but may not run batches on is 403 (batch.services.NotAllowed)."""
 
 from __future__ import annotations
 
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.parsers import MultiPartParser
@@ -99,3 +101,16 @@ class UploadView(APIView):
         with refusals_about("upload"):
             upload = services.upload_input(user=request.user, uploaded=uploaded)
         return Response(BatchUploadSerializer(upload).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=["batch"])
+class JobOutputView(APIView):
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.BINARY,
+                              (200, "application/x-ndjson"): OpenApiTypes.BINARY})
+    def get(self, request, pk, which):
+        """A finished job's predictions or errors file (as the job wrote it: CSV or JSON lines), streamed."""
+        found = selectors.output_download(_job(request, pk), which)
+        if found is None:
+            raise exceptions.NotFound(f"this job has no {which} file (yet): it is written when the job succeeds")
+        handle, name, media = found
+        return FileResponse(handle, as_attachment=True, filename=name, content_type=media)

@@ -315,3 +315,29 @@ def test_the_version_page_offers_a_batch_job_to_whoever_may_run_it_in_the_sandbo
 
     assert link in client_for(owner).get(f"/revisions/{public_revision.pk}/").content.decode()
     assert link not in client_for(other_user).get(f"/revisions/{public_revision.pk}/").content.decode()
+
+
+@pytest.mark.parametrize(("who", "status"), [("owner", 200), ("admin", 200), ("other", 404)])
+def test_a_finished_jobs_outputs_are_downloaded_over_the_api_with_a_token(who, status, people, job, api_token,
+                                                                          local_storage):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from django.test import Client
+
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {api_token(people[who])}")
+    assert client.get(f"{URL}/{job.pk}/predictions").status_code == 404  # not written yet
+    default_storage.save(f"batch/jobs/{job.pk}/predictions.jsonl", ContentFile(b'{"row":1,"species":2}\n'))
+    default_storage.save(f"batch/jobs/{job.pk}/errors.jsonl", ContentFile(b""))
+    BatchJob.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED, output_format="jsonl",
+                                              predictions_key=f"batch/jobs/{job.pk}/predictions.jsonl",
+                                              errors_key=f"batch/jobs/{job.pk}/errors.jsonl")
+
+    answer = client.get(f"{URL}/{job.pk}/predictions")
+
+    assert answer.status_code == status
+    if status == 200:
+        assert answer["Content-Type"] == "application/x-ndjson"
+        assert b"".join(answer.streaming_content) == b'{"row":1,"species":2}\n'
+        listed = client.get(f"{URL}/{job.pk}").json()["downloads"]
+        assert listed == {"predictions": f"{URL}/{job.pk}/predictions", "errors": f"{URL}/{job.pk}/errors"}
+        assert client.get(f"{URL}/{job.pk}/errors").status_code == 200
