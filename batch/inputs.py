@@ -282,7 +282,11 @@ def _jsonl_rows(text) -> Iterator[tuple[int, dict | BadRow]]:
 
 
 def _parquet_rows(meter: Meter) -> Iterator[tuple[int, dict | BadRow]]:
-    import pyarrow.parquet as pq  # only Parquet inputs pay for importing it
+    try:
+        import pyarrow.parquet as pq  # only Parquet inputs pay for importing it
+    except ImportError:  # requirements.txt has it; a portal installed some other way may not
+        raise InputRefused("this portal cannot read Parquet: pyarrow is not installed on it (an admin installs "
+                           "requirements.txt); send CSV or JSON lines", "format") from None
 
     with tempfile.TemporaryFile() as spool:
         shutil.copyfileobj(io.BufferedReader(meter, CHUNK), spool, CHUNK)
