@@ -258,7 +258,8 @@ ACUMOS_HOOK_TIMEOUT = env_int("ACUMOS_HOOK_TIMEOUT", 10)
 ACUMOS_HOOK_TOKEN_HOURS = env_int("ACUMOS_HOOK_TOKEN_HOURS", 24)
 ACUMOS_HOOK_PORTAL_URL = env_str("ACUMOS_HOOK_PORTAL_URL", "http://127.0.0.1:8000")
 # Batch jobs (batch.services): the largest input (bytes); URL inputs only under an admin's prefixes (none: no URL
-# input); S3 inputs and outputs only under these key prefixes of the portal's store; rows per shard (default and
+# input); S3 inputs and outputs only in the user's folder (<prefix><username>/) under these key prefixes of the
+# portal's store (admins: anywhere under them); rows per shard (default and
 # most a job may ask); rows per request where the model takes many; requests in flight; seconds per request; the
 # largest answer read from a runner.
 ACUMOS_BATCH_MAX_INPUT_BYTES = env_int("ACUMOS_BATCH_MAX_INPUT_BYTES", 20 << 30)

@@ -31,11 +31,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 
 from acumos_portal import outbound
 from acumos_portal.api.refusals import Refused
-from batch import conf
 from batch.choices import FORMAT_BY_SUFFIX, InputFormat, InputKind
 
 CHUNK = 1 << 20
@@ -53,34 +53,45 @@ class BadRow:
 
 # ---------------------------------------------------------------- checks when a job is made
 
-def check_s3_key(key: str, field: str = "input.key") -> str:
+def check_s3_key(key: str, user, field: str = "input.key") -> str:
+    """The key if `user` may have a job read (or write) it; InputRefused saying why not. The portal reads the
+    store with its own credentials, so it decides whose objects are whose: under each of
+    ACUMOS_BATCH_S3_PREFIXES, a user has the folder of their username (`batch-data/<username>/`, where an admin
+    grants them write access in the store itself); admins may use any key under the prefixes."""
     if not is_s3_store():
         raise InputRefused("this portal stores its files locally: there is no S3-compatible store to read from "
                            "(an admin sets ACUMOS_STORAGE=s3); upload the file instead", field)
     key = (key or "").strip().lstrip("/")
-    prefixes = tuple(conf.get("ACUMOS_BATCH_S3_PREFIXES"))
-    if not key or ".." in key.split("/") or not key.startswith(prefixes):
-        raise InputRefused(f"{key or 'an empty key'}: batch jobs may only use keys under "
-                           f"{', '.join(prefixes) or '(none: an admin has not allowed any)'}", field)
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in key):
+        raise InputRefused("an S3 key may not hold control characters", field)
+    roots = tuple(settings.ACUMOS_BATCH_S3_PREFIXES)
+    folders = roots if user.is_portal_admin else tuple(f"{root}{user.username}/" for root in roots)
+    if not key or ".." in key.split("/") or not key.startswith(folders):
+        raise InputRefused(f"{key[:300] or 'an empty key'}: batch jobs may only use keys under "
+                           f"{', '.join(folders) or '(none: an admin has not allowed any)'}"
+                           f"{'' if user.is_portal_admin else ' (your own folder)'}", field)
     return key
 
 
 def check_url(url: str) -> str:
-    """The URL if it is under an allowed prefix and its host is public; InputRefused saying why not."""
+    """The URL if it is under an allowed prefix and its host is public; InputRefused saying why not. The prefix is
+    checked first: a URL off the admin's list is refused before its name is looked up, so the answers tell
+    nobody what this portal's resolver knows of other names."""
     url = (url or "").strip()
+    allowed = settings.ACUMOS_BATCH_ALLOWED_URL_PREFIXES
+    if not any(_under(url, prefix) for prefix in allowed):
+        raise InputRefused(f"{url[:300]} is not under a prefix an admin allows for batch inputs (allowed: "
+                           f"{', '.join(allowed) or 'none yet'})", "input.url")
+    if _dot_segments(urlsplit(url).path):
+        raise InputRefused(f"{url[:300]}: a batch input's path may not hold . or .. segments (with ;parameters too), "
+                           "backslashes, encoded slashes or encoded percent signs (they could lead out of the "
+                           "allowed prefix)", "input.url")
     try:
         outbound.check_url(url, allow_private=False)
     except outbound.UnsafeUrl as exc:
         said = str(exc).replace("hooks may only call", "batch inputs may only be read from")
         raise InputRefused(said.replace(" (an admin may allow private ones in the site settings)", ""),
                            "input.url") from None
-    if _dot_segments(urlsplit(url).path):
-        raise InputRefused(f"{url}: a batch input's path may not hold . or .. segments, backslashes or encoded "
-                           "slashes (they could lead out of the allowed prefix)", "input.url")
-    allowed = conf.get("ACUMOS_BATCH_ALLOWED_URL_PREFIXES")
-    if not any(_under(url, prefix) for prefix in allowed):
-        raise InputRefused(f"{url} is not under a prefix an admin allows for batch inputs (allowed: "
-                           f"{', '.join(allowed) or 'none yet'})", "input.url")
     return url
 
 
@@ -103,9 +114,13 @@ def _under(url: str, prefix: str) -> bool:
 
 
 def _dot_segments(path: str) -> bool:
-    """A path a server (or urllib3, which removes dot segments before sending) would read as another one."""
-    decoded = unquote(path)
-    return "\\" in decoded or "%2f" in path.lower() or any(part in (".", "..") for part in decoded.split("/"))
+    """A path a server (or urllib3, which removes dot segments before sending) would read as another one: dot
+    segments, also with a ;parameter (Tomcat and Jetty read "..;" as ".."), backslashes, encoded slashes, and
+    encoded percent signs (decoded twice, %252e is a dot)."""
+    decoded, raw = unquote(path), path.lower()
+    if "\\" in decoded or "%2f" in raw or "%25" in raw:
+        return True
+    return any(part.split(";", 1)[0] in (".", "..") for part in decoded.split("/"))
 
 
 def detect_format(given: str | None, name: str) -> str:
@@ -171,7 +186,7 @@ class Meter(io.RawIOBase):
 @contextlib.contextmanager
 def open_source(job) -> Iterator[tuple[Meter, int | None]]:
     """The job's input as a Meter, and its size when the source says it."""
-    limit = conf.get("ACUMOS_BATCH_MAX_INPUT_BYTES")
+    limit = settings.ACUMOS_BATCH_MAX_INPUT_BYTES
     with _raw_source(job) as (raw, size, what):
         for known in (size, job.expected_size):
             if known is not None and known > limit:
@@ -185,7 +200,7 @@ def open_source(job) -> Iterator[tuple[Meter, int | None]]:
 @contextlib.contextmanager
 def _raw_source(job):
     if job.input_kind == InputKind.S3:
-        with _s3_object(check_s3_key(job.input_ref)) as (body, size):
+        with _s3_object(check_s3_key(job.input_ref, job.requested_by)) as (body, size):
             yield body, size, f"s3 object {job.input_ref}"
     elif job.input_kind == InputKind.UPLOAD:
         if job.upload is None:
@@ -228,7 +243,7 @@ def _url_stream(url: str):
     with outbound.pinned(url, allow_private=False) as (session, address, host_header):
         try:
             response = session.get(address, headers={"Host": host_header, "User-Agent": "Acumos-Portal-Batch/1"},
-                                   timeout=conf.get("ACUMOS_BATCH_TIMEOUT"), allow_redirects=False, stream=True)
+                                   timeout=settings.ACUMOS_BATCH_TIMEOUT, allow_redirects=False, stream=True)
         except outbound.NETWORK_ERRORS as exc:
             raise InputRefused(f"{url} could not be read: {type(exc).__name__}: {str(exc)[:300]}", "input.url") from exc
         with response:

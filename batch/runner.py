@@ -25,10 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import requests
+from django.conf import settings
 
 from acumos_portal import jobs
 from acumos_portal.api.refusals import Refused
-from batch import conf
 from batch.choices import RequestShape
 from deployment.runner_client import error_message
 
@@ -96,7 +96,7 @@ def describe(endpoint: str, method: str) -> Interface:
 def _get_json(url: str, **kwargs):
     for attempt in range(RETRIES):
         try:
-            response = requests.get(url, timeout=conf.get("ACUMOS_BATCH_TIMEOUT"), allow_redirects=False, **kwargs)
+            response = requests.get(url, timeout=settings.ACUMOS_BATCH_TIMEOUT, allow_redirects=False, **kwargs)
         except requests.RequestException as exc:
             _pause_or_give_up(attempt, f"the deployment could not be reached: {exc}")
             continue
@@ -127,7 +127,7 @@ class Predictor:
         self.requests = 0  # how many were sent (the bench and the tests read it)
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=max(1, conf.get("ACUMOS_BATCH_CONCURRENCY")),
+        self._pool = ThreadPoolExecutor(max_workers=max(1, settings.ACUMOS_BATCH_CONCURRENCY),
                                         thread_name_prefix="batch-predict")
         self._sessions: list[requests.Session] = []
 
@@ -142,7 +142,7 @@ class Predictor:
     def predict(self, rows: list[dict]) -> list[Outcome]:
         """One Outcome per row, in order."""
         if self.interface.shape == RequestShape.COLUMNS:
-            size = max(1, conf.get("ACUMOS_BATCH_REQUEST_ROWS"))
+            size = max(1, settings.ACUMOS_BATCH_REQUEST_ROWS)
             chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
             return [outcome for part in self._pool.map(self._isolating, chunks) for outcome in part]
         return [part[0] for part in self._pool.map(self._isolating, [[row] for row in rows])]
@@ -164,9 +164,9 @@ class Predictor:
             with self._lock:
                 self.requests += 1
             try:
-                response = self._session().post(self.interface.infer_url, data=body, timeout=conf.get(
-                    "ACUMOS_BATCH_TIMEOUT"), allow_redirects=False, stream=True,
-                    headers={"Content-Type": "application/json"})
+                response = self._session().post(self.interface.infer_url, data=body,
+                                                timeout=settings.ACUMOS_BATCH_TIMEOUT, allow_redirects=False,
+                                                stream=True, headers={"Content-Type": "application/json"})
                 with response:
                     content = _read_capped(response)
             except requests.RequestException as exc:
@@ -228,7 +228,7 @@ def coerce(value, datatype: str):
 
 
 def _read_capped(response: requests.Response) -> bytes:
-    limit, chunks, size = conf.get("ACUMOS_BATCH_ANSWER_LIMIT"), [], 0
+    limit, chunks, size = settings.ACUMOS_BATCH_ANSWER_LIMIT, [], 0
     for chunk in response.iter_content(1 << 16):
         size += len(chunk)
         if size > limit:

@@ -54,7 +54,7 @@ from django.utils import timezone
 from acumos_portal import jobs, sandbox
 from acumos_portal.api.refusals import Refused
 from acumos_portal.choices import UNFINISHED, JobStatus
-from batch import conf, inputs, runner, selectors
+from batch import inputs, runner, selectors
 from batch.choices import InputKind, OutputFormat, ShardState
 from batch.models import BatchJob, BatchShard, BatchUpload
 from deployment import selectors as deployment_selectors
@@ -102,7 +102,7 @@ def start_job(*, user, method, input, deployment=None, revision=None, format=Non
     fields = _input_fields(user, input)
     fields["format"] = inputs.detect_format(format, fields["upload"].name if fields["upload"] else fields["input_ref"])
     job = BatchJob(requested_by=user, deployment=deployment, revision=revision, method=method.strip(), **fields,
-                   id_column=_id_column(id_column), output_prefix=_output_prefix(output_prefix),
+                   id_column=_id_column(id_column), output_prefix=_output_prefix(output_prefix, user),
                    output_format=_output_format(output_format), shard_rows=_shard_rows(shard_rows))
     with transaction.atomic():
         _lock_user(user)
@@ -169,7 +169,7 @@ def _input_fields(user, given) -> dict:
     fields = {"input_kind": kind, "upload": None, "expected_sha256": _sha256(given.get("sha256")),
               "expected_size": _size(given.get("size"))}
     if kind == InputKind.S3:
-        fields["input_ref"] = inputs.check_s3_key(_text(given.get("key"), "input.key"))
+        fields["input_ref"] = inputs.check_s3_key(_text(given.get("key"), "input.key"), user)
     elif kind == InputKind.URL:
         fields["input_ref"] = inputs.check_url(_text(given.get("url"), "input.url"))
     elif kind == InputKind.UPLOAD:
@@ -192,9 +192,11 @@ def _text(value, field: str) -> str:
     return value.strip()
 
 
-def _uuid(value) -> str | None:
-    text = str(value or "")
-    return text if re.fullmatch(r"[0-9a-fA-F-]{32,36}", text) else None
+def _uuid(value) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value or ""))
+    except ValueError:
+        return None
 
 
 def _sha256(value) -> str:
@@ -210,7 +212,7 @@ def _size(value) -> int | None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise BatchRefused("input.size must be the file's size in bytes (a whole number)", "input.size")
-    limit = conf.get("ACUMOS_BATCH_MAX_INPUT_BYTES")
+    limit = settings.ACUMOS_BATCH_MAX_INPUT_BYTES
     if value > limit:
         raise BatchRefused(f"the input's size ({value} bytes) is over the limit of {limit} bytes", "input.size")
     return value
@@ -225,12 +227,13 @@ def _id_column(value) -> str:
     return value
 
 
-def _output_prefix(value) -> str:
+def _output_prefix(value, user) -> str:
     if value in (None, ""):
         return ""
-    if not isinstance(value, str):
-        raise BatchRefused("output_prefix must be a key prefix in the S3 store", "output_prefix")
-    prefix = inputs.check_s3_key(value, "output_prefix")
+    if not isinstance(value, str) or len(value) > 400:
+        raise BatchRefused("output_prefix must be a key prefix in the S3 store (at most 400 characters)",
+                           "output_prefix")
+    prefix = inputs.check_s3_key(value, user, "output_prefix")
     return prefix if prefix.endswith("/") else prefix + "/"
 
 
@@ -244,9 +247,9 @@ def _output_format(value) -> str:
 
 
 def _shard_rows(value) -> int:
-    largest = conf.get("ACUMOS_BATCH_MAX_SHARD_ROWS")
+    largest = settings.ACUMOS_BATCH_MAX_SHARD_ROWS
     if value is None:
-        return min(conf.get("ACUMOS_BATCH_SHARD_ROWS"), largest)
+        return min(settings.ACUMOS_BATCH_SHARD_ROWS, largest)
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= largest:
         raise BatchRefused(f"shard_rows must be a whole number from 1 to {largest}", "shard_rows")
     return value
@@ -256,7 +259,7 @@ def _shard_rows(value) -> int:
 
 def upload_input(*, user, uploaded) -> BatchUpload:
     """Store an uploaded file (already streamed to a temporary file by the upload handler) as an input."""
-    limit = conf.get("ACUMOS_BATCH_MAX_INPUT_BYTES")
+    limit = settings.ACUMOS_BATCH_MAX_INPUT_BYTES
     if uploaded.size > limit:
         raise BatchRefused(f"the file has {uploaded.size} bytes, over the limit of {limit} bytes", "file")
     name = PurePosixPath(uploaded.name or "input").name[:200] or "input"
@@ -354,11 +357,16 @@ def _endpoint(job: BatchJob):
     this run and ended with it (a resumed job starts another; the sweep ends one whose worker died)."""
     if job.deployment_id:
         deployment = job.deployment
+        if not selectors.can_start(job.requested_by, deployment):
+            raise NotAllowed(f"{job.requested_by.username} may no longer run batch jobs on this deployment",
+                             "deployment")
         if deployment.status != DeploymentStatus.RUNNING or not deployment.endpoint_url:
             raise BatchRefused(f"the deployment is {deployment.get_status_display().lower()}, not running",
                                "deployment")
         yield deployment.endpoint_url.rstrip("/")
         return
+    if not selectors.can_start_on_revision(job.requested_by, job.revision):  # asked again: a job may wait or resume
+        raise NotAllowed(f"{job.requested_by.username} may no longer run this version in the sandbox", "revision")
     try:
         with local_runner.serving(job.revision, "batch") as url:
             yield url
@@ -448,8 +456,9 @@ class _Writer:
 
     def write(self, pairs: list[tuple[str, object]]) -> None:
         if self.jsonl:
+            # default=str: a Parquet id column's date, timestamp, Decimal or bytes, as text (as CSV writes it)
             self.lines.write(json.dumps({name: _finite(value) for name, value in pairs}, separators=(",", ":"),
-                                        allow_nan=False) + "\n")
+                                        allow_nan=False, default=str) + "\n")
         else:
             self.csv.writerow([_cell(value) for _, value in pairs])
 

@@ -29,7 +29,7 @@ class BatchStartSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=InputFormat.choices, required=False,
                                      help_text="default: from the file's name")
     id_column = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    output_prefix = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    output_prefix = serializers.CharField(required=False, allow_blank=True, max_length=400)
     output_format = serializers.ChoiceField(choices=OutputFormat.choices, required=False,
                                             help_text="csv (the default) or jsonl (each value keeps its type)")
     shard_rows = serializers.IntegerField(required=False)

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -144,6 +145,7 @@ def serving(revision, purpose: str):
     (the message ends with the runner's log); sandbox.Unavailable when this host cannot sandbox."""
     directory = sandbox.workspace(sandbox.workspaces_dir(), purpose)
     record = process = None
+    token = secrets.token_urlsafe(32)
     try:
         downloads.write_bundle(list(revision.artifacts.select_related("blob")), directory / "bundle")
         port = _free_port("127.0.0.1")
@@ -151,13 +153,14 @@ def serving(revision, purpose: str):
                    str(port), "--grpc-port", "0", "--workers", "1", "--state-dir", f"{sandbox.WORK}/state"]
         spec = sandbox.Spec(name=directory.name, command=command, directory=directory,
                             read_only={BUNDLE: directory / "bundle"}, port=port,
-                            environment={"RUNNER_ADMIN_TOKEN_SHA256": token_sha256(secrets.token_urlsafe(32))},
+                            environment={"RUNNER_ADMIN_TOKEN_SHA256": token_sha256(token)},
                             limits=sandbox.configured_limits(cpus=settings.ACUMOS_SANDBOX_CPUS or None),
                             network=settings.ACUMOS_SANDBOX_NETWORK)
         log = directory / sandbox.OUTPUT
         process, record = sandbox.start(spec, records=sandbox.records_dir(), log=log, temporary=True)
         url = f"http://127.0.0.1:{port}"
         _wait_ready(url, process, log)
+        _check_ours(url, token)
         yield url
     finally:
         if record is not None:
@@ -241,6 +244,23 @@ def _wait_ready(url: str, process: subprocess.Popen, log: Path) -> None:
         except OSError:
             time.sleep(0.1)
     raise BackendError(f"the runner did not become ready at {url} in {READY_TIMEOUT} s: {_tail(log)}")
+
+
+def _check_ours(url: str, token: str) -> None:
+    """The server that answered on the port is the runner just started, not another process that took the port
+    between _free_port and the runner's bind: only ours knows this token (an admin read: 200, or 404 with no
+    candidate; any other server says 401, or something else)."""
+    request = urllib.request.Request(f"{url}/model/candidate", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5):
+            return
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return
+        raise BackendError(f"another server answers on {url} (HTTP {exc.code} to the runner's own token): the port "
+                           "was taken before the runner bound it; try again") from None
+    except OSError as exc:
+        raise BackendError(f"the runner at {url} stopped answering: {exc}") from None
 
 
 def _tail(log: Path, size: int = 2000) -> str:

@@ -40,9 +40,9 @@ def test_ten_thousand_rows_from_s3_equal_row_by_row_predictions_joined_to_their_
         owner, repeated_deployment, s3_store, no_send):
     rows = iris_rows(10_000)
     data = as_csv(rows)
-    s3_store.client.put_object(Bucket=s3_store.name, Key="batch-data/iris.csv", Body=data)
+    s3_store.client.put_object(Bucket=s3_store.name, Key="batch-data/owner/iris.csv", Body=data)
 
-    job = run_job(start(owner, repeated_deployment, "batch-data/iris.csv", id_column="id", shard_rows=2_500,
+    job = run_job(start(owner, repeated_deployment, "batch-data/owner/iris.csv", id_column="id", shard_rows=2_500,
                         input={"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}))
 
     assert job.status == JobStatus.SUCCEEDED, job.error
@@ -65,14 +65,14 @@ def test_bad_rows_go_to_the_errors_file_with_their_row_numbers_and_the_others_ar
     bad = {17: "sepal_length", 500: "petal_width", 999: "sepal_width"}
     for index, column in bad.items():
         rows[index][column] = "not-a-number"
-    s3_store.client.put_object(Bucket=s3_store.name, Key="batch-data/bad.csv", Body=as_csv(rows))
+    s3_store.client.put_object(Bucket=s3_store.name, Key="batch-data/owner/bad.csv", Body=as_csv(rows))
 
-    job = run_job(start(owner, repeated_deployment, "batch-data/bad.csv", id_column="id", shard_rows=400,
-                        output_prefix="batch-data/out"))
+    job = run_job(start(owner, repeated_deployment, "batch-data/owner/bad.csv", id_column="id", shard_rows=400,
+                        output_prefix="batch-data/owner/out"))
 
     assert job.status == JobStatus.SUCCEEDED, job.error
     assert (job.rows_predicted, job.rows_failed) == (997, 3)
-    assert job.predictions_key == f"batch-data/out/{job.pk}/predictions.csv"
+    assert job.predictions_key == f"batch-data/owner/out/{job.pk}/predictions.csv"
     errors = read_csv(s3_store.read(job.errors_key))
     assert [(e["row"], e["id"]) for e in errors] == [(str(i + 1), rows[i]["id"]) for i in sorted(bad)]
     for error, index in zip(errors, sorted(bad), strict=True):
@@ -89,11 +89,11 @@ def test_json_lines_output_keeps_each_value_typed_and_says_the_same_as_csv(
         owner, repeated_deployment, s3_store, no_send):
     rows = iris_rows(600, seed=5)
     rows[42]["petal_width"] = "wide"
-    s3_store.client.put_object(Bucket=s3_store.name, Key="batch-data/typed.csv", Body=as_csv(rows))
+    s3_store.client.put_object(Bucket=s3_store.name, Key="batch-data/owner/typed.csv", Body=as_csv(rows))
 
-    as_lines = run_job(start(owner, repeated_deployment, "batch-data/typed.csv", id_column="id", shard_rows=250,
+    as_lines = run_job(start(owner, repeated_deployment, "batch-data/owner/typed.csv", id_column="id", shard_rows=250,
                              output_format="jsonl"))
-    as_table = run_job(start(owner, repeated_deployment, "batch-data/typed.csv", id_column="id", shard_rows=250))
+    as_table = run_job(start(owner, repeated_deployment, "batch-data/owner/typed.csv", id_column="id", shard_rows=250))
 
     assert as_lines.status == as_table.status == JobStatus.SUCCEEDED, (as_lines.error, as_table.error)
     assert as_lines.predictions_key.endswith("/predictions.jsonl") and as_lines.errors_key.endswith("/errors.jsonl")
@@ -103,6 +103,29 @@ def test_json_lines_output_keeps_each_value_typed_and_says_the_same_as_csv(
         (p["row"], p["id"], p["species"]) for p in read_csv(s3_store.read(as_table.predictions_key))]
     errors = [json.loads(line) for line in s3_store.read(as_lines.errors_key).decode().splitlines()]
     assert [(e["row"], e["id"]) for e in errors] == [(43, rows[42]["id"])] and "wide" in errors[0]["error"]
+
+
+def test_a_parquet_id_column_of_dates_is_written_as_text_in_json_lines(owner, repeated_deployment, s3_store, no_send):
+    import datetime
+    import io as bytes_io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = iris_rows(40, seed=8)
+    days = [datetime.date(2026, 1, 1) + datetime.timedelta(days=i) for i in range(40)]
+    table = pa.table({"day": days, **{name: [float(r[name]) for r in rows] for name in
+                                      ("sepal_length", "sepal_width", "petal_length", "petal_width")}})
+    data = bytes_io.BytesIO()
+    pq.write_table(table, data)
+    s3_store.client.put_object(Bucket=s3_store.name, Key="batch-data/owner/days.parquet", Body=data.getvalue())
+
+    job = run_job(start(owner, repeated_deployment, "batch-data/owner/days.parquet", id_column="day",
+                        output_format="jsonl"))
+
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    lines = [json.loads(line) for line in s3_store.read(job.predictions_key).decode().splitlines()]
+    assert [line["day"] for line in lines] == [day.isoformat() for day in days]
 
 
 class Crash(BaseException):
@@ -172,8 +195,8 @@ def test_a_shard_written_but_not_committed_is_written_again_in_place(
 
 def test_cancelling_a_running_job_stops_it_after_its_shard_and_keeps_nothing(
         owner, repeated_deployment, s3_store, monkeypatch, no_send):
-    s3_store.client.put_object(Bucket=s3_store.name, Key="batch-data/c.csv", Body=as_csv(iris_rows(1_000)))
-    job = start(owner, repeated_deployment, "batch-data/c.csv", shard_rows=100)
+    s3_store.client.put_object(Bucket=s3_store.name, Key="batch-data/owner/c.csv", Body=as_csv(iris_rows(1_000)))
+    job = start(owner, repeated_deployment, "batch-data/owner/c.csv", shard_rows=100)
     commit = services._commit_shard
 
     def cancel_during_shard_1(job, index, **counts):
@@ -194,9 +217,9 @@ def test_a_model_of_one_row_per_message_is_called_a_row_per_request_and_answers_
         owner, single_deployment, s3_store, no_send):
     rows = iris_rows(300, seed=3)
     rows[41]["petal_length"] = ""
-    s3_store.client.put_object(Bucket=s3_store.name, Key="batch-data/one.csv", Body=as_csv(rows))
+    s3_store.client.put_object(Bucket=s3_store.name, Key="batch-data/owner/one.csv", Body=as_csv(rows))
 
-    job = run_job(start(owner, single_deployment, "batch-data/one.csv", id_column="id", shard_rows=128))
+    job = run_job(start(owner, single_deployment, "batch-data/owner/one.csv", id_column="id", shard_rows=128))
 
     assert job.status == JobStatus.SUCCEEDED, job.error
     assert (job.request_shape, job.rows_predicted, job.rows_failed) == (RequestShape.PER_ROW, 299, 1)
@@ -210,19 +233,19 @@ def test_a_model_of_one_row_per_message_is_called_a_row_per_request_and_answers_
 def test_a_wrong_checksum_or_an_object_over_the_cap_fails_the_job_clearly_and_keeps_nothing(
         owner, repeated_deployment, s3_store, settings, no_send):
     data = as_csv(iris_rows(500))
-    s3_store.client.put_object(Bucket=s3_store.name, Key="batch-data/w.csv", Body=data)
+    s3_store.client.put_object(Bucket=s3_store.name, Key="batch-data/owner/w.csv", Body=data)
 
-    wrong = run_job(start(owner, repeated_deployment, "batch-data/w.csv", shard_rows=100,
+    wrong = run_job(start(owner, repeated_deployment, "batch-data/owner/w.csv", shard_rows=100,
                           input={"sha256": "f" * 64}))
 
     assert wrong.status == JobStatus.FAILED
-    assert wrong.error == (f"s3 object batch-data/w.csv has sha256 {hashlib.sha256(data).hexdigest()}, not the "
+    assert wrong.error == (f"s3 object batch-data/owner/w.csv has sha256 {hashlib.sha256(data).hexdigest()}, not the "
                            f"{'f' * 64} given: it is not the file you meant (or it changed); no output was kept")
     assert s3_store.object_keys("batch/") == [] and not wrong.shards.exists()
 
     settings.ACUMOS_BATCH_MAX_INPUT_BYTES = len(data) - 1
-    over = run_job(start(owner, repeated_deployment, "batch-data/w.csv", shard_rows=100))
+    over = run_job(start(owner, repeated_deployment, "batch-data/owner/w.csv", shard_rows=100))
     assert over.status == JobStatus.FAILED
-    assert over.error == (f"s3 object batch-data/w.csv has {len(data)} bytes, over the limit of {len(data) - 1} "
+    assert over.error == (f"s3 object batch-data/owner/w.csv has {len(data)} bytes, over the limit of {len(data) - 1} "
                           "bytes (ACUMOS_BATCH_MAX_INPUT_BYTES)")
     assert s3_store.object_keys("batch/") == []

@@ -156,7 +156,9 @@ def test_a_url_under_an_allowed_prefix_is_read_from_the_checked_address_and_its_
 @pytest.mark.parametrize(("url", "why"), [
     ("http://localhost:{port}/exports/../private/keys.csv", "may not hold . or .. segments"),
     ("http://localhost:{port}/exports/%2e%2e/private/keys.csv", "may not hold . or .. segments"),
-    ("http://localhost:{port}/exports%2f..%2fprivate/keys.csv", "encoded slashes"),
+    ("http://localhost:{port}/exports/a%2f..%2f..%2fprivate/keys.csv", "encoded slashes"),
+    ("http://localhost:{port}/exports/..;/private/keys.csv", "may not hold . or .. segments"),
+    ("http://localhost:{port}/exports/%252e%252e/private/keys.csv", "encoded percent signs"),
     ("http://localhost:{port}/exports2/keys.csv", "is not under a prefix an admin allows"),
     ("https://localhost:{port}/exports/keys.csv", "is not under a prefix an admin allows"),
     ("http://localhost:1/exports/keys.csv", "is not under a prefix an admin allows"),
@@ -170,3 +172,15 @@ def test_a_url_that_only_looks_under_the_prefix_is_refused_before_anything_is_re
         services.start_job(user=owner, revision=repeated_revision, method="classify",
                            input={"kind": "url", "url": url.format(port=port)})
     assert caught.value.field == "input.url" and files.seen == []
+
+
+def test_a_url_off_the_list_is_refused_before_its_name_is_looked_up(owner, repeated_revision, settings, monkeypatch):
+    """Else the refusal would tell anyone what this portal's resolver knows of internal names."""
+    looked_up = []
+    monkeypatch.setattr(outbound, "_resolve", lambda host, port: looked_up.append(host) or [])
+    settings.ACUMOS_BATCH_ALLOWED_URL_PREFIXES = ["https://data.example.org/exports/"]
+
+    with pytest.raises(Refused, match="is not under a prefix an admin allows") as caught:
+        services.start_job(user=owner, revision=repeated_revision, method="classify",
+                           input={"kind": "url", "url": "http://db.internal/x.csv"})
+    assert "resolve" not in str(caught.value) and looked_up == []

@@ -18,9 +18,14 @@ pytestmark = pytest.mark.django_db
 URL = "/api/v1/batch-jobs"
 
 
-def body(deployment, **changes) -> dict:
+def key_of(user, name: str = "in.csv") -> str:
+    """An object in the user's own folder of the store (anonymous: a folder nobody has)."""
+    return f"batch-data/{user.username if user else 'nobody'}/{name}"
+
+
+def body(deployment, user=None, **changes) -> dict:
     return {"deployment": str(deployment.pk), "method": "classify",
-            "input": {"kind": "s3", "key": "batch-data/in.csv"}, **changes}
+            "input": {"kind": "s3", "key": key_of(user or deployment.created_by)}, **changes}
 
 
 @pytest.fixture
@@ -31,7 +36,7 @@ def people(owner, other_user, operator, admin_user):
 @pytest.mark.parametrize(("who", "expected"), [("owner", 202), ("operator", 202), ("admin", 202), ("other", 404),
                                                ("anonymous", 401)])
 def test_who_may_start_a_job_on_a_deployment(who, expected, people, running, s3_store, client_for):
-    answer = client_for(people[who]).post(URL, body(running), content_type="application/json")
+    answer = client_for(people[who]).post(URL, body(running, people[who]), content_type="application/json")
 
     assert answer.status_code == expected, answer.content
     assert BatchJob.objects.count() == (1 if expected == 202 else 0)
@@ -42,13 +47,13 @@ def test_who_may_start_a_job_on_a_deployment(who, expected, people, running, s3_
 def test_someone_who_sees_a_deployment_but_does_not_manage_it_may_not_start_one(other_user, running, s3_store):
     with pytest.raises(services.NotAllowed, match="only whoever created this deployment"):
         services.start_job(user=other_user, deployment=running, method="classify",
-                           input={"kind": "s3", "key": "batch-data/in.csv"})
+                           input={"kind": "s3", "key": key_of(other_user)})
 
 
 @pytest.fixture
 def job(owner, running, s3_store):
     return services.start_job(user=owner, deployment=running, method="classify",
-                              input={"kind": "s3", "key": "batch-data/in.csv"})
+                              input={"kind": "s3", "key": key_of(owner)})
 
 
 @pytest.mark.parametrize(("who", "sees"), [("owner", True), ("admin", True), ("operator", False), ("other", False),
@@ -113,31 +118,56 @@ def test_a_url_outside_the_allowed_prefixes_is_refused(owner, running, settings)
             input={"kind": "url", "url": "http://93.184.215.14/data.csv"})
 
 
-def test_an_s3_key_outside_the_batch_prefixes_is_refused(owner, running, s3_store):
-    refused(owner, running, "input.key", "batch jobs may only use keys under batch-data/",
+def test_an_s3_key_outside_the_users_own_folder_is_refused(owner, running, s3_store):
+    refused(owner, running, "input.key", r"batch jobs may only use keys under batch-data/owner/ \(your own folder\)",
             input={"kind": "s3", "key": "blobs/ab/abcdef"})
-    refused(owner, running, "output_prefix", "batch jobs may only use keys under batch-data/",
-            input={"kind": "s3", "key": "batch-data/in.csv"}, output_prefix="blobs/")
+    refused(owner, running, "input.key", "batch jobs may only use keys under batch-data/owner/",
+            input={"kind": "s3", "key": "batch-data/other/their-data.csv"})  # another user's data
+    refused(owner, running, "input.key", "batch jobs may only use keys under batch-data/owner/",
+            input={"kind": "s3", "key": "batch-data/owner-2/x.csv"})  # a name that only starts like theirs
+    refused(owner, running, "input.key", "may not hold control characters",
+            input={"kind": "s3", "key": "batch-data/owner/a\x00.csv"})
+    refused(owner, running, "output_prefix", "batch jobs may only use keys under batch-data/owner/",
+            input={"kind": "s3", "key": key_of(owner)}, output_prefix="blobs/")
+    refused(owner, running, "output_prefix", "batch jobs may only use keys under batch-data/owner/",
+            input={"kind": "s3", "key": key_of(owner)}, output_prefix="batch-data/other/out")
+    refused(owner, running, "output_prefix", "at most 400 characters",
+            input={"kind": "s3", "key": key_of(owner)}, output_prefix="batch-data/owner/" + "x" * 400)
+
+
+def test_an_admin_reads_any_key_under_the_batch_prefixes(admin_user, running, s3_store):
+    job = services.start_job(user=admin_user, deployment=running, method="classify",
+                             input={"kind": "s3", "key": "batch-data/owner/in.csv"})
+
+    assert job.input_ref == "batch-data/owner/in.csv"
+
+
+def test_a_malformed_upload_id_is_refused_as_no_upload(owner, running, local_storage, client_for):
+    for given in ("-" * 36, "0" * 33, "{not-a-uuid}"):
+        answer = client_for(owner).post(URL, body(running, input={"kind": "upload", "upload": given}),
+                                        content_type="application/json")
+        assert answer.status_code == 400 and "no upload of yours has this id" in str(answer.json()), answer.content
 
 
 def test_s3_inputs_need_an_s3_store(owner, running, local_storage):
-    refused(owner, running, "input.key", "stores its files locally", input={"kind": "s3", "key": "batch-data/a.csv"})
+    refused(owner, running, "input.key", "stores its files locally",
+            input={"kind": "s3", "key": key_of(owner, "a.csv")})
 
 
 def test_an_input_over_the_size_cap_is_refused(owner, running, s3_store, settings):
     settings.ACUMOS_BATCH_MAX_INPUT_BYTES = 1000
     refused(owner, running, "input.size", r"over the limit of 1000 bytes",
-            input={"kind": "s3", "key": "batch-data/a.csv", "size": 1001})
+            input={"kind": "s3", "key": key_of(owner, "a.csv"), "size": 1001})
 
 
 def test_a_malformed_checksum_is_refused(owner, running, s3_store):
     refused(owner, running, "input.sha256", "64 hexadecimal digits",
-            input={"kind": "s3", "key": "batch-data/a.csv", "sha256": "abc"})
+            input={"kind": "s3", "key": key_of(owner, "a.csv"), "sha256": "abc"})
 
 
 @pytest.mark.parametrize(("given", "name", "match"), [
-    (None, "batch-data/a.xlsx", "cannot be told from its name; say it: csv, jsonl, parquet"),
-    ("xml", "batch-data/a.csv", "'xml' is not a format batch jobs read; they read csv, jsonl, parquet")])
+    (None, "batch-data/owner/a.xlsx", "cannot be told from its name; say it: csv, jsonl, parquet"),
+    ("xml", "batch-data/owner/a.csv", "'xml' is not a format batch jobs read; they read csv, jsonl, parquet")])
 def test_an_unknown_format_is_refused(given, name, match, owner, running, s3_store):
     refused(owner, running, "format", match, input={"kind": "s3", "key": name}, format=given)
 
@@ -197,9 +227,9 @@ def public_revision(owner, co_owner, catalogs):
     return revision
 
 
-def on_revision(revision, **changes) -> dict:
-    return {"revision": str(revision.pk), "method": "classify", "input": {"kind": "s3", "key": "batch-data/in.csv"},
-            **changes}
+def on_revision(revision, user=None, **changes) -> dict:
+    return {"revision": str(revision.pk), "method": "classify",
+            "input": {"kind": "s3", "key": key_of(user or revision.solution.owner)}, **changes}
 
 
 @pytest.mark.parametrize(("who", "expected"), [
@@ -207,7 +237,8 @@ def on_revision(revision, **changes) -> dict:
 def test_who_may_run_a_revision_in_the_sandbox(who, expected, people, co_owner, public_revision, s3_store,
                                                client_for):
     people = {**people, "co_owner": co_owner}
-    answer = client_for(people[who]).post(URL, on_revision(public_revision), content_type="application/json")
+    answer = client_for(people[who]).post(URL, on_revision(public_revision, people[who]),
+                                          content_type="application/json")
 
     assert answer.status_code == expected, answer.content
     assert BatchJob.objects.count() == (1 if expected == 202 else 0)
@@ -236,7 +267,7 @@ def test_a_licensee_runs_a_licensed_model_on_a_metered_deployment_not_in_the_san
 
     with pytest.raises(services.NotAllowed, match="deploy this version, then start the job on the") as caught:
         services.start_job(user=other_user, revision=public_revision, method="classify",
-                           input={"kind": "s3", "key": "batch-data/in.csv"})
+                           input={"kind": "s3", "key": key_of(other_user)})
     assert caught.value.field == "revision" and not BatchJob.objects.exists()
 
 
@@ -248,13 +279,13 @@ def test_a_version_that_is_not_ready_does_not_run(owner, s3_store):
     onboarding = RevisionFactory(solution=SolutionFactory(owner=owner), status=RevisionStatus.ONBOARDING)
     with pytest.raises(Refused, match=r"is onboarding, not ready: only a ready version runs") as caught:
         services.start_job(user=owner, revision=onboarding, method="classify",
-                           input={"kind": "s3", "key": "batch-data/in.csv"})
+                           input={"kind": "s3", "key": key_of(owner)})
     assert caught.value.field == "revision" and not BatchJob.objects.exists()
 
 
 def test_a_job_runs_on_a_deployment_or_a_revision_and_says_so_when_given_neither_or_both(
         owner, running, public_revision, s3_store, client_for):
-    neither = client_for(owner).post(URL, {"method": "classify", "input": {"kind": "s3", "key": "batch-data/a.csv"}},
+    neither = client_for(owner).post(URL, {"method": "classify", "input": {"kind": "s3", "key": key_of(owner)}},
                                      content_type="application/json")
     both = client_for(owner).post(URL, {**body(running), "revision": str(public_revision.pk)},
                                   content_type="application/json")
@@ -270,9 +301,9 @@ def test_unfinished_jobs_are_capped_per_user_and_the_refusal_says_how_to_free_on
         owner, running, public_revision, s3_store, settings, client_for):
     settings.ACUMOS_QUOTA_BATCH_JOBS = 2
     first = services.start_job(user=owner, deployment=running, method="classify",
-                               input={"kind": "s3", "key": "batch-data/a.csv"})
+                               input={"kind": "s3", "key": key_of(owner, "a.csv")})
     services.start_job(user=owner, revision=public_revision, method="classify",
-                       input={"kind": "s3", "key": "batch-data/b.csv"})
+                       input={"kind": "s3", "key": key_of(owner, "b.csv")})
 
     third = client_for(owner).post(URL, body(running), content_type="application/json")
 
@@ -341,3 +372,19 @@ def test_a_finished_jobs_outputs_are_downloaded_over_the_api_with_a_token(who, s
         listed = client.get(f"{URL}/{job.pk}").json()["downloads"]
         assert listed == {"predictions": f"{URL}/{job.pk}/predictions", "errors": f"{URL}/{job.pk}/errors"}
         assert client.get(f"{URL}/{job.pk}/errors").status_code == 200
+
+
+def test_who_may_run_it_is_asked_again_when_the_job_runs(owner, co_owner, public_revision, s3_store, monkeypatch):
+    """A job waits, and resumes after a crash: a co-owner taken off the model by then runs nothing."""
+    from acumos_portal import jobs
+    from marketplace.models import SolutionShare
+
+    monkeypatch.setattr(jobs, "send", lambda *args, **kwargs: None)
+    job = services.start_job(user=co_owner, revision=public_revision, method="classify",
+                             input={"kind": "s3", "key": key_of(co_owner)})
+    SolutionShare.objects.filter(user=co_owner).delete()
+
+    services.run_job(str(job.pk))
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "co-owner may no longer run this version in the sandbox" in job.error
