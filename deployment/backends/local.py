@@ -90,6 +90,7 @@ class LocalBackend:
         url = f"http://{_url_host(self.host)}:{port}"
         try:
             _wait_ready(url, process, folder / "runner.log")
+            _check_ours(url, admin_token)  # its port is the one it had: another process may hold it now
         except BackendError:
             sandbox.stop(record, records=sandbox.records_dir(), grace=0)
             raise

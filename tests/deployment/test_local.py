@@ -115,3 +115,33 @@ def test_a_revision_still_onboarding_is_not_deployed(owner, local_target):
     with pytest.raises(services.DeploymentRefused, match="only a ready revision"):
         services.deploy(revision=revision, target=local_target, user=owner)
     assert not Deployment.objects.exists()
+
+
+def test_a_server_that_does_not_know_the_runners_token_is_not_taken_for_the_runner():
+    """A runner is started on a port chosen free a moment before; another process may have bound it since. The
+    server answering there must accept the runner's own admin token, else it is not the runner."""
+    import http.server
+    import threading
+
+    from deployment.backends import BackendError
+    from deployment.backends.local import _check_ours
+
+    class Stranger(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(401 if self.path == "/model/candidate" else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stranger)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(BackendError, match=r"another server answers on .* \(HTTP 401 to the runner.s own token\)"):
+            _check_ours(f"http://127.0.0.1:{server.server_address[1]}", "the-runners-token")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
