@@ -17,6 +17,7 @@ from pathlib import PurePosixPath
 from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 
+from batch import outputs
 from batch.models import BatchJob, BatchUpload
 from deployment import selectors as deployment_selectors
 from marketplace.choices import RevisionStatus
@@ -80,5 +81,4 @@ def output_download(job: BatchJob, which: str):
     key = {"predictions": job.predictions_key, "errors": job.errors_key}.get(which)
     if not key:
         return None
-    media = "application/x-ndjson" if key.endswith(".jsonl") else "text/csv"
-    return default_storage.open(key, "rb"), f"{job.pk}-{PurePosixPath(key).name}", media
+    return default_storage.open(key, "rb"), f"{job.pk}-{PurePosixPath(key).name}", outputs.media_type(key)

@@ -26,14 +26,9 @@ The end is told to whoever asked (a notification of the kind "deployment status"
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
-import io
-import json
 import logging
-import math
 import re
-import tempfile
 import time
 import uuid
 from datetime import timedelta
@@ -44,8 +39,6 @@ import requests
 import urllib3
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.files import File
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F
@@ -54,7 +47,7 @@ from django.utils import timezone
 from acumos_portal import jobs, sandbox
 from acumos_portal.api.refusals import Refused
 from acumos_portal.choices import UNFINISHED, JobStatus
-from batch import inputs, runner, selectors
+from batch import inputs, outputs, runner, selectors
 from batch.choices import InputKind, OutputFormat, ShardState
 from batch.models import BatchJob, BatchShard, BatchUpload
 from deployment import selectors as deployment_selectors
@@ -420,7 +413,7 @@ def _predict_shard(job, interface, *, predictor, index: int, rows, meter, pace: 
         else:
             ready.append((number, row))
     outcomes = dict(zip([n for n, _ in ready], predictor.predict([row for _, row in ready]), strict=True))
-    out, err = _Writer(job.output_format), _Writer(job.output_format)
+    out, err = outputs.Writer(job.output_format), outputs.Writer(job.output_format)
     predicted = failed = 0
     for number, row in rows:
         ident = row.get(job.id_column) if job.id_column and isinstance(row, dict) else None
@@ -433,9 +426,9 @@ def _predict_shard(job, interface, *, predictor, index: int, rows, meter, pace: 
             err.write([("row", number), (job.id_column or "id", ident),
                        ("error", f"row {number} {refused[number]}" if number in refused else outcome.error)])
             failed += 1
-    part, errors_part = _part_keys(job, index)
-    _put(part, out.getvalue())
-    _put(errors_part, err.getvalue())
+    part, errors_part = outputs.part_keys(job, index)
+    outputs.put(part, out.getvalue())
+    outputs.put(errors_part, err.getvalue())
     _commit_shard(job, index, rows=len(rows), predicted=predicted, failed=failed, bytes_read=meter.count,
                   rate=pace.add(len(rows)))
 
@@ -445,49 +438,9 @@ def _missing(row: dict, fields: list[str]) -> str:
     return f"has no value for input field {', '.join(absent)}" if absent else ""
 
 
-class _Writer:
-    """A part's lines in the job's output format: CSV cells (a list or an object as JSON text), or one JSON object
-    a line with each value as the runner answered it."""
-
-    def __init__(self, output_format: str):
-        self.lines = io.StringIO()
-        self.jsonl = output_format == OutputFormat.JSONL
-        self.csv = csv.writer(self.lines, lineterminator="\n")
-
-    def write(self, pairs: list[tuple[str, object]]) -> None:
-        if self.jsonl:
-            # default=str: a Parquet id column's date, timestamp, Decimal or bytes, as text (as CSV writes it)
-            self.lines.write(json.dumps({name: _finite(value) for name, value in pairs}, separators=(",", ":"),
-                                        allow_nan=False, default=str) + "\n")
-        else:
-            self.csv.writerow([_cell(value) for _, value in pairs])
-
-    def getvalue(self) -> bytes:
-        return self.lines.getvalue().encode()
-
-
-def _finite(value):
-    """NaN and infinities, which JSON cannot hold, as null (as pandas writes them)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, list):
-        return [_finite(each) for each in value]
-    if isinstance(value, dict):
-        return {key: _finite(each) for key, each in value.items()}
-    return value
-
-
-def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
-
-
 def _commit_shard(job, index: int, *, rows: int, predicted: int, failed: int, bytes_read: int, rate: float) -> None:
     """The checkpoint: the shard is done and counted together, or neither."""
-    part, errors_part = _part_keys(job, index)
+    part, errors_part = outputs.part_keys(job, index)
     now = timezone.now()
     with transaction.atomic():
         BatchShard.objects.filter(job=job, index=index).update(
@@ -499,40 +452,9 @@ def _commit_shard(job, index: int, *, rows: int, predicted: int, failed: int, by
             rows_per_second=rate, heartbeat=now)
 
 
-# ---------------------------------------------------------------- storage
-
-def _jobs_dir(job) -> str:
-    return f"batch/jobs/{job.pk}/"
-
-
-def _part_keys(job, index: int) -> tuple[str, str]:
-    base, ending = f"{_jobs_dir(job)}parts/{index:07d}", job.output_format or OutputFormat.CSV
-    return f"{base}.{ending}", f"{base}.errors.{ending}"
-
-
-def output_keys(job) -> tuple[str, str]:
-    base = f"{job.output_prefix}{job.pk}/" if job.output_prefix else _jobs_dir(job)
-    ending = job.output_format or OutputFormat.CSV
-    return f"{base}predictions.{ending}", f"{base}errors.{ending}"
-
-
-def _put(key: str, data: bytes | File) -> None:
-    """Write `key` whole, replacing what is there (local storage would otherwise pick another name)."""
-    if not inputs.is_s3_store():
-        default_storage.delete(key)
-    saved = default_storage.save(key, ContentFile(data) if isinstance(data, bytes) else data)
-    if saved != key:
-        raise RuntimeError(f"the storage wrote {saved} instead of {key}")
-
-
 def _assemble(job: BatchJob, interface) -> None:
     shards = list(job.shards.filter(state=ShardState.DONE).order_by("index"))
-    predictions, errors = output_keys(job)
-    csv_out = job.output_format != OutputFormat.JSONL  # JSON lines have no header: each line names its fields
-    header = ["row", *([job.id_column] if job.id_column else []), *interface.outputs]
-    _concatenate(predictions, header if csv_out else None, [s.part_key for s in shards])
-    _concatenate(errors, ["row", job.id_column or "id", "error"] if csv_out else None,
-                 [s.errors_part_key for s in shards])
+    predictions, errors = outputs.assemble(job, interface.outputs, shards)
     for shard in shards:
         default_storage.delete(shard.part_key)
         default_storage.delete(shard.errors_part_key)
@@ -542,25 +464,11 @@ def _assemble(job: BatchJob, interface) -> None:
     _tell(job, f"Batch job done: {job.rows_predicted} rows predicted, {job.rows_failed} in the errors file")
 
 
-def _concatenate(key: str, header: list[str] | None, parts: list[str]) -> None:
-    with tempfile.TemporaryFile() as spool:
-        if header is not None:
-            text = io.StringIO()
-            csv.writer(text, lineterminator="\n").writerow(header)
-            spool.write(text.getvalue().encode())
-        for part in parts:
-            with inputs.stored_stream(part) as (body, _size):
-                while chunk := body.read(CHUNK):
-                    spool.write(chunk)
-        spool.seek(0)
-        _put(key, File(spool, name=PurePosixPath(key).name))
-
-
 def _discard_outputs(job: BatchJob) -> None:
     """Every part and output of the job (a failed or cancelled job keeps nothing)."""
     keys = [key for shard in job.shards.all() for key in (shard.part_key, shard.errors_part_key) if key]
-    keys += [*output_keys(job), *_part_keys(job, 0)]
-    keys += [key for index in job.shards.values_list("index", flat=True) for key in _part_keys(job, index)]
+    keys += [*outputs.output_keys(job), *outputs.part_keys(job, 0)]
+    keys += [key for index in job.shards.values_list("index", flat=True) for key in outputs.part_keys(job, index)]
     for key in set(keys):
         with contextlib.suppress(OSError, botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
             default_storage.delete(key)
