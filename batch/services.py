@@ -38,13 +38,13 @@ import botocore.exceptions
 import requests
 import urllib3
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from acumos_portal import jobs, sandbox
+from acumos_portal.accounts.services import lock_for_quota
 from acumos_portal.api.refusals import Refused
 from acumos_portal.choices import UNFINISHED, JobStatus
 from batch import inputs, outputs, runner, selectors
@@ -98,7 +98,7 @@ def start_job(*, user, method, input, deployment=None, revision=None, format=Non
                    id_column=_id_column(id_column), output_prefix=_output_prefix(output_prefix, user),
                    output_format=_output_format(output_format), shard_rows=_shard_rows(shard_rows))
     with transaction.atomic():
-        _lock_user(user)
+        lock_for_quota(user)
         check_quota(user)
         job.save()
         jobs.enqueue(TASK, str(job.pk))
@@ -147,12 +147,6 @@ def check_quota(user) -> None:
             f"allowed per user is {limit}: wait for one to end, or cancel one (Batch jobs), then start this one.",
             details={"quota": limit, "unfinished": len(unfinished), "jobs": unfinished,
                      "setting": "ACUMOS_QUOTA_BATCH_JOBS"})
-
-
-def _lock_user(user) -> None:
-    """Two starts of one user at once take turns from here to their commit, so the second counts the first
-    (PostgreSQL; SQLite writes one transaction at a time)."""
-    get_user_model().objects.select_for_update().only("pk").get(pk=user.pk)
 
 
 def _input_fields(user, given) -> dict:

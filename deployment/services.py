@@ -16,7 +16,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -24,6 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from acumos_portal import jobs, sandbox
+from acumos_portal.accounts.services import lock_for_quota
 from acumos_portal.api.refusals import Refused
 from acumos_portal.choices import UNFINISHED, JobStatus
 from deployment import runner_client, secretbox, selectors
@@ -266,7 +266,7 @@ def _lock_for_quota(user) -> bool:
     """Lock the user's row if a quota applies to them (see _within_quota); whether it does."""
     if selectors.deployment_quota(user) is None:
         return False
-    get_user_model().objects.select_for_update().only("pk").get(pk=user.pk)
+    lock_for_quota(user)
     return True
 
 

@@ -9,11 +9,11 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from acumos_portal import jobs
 from acumos_portal.accounts.models import SiteSettings
+from acumos_portal.accounts.services import lock_for_quota
 from acumos_portal.api.refusals import Refused
 from acumos_portal.choices import UNFINISHED
 from marketplace.models import Revision, Solution
@@ -85,13 +85,6 @@ def check_quota(user) -> None:
         raise OnboardingQuotaReached(jobs_in_flight, limit)
 
 
-def _lock_user(user) -> None:
-    """Two uploads of one user at once take turns from here to their commit, so the second counts the
-    first's job (PostgreSQL, READ COMMITTED). SQLite ignores the lock; it lets one transaction write at a
-    time, and one that read before another wrote cannot write after it ("database is locked")."""
-    get_user_model().objects.select_for_update().only("pk").get(pk=user.pk)
-
-
 # ---------------------------------------------------------------- accepting an upload
 
 def check_bundle(parts: dict[str, Path]) -> dict:
@@ -123,7 +116,7 @@ def onboarding_start(*, user, parts: dict[str, Path], source: str = Source.API, 
         # (SQLite has one), and a full disk fails the upload before any row is written.
         keys = {part: bundle.stage(job_id, part, path, staged) for part, path in parts.items()}
         with transaction.atomic():
-            _lock_user(user)
+            lock_for_quota(user)
             check_quota(user)
             job = _create_job(job_id, user, metadata, parts=keys, source=source, tracking_id=tracking_id,
                               create_microservice=create_microservice)

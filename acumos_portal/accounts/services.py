@@ -25,6 +25,14 @@ TOKEN_PREFIX = "acu_"
 JWT_LIFETIME = timedelta(hours=12)
 
 
+def lock_for_quota(user) -> None:
+    """Lock the user's row until the transaction ends: two requests of one user that count something against a
+    per-user quota (onboarding jobs, live deployments, batch jobs) take turns from here to their commit, so the
+    second counts what the first made (PostgreSQL, READ COMMITTED). SQLite ignores the lock; it lets one
+    transaction write at a time, and one that read before another wrote cannot write after it."""
+    User.objects.select_for_update().only("pk").get(pk=user.pk)
+
+
 def ensure_roles() -> None:
     for role in Role:
         Group.objects.get_or_create(name=role.value)
